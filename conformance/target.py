@@ -1,0 +1,358 @@
+"""What is being tested: URL, auth, profile facts, limits and capabilities.
+
+Implements the "Profiles and targets" part of ``../shared/design.md`` and the
+"Profiles / conformance/target.py" seam of ``docs/interfaces.md``; URL forms follow
+``spec/websocket-mode.md`` §1.1 (SDK derivation: https→wss, http→ws, append ``/responses``,
+keep the query) and auth §1.2 (``Authorization: Bearer <key>``).
+
+A profile is TOML data (``conformance/profiles/*.toml`` or a vendor's ``--target-config``
+file, which may ``extends = "<built-in name>"``). Cases read facts only through ``Target``;
+they never look at the URL to decide what a server supports.
+
+The API key is a secret: it is kept out of ``repr``/``str`` of every object here and
+``Target.redact(text)`` removes it from any text before it is shown or written.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+REDACTED = "<redacted-key>"
+
+# The schema of a profile: every table and key with its default (the openai profile's
+# values, as docs/interfaces.md says) and, for strings with a closed set, the allowed values.
+_DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "description": "",
+    "extends": "",
+    # spec profiles (§4.0) the target claims; a clause whose `profiles` list shares none of
+    # them does not apply (UNSUPPORTED)
+    "spec_profiles": ["P-legacy", "P-lanes"],
+    "target": {
+        "default_model": "gpt-5.6",
+        "auth_header": "Authorization",
+    },
+    "connection": {
+        "lifetime_seconds": 3600.0,
+        "limit_error_code": "websocket_connection_limit_reached",
+    },
+    "concurrency": {
+        "busy_policy": "queue",
+        "busy_error_code": "",
+        "max_active": 16,
+        "max_named_lanes": 32,
+    },
+    "features": {
+        "generate_false": True,
+        "stream_field": "tolerated",
+        "background_rejected": True,
+        "compact_endpoint": True,
+        "context_management": True,
+        "http_endpoint": True,
+        "lanes": False,
+        "steering": False,
+        "test_controls": False,
+    },
+    "cache": {
+        "store_true_hydrates": True,
+        "zdr": False,
+    },
+    "errors": {
+        "not_found_status": 400,
+    },
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "concurrency.busy_policy": ("queue", "reject", "either"),
+    "features.stream_field": ("tolerated", "rejected", "unspecified"),
+}
+_SPEC_PROFILES = ("P-legacy", "P-lanes", "P-steer", "P-open")
+
+
+class ProfileError(ValueError):
+    """A profile file is unusable; the message names the file and the key."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+class TargetError(ValueError):
+    """A --target URL (or another target option) is unusable."""
+
+
+def builtin_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check(data: Mapping, schema: Mapping, source: str, prefix: str = "") -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise ProfileError(source, dotted, f"unknown key (known here: {known})")
+        want = schema[key]
+        if isinstance(want, dict):
+            if not isinstance(value, Mapping):
+                raise ProfileError(source, dotted, f"must be a table, got {type(value).__name__}")
+            _check(value, want, source, dotted + ".")
+        elif isinstance(want, bool):
+            if not isinstance(value, bool):
+                raise ProfileError(source, dotted, f"must be true or false, got {value!r}")
+        elif isinstance(want, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ProfileError(source, dotted, f"must be a number, got {value!r}")
+            if value < 0:
+                raise ProfileError(source, dotted, f"must not be negative, got {value!r}")
+        elif isinstance(want, str):
+            if not isinstance(value, str):
+                raise ProfileError(source, dotted, f"must be a string, got {value!r}")
+            choices = _CHOICES.get(dotted)
+            if choices and value not in choices:
+                raise ProfileError(source, dotted, f"must be one of {', '.join(choices)}; got {value!r}")
+        elif isinstance(want, list):
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                raise ProfileError(source, dotted, f"must be a list of strings, got {value!r}")
+            if dotted == "spec_profiles":
+                bad = [x for x in value if x not in _SPEC_PROFILES]
+                if bad:
+                    raise ProfileError(source, dotted, f"unknown spec profile(s) {bad}; known: {', '.join(_SPEC_PROFILES)}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Facts about a family of servers. ``data`` is the merged table tree (defaults filled)."""
+
+    name: str
+    data: dict = field(repr=False)
+    source: str = ""
+
+    def __getitem__(self, table: str) -> Any:
+        return self.data[table]
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    # convenience accessors for the facts cases use most
+    description = property(lambda self: self.data["description"])
+    spec_profiles = property(lambda self: frozenset(self.data["spec_profiles"]))
+    default_model = property(lambda self: self.data["target"]["default_model"])
+    lifetime_seconds = property(lambda self: float(self.data["connection"]["lifetime_seconds"]))
+    limit_error_code = property(lambda self: self.data["connection"]["limit_error_code"])
+    busy_policy = property(lambda self: self.data["concurrency"]["busy_policy"])
+    busy_error_code = property(lambda self: self.data["concurrency"]["busy_error_code"])
+    features = property(lambda self: self.data["features"])
+    cache = property(lambda self: self.data["cache"])
+    not_found_status = property(lambda self: int(self.data["errors"]["not_found_status"]))
+
+    def capabilities(self) -> frozenset[str]:
+        """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""
+        f, c = self.data["features"], self.data["cache"]
+        caps = {k for k in ("background_rejected", "compact_endpoint", "context_management",
+                            "generate_false", "lanes", "steering", "test_controls",
+                            "http_endpoint") if f[k]}
+        if self.busy_policy == "queue":
+            caps.add("busy_policy_queue")
+        elif self.busy_policy == "reject":
+            caps.add("busy_policy_reject")
+        if f["stream_field"] == "tolerated":
+            caps.add("stream_field_tolerated")
+        if c["zdr"]:
+            caps.add("zdr")
+        elif c["store_true_hydrates"]:
+            caps.add("store_true_hydrates")
+        return frozenset(caps)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ProfileError(str(path), "", "file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(str(path), "", f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+
+
+def _resolve(raw: dict, source: str, seen: tuple[str, ...]) -> dict:
+    _check(raw, _DEFAULTS, source)
+    parent = raw.get("extends", "")
+    if parent:
+        if parent in seen:
+            raise ProfileError(source, "extends", f"circular extends chain {' -> '.join(seen + (parent,))}")
+        ppath = PROFILES_DIR / f"{parent}.toml"
+        if not ppath.is_file():
+            raise ProfileError(source, "extends", f"no built-in profile {parent!r} (built-in: {', '.join(builtin_profiles())})")
+        base = _resolve(_read_toml(ppath), str(ppath), seen + (parent,))
+    else:
+        base = copy.deepcopy(_DEFAULTS)
+    merged = _deep_merge(base, raw)
+    merged["extends"] = ""
+    return merged
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a built-in profile by name, or a TOML file by path. Raises ``ProfileError``."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (path.suffix == ".toml" or path.exists() or "/" in text):
+        path = PROFILES_DIR / f"{text}.toml"
+        if not path.is_file():
+            raise ProfileError(f"--profile {text}", "", f"no such built-in profile (built-in: {', '.join(builtin_profiles())})")
+    raw = _read_toml(path)
+    if not raw.get("name"):
+        raise ProfileError(str(path), "name", "missing (every profile needs a name)")
+    data = _resolve(raw, str(path), (raw["name"],))
+    return Profile(name=data["name"], data=data, source=str(path))
+
+
+def derive_urls(target: str) -> tuple[str, str | None, str]:
+    """``--target`` → (ws_url, http_base_url, http_responses_url).
+
+    A ws/wss URL is the socket URL itself. An http/https URL is an API base URL, from which
+    the socket URL is derived the way the official SDKs do (§1.1): scheme https→wss,
+    http→ws, ``/responses`` appended to the path, query kept. ``http_base_url`` is the HTTP
+    API base (``…/v1``), None when the socket path does not end in ``/responses``;
+    ``http_responses_url`` is the socket path over HTTP (for the same-path check).
+    """
+    parts = urlsplit(target.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss", "http", "https") or not parts.netloc:
+        raise TargetError(
+            f"--target {target!r}: expected a ws:// or wss:// endpoint URL "
+            "(e.g. wss://api.openai.com/v1/responses) or an http(s) API base URL "
+            "(e.g. https://api.openai.com/v1)")
+    if parts.fragment:
+        raise TargetError(f"--target {target!r}: a URL fragment (#...) is not allowed")
+    if scheme in ("http", "https"):
+        ws_scheme = "wss" if scheme == "https" else "ws"
+        path = parts.path.rstrip("/") + "/responses"
+        ws_url = urlunsplit((ws_scheme, parts.netloc, path, parts.query, ""))
+    else:
+        ws_scheme, path = scheme, parts.path or "/"
+        ws_url = urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+    http_scheme = "https" if ws_scheme == "wss" else "http"
+    http_responses_url = urlunsplit((http_scheme, parts.netloc, path, parts.query, ""))
+    http_base_url = None
+    if path.rstrip("/").endswith("/responses"):
+        base_path = path.rstrip("/")[: -len("/responses")]
+        http_base_url = urlunsplit((http_scheme, parts.netloc, base_path, "", ""))
+    return ws_url, http_base_url, http_responses_url
+
+
+@dataclass(eq=False)
+class Target:
+    """The endpoint under test. The key is never part of ``repr``/``str``."""
+
+    ws_url: str
+    http_base_url: str | None
+    profile: Profile
+    model: str
+    api_key: str = field(default="", repr=False)
+    auth_header: str = "Authorization"
+    http_responses_url: str | None = None
+    max_output_tokens: int = 16
+    turn_timeout: float = 60.0
+    strict: bool = False
+    run_slow: bool = False
+    is_embedded: bool = False
+    capabilities: frozenset = field(default=frozenset())
+
+    def __post_init__(self) -> None:
+        if not self.capabilities:
+            self.capabilities = self.profile.capabilities()
+        if self.http_responses_url is None:
+            self.http_responses_url = derive_urls(self.ws_url)[2]
+
+    # --- auth ------------------------------------------------------------------------
+    @property
+    def auth_value(self) -> str:
+        """The auth header's value: ``Bearer <key>`` for Authorization, the bare key otherwise."""
+        if not self.api_key:
+            return ""
+        if self.auth_header.lower() == "authorization":
+            return f"Bearer {self.api_key}"
+        return self.api_key
+
+    def auth_headers(self) -> dict[str, str]:
+        return {self.auth_header: self.auth_value} if self.api_key else {}
+
+    def redact(self, text: str) -> str:
+        """Remove the key (and the whole auth header value) from ``text``."""
+        if not text or not self.api_key:
+            return text
+        return redact(text, self.api_key)
+
+    # --- facts -----------------------------------------------------------------------
+    def http_url(self, suffix: str = "/responses") -> str | None:
+        """An HTTP URL under the API base (e.g. ``/responses/compact``), keeping the target's
+        query (e.g. Azure's ``api-version``); None when the base is unknown."""
+        if self.http_base_url is None:
+            return None
+        query = urlsplit(self.ws_url).query
+        return self.http_base_url.rstrip("/") + suffix + (f"?{query}" if query else "")
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.ws_url).hostname or ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        parts = urlsplit(self.ws_url)
+        return {
+            "ws_host": parts.netloc.rsplit("@", 1)[-1],
+            "ws_path": parts.path,
+            "profile": self.profile.name,
+            "profile_source": self.profile.source,
+            "model": self.model,
+            "embedded": self.is_embedded,
+            "auth_header": self.auth_header,
+            "capabilities": sorted(self.capabilities),
+        }
+
+    def __repr__(self) -> str:
+        return (f"Target(ws_url={self.ws_url!r}, profile={self.profile.name!r}, model={self.model!r}, "
+                f"auth_header={self.auth_header!r}, api_key={'<set>' if self.api_key else '<none>'}, "
+                f"embedded={self.is_embedded})")
+
+    __str__ = __repr__
+
+
+def redact(text: str, secret: str) -> str:
+    """Replace every occurrence of ``secret`` (and of obvious partial echoes) in ``text``."""
+    if not secret or not text:
+        return text
+    out = text.replace(secret, REDACTED)
+    # servers sometimes echo a truncated key ("Incorrect API key provided: sk-abc...xyz");
+    # hide long prefixes and suffixes of it as well
+    if len(secret) >= 12:
+        for n in (len(secret) - 4, 16, 12, 8):
+            if 8 <= n < len(secret):
+                out = out.replace(secret[:n], REDACTED).replace(secret[-n:], REDACTED)
+    return out
