@@ -563,6 +563,11 @@ def special_server_vectors() -> dict[str, list[dict]]:
     add("response.inject.failed", "agent (beta) is allowed", dict(injf, agent={"agent_name": "planner"}), True)
     add("response.inject.failed", "agent needs agent_name", dict(injf, agent={}), False, "/agent/agent_name", "required")
 
+    done = {"type": "response.audio.done"}
+    add("response.audio.done", "sequence_number 3.0 is an integer in JSON Schema", dict(done, sequence_number=3.0), True)
+    add("response.audio.done", "a boolean is not an integer", dict(done, sequence_number=True), False, "/sequence_number", "type")
+    add("response.audio.done", "sequence_number 1.5 is not an integer", dict(done, sequence_number=1.5), False, "/sequence_number", "type")
+
     # error
     err = {"type": "error", "status": 400, "error": {"type": "invalid_request_error", "code": "previous_response_not_found",
            "message": "Previous response with id 'resp_vec_9' not found.", "param": "previous_response_id"}}
