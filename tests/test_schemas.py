@@ -321,3 +321,9 @@ def test_env_override_loads_another_copy(monkeypatch, tmp_path):
     assert not other.is_valid(event)
     monkeypatch.delenv(ENV_VAR)
     assert get_schemas().is_valid(event)
+
+
+def test_vector_descriptions_are_unique_per_file():
+    for path in (SCHEMAS / "vectors").rglob("*.json"):
+        descriptions = [v["description"] for v in json.loads(path.read_text(encoding="utf-8"))]
+        assert len(descriptions) == len(set(descriptions)), path
