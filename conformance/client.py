@@ -1,0 +1,636 @@
+"""The harness: a recording, synchronous WebSocket client with a deadline on every wait.
+
+Implements the "conformance/client.py" seam of ``docs/interfaces.md`` and step 2 of "Data
+flow of one case" in ``../shared/design.md``; transport facts from ``spec/websocket-mode.md``
+§1 (URL, ``Authorization: Bearer`` handshake, refusal before upgrade, text JSON frames).
+
+* ``Connection.open(target, headers=, query=, timeout=)`` performs the upgrade. A refused
+  upgrade raises ``HandshakeRefused(status, body, headers)``; a target that cannot be reached
+  (DNS, refused, handshake timeout, no HTTP answer) raises ``TargetUnreachable`` (verdict
+  ERROR, never non-conformance).
+* Every frame sent and received is recorded in ``transcript`` (``(t, "sent"|"received",
+  text)``, time relative to the open) and fed to a ``StreamMonitor`` (``conformance.monitor``;
+  a minimal built-in stand-in is used while that module is absent).
+* ``create`` / ``wait`` / ``turn`` / ``recv_until`` never block past their deadline and never
+  raise on hostile input (bad JSON, binary frames, silence, abrupt close, oversized frames):
+  the ``Turn`` says ``timeout`` or ``closed`` and carries the monitor's findings.
+* The API key never appears in a transcript, a repr or an exception message: every text that
+  leaves this module goes through ``Target.redact``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.sync.client import connect as _ws_connect
+
+from conformance.target import Target
+
+MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); §1.4 suggests 8-10 MiB
+CLOSE_TIMEOUT = 3.0
+TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
+_TRANSCRIPT_TEXT_LIMIT = 256 * 1024
+
+try:  # the real monitor (sans-I/O); a stand-in keeps the harness usable without it
+    from conformance.monitor import Finding, StreamMonitor  # type: ignore
+    HAVE_MONITOR = True
+except ImportError:  # pragma: no cover - exercised only before conformance.monitor lands
+    HAVE_MONITOR = False
+
+
+class HarnessError(Exception):
+    """The harness itself cannot go on (misuse or bug): verdict ERROR."""
+
+
+class TargetUnreachable(HarnessError):
+    """The target could not be reached at all (DNS, connection refused, handshake timeout)."""
+
+
+class HandshakeRefused(Exception):
+    """The upgrade was answered with an HTTP status instead of 101."""
+
+    def __init__(self, status: int, body: str, headers: dict[str, str]):
+        self.status, self.body, self.headers = status, body, headers
+        super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
+
+
+# --- stand-in monitor ------------------------------------------------------------------------
+
+if not HAVE_MONITOR:
+    @dataclass
+    class Finding:  # type: ignore[no-redef]
+        clause: str
+        message: str
+        kind: str = "violation"
+        frame_index: int | None = None
+        response_id: str | None = None
+        pointer: str | None = None
+
+    @dataclass
+    class _RequestState:
+        index: int
+        create: dict
+        lane: str | None
+        events: list = field(default_factory=list)
+        response_id: str | None = None
+        response: dict | None = None
+        error: dict | None = None
+        state: str = "pending"
+        terminal_type: str | None = None
+        findings: list = field(default_factory=list)
+
+    @dataclass
+    class _Observed:
+        index: int
+        message: dict | None
+        request: int | None
+        findings: list
+
+    class StreamMonitor:  # type: ignore[no-redef]
+        """Minimal stand-in: framing checks and FIFO request matching, no grammar."""
+
+        def __init__(self, schemas: Any = None):
+            self.requests: list[_RequestState] = []
+            self.findings: list = []
+            self._frames = 0
+            self._by_id: dict[str, int] = {}
+
+        def sent(self, event: dict) -> int | None:
+            if isinstance(event, dict) and event.get("type") == "response.create":
+                rs = _RequestState(len(self.requests), event, event.get("stream_id"))
+                self.requests.append(rs)
+                return rs.index
+            return None
+
+        def _next_pending(self, lane: str | None) -> _RequestState | None:
+            for rs in self.requests:
+                if rs.state == "pending" and rs.lane == lane:
+                    return rs
+            return None
+
+        def feed(self, data: str | bytes, t: float | None = None) -> _Observed:
+            idx = self._frames
+            self._frames += 1
+            found: list = []
+            msg = None
+            if isinstance(data, (bytes, bytearray)):
+                found.append(Finding("WS-TEXT-JSON-FRAMES", f"binary frame ({len(data)} bytes)", frame_index=idx))
+            else:
+                stripped = data.lstrip()
+                if stripped.startswith(("data:", "event:")) or stripped == "[DONE]":
+                    found.append(Finding("WS-NO-SSE-FRAMING", "SSE framing in a WebSocket frame", frame_index=idx))
+                try:
+                    msg = json.loads(data)
+                except ValueError:
+                    if not found:
+                        found.append(Finding("WS-TEXT-JSON-FRAMES", "frame is not JSON", frame_index=idx))
+                else:
+                    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+                        found.append(Finding("WS-TEXT-JSON-FRAMES", "frame is not a JSON object with a string type", frame_index=idx))
+                        msg = None
+            req = None
+            if msg is not None:
+                req = self._route(msg)
+            self.findings.extend(found)
+            if req is not None:
+                self.requests[req].findings.extend(found)
+            return _Observed(idx, msg, req, found)
+
+        def _route(self, msg: dict) -> int | None:
+            etype = msg["type"]
+            lane = msg.get("stream_id")
+            resp = msg.get("response") if isinstance(msg.get("response"), dict) else None
+            rid = resp.get("id") if resp else None
+            if etype == "response.created" or (etype == "response.queued" and rid not in self._by_id):
+                rs = self._next_pending(lane)
+                if rs is None:
+                    return None
+                rs.state, rs.response_id = "streaming", rid
+                if rid:
+                    self._by_id[rid] = rs.index
+                rs.events.append(msg)
+                return rs.index
+            if etype == "error":
+                for rs in self.requests:
+                    if rs.state == "streaming" and rs.lane == lane:
+                        rs.events.append(msg)
+                        rs.error, rs.state = msg, "done"
+                        return rs.index
+                rs = self._next_pending(lane)
+                if rs is None:
+                    return None
+                rs.events.append(msg)
+                rs.error, rs.state = msg, "rejected"
+                return rs.index
+            if rid is None:
+                rid = msg.get("response_id")
+            target = self._by_id.get(rid) if rid else None
+            if target is None:
+                for rs in self.requests:
+                    if rs.state == "streaming" and rs.lane == lane:
+                        target = rs.index
+                        break
+            if target is None:
+                return None
+            rs = self.requests[target]
+            rs.events.append(msg)
+            if etype in TERMINAL_EVENTS:
+                rs.state, rs.terminal_type, rs.response = "done", etype, resp
+            return target
+
+        def finish(self) -> list:
+            out = []
+            for rs in self.requests:
+                if rs.state == "streaming":
+                    f = Finding("STREAM-ONE-TERMINAL", "stream ended without a terminal event", response_id=rs.response_id)
+                    rs.findings.append(f)
+                    out.append(f)
+            self.findings.extend(out)
+            return out
+
+
+def _make_monitor() -> Any:
+    schemas = None
+    if HAVE_MONITOR:
+        try:
+            from conformance.schemas import get_schemas
+            schemas = get_schemas()
+        except Exception:  # noqa: BLE001 - the monitor can run without schemas
+            schemas = None
+    return StreamMonitor(schemas)
+
+
+# --- Turn ------------------------------------------------------------------------------------
+
+@dataclass
+class Turn:
+    """The outcome of one ``response.create``.
+
+    ``status``: ``completed | incomplete | failed`` (terminal event), ``error`` (request-scoped
+    error event), ``timeout`` (deadline passed), ``closed`` (socket closed first).
+    """
+
+    request: int
+    create: dict
+    events: list[dict]
+    response: dict | None
+    error: dict | None
+    status: str
+    findings: list
+    timings: dict[str, float]
+    close_code: int | None = None
+    detail: str = ""
+
+    @property
+    def response_id(self) -> str | None:
+        if self.response and self.response.get("id"):
+            return self.response["id"]
+        for ev in self.events:
+            r = ev.get("response")
+            if isinstance(r, dict) and r.get("id"):
+                return r["id"]
+        return None
+
+    @property
+    def error_code(self) -> str | None:
+        if not self.error:
+            return None
+        inner = self.error.get("error")
+        if isinstance(inner, dict):
+            return inner.get("code")
+        return self.error.get("code")
+
+    @property
+    def error_status(self) -> int | None:
+        if not self.error:
+            return None
+        status = self.error.get("status", self.error.get("status_code"))
+        return status if isinstance(status, int) else None
+
+    @property
+    def error_message(self) -> str | None:
+        if not self.error:
+            return None
+        inner = self.error.get("error")
+        return inner.get("message") if isinstance(inner, dict) else self.error.get("message")
+
+    @property
+    def event_types(self) -> list[str]:
+        return [ev.get("type", "?") for ev in self.events]
+
+    def _output(self) -> list[dict]:
+        out = (self.response or {}).get("output")
+        return out if isinstance(out, list) else []
+
+    @property
+    def output_text(self) -> str:
+        parts = []
+        for item in self._output():
+            if isinstance(item, dict) and item.get("type") == "message":
+                for part in item.get("content") or []:
+                    if isinstance(part, dict) and part.get("type") == "output_text":
+                        parts.append(str(part.get("text", "")))
+        return "".join(parts)
+
+    @property
+    def function_calls(self) -> list[dict]:
+        return [i for i in self._output() if isinstance(i, dict) and i.get("type") == "function_call"]
+
+    @property
+    def usage(self) -> dict | None:
+        u = (self.response or {}).get("usage")
+        return u if isinstance(u, dict) else None
+
+    @property
+    def violations(self) -> list:
+        return [f for f in self.findings if getattr(f, "kind", "violation") == "violation"]
+
+    def summary(self) -> str:
+        """A short, key-free evidence line for messages and reports."""
+        bits = [f"status={self.status}"]
+        if self.response_id:
+            bits.append(f"response_id={self.response_id}")
+        if self.error is not None:
+            bits.append(f"error.code={self.error_code!r} status={self.error_status!r}")
+            if self.error_message:
+                bits.append(f"message={self.error_message[:160]!r}")
+        if self.close_code is not None:
+            bits.append(f"close_code={self.close_code}")
+        types = self.event_types
+        if types:
+            tail = types[-4:]
+            bits.append(f"events[{len(types)}]=" + ("..., " if len(types) > 4 else "") + ", ".join(tail))
+        if self.detail:
+            bits.append(self.detail)
+        return " ".join(bits)
+
+    def __repr__(self) -> str:
+        return f"Turn(request={self.request}, {self.summary()})"
+
+
+# --- Connection ------------------------------------------------------------------------------
+
+def _with_query(url: str, query: dict | Iterable | None) -> str:
+    if not query:
+        return url
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    items = query.items() if isinstance(query, dict) else query
+    pairs.extend((str(k), str(v)) for k, v in items)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), parts.fragment))
+
+
+def _merge_headers(target: Target, headers: dict | None) -> dict[str, str]:
+    out = dict(target.auth_headers())
+    for name, value in (headers or {}).items():
+        for existing in [k for k in out if k.lower() == name.lower()]:
+            del out[existing]
+        if value is not None:
+            out[name] = str(value)
+    return out
+
+
+def _deep_redact(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _deep_redact(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_redact(v, redact) for v in value]
+    return value
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or (host or "").startswith("127.")
+
+
+class Connection:
+    """One WebSocket to the target: recording, monitored, deadline-bounded."""
+
+    def __init__(self, target: Target, ws: Any, url: str, t0: float, monitor: Any = None):
+        self.target = target
+        self._ws = ws
+        self.url = url
+        self.t0 = t0
+        self.monitor = monitor if monitor is not None else _make_monitor()
+        self.transcript: list[tuple[float, str, str]] = []
+        self.closed = False
+        self.closed_by_peer = False
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self.close_detail: str = ""
+        self.messages: list[dict] = []          # every parsed message, in order
+        self.observed: list[Any] = []           # every Observed, in order
+        self._obs_times: list[float] = []
+        self._sent_at: dict[int, float] = {}
+        self._key_seen = False                  # some frame carried the key: redact Turn data
+        self.response_headers: dict[str, str] = {}
+        self._finished = False
+        try:
+            self.response_headers = {k: target.redact(v) for k, v in ws.response.headers.raw_items()}
+        except Exception:  # noqa: BLE001
+            pass
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, target: Target, *, headers: dict | None = None, query: dict | None = None,
+             timeout: float | None = None, monitor: Any = None) -> "Connection":
+        """Open a socket. ``headers`` add to / override the auth header (a value of None
+        removes that header, e.g. ``{"Authorization": None}`` for no key)."""
+        url = _with_query(target.ws_url, query)
+        hdrs = _merge_headers(target, headers)
+        open_timeout = timeout if timeout is not None else min(target.turn_timeout, 30.0)
+        kwargs: dict[str, Any] = dict(additional_headers=hdrs, open_timeout=open_timeout,
+                                      max_size=MAX_FRAME_BYTES, close_timeout=CLOSE_TIMEOUT,
+                                      compression="deflate")
+        if _is_loopback(urlsplit(url).hostname) and int(websockets.__version__.split(".")[0]) >= 15:
+            kwargs["proxy"] = None  # never route loopback through an environment proxy
+        t0 = time.monotonic()
+        try:
+            ws = _ws_connect(url, **kwargs)
+        except InvalidStatus as exc:
+            resp = exc.response
+            body = b""
+            try:
+                body = bytes(resp.body or b"")
+            except Exception:  # noqa: BLE001
+                pass
+            text = target.redact(body[:4096].decode("utf-8", "replace"))
+            hdr = {}
+            try:
+                hdr = {k: target.redact(v) for k, v in resp.headers.raw_items()}
+            except Exception:  # noqa: BLE001
+                pass
+            raise HandshakeRefused(resp.status_code, text, hdr) from None
+        except InvalidURI as exc:
+            raise HarnessError(target.redact(f"invalid target URL: {exc}")) from None
+        except (OSError, TimeoutError, socket.gaierror, InvalidHandshake, EOFError) as exc:
+            what = type(exc).__name__
+            raise TargetUnreachable(target.redact(
+                f"cannot open {target.redact(url)} within {open_timeout:g}s: {what}: {exc}")) from None
+        return cls(target, ws, target.redact(url), t0, monitor)
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = f"closed code={self.close_code}" if self.closed else "open"
+        return f"<Connection {self.url} {state} frames={len(self.transcript)}>"
+
+    # --- recording -------------------------------------------------------------------------
+    def _now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _record(self, direction: str, data: str | bytes) -> None:
+        if isinstance(data, (bytes, bytearray)):
+            text = f"<binary frame, {len(data)} bytes: {bytes(data[:48]).hex()}{'...' if len(data) > 48 else ''}>"
+        else:
+            text = data if len(data) <= _TRANSCRIPT_TEXT_LIMIT else (
+                data[:_TRANSCRIPT_TEXT_LIMIT] + f"...<{len(data) - _TRANSCRIPT_TEXT_LIMIT} more chars>")
+        red = self.target.redact(text)
+        if red is not text and red != text:
+            self._key_seen = True
+        self.transcript.append((round(self._now(), 6), direction, red))
+
+    def transcript_text(self, limit: int | None = None) -> str:
+        rows = self.transcript if limit is None else self.transcript[-limit:]
+        lines = [f"# {self.url}"]
+        lines += [f"{t:10.3f} {'>>' if d == 'sent' else '<<' if d == 'received' else '--'} {x}" for t, d, x in rows]
+        if self.closed:
+            lines.append(f"# closed code={self.close_code} reason={self.close_reason!r} {self.close_detail}".rstrip())
+        return self.target.redact("\n".join(lines))
+
+    def _mark_closed(self, exc: BaseException | None, by_peer: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.closed_by_peer = by_peer
+        proto = getattr(self._ws, "protocol", None)
+        rcvd = getattr(proto, "close_rcvd", None)
+        code = getattr(rcvd, "code", None)
+        if code is None:
+            code = getattr(proto, "close_code", None)
+        self.close_code = code
+        self.close_reason = self.target.redact(str(getattr(rcvd, "reason", "") or ""))
+        if exc is not None:
+            self.close_detail = self.target.redact(f"{type(exc).__name__}: {exc}")[:300]
+        self.transcript.append((round(self._now(), 6), "closed", f"code={self.close_code} {self.close_detail}".strip()))
+        if by_peer:
+            self._finish_monitor()
+
+    def _finish_monitor(self) -> None:
+        if not self._finished:
+            self._finished = True
+            try:
+                self.monitor.finish()
+            except Exception as exc:  # noqa: BLE001 - a monitor bug must not hang the case
+                raise HarnessError(f"monitor.finish() failed: {type(exc).__name__}: {exc}") from None
+
+    # --- sending ---------------------------------------------------------------------------
+    def send(self, event: dict | str | bytes) -> None:
+        """Send a raw event (dict → JSON text frame; str → text frame; bytes → binary frame).
+        Sending on a closed socket is recorded and ignored (the next wait says ``closed``)."""
+        if isinstance(event, dict):
+            data: str | bytes = json.dumps(event, separators=(",", ":"))
+        elif isinstance(event, (str, bytes, bytearray)):
+            data = event
+        else:
+            raise HarnessError(f"send() takes a dict, str or bytes, not {type(event).__name__}")
+        self._record("sent", data)
+        if self.closed:
+            return
+        try:
+            self._ws.send(data)
+        except ConnectionClosed as exc:
+            self._mark_closed(exc, by_peer=True)
+        except (OSError, RuntimeError) as exc:
+            self._mark_closed(exc, by_peer=True)
+
+    def create(self, **fields: Any) -> int:
+        """Send a ``response.create``; ``model`` and ``max_output_tokens`` default from the
+        target; a field passed as None is omitted. Returns the request number."""
+        event: dict[str, Any] = {"type": "response.create"}
+        defaults = {"model": self.target.model, "max_output_tokens": self.target.max_output_tokens}
+        for k, v in defaults.items():
+            if k not in fields and v:
+                event[k] = v
+        for k, v in fields.items():
+            if v is not None:
+                event[k] = v
+        number = self.monitor.sent(event)
+        if number is None:
+            raise HarnessError("monitor did not register the response.create")
+        self._sent_at[number] = self._now()
+        self.send(event)
+        return number
+
+    # --- receiving -------------------------------------------------------------------------
+    def _recv_one(self, deadline: float) -> Any | None:
+        """Receive and feed one frame; None on deadline or close. Never raises for I/O."""
+        if self.closed:
+            return None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        try:
+            data = self._ws.recv(timeout=remaining)
+        except TimeoutError:
+            return None
+        except ConnectionClosed as exc:
+            self._mark_closed(exc, by_peer=True)
+            return None
+        except (OSError, RuntimeError, EOFError) as exc:
+            self._mark_closed(exc, by_peer=True)
+            return None
+        self._record("received", data)
+        try:
+            obs = self.monitor.feed(data, self._now())
+        except Exception as exc:  # noqa: BLE001
+            raise HarnessError(f"monitor.feed() failed on frame {len(self.observed)}: "
+                               f"{type(exc).__name__}: {self.target.redact(str(exc))}") from None
+        self.observed.append(obs)
+        self._obs_times.append(self._now())
+        if obs.message is not None:
+            self.messages.append(obs.message)
+        return obs
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.target.turn_timeout if timeout is None else timeout)
+
+    def wait(self, request: int, timeout: float | None = None) -> Turn:
+        """Collect frames until ``request`` ends (terminal event or request-scoped error), the
+        deadline passes, or the socket closes."""
+        try:
+            rs = self.monitor.requests[request]
+        except (IndexError, TypeError):
+            raise HarnessError(f"wait(): no request {request} on this connection") from None
+        deadline = self._deadline(timeout)
+        start_obs = len(self.observed)
+        t_start = self._now()
+        timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
+        while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
+            self._recv_one(deadline)
+        # connection-level findings seen while waiting (frames matched to no request)
+        loose = [f for o in self.observed[start_obs:] if o.request is None for f in o.findings]
+        findings = list(rs.findings) + [f for f in loose if f not in rs.findings]
+        if rs.state == "done" and rs.terminal_type:
+            status = rs.terminal_type.split(".", 1)[1]
+        elif rs.state in ("done", "rejected"):
+            status = "error"
+        elif self.closed:
+            status = "closed"
+        else:
+            status = "timeout"
+        timings["elapsed"] = self._now() - timings["sent"]
+        timings.update(self._event_times(request))
+        detail = ""
+        if status == "closed":
+            detail = self.close_detail
+        elif status == "timeout":
+            detail = f"no end of request {request} within {(self.target.turn_timeout if timeout is None else timeout):g}s"
+        create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
+        if self._key_seen:
+            create, events, response, error = (_deep_redact(x, self.target.redact)
+                                               for x in (create, events, response, error))
+        return Turn(request=request, create=create, events=events, response=response,
+                    error=error, status=status, findings=findings, timings=timings,
+                    close_code=self.close_code if self.closed else None, detail=detail)
+
+    def _event_times(self, request: int) -> dict[str, float]:
+        times = [t for o, t in zip(self.observed, self._obs_times) if o.request == request]
+        return {"first_event": times[0], "last_event": times[-1]} if times else {}
+
+    def turn(self, timeout: float | None = None, **fields: Any) -> Turn:
+        return self.wait(self.create(**fields), timeout=timeout)
+
+    def recv_until(self, predicate: Callable[[dict], bool], timeout: float) -> list[dict]:
+        """Receive messages until ``predicate(message)`` holds (that message included), the
+        deadline passes or the socket closes. Returns the parsed messages received."""
+        deadline = time.monotonic() + timeout
+        got: list[dict] = []
+        while not self.closed and time.monotonic() < deadline:
+            obs = self._recv_one(deadline)
+            if obs is None or obs.message is None:
+                continue
+            got.append(obs.message)
+            try:
+                if predicate(obs.message):
+                    break
+            except Exception as exc:  # noqa: BLE001
+                raise HarnessError(f"recv_until predicate raised {type(exc).__name__}: {exc}") from None
+        return got
+
+    def recv_frames(self, timeout: float) -> list[Any]:
+        """Drain whatever arrives within ``timeout`` (Observed objects, including unparsable)."""
+        deadline = time.monotonic() + timeout
+        start = len(self.observed)
+        while not self.closed and time.monotonic() < deadline:
+            self._recv_one(deadline)
+        return self.observed[start:]
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed:
+            return
+        try:
+            self._ws.close(code, reason)
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+        self._mark_closed(None, by_peer=False)
+        proto = getattr(self._ws, "protocol", None)
+        rcvd = getattr(proto, "close_rcvd", None)
+        if rcvd is not None:
+            self.close_code = rcvd.code
+
+    @property
+    def findings(self) -> list:
+        return list(getattr(self.monitor, "findings", []))
