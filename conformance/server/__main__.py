@@ -1,0 +1,154 @@
+"""Command line of the reference server: ``python -m conformance.server`` (also installed as
+``responses-ws-reference-server``).  Prints one line ``listening on ws://HOST:PORT/v1/responses``
+once it accepts connections, and shuts down cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from .app import ReferenceServer
+from .config import DEFAULT_MAX_FRAME_BYTES, PROFILES, BusyPolicy, ServerConfig
+from .defects import DEFECTS, UnknownDefect
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _defect(text: str) -> str:
+    if text not in DEFECTS:
+        raise argparse.ArgumentTypeError(
+            f"unknown defect {text!r} (see --list-defects)"
+        )
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="responses-ws-reference-server",
+        description="Reference server for the OpenAI Responses API WebSocket mode "
+                    "(WebSocket and HTTP on /v1/responses, deterministic engine, named defects).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = ephemeral)")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
+                   help="accepted bearer key (repeatable); without it any non-empty key is accepted")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="openai",
+                   help="server behaviour profile (default openai)")
+    p.add_argument("--lifetime", type=_positive_float, default=None, metavar="SECONDS",
+                   help="connection lifetime (default: the profile's, 3600 for openai, 1500 for xai)")
+    p.add_argument("--busy-policy", choices=[b.value for b in BusyPolicy], default=None,
+                   help="what a response.create sent while one is in flight gets (default queue)")
+    p.add_argument("--busy-error-code", default="response_already_in_flight",
+                   help="error code used with --busy-policy reject")
+    p.add_argument("--zdr", action="store_true", help="zero data retention: persist nothing")
+    p.add_argument("--store-path", default=None, metavar="FILE",
+                   help="append store=true responses to this JSON-lines file and load it at start")
+    p.add_argument("--test-controls", action="store_true",
+                   help="honour the X-Conformance-Lifetime and X-Conformance-Turn-Delay-Ms handshake headers")
+    p.add_argument("--defect", action="append", default=[], type=_defect, metavar="NAME",
+                   help="break one behaviour (repeatable; see --list-defects)")
+    p.add_argument("--list-defects", action="store_true", help="list the named defects and exit")
+    p.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES,
+                   help=f"largest client frame; bigger ones close with 1009 (default {DEFAULT_MAX_FRAME_BYTES})")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper,
+                   help="logging level (default INFO)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    cfg = ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_keys=tuple(args.api_key),
+        profile=args.profile,
+        test_controls=args.test_controls,
+        defects=tuple(args.defect),
+        store_path=args.store_path,
+        zdr=args.zdr,
+        max_frame_bytes=args.max_frame_bytes,
+        log_level=args.log_level,
+        busy_policy=args.busy_policy,
+        busy_error_code=args.busy_error_code,
+    )
+    if args.lifetime is not None:
+        cfg.lifetime_s = args.lifetime
+        if args.lifetime == 3600.0 and args.profile == "xai":
+            cfg.lifetime_s = 3600.0000001  # an explicit 60 minutes wins over the profile's 25
+    return cfg
+
+
+async def _serve(config: ServerConfig) -> None:
+    server = ReferenceServer(config)
+    await server.start()
+    print(f"listening on {server.ws_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_defects:
+        width = max(len(n) for n in DEFECTS)
+        for d in DEFECTS.values():
+            print(f"{d.name:<{width}}  {d.level:<6}  {d.clause:<30}  {d.summary}")
+        return 0
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        config.resolve()
+    except (UnknownDefect, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"responses-ws-reference-server: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""aiohttp wiring: one port serving the WebSocket upgrade and HTTP on the same path
+(spec §1.1-1.3, §4.1 items 1-2), plus ``ReferenceServer`` and ``ServerThread``.
+
+Routes: ``GET /v1/responses`` (WebSocket upgrade; 426 without upgrade headers),
+``POST /v1/responses`` (JSON or SSE when ``stream:true``), ``POST /v1/responses/compact``,
+``GET``/``DELETE /v1/responses/{id}``.  Authentication is ``Authorization: Bearer KEY``,
+checked before the upgrade (401 with an OpenAI-style error body otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import weakref
+
+from aiohttp import WSMsgType, web
+
+from .config import ServerConfig, Settings
+from .core import Core
+from .errors import ApiError, bad_request, http_error_body
+from .session import Session
+from .stream import dumps
+from .validate import _JSONError, _loads, validate_create
+
+log = logging.getLogger("conformance.server")
+
+LIFETIME_HEADER = "X-Conformance-Lifetime"
+TURN_DELAY_HEADER = "X-Conformance-Turn-Delay-Ms"
+_SESSIONS = web.AppKey("sessions", weakref.WeakSet)
+_CORE = web.AppKey("core", Core)
+
+
+def _json_response(body, status: int = 200) -> web.Response:
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
+
+
+def _error_response(err: ApiError) -> web.Response:
+    return _json_response(http_error_body(err), err.status)
+
+
+def _authenticate(request: web.Request, core: Core) -> str | ApiError:
+    """The API key (the owner of what this client stores), or the 401 to send."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if core.flags.no_auth:
+        return key or "anonymous"
+    if scheme.lower() != "bearer" or not key:
+        return ApiError(401, "invalid_api_key",
+                        "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.", None)
+    keys = core.settings.api_keys
+    if keys and key not in keys:
+        return ApiError(401, "invalid_api_key", "Incorrect API key provided.", None)
+    return key
+
+
+class _AiohttpTransport:
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, data: bytes, binary: bool) -> None:
+        await self.ws.send_frame(data, WSMsgType.BINARY if binary else WSMsgType.TEXT)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode())
+
+
+def _float_header(request: web.Request, name: str) -> float | None:
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 and value == value and value != float("inf") else None
+
+
+async def handle_get_root(request: web.Request) -> web.StreamResponse:
+    core: Core = request.app[_CORE]
+    owner = _authenticate(request, core)
+    if isinstance(owner, ApiError):
+        return _error_response(owner)
+    if core.flags.requires_model_query and not request.query.get("model"):
+        return _error_response(bad_request("missing_required_parameter",
+                                           "Missing required query parameter: 'model'.", "model"))
+    ws = web.WebSocketResponse(compress=False, max_msg_size=core.settings.max_frame_bytes,
+                               autoping=True, autoclose=True)
+    if not ws.can_prepare(request).ok:
+        return _error_response(ApiError(426, "websocket_upgrade_required",
+                                        "GET /v1/responses is the WebSocket endpoint; send an upgrade "
+                                        "request.", None))
+    await ws.prepare(request)
+    lifetime = core.settings.lifetime_s
+    delay = 0.0
+    if core.settings.test_controls:
+        v = _float_header(request, LIFETIME_HEADER)
+        if v is not None:
+            lifetime = min(lifetime, v) if v > 0 else 0.001
+        d = _float_header(request, TURN_DELAY_HEADER)
+        if d is not None:
+            delay = d / 1000.0
+    session = Session(core, owner, _AiohttpTransport(ws), lifetime_s=lifetime, turn_delay_s=delay)
+    sessions = request.app[_SESSIONS]
+    sessions.add(session)
+    try:
+        while True:
+            msg = await ws.receive()
+            mtype = msg.type
+            try:
+                if mtype is WSMsgType.TEXT:
+                    await session.on_text(msg.data)
+                elif mtype is WSMsgType.BINARY:
+                    await session.on_binary(msg.data)
+                elif mtype in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                    break
+            except ConnectionError:
+                break
+            except Exception:  # a frame must never take the connection handler down
+                log.exception("error while handling a client frame")
+    finally:
+        session.finish()
+        sessions.discard(session)
+        if not ws.closed:
+            try:
+                await ws.close()
+            except Exception:
+                pass
+    return ws
+
+
+def _parse_body(raw: bytes) -> dict:
+    try:
+        body = _loads(raw)
+    except _JSONError:
+        raise bad_request("invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise bad_request("invalid_type", "The request body must be a JSON object.")
+    return body
+
+
+async def handle_post_create(request: web.Request) -> web.StreamResponse:
+    core: Core = request.app[_CORE]
+    owner = _authenticate(request, core)
+    if isinstance(owner, ApiError):
+        return _error_response(owner)
+    try:
+        body = _parse_body(await request.read())
+        req = validate_create(body, websocket=False)
+        outcome = core.execute(req, owner, None)
+    except ApiError as err:
+        return _error_response(err)
+    if not req.stream:
+        return _json_response(outcome.response)
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
+                                                   "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    chunks = []
+    for event in outcome.events:
+        chunks.append(b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n")
+    await resp.write(b"".join(chunks))
+    await resp.write_eof()
+    return resp
+
+
+async def handle_compact(request: web.Request) -> web.Response:
+    core: Core = request.app[_CORE]
+    owner = _authenticate(request, core)
+    if isinstance(owner, ApiError):
+        return _error_response(owner)
+    try:
+        body = _parse_body(await request.read())
+        return _json_response(core.compact(body, owner))
+    except ApiError as err:
+        return _error_response(err)
+
+
+def _not_found(response_id: str) -> ApiError:
+    return ApiError(404, None, f"Response with id '{response_id}' not found.", None)
+
+
+async def handle_get_one(request: web.Request) -> web.Response:
+    core: Core = request.app[_CORE]
+    owner = _authenticate(request, core)
+    if isinstance(owner, ApiError):
+        return _error_response(owner)
+    rid = request.match_info["response_id"]
+    response = core.get_stored(rid, owner)
+    if response is None:
+        return _error_response(_not_found(rid))
+    return _json_response(response)
+
+
+async def handle_delete_one(request: web.Request) -> web.Response:
+    core: Core = request.app[_CORE]
+    owner = _authenticate(request, core)
+    if isinstance(owner, ApiError):
+        return _error_response(owner)
+    rid = request.match_info["response_id"]
+    if core.settings.zdr or not core.store.delete(rid, owner):
+        return _error_response(_not_found(rid))
+    return _json_response({"id": rid, "object": "response", "deleted": True})
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    for session in list(app[_SESSIONS]):
+        await session.close(1001, "server shutting down")
+
+
+def build_app(core: Core) -> web.Application:
+    app = web.Application(client_max_size=core.settings.max_frame_bytes)
+    app[_CORE] = core
+    app[_SESSIONS] = weakref.WeakSet()
+    app.router.add_get("/v1/responses", handle_get_root, allow_head=False)
+    app.router.add_post("/v1/responses", handle_post_create)
+    app.router.add_post("/v1/responses/compact", handle_compact)
+    app.router.add_get("/v1/responses/{response_id}", handle_get_one, allow_head=False)
+    app.router.add_delete("/v1/responses/{response_id}", handle_delete_one)
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+class ReferenceServer:
+    """The reference server on an (ephemeral by default) loopback port, in the running loop."""
+
+    def __init__(self, config: ServerConfig | None = None, **overrides) -> None:
+        if config is None:
+            config = ServerConfig(**overrides)
+        elif overrides:
+            raise TypeError("pass either a ServerConfig or keyword overrides, not both")
+        self.config = config
+        self.settings: Settings = config.resolve()  # raises on unknown defects/profiles
+        self.core: Core | None = None
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._url_host}:{self.port}/v1"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._url_host}:{self.port}/v1/responses"
+
+    @property
+    def _url_host(self) -> str:
+        h = self.settings.host
+        return f"[{h}]" if ":" in h else h
+
+    async def start(self) -> "ReferenceServer":
+        logging.getLogger("conformance.server").setLevel(self.settings.log_level)
+        self.core = Core(self.settings)
+        app = build_app(self.core)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=2048)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or ()
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        log.info("reference server listening on %s", self.ws_url)
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> "ReferenceServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+class ServerThread:
+    """``ReferenceServer`` in a background thread with its own event loop."""
+
+    def __init__(self, config: ServerConfig | None = None, **overrides) -> None:
+        self.server = ReferenceServer(config, **overrides)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    port = property(lambda self: self.server.port)
+    base_url = property(lambda self: self.server.base_url)
+    ws_url = property(lambda self: self.server.ws_url)
+    settings = property(lambda self: self.server.settings)
+    config = property(lambda self: self.server.config)
+
+    def start(self, timeout: float = 10.0) -> "ServerThread":
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        self._thread = threading.Thread(target=self._run, name="reference-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("reference server did not start in time")
+        if self._error is not None:
+            raise RuntimeError("reference server failed to start") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._stop = asyncio.Event()
+            try:
+                loop.run_until_complete(self.server.start())
+            except BaseException as exc:  # report to start()
+                self._error = exc
+                return
+            finally:
+                self._ready.set()
+            loop.run_until_complete(self._stop.wait())
+            loop.run_until_complete(self.server.stop())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:
+                pass
+        self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> "ServerThread":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,147 @@
+"""Configuration of the reference server and its profiles (spec §5, vendor differences).
+
+``ServerConfig`` is the public seam (docs/interfaces.md).  ``Settings`` is what the running
+server reads: the config resolved once against its profile and defects, so that no request
+handler has to look anything up by name.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from .defects import Flags, resolve_flags
+
+
+class BusyPolicy(enum.StrEnum):
+    QUEUE = "queue"
+    REJECT = "reject"
+
+
+DEFAULT_LIFETIME_S = 3600.0
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    lifetime_s: float = DEFAULT_LIFETIME_S
+    busy_policy: BusyPolicy = BusyPolicy.QUEUE
+    generate_false: bool = True
+    # body fields a response.create may not carry at all (P-open); others are tolerated
+    rejected_fields: tuple[str, ...] = ()
+    store_true_hydrates: bool = True
+
+
+PROFILES: dict[str, Profile] = {
+    "openai": Profile(
+        "openai",
+        "api.openai.com today: queue busy creates, 60-minute lifetime, generate:false warm-up, "
+        "stream tolerated, store=true ids hydrate across connections",
+    ),
+    "xai": Profile(
+        "xai",
+        "like openai, with a 25-minute connection lifetime",
+        lifetime_s=1500.0,
+    ),
+    "open-responses": Profile(
+        "open-responses",
+        "Open Responses 2026-04-24 WebSocket transport: stream, stream_options, background and "
+        "generate are rejected with a 400 error",
+        generate_false=False,
+        rejected_fields=("stream", "stream_options", "background", "generate"),
+    ),
+}
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_keys: tuple[str, ...] = ()  # empty: any non-empty bearer key is accepted
+    profile: str = "openai"
+    lifetime_s: float = DEFAULT_LIFETIME_S  # the xai profile uses 1500 s unless this is changed
+    test_controls: bool = False
+    defects: tuple[str, ...] = ()
+    store_path: str | None = None
+    zdr: bool = False
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    log_level: str = "WARNING"
+    busy_policy: str | None = None  # None: the profile's ("queue" for every built-in profile)
+    busy_error_code: str = "response_already_in_flight"
+    busy_error_status: int = 409
+
+    def resolve(self) -> "Settings":
+        return Settings.from_config(self)
+
+
+def lifetime_phrase(seconds: float) -> str:
+    """'60 minutes', '25 minutes', '1.5 seconds' — the duration named in the limit message."""
+    if seconds >= 60 and float(seconds / 60).is_integer():
+        minutes = int(seconds // 60)
+        return f"{minutes} minute" + ("" if minutes == 1 else "s")
+    if float(seconds).is_integer():
+        s = int(seconds)
+        return f"{s} second" + ("" if s == 1 else "s")
+    return f"{seconds:g} seconds"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    api_keys: frozenset[str]
+    profile: Profile
+    lifetime_s: float
+    test_controls: bool
+    store_path: str | None
+    zdr: bool
+    max_frame_bytes: int
+    log_level: str
+    busy_policy: BusyPolicy
+    busy_error_code: str
+    busy_error_status: int
+    defects: tuple[str, ...]
+    flags: Flags = field(default_factory=Flags)
+
+    @property
+    def store_true_hydrates(self) -> bool:
+        return self.profile.store_true_hydrates and not self.zdr
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> "Settings":
+        if config.profile not in PROFILES:
+            raise ValueError(
+                f"unknown profile {config.profile!r}; known: {', '.join(sorted(PROFILES))}"
+            )
+        profile = PROFILES[config.profile]
+        flags = resolve_flags(config.defects)
+        lifetime = float(config.lifetime_s)
+        if lifetime == DEFAULT_LIFETIME_S:
+            lifetime = profile.lifetime_s
+        if not (lifetime > 0) or math.isinf(lifetime) or math.isnan(lifetime):
+            raise ValueError(f"lifetime must be a positive number of seconds, got {config.lifetime_s!r}")
+        if config.max_frame_bytes <= 0:
+            raise ValueError("max_frame_bytes must be positive")
+        policy = BusyPolicy(config.busy_policy) if config.busy_policy else profile.busy_policy
+        if flags.reject_when_busy:
+            policy = BusyPolicy.REJECT
+        return cls(
+            host=config.host,
+            port=int(config.port),
+            api_keys=frozenset(config.api_keys or ()),
+            profile=profile,
+            lifetime_s=lifetime,
+            test_controls=bool(config.test_controls),
+            store_path=config.store_path,
+            zdr=bool(config.zdr),
+            max_frame_bytes=int(config.max_frame_bytes),
+            log_level=str(config.log_level or "WARNING").upper(),
+            busy_policy=policy,
+            busy_error_code=config.busy_error_code,
+            busy_error_status=int(config.busy_error_status),
+            defects=tuple(config.defects or ()),
+            flags=flags,
+        )

@@ -1,0 +1,145 @@
+"""One turn, transport-independent (spec §4.5 continuation, §4.7 warm-up, eviction).
+
+``Core.execute`` resolves ``previous_response_id`` (connection cache first, then the store
+for store=true ids unless ZDR), checks tool outputs, runs the engine, lays out the events
+and updates the cache and the store *before* any event is sent, so that an id is usable as
+soon as a client can see it.  A continuation that fails — an ``ApiError`` (4xx) or a
+``response.failed`` (5xx) — evicts the id it referenced from the connection cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from . import engine, stream
+from .config import Settings
+from .errors import ApiError, previous_not_found
+from .state import ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
+
+
+@dataclass(slots=True)
+class Outcome:
+    events: list  # numbered event dicts
+    status: engine.TurnStatus
+    response: dict  # the final response object
+
+
+class Core:
+    """Server-wide state and the turn pipeline shared by the WebSocket and HTTP paths."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.flags = settings.flags
+        self.ids = IdFactory()
+        self.store = ResponseStore(None if settings.zdr else settings.store_path)
+        self.shared_false = SharedStoreFalse() if self.flags.store_false_shared_across_connections else None
+        self.hydrates = settings.store_true_hydrates
+
+    # -- lookups -------------------------------------------------------------------------
+    def resolve(self, response_id: str, owner: str, cache: ConnectionCache | None) -> tuple[Entry, bool]:
+        """(entry, from_cache) or ApiError previous_response_not_found."""
+        if cache is not None:
+            entry = cache.get(response_id)
+            if entry is not None and entry.owner == owner:
+                return entry, True
+        if self.hydrates:
+            entry = self.store.get(response_id, owner)
+            if entry is not None:
+                return entry, False
+        if self.shared_false is not None:
+            entry = self.shared_false.get(response_id, owner)
+            if entry is not None:
+                return entry, False
+        raise previous_not_found(response_id, self.flags)
+
+    def get_stored(self, response_id: str, owner: str) -> dict | None:
+        if self.settings.zdr:
+            return None
+        entry = self.store.get(response_id, owner)
+        return None if entry is None else entry.response
+
+    # -- the turn ------------------------------------------------------------------------
+    def execute(self, req, owner: str, cache: ConnectionCache | None, seq_start: int = 0) -> Outcome:
+        flags = self.flags
+        prev = req.previous_response_id
+        carried: tuple = ()
+        from_cache = False
+        try:
+            if prev is not None:
+                entry, from_cache = self.resolve(prev, owner, cache)
+                carried = () if flags.ignore_previous_response_id else entry.context
+            engine.check_tool_outputs(carried, req.input_items)
+            warmup = not req.generate
+            if warmup and flags.generate_false_ignored:
+                req.generate = True
+            gen = engine.generate(
+                req, carried, new_id=self.ids.new, carried_cached=from_cache,
+                count_history=not flags.usage_ignores_history,
+            )
+        except ApiError as err:
+            if prev is not None and err.evicts and cache is not None and not flags.no_eviction:
+                cache.evict(prev)
+            raise
+        now = int(time.time())
+        rid = self.ids.new("resp")
+        echoed = None if flags.previous_id_not_echoed else prev
+        started = stream.response_object(req, rid, now, echoed)
+        final = stream.final_object(started, gen, now)
+        events = stream.turn_events(started, final, gen, generate=req.generate)
+
+        if gen.status is engine.TurnStatus.FAILED:
+            if prev is not None and cache is not None and not flags.no_eviction:
+                cache.evict(prev)
+        else:
+            entry = Entry(rid, owner, carried + tuple(req.input_items) + tuple(gen.output), final,
+                          req.store, req.stream_id)
+            if cache is not None and not (warmup and flags.warmup_not_chainable):
+                cache.remember(req.stream_id, entry)
+            if req.store:
+                if not self.settings.zdr:
+                    self.store.put(entry)
+            elif self.shared_false is not None:
+                self.shared_false.put(entry)
+
+        if flags.rewrites_events:
+            events = stream.apply_event_defects(events, flags)
+        stream.number(events, seq_start, flags, req.stream_id)
+        return Outcome(events, gen.status, final)
+
+    # -- POST /responses/compact ---------------------------------------------------------
+    def compact(self, body: dict, owner: str) -> dict:
+        from .validate import _check_input, invalid_type, missing  # local: HTTP-only path
+
+        model = body.get("model")
+        if model is None:
+            raise missing("model")
+        if not isinstance(model, str):
+            raise invalid_type("model", "a string", model)
+        raw = body.get("input")
+        items = [] if raw is None else _check_input(raw)
+        instructions = body.get("instructions")
+        if instructions is not None and not isinstance(instructions, str):
+            raise invalid_type("instructions", "a string", instructions)
+        carried: tuple = ()
+        prev = body.get("previous_response_id")
+        if prev is not None:
+            if not isinstance(prev, str):
+                raise invalid_type("previous_response_id", "a string", prev)
+            entry, _ = self.resolve(prev, owner, None)
+            carried = entry.context
+        context = list(carried) + list(items)
+        output, in_tokens, out_tokens = engine.compact(instructions, context, self.ids.new)
+        return {
+            "id": self.ids.new("cmp"),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": output,
+            "usage": {
+                "input_tokens": in_tokens,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": out_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": in_tokens + out_tokens,
+            },
+        }

@@ -1,0 +1,82 @@
+"""Errors and their envelopes (spec §3.10 for WebSocket, OpenAI's HTTP error body otherwise).
+
+``ApiError`` is raised by the pure parts (validation, state) and rendered by the I/O layer:
+on a socket as the ``ResponseWsError`` event ``{type:"error", status, error:{type, code,
+message, param}}``, over HTTP as ``{"error": {message, type, param, code}}`` with the status.
+"""
+
+from __future__ import annotations
+
+from .defects import Flags
+
+INVALID_REQUEST = "invalid_request_error"
+
+
+class ApiError(Exception):
+    """A request-level failure with its HTTP-equivalent status."""
+
+    __slots__ = ("status", "type", "code", "message", "param", "evicts")
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        param: str | None = None,
+        type: str = INVALID_REQUEST,
+        evicts: bool = True,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.code = code
+        self.message = message
+        self.param = param
+        # whether this failure, answering a continuation, evicts the referenced id
+        self.evicts = evicts
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"ApiError({self.status}, {self.code!r}, {self.message!r}, param={self.param!r})"
+
+
+def bad_request(code: str | None, message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, code, message, param)
+
+
+def previous_not_found(response_id: str, flags: Flags) -> ApiError:
+    code = "response_not_found" if flags.renamed_not_found_code else "previous_response_not_found"
+    status = 404 if flags.not_found_status_404 else 400
+    return ApiError(
+        status, code, f"Previous response with id '{response_id}' not found.",
+        "previous_response_id", evicts=False,
+    )
+
+
+def connection_limit(phrase: str) -> ApiError:
+    return ApiError(
+        400,
+        "websocket_connection_limit_reached",
+        f"Responses websocket connection limit reached ({phrase}). "
+        "Create a new websocket connection to continue.",
+        None,
+        evicts=False,
+    )
+
+
+def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
+                   omit_param: bool = False) -> dict:
+    """The WebSocket error event for ``err`` (flat legacy shape under the flat-error-shape defect)."""
+    if flags.flat_error_shape:
+        event = {"type": "error", "code": err.code, "message": err.message, "param": err.param}
+    else:
+        payload = {"type": err.type, "code": err.code, "message": err.message}
+        if not (omit_param and err.param is None):
+            payload["param"] = err.param
+        event = {"type": "error", "status": err.status, "error": payload}
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
+
+def http_error_body(err: ApiError) -> dict:
+    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}

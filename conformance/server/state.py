@@ -1,0 +1,147 @@
+"""What the server remembers (spec §4.5-4.7): the connection-local cache and the store.
+
+Pure data structures, no I/O except the optional JSON-lines file of the store.
+
+* ``ConnectionCache``: per connection, the latest response of each lane (``None`` = the
+  default lane), §4.5 items 25-26.  A lookup by id searches every lane's entry.
+* ``ResponseStore``: store=true responses, per API key, persisted in memory and optionally
+  appended to a JSON-lines file; a cache miss hydrates from it (§4.5 item 27).  Nothing is
+  put there under ZDR (item 35) or for store=false (item 28).
+* ``Entry``: what a later turn needs to continue from a response: its context (the chain's
+  inputs and outputs, in order) and the response object itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+
+log = logging.getLogger("conformance.server")
+
+
+class IdFactory:
+    """Unique ids: a random per-process prefix and a counter (``resp_<hex>``, ``msg_<hex>``...)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(1)
+
+    def new(self, prefix: str) -> str:
+        return f"{prefix}_{self._prefix}{next(self._counter):010x}"
+
+
+@dataclass(slots=True)
+class Entry:
+    id: str
+    owner: str
+    context: tuple  # items carried into a continuation: earlier inputs + outputs, in order
+    response: dict  # the final response object
+    store: bool
+    lane: str | None = None
+
+
+class ConnectionCache:
+    """The connection-local cache: the latest response per lane (P-legacy: one lane)."""
+
+    __slots__ = ("_lanes",)
+
+    def __init__(self) -> None:
+        self._lanes: dict[str | None, Entry] = {}
+
+    def get(self, response_id: str) -> Entry | None:
+        for entry in self._lanes.values():
+            if entry.id == response_id:
+                return entry
+        return None
+
+    def remember(self, lane: str | None, entry: Entry) -> None:
+        self._lanes[lane] = entry
+
+    def evict(self, response_id: str) -> bool:
+        for lane, entry in list(self._lanes.items()):
+            if entry.id == response_id:
+                del self._lanes[lane]
+                return True
+        return False
+
+    def lanes(self) -> dict:
+        return dict(self._lanes)
+
+    def clear(self) -> None:
+        self._lanes.clear()
+
+
+class ResponseStore:
+    """store=true responses (per key), optionally persisted to a JSON-lines file."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._path = path
+        self._lock = threading.Lock()
+        if path and os.path.exists(path):
+            self._load(path)
+
+    def _load(self, path: str) -> None:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if rec.get("op") == "delete":
+                        self._entries.pop(rec["id"], None)
+                    else:
+                        e = Entry(rec["id"], rec["owner"], tuple(rec["context"]), rec["response"], True)
+                        self._entries[e.id] = e
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    log.warning("store %s: skipping unreadable line %d", path, n)
+
+    def _append(self, record: dict) -> None:
+        if not self._path:
+            return
+        with self._lock, open(self._path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def put(self, entry: Entry) -> None:
+        self._entries[entry.id] = entry
+        if self._path:
+            self._append({"op": "put", "id": entry.id, "owner": entry.owner,
+                          "context": list(entry.context), "response": entry.response})
+
+    def get(self, response_id: str, owner: str) -> Entry | None:
+        entry = self._entries.get(response_id)
+        if entry is None or entry.owner != owner:
+            return None
+        return entry
+
+    def delete(self, response_id: str, owner: str) -> bool:
+        entry = self.get(response_id, owner)
+        if entry is None:
+            return False
+        del self._entries[response_id]
+        self._append({"op": "delete", "id": response_id})
+        return True
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class SharedStoreFalse:
+    """Only for the store-false-shared-across-connections defect: a server-wide cache of
+    store=false responses (exactly what the spec forbids)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+
+    def put(self, entry: Entry) -> None:
+        self._entries[entry.id] = entry
+
+    def get(self, response_id: str, owner: str) -> Entry | None:
+        entry = self._entries.get(response_id)
+        return entry if entry is not None and entry.owner == owner else None

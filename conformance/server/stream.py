@@ -1,0 +1,259 @@
+"""Turning a finished generation into the event sequence of one response (spec §3.2, §3.5,
+§3.6, §3.9 and §4.3 items 11-18).
+
+Pure.  ``response_object`` builds the Response of §3.6; ``turn_events`` lays out
+``response.created``, ``response.in_progress``, the item and part lifecycle with deltas
+split in several chunks, and exactly one terminal event carrying the full response;
+``number`` assigns ``sequence_number`` (0, 1, 2 ... per response).  ``Framer`` serialises
+events into WebSocket frames (text, one JSON object each).  The event-level and frame-level
+defects are applied here, off the hot path unless one is enabled.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .defects import Flags
+from .engine import TOKEN_RE, Generation, TurnStatus
+
+try:
+    import orjson as _orjson
+
+    def dumps(value) -> bytes:
+        return _orjson.dumps(value)
+except ImportError:  # pragma: no cover - exercised only without orjson
+    import json as _json
+
+    def dumps(value) -> bytes:
+        return _json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+TEXT_CHUNKS = 4
+ARGUMENT_CHUNKS = 3
+_DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
+
+
+def response_object(req, response_id: str, created_at: int, previous_response_id: str | None) -> dict:
+    """The in_progress Response of §3.6 (output [], usage null, completed_at null)."""
+    body = req.body
+    reasoning = req.reasoning or {}
+    text = body.get("text")
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": req.instructions,
+        "max_output_tokens": req.max_output_tokens,
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": req.model,
+        "output": [],
+        "parallel_tool_calls": req.parallel_tool_calls,
+        "previous_response_id": previous_response_id,
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": body.get("service_tier") or "default",
+        "store": req.store,
+        "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
+        "text": text if isinstance(text, dict) and text else _DEFAULT_TEXT,
+        "tool_choice": req.tool_choice,
+        "tools": req.tools,
+        "top_logprobs": body.get("top_logprobs") or 0,
+        "top_p": 1.0 if body.get("top_p") is None else body["top_p"],
+        "truncation": body.get("truncation") or "disabled",
+        "usage": None,
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def final_object(started: dict, gen: Generation, completed_at: int) -> dict:
+    final = dict(started)
+    final["status"] = gen.status.value
+    final["output"] = gen.output
+    final["usage"] = gen.usage
+    final["incomplete_details"] = gen.incomplete_details
+    final["error"] = gen.error
+    final["completed_at"] = completed_at if gen.status is TurnStatus.COMPLETED else None
+    return final
+
+
+def split_text(text: str, chunks: int = TEXT_CHUNKS) -> list[str]:
+    """Split at token starts into at most ``chunks`` pieces whose concatenation is ``text``."""
+    if not text:
+        return []
+    starts = [m.start() for m in TOKEN_RE.finditer(text)]
+    k = min(chunks, len(starts))
+    if k <= 1:
+        return [text]
+    n = len(starts)
+    cuts = [starts[(i * n) // k] for i in range(1, k)]
+    pieces, prev = [], 0
+    for c in cuts:
+        if c > prev:
+            pieces.append(text[prev:c])
+            prev = c
+    pieces.append(text[prev:])
+    return pieces
+
+
+def split_chars(text: str, chunks: int = ARGUMENT_CHUNKS) -> list[str]:
+    if not text:
+        return []
+    size = max(1, -(-len(text) // chunks))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _item_events(index: int, item: dict, out: list) -> None:
+    itype = item["type"]
+    item_id = item["id"]
+    if itype == "message":
+        out.append({"type": "response.output_item.added", "output_index": index,
+                    "item": {"id": item_id, "type": "message", "status": "in_progress",
+                             "content": [], "role": "assistant"}})
+        for c, part in enumerate(item["content"]):
+            if part["type"] == "refusal":
+                value = part["refusal"]
+                out.append({"type": "response.content_part.added", "item_id": item_id,
+                            "output_index": index, "content_index": c,
+                            "part": {"type": "refusal", "refusal": ""}})
+                for d in split_text(value):
+                    out.append({"type": "response.refusal.delta", "item_id": item_id,
+                                "output_index": index, "content_index": c, "delta": d})
+                out.append({"type": "response.refusal.done", "item_id": item_id,
+                            "output_index": index, "content_index": c, "refusal": value})
+            else:
+                value = part["text"]
+                out.append({"type": "response.content_part.added", "item_id": item_id,
+                            "output_index": index, "content_index": c,
+                            "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}})
+                for d in split_text(value):
+                    out.append({"type": "response.output_text.delta", "item_id": item_id,
+                                "output_index": index, "content_index": c, "delta": d, "logprobs": []})
+                out.append({"type": "response.output_text.done", "item_id": item_id,
+                            "output_index": index, "content_index": c, "text": value, "logprobs": []})
+            out.append({"type": "response.content_part.done", "item_id": item_id,
+                        "output_index": index, "content_index": c, "part": part})
+    elif itype == "function_call":
+        args = item["arguments"]
+        out.append({"type": "response.output_item.added", "output_index": index,
+                    "item": {"id": item_id, "type": "function_call", "status": "in_progress",
+                             "arguments": "", "call_id": item["call_id"], "name": item["name"]}})
+        for d in split_chars(args):
+            out.append({"type": "response.function_call_arguments.delta", "item_id": item_id,
+                        "output_index": index, "delta": d})
+        out.append({"type": "response.function_call_arguments.done", "item_id": item_id,
+                    "output_index": index, "name": item["name"], "arguments": args})
+    elif itype == "reasoning":
+        out.append({"type": "response.output_item.added", "output_index": index,
+                    "item": {"id": item_id, "type": "reasoning", "summary": []}})
+        for s, part in enumerate(item["summary"]):
+            value = part["text"]
+            out.append({"type": "response.reasoning_summary_part.added", "item_id": item_id,
+                        "output_index": index, "summary_index": s,
+                        "part": {"type": "summary_text", "text": ""}})
+            for d in split_text(value):
+                out.append({"type": "response.reasoning_summary_text.delta", "item_id": item_id,
+                            "output_index": index, "summary_index": s, "delta": d})
+            out.append({"type": "response.reasoning_summary_text.done", "item_id": item_id,
+                        "output_index": index, "summary_index": s, "text": value})
+            out.append({"type": "response.reasoning_summary_part.done", "item_id": item_id,
+                        "output_index": index, "summary_index": s, "part": part})
+    else:  # any other item type appears whole
+        out.append({"type": "response.output_item.added", "output_index": index, "item": item})
+    out.append({"type": "response.output_item.done", "output_index": index, "item": item})
+
+
+_TERMINAL = {
+    TurnStatus.COMPLETED: "response.completed",
+    TurnStatus.INCOMPLETE: "response.incomplete",
+    TurnStatus.FAILED: "response.failed",
+}
+
+
+def turn_events(started: dict, final: dict, gen: Generation, generate: bool = True) -> list[dict]:
+    """The events of one response, without sequence numbers."""
+    events = [{"type": "response.created", "response": started}]
+    if generate:
+        events.append({"type": "response.in_progress", "response": started})
+        for index, item in enumerate(gen.output):
+            _item_events(index, item, events)
+    events.append({"type": _TERMINAL[gen.status], "response": final})
+    return events
+
+
+def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
+    """Rewrite a response's events for the event-level defects (called only when one is on)."""
+    if flags.missing_created_response_fields:
+        for e in events:
+            if "response" in e:
+                e["response"] = {k: v for k, v in e["response"].items() if k != "tools"}
+    if flags.output_mismatch:
+        term = events[-1]
+        resp = copy.deepcopy(term["response"])
+        for item in resp["output"]:
+            for part in item.get("content", ()):
+                if part.get("type") == "output_text":
+                    part["text"] += " (edited)"
+        term["response"] = resp
+    if flags.deltas_dont_add_up:
+        for i, e in enumerate(events):
+            if e["type"] == "response.output_text.delta":
+                del events[i]
+                break
+    if flags.terminal_not_last:
+        done = [e for e in events if e["type"] == "response.output_item.done"]
+        if done:
+            events.append(dict(done[-1]))
+    if flags.created_not_first and len(events) >= 2:
+        events[0], events[1] = events[1], events[0]
+    if flags.missing_terminal_event:
+        for i in range(len(events) - 1, -1, -1):
+            if events[i]["type"] in ("response.completed", "response.incomplete", "response.failed"):
+                del events[i]
+                break
+    return events
+
+
+def number(events: list[dict], start: int = 0, flags: Flags | None = None,
+           stream_id: str | None = None) -> list[dict]:
+    step = 2 if flags is not None and flags.sequence_gaps else 1
+    seq = start
+    for e in events:
+        if stream_id is not None:
+            e["stream_id"] = stream_id
+        e["sequence_number"] = seq
+        seq += step
+    if flags is not None and flags.sequence_not_monotonic and len(events) >= 4:
+        a, b = events[2], events[3]
+        a["sequence_number"], b["sequence_number"] = b["sequence_number"], a["sequence_number"]
+    return events
+
+
+class Framer:
+    """Serialises server events into frames: ``(payload, binary)``.  Text frames carry one
+    JSON object each; the frame-level defects rewrite them."""
+
+    __slots__ = ("flags", "rewrite")
+
+    def __init__(self, flags: Flags) -> None:
+        self.flags = flags
+        self.rewrite = flags.rewrites_frames
+
+    def frame(self, event: dict) -> tuple[bytes, bool]:
+        if not self.rewrite:
+            return dumps(event), False
+        f = self.flags
+        if f.default_lane_tagged and "stream_id" not in event:
+            event = dict(event, stream_id="default")
+        if f.text_frames_not_json_object and event.get("type") == "response.in_progress":
+            data = dumps([event])
+        else:
+            data = dumps(event)
+        if f.sse_framing:
+            data = b"event: " + str(event.get("type")).encode() + b"\ndata: " + data + b"\n\n"
+        return data, f.binary_frames

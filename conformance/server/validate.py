@@ -1,0 +1,373 @@
+"""Client event parsing and ``response.create`` validation (spec §2.1, §2.4, §4.2).
+
+Pure: text in, a :class:`CreateRequest` or an :class:`ApiError` out.  The codes used for
+inputs OpenAI does not document (§6 question 7) are this server's choice and are listed in
+the README: ``invalid_json``, ``invalid_type``, ``missing_required_parameter``,
+``invalid_value``, ``unknown_event_type``, ``unsupported_parameter``, ``invalid_stream_id``,
+``integer_below_min_value``, ``mutually_exclusive_parameters``, ``steering_not_supported``,
+``unsupported_event_type``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ApiError, bad_request
+
+try:  # orjson is optional: faster parsing when installed
+    import orjson as _orjson
+
+    _loads = _orjson.loads
+    _JSONError: tuple[type[BaseException], ...] = (_orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - exercised only without orjson
+    import json as _json
+
+    _loads = _json.loads
+    _JSONError = (ValueError,)
+
+STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+TOOL_CHOICE_STRINGS = ("none", "auto", "required")
+MIN_MAX_OUTPUT_TOKENS = 16
+
+_TYPE_NAMES = {
+    str: "a string", bool: "a boolean", int: "an integer", float: "a decimal", list: "an array",
+    dict: "an object", type(None): "null",
+}
+
+
+def _type_name(value) -> str:
+    return _TYPE_NAMES.get(type(value), "an unsupported value")
+
+
+def invalid_type(param: str, expected: str, value) -> ApiError:
+    return bad_request(
+        "invalid_type",
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param,
+    )
+
+
+def missing(param: str) -> ApiError:
+    return bad_request("missing_required_parameter", f"Missing required parameter: '{param}'.", param)
+
+
+def unsupported(param: str, detail: str = "") -> ApiError:
+    return bad_request(
+        "unsupported_parameter", f"Unsupported parameter: '{param}'." + (" " + detail if detail else ""), param
+    )
+
+
+@dataclass
+class CreateRequest:
+    """A validated response.create (WebSocket) or POST /responses body (HTTP)."""
+
+    body: dict
+    model: str
+    input_items: list
+    instructions: str | None
+    previous_response_id: str | None
+    store: bool
+    tools: list
+    tool_choice: object
+    parallel_tool_calls: bool
+    max_output_tokens: int | None
+    reasoning: dict | None
+    generate: bool
+    stream_id: str | None
+    stream: bool
+    background: bool
+
+
+def parse_frame(text: str):
+    """JSON-decode a client text frame; the result must be an object with a string type."""
+    try:
+        event = _loads(text)
+    except _JSONError:
+        raise bad_request("invalid_json", "The client event is not valid JSON.") from None
+    except Exception:  # pragma: no cover - defensive: any decoder failure is invalid JSON
+        raise bad_request("invalid_json", "The client event is not valid JSON.") from None
+    if not isinstance(event, dict):
+        raise bad_request(
+            "invalid_type",
+            f"Invalid client event: expected a JSON object, but got {_type_name(event)} instead.",
+        )
+    etype = event.get("type")
+    if etype is None:
+        raise missing("type")
+    if not isinstance(etype, str):
+        raise invalid_type("type", "a string", etype)
+    return event
+
+
+def _opt(body: dict, name: str, kinds: tuple, expected: str):
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        raise invalid_type(name, expected, value)
+    if not isinstance(value, kinds):
+        raise invalid_type(name, expected, value)
+    return value
+
+
+def _check_input(value) -> list:
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise invalid_type("input", "a string or an array of input items", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise invalid_type(f"input[{i}]", "an object", item)
+        itype = item.get("type", "message" if "role" in item else None)
+        if itype is None:
+            raise missing(f"input[{i}].type")
+        if not isinstance(itype, str):
+            raise invalid_type(f"input[{i}].type", "a string", itype)
+        if itype == "message":
+            role = item.get("role")
+            if role is None:
+                raise missing(f"input[{i}].role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise bad_request(
+                    "invalid_value",
+                    f"Invalid value for 'input[{i}].role': expected one of 'user', 'assistant', "
+                    "'system' or 'developer'.",
+                    f"input[{i}].role",
+                )
+            content = item.get("content")
+            if content is None:
+                raise missing(f"input[{i}].content")
+            if not isinstance(content, (str, list)):
+                raise invalid_type(f"input[{i}].content", "a string or an array", content)
+            if isinstance(content, list):
+                for j, part in enumerate(content):
+                    if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                        raise invalid_type(f"input[{i}].content[{j}]", "a content part object", part)
+        elif itype in ("function_call_output", "custom_tool_call_output"):
+            call_id = item.get("call_id")
+            if call_id is None:
+                raise missing(f"input[{i}].call_id")
+            if not isinstance(call_id, str):
+                raise invalid_type(f"input[{i}].call_id", "a string", call_id)
+            if "output" not in item:
+                raise missing(f"input[{i}].output")
+        elif itype == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                v = item.get(key)
+                if v is None:
+                    raise missing(f"input[{i}].{key}")
+                if not isinstance(v, str):
+                    raise invalid_type(f"input[{i}].{key}", "a string", v)
+    return value
+
+
+def _check_tools(value) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid_type("tools", "an array", value)
+    for i, tool in enumerate(value):
+        if not isinstance(tool, dict):
+            raise invalid_type(f"tools[{i}]", "an object", tool)
+        ttype = tool.get("type")
+        if ttype is None:
+            raise missing(f"tools[{i}].type")
+        if not isinstance(ttype, str):
+            raise invalid_type(f"tools[{i}].type", "a string", ttype)
+        if ttype in ("function", "custom"):
+            name = tool.get("name")
+            if name is None:
+                raise missing(f"tools[{i}].name")
+            if not isinstance(name, str) or not name:
+                raise invalid_type(f"tools[{i}].name", "a non-empty string", name)
+            params = tool.get("parameters")
+            if params is not None and not isinstance(params, dict):
+                raise invalid_type(f"tools[{i}].parameters", "an object", params)
+    return value
+
+
+def _check_tool_choice(value, tools: list):
+    if value is None:
+        return "auto"
+    if isinstance(value, str):
+        if value not in TOOL_CHOICE_STRINGS:
+            raise bad_request(
+                "invalid_value",
+                "Invalid value for 'tool_choice': expected one of 'none', 'auto', 'required' or an object.",
+                "tool_choice",
+            )
+        return value
+    if not isinstance(value, dict):
+        raise invalid_type("tool_choice", "a string or an object", value)
+    ttype = value.get("type")
+    if not isinstance(ttype, str):
+        raise missing("tool_choice.type") if ttype is None else invalid_type("tool_choice.type", "a string", ttype)
+    if ttype == "function":
+        name = value.get("name")
+        if not isinstance(name, str):
+            raise missing("tool_choice.name") if name is None else invalid_type("tool_choice.name", "a string", name)
+        if not any(t.get("type") == "function" and t.get("name") == name for t in tools):
+            raise bad_request(
+                "invalid_value",
+                f"Tool choice 'function' with name '{name}' not found in 'tools' parameter.",
+                "tool_choice",
+            )
+    return value
+
+
+def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
+                    stream_rejected: bool = False, background_accepted: bool = False,
+                    generate_supported: bool = True) -> CreateRequest:
+    """Validate a flat response.create (``websocket``) or an HTTP create body."""
+    for name in rejected_fields:
+        if body.get(name) is not None:
+            raise unsupported(name, "It must not be sent over the WebSocket transport.")
+    model = body.get("model")
+    if model is None:
+        raise missing("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_type("model", "a non-empty string", model)
+
+    stream_id = None
+    if websocket:
+        if "stream_id" in body:
+            stream_id = body["stream_id"]
+            if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
+                raise ApiError(
+                    400, "invalid_stream_id",
+                    "Invalid 'stream_id': expected 1-256 characters from [A-Za-z0-9_.-].", "stream_id",
+                )
+    else:
+        for name in ("stream_id", "generate"):
+            if name in body:
+                raise bad_request("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+
+    raw_input = body.get("input")
+    input_items = [] if raw_input is None else _check_input(raw_input)
+    instructions = _opt(body, "instructions", (str,), "a string")
+    prev = _opt(body, "previous_response_id", (str,), "a string")
+    if prev is not None and not prev:
+        raise bad_request("invalid_value", "Invalid 'previous_response_id': empty string.", "previous_response_id")
+    conversation = body.get("conversation")
+    if conversation is not None:
+        if prev is not None:
+            raise bad_request(
+                "mutually_exclusive_parameters",
+                "Mutually exclusive parameters: Ensure you are only providing one of: "
+                "'previous_response_id' or 'conversation'.",
+                "conversation",
+            )
+        raise unsupported("conversation", "This reference server does not implement conversations.")
+
+    store = _opt(body, "store", (bool,), "a boolean")
+    parallel = _opt(body, "parallel_tool_calls", (bool,), "a boolean")
+    background = _opt(body, "background", (bool,), "a boolean")
+    stream = _opt(body, "stream", (bool,), "a boolean")
+    generate = True
+    if "generate" in body and websocket:
+        g = body["generate"]
+        if not isinstance(g, bool):
+            raise invalid_type("generate", "a boolean", g)
+        if not generate_supported:
+            raise unsupported("generate")
+        generate = g
+    if background and not background_accepted:
+        raise unsupported("background", "Background mode is not supported over the WebSocket transport."
+                          if websocket else "Background mode is not supported by this server.")
+    if stream and stream_rejected:
+        raise unsupported("stream", "'stream' is implicit over WebSocket and must not be sent.")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise invalid_type("stream_options", "an object", stream_options)
+
+    tools = _check_tools(body.get("tools"))
+    tool_choice = _check_tool_choice(body.get("tool_choice"), tools)
+
+    mot = body.get("max_output_tokens")
+    if mot is not None:
+        if isinstance(mot, bool) or not isinstance(mot, int):
+            raise invalid_type("max_output_tokens", "an integer", mot)
+        if mot < MIN_MAX_OUTPUT_TOKENS:
+            raise bad_request(
+                "integer_below_min_value",
+                f"Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
+                f"{MIN_MAX_OUTPUT_TOKENS}, but got {mot} instead.",
+                "max_output_tokens",
+            )
+    for name, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
+        v = body.get(name)
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise invalid_type(name, "a number", v)
+            if not (lo <= v <= hi):
+                raise bad_request("invalid_value", f"Invalid '{name}': expected a value in [{lo}, {hi}].", name)
+    mtc = body.get("max_tool_calls")
+    if mtc is not None and (isinstance(mtc, bool) or not isinstance(mtc, int)):
+        raise invalid_type("max_tool_calls", "an integer", mtc)
+
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise invalid_type("metadata", "an object", metadata)
+        if len(metadata) > 16:
+            raise bad_request("invalid_value", "Invalid 'metadata': at most 16 pairs.", "metadata")
+        for k, v in metadata.items():
+            if not isinstance(v, str):
+                raise invalid_type(f"metadata.{k}", "a string", v)
+
+    reasoning = body.get("reasoning")
+    if reasoning is not None:
+        if not isinstance(reasoning, dict):
+            raise invalid_type("reasoning", "an object", reasoning)
+        summary = reasoning.get("summary")
+        if summary is not None and summary not in REASONING_SUMMARIES:
+            raise bad_request(
+                "invalid_value",
+                "Invalid value for 'reasoning.summary': expected one of 'auto', 'concise' or 'detailed'.",
+                "reasoning.summary",
+            )
+        effort = reasoning.get("effort")
+        if effort is not None and not isinstance(effort, str):
+            raise invalid_type("reasoning.effort", "a string", effort)
+    text = body.get("text")
+    if text is not None and not isinstance(text, dict):
+        raise invalid_type("text", "an object", text)
+    cm = body.get("context_management")
+    if cm is not None:
+        if not isinstance(cm, list) or not cm:
+            raise invalid_type("context_management", "a non-empty array", cm)
+        for i, entry in enumerate(cm):
+            if not isinstance(entry, dict) or entry.get("type") != "compaction":
+                raise bad_request(
+                    "invalid_value", "Invalid 'context_management': expected {type: 'compaction'} entries.",
+                    f"context_management[{i}]",
+                )
+            thr = entry.get("compact_threshold")
+            if thr is not None and (isinstance(thr, bool) or not isinstance(thr, int) or thr < 1000):
+                raise bad_request(
+                    "invalid_value", "Invalid 'compact_threshold': expected an integer >= 1000.",
+                    f"context_management[{i}].compact_threshold",
+                )
+    include = body.get("include")
+    if include is not None and not isinstance(include, list):
+        raise invalid_type("include", "an array", include)
+
+    return CreateRequest(
+        body=body,
+        model=model,
+        input_items=input_items,
+        instructions=instructions,
+        previous_response_id=prev,
+        store=True if store is None else store,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=True if parallel is None else parallel,
+        max_output_tokens=mot,
+        reasoning=reasoning,
+        generate=generate,
+        stream_id=stream_id,
+        stream=bool(stream),
+        background=bool(background),
+    )
