@@ -30,6 +30,8 @@ from .validate import parse_frame, validate_create
 
 log = logging.getLogger("conformance.server")
 
+MAX_NAMED_LANES = 32  # distinct named stream_ids per connection (§4.4 item 22)
+
 
 class Transport(Protocol):
     async def send(self, data: bytes, binary: bool) -> None: ...
@@ -70,6 +72,7 @@ class Session:
         self.turn_delay_s = turn_delay_s
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
+        self.named_lanes: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._timer = None
         if not self.flags.never_expires:
@@ -103,6 +106,17 @@ class Session:
                     sid if isinstance(sid, str) and err.code != "invalid_stream_id" else None,
                     prev if (isinstance(prev, str) and err.evicts and not self.flags.no_eviction) else None,
                 )
+            else:
+                sid = job.stream_id
+                if sid is not None and sid not in self.named_lanes:
+                    if len(self.named_lanes) >= MAX_NAMED_LANES:
+                        job = _ErrorJob(ApiError(
+                            400, "websocket_stream_limit_reached",
+                            f"This WebSocket connection has reached its maximum number of distinct stream "
+                            f"IDs ({MAX_NAMED_LANES}). Reuse an existing stream_id or open a new WebSocket "
+                            "connection.", "stream_id", evicts=False), sid)
+                    else:
+                        self.named_lanes.add(sid)
         elif etype == "response.steer":
             job = _ErrorJob(bad_request(
                 "steering_not_supported",
@@ -247,7 +261,8 @@ class Session:
         if self.state is ConnState.CLOSED:
             return
         self.state = ConnState.CLOSED
-        err = connection_limit(lifetime_phrase(self.lifetime_s))
+        # the message names the nominal limit (a test-control header only makes it come sooner)
+        err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
         try:
             data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True))
             await self.transport.send(data, binary)

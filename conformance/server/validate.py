@@ -237,7 +237,8 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
             if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
                 raise ApiError(
                     400, "invalid_stream_id",
-                    "Invalid 'stream_id': expected 1-256 characters from [A-Za-z0-9_.-].", "stream_id",
+                    "The 'stream_id' field must be a non-empty string with at most 256 characters and "
+                    "may only contain letters, numbers, underscores, hyphens, and periods.", "stream_id",
                 )
     else:
         for name in ("stream_id", "generate"):
