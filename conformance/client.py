@@ -315,6 +315,52 @@ class Turn:
         return f"Turn(request={self.request}, {self.summary()})"
 
 
+# --- plain HTTP (same-path and compact checks) ------------------------------------------------
+
+@dataclass
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def http_request(target: Target, method: str, url: str, body: Any = None, *,
+                 headers: dict | None = None, timeout: float | None = None) -> HttpResult:
+    """One HTTP request with the target's auth, a deadline, and the key redacted from the
+    result. Raises ``TargetUnreachable`` when no HTTP answer arrives."""
+    import urllib.error
+    import urllib.request
+
+    hdrs = _merge_headers(target, headers)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(urlsplit(url).hostname) else []
+    opener = urllib.request.build_opener(*handlers)
+    deadline = target.turn_timeout if timeout is None else timeout
+    try:
+        with opener.open(req, timeout=deadline) as resp:
+            status, rh, raw = resp.status, dict(resp.headers.items()), resp.read(4 * 2**20)
+    except urllib.error.HTTPError as exc:
+        status, rh = exc.code, dict(exc.headers.items()) if exc.headers else {}
+        try:
+            raw = exc.read(4 * 2**20)
+        except Exception:  # noqa: BLE001
+            raw = b""
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise TargetUnreachable(target.redact(f"{method} {url}: {type(exc).__name__}: {exc}")) from None
+    return HttpResult(status, {k: target.redact(v) for k, v in rh.items()},
+                      target.redact(raw.decode("utf-8", "replace")))
+
+
 # --- Connection ------------------------------------------------------------------------------
 
 def _with_query(url: str, query: dict | Iterable | None) -> str:

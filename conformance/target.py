@@ -38,6 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "target": {
         "default_model": "gpt-5.6",
         "auth_header": "Authorization",
+        "keys_checked": True,
     },
     "connection": {
         "lifetime_seconds": 3600.0,

@@ -1,0 +1,122 @@
+"""Handshake and transport cases: spec §1 (connection) and §4.1-4.2 (transport, create
+validation), plus the simplest text turn (§3.8, §4.3).
+
+Prompts are tiny and every turn is capped by the target's max_output_tokens.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import HandshakeRefused, HarnessError, http_request
+
+PROMPT = "Reply with the single word: ok"
+# TURN-TEXT must *complete*: give it room for a short reply (reasoning models spend tokens too)
+TEXT_TURN_BUDGET = 256
+
+
+def _no_response_events(events: list[dict]) -> bool:
+    return not any(str(e.get("type", "")).startswith("response.") for e in events)
+
+
+def _refusal(connect, expect, headers: dict, what: str) -> None:
+    try:
+        conn = connect(headers=headers)
+    except HandshakeRefused as exc:
+        expect("WS-AUTH-BEARER", exc.status in (401, 403), exc,
+               f"an upgrade {what} was refused with HTTP {exc.status}, expected 401 or 403")
+        return
+    # accepted: the server must answer with an error (then close) before any response event
+    early = conn.recv_until(lambda m: m.get("type") == "error", timeout=1.0)
+    turn = conn.turn(input=PROMPT)
+    events = early + turn.events
+    expect("WS-AUTH-BEARER", _no_response_events(events) and turn.status in ("error", "closed", "timeout"),
+           turn, f"an upgrade {what} was accepted and a response started")
+    expect("WS-AUTH-BEARER", any(e.get("type") == "error" for e in events) or conn.closed, turn,
+           f"an upgrade {what} was accepted without an error event or a close")
+
+
+@pytest.mark.clause("WS-AUTH-BEARER")
+def test_auth_refused_without_key(target, connect, expect):
+    _refusal(connect, expect, {target.auth_header: None, "Authorization": None}, "without a key")
+
+
+@pytest.mark.clause("WS-AUTH-BEARER")
+def test_auth_refused_with_wrong_key(target, connect, expect):
+    if not (target.is_embedded or target.profile.get("target.keys_checked", True)):
+        pytest.skip("UNSUPPORTED: the profile says keys are not checked (target.keys_checked = false)")
+    wrong = "sk-conformance-wrong-key-000000000000"
+    value = f"Bearer {wrong}" if target.auth_header.lower() == "authorization" else wrong
+    _refusal(connect, expect, {target.auth_header: value}, "with a wrong key")
+
+
+@pytest.mark.clause("WS-SAME-PATH")
+def test_same_path_as_http(target, connect, expect):
+    conn = connect()
+    path = target.ws_url.split("?", 1)[0]
+    expect("WS-SAME-PATH", path.rstrip("/").endswith("/responses"), target.ws_url,
+           "the WebSocket endpoint is not on the …/responses path")
+    turn = conn.turn(input=PROMPT)
+    expect("WS-SAME-PATH", turn.status in ("completed", "incomplete"), turn,
+           "the upgrade on the /responses path was accepted but a turn did not run")
+    if target.has("http_endpoint"):
+        res = http_request(target, "POST", target.http_responses_url,
+                           {"model": target.model, "input": PROMPT, "store": False,
+                            **({"max_output_tokens": target.max_output_tokens} if target.max_output_tokens else {})})
+        expect("WS-SAME-PATH", res.status not in (404, 405), f"HTTP {res.status} {res.body[:200]}",
+               f"POST to the WebSocket path {target.http_responses_url} was answered {res.status}")
+
+
+@pytest.mark.clause("WS-NO-QUERY-PARAM")
+def test_no_query_parameter_needed(target, connect, expect, verdict):
+    if "?" in target.ws_url:
+        verdict.info("the target URL itself carries a query; it was kept", "WS-NO-QUERY-PARAM")
+    conn = connect()          # no query parameter added (no ?model=)
+    turn = conn.turn(input=PROMPT)
+    expect("WS-NO-QUERY-PARAM", turn.status in ("completed", "incomplete"), turn,
+           "a turn on a socket opened without query parameters did not run")
+
+
+@pytest.mark.clause("WS-TEXT-JSON-FRAMES", "WS-NO-SSE-FRAMING")
+def test_frames_are_text_json(connect, expect):
+    conn = connect()
+    turn = conn.turn(input=PROMPT)
+    expect("WS-TEXT-JSON-FRAMES", turn.status not in ("timeout", "closed"), turn, "the turn did not end")
+    received = [x for _, d, x in conn.transcript if d == "received"]
+    expect("WS-TEXT-JSON-FRAMES", received and all(o.message is not None for o in conn.observed), turn,
+           "a server frame was not a text frame holding one JSON object with a string type")
+    sse = [x[:80] for x in received if x.lstrip().startswith(("data:", "event:")) or x.strip() == "[DONE]"]
+    expect("WS-NO-SSE-FRAMING", not sse, sse, "SSE framing or a [DONE] sentinel in a server frame")
+
+
+@pytest.mark.clause("CREATE-STREAM-TOLERATED")
+def test_stream_true_tolerated(connect, expect):
+    conn = connect()
+    turn = conn.turn(input=PROMPT, stream=True)
+    expect("CREATE-STREAM-TOLERATED", turn.status in ("completed", "incomplete"), turn,
+           "response.create with stream:true did not run as usual")
+
+
+@pytest.mark.clause("CREATE-BACKGROUND-REJECTED", "STREAM-REJECTED-AS-ERROR")
+def test_background_rejected(connect, expect):
+    conn = connect()
+    turn = conn.turn(input=PROMPT, background=True)
+    expect("CREATE-BACKGROUND-REJECTED", turn.status == "error" and _no_response_events(turn.events), turn,
+           "background:true must be rejected with an error event before any response starts")
+    expect("STREAM-REJECTED-AS-ERROR", turn.event_types == ["error"], turn,
+           "the rejection should be exactly one error event and nothing else")
+
+
+@pytest.mark.clause("TURN-TEXT")
+def test_text_turn(target, connect, expect):
+    conn = connect()
+    turn = conn.turn(input=PROMPT, max_output_tokens=max(target.max_output_tokens, TEXT_TURN_BUDGET))
+    if (turn.status == "incomplete" and ((turn.response or {}).get("incomplete_details") or {}).get("reason")
+            == "max_output_tokens" and not turn.output_text):
+        raise HarnessError(f"budget: {TEXT_TURN_BUDGET} output tokens were not enough for a one-word reply; "
+                          "raise --max-output-tokens")
+    expect("TURN-TEXT", turn.status == "completed", turn, "a plain text turn did not complete")
+    messages = [i for i in (turn.response or {}).get("output", []) if isinstance(i, dict) and i.get("type") == "message"]
+    expect("TURN-TEXT", any(m.get("role") == "assistant" for m in messages), turn,
+           "no assistant message in the output")
+    expect("TURN-TEXT", turn.output_text != "", turn, "the assistant message holds no output_text")

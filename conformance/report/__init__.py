@@ -1,0 +1,115 @@
+"""Reports of a run: ``certificate.json``, ``junit.xml``, ``index.html`` and the terminal summary.
+
+Implements "Reports" and the clause table / coverage of "Clauses" in ``../shared/design.md``.
+Input: the case records the plugin collects (one per case, JSON-able, key already redacted)
+and the clause registry. No pytest import; every writer is a plain function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from conformance import verdicts as V
+from conformance.report.html import render_html
+from conformance.report.junit import render_junit
+
+CASE_VERDICTS = (V.PASS, V.FAIL, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
+
+
+def suite_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("responses-ws-conformance")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
+                      fingerprint: dict, started: float, finished: float, strict: bool,
+                      run_id: str) -> dict:
+    rows = V.clause_table(registry, records)
+    counts = Counter(r["verdict"] for r in records)
+    clause_counts = Counter(r["verdict"] for r in rows)
+    overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
+        "NON-STRICT" if counts[V.NON_STRICT] else "PASS"))
+    if strict and overall == "NON-STRICT":
+        overall = "FAIL"
+    cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
+             | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
+             for r in sorted(records, key=lambda r: r["nodeid"])]
+    return {
+        "format": "responses-ws-conformance/certificate",
+        "format_version": 1,
+        "suite_version": suite_version(),
+        "run_id": run_id,
+        "profile": profile,
+        "strict": strict,
+        "target": fingerprint,
+        "started": _iso(started),
+        "finished": _iso(finished),
+        "duration_s": round(finished - started, 3),
+        "environment": {"python": platform.python_version(), "platform": platform.platform(terse=True)},
+        "clause_registry": {"path": os.path.basename(registry.path), "version": registry.version,
+                            "clauses": len(registry)},
+        "overall": overall,
+        "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
+                   "clauses": {v: clause_counts.get(v, 0) for v in
+                               (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)}},
+        "coverage": V.coverage(rows),
+        "clauses": rows,
+        "cases": cases,
+    }
+
+
+def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
+                  fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
+                  redact: Callable[[str], str] = lambda t: t) -> dict[str, str]:
+    """Write certificate.json, junit.xml, index.html (and transcripts/ of non-passing cases)."""
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
+                             started=started, finished=finished, strict=strict, run_id=run_id)
+    tdir = out / "transcripts"
+    for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
+        if rec.get("transcript"):
+            tdir.mkdir(exist_ok=True)
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rec["nodeid"])[:150] + ".txt"
+            (tdir / name).write_text(redact(rec["transcript"]), encoding="utf-8")
+            case["transcript"] = f"transcripts/{name}"
+    paths = {"dir": str(out), "certificate": str(out / "certificate.json"),
+             "junit": str(out / "junit.xml"), "html": str(out / "index.html")}
+    (out / "certificate.json").write_text(redact(json.dumps(cert, indent=2, sort_keys=False)), encoding="utf-8")
+    (out / "junit.xml").write_text(redact(render_junit(cert, records)), encoding="utf-8")
+    (out / "index.html").write_text(redact(render_html(cert)), encoding="utf-8")
+    return paths
+
+
+def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str) -> list[str]:
+    counts = Counter(r["verdict"] for r in records)
+    rows = V.clause_table(registry, records)
+    cov = V.coverage(rows)
+    clause_counts = Counter(r["verdict"] for r in rows)
+    lines = [
+        f"profile {profile}: {len(records)} cases: " + ", ".join(
+            f"{counts[v]} {v}" for v in CASE_VERDICTS if counts.get(v)),
+        f"clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in
+                                 (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED) if clause_counts.get(v)),
+        f"coverage: {cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case "
+        f"(MUST {cov['MUST']['with_cases']}/{cov['MUST']['clauses']}, "
+        f"SHOULD {cov['SHOULD']['with_cases']}/{cov['SHOULD']['clauses']}, "
+        f"MAY {cov['MAY']['with_cases']}/{cov['MAY']['clauses']})",
+    ]
+    failing = [r for r in rows if r["verdict"] in (V.FAIL, V.NON_STRICT)]
+    for r in failing[:15]:
+        lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
+    return lines

@@ -1,0 +1,79 @@
+"""``index.html``: one self-contained page (no external assets, no script) summarising the
+certificate — the page a person reads first (design.md "Reports")."""
+
+from __future__ import annotations
+
+from html import escape
+
+_COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
+           "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
+           "RETIRED": "#8c959f"}
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
+h1{font-size:1.5em;margin-bottom:.2em} h2{margin-top:1.6em;font-size:1.15em}
+table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa} .v{font-weight:600;white-space:nowrap} .muted{color:#6e7781} code{font-size:12px}
+.badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
+details{margin:2px 0} pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:6px;margin:4px 0}
+.kv td:first-child{font-weight:600;width:14em}
+"""
+
+
+def _v(verdict: str) -> str:
+    return f'<span class="v" style="color:{_COLORS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
+
+
+def render_html(cert: dict) -> str:
+    t = cert["target"]
+    cov = cert["coverage"]
+    cc = cert["counts"]["cases"]
+    cl = cert["counts"]["clauses"]
+    out = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>Conformance {escape(cert['overall'])} — {escape(str(t.get('ws_host', '')))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Responses API WebSocket mode — conformance certificate</h1>",
+        f'<p><span class="badge" style="background:{_COLORS.get(cert["overall"], "#1f2328")}">'
+        f'{escape(cert["overall"])}</span> <span class="muted">run {escape(cert["run_id"])}, '
+        f'suite {escape(cert["suite_version"])}{", strict" if cert.get("strict") else ""}</span></p>',
+        '<table class="kv">',
+    ]
+    rows = [("Target", f"{t.get('ws_host', '')}{t.get('ws_path', '')}" + (" (embedded reference server)" if t.get("embedded") else "")),
+            ("Profile", cert["profile"]), ("Model", t.get("model", "")),
+            ("Capabilities", ", ".join(t.get("capabilities", []))),
+            ("Time", f"{cert['started']} → {cert['finished']} ({cert['duration_s']} s)"),
+            ("Cases", ", ".join(f"{n} {k}" for k, n in cc.items() if n and k != "total") + f" (total {cc['total']})"),
+            ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
+            ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
+                         + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    out += [f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows]
+    out.append("</table>")
+
+    out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
+    order = {"FAIL": 0, "NON-STRICT": 1, "UNTESTED": 3, "UNSUPPORTED": 4, "PASS": 2, "RETIRED": 5}
+    for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
+        detail = ""
+        if r["findings"]:
+            items = "".join(f"<li><code>{escape(f.get('nodeid', ''))}</code>: {escape(f['message'])}"
+                            + (f" <span class=muted>[{escape(f['evidence'])}]</span>" if f.get("evidence") else "")
+                            + "</li>" for f in r["findings"][:10])
+            detail = f"<details><summary>{r['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
+        cases = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
+        out.append(f"<tr><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
+                   f"<td>{escape(r['requirement'])}<br><span class=muted>{escape(r['source'])}</span></td>"
+                   f"<td>{cases}{detail}</td></tr>")
+    out.append("</table>")
+
+    out.append("<h2>Cases</h2><table><tr><th>Verdict</th><th>Case</th><th>Clauses</th><th>Messages</th></tr>")
+    for c in cert["cases"]:
+        msgs = "".join(f"<pre>{escape(m)}</pre>" for m in c.get("messages", [])[:6])
+        if c.get("transcript"):
+            msgs += f'<a href="{escape(c["transcript"])}">transcript</a>'
+        out.append(f"<tr><td>{_v(c['verdict'])}</td><td><code>{escape(c['nodeid'])}</code></td>"
+                   f"<td>{escape(', '.join(c['clauses']))}</td><td>{msgs}</td></tr>")
+    out.append("</table><p class=muted>Verdicts: PASS every checked MUST/SHOULD held; FAIL a MUST was violated; "
+               "NON-STRICT only SHOULDs were violated; INFO observations/extensions; UNSUPPORTED the profile does "
+               "not claim the feature; ERROR the run could not judge; UNTESTED no case checked the clause.</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

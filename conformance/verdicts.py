@@ -1,0 +1,370 @@
+"""Clause registry, expectations and verdicts.
+
+Implements the "Verdicts" and "Clauses" sections of ``../shared/design.md`` and the clause
+``requires`` seam of ``docs/interfaces.md``: ``cases/clauses.toml`` is loaded once; a case
+states ``expect(clause_id, condition, evidence, message)``; expectations and the monitor's
+findings of every connection the case opened combine into one verdict:
+
+=============  ======================================================  ==================
+verdict        when                                                    pytest outcome
+=============  ======================================================  ==================
+PASS           nothing violated                                        passed
+FAIL           a MUST clause violated (expectation or finding)         failed
+NON-STRICT     only SHOULD clauses violated                            passed + warning
+                                                                       (failed if strict)
+INFO           only MAY observations / extensions                      passed
+UNSUPPORTED    a marked clause needs what the target lacks             skipped
+ERROR          could not judge (unreachable, harness or case bug)      error
+=============  ======================================================  ==================
+
+No pytest import here: the plugin wires this to pytest; the logic is plain and unit-tested.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+PASS, FAIL, NON_STRICT, INFO, UNSUPPORTED, ERROR, UNTESTED, SKIPPED = (
+    "PASS", "FAIL", "NON-STRICT", "INFO", "UNSUPPORTED", "ERROR", "UNTESTED", "SKIPPED")
+LEVELS = ("MUST", "SHOULD", "MAY")
+_RANK = {PASS: 0, INFO: 1, NON_STRICT: 2, FAIL: 3}
+
+
+class RegistryError(ValueError):
+    """cases/clauses.toml (or --clauses FILE) is unusable; names the file and the entry."""
+
+
+class ClauseViolation(AssertionError):
+    """A MUST clause failed: raised at once from ``expect`` (and at the end of a case when the
+    monitor found a MUST violation)."""
+
+
+class UnknownClause(LookupError):
+    """A clause id that is not in the registry (a typo in a case or the monitor)."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    id: str
+    level: str
+    requirement: str
+    source: str
+    profiles: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    retired: bool = False
+
+
+class ClauseRegistry:
+    def __init__(self, clauses: Iterable[Clause], path: str = "", version: int = 1):
+        self.path, self.version = path, version
+        self.clauses: dict[str, Clause] = {}
+        for c in clauses:
+            self.clauses[c.id] = c
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClauseRegistry":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RegistryError(f"{path}: clause registry not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{path}: cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RegistryError(f"{path}: not valid TOML: {exc}") from None
+        out = []
+        seen: set[str] = set()
+        for n, raw in enumerate(data.get("clause", [])):
+            where = f"{path}: clause #{n + 1}"
+            cid = raw.get("id")
+            if not isinstance(cid, str) or not cid:
+                raise RegistryError(f"{where}: missing id")
+            where = f"{path}: clause {cid}"
+            if cid in seen:
+                raise RegistryError(f"{where}: duplicate id")
+            seen.add(cid)
+            level = raw.get("level")
+            if level not in LEVELS:
+                raise RegistryError(f"{where}: level must be one of {', '.join(LEVELS)}, got {level!r}")
+            for key in ("requirement", "source"):
+                if not isinstance(raw.get(key, ""), str):
+                    raise RegistryError(f"{where}: {key} must be a string")
+            for key in ("profiles", "requires"):
+                val = raw.get(key, [])
+                if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
+                    raise RegistryError(f"{where}: {key} must be a list of strings")
+            out.append(Clause(cid, level, raw.get("requirement", ""), raw.get("source", ""),
+                              tuple(raw.get("profiles", [])), tuple(raw.get("requires", [])),
+                              bool(raw.get("retired", False))))
+        return cls(out, str(path), int(data.get("version", 1)))
+
+    def __contains__(self, cid: str) -> bool:
+        return cid in self.clauses
+
+    def __getitem__(self, cid: str) -> Clause:
+        try:
+            return self.clauses[cid]
+        except KeyError:
+            raise UnknownClause(f"unknown clause id {cid!r} (not in {self.path or 'the registry'})") from None
+
+    def __iter__(self):
+        return iter(self.clauses.values())
+
+    def __len__(self) -> int:
+        return len(self.clauses)
+
+    def active(self) -> list[Clause]:
+        return [c for c in self.clauses.values() if not c.retired]
+
+
+def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:
+    """Where the registry is: a checkout's ``cases/clauses.toml`` next to the package, the
+    copy a wheel ships in ``conformance/_data/``, or ``<rootdir>/cases/clauses.toml``."""
+    pkg = Path(__file__).resolve().parent
+    candidates = [pkg.parent / "cases" / "clauses.toml", pkg / "_data" / "clauses.toml"]
+    if rootdir is not None:
+        candidates.append(Path(rootdir) / "cases" / "clauses.toml")
+    for c in candidates:
+        if c.is_file():
+            return c
+    return None
+
+
+def unsupported_reason(clause: Clause, capabilities: frozenset, spec_profiles: frozenset,
+                       profile_name: str) -> str | None:
+    """Why ``clause`` does not apply to the target, or None when it does."""
+    missing = [r for r in clause.requires if r not in capabilities]
+    if missing:
+        return (f"UNSUPPORTED: {clause.id} requires {', '.join(missing)}, "
+                f"which profile {profile_name!r} does not claim")
+    if clause.profiles and spec_profiles and not (set(clause.profiles) & set(spec_profiles)):
+        return (f"UNSUPPORTED: {clause.id} applies to {', '.join(clause.profiles)}; "
+                f"profile {profile_name!r} claims {', '.join(sorted(spec_profiles))}")
+    return None
+
+
+# --- evidence ------------------------------------------------------------------------------
+
+def summarize(evidence: Any, redact: Callable[[str], str] = lambda s: s, limit: int = 400) -> str:
+    """A short, key-free line describing ``evidence`` (a Turn, Connection, exception, dict…)."""
+    if evidence is None:
+        return ""
+    try:
+        if hasattr(evidence, "summary") and callable(evidence.summary):
+            text = evidence.summary()
+        elif hasattr(evidence, "status") and hasattr(evidence, "body") and hasattr(evidence, "headers"):
+            text = f"HTTP {evidence.status} body={str(evidence.body)[:200]!r}"
+        elif hasattr(evidence, "transcript") and hasattr(evidence, "messages"):
+            types = [m.get("type", "?") for m in evidence.messages[-5:]]
+            text = (f"connection closed={evidence.closed} close_code={evidence.close_code} "
+                    f"last events: {', '.join(types) or 'none'}")
+        elif isinstance(evidence, BaseException):
+            text = f"{type(evidence).__name__}: {evidence}"
+        elif isinstance(evidence, (list, tuple)) and evidence and all(hasattr(e, "summary") for e in evidence):
+            text = " | ".join(e.summary() for e in evidence)
+        elif isinstance(evidence, (dict, list)):
+            text = json.dumps(evidence, default=str, separators=(",", ":"))
+        else:
+            text = str(evidence)
+    except Exception as exc:  # noqa: BLE001 - evidence is decoration, never a crash
+        text = f"<evidence unprintable: {type(exc).__name__}>"
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- per-case recording --------------------------------------------------------------------
+
+@dataclass
+class Observation:
+    """One expectation or one monitor finding, resolved against the registry."""
+
+    clause: str
+    level: str
+    ok: bool
+    kind: str                 # "expect" | "violation" | "extension" | "info"
+    message: str
+    evidence: str = ""
+    response_id: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.ok:
+            return PASS
+        if self.kind in ("extension", "info") or self.level == "MAY":
+            return INFO
+        return FAIL if self.level == "MUST" else NON_STRICT
+
+    def as_dict(self) -> dict:
+        return {"clause": self.clause, "level": self.level, "ok": self.ok, "kind": self.kind,
+                "verdict": self.verdict, "message": self.message, "evidence": self.evidence,
+                "response_id": self.response_id}
+
+
+@dataclass
+class CaseRecorder:
+    """Expectations and findings of one case."""
+
+    registry: ClauseRegistry
+    clauses: tuple[str, ...] = ()
+    redact: Callable[[str], str] = field(default=lambda s: s)
+    observations: list[Observation] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)      # harness-level problems → ERROR
+    notes: list[str] = field(default_factory=list)
+
+    def expect(self, clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
+        """Record that ``clause_id`` held (``condition`` truthy) or not. A failed MUST raises
+        ``ClauseViolation`` at once; a failed SHOULD/MAY is recorded and the case goes on."""
+        clause = self.registry[clause_id]
+        ok = bool(condition)
+        ev = summarize(evidence, self.redact)
+        msg = self.redact(message or "")
+        self.observations.append(Observation(clause.id, clause.level, ok, "expect", msg, ev,
+                                             getattr(evidence, "response_id", None) if evidence is not None else None))
+        if not ok and clause.level == "MUST":
+            raise ClauseViolation(self.violation_text(clause, msg, ev))
+        return ok
+
+    def info(self, message: str, clause_id: str = "") -> None:
+        """An observation (measurement, curiosity) shown in the report; never a failure."""
+        level = self.registry[clause_id].level if clause_id else "MAY"
+        self.observations.append(Observation(clause_id, level, False, "info", self.redact(message)))
+
+    def add_findings(self, findings: Iterable[Any]) -> None:
+        for f in findings:
+            cid = getattr(f, "clause", "")
+            kind = getattr(f, "kind", "violation") or "violation"
+            msg = self.redact(str(getattr(f, "message", "")))
+            if getattr(f, "pointer", None):
+                msg += f" (at {f.pointer})"
+            if cid not in self.registry:
+                self.errors.append(f"monitor finding names unknown clause {cid!r}: {msg}")
+                continue
+            level = self.registry[cid].level
+            self.observations.append(Observation(cid, level, False, "extension" if kind == "extension" else "violation",
+                                                 msg, "", getattr(f, "response_id", None)))
+
+    def violation_text(self, clause: Clause, message: str, evidence: str) -> str:
+        text = f"[{clause.level}] {clause.id}: {clause.requirement}"
+        if message:
+            text += f"\n  {message}"
+        if evidence:
+            text += f"\n  evidence: {evidence}"
+        return self.redact(text)
+
+    def verdict(self) -> str:
+        if self.errors:
+            return ERROR
+        worst = PASS
+        for o in self.observations:
+            v = o.verdict
+            if _RANK[v] > _RANK[worst]:
+                worst = v
+        return worst
+
+    def failures(self, at_least: str = NON_STRICT) -> list[Observation]:
+        return [o for o in self.observations if _RANK[o.verdict] >= _RANK[at_least]]
+
+    def failure_text(self, at_least: str = NON_STRICT, limit: int = 8) -> str:
+        lines = []
+        seen = set()
+        for o in self.failures(at_least):
+            key = (o.clause, o.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            c = self.registry[o.clause]
+            line = f"[{c.level}] {c.id}: {c.requirement}\n    {o.kind}: {o.message}"
+            if o.evidence:
+                line += f"\n    evidence: {o.evidence}"
+            lines.append(line)
+        more = len(seen) - limit
+        text = "\n".join(lines[:limit]) + (f"\n  ... and {more} more" if more > 0 else "")
+        return self.redact(text)
+
+
+# --- the case currently running (for the module-level expect) ------------------------------
+
+_current: contextvars.ContextVar[CaseRecorder | None] = contextvars.ContextVar("conformance_case", default=None)
+
+
+def bind(recorder: CaseRecorder | None) -> contextvars.Token:
+    return _current.set(recorder)
+
+
+def unbind(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def current() -> CaseRecorder:
+    rec = _current.get()
+    if rec is None:
+        raise RuntimeError("conformance.verdicts.expect() called outside a running conformance case")
+    return rec
+
+
+def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
+    """Module-level ``expect`` bound to the case that is running (same as the fixture)."""
+    return current().expect(clause_id, condition, evidence, message)
+
+
+# --- aggregation over cases (certificate clause table) -------------------------------------
+
+def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
+    """One row per clause: cases that checked it, verdict, findings observed against it.
+
+    A clause is PASS when at least one case that marks or expects it passed and nothing
+    violated it anywhere; FAIL / NON-STRICT when any case or finding violated it (by level);
+    UNSUPPORTED when every case marking it was UNSUPPORTED; UNTESTED otherwise.
+    """
+    rows = []
+    by_clause: dict[str, dict] = {c.id: {"cases": [], "verdicts": [], "findings": []} for c in registry}
+    for rec in records:
+        marked = set(rec.get("clauses", []))
+        expected = {o["clause"] for o in rec.get("observations", []) if o["kind"] == "expect"}
+        for cid in marked | expected:
+            if cid in by_clause:
+                by_clause[cid]["cases"].append(rec["nodeid"])
+                by_clause[cid]["verdicts"].append(rec["verdict"] if cid in marked else PASS)
+        for o in rec.get("observations", []):
+            if o["clause"] in by_clause and not o["ok"]:
+                by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec["nodeid"]))
+    for c in registry:
+        info = by_clause[c.id]
+        bad = [o["verdict"] for o in info["findings"] if o["verdict"] in (FAIL, NON_STRICT)]
+        verdicts = info["verdicts"]
+        if bad:
+            verdict = FAIL if FAIL in bad else NON_STRICT
+        elif any(v in (PASS, INFO, NON_STRICT, FAIL) for v in verdicts):
+            # the case as a whole may have failed on another clause; this one held
+            verdict = PASS
+        elif verdicts and all(v == UNSUPPORTED for v in verdicts):
+            verdict = UNSUPPORTED
+        else:
+            verdict = UNTESTED
+        if c.retired:
+            verdict = "RETIRED"
+        rows.append({
+            "id": c.id, "level": c.level, "requirement": c.requirement, "source": c.source,
+            "profiles": list(c.profiles), "requires": list(c.requires),
+            "cases": sorted(set(info["cases"])), "verdict": verdict,
+            "findings": info["findings"][:50], "findings_total": len(info["findings"]),
+        })
+    return rows
+
+
+def coverage(rows: list[dict]) -> dict:
+    def cov(sel: list[dict]) -> dict:
+        tested = [r for r in sel if r["cases"]]
+        judged = [r for r in sel if r["verdict"] in (PASS, FAIL, NON_STRICT)]
+        return {"clauses": len(sel), "with_cases": len(tested), "judged": len(judged),
+                "ratio": round(len(tested) / len(sel), 4) if sel else 0.0}
+    active = [r for r in rows if r["verdict"] != "RETIRED"]
+    out = {"all": cov(active)}
+    for level in LEVELS:
+        out[level] = cov([r for r in active if r["level"] == level])
+    return out
