@@ -697,11 +697,19 @@ class StreamMonitor:
 
     def _route_slow(self, ev: dict, lane: _Lane | None) -> RequestState | None:
         iid = ev.get("item_id")
+        if iid is None and ev["type"] == "response.output_item.done":
+            item = ev.get("item")
+            iid = item.get("id") if type(item) is dict else None
         if type(iid) is str:
             owner = self._item_owner.get(iid)
             if owner is not None:
                 return owner
         if lane is not None and lane.streaming:
+            if len(lane.streaming) > 1:  # overlapping responses on one lane: follow the numbering
+                seq = ev.get("sequence_number")
+                for rs in lane.streaming:
+                    if rs.g.seq is not None and rs.g.seq + 1 == seq:
+                        return rs
             return lane.streaming[-1]
         if lane is not None and lane.pending:
             return self._implicit(ev, ev["type"])
@@ -767,6 +775,8 @@ class StreamMonitor:
         else:
             self._once_add(rs, "seqp", "SEQ-PRESENT",
                            f"{typ} has no non-negative integer sequence_number ({_short(seq)})")
+            # count it as numbered: the next event's gap is this defect, not another one
+            g.seq = 0 if g.seq is None else g.seq + 1
         if g.ip == 0 and typ != "response.created":
             g.ip = 1
             if typ != "response.in_progress" and not self._is_empty_terminal(ev, typ):
@@ -1146,7 +1156,7 @@ class StreamMonitor:
                     self._add("STREAM-ITEM-LIFECYCLE",
                               f"output_item.done for {iid!r} while its {label} {idx} is still open", rs)
         for (base, idx), deltas in it.acc.items():
-            if (base, idx) not in it.vals:
+            if (base, idx) not in it.vals and _FAMILIES[base][2] is None:  # parts: see content_part.done
                 self._add("STREAM-ITEM-LIFECYCLE",
                           f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
         for (base, idx), value in it.vals.items():
