@@ -202,6 +202,9 @@ _FAMILIES: dict[str, tuple[str, str | None, str | None]] = {
     "response.code_interpreter_call_code": ("code", None, None),
     "response.mcp_call_arguments": ("arguments", None, None),
 }
+# delta/done event type -> (family base, field, index field, container)
+_DELTA_INFO = {base + ".delta": (base, *spec) for base, spec in _FAMILIES.items()}
+_DONE_INFO = {base + ".done": (base, *spec) for base, spec in _FAMILIES.items()}
 # content part type -> (family base, field)
 _PART_FAMILY = {
     "output_text": ("response.output_text", "text"),
@@ -757,6 +760,19 @@ class StreamMonitor:
             self._lane_check(rs, ev)
         g = rs.g
         seq = ev.get("sequence_number")
+        last = g.seq
+        if last is not None and type(seq) is int and seq == last + 1:
+            g.seq = seq
+        else:
+            self._seq_check(rs, g, seq, typ)
+        if g.ip == 0 and typ != "response.created":
+            g.ip = 1
+            if typ != "response.in_progress" and not self._is_empty_terminal(ev, typ):
+                self._add("STREAM-IN-PROGRESS-FOLLOWS",
+                          f"{typ} follows response.created; response.in_progress expected first", rs)
+
+    def _seq_check(self, rs: RequestState, g: _Grammar, seq: Any, typ: str) -> None:
+        """sequence_number of a streaming event, other than the expected next number."""
         if type(seq) is int and seq >= 0:
             last = g.seq
             if last is None:
@@ -768,20 +784,14 @@ class StreamMonitor:
                 self._once_add(rs, "seq", "SEQ-MONOTONIC",
                                f"sequence_number {seq} of {typ} does not exceed the previous {last}")
             else:
-                if seq != last + 1:
-                    self._once_add(rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
-                                   f"sequence_number jumps from {last} to {seq} ({typ})")
+                self._once_add(rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
+                               f"sequence_number jumps from {last} to {seq} ({typ})")
                 g.seq = seq
         else:
             self._once_add(rs, "seqp", "SEQ-PRESENT",
                            f"{typ} has no non-negative integer sequence_number ({_short(seq)})")
             # count it as numbered: the next event's gap is this defect, not another one
             g.seq = 0 if g.seq is None else g.seq + 1
-        if g.ip == 0 and typ != "response.created":
-            g.ip = 1
-            if typ != "response.in_progress" and not self._is_empty_terminal(ev, typ):
-                self._add("STREAM-IN-PROGRESS-FOLLOWS",
-                          f"{typ} follows response.created; response.in_progress expected first", rs)
 
     @staticmethod
     def _is_empty_terminal(ev: dict, typ: str) -> bool:
@@ -1243,16 +1253,35 @@ class StreamMonitor:
                       f"the .done event had {_short(value)}", rs)
 
     def _h_delta(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        it = self._item_for(rs, ev, typ)
-        if it is None:
-            return
-        base = typ[:-6]
-        fld, idx_field, container = _FAMILIES[base]
+        # the hottest path: one live response on the lane, announced open item, next number
+        sid = ev.get("stream_id")
+        lane = self._lanes.get(sid) if sid is None or type(sid) is str else None
+        if lane is not None and len(lane.streaming) == 1:
+            rs = lane.streaming[0]
+        else:
+            rs = self._route_slow(ev, lane)
+            if rs is None:
+                return
+        g = rs.g
+        iid = ev.get("item_id")
+        it = g.items.get(iid) if type(iid) is str else None
+        seq = ev.get("sequence_number")
+        last = g.seq
+        if (it is not None and not it.done and rs.state is STREAMING and g.ip and sid == rs.lane
+                and last is not None and type(seq) is int and seq == last + 1):
+            rs.events.append(ev)
+            self._obs.request = rs.index
+            g.seq = seq
+            if ev.get("output_index") != it.oi:
+                self._once_add(rs, ("oi", iid), "STREAM-ANNOUNCED-ITEM",
+                               f"{typ} for item {iid!r} has output_index {_short(ev.get('output_index'))}, "
+                               f"the item was announced at {it.oi}")
+        else:
+            it = self._item_for(rs, ev, typ)
+            if it is None:
+                return
+        base, fld, idx_field, container = _DELTA_INFO[typ]
         idx = ev.get(idx_field) if idx_field is not None else -1
-        key = (base, idx)
         if container is not None:
             parts = it.parts if container == "part" else it.summ
             try:
@@ -1267,9 +1296,12 @@ class StreamMonitor:
                     return
             elif state == _P_OPEN:
                 parts[idx] = _P_DELTAS
-        elif key in it.vals:
-            self._once_add(rs, ("delta-after", it.id, base), "STREAM-ITEM-LIFECYCLE",
-                           f"{typ} for {it.id!r} after {base}.done")
+            key = (base, idx)
+        else:
+            key = (base, -1)
+            if key in it.vals:
+                self._once_add(rs, ("delta-after", it.id, base), "STREAM-ITEM-LIFECYCLE",
+                               f"{typ} for {it.id!r} after {base}.done")
         delta = ev.get("delta")
         acc = it.acc.get(key)
         if acc is None:
@@ -1283,8 +1315,7 @@ class StreamMonitor:
         it = self._item_for(rs, ev, typ)
         if it is None:
             return
-        base = typ[:-5]
-        fld, idx_field, container = _FAMILIES[base]
+        base, fld, idx_field, container = _DONE_INFO[typ]
         idx = ev.get(idx_field) if idx_field is not None else -1
         key = (base, idx)
         try:
