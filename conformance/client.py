@@ -491,7 +491,11 @@ class Connection:
     def transcript_text(self, limit: int | None = None) -> str:
         rows = self.transcript if limit is None else self.transcript[-limit:]
         lines = [f"# {self.url}"]
-        lines += [f"{t:10.3f} {'>>' if d == 'sent' else '<<' if d == 'received' else '--'} {x}" for t, d, x in rows]
+        for t, d, x in rows:
+            x = x.replace("\r", "\\r").replace("\n", "\\n")
+            if len(x) > 4000:
+                x = x[:4000] + f"...<{len(x) - 4000} more chars>"
+            lines.append(f"{t:10.3f} {'>>' if d == 'sent' else '<<' if d == 'received' else '--'} {x}")
         if self.closed:
             lines.append(f"# closed code={self.close_code} reason={self.close_reason!r} {self.close_detail}".rstrip())
         return self.target.redact("\n".join(lines))

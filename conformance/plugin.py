@@ -343,6 +343,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
+    __tracebackhide__ = True
     state: CaseState | None = item.stash.get(_CASE, None)
     if state is None:
         return (yield)
@@ -386,11 +387,11 @@ def pytest_runtest_call(item: pytest.Item):
         if verdict == V.ERROR:
             raise HarnessError("; ".join(rec.errors))
         if verdict == V.FAIL:
-            raise V.ClauseViolation("conformance failures:\n" + rec.failure_text(V.FAIL))
+            pytest.fail("conformance failures (MUST):\n" + rec.failure_text(V.FAIL), pytrace=False)
         if verdict == V.NON_STRICT:
             text = rec.failure_text(V.NON_STRICT)
             if _session(item.config).settings.strict:
-                raise V.ClauseViolation("SHOULD clauses violated (failing under strict):\n" + text)
+                pytest.fail("SHOULD clauses violated (NON-STRICT, failing under strict):\n" + text, pytrace=False)
             warnings.warn(ConformanceWarning("NON-STRICT: SHOULD clauses violated:\n" + text), stacklevel=1)
         return result
     finally:
@@ -605,6 +606,7 @@ class Verdict:
         self._state = state
 
     def __call__(self, clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
+        __tracebackhide__ = True
         return self._state.recorder.expect(clause_id, condition, evidence, message)
 
     expect = __call__

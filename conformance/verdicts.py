@@ -219,6 +219,7 @@ class CaseRecorder:
     def expect(self, clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
         """Record that ``clause_id`` held (``condition`` truthy) or not. A failed MUST raises
         ``ClauseViolation`` at once; a failed SHOULD/MAY is recorded and the case goes on."""
+        __tracebackhide__ = True
         clause = self.registry[clause_id]
         ok = bool(condition)
         ev = summarize(evidence, self.redact)
@@ -309,6 +310,7 @@ def current() -> CaseRecorder:
 
 def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
     """Module-level ``expect`` bound to the case that is running (same as the fixture)."""
+    __tracebackhide__ = True
     return current().expect(clause_id, condition, evidence, message)
 
 

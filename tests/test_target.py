@@ -1,0 +1,112 @@
+"""Self-tests of conformance/target.py: URL derivation, profiles, secrecy of the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.target import (ProfileError, Target, TargetError, builtin_profiles, derive_urls,
+                                load_profile, redact)
+
+KEY = "sk-proj-VERYSECRET-abcdefghijklmnop"
+
+
+@pytest.mark.parametrize("given, ws, base", [
+    ("wss://api.openai.com/v1/responses", "wss://api.openai.com/v1/responses", "https://api.openai.com/v1"),
+    ("https://api.openai.com/v1", "wss://api.openai.com/v1/responses", "https://api.openai.com/v1"),
+    ("https://api.openai.com/v1/", "wss://api.openai.com/v1/responses", "https://api.openai.com/v1"),
+    ("http://127.0.0.1:8000/v1", "ws://127.0.0.1:8000/v1/responses", "http://127.0.0.1:8000/v1"),
+    ("https://r.openai.azure.com/openai/v1?api-version=preview",
+     "wss://r.openai.azure.com/openai/v1/responses?api-version=preview", "https://r.openai.azure.com/openai/v1"),
+    ("wss://api.phaseo.app/v1/responses/ws", "wss://api.phaseo.app/v1/responses/ws", None),
+])
+def test_derive_urls(given, ws, base):
+    got_ws, got_base, http_same = derive_urls(given)
+    assert (got_ws, got_base) == (ws, base)
+    assert http_same.split("://", 1)[1] == ws.split("://", 1)[1]
+
+
+@pytest.mark.parametrize("bad", ["api.openai.com/v1", "ftp://x/v1", "wss://", "https://h/v1#frag", ""])
+def test_bad_target_urls(bad):
+    with pytest.raises(TargetError):
+        derive_urls(bad)
+
+
+def test_every_builtin_profile_loads():
+    names = builtin_profiles()
+    assert {"openai", "openai-2026-02", "xai", "open-responses", "reference"} <= set(names)
+    for name in names:
+        p = load_profile(name)
+        assert p.name == name and p.description
+        assert p.lifetime_seconds > 0
+        assert p.default_model
+
+
+def test_profile_facts_and_capabilities():
+    openai, launch, xai, open_, ref = (load_profile(n) for n in
+                                       ("openai", "openai-2026-02", "xai", "open-responses", "reference"))
+    assert "lanes" in openai.capabilities() and "lanes" not in launch.capabilities()
+    assert "steering" not in launch.capabilities()
+    assert xai.lifetime_seconds == 1500 and "generate_false" in xai.capabilities()
+    assert "lanes" not in xai.capabilities()
+    assert "generate_false" not in open_.capabilities()
+    assert "stream_field_tolerated" not in open_.capabilities()
+    assert not {"busy_policy_queue", "busy_policy_reject"} & open_.capabilities()
+    assert open_.spec_profiles == {"P-open"}
+    assert "test_controls" in ref.capabilities() and "test_controls" not in openai.capabilities()
+    assert {"busy_policy_queue", "store_true_hydrates", "stream_field_tolerated"} <= openai.capabilities()
+
+
+def test_zdr_removes_hydration(tmp_path):
+    f = tmp_path / "zdr.toml"
+    f.write_text('name = "acme-zdr"\nextends = "openai"\n[cache]\nzdr = true\n')
+    caps = load_profile(f).capabilities()
+    assert "zdr" in caps and "store_true_hydrates" not in caps
+    assert "lanes" in caps   # inherited
+
+
+@pytest.mark.parametrize("text, key", [
+    ('name = "x"\n[features]\nlanes = "yes"\n', "features.lanes"),
+    ('name = "x"\n[features]\nlanez = true\n', "features.lanez"),
+    ('name = "x"\n[concurrency]\nbusy_policy = "drop"\n', "concurrency.busy_policy"),
+    ('name = "x"\n[connection]\nlifetime_seconds = -1\n', "connection.lifetime_seconds"),
+    ('name = "x"\nextends = "nonesuch"\n', "extends"),
+    ('name = "x"\nspec_profiles = ["P-weird"]\n', "spec_profiles"),
+    ('[features]\nlanes = true\n', "name"),
+    ('name = "x"\ncache = 3\n', "cache"),
+])
+def test_bad_profile_names_file_and_key(tmp_path, text, key):
+    f = tmp_path / "vendor.toml"
+    f.write_text(text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(f)
+    assert str(f) in str(info.value) and key in str(info.value)
+
+
+def test_unparsable_and_missing_profile(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text("name = \n")
+    with pytest.raises(ProfileError, match="not valid TOML"):
+        load_profile(f)
+    with pytest.raises(ProfileError, match="not found"):
+        load_profile(tmp_path / "absent.toml")
+    with pytest.raises(ProfileError, match="built-in"):
+        load_profile("no-such-profile")
+
+
+def test_key_kept_secret():
+    t = Target(ws_url="wss://api.example/v1/responses", http_base_url=None, profile=load_profile("openai"),
+               model="m", api_key=KEY)
+    assert KEY not in repr(t) and KEY not in str(t) and KEY not in str(t.fingerprint())
+    assert t.auth_headers() == {"Authorization": f"Bearer {KEY}"}
+    assert KEY not in t.redact(f"Incorrect API key provided: {KEY}")
+    assert KEY[:16] not in t.redact(f"key {KEY[:16]}...")   # truncated echo
+    gw = Target(ws_url="wss://gw/v1/responses", http_base_url=None, profile=load_profile("openai"),
+                model="m", api_key=KEY, auth_header="api-key")
+    assert gw.auth_headers() == {"api-key": KEY}
+    assert redact("nothing here", KEY) == "nothing here"
+
+
+def test_http_url_keeps_query():
+    ws, base, _ = derive_urls("https://r.example/openai/v1?api-version=2")
+    t = Target(ws_url=ws, http_base_url=base, profile=load_profile("openai"), model="m")
+    assert t.http_url("/responses/compact") == "https://r.example/openai/v1/responses/compact?api-version=2"
