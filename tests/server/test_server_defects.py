@@ -1,0 +1,297 @@
+"""Every named defect breaks exactly the behaviour it names.
+
+Each check returns True when it observes the violation.  It must hold on a server started
+with that defect and must not hold on the clean server: a defect without a check fails
+``test_every_defect_has_a_check``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+from srv_helpers import (
+    KEY_A,
+    TERMINAL,
+    WS,
+    handshake_status,
+    nonces_of,
+    probe_fields,
+)
+from websockets.exceptions import ConnectionClosed
+
+from conformance.server import DEFECTS
+
+pytestmark = pytest.mark.timeout(30)
+
+CLAUSES = Path(__file__).resolve().parents[2] / "cases" / "clauses.toml"
+DELAY = {"X-Conformance-Turn-Delay-Ms": "200"}
+
+
+def _chain_probe(srv) -> list:
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="plant KIWI-7342", store=False)
+        t2 = ws.turn(input="probe", store=False, previous_response_id=t1.id, **probe_fields())
+    return nonces_of(t2)
+
+
+def c_ignore_previous_response_id(srv):
+    return "KIWI-7342" not in _chain_probe(srv)
+
+
+def c_reject_when_busy(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="a")
+        ws.recv()
+        ws.create(input="b")
+        t = ws.collect(turns=2, timeout=5)
+    return t.error is not None
+
+
+def c_interleave_responses(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="a")
+        ws.create(input="b")
+        t = ws.collect(turns=2, timeout=5)
+    created = [i for i, e in enumerate(t.events) if e["type"] == "response.created"]
+    first_terminal = next(i for i, e in enumerate(t.events) if e["type"] in TERMINAL)
+    return len(created) == 2 and created[1] < first_terminal
+
+
+def c_no_eviction(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False)
+        ws.turn(store=False, previous_response_id=t1.id,
+                input=[{"type": "function_call_output", "call_id": "call_nope", "output": "x"}])
+        t3 = ws.turn(input="again", store=False, previous_response_id=t1.id)
+    return t3.status == "completed"
+
+
+def c_store_false_shared_across_connections(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False)
+    with WS(srv.ws_url) as ws:
+        t2 = ws.turn(input="hi", store=False, previous_response_id=t1.id)
+    return t2.status == "completed"
+
+
+def _miss(srv):
+    with WS(srv.ws_url) as ws:
+        return ws.turn(input="x", previous_response_id="resp_missing")
+
+
+def c_renamed_not_found_code(srv):
+    return _miss(srv).error_code != "previous_response_not_found"
+
+
+def c_not_found_status_404(srv):
+    return _miss(srv).error.get("status") != 400
+
+
+def c_flat_error_shape(srv):
+    err = _miss(srv).error
+    return not isinstance(err.get("error"), dict) or "code" in err
+
+
+def _two_turns(srv):
+    with WS(srv.ws_url) as ws:
+        return ws.turn(input="one"), ws.turn(input="two")
+
+
+def c_sequence_per_connection(srv):
+    _, t2 = _two_turns(srv)
+    return t2.events[0]["sequence_number"] != 0
+
+
+def c_sequence_gaps(srv):
+    t1, _ = _two_turns(srv)
+    seqs = [e["sequence_number"] for e in t1.events]
+    return any(b - a != 1 for a, b in zip(seqs, seqs[1:]))
+
+
+def c_sequence_not_monotonic(srv):
+    t1, _ = _two_turns(srv)
+    seqs = [e["sequence_number"] for e in t1.events]
+    return any(b <= a for a, b in zip(seqs, seqs[1:]))
+
+
+def c_missing_terminal_event(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", timeout=1.0)
+    return t.terminal is None
+
+
+def c_deltas_dont_add_up(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    deltas = "".join(e["delta"] for e in t.events if e["type"] == "response.output_text.delta")
+    done = next(e["text"] for e in t.events if e["type"] == "response.output_text.done")
+    return deltas != done
+
+
+def c_sse_framing(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    return any(isinstance(r, str) and r.startswith(("event:", "data:")) for r in t.raw)
+
+
+def c_binary_frames(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    return any(isinstance(r, bytes) for r in t.raw)
+
+
+def c_text_frames_not_json_object(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    return any(not isinstance(json.loads(r), dict) for r in t.raw)
+
+
+def c_silent_after_handshake(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", timeout=1.0)
+    return not t.events
+
+
+def c_generate_false_ignored(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", generate=False)
+    return bool(t.response["output"])
+
+
+def c_warmup_not_chainable(srv):
+    with WS(srv.ws_url) as ws:
+        w = ws.turn(input="warm", generate=False, store=False)
+        t = ws.turn(input="next", store=False, previous_response_id=w.id)
+    return t.error_code == "previous_response_not_found"
+
+
+def c_previous_id_not_echoed(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one")
+        t2 = ws.turn(input="two", previous_response_id=t1.id)
+    return t2.response["previous_response_id"] != t1.id
+
+
+def c_never_expires(srv):
+    with WS(srv.ws_url, headers={"X-Conformance-Lifetime": "0.2"}) as ws:
+        t = ws.collect(timeout=1.0)
+    return t.error_code != "websocket_connection_limit_reached"
+
+
+def c_closes_after_error(srv):
+    with WS(srv.ws_url) as ws:
+        ws.send("not json")
+        ws.collect(timeout=3)
+        try:
+            t = ws.turn(input="after", timeout=3)
+        except ConnectionClosed:
+            return True
+    return t.status != "completed"
+
+
+def c_background_accepted(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", background=True)
+    return t.error is None
+
+
+def c_requires_model_query(srv):
+    return handshake_status(srv.ws_url, key=KEY_A) != 101
+
+
+def c_no_auth(srv):
+    return handshake_status(srv.ws_url, key=None) == 101 or handshake_status(srv.ws_url, key="sk-bad") == 101
+
+
+def c_terminal_not_last(srv):
+    with WS(srv.ws_url) as ws:
+        ws.turn(input="x")
+        return not ws.quiet(0.3)
+
+
+def c_output_mismatch(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    done = next(e["text"] for e in t.events if e["type"] == "response.output_text.done")
+    return t.text != done
+
+
+def c_created_not_first(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    return t.events[0]["type"] != "response.created"
+
+
+def c_default_lane_tagged(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    return any("stream_id" in e for e in t.events)
+
+
+def c_usage_ignores_history(srv):
+    with WS(srv.ws_url) as ws:
+        fresh = ws.turn(input="same words", store=False)
+        t1 = ws.turn(input="history " * 20, store=False)
+        t2 = ws.turn(input="same words", store=False, previous_response_id=t1.id)
+    return t2.response["usage"]["input_tokens"] <= fresh.response["usage"]["input_tokens"]
+
+
+def c_stream_true_rejected(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", stream=True)
+    return t.error is not None
+
+
+def c_missing_created_response_fields(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+    required = ("id", "object", "created_at", "error", "incomplete_details", "instructions", "metadata",
+                "model", "output", "parallel_tool_calls", "temperature", "tool_choice", "tools", "top_p")
+    return any(k not in e["response"] for e in t.events if "response" in e for k in required)
+
+
+CHECKS = {name: globals()["c_" + name.replace("-", "_")] for name in DEFECTS
+          if "c_" + name.replace("-", "_") in globals()}
+ALL_CHECKS = {n[2:].replace("_", "-") for n in globals() if n.startswith("c_")}
+
+
+def test_every_defect_has_a_check():
+    missing = sorted(set(DEFECTS) - set(CHECKS))
+    assert not missing, f"defects without a check in {__file__}: {missing}"
+    assert ALL_CHECKS <= set(DEFECTS), f"checks for unknown defects: {sorted(ALL_CHECKS - set(DEFECTS))}"
+
+
+def test_defects_name_real_clauses_with_their_level():
+    clauses = {c["id"]: c for c in tomllib.loads(CLAUSES.read_text())["clause"]}
+    assert len(DEFECTS) >= 20
+    for name, d in DEFECTS.items():
+        assert d.name == name
+        assert name == name.lower() and " " not in name and "_" not in name
+        assert d.clause in clauses, f"{name}: unknown clause {d.clause}"
+        assert d.level == clauses[d.clause]["level"], f"{name}: level {d.level} != {clauses[d.clause]['level']}"
+        assert d.summary.strip()
+
+
+@pytest.mark.parametrize("name", sorted(DEFECTS))
+def test_defect_breaks_its_behaviour(name, server, make_server):
+    check = CHECKS.get(name)
+    assert check is not None, f"no check for defect {name}"
+    assert check(server) is False, f"the clean server already shows what {name} breaks"
+    defective = make_server(defects=(name,))
+    assert check(defective) is True, f"defect {name} did not break its behaviour"
+
+
+def test_unknown_defect_is_a_startup_error():
+    from conformance.server import ServerConfig, ServerThread
+    from conformance.server.defects import UnknownDefect
+
+    with pytest.raises(UnknownDefect, match="no-such-defect"):
+        ServerThread(ServerConfig(defects=("no-such-defect",)))
+
+
+def test_defects_are_off_by_default(server):
+    assert server.settings.defects == ()
+    assert not any(getattr(server.settings.flags, n.replace("-", "_")) for n in DEFECTS)
