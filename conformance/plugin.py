@@ -156,7 +156,7 @@ def _settings(config: pytest.Config) -> Settings:
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
-        report_dir = Path(opt("report_dir")) if opt("report_dir") else Path.cwd() / "reports" / run_id
+        report_dir = (Path(opt("report_dir")) if opt("report_dir") else Path.cwd() / "reports" / run_id).resolve()
     return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry)
@@ -545,6 +545,19 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml)")
     if getattr(sess, "report_error", None):
         tr.write_line(sess.report_error, red=True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    sess = config.stash.get(_SESSION, None)
+    if sess is None or sess.is_worker:
+        return []
+    s = sess.settings
+    where = s.target_url or "embedded reference server (127.0.0.1, started on first use)"
+    key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
+    return [f"conformance target: {where}",
+            f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
+            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s; "
+            f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
 
 
 # --- fixtures --------------------------------------------------------------------------------
