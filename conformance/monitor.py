@@ -57,10 +57,10 @@ per lane until answered.
 4. An ``error`` event: when its lane has a streaming response and the error has a
    ``sequence_number`` (or no create is pending on the lane), it is a mid-stream error of that
    response: recorded in ``RequestState.error``, it ends the request (state ``done``,
-   ``terminal_type`` ``"error"``); a ``response.failed``/``.incomplete``/``.completed`` of the
+   ``terminal_type`` None); a ``response.failed``/``.incomplete``/``.completed`` of the
    same response that follows it is accepted as its terminal event without a finding, other
    events of it are ``STREAM-TERMINAL-LAST``. Otherwise it answers the oldest pending create
-   of its lane (state ``rejected``), or, for an error without ``stream_id``, the oldest pending
+   of its lane (state ``rejected``, ``terminal_type`` None), or, for an error without ``stream_id``, the oldest pending
    create of any lane. An untagged rejection of a named-lane create is not a ``LANE-TAGGED``
    violation when the create's ``stream_id`` is itself invalid or the code is
    ``websocket_connection_limit_reached`` (spec §6 question 17). An error that answers no
@@ -818,7 +818,7 @@ class StreamMonitor:
         rs.events.append(ev)
         self._obs.request = rs.index
         self._once_add(rs, "after-end", "STREAM-TERMINAL-LAST",
-                       f"{ev['type']} arrived after the response ended ({rs.terminal_type})")
+                       f"{ev['type']} arrived after the response ended ({rs.terminal_type or 'error event'})")
 
     def _end(self, rs: RequestState, state: str, terminal_type: str | None) -> None:
         lane = self._lane(rs.lane)
@@ -986,7 +986,7 @@ class StreamMonitor:
         if rs.state != STREAMING:
             rs.events.append(ev)
             self._obs.request = rs.index
-            if rs.terminal_type == "error" and not g.err_terminal_ok:
+            if rs.terminal_type is None and rs.error is not None and not g.err_terminal_ok:
                 g.err_terminal_ok = True  # error mid-stream, then its terminal event: accepted
                 rs.terminal_type = typ
                 if type(resp) is dict:
@@ -1399,7 +1399,7 @@ class StreamMonitor:
             else:
                 self._attach_unsequenced(rs, ev)
             rs.error = ev
-            self._end(rs, DONE, "error")
+            self._end(rs, DONE, None)
             return
         if lane is not None and lane.pending:
             rs = lane.pending.popleft()
@@ -1414,7 +1414,6 @@ class StreamMonitor:
         self._obs.request = rs.index
         rs.error = ev
         rs.state = REJECTED
-        rs.terminal_type = "error"
         sid = ev.get("stream_id")
         if sid != rs.lane:
             code = err.get("code") if type(err) is dict else ev.get("code")
