@@ -42,6 +42,11 @@ _SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02":
                     "xai": "xai", "open-responses": "open-responses"}
 
 
+def _server_profile(profile: Any) -> str:
+    """The reference server's profile for a suite profile (by name, else its built-in parent)."""
+    return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
+
+
 class ConformanceWarning(UserWarning):
     """A SHOULD clause was violated (verdict NON-STRICT)."""
 
@@ -186,10 +191,16 @@ class ConformanceSession:
         except ImportError as exc:
             raise HarnessError(f"the reference server is not available: {exc}") from None
         s = self.settings
-        cfg = dict(host="127.0.0.1", port=0, api_keys=(EMBEDDED_KEY,), test_controls=True,
-                   profile=_SERVER_PROFILES.get(s.profile.name, _SERVER_PROFILES.get(
-                       s.profile.get("extends") or "", "openai")),
-                   defects=s.defects)
+        p = s.profile
+        # the embedded server follows the profile's facts where its config has a switch
+        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=(s.api_key or EMBEDDED_KEY,),
+                                   test_controls=True,
+                                   profile=_server_profile(p), defects=s.defects,
+                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]))
+        if p.busy_policy in ("queue", "reject"):
+            cfg["busy_policy"] = p.busy_policy
+        if p.busy_error_code:
+            cfg["busy_error_code"] = p.busy_error_code
         cfg.update(overrides)
         server = ServerThread(ServerConfig(**cfg))
         server.start()
@@ -672,13 +683,15 @@ def reference_server_factory(conformance_session: ConformanceSession):
     def _factory(profile: str | None = None, **overrides: Any):
         prof = load_profile(profile) if profile else conformance_session.settings.profile
         if profile:
-            overrides.setdefault("profile", _SERVER_PROFILES.get(prof.name, "openai"))
+            overrides.setdefault("profile", _server_profile(prof))
+            overrides.setdefault("lifetime_s", prof.lifetime_seconds)
+            overrides.setdefault("zdr", bool(prof.cache["zdr"]))
         overrides.setdefault("defects", ())
         server = conformance_session.start_server(**overrides)
         started.append(server)
-        keys = overrides.get("api_keys", (EMBEDDED_KEY,))
+        keys = overrides.get("api_keys") or (conformance_session.settings.api_key or EMBEDDED_KEY,)
         tgt = conformance_session.target_for(server.ws_url, server.base_url, embedded=True, profile=prof,
-                                             api_key=keys[0] if keys else EMBEDDED_KEY)
+                                             api_key=keys[0])
         return server, tgt
 
     yield _factory

@@ -212,7 +212,8 @@ def _resolve(raw: dict, source: str, seen: tuple[str, ...]) -> dict:
     else:
         base = copy.deepcopy(_DEFAULTS)
     merged = _deep_merge(base, raw)
-    merged["extends"] = ""
+    # keep the nearest built-in ancestor's name (the embedded server maps it to its profile)
+    merged["extends"] = parent or ""
     return merged
 
 
