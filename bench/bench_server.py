@@ -143,13 +143,18 @@ def main() -> int:
     try:
         print(f"reference server {url} (pid {proc.pid}); client: this process (pid {os.getpid()}), "
               f"{psutil.cpu_count()} CPUs")
+        me = psutil.Process()
         for conns in (1, 10, 100):
+            ps.cpu_percent(None)
+            me.cpu_percent(None)
             count, lats, elapsed = asyncio.run(load(url, conns, seconds, warmup))
+            cpu = f"cpu server {ps.cpu_percent(None):3.0f}% client {me.cpu_percent(None):3.0f}%"
             rate = count / elapsed
             lats.sort()
             p50 = statistics.median(lats) * 1000
             p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000
-            line = f"{conns:>3} connections: {rate:8.0f} turns/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
+            line = (f"{conns:>3} connections: {rate:8.0f} turns/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
+                    f"   ({cpu})")
             if conns == 10:
                 ok = rate >= 1500
                 misses += not ok

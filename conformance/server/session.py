@@ -36,6 +36,8 @@ MAX_NAMED_LANES = 32  # distinct named stream_ids per connection (§4.4 item 22)
 class Transport(Protocol):
     async def send(self, data: bytes, binary: bool) -> None: ...
 
+    async def send_many(self, frames: list) -> None: ...
+
     async def close(self, code: int, reason: str) -> None: ...
 
 
@@ -68,6 +70,7 @@ class Session:
         self.cache = ConnectionCache()
         self.jobs: deque = deque()
         self.worker: asyncio.Task | None = None
+        self.inline = False  # a turn is running in the reader (fast path, no pacing)
         self.state = ConnState.OPEN
         self.turn_delay_s = turn_delay_s
         self.lifetime_s = lifetime_s
@@ -141,7 +144,7 @@ class Session:
     # -- scheduling ----------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.worker is not None or self.inline
 
     async def _submit(self, job) -> None:
         if self.busy and self.settings.busy_policy is BusyPolicy.REJECT:
@@ -158,6 +161,17 @@ class Session:
             return
         if self.flags.interleave_responses and not isinstance(job, _ErrorJob):
             self._spawn(self._run_quietly(job))
+            return
+        if self.worker is None and not self.inline and self.turn_delay_s == 0:
+            # Fast path: nothing queued and the turn is written in one go without waiting, so
+            # running it here is indistinguishable from a worker task (and cheaper).
+            self.inline = True
+            try:
+                await self._run_one(job)
+            finally:
+                self.inline = False
+            if self.state is ConnState.EXPIRED and self.worker is None:
+                await self._expire_now()
             return
         self.jobs.append(job)
         if self.worker is None:
@@ -238,9 +252,7 @@ class Session:
                 await send(data, binary)
                 await asyncio.sleep(0)
         else:
-            for event in events:
-                data, binary = frame(event)
-                await send(data, binary)
+            await self.transport.send_many([frame(event) for event in events])
 
     async def _send_error(self, err: ApiError, stream_id: str | None = None) -> None:
         data, binary = self.framer.frame(ws_error_event(err, self.flags, stream_id))
@@ -254,7 +266,7 @@ class Session:
         if self.state is not ConnState.OPEN:
             return
         self.state = ConnState.EXPIRED
-        if self.worker is None:
+        if not self.busy:
             self._spawn(self._expire_now())
 
     async def _expire_now(self) -> None:
