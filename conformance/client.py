@@ -9,8 +9,8 @@ flow of one case" in ``../shared/design.md``; transport facts from ``spec/websoc
   (DNS, refused, handshake timeout, no HTTP answer) raises ``TargetUnreachable`` (verdict
   ERROR, never non-conformance).
 * Every frame sent and received is recorded in ``transcript`` (``(t, "sent"|"received",
-  text)``, time relative to the open) and fed to a ``StreamMonitor`` (``conformance.monitor``;
-  a minimal built-in stand-in is used while that module is absent).
+  text)``, time relative to the open) and fed to the ``StreamMonitor`` of
+  ``conformance.monitor`` (with the schema set of ``conformance.schemas``).
 * ``create`` / ``wait`` / ``turn`` / ``recv_until`` never block past their deadline and never
   raise on hostile input (bad JSON, binary frames, silence, abrupt close, oversized frames):
   the ``Turn`` says ``timeout`` or ``closed`` and carries the monitor's findings.
@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -38,11 +38,7 @@ CLOSE_TIMEOUT = 3.0
 TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
-try:  # the real monitor (sans-I/O); a stand-in keeps the harness usable without it
-    from conformance.monitor import Finding, StreamMonitor  # type: ignore
-    HAVE_MONITOR = True
-except ImportError:  # pragma: no cover - exercised only before conformance.monitor lands
-    HAVE_MONITOR = False
+from conformance.monitor import StreamMonitor
 
 
 class HarnessError(Exception):
@@ -61,150 +57,9 @@ class HandshakeRefused(Exception):
         super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
 
 
-# --- stand-in monitor ------------------------------------------------------------------------
-
-if not HAVE_MONITOR:
-    @dataclass
-    class Finding:  # type: ignore[no-redef]
-        clause: str
-        message: str
-        kind: str = "violation"
-        frame_index: int | None = None
-        response_id: str | None = None
-        pointer: str | None = None
-
-    @dataclass
-    class _RequestState:
-        index: int
-        create: dict
-        lane: str | None
-        events: list = field(default_factory=list)
-        response_id: str | None = None
-        response: dict | None = None
-        error: dict | None = None
-        state: str = "pending"
-        terminal_type: str | None = None
-        findings: list = field(default_factory=list)
-
-    @dataclass
-    class _Observed:
-        index: int
-        message: dict | None
-        request: int | None
-        findings: list
-
-    class StreamMonitor:  # type: ignore[no-redef]
-        """Minimal stand-in: framing checks and FIFO request matching, no grammar."""
-
-        def __init__(self, schemas: Any = None):
-            self.requests: list[_RequestState] = []
-            self.findings: list = []
-            self._frames = 0
-            self._by_id: dict[str, int] = {}
-
-        def sent(self, event: dict) -> int | None:
-            if isinstance(event, dict) and event.get("type") == "response.create":
-                rs = _RequestState(len(self.requests), event, event.get("stream_id"))
-                self.requests.append(rs)
-                return rs.index
-            return None
-
-        def _next_pending(self, lane: str | None) -> _RequestState | None:
-            for rs in self.requests:
-                if rs.state == "pending" and rs.lane == lane:
-                    return rs
-            return None
-
-        def feed(self, data: str | bytes, t: float | None = None) -> _Observed:
-            idx = self._frames
-            self._frames += 1
-            found: list = []
-            msg = None
-            if isinstance(data, (bytes, bytearray)):
-                found.append(Finding("WS-TEXT-JSON-FRAMES", f"binary frame ({len(data)} bytes)", frame_index=idx))
-            else:
-                stripped = data.lstrip()
-                if stripped.startswith(("data:", "event:")) or stripped == "[DONE]":
-                    found.append(Finding("WS-NO-SSE-FRAMING", "SSE framing in a WebSocket frame", frame_index=idx))
-                try:
-                    msg = json.loads(data)
-                except ValueError:
-                    if not found:
-                        found.append(Finding("WS-TEXT-JSON-FRAMES", "frame is not JSON", frame_index=idx))
-                else:
-                    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
-                        found.append(Finding("WS-TEXT-JSON-FRAMES", "frame is not a JSON object with a string type", frame_index=idx))
-                        msg = None
-            req = None
-            if msg is not None:
-                req = self._route(msg)
-            self.findings.extend(found)
-            if req is not None:
-                self.requests[req].findings.extend(found)
-            return _Observed(idx, msg, req, found)
-
-        def _route(self, msg: dict) -> int | None:
-            etype = msg["type"]
-            lane = msg.get("stream_id")
-            resp = msg.get("response") if isinstance(msg.get("response"), dict) else None
-            rid = resp.get("id") if resp else None
-            if etype == "response.created" or (etype == "response.queued" and rid not in self._by_id):
-                rs = self._next_pending(lane)
-                if rs is None:
-                    return None
-                rs.state, rs.response_id = "streaming", rid
-                if rid:
-                    self._by_id[rid] = rs.index
-                rs.events.append(msg)
-                return rs.index
-            if etype == "error":
-                for rs in self.requests:
-                    if rs.state == "streaming" and rs.lane == lane:
-                        rs.events.append(msg)
-                        rs.error, rs.state = msg, "done"
-                        return rs.index
-                rs = self._next_pending(lane)
-                if rs is None:
-                    return None
-                rs.events.append(msg)
-                rs.error, rs.state = msg, "rejected"
-                return rs.index
-            if rid is None:
-                rid = msg.get("response_id")
-            target = self._by_id.get(rid) if rid else None
-            if target is None:
-                for rs in self.requests:
-                    if rs.state == "streaming" and rs.lane == lane:
-                        target = rs.index
-                        break
-            if target is None:
-                return None
-            rs = self.requests[target]
-            rs.events.append(msg)
-            if etype in TERMINAL_EVENTS:
-                rs.state, rs.terminal_type, rs.response = "done", etype, resp
-            return target
-
-        def finish(self) -> list:
-            out = []
-            for rs in self.requests:
-                if rs.state == "streaming":
-                    f = Finding("STREAM-ONE-TERMINAL", "stream ended without a terminal event", response_id=rs.response_id)
-                    rs.findings.append(f)
-                    out.append(f)
-            self.findings.extend(out)
-            return out
-
-
 def _make_monitor() -> Any:
-    schemas = None
-    if HAVE_MONITOR:
-        try:
-            from conformance.schemas import get_schemas
-            schemas = get_schemas()
-        except Exception:  # noqa: BLE001 - the monitor can run without schemas
-            schemas = None
-    return StreamMonitor(schemas)
+    from conformance.schemas import get_schemas
+    return StreamMonitor(get_schemas())
 
 
 # --- Turn ------------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ import pytest
 
 from conformance.plugin import EMBEDDED_KEY, NONCE_RE, new_nonce
 
+# pytester's in-process runs drop modules first imported inside them; import what the inner
+# runs use up front, so that the outer session keeps one copy of each (aiohttp, server, ...)
+import conformance.server  # noqa: E402,F401
+import conformance.monitor  # noqa: E402,F401
+import conformance.schemas  # noqa: E402,F401
+
 CASES = '''
 import pytest
 from conformance.client import HarnessError

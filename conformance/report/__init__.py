@@ -13,7 +13,7 @@ import platform
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from conformance import verdicts as V
 from conformance.report.html import render_html
