@@ -22,7 +22,7 @@ from .core import Core
 from .errors import ApiError, bad_request, http_error_body
 from .session import Session
 from .stream import dumps
-from .validate import _JSONError, _loads, validate_create
+from .validate import MAX_DEPTH, _JSONError, _loads, too_deep, validate_create
 
 log = logging.getLogger("conformance.server")
 
@@ -176,6 +176,8 @@ def _parse_body(raw: bytes) -> dict:
         raise bad_request("invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise bad_request("invalid_type", "The request body must be a JSON object.")
+    if too_deep(body):
+        raise bad_request("invalid_value", f"The request body nests deeper than {MAX_DEPTH} levels.")
     return body
 
 

@@ -80,6 +80,25 @@ class CreateRequest:
     background: bool
 
 
+MAX_DEPTH = 64
+
+
+def too_deep(value, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v.values() if isinstance(x, (dict, list)))
+        elif isinstance(v, list):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
+    return False
+
+
 def parse_frame(text: str):
     """JSON-decode a client text frame; the result must be an object with a string type."""
     try:
@@ -93,6 +112,8 @@ def parse_frame(text: str):
             "invalid_type",
             f"Invalid client event: expected a JSON object, but got {_type_name(event)} instead.",
         )
+    if too_deep(event):
+        raise bad_request("invalid_value", f"The client event nests deeper than {MAX_DEPTH} levels.")
     etype = event.get("type")
     if etype is None:
         raise missing("type")

@@ -57,6 +57,8 @@ CASES = [
      "stream_id"),
     ("stream_id bad chars", {"type": "response.create", "model": "m", "stream_id": "a b"}, "invalid_stream_id",
      "stream_id"),
+    ("nested too deep", '{"type":"response.create","model":"m","metadata":' + "[" * 900 + "]" * 900 + "}",
+     "invalid_value", None),
     ("orphan tool output", {"type": "response.create", "model": "m",
                             "input": [{"type": "function_call_output", "call_id": "call_x", "output": "1"}]},
      None, "input"),
@@ -116,3 +118,15 @@ def test_bad_frames_during_a_turn_are_answered_after_it(server):
     assert t.types()[0] == "response.created"
     assert t.types()[-3] == "response.completed"
     assert [e["error"]["code"] for e in t.events[-2:]] == ["invalid_json", "binary_frame_not_supported"]
+
+
+def test_error_events_validate_against_the_schemas(server):
+    from srv_helpers import SCHEMAS
+
+    if SCHEMAS is None:
+        pytest.skip("conformance.schemas is not importable")
+    with WS(server.ws_url) as ws:
+        for frame in [c[1] for c in CASES] + [b"\x00"]:
+            ws.send(frame)
+            t = ws.collect(timeout=5)
+            assert SCHEMAS.validate(t.error) == [], t.error

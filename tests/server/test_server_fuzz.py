@@ -4,6 +4,7 @@ keeps being served."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -54,7 +55,7 @@ def fuzz_conn(server):
     holder["ws"].close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("SERVER_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(frames, min_size=1, max_size=4))
 def test_arbitrary_frames_never_hurt_the_server(server, fuzz_conn, batch):
     ws = fuzz_conn["ws"]
