@@ -364,6 +364,7 @@ class StreamMonitor:
         self._finished = False
         self._obs: Observed | None = None
         self._loose: list[Finding] = []
+        self._dedupe_keys: dict[int, tuple] = {}  # id(finding) -> once-key, for loose findings
         # type -> (handler, known top-level fields or None); filled lazily per type
         self._dispatch: dict[str, tuple[Callable[[dict, str], None], frozenset | None]] = {}
         self._static: dict[str, Callable[[dict, str], None]] = self._handler_table()
@@ -557,14 +558,32 @@ class StreamMonitor:
             self._add(clause, message, rs)
 
     def _settle_loose(self, obs: Observed) -> None:
+        """Findings made before the frame was attributed (framing, schema) join its request.
+
+        A schema issue (same event type, pointer and rule) is reported once per request, or
+        once per connection for frames of no request, to keep reports small."""
         loose, self._loose = self._loose, []
-        if obs.request is None:
-            return
-        rs = self.requests[obs.request]
+        rs = self.requests[obs.request] if obs.request is not None else None
+        once = rs.g.once if rs is not None else self._once
         for f in loose:
-            if f.response_id is None:
-                f.response_id = rs.response_id
-            rs.findings.append(f)
+            key = self._dedupe_keys.pop(id(f), None)
+            if key is not None:
+                if key in once:
+                    self._drop(obs, f)
+                    continue
+                once.add(key)
+            if rs is not None:
+                if f.response_id is None:
+                    f.response_id = rs.response_id
+                rs.findings.append(f)
+        self._dedupe_keys.clear()
+
+    def _drop(self, obs: Observed, f: Finding) -> None:
+        for lst in (obs.findings, self.findings):
+            for i in range(len(lst) - 1, -1, -1):
+                if lst[i] is f:
+                    del lst[i]
+                    break
 
     def _schema_findings(self, ev: dict, typ: str) -> None:
         if typ == "error":
@@ -585,7 +604,8 @@ class StreamMonitor:
             pointer = getattr(iss, "pointer", None)
             rule = getattr(iss, "rule", "?")
             msg = getattr(iss, "message", str(iss))
-            self._add(clause, f"{typ}: {pointer or '(root)'}: {msg} [{rule}]", pointer=pointer)
+            f = self._add(clause, f"{typ}: {pointer or '(root)'}: {msg} [{rule}]", pointer=pointer)
+            self._dedupe_keys[id(f)] = ("schema", typ, pointer, rule)
         if len(issues) > _MAX_SCHEMA_ISSUES:
             self._add(clause, f"{typ}: {len(issues) - _MAX_SCHEMA_ISSUES} more schema issues")
 

@@ -694,3 +694,18 @@ def test_missing_terminal_reported_by_finish_only():
     assert violations(m) == []
     out = m.finish()
     assert [f.clause for f in out] == ["STREAM-ONE-TERMINAL"] and out[0].response_id == "resp_example_text_0001"
+
+
+def test_schema_issue_reported_once_per_request():
+    frames = edit_all(lambda msg: msg.get("type") == DELTA, setter("logprobs", "none"))(load(TEXT))
+    frames += [(d, copy.deepcopy(msg)) for d, msg in load(FC)]
+    frames = edit_all(lambda msg: msg.get("type") == DELTA, setter("logprobs", "none"))(frames)
+    m = run(frames, real_schemas())
+    per_request = [[f.pointer for f in rs.findings if f.clause == "SCHEMA-SERVER-EVENT"] for rs in m.requests]
+    assert per_request == [["/logprobs"], [], ["/logprobs"]]
+    assert len([f for f in m.findings if f.clause == "SCHEMA-SERVER-EVENT"]) == 2
+    # frames of no request: once per connection
+    m = StreamMonitor(real_schemas())
+    for _ in range(3):
+        m.feed(json.dumps({"type": "response.output_text.delta", "delta": 5}))
+    assert len({(f.pointer, f.message) for f in m.findings}) == len(m.findings)
