@@ -20,6 +20,7 @@ flow of one case" in ``../shared/design.md``; transport facts from ``spec/websoc
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 import time
@@ -27,12 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import connect as _ws_connect
 
 from conformance.target import Target
 
+_CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
 MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); §1.4 suggests 8-10 MiB
 CLOSE_TIMEOUT = 3.0
 TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
@@ -291,8 +292,10 @@ class Connection:
         kwargs: dict[str, Any] = dict(additional_headers=hdrs, open_timeout=open_timeout,
                                       max_size=MAX_FRAME_BYTES, close_timeout=CLOSE_TIMEOUT,
                                       compression="deflate")
-        if _is_loopback(urlsplit(url).hostname) and int(websockets.__version__.split(".")[0]) >= 15:
+        if _is_loopback(urlsplit(url).hostname) and "proxy" in _CONNECT_PARAMS:   # websockets >= 15
             kwargs["proxy"] = None  # never route loopback through an environment proxy
+        if "legacy" in _CONNECT_PARAMS:    # websockets >= 17: a plain connection, not a context manager
+            kwargs["legacy"] = True
         t0 = time.monotonic()
         try:
             ws = _ws_connect(url, **kwargs)

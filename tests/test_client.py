@@ -52,15 +52,15 @@ def _handler(ws):
             return
     elif path == "/bad-json":
         ws.send("{not json")
-        time.sleep(5)
+        time.sleep(2.5)
     elif path == "/binary":
         ws.send(b"\x00\x01binary")
-        time.sleep(5)
+        time.sleep(2.5)
     elif path == "/sse":
         ws.send("data: {\"type\":\"response.created\"}\n\n")
-        time.sleep(5)
+        time.sleep(2.5)
     elif path == "/silence":
-        time.sleep(5)
+        time.sleep(2.5)
     elif path == "/abrupt":
         ws.send(json.dumps(_events()[0]))
         ws.socket.shutdown(socket.SHUT_RDWR)
@@ -68,7 +68,7 @@ def _handler(ws):
     elif path == "/huge":
         ws.send(json.dumps(_events()[0]))
         ws.send("x" * (MAX_FRAME_BYTES + 10))
-        time.sleep(5)
+        time.sleep(2.5)
     elif path == "/echo-key":
         ws.send(json.dumps({"type": "error", "status": 400, "error": {
             "type": "invalid_request_error", "code": "bad", "message": f"you sent {raw}"}}))
