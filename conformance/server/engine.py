@@ -256,6 +256,10 @@ def _tool_name_for(call_id, items: Sequence) -> str:
 REPLY_TAIL = "This answer follows fixed rules, not a model."
 
 
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
 def _reply_text(new_items: Sequence, full_items: Sequence, user_turns: int) -> str:
     last = new_items[-1] if new_items else None
     if isinstance(last, dict) and last.get("type") in ("function_call_output", "custom_tool_call_output"):
@@ -264,7 +268,8 @@ def _reply_text(new_items: Sequence, full_items: Sequence, user_turns: int) -> s
         name = _tool_name_for(last.get("call_id"), full_items)
         return (f"Reference reply to turn {user_turns}: the tool {name} returned "
                 f"{snippet}{'…' if cut else ''}. {REPLY_TAIL}")
-    return f"Reference reply to turn {user_turns}: {len(full_items)} context items seen. {REPLY_TAIL}"
+    k = len(full_items)
+    return f"Reference reply to turn {user_turns}: {k} context item{'' if k == 1 else 's'} seen. {REPLY_TAIL}"
 
 
 def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_cached: bool = False,
@@ -311,8 +316,8 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
     summary_mode = (req.reasoning or {}).get("summary")
     if summary_mode:
         kind = "function call" if calls else ("refusal" if refuse else "text reply")
-        summary = (f"Planning a {kind}: the new input holds {len(new_items)} items and the "
-                   f"context {len(full_items)} items.")
+        summary = (f"Planning a {kind}: the new input holds {_items(len(new_items))} and the "
+                   f"context {_items(len(full_items))}.")
         reasoning_tokens = count_tokens(summary)
         out_tokens += reasoning_tokens
         output.append({"id": new_id("rs"), "type": "reasoning",
