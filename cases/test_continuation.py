@@ -79,7 +79,8 @@ def _seen(nonces: list[str], nonce: str) -> bool:
 
 def _check_probe(expect, clause: str, probe: Turn, planted: dict[str, str]) -> None:
     """``planted``: nonce -> where it was planted (for the message)."""
-    expect(clause, probe.status in RAN, probe, "the continuation did not run")
+    if not expect(clause, probe.status in RAN, probe, "the continuation did not run"):
+        return
     nonces = _recorded(probe)
     for nonce, where in planted.items():
         expect(clause, _seen(nonces, nonce), f"record_nonces reported {nonces}",

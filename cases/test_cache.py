@@ -1,0 +1,201 @@
+"""Cache miss, hydration, Zero Data Retention and reconnect cases: spec §4.5 items 25 and
+27-29, 35 (what a continuation finds when the id is not the connection's latest response),
+§4.6 items 36-37 (the cache is gone after a reconnect; store=true ids continue) and §3.10
+(the previous_response_not_found envelope).
+
+Context carry-over after hydration is judged with the nonce probe (design.md "Model-free
+oracles"). ZDR-NOTHING-PERSISTED needs a target whose profile claims ``[cache] zdr = true``;
+for the embedded server, a profile file with ``extends = "reference"`` and ``[cache] zdr =
+true`` passed as ``--target-config`` starts it with ZDR on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.client import HarnessError, Turn
+
+NOT_FOUND = "previous_response_not_found"
+MADE_UP_ID = "resp_conformance_missing_0000"
+PROBE_BUDGET = 256
+PROBE_TOOL = {
+    "type": "function",
+    "name": "record_nonces",
+    "description": "Record every code made of 3 to 12 capital letters, a hyphen and 4 to 8 digits "
+                   "that appears anywhere in this conversation.",
+    "parameters": {"type": "object",
+                   "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
+                   "required": ["nonces"], "additionalProperties": False},
+}
+PROBE_PROMPT = ("Call record_nonces with every code made of capital letters, a hyphen and digits "
+                "that appears anywhere in this conversation.")
+FORCE_PROBE = {"type": "function", "name": "record_nonces"}
+RAN = ("completed", "incomplete")
+OK_PROMPT = "Reply with the single word: ok"
+
+
+def _plant(nonce: str) -> str:
+    return f"Remember the code {nonce}. Reply with the single word: ok"
+
+
+def _setup(conn, **fields) -> Turn:
+    """A turn the case builds on; if it does not run, the case cannot judge its clause."""
+    turn = conn.turn(**fields)
+    if turn.status not in RAN:
+        raise HarnessError(f"a setup turn did not run, so the case cannot judge: {turn.summary()}")
+    return turn
+
+
+def _probe(conn, target, previous_response_id: str, store: bool) -> Turn:
+    return conn.turn(previous_response_id=previous_response_id, store=store, input=PROBE_PROMPT,
+                     tools=[PROBE_TOOL], tool_choice=FORCE_PROBE,
+                     max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
+
+
+def _recorded(turn: Turn) -> list[str]:
+    """The nonces of the probe's record_nonces call; a probe that ran without a readable call
+    is a harness/budget problem (ERROR)."""
+    calls = [c for c in turn.function_calls if str(c.get("name", "")).startswith("record_nonces")]
+    if not calls:
+        if turn.status == "incomplete":
+            raise HarnessError(f"budget: the probe turn ended incomplete before its record_nonces call "
+                               f"({PROBE_BUDGET} output tokens); raise --max-output-tokens: {turn.summary()}")
+        raise HarnessError(f"the probe turn made no record_nonces call although tool_choice forced it: "
+                           f"{turn.summary()}")
+    try:
+        args = json.loads(calls[0].get("arguments") or "")
+    except ValueError:
+        raise HarnessError(f"record_nonces arguments are not JSON: {calls[0].get('arguments')!r:.200}") from None
+    nonces = args.get("nonces") if isinstance(args, dict) else None
+    if not isinstance(nonces, list):
+        raise HarnessError(f"record_nonces arguments hold no nonces list: {args!r:.200}")
+    return [str(n) for n in nonces]
+
+
+def _continues_with_context(expect, clause: str, probe: Turn, nonce: str, what: str) -> None:
+    if not expect(clause, probe.status in RAN, probe, f"{what} did not run"):
+        return  # a MAY clause goes on after a miss: nothing left to probe
+    nonces = _recorded(probe)
+    expect(clause, any(nonce in n for n in nonces), f"record_nonces reported {nonces}",
+           f"{what} ran, but the nonce {nonce} planted in the continued response is not in its context")
+
+
+def _not_found_problems(turn: Turn, target) -> list[str]:
+    """Every way ``turn`` differs from the previous_response_not_found rejection of §3.10."""
+    if turn.status != "error":
+        return [f"the continuation was not rejected with an error event (turn status {turn.status})"]
+    problems = []
+    if turn.error_code != NOT_FOUND:
+        problems.append(f"error.code is {turn.error_code!r}, expected {NOT_FOUND!r}")
+    want, status = target.profile.not_found_status, turn.error_status
+    if want and status != want:
+        problems.append(f"status is {status!r}, expected {want}")
+    elif not want and not (isinstance(status, int) and 400 <= status < 500):
+        problems.append(f"status is {status!r}, expected a 4xx status")
+    inner = turn.error.get("error") if isinstance(turn.error.get("error"), dict) else {}
+    if inner.get("type") != "invalid_request_error":
+        problems.append(f"error.type is {inner.get('type')!r}, expected 'invalid_request_error'")
+    if inner.get("param") != "previous_response_id":
+        problems.append(f"error.param is {inner.get('param')!r}, expected 'previous_response_id'")
+    return problems
+
+
+def _expect_not_found(expect, clause: str, turn: Turn, what: str) -> None:
+    """Only the code: the full envelope is CACHE-MISS-STORE-FALSE's business."""
+    how = "was continued instead of failing" if turn.status in RAN else "did not fail"
+    expect(clause, turn.error_code == NOT_FOUND, turn, f"{what} {how} with {NOT_FOUND}")
+
+
+# --- CACHE-MISS-STORE-FALSE --------------------------------------------------------------------
+
+@pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+def test_miss_not_latest_store_false(target, connect, expect, verdict):
+    # P-legacy caches only the most recent response: a newer chain pushes the first one out
+    conn = connect()
+    first = _setup(conn, input=OK_PROMPT, store=False)
+    _setup(conn, input="Reply with the single word: yes", store=False)
+    turn = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    if turn.status in RAN and not ({"P-legacy", "P-lanes"} & target.profile.spec_profiles):
+        # P-open only asks servers to keep *at least* the latest response; a deeper cache is
+        # allowed there, so this id was simply not a miss
+        verdict.unsupported("the target keeps more than the latest response (allowed by its spec "
+                            "profiles); an older id of the connection is not a cache miss there")
+    problems = _not_found_problems(turn, target)
+    expect("CACHE-MISS-STORE-FALSE", not problems, turn,
+           "continuing from a store=false response that is no longer the connection's latest: "
+           + "; ".join(problems))
+
+
+@pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+def test_miss_unknown_id(target, connect, expect):
+    conn = connect()
+    turn = conn.turn(previous_response_id=MADE_UP_ID, input=OK_PROMPT, store=False)
+    problems = _not_found_problems(turn, target)
+    expect("CACHE-MISS-STORE-FALSE", not problems, turn,
+           f"continuing from the made-up id {MADE_UP_ID}: " + "; ".join(problems))
+
+
+# --- CACHE-MISS-STORE-TRUE-HYDRATED (MAY) ------------------------------------------------------
+
+@pytest.mark.clause("CACHE-MISS-STORE-TRUE-HYDRATED")
+def test_store_true_hydrated_on_other_connection(target, connect, expect, nonce):
+    first_conn, other = connect(), connect()
+    first = _setup(first_conn, input=_plant(nonce), store=True)
+    probe = _probe(other, target, first.response_id, store=True)
+    _continues_with_context(expect, "CACHE-MISS-STORE-TRUE-HYDRATED", probe, nonce,
+                            "continuing a store=true response of another connection")
+
+
+# --- ZDR-OTHER-CONNECTION / ZDR-AFTER-RECONNECT / ZDR-NOTHING-PERSISTED ------------------------
+
+def _still_continuable(conn, response_id: str, what: str) -> None:
+    """Guard: the id is valid on its own connection, so a miss elsewhere means something."""
+    turn = conn.turn(previous_response_id=response_id, input=OK_PROMPT, store=False)
+    if turn.status not in RAN:
+        raise HarnessError(f"cannot judge: {what} cannot be continued on its own connection either: "
+                           f"{turn.summary()}")
+
+
+@pytest.mark.clause("ZDR-OTHER-CONNECTION")
+def test_store_false_not_found_on_other_connection(connect, expect):
+    owner, other = connect(), connect()
+    first = _setup(owner, input=OK_PROMPT, store=False)
+    turn = other.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    _expect_not_found(expect, "ZDR-OTHER-CONNECTION", turn,
+                      "a store=false response of another (still open) connection")
+    _still_continuable(owner, first.response_id, "the store=false response")
+
+
+@pytest.mark.clause("ZDR-AFTER-RECONNECT")
+def test_store_false_not_found_after_reconnect(connect, expect):
+    before = connect()
+    first = _setup(before, input=OK_PROMPT, store=False)
+    before.close()
+    after = connect()
+    turn = after.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    _expect_not_found(expect, "ZDR-AFTER-RECONNECT", turn, "a store=false response of a closed connection")
+
+
+@pytest.mark.clause("ZDR-NOTHING-PERSISTED")
+def test_zdr_store_true_not_found_on_other_connection(connect, expect):
+    owner, other = connect(), connect()
+    first = _setup(owner, input=OK_PROMPT, store=True)
+    turn = other.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=True)
+    _expect_not_found(expect, "ZDR-NOTHING-PERSISTED", turn,
+                      "under ZDR, a store=true response of another connection")
+    _still_continuable(owner, first.response_id, "the store=true response")
+
+
+# --- RECONNECT-STORE-TRUE-CONTINUES (SHOULD) ---------------------------------------------------
+
+@pytest.mark.clause("RECONNECT-STORE-TRUE-CONTINUES")
+def test_store_true_continues_after_reconnect(target, connect, expect, nonce):
+    before = connect()
+    first = _setup(before, input=_plant(nonce), store=True)
+    before.close()
+    after = connect()
+    probe = _probe(after, target, first.response_id, store=True)
+    _continues_with_context(expect, "RECONNECT-STORE-TRUE-CONTINUES", probe, nonce,
+                            "continuing a store=true response after a reconnect")
