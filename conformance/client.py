@@ -39,7 +39,7 @@ CLOSE_TIMEOUT = 3.0
 TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
-from conformance.monitor import StreamMonitor
+from conformance.monitor import Finding, StreamMonitor
 
 
 class HarnessError(Exception):
@@ -479,6 +479,15 @@ class Connection:
             status = "closed"
         else:
             status = "timeout"
+            if timeout is None and rs.state == "streaming":
+                # a full turn deadline passed after response.created: the terminal event is
+                # missing, not late (a deliberate short peek with timeout= is not judged)
+                miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
+                               message=f"response {rs.response_id} started but sent no terminal event "
+                                       f"within the turn timeout ({self.target.turn_timeout:g}s)")
+                rs.findings.append(miss)
+                self.monitor.findings.append(miss)
+                findings.append(miss)
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
