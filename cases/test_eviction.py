@@ -1,0 +1,91 @@
+"""Eviction cases: spec §4.5 item 30 (a continuation that fails with a 4xx/5xx evicts the id it
+referenced; a later store=false continuation from it gets previous_response_not_found) — the
+Open Responses scenario ``websocket-failed-continuation-evicts-cache``.
+
+Turn 1 (store=false) runs; turn 2 continues from it and fails; turn 3 continues from turn 1
+again. Without eviction turn 1 would still be the connection's latest response (a failed turn
+leaves nothing newer behind), so turn 3 would be a cache hit; with eviction it is a miss.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.client import HarnessError, Turn
+
+NOT_FOUND = "previous_response_not_found"
+ORPHAN_CALL_ID = "call_conformance_orphan_0000"
+CALL_BUDGET = 256     # turn 1 of the function-call variant must get its forced call out
+RAN = ("completed", "incomplete")
+OK_PROMPT = "Reply with the single word: ok"
+TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
+
+
+def _first_turn(conn, target, kind: str) -> Turn:
+    if kind == "function_call_turn":
+        turn = conn.turn(input="What time is it? Use the tool.", tools=[TOOL], store=False,
+                         tool_choice={"type": "function", "name": "get_time"},
+                         max_output_tokens=max(target.max_output_tokens, CALL_BUDGET))
+    else:
+        turn = conn.turn(input=OK_PROMPT, store=False)
+    if turn.status not in RAN:
+        raise HarnessError(f"turn 1 did not run, so eviction cannot be judged: {turn.summary()}")
+    return turn
+
+
+def _require_failed(turn: Turn, why: str) -> None:
+    """Turn 2 must fail for the eviction rule to apply at all.
+
+    If it succeeds instead, that is a deviation of its own (accepting an orphan tool output),
+    not evidence about eviction: the successful turn 2 is now the latest response, so turn 3
+    would miss with or without eviction. It is not UNSUPPORTED either (eviction is no optional
+    capability), so the honest verdict is ERROR: this run could not provoke a failed
+    continuation.
+    """
+    if turn.status in RAN:
+        raise HarnessError(f"could not provoke a failed continuation: {why} was accepted "
+                           f"({turn.summary()}); eviction cannot be judged this way")
+    if turn.error_code == NOT_FOUND:
+        raise HarnessError(f"turn 1's id was already unknown to turn 2 ({turn.summary()}); "
+                           "eviction cannot be judged (see CACHE-HIT-STORE-FALSE)")
+    if turn.status not in ("error", "failed"):
+        raise HarnessError(f"turn 2 neither failed nor succeeded: {turn.summary()}")
+
+
+def _expect_evicted(expect, turn: Turn, why: str) -> None:
+    outcome = "was continued" if turn.status in RAN else f"got {turn.error_code or turn.status!r}"
+    expect("EVICT-ON-FAILED-CONTINUATION", turn.error_code == NOT_FOUND, turn,
+           f"turn 2 failed ({why}), yet continuing from turn 1's id {outcome} instead of {NOT_FOUND}: "
+           "the failed continuation did not evict it")
+
+
+@pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
+@pytest.mark.parametrize("kind", ["text_turn", "function_call_turn"])
+def test_failed_continuation_evicts(target, connect, expect, kind):
+    conn = connect()
+    first = _first_turn(conn, target, kind)
+    why = f"a function_call_output for the unknown call_id {ORPHAN_CALL_ID}"
+    failed = conn.turn(previous_response_id=first.response_id, store=False, tools=[TOOL],
+                       input=[{"type": "function_call_output", "call_id": ORPHAN_CALL_ID,
+                               "output": "12:00"}])
+    _require_failed(failed, why)
+    third = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    _expect_evicted(expect, third, why)
+
+
+@pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
+def test_failed_response_evicts(target, connect, expect, verdict):
+    # the mid-stream variant: turn 2 starts and ends response.failed (a 5xx). Only the
+    # embedded reference server can be made to fail on purpose (its [[fail]] trigger).
+    if not target.is_embedded:
+        verdict.unsupported("a response that fails mid-stream can only be provoked on the embedded "
+                            "reference server ([[fail]] trigger)")
+    conn = connect()
+    first = _first_turn(conn, target, "text_turn")
+    failed = conn.turn(previous_response_id=first.response_id, store=False,
+                       input="[[fail]] Reply with the single word: ok")
+    if failed.status != "failed":
+        raise HarnessError(f"the [[fail]] trigger did not produce response.failed: {failed.summary()}")
+    third = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    _expect_evicted(expect, third, "it ended response.failed mid-stream")
