@@ -1,0 +1,206 @@
+"""Sequential processing on one connection: spec §4.4 item 19 (P-legacy: at most one response
+in flight; a response.create sent meanwhile is queued and run in order, or — where the
+profile says so — rejected with an error event).
+
+Which response answers which create is told by a marker the create puts in ``metadata``
+(the Response object echoes it), never by generated text. A case can only judge when its
+creates really reach the server while the first response is still streaming: against a
+target with test controls the connection is opened with ``X-Conformance-Turn-Delay-Ms`` so
+every turn takes a while; against real targets the model's latency does the same. When the
+timeline does not prove the overlap, the case says so (ERROR) instead of passing vacuously.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from conformance.client import HarnessError
+
+ORDER_KEY = "conformance_order"
+TURN_DELAY_MS = 100           # long enough for the later creates to land mid-stream on loopback
+OVERLAP_MARGIN_S = 0.02       # above the harness's own per-frame work
+TERMINAL = ("response.completed", "response.failed", "response.incomplete")
+
+
+def _prompt(n: int, of: int) -> str:
+    return f"This is request {n} of {of}. Reply with the single word: ok"
+
+
+def _open(target, connect):
+    """A socket on which every turn lasts a while (when the target honours test controls)."""
+    if target.has("test_controls"):
+        return connect(headers={"X-Conformance-Turn-Delay-Ms": str(TURN_DELAY_MS)})
+    return connect()
+
+
+@dataclass
+class _Resp:
+    rid: str
+    order: str | None
+    created_at: int                  # index among received messages
+    created_t: float
+    terminal_at: int | None = None
+    terminal_t: float | None = None
+    terminal_type: str | None = None
+
+
+@dataclass
+class _Timeline:
+    sent_t: list[float] = field(default_factory=list)      # each response.create, in order
+    responses: list[_Resp] = field(default_factory=list)   # in order of response.created
+    errors: list[tuple[int, float, dict]] = field(default_factory=list)
+
+    def by_order(self, order: str) -> list[_Resp]:
+        return [r for r in self.responses if r.order == order]
+
+    def describe(self) -> str:
+        rs = ", ".join(f"{r.rid}[{ORDER_KEY}={r.order}] created@{r.created_at} "
+                       f"{(r.terminal_type or 'no terminal').split('.')[-1]}@{r.terminal_at}"
+                       for r in self.responses)
+        errs = ", ".join(f"error@{i} code={_code(e)!r}" for i, _, e in self.errors)
+        return "; ".join(x for x in (rs, errs) if x) or "no responses, no errors"
+
+
+def _code(event: dict):
+    inner = event.get("error")
+    return inner.get("code") if isinstance(inner, dict) else None
+
+
+def _timeline(conn) -> _Timeline:
+    """Read the connection's transcript back: which response (by id and echoed marker) was
+    created and ended where, independently of the monitor's request matching."""
+    tl = _Timeline()
+    by_id: dict[str, _Resp] = {}
+    index = 0
+    for t, direction, text in conn.transcript:
+        if direction not in ("sent", "received"):
+            continue
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            msg = None
+        if direction == "sent":
+            if isinstance(msg, dict) and msg.get("type") == "response.create":
+                tl.sent_t.append(t)
+            continue
+        index += 1
+        if not isinstance(msg, dict):
+            continue
+        typ = msg.get("type")
+        resp = msg.get("response") if isinstance(msg.get("response"), dict) else {}
+        rid = resp.get("id")
+        if typ == "response.created" and isinstance(rid, str) and rid not in by_id:
+            meta = resp.get("metadata") if isinstance(resp.get("metadata"), dict) else {}
+            r = _Resp(rid, meta.get(ORDER_KEY), index, t)
+            by_id[rid] = r
+            tl.responses.append(r)
+        elif typ in TERMINAL and isinstance(rid, str) and rid in by_id:
+            r = by_id[rid]
+            if r.terminal_at is None:
+                r.terminal_at, r.terminal_t, r.terminal_type = index, t, typ
+            if r.order is None:   # fall back to the terminal's echo
+                meta = resp.get("metadata") if isinstance(resp.get("metadata"), dict) else {}
+                r.order = meta.get(ORDER_KEY)
+        elif typ == "error":
+            tl.errors.append((index, t, msg))
+    return tl
+
+
+def _overlap_proved(tl: _Timeline, first: _Resp) -> bool:
+    """True when the last create reached the server before the first response ended.
+
+    The create-to-created round trip bounds twice the one-way latency, so a terminal event
+    received later than ``last send + that round trip`` was sent by the server after the last
+    create had arrived (frames are read continuously from right after the sends)."""
+    if first.terminal_t is None or len(tl.sent_t) < 2:
+        return False
+    round_trip = first.created_t - tl.sent_t[0]
+    return first.terminal_t - tl.sent_t[-1] > round_trip + OVERLAP_MARGIN_S
+
+
+def _cannot_judge(tl: _Timeline) -> HarnessError:
+    return HarnessError(
+        "cannot judge: the later response.create did not provably arrive while the first response "
+        "was in flight (the first response ended too soon after it was created); against a target "
+        "without test controls, retry with a slower model or a longer prompt. Timeline: " + tl.describe())
+
+
+@pytest.mark.clause("QUEUE-FIFO", "QUEUE-ONE-IN-FLIGHT")
+def test_queued_creates_run_in_order(target, connect, expect):
+    conn = _open(target, connect)
+    count = 3
+    requests = [conn.create(input=_prompt(n, count), metadata={ORDER_KEY: str(n)}, store=False)
+                for n in range(1, count + 1)]
+    turns = [conn.wait(r) for r in requests]
+    tl = _timeline(conn)
+
+    rejected = [t for t in turns if t.status == "error"]
+    expect("QUEUE-FIFO", not tl.errors and not rejected, tl.describe(),
+           "a response.create sent while a response was in flight was answered with an error "
+           "instead of being queued")
+    unanswered = [t for t in turns if t.status in ("timeout", "closed")]
+    expect("QUEUE-FIFO", not unanswered, unanswered[0] if unanswered else None,
+           "a queued response.create never got its response")
+    if any(r.order is None for r in tl.responses):
+        raise HarnessError("the target does not echo metadata in the Response object, so the responses "
+                           "cannot be matched to their creates model-free: " + tl.describe())
+
+    # no interleaving: response k+1 is created only after response k's terminal event
+    for prev, nxt in zip(tl.responses, tl.responses[1:]):
+        expect("QUEUE-ONE-IN-FLIGHT", prev.terminal_at is not None and prev.terminal_at < nxt.created_at,
+               tl.describe(),
+               f"response {nxt.rid} was created while {prev.rid} was still in flight (its terminal "
+               f"event came at frame {prev.terminal_at}, the next response.created at frame {nxt.created_at})")
+
+    orders = [r.order for r in tl.responses]
+    expected = [str(n) for n in range(1, count + 1)]
+    expect("QUEUE-FIFO", orders == expected, tl.describe(),
+           f"the responses answered the creates in the order {orders}, expected {expected} "
+           f"(one response per create, in the order sent)")
+    expect("QUEUE-FIFO", all(r.terminal_type for r in tl.responses), tl.describe(),
+           "a queued response did not end with a terminal event")
+
+    if not _overlap_proved(tl, tl.responses[0]):
+        raise _cannot_judge(tl)
+
+
+@pytest.mark.clause("QUEUE-REJECT-CODE", "QUEUE-ONE-IN-FLIGHT")
+def test_busy_create_rejected(target, connect, expect):
+    code = target.profile.busy_error_code
+    conn = _open(target, connect)
+    first = conn.create(input=_prompt(1, 2), metadata={ORDER_KEY: "1"}, store=False)
+    second = conn.create(input=_prompt(2, 2), metadata={ORDER_KEY: "2"}, store=False)
+    conn.wait(first)
+    conn.wait(second)
+    tl = _timeline(conn)
+
+    ran = tl.by_order("1")
+    if not ran:
+        raise HarnessError("the first response.create did not start a response (nothing to be busy "
+                           "with): " + tl.describe())
+    first_resp = ran[0]
+    queued = tl.by_order("2")
+    if queued and not tl.errors and not _overlap_proved(tl, first_resp):
+        raise _cannot_judge(tl)
+    if queued:   # not rejected; at least it must not have run alongside the first
+        expect("QUEUE-ONE-IN-FLIGHT",
+               first_resp.terminal_at is not None and first_resp.terminal_at < queued[0].created_at,
+               tl.describe(), f"response {queued[0].rid} was created while {first_resp.rid} was still in flight")
+    expect("QUEUE-REJECT-CODE", not queued, tl.describe(),
+           "the profile says a create sent while a response is in flight is rejected, "
+           "but it was queued and run")
+    expect("QUEUE-REJECT-CODE", len(tl.errors) == 1, tl.describe(),
+           f"expected exactly one error event (the rejection), got {len(tl.errors)}")
+    got = _code(tl.errors[0][2])
+    if code:
+        expect("QUEUE-REJECT-CODE", got == code, tl.errors[0][2],
+               f"the busy rejection has error.code {got!r}, the profile says {code!r}")
+    expect("QUEUE-REJECT-CODE", first_resp.terminal_type in ("response.completed", "response.incomplete"),
+           tl.describe(), "the in-flight response did not finish normally after the rejection")
+
+    after = conn.turn(input=_prompt(3, 3), store=False)
+    expect("QUEUE-REJECT-CODE", after.status in ("completed", "incomplete"), after,
+           "after the busy rejection the connection did not run the next turn")
