@@ -1,0 +1,197 @@
+"""Connection lifetime and reconnect: spec §4.6 (items 37-38) and §1.5.
+
+At its lifetime limit a server reports ``websocket_connection_limit_reached`` (status 400,
+``invalid_request_error``) either unprompted right before it closes (xAI) or in reply to the
+next ``response.create`` on the aged socket (field reports of OpenAI); both are accepted
+(§4.6 item 38). Against a target with test controls the limit is shortened with the
+``X-Conformance-Lifetime`` handshake header; otherwise the real limit (the profile's
+``lifetime_seconds``: 60 minutes for OpenAI, 25 for xAI) is waited out by a case that runs
+only with ``--run-slow``.
+
+After a close the client starts a new chain on a new socket with the full context as input
+(§4.6 item 37); a nonce planted in the earlier turns proves the new chain sees all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conformance.client import HarnessError
+
+PROMPT = "Reply with the single word: ok"
+SHORT_LIFETIME_S = 1.0        # X-Conformance-Lifetime: keeps the core suite fast
+SHORT_MARGIN_S = 0.5          # how long past the limit the short case waits for the server
+EARLY_FRACTION = 0.9          # a close before this share of the lifetime is not the limit
+PROBE_BUDGET = 256            # a forced record_nonces call must complete
+
+RECORD_TOOL = {
+    "type": "function",
+    "name": "record_nonces",
+    "description": "Record every code of the form WORD-1234 that appears anywhere in this conversation.",
+    "parameters": {
+        "type": "object",
+        "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
+        "required": ["nonces"],
+        "additionalProperties": False,
+    },
+}
+RECORD_CHOICE = {"type": "function", "name": "record_nonces"}
+PROBE_TEXT = ("Call record_nonces with every code (capital letters, a hyphen, then digits) that appears "
+              "in this conversation.")
+
+
+def _error_body(event: dict) -> dict:
+    inner = event.get("error")
+    return inner if isinstance(inner, dict) else {}
+
+
+def _limit_error_problems(target, event: dict) -> list[str]:
+    """What is wrong with a ``websocket_connection_limit_reached`` envelope (§3.10)."""
+    body = _error_body(event)
+    want = target.profile.limit_error_code
+    problems = []
+    if body.get("code") != want:
+        problems.append(f"error.code is {body.get('code')!r}, expected {want!r}")
+    if event.get("status") != 400:
+        problems.append(f"status is {event.get('status')!r}, expected 400")
+    if body.get("type") != "invalid_request_error":
+        problems.append(f"error.type is {body.get('type')!r}, expected 'invalid_request_error'")
+    return problems
+
+
+def _first_turn(conn, what: str):
+    turn = conn.turn(input=PROMPT, store=False)
+    if turn.status not in ("completed", "incomplete"):
+        raise HarnessError(f"cannot judge: the turn {what} did not run ({turn.summary()})")
+    return turn
+
+
+def _judge_expiry(target, conn, expect, lifetime: float, margin: float, after_limit_timeout: float) -> None:
+    """Idle until the limit plus ``margin``, then judge both lifetime clauses."""
+    age = time.monotonic() - conn.t0
+    unprompted = conn.recv_until(lambda m: m.get("type") == "error", timeout=max(0.0, lifetime + margin - age))
+    age = time.monotonic() - conn.t0
+    started = [m for m in unprompted if m.get("type") == "response.created"]
+    expect("LIFETIME-NO-TURN-AFTER-LIMIT", not started, started[:1],
+           "a response started on an idle connection although no response.create was sent")
+    errors = [m for m in unprompted if m.get("type") == "error"]
+
+    if errors:   # form 1: the error arrives on its own (then the server closes)
+        problems = _limit_error_problems(target, errors[0])
+        expect("LIFETIME-LIMIT-ERROR", not problems, errors[0],
+               "the error sent at the lifetime limit is not websocket_connection_limit_reached as "
+               "specified: " + "; ".join(problems))
+        if conn.closed:
+            return
+        # still open: whatever comes next, no turn may start on this socket
+        late = conn.turn(input=PROMPT, store=False, timeout=after_limit_timeout)
+        expect("LIFETIME-NO-TURN-AFTER-LIMIT", "response.created" not in late.event_types, late,
+               "after reporting the lifetime limit the server still started a response")
+        return
+
+    if conn.closed:
+        if age < lifetime * EARLY_FRACTION:
+            raise HarnessError(f"cannot judge: the connection closed after {age:.1f}s, before the "
+                               f"{lifetime:g}s lifetime limit (idle timeout or network drop); "
+                               f"close code {conn.close_code} {conn.close_detail}")
+        expect("LIFETIME-LIMIT-ERROR", False, f"close code {conn.close_code} after {age:.1f}s",
+               "the connection was closed at its lifetime limit without a "
+               "websocket_connection_limit_reached error event")
+
+    # form 2: the socket is still open; the next create must be answered with the limit error
+    turn = conn.turn(input=PROMPT, store=False, timeout=after_limit_timeout)
+    if turn.status == "error":
+        problems = _limit_error_problems(target, turn.error or {})
+        expect("LIFETIME-LIMIT-ERROR", not problems, turn,
+               "the create sent past the lifetime limit was answered with an error that is not "
+               "websocket_connection_limit_reached as specified: " + "; ".join(problems))
+    else:
+        expect("LIFETIME-LIMIT-ERROR", False, turn,
+               f"{age:.1f}s into a connection with a {lifetime:g}s lifetime, no "
+               "websocket_connection_limit_reached was sent, neither on its own nor in reply to a create")
+    expect("LIFETIME-NO-TURN-AFTER-LIMIT", "response.created" not in turn.event_types, turn,
+           "a response started on a connection past its lifetime limit")
+
+
+@pytest.mark.clause("LIFETIME-LIMIT-ERROR", "LIFETIME-NO-TURN-AFTER-LIMIT")
+def test_limit_error_at_shortened_lifetime(target, connect, expect):
+    if not target.has("test_controls"):
+        pytest.skip("needs test controls (X-Conformance-Lifetime); "
+                    "test_limit_error_at_real_lifetime covers real targets with --run-slow")
+    conn = connect(headers={"X-Conformance-Lifetime": str(SHORT_LIFETIME_S)})
+    _first_turn(conn, f"inside the {SHORT_LIFETIME_S:g}s lifetime")
+    _judge_expiry(target, conn, expect, SHORT_LIFETIME_S, SHORT_MARGIN_S, after_limit_timeout=1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.clause("LIFETIME-LIMIT-ERROR", "LIFETIME-NO-TURN-AFTER-LIMIT")
+def test_limit_error_at_real_lifetime(target, connect, expect):
+    if target.has("test_controls"):
+        pytest.skip("the target honours X-Conformance-Lifetime: test_limit_error_at_shortened_lifetime covers it")
+    lifetime = target.profile.lifetime_seconds
+    # idle, no application traffic; the WebSocket library still answers/sends protocol pings
+    margin = min(120.0, max(10.0, 0.05 * lifetime))
+    conn = connect()
+    _first_turn(conn, "at the start of the connection")
+    _judge_expiry(target, conn, expect, lifetime, margin, after_limit_timeout=target.turn_timeout)
+
+
+def _as_input(turn) -> list[dict]:
+    """The assistant messages of a turn as plain input messages (ids and statuses dropped,
+    so they are valid input with store=false)."""
+    out = []
+    for item in (turn.response or {}).get("output") or []:
+        if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "assistant":
+            text = "".join(str(p.get("text", "")) for p in item.get("content") or []
+                           if isinstance(p, dict) and p.get("type") == "output_text")
+            if text:
+                out.append({"role": "assistant", "content": text})
+    return out
+
+
+def _recorded_nonces(turn) -> list[str] | None:
+    for call in turn.function_calls:
+        if str(call.get("name", "")).startswith("record_nonces"):
+            try:
+                args = json.loads(call.get("arguments") or "")
+            except ValueError:
+                return []
+            nonces = args.get("nonces") if isinstance(args, dict) else None
+            return [str(n) for n in nonces] if isinstance(nonces, list) else []
+    return None
+
+
+@pytest.mark.clause("RECONNECT-FULL-CONTEXT")
+def test_reconnect_with_full_context(target, connect, expect, nonce_factory):
+    early, middle = nonce_factory(), nonce_factory()
+    conn = connect()
+    said1 = [{"role": "user", "content": f"The first code is {early}. {PROMPT}"}]
+    t1 = conn.turn(input=said1, store=False)
+    said2 = [{"role": "user", "content": f"The second code is {middle}. {PROMPT}"}]
+    t2 = conn.turn(input=said2, previous_response_id=t1.response_id, store=False)
+    if t1.status not in ("completed", "incomplete") or t2.status not in ("completed", "incomplete"):
+        raise HarnessError(f"cannot judge: the conversation before the reconnect did not run "
+                           f"({t1.summary()} / {t2.summary()})")
+    conn.close()
+
+    # new socket, new chain: previous_response_id omitted, the whole conversation re-sent
+    history = said1 + _as_input(t1) + said2 + _as_input(t2)
+    again = connect()
+    probe = again.turn(input=history + [{"role": "user", "content": PROBE_TEXT}], store=False,
+                       tools=[RECORD_TOOL], tool_choice=RECORD_CHOICE,
+                       max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
+    if (probe.status == "incomplete" and not probe.function_calls
+            and ((probe.response or {}).get("incomplete_details") or {}).get("reason") == "max_output_tokens"):
+        raise HarnessError(f"budget: {PROBE_BUDGET} output tokens were not enough for the record_nonces call; "
+                           "raise --max-output-tokens")
+    expect("RECONNECT-FULL-CONTEXT", probe.status == "completed", probe,
+           "a new chain with the full context as input, on a new connection, did not complete")
+    recorded = _recorded_nonces(probe)
+    expect("RECONNECT-FULL-CONTEXT", recorded is not None, probe,
+           "the forced record_nonces call is missing from the output")
+    missing = [n for n in (early, middle) if n not in recorded]
+    expect("RECONNECT-FULL-CONTEXT", not missing, f"recorded {recorded}",
+           f"the new chain did not see the re-sent context: {missing} not recorded")
