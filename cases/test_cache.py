@@ -94,7 +94,8 @@ def _not_found_problems(turn: Turn, target) -> list[str]:
         problems.append(f"status is {status!r}, expected {want}")
     elif not want and not (isinstance(status, int) and 400 <= status < 500):
         problems.append(f"status is {status!r}, expected a 4xx status")
-    inner = turn.error.get("error") if isinstance(turn.error.get("error"), dict) else {}
+    inner = (turn.error or {}).get("error")
+    inner = inner if isinstance(inner, dict) else {}
     if inner.get("type") != "invalid_request_error":
         problems.append(f"error.type is {inner.get('type')!r}, expected 'invalid_request_error'")
     if inner.get("param") != "previous_response_id":
