@@ -84,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-report", action="store_true", default=False, help="write no report files")
     g.addoption("--clauses", default=None, metavar="FILE",
                 help="clause registry (default: the suite's cases/clauses.toml)")
+    g.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
+                help="run only the cases marked with this clause id (repeatable); "
+                     "e.g. to re-check one requirement after a fix")
     g.addoption("--reference-defect", action="append", default=[], metavar="NAME",
                 help="start the embedded reference server with this defect (repeatable; kill-matrix use)")
 
@@ -326,6 +329,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 problems.append(f"{item.nodeid}: clause {cid!r} is retired")
     if problems:
         raise pytest.UsageError("clause marks:\n  " + "\n  ".join(problems))
+    wanted = config.getoption("select_clauses") or []
+    if wanted:
+        unknown = [c for c in wanted if c not in registry]
+        if unknown:
+            raise pytest.UsageError(f"--clause: unknown clause id(s) {', '.join(unknown)} (not in {registry.path})")
+        keep, drop = [], []
+        for item in items:
+            (keep if is_case(item) and set(_clause_ids(item)) & set(wanted) else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
 
 
 # --- running one case ------------------------------------------------------------------------

@@ -196,3 +196,13 @@ def test_nonce_shape():
         n = new_nonce()
         assert NONCE_RE.fullmatch(n)
     assert new_nonce() != new_nonce()
+
+
+def test_clause_option_selects_cases(pytester: pytest.Pytester):
+    _setup(pytester)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--no-report", "--clause", "ERR-STATUS-PRESENT",
+                                "--clause", "ZDR-NOTHING-PERSISTED", "cases")
+    result.assert_outcomes(passed=1, skipped=1, deselected=5, warnings=1)
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--no-report", "--clause", "NO-SUCH-CLAUSE", "cases")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown clause id(s) NO-SUCH-CLAUSE" in bad.stderr.str()
