@@ -105,8 +105,11 @@ def _not_found_problems(turn: Turn, target) -> list[str]:
 
 def _expect_not_found(expect, clause: str, turn: Turn, what: str) -> None:
     """Only the code: the full envelope is CACHE-MISS-STORE-FALSE's business."""
-    how = "was continued instead of failing" if turn.status in RAN else "did not fail"
-    expect(clause, turn.error_code == NOT_FOUND, turn, f"{what} {how} with {NOT_FOUND}")
+    if turn.status in RAN:
+        how = f"was continued instead of failing with {NOT_FOUND}"
+    else:
+        how = f"ended {turn.status} with code {turn.error_code!r} instead of {NOT_FOUND}"
+    expect(clause, turn.error_code == NOT_FOUND, turn, f"{what} {how}")
 
 
 # --- CACHE-MISS-STORE-FALSE --------------------------------------------------------------------
