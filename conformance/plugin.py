@@ -280,12 +280,17 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
+    # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")
 
 
-def pytest_configure_node(node: Any) -> None:  # pytest-xdist: hand the run id to workers
-    s = _session(node.config).settings
-    node.workerinput["conformance_run_id"] = s.run_id
-    node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
+class _XdistHooks:
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:  # hand the run id to the workers
+        s = _session(node.config).settings
+        node.workerinput["conformance_run_id"] = s.run_id
+        node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
