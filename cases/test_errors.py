@@ -1,0 +1,190 @@
+"""Error events and connection survival: spec §3.10 and §4.10 (the WebSocket error envelope:
+``type``, nested ``error.{type, code, message}``, ``status``), §4.1 item 4 (a request-scoped
+error leaves the connection open and usable), §4.2 item 9 (``previous_response_id`` with
+``conversation`` is rejected) and §1.4/§2.4 (malformed JSON, unknown client event types and
+binary frames from the client; OpenAI does not document the answer, so these are SHOULD).
+
+Errors are provoked without a model: a made-up ``previous_response_id``, ``background:true``
+(where the profile says it is rejected), bad frames, and contradictory fields. Every error
+event a case sees is checked against the envelope.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conformance.client import HarnessError
+from conformance.schemas import get_schemas
+
+PROMPT = "Reply with the single word: ok"
+RAN = ("completed", "incomplete")
+# made up, so no server can have it; store=false, so it cannot be hydrated either (§4.5 item 28)
+UNKNOWN_ID = "resp_conformance_does_not_exist_0000"
+UNKNOWN_CONVERSATION = "conv_conformance_0000"
+
+# request-scoped errors that need no model: name -> (create fields, capability it needs)
+PROVOCATIONS = {
+    "unknown-previous-id": ({"previous_response_id": UNKNOWN_ID, "store": False}, None),
+    "background": ({"background": True, "store": False}, "background_rejected"),
+}
+
+
+def _wait(target) -> float:
+    """How long to wait for the answer to a bad frame (it should come at once)."""
+    return 1.0 if target.is_embedded else min(5.0, target.turn_timeout / 4)
+
+
+def _provoke(conn, target, verdict, name: str):
+    fields, capability = PROVOCATIONS[name]
+    if capability and not target.has(capability):
+        verdict.unsupported(f"profile {target.profile.name!r} does not claim {capability}")
+    turn = conn.turn(input=PROMPT, **fields)
+    if turn.status != "error":
+        # the clause that covers this outcome is judged elsewhere (CACHE-MISS-*, CREATE-BACKGROUND-*)
+        raise HarnessError(f"precondition: {name} did not produce a request-scoped error event ({turn.summary()})")
+    return turn
+
+
+def _errors(conn) -> list[dict]:
+    return [m for m in conn.messages if m.get("type") == "error"]
+
+
+def _check_envelopes(expect, conn, request_errors=()) -> None:
+    """Every error event seen on ``conn`` against §3.10; ``request_errors`` also need a status."""
+    schemas = get_schemas()
+    for ev in _errors(conn):
+        err = ev.get("error")
+        flat = "" if isinstance(err, dict) else f" (top-level code={ev.get('code')!r})" if "code" in ev else ""
+        expect("ERR-CODE-NESTED", isinstance(err, dict) and "code" in err, ev,
+               "the error event has no error.code" + flat)
+        expect("ERR-ENVELOPE", isinstance(err.get("type"), str) and isinstance(err.get("message"), str)
+               and (err["code"] is None or isinstance(err["code"], str)), ev,
+               "error must hold type (string), code (string or null) and message (string)")
+        issues = [f"{i.pointer or '(root)'}: {i.message}" for i in schemas.validate(ev)]
+        expect("ERR-ENVELOPE", not issues, issues[:4], "the error event does not match the ws-error schema")
+    for ev in request_errors:
+        status = ev.get("status")
+        expect("ERR-STATUS-PRESENT", type(status) is int and 400 <= status <= 599, ev,
+               f"a request-level error carries status {status!r}, expected the HTTP-equivalent 4xx/5xx")
+    for clause in ("ERR-CODE-NESTED", "ERR-ENVELOPE"):
+        bad = [f.message for f in conn.findings if f.clause == clause and f.kind == "violation"]
+        expect(clause, not bad, bad[:4], f"the streaming monitor found {len(bad)} violation(s) of {clause}")
+
+
+def _no_response_events(events) -> bool:
+    return not any(str(e.get("type", "")).startswith("response.") for e in events)
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+@pytest.mark.clause("ERR-ENVELOPE", "ERR-CODE-NESTED", "ERR-STATUS-PRESENT")
+@pytest.mark.parametrize("provocation", sorted(PROVOCATIONS))
+def test_error_envelope(target, connect, expect, verdict, provocation):
+    conn = connect()
+    turn = _provoke(conn, target, verdict, provocation)
+    _check_envelopes(expect, conn, [turn.error])
+
+
+# --- the connection after a request-scoped error -----------------------------------------
+
+@pytest.mark.clause("ERR-CONNECTION-USABLE", "ERR-CONNECTION-STAYS-OPEN", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+@pytest.mark.parametrize("provocation", sorted(PROVOCATIONS))
+def test_connection_usable_after_error(target, connect, expect, verdict, provocation):
+    conn = connect()
+    failed = _provoke(conn, target, verdict, provocation)
+    follow = conn.turn(input=PROMPT, store=False)
+    expect("ERR-CONNECTION-STAYS-OPEN", follow.status != "closed", [failed, follow],
+           f"the server closed the connection after the {failed.error_code!r} error "
+           f"(close code {conn.close_code})")
+    expect("ERR-CONNECTION-USABLE", follow.status in RAN, [failed, follow],
+           f"after a {failed.error_code!r} error the next turn on the same connection ended {follow.status}")
+    _check_envelopes(expect, conn)
+
+
+# --- bad client frames (§1.4, §2.4: undocumented by OpenAI, hence SHOULD) ------------------
+
+def _bad_frame_then_turn(conn, target, frame):
+    """Send ``frame``, collect the answer (an error, ideally), then run a normal turn."""
+    conn.send(frame)
+    # wait for the error before the next create, so that it cannot be mistaken for its answer
+    answer = conn.recv_until(lambda m: m.get("type") == "error", timeout=_wait(target))
+    follow = conn.turn(input=PROMPT, store=False)
+    return answer, follow
+
+
+def _check_bad_frame(expect, clause, answer, follow, what: str) -> None:
+    errors = [m for m in answer if m.get("type") == "error"]
+    expect(clause, _no_response_events(answer), [m.get("type") for m in answer],
+           f"{what} started a response")
+    expect(clause, errors, [m.get("type") for m in answer], f"{what} got no error event")
+    status = errors[0].get("status") if errors else None
+    expect(clause, status is None or (type(status) is int and 400 <= status <= 499), errors[:1],
+           f"the error for {what} carries status {status!r}, expected a 4xx (400)")
+    expect(clause, follow.status in RAN, follow, f"after {what} the next turn on the connection ended {follow.status}")
+
+
+MALFORMED = {
+    "not-json": '{"type": "response.create", "input": ',
+    # a create wrapped in an array: a lax parser would run it
+    "json-array": "[" + json.dumps({"type": "response.create", "input": PROMPT, "store": False}) + "]",
+}
+
+
+@pytest.mark.clause("CLIENT-MALFORMED-JSON", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_malformed_json_frame(target, connect, expect, kind):
+    conn = connect()
+    answer, follow = _bad_frame_then_turn(conn, target, MALFORMED[kind])
+    _check_bad_frame(expect, "CLIENT-MALFORMED-JSON", answer, follow, f"a {kind} text frame")
+    _check_envelopes(expect, conn)
+
+
+@pytest.mark.clause("CLIENT-UNKNOWN-EVENT", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+def test_unknown_client_event(target, connect, expect):
+    # clearly not an event of any API (response.cancel is accepted by some gateways, §2.4)
+    conn = connect()
+    event = json.dumps({"type": "conformance.unknown_event", "input": PROMPT})
+    answer, follow = _bad_frame_then_turn(conn, target, event)
+    _check_bad_frame(expect, "CLIENT-UNKNOWN-EVENT", answer, follow, "a client event of unknown type")
+    _check_envelopes(expect, conn)
+
+
+@pytest.mark.clause("CLIENT-BINARY-FRAME", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+def test_binary_frame_refused(target, connect, expect):
+    conn = connect()
+    # a valid create, but in a binary frame: it must not run
+    conn.send(json.dumps({"type": "response.create", "model": target.model, "input": PROMPT, "store": False,
+                          **({"max_output_tokens": target.max_output_tokens} if target.max_output_tokens else {})}
+                         ).encode())
+    answer = conn.recv_until(lambda m: m.get("type") == "error", timeout=_wait(target))
+    answer += [o.message for o in conn.recv_frames(0.2 if target.is_embedded else 1.0) if o.message is not None]
+    expect("CLIENT-BINARY-FRAME", _no_response_events(answer), [m.get("type") for m in answer],
+           "a binary frame was processed as a turn")
+    expect("CLIENT-BINARY-FRAME", any(m.get("type") == "error" for m in answer) or conn.closed,
+           [m.get("type") for m in answer], "a binary frame got neither an error event nor a close")
+    _check_envelopes(expect, conn)
+    # the server stays up: a new connection runs a turn
+    fresh = connect()
+    turn = fresh.turn(input=PROMPT, store=False)
+    expect("CLIENT-BINARY-FRAME", turn.status in RAN, turn, "after a binary frame a new connection could not run a turn")
+
+
+# --- contradictory fields --------------------------------------------------------------------
+
+@pytest.mark.clause("CREATE-PREVIOUS-AND-CONVERSATION", "STREAM-REJECTED-AS-ERROR", "ERR-ENVELOPE",
+                    "ERR-CODE-NESTED", "ERR-STATUS-PRESENT")
+def test_previous_response_and_conversation_rejected(connect, expect):
+    conn = connect()
+    first = conn.turn(input=PROMPT, store=False)
+    if first.status not in RAN:
+        raise HarnessError(f"precondition: the first turn did not run ({first.summary()})")
+    # a real previous id, so the pair is the fault (the made-up conversation may be one too)
+    turn = conn.turn(input=PROMPT, store=False, previous_response_id=first.response_id,
+                     conversation=UNKNOWN_CONVERSATION)
+    expect("CREATE-PREVIOUS-AND-CONVERSATION", turn.status == "error" and _no_response_events(turn.events), turn,
+           "previous_response_id together with conversation was not rejected with an error event")
+    expect("STREAM-REJECTED-AS-ERROR", turn.event_types == ["error"], turn,
+           "the rejection should be exactly one error event and nothing else")
+    _check_envelopes(expect, conn, [turn.error])
