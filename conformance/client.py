@@ -50,12 +50,24 @@ class TargetUnreachable(HarnessError):
     """The target could not be reached at all (DNS, connection refused, handshake timeout)."""
 
 
+class RateLimited(HarnessError):
+    """The target answered a turn with a rate limit (status 429): the case cannot judge."""
+
+
 class HandshakeRefused(Exception):
     """The upgrade was answered with an HTTP status instead of 101."""
 
     def __init__(self, status: int, body: str, headers: dict[str, str]):
         self.status, self.body, self.headers = status, body, headers
         super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
+
+
+def _is_rate_limit(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    status = error.get("status", error.get("status_code"))
+    return status == 429 or inner.get("code") == "rate_limit_exceeded" or error.get("code") == "rate_limit_exceeded"
 
 
 def _make_monitor() -> Any:
@@ -496,6 +508,12 @@ class Connection:
         elif status == "timeout":
             detail = f"no end of request {request} within {(self.target.turn_timeout if timeout is None else timeout):g}s"
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
+        if status == "error" and _is_rate_limit(error):
+            # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
+            err = (error or {}).get("error") if isinstance((error or {}).get("error"), dict) else error or {}
+            raise RateLimited(self.target.redact(
+                f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
+                "retry later or lower the run's concurrency"))
         if self._key_seen:
             create, events, response, error = (_deep_redact(x, self.target.redact)
                                                for x in (create, events, response, error))

@@ -14,7 +14,7 @@ import time
 import pytest
 from websockets.sync.server import serve
 
-from conformance.client import (Connection, HandshakeRefused, MAX_FRAME_BYTES, TargetUnreachable, Turn)
+from conformance.client import (Connection, HandshakeRefused, MAX_FRAME_BYTES, RateLimited, TargetUnreachable, Turn)
 from conformance.target import Target, load_profile
 
 KEY = "sk-test-SECRETSECRET-0123456789abcdef"
@@ -69,6 +69,11 @@ def _handler(ws):
         ws.send(json.dumps(_events()[0]))
         ws.send("x" * (MAX_FRAME_BYTES + 10))
         time.sleep(2.5)
+    elif path == "/rate-limited":
+        ws.send(json.dumps({"type": "error", "status": 429, "error": {
+            "type": "requests", "code": "rate_limit_exceeded", "message": f"slow down {raw[:40]}",
+            "param": None, "headers": {"x-ratelimit-reset-requests": "120ms"}}}))
+        time.sleep(1)
     elif path == "/echo-key":
         ws.send(json.dumps({"type": "error", "status": 400, "error": {
             "type": "invalid_request_error", "code": "bad", "message": f"you sent {raw}"}}))
@@ -227,3 +232,12 @@ def test_turn_helpers_on_error_shapes():
     assert (nested.error_code, nested.error_status, nested.error_message) == ("c", 400, "m")
     assert flat.error_code == "flat" and flat.error_status is None
     assert "error.code='c'" in nested.summary()
+
+
+def test_rate_limit_is_an_error_not_a_verdict(hostile):
+    conn = Connection.open(_target(hostile, "/rate-limited"))
+    with pytest.raises(RateLimited) as info:
+        conn.turn(input="hi")
+    assert "429" in str(info.value)
+    _assert_no_key(str(info.value))
+    conn.close()
