@@ -79,6 +79,14 @@ def _seqs(events: list[dict]) -> list:
     return [e.get("sequence_number") for e in events]
 
 
+def _is_grammar_event(e: dict) -> bool:
+    """A known server event of a response's own stream: not an error, not an extension, and
+    not a steer/inject event (those share the numbering and may follow the terminal, §3.5)."""
+    t = e.get("type")
+    return (isinstance(t, str) and t.startswith("response.") and get_schemas().is_known(t)
+            and not t.startswith(("response.steer.", "response.inject.")))
+
+
 def _is_seq(v) -> bool:
     return type(v) is int and v >= 0
 
@@ -99,13 +107,15 @@ def _output_value(item: dict, family: str, idx):
 def _check_events(expect, turn, clauses) -> None:
     """Direct (monitor-free) checks of the clauses in ``clauses`` on one response's events."""
     c = set(clauses)
-    ev = [e for e in turn.events if e.get("type") != "error"]
+    # extension events (unknown types, §3.1) are judged only by their sequence numbers
+    numbered = [e for e in turn.events if e.get("type") != "error"]
+    ev = [e for e in numbered if _is_grammar_event(e)]
     types = [e.get("type") for e in ev]
 
-    seqs = _seqs(ev)
     if "SEQ-PRESENT" in c:
-        missing = [f"#{i} {t}: {s!r}" for i, (t, s) in enumerate(zip(types, seqs)) if not _is_seq(s)]
+        missing = [f"#{i} {t}: {s!r}" for i, (t, s) in enumerate(zip(types, _seqs(ev))) if not _is_seq(s)]
         expect("SEQ-PRESENT", not missing, missing[:5], "events without a non-negative integer sequence_number")
+    seqs = _seqs(numbered)
     ints = [s for s in seqs if _is_seq(s)]
     if "SEQ-MONOTONIC" in c:
         drops = [f"{a} -> {b}" for a, b in zip(ints, ints[1:]) if b <= a]
@@ -308,7 +318,8 @@ def _check_quiet_after(expect, conn, target, turn) -> None:
     if turn.status not in TERMINAL_STATUS.values():
         return
     late = [o.message for o in conn.recv_frames(_quiet_period(target)) if o.message is not None]
-    stray = [m.get("type") for m in late if str(m.get("type", "")).startswith("response.")]
+    # nothing else is pending on the connection, so any response event now is a stray one
+    stray = [m.get("type") for m in late if _is_grammar_event(m)]
     expect("STREAM-ONE-TERMINAL", not any(t in TERMINAL_STATUS for t in stray), stray,
            "a second terminal event arrived after the first")
     expect("STREAM-TERMINAL-LAST", not stray, stray,
