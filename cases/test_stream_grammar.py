@@ -387,7 +387,7 @@ def test_reasoning_summary_stream(target, connect, expect, verdict):
     _check_all(expect, conn, target, turn)
     summary_events = [e for e in turn.events if str(e.get("type", "")).startswith("response.reasoning_summary")]
     if not summary_events:
-        if target.is_embedded:
+        if target.has("reference_engine"):
             raise HarnessError("the reference server streamed no reasoning summary for reasoning.summary=auto")
         verdict.info("the model streamed no reasoning summary; only the other events were checked",
                      "STREAM-ITEM-LIFECYCLE")
@@ -395,7 +395,7 @@ def test_reasoning_summary_stream(target, connect, expect, verdict):
 
 @pytest.mark.clause(*GRAMMAR)
 def test_two_message_stream(target, connect, expect):
-    if not target.is_embedded:
+    if not target.has("reference_engine"):
         pytest.skip("UNSUPPORTED: two messages in one response need the reference engine's [[multi]] trigger")
     conn = connect()
     turn = _started(conn.turn(input=f"{PROMPT} [[multi]]", store=False, max_output_tokens=TURN_BUDGET),
@@ -415,7 +415,7 @@ def test_parallel_function_calls_stream(target, connect, expect, verdict):
                     "parallel function calls turn")
     _check_all(expect, conn, target, turn)
     calls = _item_types(turn).count("function_call")
-    if target.is_embedded and turn.status == "completed" and calls != 2:
+    if target.has("reference_engine") and turn.status == "completed" and calls != 2:
         raise HarnessError(f"[[parallel]] with two tools gave {calls} calls, expected 2")
     if calls < 2:
         verdict.info(f"{calls} function call item(s) in the response: a multi-item stream was not exercised",
@@ -424,7 +424,7 @@ def test_parallel_function_calls_stream(target, connect, expect, verdict):
 
 @pytest.mark.clause(*GRAMMAR)
 def test_refusal_stream(target, connect, expect):
-    if not target.is_embedded:
+    if not target.has("reference_engine"):
         pytest.skip("UNSUPPORTED: a refusal is not model-free; only the reference engine's [[refuse]] trigger is")
     conn = connect()
     turn = _started(conn.turn(input=f"[[refuse]] {PROMPT}", store=False, max_output_tokens=TURN_BUDGET),
@@ -442,7 +442,7 @@ def test_truncated_stream(target, connect, expect, verdict):
     _check_all(expect, conn, target, turn)
     cut = [i for i in (turn.response or {}).get("output") or [] if isinstance(i, dict) and i.get("status") == "incomplete"]
     if turn.status != "incomplete" or not cut:
-        if target.is_embedded:
+        if target.has("reference_engine"):
             raise HarnessError(f"the 16-token turn did not end with an incomplete item ({turn.summary()})")
         verdict.info(f"no item ended incomplete (status {turn.status}); STREAM-INCOMPLETE-ITEM-LAST held vacuously",
                      "STREAM-INCOMPLETE-ITEM-LAST")

@@ -60,6 +60,7 @@ _DEFAULTS: dict[str, Any] = {
         "lanes": False,
         "steering": False,
         "test_controls": False,
+        "reference_engine": False,
     },
     "cache": {
         "store_true_hydrates": True,
@@ -173,7 +174,7 @@ class Profile:
         f, c = self.data["features"], self.data["cache"]
         caps = {k for k in ("background_rejected", "compact_endpoint", "context_management",
                             "generate_false", "lanes", "steering", "test_controls",
-                            "http_endpoint") if f[k]}
+                            "http_endpoint", "reference_engine") if f[k]}
         if self.busy_policy == "queue":
             caps.add("busy_policy_queue")
         elif self.busy_policy == "reject":
