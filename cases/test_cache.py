@@ -11,33 +11,16 @@ true`` passed as ``--target-config`` starts it with ZDR on.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from conformance.client import HarnessError, Turn
+from conformance.probes import plant, probe_fields, recorded_nonces
 
 NOT_FOUND = "previous_response_not_found"
 MADE_UP_ID = "resp_conformance_missing_0000"
-PROBE_BUDGET = 256
-PROBE_TOOL = {
-    "type": "function",
-    "name": "record_nonces",
-    "description": "Record every code made of 3 to 12 capital letters, a hyphen and 4 to 8 digits "
-                   "that appears anywhere in this conversation.",
-    "parameters": {"type": "object",
-                   "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-                   "required": ["nonces"], "additionalProperties": False},
-}
-PROBE_PROMPT = ("Call record_nonces with every code made of capital letters, a hyphen and digits "
-                "that appears anywhere in this conversation.")
-FORCE_PROBE = {"type": "function", "name": "record_nonces"}
 RAN = ("completed", "incomplete")
 OK_PROMPT = "Reply with the single word: ok"
-
-
-def _plant(nonce: str) -> str:
-    return f"Remember the code {nonce}. Reply with the single word: ok"
 
 
 def _setup(conn, **fields) -> Turn:
@@ -49,35 +32,13 @@ def _setup(conn, **fields) -> Turn:
 
 
 def _probe(conn, target, previous_response_id: str, store: bool) -> Turn:
-    return conn.turn(previous_response_id=previous_response_id, store=store, input=PROBE_PROMPT,
-                     tools=[PROBE_TOOL], tool_choice=FORCE_PROBE,
-                     max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
-
-
-def _recorded(turn: Turn) -> list[str]:
-    """The nonces of the probe's record_nonces call; a probe that ran without a readable call
-    is a harness/budget problem (ERROR)."""
-    calls = [c for c in turn.function_calls if str(c.get("name", "")).startswith("record_nonces")]
-    if not calls:
-        if turn.status == "incomplete":
-            raise HarnessError(f"budget: the probe turn ended incomplete before its record_nonces call "
-                               f"({PROBE_BUDGET} output tokens); raise --max-output-tokens: {turn.summary()}")
-        raise HarnessError(f"the probe turn made no record_nonces call although tool_choice forced it: "
-                           f"{turn.summary()}")
-    try:
-        args = json.loads(calls[0].get("arguments") or "")
-    except ValueError:
-        raise HarnessError(f"record_nonces arguments are not JSON: {calls[0].get('arguments')!r:.200}") from None
-    nonces = args.get("nonces") if isinstance(args, dict) else None
-    if not isinstance(nonces, list):
-        raise HarnessError(f"record_nonces arguments hold no nonces list: {args!r:.200}")
-    return [str(n) for n in nonces]
+    return conn.turn(**probe_fields(target, previous_response_id=previous_response_id, store=store))
 
 
 def _continues_with_context(expect, clause: str, probe: Turn, nonce: str, what: str) -> None:
     if not expect(clause, probe.status in RAN, probe, f"{what} did not run"):
         return  # a MAY clause goes on after a miss: nothing left to probe
-    nonces = _recorded(probe)
+    nonces = recorded_nonces(probe)
     expect(clause, any(nonce in n for n in nonces), f"record_nonces reported {nonces}",
            f"{what} ran, but the nonce {nonce} planted in the continued response is not in its context")
 
@@ -146,7 +107,7 @@ def test_miss_unknown_id(target, connect, expect):
 @pytest.mark.clause("CACHE-MISS-STORE-TRUE-HYDRATED")
 def test_store_true_hydrated_on_other_connection(target, connect, expect, nonce):
     first_conn, other = connect(), connect()
-    first = _setup(first_conn, input=_plant(nonce), store=True)
+    first = _setup(first_conn, input=plant(nonce), store=True)
     probe = _probe(other, target, first.response_id, store=True)
     _continues_with_context(expect, "CACHE-MISS-STORE-TRUE-HYDRATED", probe, nonce,
                             "continuing a store=true response of another connection")
@@ -197,7 +158,7 @@ def test_zdr_store_true_not_found_on_other_connection(connect, expect):
 @pytest.mark.clause("RECONNECT-STORE-TRUE-CONTINUES")
 def test_store_true_continues_after_reconnect(target, connect, expect, nonce):
     before = connect()
-    first = _setup(before, input=_plant(nonce), store=True)
+    first = _setup(before, input=plant(nonce), store=True)
     before.close()
     after = connect()
     probe = _probe(after, target, first.response_id, store=True)

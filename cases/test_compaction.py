@@ -21,28 +21,12 @@ import json
 import pytest
 
 from conformance.client import HarnessError, http_request
+from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 from conformance.schemas import get_schemas
 
 PROMPT = "Reply with the single word: ok"
 TEXT_TURN_BUDGET = 256        # a turn that must complete (reasoning models spend tokens too)
-PROBE_BUDGET = 256            # a forced record_nonces call must complete
 CONTEXT_MANAGEMENT = [{"type": "compaction", "compact_threshold": 1000}]
-
-RECORD_TOOL = {
-    "type": "function",
-    "name": "record_nonces",
-    "description": "Record every code of the form WORD-1234 that appears anywhere in this conversation.",
-    "parameters": {
-        "type": "object",
-        "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-        "required": ["nonces"],
-        "additionalProperties": False,
-    },
-}
-RECORD_CHOICE = {"type": "function", "name": "record_nonces"}
-PROBE_TEXT = ("Call record_nonces with every code (capital letters, a hyphen, then digits) that appears "
-              "in this conversation.")
-
 
 def _budget_problem(turn, budget: int, what: str) -> None:
     """A turn cut by max_output_tokens before it did its job is a budget problem (ERROR)."""
@@ -53,23 +37,7 @@ def _budget_problem(turn, budget: int, what: str) -> None:
 
 
 def _probe(conn, target, **fields):
-    turn = conn.turn(tools=[RECORD_TOOL], tool_choice=RECORD_CHOICE, store=False,
-                     max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET), **fields)
-    if not turn.function_calls:
-        _budget_problem(turn, PROBE_BUDGET, "the record_nonces call")
-    return turn
-
-
-def _recorded_nonces(turn) -> list[str] | None:
-    for call in turn.function_calls:
-        if str(call.get("name", "")).startswith("record_nonces"):
-            try:
-                args = json.loads(call.get("arguments") or "")
-            except ValueError:
-                return []
-            nonces = args.get("nonces") if isinstance(args, dict) else None
-            return [str(n) for n in nonces] if isinstance(nonces, list) else []
-    return None
+    return conn.turn(**probe_fields(target, store=False, **fields))
 
 
 def _compact_url(target) -> str:
@@ -106,12 +74,12 @@ def test_context_management_turn_chains(target, connect, expect, nonce):
     expect("COMPACT-CONTEXT-MANAGEMENT", first.status == "completed", first,
            "a response.create with context_management [{type: compaction}] did not complete")
     # clients resend their settings on every turn (§2.1), context_management included
-    second = _probe(conn, target, input=PROBE_TEXT, previous_response_id=first.response_id,
+    second = _probe(conn, target, previous_response_id=first.response_id,
                     context_management=CONTEXT_MANAGEMENT)
     expect("COMPACT-CONTEXT-MANAGEMENT", second.status == "completed", second,
            "continuing from a response created with context_management did not complete")
-    recorded = _recorded_nonces(second)
-    expect("COMPACT-CONTEXT-MANAGEMENT", recorded is not None and nonce in recorded,
+    recorded = recorded_nonces(second)
+    expect("COMPACT-CONTEXT-MANAGEMENT", seen(recorded, nonce),
            f"recorded {recorded}", f"the continuation did not see the first turn (nonce {nonce} not recorded)")
 
 
@@ -155,25 +123,24 @@ def test_compacted_window_starts_new_chain(target, connect, expect, verdict, non
                            f"(HTTP {res.status} {res.body[:200]})")
 
     conn = connect()
-    turn = _probe(conn, target, input=window + [{"role": "user", "content": PROBE_TEXT}])
+    turn = _probe(conn, target, input=window + [{"role": "user", "content": PROBE_PROMPT}])
     expect("COMPACT-NEW-CHAIN", turn.status == "completed", turn,
            "a new chain whose input is the compacted window (unchanged) plus a new message did not complete")
-    recorded = _recorded_nonces(turn)
-    expect("COMPACT-NEW-CHAIN", recorded is not None, turn, "the forced record_nonces call is missing")
+    recorded = recorded_nonces(turn)
 
     # the user-message nonce is plain text in the window when the server kept the user
     # messages (as OpenAI's does): then recording it needs no model judgement
     plain = json.dumps([i for i in window if not (isinstance(i, dict) and i.get("type") == "compaction")])
     if said in plain:
-        expect("COMPACT-NEW-CHAIN", said in recorded, f"recorded {recorded}",
+        expect("COMPACT-NEW-CHAIN", seen(recorded, said), f"recorded {recorded}",
                f"the new chain did not see a user message of the compacted window (nonce {said})")
     else:
         verdict.info(f"the compacted window keeps no user message in plain text; nonce {said} "
-                     f"{'was' if said in recorded else 'was not'} recalled from the compaction item",
+                     f"{'was' if seen(recorded, said) else 'was not'} recalled from the compaction item",
                      "COMPACT-NEW-CHAIN")
     if target.has("reference_engine"):   # its compaction is lossless by design
-        expect("COMPACT-NEW-CHAIN", folded in recorded, f"recorded {recorded}",
+        expect("COMPACT-NEW-CHAIN", seen(recorded, folded), f"recorded {recorded}",
                f"the new chain did not see the content folded into the compaction item (nonce {folded})")
     else:
         verdict.info(f"nonce {folded} (only inside the compaction item) "
-                     f"{'was' if folded in recorded else 'was not'} recalled", "COMPACT-NEW-CHAIN")
+                     f"{'was' if seen(recorded, folded) else 'was not'} recalled", "COMPACT-NEW-CHAIN")

@@ -10,32 +10,13 @@ its own fresh connection, so "the latest response" is always the turn just befor
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from conformance.client import HarnessError, Turn
+from conformance.probes import plant, probe_fields, recorded_nonces, seen
 
-# the forced probe call must be able to finish (reasoning models spend tokens first)
-PROBE_BUDGET = 256
-PROBE_TOOL = {
-    "type": "function",
-    "name": "record_nonces",
-    # worded so that the description itself holds nothing nonce-like
-    "description": "Record every code made of 3 to 12 capital letters, a hyphen and 4 to 8 digits "
-                   "that appears anywhere in this conversation.",
-    "parameters": {"type": "object",
-                   "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-                   "required": ["nonces"], "additionalProperties": False},
-}
-PROBE_PROMPT = ("Call record_nonces with every code made of capital letters, a hyphen and digits "
-                "that appears anywhere in this conversation.")
-FORCE_PROBE = {"type": "function", "name": "record_nonces"}
 RAN = ("completed", "incomplete")
-
-
-def _plant(nonce: str) -> str:
-    return f"Remember the code {nonce}. Reply with the single word: ok"
 
 
 def _setup(conn, **fields) -> Turn:
@@ -47,43 +28,16 @@ def _setup(conn, **fields) -> Turn:
 
 
 def _probe(conn, target, previous_response_id: str | None, store: bool = False) -> Turn:
-    return conn.turn(previous_response_id=previous_response_id, store=store, input=PROBE_PROMPT,
-                     tools=[PROBE_TOOL], tool_choice=FORCE_PROBE,
-                     max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
-
-
-def _recorded(turn: Turn) -> list[str]:
-    """The nonces reported by the probe's record_nonces call. A probe turn that ran but made
-    no readable call is a harness/budget problem (ERROR), not evidence about the context."""
-    calls = [c for c in turn.function_calls if str(c.get("name", "")).startswith("record_nonces")]
-    if not calls:
-        if turn.status == "incomplete":
-            raise HarnessError(f"budget: the probe turn ended incomplete before its record_nonces call "
-                               f"({PROBE_BUDGET} output tokens); raise --max-output-tokens: {turn.summary()}")
-        raise HarnessError(f"the probe turn made no record_nonces call although tool_choice forced it: "
-                           f"{turn.summary()}")
-    try:
-        args = json.loads(calls[0].get("arguments") or "")
-    except ValueError:
-        raise HarnessError(f"record_nonces arguments are not JSON: {calls[0].get('arguments')!r:.200}") from None
-    nonces = args.get("nonces") if isinstance(args, dict) else None
-    if not isinstance(nonces, list):
-        raise HarnessError(f"record_nonces arguments hold no nonces list: {args!r:.200}")
-    return [str(n) for n in nonces]
-
-
-def _seen(nonces: list[str], nonce: str) -> bool:
-    # membership, not equality: a real model may add other codes or decorate an entry
-    return any(nonce in n for n in nonces)
+    return conn.turn(**probe_fields(target, previous_response_id=previous_response_id, store=store))
 
 
 def _check_probe(expect, clause: str, probe: Turn, planted: dict[str, str]) -> None:
     """``planted``: nonce -> where it was planted (for the message)."""
     if not expect(clause, probe.status in RAN, probe, "the continuation did not run"):
         return
-    nonces = _recorded(probe)
+    nonces = recorded_nonces(probe)
     for nonce, where in planted.items():
-        expect(clause, _seen(nonces, nonce), f"record_nonces reported {nonces}",
+        expect(clause, seen(nonces, nonce), f"record_nonces reported {nonces}",
                f"the nonce {nonce} planted in {where} is not in the continuation's context")
 
 
@@ -92,7 +46,7 @@ def _check_probe(expect, clause: str, probe: Turn, planted: dict[str, str]) -> N
 @pytest.mark.clause("CONT-CONTEXT-CARRIED")
 def test_continuation_sees_previous_input(target, connect, expect, nonce):
     conn = connect()
-    first = _setup(conn, input=_plant(nonce), store=False)
+    first = _setup(conn, input=plant(nonce), store=False)
     probe = _probe(conn, target, first.response_id)
     _check_probe(expect, "CONT-CONTEXT-CARRIED", probe, {nonce: "turn 1's input"})
 
@@ -102,8 +56,8 @@ def test_continuation_sees_whole_chain(target, connect, expect, nonce_factory):
     # a nonce per turn, probed two hops later: the chain is carried, not just the last hop
     one, two = nonce_factory(), nonce_factory()
     conn = connect()
-    first = _setup(conn, input=_plant(one), store=False)
-    second = conn.turn(previous_response_id=first.response_id, input=_plant(two), store=False)
+    first = _setup(conn, input=plant(one), store=False)
+    second = conn.turn(previous_response_id=first.response_id, input=plant(two), store=False)
     expect("CONT-CONTEXT-CARRIED", second.status in RAN, second, "the continuation (turn 2) did not run")
     probe = _probe(conn, target, second.response_id)
     _check_probe(expect, "CONT-CONTEXT-CARRIED", probe, {one: "turn 1's input", two: "turn 2's input"})
@@ -121,7 +75,7 @@ def test_continuation_sees_previous_output(target, connect, expect):
     conn = connect()
     first = _setup(conn, input="What time is it? Use the tool.", tools=[tool], store=False,
                    tool_choice={"type": "function", "name": "get_time"},
-                   max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
+                   max_output_tokens=probe_fields(target)["max_output_tokens"])
     calls = first.function_calls
     if not calls or not calls[0].get("call_id"):
         raise HarnessError(f"turn 1 made no get_time call although tool_choice forced it: {first.summary()}")
@@ -158,7 +112,7 @@ def test_usage_counts_carried_context(connect, expect):
 # --- CACHE-HIT-STORE-FALSE / CACHE-HIT-STORE-TRUE ----------------------------------------------
 
 def _cache_hit(conn, target, expect, clause: str, nonce: str, store: bool) -> None:
-    first = _setup(conn, input=_plant(nonce), store=store)
+    first = _setup(conn, input=plant(nonce), store=store)
     probe = _probe(conn, target, first.response_id, store=store)
     expect(clause, probe.error_code != "previous_response_not_found", probe,
            f"the latest response of the connection (store={str(store).lower()}) was not found")

@@ -14,34 +14,17 @@ After a close the client starts a new chain on a new socket with the full contex
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
 from conformance.client import HarnessError
+from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 
 PROMPT = "Reply with the single word: ok"
 SHORT_LIFETIME_S = 1.0        # X-Conformance-Lifetime: keeps the core suite fast
 SHORT_MARGIN_S = 0.5          # how long past the limit the short case waits for the server
 EARLY_FRACTION = 0.9          # a close before this share of the lifetime is not the limit
-PROBE_BUDGET = 256            # a forced record_nonces call must complete
-
-RECORD_TOOL = {
-    "type": "function",
-    "name": "record_nonces",
-    "description": "Record every code of the form WORD-1234 that appears anywhere in this conversation.",
-    "parameters": {
-        "type": "object",
-        "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-        "required": ["nonces"],
-        "additionalProperties": False,
-    },
-}
-RECORD_CHOICE = {"type": "function", "name": "record_nonces"}
-PROBE_TEXT = ("Call record_nonces with every code (capital letters, a hyphen, then digits) that appears "
-              "in this conversation.")
-
 
 def _error_body(event: dict) -> dict:
     inner = event.get("error")
@@ -152,18 +135,6 @@ def _as_input(turn) -> list[dict]:
     return out
 
 
-def _recorded_nonces(turn) -> list[str] | None:
-    for call in turn.function_calls:
-        if str(call.get("name", "")).startswith("record_nonces"):
-            try:
-                args = json.loads(call.get("arguments") or "")
-            except ValueError:
-                return []
-            nonces = args.get("nonces") if isinstance(args, dict) else None
-            return [str(n) for n in nonces] if isinstance(nonces, list) else []
-    return None
-
-
 @pytest.mark.clause("RECONNECT-FULL-CONTEXT")
 def test_reconnect_with_full_context(target, connect, expect, nonce_factory):
     early, middle = nonce_factory(), nonce_factory()
@@ -180,18 +151,11 @@ def test_reconnect_with_full_context(target, connect, expect, nonce_factory):
     # new socket, new chain: previous_response_id omitted, the whole conversation re-sent
     history = said1 + _as_input(t1) + said2 + _as_input(t2)
     again = connect()
-    probe = again.turn(input=history + [{"role": "user", "content": PROBE_TEXT}], store=False,
-                       tools=[RECORD_TOOL], tool_choice=RECORD_CHOICE,
-                       max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
-    if (probe.status == "incomplete" and not probe.function_calls
-            and ((probe.response or {}).get("incomplete_details") or {}).get("reason") == "max_output_tokens"):
-        raise HarnessError(f"budget: {PROBE_BUDGET} output tokens were not enough for the record_nonces call; "
-                           "raise --max-output-tokens")
+    probe = again.turn(**probe_fields(target, input=history + [{"role": "user", "content": PROBE_PROMPT}],
+                                      store=False))
     expect("RECONNECT-FULL-CONTEXT", probe.status == "completed", probe,
            "a new chain with the full context as input, on a new connection, did not complete")
-    recorded = _recorded_nonces(probe)
-    expect("RECONNECT-FULL-CONTEXT", recorded is not None, probe,
-           "the forced record_nonces call is missing from the output")
-    missing = [n for n in (early, middle) if n not in recorded]
+    recorded = recorded_nonces(probe)
+    missing = [n for n in (early, middle) if not seen(recorded, n)]
     expect("RECONNECT-FULL-CONTEXT", not missing, f"recorded {recorded}",
            f"the new chain did not see the re-sent context: {missing} not recorded")

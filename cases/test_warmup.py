@@ -15,21 +15,9 @@ import json
 import pytest
 
 from conformance.client import HarnessError, Turn
+from conformance.probes import probe_fields, recorded_nonces, seen
 
 NOT_FOUND = "previous_response_not_found"
-PROBE_BUDGET = 256
-PROBE_TOOL = {
-    "type": "function",
-    "name": "record_nonces",
-    "description": "Record every code made of 3 to 12 capital letters, a hyphen and 4 to 8 digits "
-                   "that appears anywhere in this conversation.",
-    "parameters": {"type": "object",
-                   "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-                   "required": ["nonces"], "additionalProperties": False},
-}
-PROBE_PROMPT = ("Call record_nonces with every code made of capital letters, a hyphen and digits "
-                "that appears anywhere in this conversation.")
-FORCE_PROBE = {"type": "function", "name": "record_nonces"}
 RAN = ("completed", "incomplete")
 OK_PROMPT = "Reply with the single word: ok"
 LIFECYCLE = ("response.queued", "response.created", "response.in_progress", "response.completed",
@@ -50,26 +38,6 @@ def _output_events(turn: Turn) -> list[str]:
     return [t for t in turn.event_types
             if t.startswith(("response.output_item.", "response.content_part."))
             or (t.startswith("response.") and t not in LIFECYCLE and t.endswith((".delta", ".done")))]
-
-
-def _recorded(turn: Turn) -> list[str]:
-    """The nonces of the probe's record_nonces call; a probe that ran without a readable call
-    is a harness/budget problem (ERROR)."""
-    calls = [c for c in turn.function_calls if str(c.get("name", "")).startswith("record_nonces")]
-    if not calls:
-        if turn.status == "incomplete":
-            raise HarnessError(f"budget: the probe turn ended incomplete before its record_nonces call "
-                               f"({PROBE_BUDGET} output tokens); raise --max-output-tokens: {turn.summary()}")
-        raise HarnessError(f"the probe turn made no record_nonces call although tool_choice forced it: "
-                           f"{turn.summary()}")
-    try:
-        args = json.loads(calls[0].get("arguments") or "")
-    except ValueError:
-        raise HarnessError(f"record_nonces arguments are not JSON: {calls[0].get('arguments')!r:.200}") from None
-    nonces = args.get("nonces") if isinstance(args, dict) else None
-    if not isinstance(nonces, list):
-        raise HarnessError(f"record_nonces arguments hold no nonces list: {args!r:.200}")
-    return [str(n) for n in nonces]
 
 
 @pytest.mark.clause("WARMUP-NO-OUTPUT")
@@ -111,11 +79,9 @@ def test_warmup_context_kept_two_turns_later(target, connect, verdict, expect, n
     if second.status not in RAN:
         raise HarnessError(f"cannot judge: chaining from the warm-up failed (see WARMUP-CHAINABLE): "
                            f"{second.summary()}")
-    probe = conn.turn(previous_response_id=second.response_id, store=False, input=PROBE_PROMPT,
-                      tools=[PROBE_TOOL], tool_choice=FORCE_PROBE,
-                      max_output_tokens=max(target.max_output_tokens, PROBE_BUDGET))
+    probe = conn.turn(**probe_fields(target, previous_response_id=second.response_id, store=False))
     if probe.status not in RAN:
         raise HarnessError(f"cannot judge: the probe continuing from turn 2 did not run: {probe.summary()}")
-    nonces = _recorded(probe)
-    expect("WARMUP-CONTEXT-KEPT", any(nonce in n for n in nonces), f"record_nonces reported {nonces}",
+    nonces = recorded_nonces(probe)
+    expect("WARMUP-CONTEXT-KEPT", seen(nonces, nonce), f"record_nonces reported {nonces}",
            f"the nonce {nonce} from the warm-up's input is not in the context two turns later")
