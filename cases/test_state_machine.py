@@ -182,12 +182,8 @@ class _Run:
 
 
 def _capabilities(target: Any) -> Capabilities:
-    data = json.loads(json.dumps(target.profile.data))
-    # every create here waits for its answer, so the busy policy never matters; the model
-    # only knows "queue" and "reject", profiles may also say "either"
-    if data.get("concurrency", {}).get("busy_policy") not in ("queue", "reject"):
-        data.setdefault("concurrency", {})["busy_policy"] = "queue"
-    return Capabilities.from_profile(data)
+    # every create here waits for its answer, so the busy policy never comes into play
+    return Capabilities.from_profile(target.profile)
 
 
 # --- the machine -------------------------------------------------------------------------------

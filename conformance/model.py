@@ -11,9 +11,12 @@ API
 
 * ``Capabilities`` (dataclass; build it directly or with ``Capabilities.from_profile(p)``
   from a profile/Target profile or its nested dict): ``store_true_hydrates``, ``zdr``,
-  ``busy_policy`` (``"queue"`` | ``"reject"``), ``busy_error_code`` (``None`` = any),
+  ``busy_policy`` (``"queue"`` | ``"reject"`` | ``"either"``: P-open allows both, so a busy
+  create is predicted queued and ``Prediction.may_reject_busy`` says a rejection is as good),
+  ``busy_error_code`` (``None`` = any),
   ``generate_false``, ``lifetime_s`` (``None`` = unlimited), ``lanes``, ``max_named_lanes``,
-  ``background_rejected``, ``not_found_status``.
+  ``background_rejected``, ``not_found_status`` (``0`` = any 4xx: ``expected_status`` is then
+  ``None``).
 * ``World(capabilities)`` holds the persisted store (``store=true`` responses, across
   connections, never under ZDR) and the connections:
   * ``world.open(t=None) -> conn_id``; ``world.close(conn_id)`` (its cache is gone);
@@ -75,7 +78,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 __all__ = [
@@ -120,8 +123,8 @@ class Capabilities:
     not_found_status: int = 400
 
     def __post_init__(self) -> None:
-        if self.busy_policy not in ("queue", "reject"):
-            raise ValueError(f"busy_policy must be 'queue' or 'reject', not {self.busy_policy!r}")
+        if self.busy_policy not in ("queue", "reject", "either"):
+            raise ValueError(f"busy_policy must be 'queue', 'reject' or 'either', not {self.busy_policy!r}")
 
     @property
     def hydrates(self) -> bool:
@@ -167,6 +170,7 @@ class Prediction:
     queued_behind: int = 0  # requests in flight ahead of it on its lane
     hydrated: bool = False  # completes only by hydrating a store=true id
     reason: str = ""
+    may_reject_busy: bool = False  # busy_policy "either": rejected_busy is acceptable too
 
     @property
     def ok(self) -> bool:
@@ -269,6 +273,12 @@ class World:
     # -- prediction --------------------------------------------------------------------
 
     def predict(self, conn_id: int, request: Mapping, t: float | None = None) -> Prediction:
+        prediction = self._predict(conn_id, request, t)
+        if self.caps.busy_policy == "either" and prediction.queued_behind and prediction.outcome != LIMIT_REACHED:
+            prediction = replace(prediction, may_reject_busy=True)
+        return prediction
+
+    def _predict(self, conn_id: int, request: Mapping, t: float | None = None) -> Prediction:
         conn = self.conns[conn_id]
         if conn.closed:
             raise ValueError(f"connection {conn_id} is closed")
@@ -313,7 +323,7 @@ class World:
             if record is None:
                 stored = self.store.get(prev) if caps.hydrates else None
                 if stored is None:
-                    return Prediction(NOT_FOUND, NOT_FOUND_CODE, caps.not_found_status, queued_behind=busy,
+                    return Prediction(NOT_FOUND, NOT_FOUND_CODE, caps.not_found_status or None, queued_behind=busy,
                                       reason=f"{prev!r} is not cached on this connection and not hydratable [28]")
                 record, hydrated = stored, True
             context_calls = record.calls

@@ -559,3 +559,23 @@ def run_scenario(caps: dict, steps: list) -> list[tuple]:
 @pytest.mark.parametrize("sid,caps,steps", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_scenario(sid, caps, steps):
     run_scenario(caps, steps)
+
+
+def test_either_busy_policy_predicts_queue_or_reject():
+    from conformance.model import Capabilities, World
+    caps = Capabilities.from_profile({"concurrency": {"busy_policy": "either"}, "errors": {"not_found_status": 0}})
+    world = World(caps)
+    conn = world.open()
+    first = {"type": "response.create", "input": "a"}
+    world.send(conn, first)
+    busy = world.predict(conn, {"type": "response.create", "input": "b"})
+    assert busy.outcome == "completes" and busy.queued_behind == 1 and busy.may_reject_busy
+    miss = world.predict(conn, {"type": "response.create", "input": "c", "previous_response_id": "resp_x"})
+    assert miss.outcome == "not_found" and miss.expected_status is None   # 0 = any 4xx
+
+
+def test_builtin_profiles_all_give_capabilities():
+    from conformance.model import Capabilities
+    from conformance.target import load_profile
+    for name in ("openai", "openai-2026-02", "xai", "open-responses", "reference"):
+        Capabilities.from_profile(load_profile(name))
