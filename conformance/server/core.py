@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import engine, stream
 from .config import Settings
 from .errors import ApiError, previous_not_found
-from .state import ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
+from .state import ClosedCaches, ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
 
 
 @dataclass(slots=True)
@@ -34,7 +34,9 @@ class Core:
         self.ids = IdFactory()
         self.store = ResponseStore(None if settings.zdr else settings.store_path)
         self.shared_false = SharedStoreFalse() if self.flags.store_false_shared_across_connections else None
-        self.hydrates = settings.store_true_hydrates
+        self.hydrates = settings.store_true_hydrates and not self.flags.no_hydration
+        # only for the cache-survives-reconnect defect: closed connections' caches, per key
+        self.closed_caches = ClosedCaches() if self.flags.cache_survives_reconnect else None
 
     # -- lookups -------------------------------------------------------------------------
     def resolve(self, response_id: str, owner: str, cache: ConnectionCache | None) -> tuple[Entry, bool]:
@@ -43,7 +45,12 @@ class Core:
             entry = cache.get(response_id)
             if entry is not None and entry.owner == owner:
                 return entry, True
-        if self.hydrates:
+        if self.closed_caches is not None:
+            entry = self.closed_caches.get(response_id, owner)
+            if entry is not None:
+                return entry, True
+        if self.hydrates and not (self.flags.store_true_not_cached and cache is not None
+                                  and cache.made_here(response_id)):
             entry = self.store.get(response_id, owner)
             if entry is not None:
                 return entry, False
@@ -76,11 +83,15 @@ class Core:
             gen = engine.generate(
                 req, carried, new_id=self.ids.new, carried_cached=from_cache,
                 count_history=not flags.usage_ignores_history,
+                honour_forced=not flags.forced_tool_ignored,
+                honour_max_output=not flags.max_output_tokens_ignored,
             )
         except ApiError as err:
             if prev is not None and err.evicts and cache is not None and not flags.no_eviction:
                 cache.evict(prev)
             raise
+        if flags.incomplete_item_then_completed and gen.status is engine.TurnStatus.INCOMPLETE:
+            gen.status, gen.incomplete_details = engine.TurnStatus.COMPLETED, None
         now = int(time.time())
         rid = self.ids.new("resp")
         echoed = None if flags.previous_id_not_echoed else prev
@@ -92,10 +103,16 @@ class Core:
             if prev is not None and cache is not None and not flags.no_eviction:
                 cache.evict(prev)
         else:
-            entry = Entry(rid, owner, carried + tuple(req.input_items) + tuple(gen.output), final,
-                          req.store, req.stream_id)
+            inputs = () if (warmup and flags.warmup_drops_input) else tuple(req.input_items)
+            outputs = () if flags.drops_previous_output else tuple(gen.output)
+            entry = Entry(rid, owner, carried + inputs + outputs, final, req.store, req.stream_id)
             if cache is not None and not (warmup and flags.warmup_not_chainable):
-                cache.remember(req.stream_id, entry)
+                if flags.store_false_not_cached and not req.store:
+                    cache.forget_lane(req.stream_id)
+                elif flags.store_true_not_cached and req.store:
+                    cache.forget_lane(req.stream_id, made_here=rid)
+                else:
+                    cache.remember(req.stream_id, entry)
             if req.store:
                 if not self.settings.zdr:
                     self.store.put(entry)
@@ -129,10 +146,11 @@ class Core:
             entry, _ = self.resolve(prev, owner, None)
             carried = entry.context
         context = list(carried) + list(items)
-        output, in_tokens, out_tokens = engine.compact(instructions, context, self.ids.new)
+        output, in_tokens, out_tokens = engine.compact(instructions, context, self.ids.new,
+                                                       drop_nonces=self.flags.compaction_drops_context)
         return {
             "id": self.ids.new("cmp"),
-            "object": "response.compaction",
+            "object": "response" if self.flags.compact_wrong_object else "response.compaction",
             "created_at": int(time.time()),
             "output": output,
             "usage": {

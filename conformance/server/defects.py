@@ -90,6 +90,67 @@ DEFECTS: dict[str, Defect] = dict(
            "The response object in lifecycle events lacks the schema-required field tools."),
         _d("text-frames-not-json-object", "WS-TEXT-JSON-FRAMES",
            "Every response.in_progress event is sent as a JSON array wrapping the event."),
+        _d("no-in-progress", "STREAM-IN-PROGRESS-FOLLOWS",
+           "response.in_progress is never sent: the first item follows response.created directly.", "SHOULD"),
+        _d("part-never-closed", "STREAM-ITEM-LIFECYCLE",
+           "content_part.done is never sent: output_item.done follows the .done of the text or refusal directly."),
+        _d("output-index-skips", "STREAM-INDEXES-IN-ORDER",
+           "output_index starts at 1: the first item is announced (and streamed) at index 1, the next at 2."),
+        _d("delta-for-unannounced-item", "STREAM-ANNOUNCED-ITEM",
+           "output_text.delta and output_text.done events carry an item_id that no output_item.added "
+           "announced (the announced message itself is never streamed)."),
+        _d("completed-without-usage", "STREAM-TERMINAL-RESPONSE",
+           "The response in response.completed carries usage null."),
+        _d("incomplete-item-then-completed", "STREAM-INCOMPLETE-ITEM-LAST",
+           "A message cut by max_output_tokens ends incomplete, but the response ends response.completed "
+           "(status completed)."),
+        _d("sequence-missing", "SEQ-PRESENT",
+           "Delta events carry no sequence_number (the numbers of the other events are unchanged)."),
+        _d("forced-tool-ignored", "TURN-FUNCTION-CALL",
+           "tool_choice forcing a function is ignored: the turn answers with a text message instead of the call."),
+        _d("max-output-tokens-ignored", "TURN-MAX-OUTPUT-INCOMPLETE",
+           "max_output_tokens never truncates: the turn completes with the full reply."),
+        _d("flat-fields-ignored", "CREATE-FLAT-PAYLOAD",
+           "The top-level instructions of a WebSocket response.create are not read: the turn runs without "
+           "them and the response echoes instructions null."),
+        _d("error-without-type", "ERR-ENVELOPE",
+           "Error events lack error.type."),
+        _d("error-without-status", "ERR-STATUS-PRESENT",
+           "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD"),
+        _d("malformed-json-ignored", "CLIENT-MALFORMED-JSON",
+           "A client text frame that is not a JSON object gets no answer at all.", "SHOULD"),
+        _d("unknown-event-ignored", "CLIENT-UNKNOWN-EVENT",
+           "A client event of unknown type gets no answer at all.", "SHOULD"),
+        _d("binary-frame-processed", "CLIENT-BINARY-FRAME",
+           "A binary client frame is decoded as UTF-8 and handled like a text frame (a create in it runs).",
+           "SHOULD"),
+        _d("conversation-ignored", "CREATE-PREVIOUS-AND-CONVERSATION",
+           "conversation together with previous_response_id is not rejected: the conversation is ignored "
+           "and the turn runs."),
+        _d("store-false-not-cached", "CACHE-HIT-STORE-FALSE",
+           "A store=false response is not kept in the connection cache (its lane is emptied), so continuing "
+           "from it gets previous_response_not_found."),
+        _d("store-true-not-cached", "CACHE-HIT-STORE-TRUE",
+           "A store=true response is not kept in the connection cache and hydration serves only ids made on "
+           "other connections, so it cannot be continued on its own connection (elsewhere it can)."),
+        _d("no-hydration", "RECONNECT-STORE-TRUE-CONTINUES",
+           "store=true ids are never hydrated from storage on a cache miss (not after a reconnect, not from "
+           "another connection).", "SHOULD"),
+        _d("warmup-drops-input", "WARMUP-CONTEXT-KEPT",
+           "The input of a generate:false warm-up is not part of the context of the turns chained from it."),
+        _d("cache-survives-reconnect", "ZDR-AFTER-RECONNECT",
+           "The cache of a closed connection survives under its API key: a later connection of the same key "
+           "continues its store=false ids (open connections still do not share)."),
+        _d("drops-previous-output", "CONT-CONTEXT-CARRIED",
+           "A continuation carries the previous inputs but not the previous outputs."),
+        _d("turn-after-limit", "LIFETIME-NO-TURN-AFTER-LIMIT",
+           "At the lifetime limit the server sends websocket_connection_limit_reached but neither closes "
+           "nor stops: later creates still run."),
+        _d("compact-wrong-object", "COMPACT-ENDPOINT-SHAPE",
+           "POST /responses/compact answers with object \"response\" instead of \"response.compaction\"."),
+        _d("compaction-drops-context", "COMPACT-NEW-CHAIN",
+           "The compaction item of POST /responses/compact loses the nonce-like codes of the compacted "
+           "window, so a new chain started from it does not see them."),
     ]
 )
 
@@ -130,6 +191,31 @@ class Flags:
     stream_true_rejected: bool = False
     missing_created_response_fields: bool = False
     text_frames_not_json_object: bool = False
+    no_in_progress: bool = False
+    part_never_closed: bool = False
+    output_index_skips: bool = False
+    delta_for_unannounced_item: bool = False
+    completed_without_usage: bool = False
+    incomplete_item_then_completed: bool = False
+    sequence_missing: bool = False
+    forced_tool_ignored: bool = False
+    max_output_tokens_ignored: bool = False
+    flat_fields_ignored: bool = False
+    error_without_type: bool = False
+    error_without_status: bool = False
+    malformed_json_ignored: bool = False
+    unknown_event_ignored: bool = False
+    binary_frame_processed: bool = False
+    conversation_ignored: bool = False
+    store_false_not_cached: bool = False
+    store_true_not_cached: bool = False
+    no_hydration: bool = False
+    warmup_drops_input: bool = False
+    cache_survives_reconnect: bool = False
+    drops_previous_output: bool = False
+    turn_after_limit: bool = False
+    compact_wrong_object: bool = False
+    compaction_drops_context: bool = False
     # derived: any defect that rewrites frames on their way out
     rewrites_frames: bool = field(default=False)
     # derived: any defect that rewrites the event list of a turn
@@ -140,7 +226,8 @@ _FRAME_DEFECTS = ("sse_framing", "binary_frames", "text_frames_not_json_object",
 _EVENT_DEFECTS = (
     "sequence_per_connection", "sequence_gaps", "sequence_not_monotonic", "missing_terminal_event",
     "deltas_dont_add_up", "terminal_not_last", "output_mismatch", "created_not_first",
-    "missing_created_response_fields",
+    "missing_created_response_fields", "no_in_progress", "part_never_closed", "output_index_skips",
+    "delta_for_unannounced_item", "completed_without_usage",
 )
 
 

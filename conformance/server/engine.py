@@ -214,7 +214,7 @@ def _function_tools(tools: Sequence) -> list:
     return [t for t in tools if isinstance(t, dict) and t.get("type") == "function"]
 
 
-def _calls_to_make(req, new_items: Sequence, user_text: str) -> list[dict]:
+def _calls_to_make(req, new_items: Sequence, user_text: str, honour_forced: bool = True) -> list[dict]:
     """The function tools to call this turn (empty: answer with text)."""
     functions = _function_tools(req.tools)
     choice = req.tool_choice
@@ -223,6 +223,8 @@ def _calls_to_make(req, new_items: Sequence, user_text: str) -> list[dict]:
     if isinstance(choice, dict):
         ctype = choice.get("type")
         if ctype == "function":
+            if not honour_forced:  # the forced-tool-ignored defect: answer with text
+                return []
             name = choice.get("name")
             return [t for t in functions if t.get("name") == name][:1]
         if ctype == "allowed_tools":
@@ -273,8 +275,12 @@ def _reply_text(new_items: Sequence, full_items: Sequence, user_turns: int) -> s
 
 
 def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_cached: bool = False,
-             count_history: bool = True) -> Generation:
-    """Run one turn. ``carried`` is the chain's context (earlier inputs and outputs)."""
+             count_history: bool = True, honour_forced: bool = True,
+             honour_max_output: bool = True) -> Generation:
+    """Run one turn. ``carried`` is the chain's context (earlier inputs and outputs).
+
+    ``count_history``, ``honour_forced`` and ``honour_max_output`` are False only under the
+    defects that break those rules."""
     new_items = req.input_items
     carried_texts = context_texts(None, carried)
     new_texts = context_texts(req.instructions, new_items)
@@ -304,13 +310,13 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
 
     full_items = list(carried) + list(new_items)
     user_turns = sum(1 for it in full_items if _is_user_message(it))
-    budget = req.max_output_tokens if req.max_output_tokens is not None else 1 << 30
+    budget = req.max_output_tokens if (req.max_output_tokens is not None and honour_max_output) else 1 << 30
     output: list = []
     out_tokens = 0
     reasoning_tokens = 0
     status = TurnStatus.COMPLETED
 
-    calls = _calls_to_make(req, new_items, user_text)
+    calls = _calls_to_make(req, new_items, user_text, honour_forced)
     refuse = "[[refuse]]" in user_text
 
     summary_mode = (req.reasoning or {}).get("summary")
@@ -366,15 +372,20 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
     return gen
 
 
-def compact(instructions: str | None, items: Sequence, new_id: Callable[[str], str]) -> tuple[list, int, int]:
+def compact(instructions: str | None, items: Sequence, new_id: Callable[[str], str],
+            drop_nonces: bool = False) -> tuple[list, int, int]:
     """The compacted window for POST /responses/compact: user messages kept verbatim, every
     other item folded into one ``compaction`` item whose ``encrypted_content`` this engine can
-    read back (so nonces survive compaction).  Returns (output, input_tokens, output_tokens)."""
+    read back (so nonces survive compaction).  Returns (output, input_tokens, output_tokens).
+    ``drop_nonces`` (the compaction-drops-context defect) strips nonce-like codes from what is
+    folded."""
     kept = [it for it in items if _is_user_message(it)]
     folded: list[str] = []
     for it in items:
         if not _is_user_message(it):
             folded.extend(item_texts(it))
+    if drop_nonces:
+        folded = [NONCE_RE.sub("", t) for t in folded]
     blob = encode_compaction(folded)
     output = [dict(it) for it in kept]
     for it in output:

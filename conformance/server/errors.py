@@ -64,8 +64,10 @@ def connection_limit(phrase: str) -> ApiError:
 
 
 def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
-                   omit_param: bool = False) -> dict:
-    """The WebSocket error event for ``err`` (flat legacy shape under the flat-error-shape defect)."""
+                   omit_param: bool = False, request_scoped: bool = True) -> dict:
+    """The WebSocket error event for ``err`` (flat legacy shape under the flat-error-shape
+    defect; no ``error.type`` or no request-level ``status`` under error-without-type and
+    error-without-status).  ``request_scoped`` is False for the connection's lifetime error."""
     if flags.flat_error_shape:
         event = {"type": "error", "code": err.code, "message": err.message, "param": err.param}
     else:
@@ -73,6 +75,10 @@ def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
         if not (omit_param and err.param is None):
             payload["param"] = err.param
         event = {"type": "error", "status": err.status, "error": payload}
+        if flags.error_without_type:
+            del payload["type"]
+        if flags.error_without_status and request_scoped:
+            del event["status"]
     if stream_id is not None:
         event["stream_id"] = stream_id
     return event

@@ -88,6 +88,8 @@ class Session:
         try:
             event = parse_frame(text)
         except ApiError as err:
+            if self.flags.malformed_json_ignored and err.param is None:
+                return  # the defect: a frame that is not a JSON object gets no answer
             await self._submit(_ErrorJob(err))
             return
         etype = event["type"]
@@ -100,6 +102,7 @@ class Session:
                     stream_rejected=self.flags.stream_true_rejected,
                     background_accepted=self.flags.background_accepted,
                     generate_supported=s.profile.generate_false,
+                    conversation_ignored=self.flags.conversation_ignored,
                 )
             except ApiError as err:
                 sid = event.get("stream_id")
@@ -110,6 +113,8 @@ class Session:
                     prev if (isinstance(prev, str) and err.evicts and not self.flags.no_eviction) else None,
                 )
             else:
+                if self.flags.flat_fields_ignored:
+                    job.instructions = None  # the defect: the flat instructions field is not read
                 sid = job.stream_id
                 if sid is not None and sid not in self.named_lanes:
                     if len(self.named_lanes) >= MAX_NAMED_LANES:
@@ -130,6 +135,8 @@ class Session:
                 "response.inject belongs to the beta multi-agent surface, which this server does not implement.",
                 "type"))
         else:
+            if self.flags.unknown_event_ignored:
+                return  # the defect: an unknown client event gets no answer
             job = _ErrorJob(bad_request(
                 "unknown_event_type", f"Unknown client event type: '{etype[:100]}'.", "type"))
         await self._submit(job)
@@ -137,6 +144,14 @@ class Session:
     async def on_binary(self, data: bytes) -> None:
         if self.state is not ConnState.OPEN or self.flags.silent_after_handshake:
             return
+        if self.flags.binary_frame_processed:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # not text at all: refused as usual
+            else:
+                await self.on_text(text)  # the defect: handled like a text frame
+                return
         await self._submit(_ErrorJob(bad_request(
             "binary_frame_not_supported",
             "Binary frames are not supported; send each client event as a JSON text frame.")))
@@ -265,6 +280,10 @@ class Session:
         self._timer = None
         if self.state is not ConnState.OPEN:
             return
+        if self.flags.turn_after_limit:
+            # the defect: report the limit, then neither close nor refuse later creates
+            self._spawn(self._report_limit_only())
+            return
         self.state = ConnState.EXPIRED
         if not self.busy:
             self._spawn(self._expire_now())
@@ -276,11 +295,21 @@ class Session:
         # the message names the nominal limit (a test-control header only makes it come sooner)
         err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
         try:
-            data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True))
+            data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True,
+                                                            request_scoped=False))
             await self.transport.send(data, binary)
             await self.transport.close(1000, "Connection lifetime exceeded")
         except Exception:  # the peer may be gone already
             log.debug("connection closed before the lifetime error could be sent", exc_info=True)
+
+    async def _report_limit_only(self) -> None:
+        err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
+        try:
+            data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True,
+                                                            request_scoped=False))
+            await self.transport.send(data, binary)
+        except Exception:
+            log.debug("the lifetime error could not be sent", exc_info=True)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.state = ConnState.CLOSED
@@ -298,4 +327,6 @@ class Session:
         self.jobs.clear()
         for task in list(self._tasks):
             task.cancel()
+        if self.core.closed_caches is not None:  # the cache-survives-reconnect defect
+            self.core.closed_caches.keep(self.owner, self.cache)
         self.cache.clear()

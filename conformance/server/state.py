@@ -48,10 +48,11 @@ class Entry:
 class ConnectionCache:
     """The connection-local cache: the latest response per lane (P-legacy: one lane)."""
 
-    __slots__ = ("_lanes",)
+    __slots__ = ("_lanes", "_made")
 
     def __init__(self) -> None:
         self._lanes: dict[str | None, Entry] = {}
+        self._made: set | None = None  # only for the store-true-not-cached defect
 
     def get(self, response_id: str) -> Entry | None:
         for entry in self._lanes.values():
@@ -61,6 +62,17 @@ class ConnectionCache:
 
     def remember(self, lane: str | None, entry: Entry) -> None:
         self._lanes[lane] = entry
+
+    def forget_lane(self, lane: str | None, made_here: str | None = None) -> None:
+        """Only for the store-*-not-cached defects: the lane keeps no latest response."""
+        self._lanes.pop(lane, None)
+        if made_here is not None:
+            if self._made is None:
+                self._made = set()
+            self._made.add(made_here)
+
+    def made_here(self, response_id: str) -> bool:
+        return self._made is not None and response_id in self._made
 
     def evict(self, response_id: str) -> bool:
         for lane, entry in list(self._lanes.items()):
@@ -130,6 +142,27 @@ class ResponseStore:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class ClosedCaches:
+    """Only for the cache-survives-reconnect defect: the entries of closed connections'
+    caches, per API key (the newest ``limit`` per key), consulted by later connections."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._by_owner: dict[str, dict[str, Entry]] = {}
+        self._limit = limit
+
+    def keep(self, owner: str, cache: "ConnectionCache") -> None:
+        kept = self._by_owner.setdefault(owner, {})
+        for entry in cache.lanes().values():
+            kept.pop(entry.id, None)
+            kept[entry.id] = entry
+        while len(kept) > self._limit:
+            del kept[next(iter(kept))]
+
+    def get(self, response_id: str, owner: str) -> Entry | None:
+        kept = self._by_owner.get(owner)
+        return None if kept is None else kept.get(response_id)
 
 
 class SharedStoreFalse:

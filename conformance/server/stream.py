@@ -209,6 +209,22 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
         done = [e for e in events if e["type"] == "response.output_item.done"]
         if done:
             events.append(dict(done[-1]))
+    if flags.no_in_progress:
+        events = [e for e in events if e["type"] != "response.in_progress"]
+    if flags.part_never_closed:
+        events = [e for e in events if e["type"] != "response.content_part.done"]
+    if flags.output_index_skips:
+        for e in events:
+            if "output_index" in e:
+                e["output_index"] += 1
+    if flags.delta_for_unannounced_item:
+        for e in events:
+            if e["type"] in ("response.output_text.delta", "response.output_text.done"):
+                e["item_id"] = "msg_never_announced_" + e["item_id"]
+    if flags.completed_without_usage:
+        for e in events:
+            if e["type"] == "response.completed":
+                e["response"] = dict(e["response"], usage=None)
     if flags.created_not_first and len(events) >= 2:
         events[0], events[1] = events[1], events[0]
     if flags.missing_terminal_event:
@@ -228,6 +244,10 @@ def number(events: list[dict], start: int = 0, flags: Flags | None = None,
             e["stream_id"] = stream_id
         e["sequence_number"] = seq
         seq += step
+    if flags is not None and flags.sequence_missing:
+        for e in events:
+            if e["type"].endswith(".delta"):
+                del e["sequence_number"]
     if flags is not None and flags.sequence_not_monotonic and len(events) >= 4:
         a, b = events[2], events[3]
         a["sequence_number"], b["sequence_number"] = b["sequence_number"], a["sequence_number"]

@@ -240,7 +240,7 @@ def _check_tool_choice(value, tools: list):
 
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
-                    generate_supported: bool = True) -> CreateRequest:
+                    generate_supported: bool = True, conversation_ignored: bool = False) -> CreateRequest:
     """Validate a flat response.create (``websocket``) or an HTTP create body."""
     for name in rejected_fields:
         if body.get(name) is not None:
@@ -273,7 +273,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
     if prev is not None and not prev:
         raise bad_request("invalid_value", "Invalid 'previous_response_id': empty string.", "previous_response_id")
     conversation = body.get("conversation")
-    if conversation is not None:
+    if conversation is not None and not (prev is not None and conversation_ignored):
         if prev is not None:
             raise bad_request(
                 "mutually_exclusive_parameters",

@@ -8,13 +8,17 @@ with that defect and must not hold on the clean server: a defect without a check
 from __future__ import annotations
 
 import json
+import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pytest
 from srv_helpers import (
     KEY_A,
+    MODEL,
     TERMINAL,
+    WEATHER_TOOL,
     WS,
     handshake_status,
     nonces_of,
@@ -251,6 +255,203 @@ def c_missing_created_response_fields(srv):
     required = ("id", "object", "created_at", "error", "incomplete_details", "instructions", "metadata",
                 "model", "output", "parallel_tool_calls", "temperature", "tool_choice", "tools", "top_p")
     return any(k not in e["response"] for e in t.events if "response" in e for k in required)
+
+
+def _text_turn(srv, **fields):
+    fields.setdefault("input", "x")
+    with WS(srv.ws_url) as ws:
+        return ws.turn(**fields)
+
+
+def c_no_in_progress(srv):
+    t = _text_turn(srv)
+    return t.types()[1:2] != ["response.in_progress"]
+
+
+def c_part_never_closed(srv):
+    types = _text_turn(srv).types()
+    return "response.content_part.done" not in types and "response.output_item.done" in types
+
+
+def c_output_index_skips(srv):
+    t = _text_turn(srv)
+    added = [e["output_index"] for e in t.events if e["type"] == "response.output_item.added"]
+    return added[:1] != [0]
+
+
+def c_delta_for_unannounced_item(srv):
+    t = _text_turn(srv)
+    announced = {e["item"]["id"] for e in t.events if e["type"] == "response.output_item.added"}
+    return any(e["item_id"] not in announced for e in t.events if e["type"] == "response.output_text.delta")
+
+
+def c_completed_without_usage(srv):
+    t = _text_turn(srv)
+    return t.terminal["type"] == "response.completed" and t.response.get("usage") is None
+
+
+def c_incomplete_item_then_completed(srv):
+    t = _text_turn(srv, max_output_tokens=16)
+    cut = [i for i in t.response["output"] if i.get("status") == "incomplete"]
+    return bool(cut) and t.terminal["type"] == "response.completed"
+
+
+def c_sequence_missing(srv):
+    t = _text_turn(srv)
+    return any("sequence_number" not in e for e in t.events)
+
+
+def c_forced_tool_ignored(srv):
+    t = _text_turn(srv, tools=[WEATHER_TOOL], tool_choice={"type": "function", "name": "get_weather"})
+    return not t.calls and bool(t.text)
+
+
+def c_max_output_tokens_ignored(srv):
+    t = _text_turn(srv, max_output_tokens=16)
+    return t.status == "completed"
+
+
+def c_flat_fields_ignored(srv):
+    t = _text_turn(srv, instructions="Answer in one word.")
+    return t.response["instructions"] != "Answer in one word."
+
+
+def c_error_without_type(srv):
+    inner = _miss(srv).error.get("error") or {}
+    return "type" not in inner
+
+
+def c_error_without_status(srv):
+    return "status" not in _miss(srv).error
+
+
+def _bad_frame(srv, frame) -> bool:
+    """Whether ``frame`` got an answer before a following turn ran."""
+    with WS(srv.ws_url) as ws:
+        ws.send(frame)
+        answered = not ws.quiet(0.5)
+        t = ws.turn(input="after")
+    return answered and t.status == "completed"
+
+
+def c_malformed_json_ignored(srv):
+    return not _bad_frame(srv, '{"type": "response.create", "input": ') \
+        or not _bad_frame(srv, '[{"type": "response.create", "model": "m", "input": "x"}]')
+
+
+def c_unknown_event_ignored(srv):
+    return not _bad_frame(srv, json.dumps({"type": "conformance.unknown_event"}))
+
+
+def c_binary_frame_processed(srv):
+    with WS(srv.ws_url) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "input": "x"}).encode())
+        t = ws.collect(timeout=2)
+        # a binary frame that is not UTF-8 is still refused (and nothing crashes)
+        ws.send(b"\xff\xfe\x00")
+        refused = ws.collect(timeout=2)
+    return t.status == "completed" and refused.error_code == "binary_frame_not_supported"
+
+
+def c_conversation_ignored(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one", store=False)
+        t2 = ws.turn(input="two", store=False, previous_response_id=t1.id, conversation="conv_x")
+        alone = ws.turn(input="three", store=False, conversation="conv_x")  # still refused on its own
+    return t2.status == "completed" and alone.error is not None
+
+
+def _continue_own(srv, store: bool) -> bool:
+    """Whether a response continues on its own connection (and, for comparison, elsewhere)."""
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one", store=store)
+        t2 = ws.turn(input="two", store=store, previous_response_id=t1.id)
+    return t2.status == "completed"
+
+
+def c_store_false_not_cached(srv):
+    return not _continue_own(srv, store=False) and _continue_own(srv, store=True)
+
+
+def c_store_true_not_cached(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="plant KIWI-7342", store=True)
+        own = ws.turn(input="two", store=True, previous_response_id=t1.id)
+        with WS(srv.ws_url) as other:
+            elsewhere = other.turn(input="probe", store=True, previous_response_id=t1.id, **probe_fields())
+    # only the own connection is broken: hydration elsewhere still carries the context
+    return own.error_code == "previous_response_not_found" and "KIWI-7342" in nonces_of(elsewhere)
+
+
+def c_no_hydration(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one", store=True)
+        own = ws.turn(input="two", store=True, previous_response_id=t1.id)
+    with WS(srv.ws_url) as ws:
+        after = ws.turn(input="three", store=True, previous_response_id=own.id)
+    return own.status == "completed" and after.error_code == "previous_response_not_found"
+
+
+def c_warmup_drops_input(srv):
+    with WS(srv.ws_url) as ws:
+        w = ws.turn(input="plant KIWI-7342", generate=False, store=False)
+        t2 = ws.turn(input="next", store=False, previous_response_id=w.id)
+        probe = ws.turn(input="probe", store=False, previous_response_id=t2.id, **probe_fields())
+    return t2.status == "completed" and "KIWI-7342" not in nonces_of(probe)
+
+
+def c_cache_survives_reconnect(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one", store=False)
+        with WS(srv.ws_url) as other:  # an open connection still does not share it
+            shared = other.turn(input="x", store=False, previous_response_id=t1.id)
+    time.sleep(0.2)  # let the server see the close
+    with WS(srv.ws_url) as ws:
+        t2 = ws.turn(input="two", store=False, previous_response_id=t1.id)
+    return shared.error_code == "previous_response_not_found" and t2.status == "completed"
+
+
+def c_drops_previous_output(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="x", store=False, tools=[WEATHER_TOOL],
+                     tool_choice={"type": "function", "name": "get_weather"})
+        t2 = ws.turn(store=False, previous_response_id=t1.id,
+                     input=[{"type": "function_call_output", "call_id": t1.calls[0]["call_id"], "output": "x"}])
+    # the output is not carried (the tool output is an orphan), the input still is (the nonce)
+    return t2.error is not None and "KIWI-7342" in _chain_probe(srv)
+
+
+def c_turn_after_limit(srv):
+    with WS(srv.ws_url, headers={"X-Conformance-Lifetime": "0.2"}) as ws:
+        limit = ws.collect(timeout=1.0)
+        try:
+            t = ws.turn(input="late", timeout=2.0)
+        except ConnectionClosed:  # what a clean server does: closed after the limit error
+            return False
+    return limit.error_code == "websocket_connection_limit_reached" and "response.created" in t.types()
+
+
+def _compact(srv, conversation) -> dict:
+    req = urllib.request.Request(srv.base_url + "/responses/compact", method="POST",
+                                 data=json.dumps({"model": MODEL, "input": conversation}).encode(),
+                                 headers={"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as res:
+        return json.loads(res.read())
+
+
+CONVERSATION = [{"role": "user", "content": "keep KIWI-7342"},
+                {"role": "assistant", "content": "noted PEAR-1234"}]
+
+
+def c_compact_wrong_object(srv):
+    return _compact(srv, CONVERSATION)["object"] != "response.compaction"
+
+
+def c_compaction_drops_context(srv):
+    window = _compact(srv, CONVERSATION)["output"]
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input=window + [{"role": "user", "content": "probe"}], store=False, **probe_fields())
+    return "PEAR-1234" not in nonces_of(t)
 
 
 CHECKS = {name: globals()["c_" + name.replace("-", "_")] for name in DEFECTS
