@@ -62,6 +62,32 @@ class HandshakeRefused(Exception):
         super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
 
 
+@dataclass
+class UsageMeter:
+    """What this process has spent on targets: requests sent and tokens billed. The plugin
+    takes a snapshot around each case, so the certificate says what a run costs."""
+
+    creates: int = 0            # response.create frames sent on sockets
+    http_requests: int = 0
+    input_tokens: int = 0       # from the usage of terminal responses (and HTTP bodies)
+    output_tokens: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return {"creates": self.creates, "http_requests": self.http_requests,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+    def add_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            for key in ("input_tokens", "output_tokens"):
+                value = usage.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    setattr(self, key, getattr(self, key) + value)
+
+
+METER = UsageMeter()
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 def _is_rate_limit(error: Any) -> bool:
     if not isinstance(error, dict):
         return False
@@ -214,6 +240,7 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     handlers = [urllib.request.ProxyHandler({})] if _is_loopback(urlsplit(url).hostname) else []
     opener = urllib.request.build_opener(*handlers)
     deadline = target.turn_timeout if timeout is None else timeout
+    METER.http_requests += 1
     try:
         with opener.open(req, timeout=deadline) as resp:
             status, rh, raw = resp.status, dict(resp.headers.items()), resp.read(4 * 2**20)
@@ -225,8 +252,12 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
             raw = b""
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise TargetUnreachable(target.redact(f"{method} {url}: {type(exc).__name__}: {exc}")) from None
-    return HttpResult(status, {k: target.redact(v) for k, v in rh.items()},
-                      target.redact(raw.decode("utf-8", "replace")))
+    result = HttpResult(status, {k: target.redact(v) for k, v in rh.items()},
+                        target.redact(raw.decode("utf-8", "replace")))
+    if 200 <= status < 300:
+        body = result.json()
+        METER.add_usage(body.get("usage") if isinstance(body, dict) else None)
+    return result
 
 
 # --- Connection ------------------------------------------------------------------------------
@@ -407,6 +438,8 @@ class Connection:
         else:
             raise HarnessError(f"send() takes a dict, str or bytes, not {type(event).__name__}")
         self._record("sent", data)
+        if isinstance(event, dict) and event.get("type") == "response.create":
+            METER.creates += 1
         if self.closed:
             return
         try:
@@ -462,6 +495,8 @@ class Connection:
         self._obs_times.append(self._now())
         if obs.message is not None:
             self.messages.append(obs.message)
+            if obs.message.get("type") in _TERMINAL and isinstance(obs.message.get("response"), dict):
+                METER.add_usage(obs.message["response"].get("usage"))
         return obs
 
     def _deadline(self, timeout: float | None) -> float:

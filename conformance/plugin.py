@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from conformance import verdicts as V
-from conformance.client import Connection, HandshakeRefused, HarnessError, TargetUnreachable
+from conformance.client import METER, Connection, HandshakeRefused, HarnessError, TargetUnreachable
 from conformance.target import (ProfileError, Target, TargetError, derive_urls, load_profile)
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -258,6 +258,7 @@ class CaseState:
     recorder: V.CaseRecorder
     clauses: tuple[str, ...]
     connections: list[Connection] = field(default_factory=list)
+    spent_before: dict = field(default_factory=METER.snapshot)
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     unsupported: str = ""
@@ -506,6 +507,7 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "messages": [rec.redact(m) for m in dict.fromkeys(messages)][:50],
         "observations": [o.as_dict() for o in rec.observations][:500],
         "connections": len(state.connections),
+        "usage": {k: v - state.spent_before.get(k, 0) for k, v in METER.snapshot().items()},
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
     }

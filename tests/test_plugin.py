@@ -88,6 +88,12 @@ def test_verdicts_outcomes_and_certificate(pytester: pytest.Pytester):
                         "test_slow": "SKIPPED", "test_monitor_finding_fails": "FAIL"}
     clauses = {r["id"]: r for r in cert["clauses"]}
     assert clauses["TURN-TEXT"]["verdict"] == "PASS"
+    # what the run spent: three cases each sent one response.create (one on a second server)
+    spent = {c["nodeid"].split("::")[-1]: c["usage"] for c in cert["cases"]}
+    assert spent["test_pass"]["creates"] == 1 and spent["test_pass"]["output_tokens"] > 0
+    assert spent["test_should_fail"]["creates"] == 0
+    assert cert["usage"]["creates"] == 3
+    assert cert["usage"]["input_tokens"] == sum(u.get("input_tokens", 0) for u in spent.values())
     assert clauses["WS-SAME-PATH"]["verdict"] == "FAIL"
     assert clauses["ERR-STATUS-PRESENT"]["verdict"] == "NON-STRICT"
     assert clauses["ZDR-NOTHING-PERSISTED"]["verdict"] == "UNSUPPORTED"

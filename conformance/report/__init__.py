@@ -44,7 +44,11 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "NON-STRICT" if counts[V.NON_STRICT] else "PASS"))
     if strict and overall == "NON-STRICT":
         overall = "FAIL"
+    usage = Counter()
+    for r in records:
+        usage.update(r.get("usage") or {})
     cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
+             | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
              for r in sorted(records, key=lambda r: r["nodeid"])]
     return {
@@ -66,6 +70,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
                    "clauses": {v: clause_counts.get(v, 0) for v in
                                (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)}},
         "coverage": V.coverage(rows),
+        # what the run spent on the target (tokens as reported by the target's usage objects)
+        "usage": {k: usage.get(k, 0) for k in ("creates", "http_requests", "input_tokens", "output_tokens")},
         "clauses": rows,
         "cases": cases,
     }
@@ -109,6 +115,11 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         f"SHOULD {cov['SHOULD']['with_cases']}/{cov['SHOULD']['clauses']}, "
         f"MAY {cov['MAY']['with_cases']}/{cov['MAY']['clauses']})",
     ]
+    spent = Counter()
+    for r in records:
+        spent.update(r.get("usage") or {})
+    lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
+                 f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
     failing = [r for r in rows if r["verdict"] in (V.FAIL, V.NON_STRICT)]
     for r in failing[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
