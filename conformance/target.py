@@ -16,6 +16,7 @@ The API key is a secret: it is kept out of ``repr``/``str`` of every object here
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,10 +348,17 @@ class Target:
     __str__ = __repr__
 
 
+SHORT_KEY = 8
+
+
 def redact(text: str, secret: str) -> str:
     """Replace every occurrence of ``secret`` (and of obvious partial echoes) in ``text``."""
     if not secret or not text:
         return text
+    if len(secret) < SHORT_KEY:
+        # a toy key ("k", "test") is no secret worth mangling every word for: hide it where it
+        # stands alone, as a header value or a quoted string would show it
+        return re.sub(rf"(?<![A-Za-z0-9_-]){re.escape(secret)}(?![A-Za-z0-9_-])", REDACTED, text)
     out = text.replace(secret, REDACTED)
     # servers sometimes echo a truncated key ("Incorrect API key provided: sk-abc...xyz");
     # hide long prefixes and suffixes of it as well

@@ -110,3 +110,12 @@ def test_http_url_keeps_query():
     ws, base, _ = derive_urls("https://r.example/openai/v1?api-version=2")
     t = Target(ws_url=ws, http_base_url=base, profile=load_profile("openai"), model="m")
     assert t.http_url("/responses/compact") == "https://r.example/openai/v1/responses/compact?api-version=2"
+
+
+def test_short_key_redacted_only_where_it_stands_alone():
+    from conformance.target import redact
+    text = 'Authorization: Bearer k; max_output_tokens=16; {"key": "k"}'
+    out = redact(text, "k")
+    assert "max_output_tokens" in out and "Bearer <redacted-key>" in out and '"<redacted-key>"' in out
+    long_key = "sk-conformance-0123456789abcdef"
+    assert long_key not in redact(f"tokens {long_key}tail", long_key)
