@@ -559,8 +559,19 @@ def _format_script(lines: list[str]) -> str:
             + "\n".join(f"    {ln}" for ln in lines))
 
 
-def _hypothesis_settings(target: Any) -> settings:
-    runs = EMBEDDED_RUNS if target.is_embedded else REAL_RUNS
+def _runs(target: Any, budget: int | None) -> dict | None:
+    """How many conversations of how many steps: the case's own sizes, or about ``budget``
+    creates (--generated-budget). Off against a real target unless a budget is given, so that
+    every case of a default run costs a few requests."""
+    if budget is None:
+        return EMBEDDED_RUNS if target.is_embedded else None
+    if budget <= 0:
+        return None
+    steps = min(REAL_RUNS["stateful_step_count"], budget)
+    return dict(max_examples=max(1, budget // steps), stateful_step_count=steps)
+
+
+def _hypothesis_settings(target: Any, runs: dict) -> settings:
     # against a real endpoint a failing sequence is at most 18 steps: report it as found
     # rather than spend requests on shrinking it
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if target.is_embedded else [])
@@ -607,11 +618,16 @@ def _replay(run: _Run, steps: list, connect: Callable[[], Connection]) -> _Disag
 
 @pytest.mark.clause(*MARKED)
 def test_generated_conversations_agree_with_model(target, connect, verdict, nonce_factory, conformance_session):
+    runs = _runs(target, conformance_session.settings.generated_budget)
+    if runs is None:
+        pytest.skip("generated conversations are opt-in against a real target: --generated-budget N "
+                    f"spends about N requests ({REAL_RUNS['max_examples'] * REAL_RUNS['stateful_step_count']} "
+                    "reach every marked clause)")
     run = _Run(target, verdict, nonce_factory, _capabilities(target), conformance_session.settings.registry)
     failure: _Disagreement | None = None
     flaky = False
     try:
-        run_state_machine_as_test(lambda: Conversations(run), settings=_hypothesis_settings(target))
+        run_state_machine_as_test(lambda: Conversations(run), settings=_hypothesis_settings(target, runs))
     except _Fatal:
         pass
     except Exception as exc:  # noqa: BLE001 - hypothesis wraps a failure that did not reproduce in a group

@@ -77,6 +77,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="deadline for one turn (default 60 against a real target, 10 against the embedded server)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
                 help="max_output_tokens sent with every turn unless a case sets it (default 16, the minimum OpenAI accepts)")
+    g.addoption("--generated-budget", type=int, default=None, metavar="N",
+                help="response.create requests the generated conversations (hypothesis state machine) may "
+                     "spend; default: off against a real target (so every case costs a few requests), "
+                     "the case's own larger budget against the embedded server")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="run cases marked slow (e.g. the real 60-minute lifetime)")
     g.addoption("--report-dir", default=None, metavar="DIR",
@@ -108,6 +112,7 @@ class Settings:
     report_dir: Path | None
     run_id: str
     registry: V.ClauseRegistry
+    generated_budget: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -161,13 +166,16 @@ def _settings(config: pytest.Config) -> Settings:
         registry = V.ClauseRegistry.load(path)
     except V.RegistryError as exc:
         raise pytest.UsageError(f"--clauses: {exc}") from None
+    if opt("generated_budget") is not None and opt("generated_budget") < 0:
+        raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
         report_dir = (Path(opt("report_dir")) if opt("report_dir") else Path.cwd() / "reports" / run_id).resolve()
     return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
-                    tuple(opt("reference_defect") or ()), report_dir, run_id, registry)
+                    tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
+                    generated_budget=opt("generated_budget"))
 
 
 class ConformanceSession:
