@@ -47,6 +47,11 @@ def render_html(cert: dict) -> str:
             ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
                          + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    spent = cert.get("usage") or {}
+    if spent:
+        rows.append(("Spent", f"{spent.get('creates', 0)} response.create, {spent.get('http_requests', 0)} HTTP "
+                              f"requests, {spent.get('input_tokens', 0)} input and "
+                              f"{spent.get('output_tokens', 0)} output tokens"))
     out += [f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows]
     out.append("</table>")
 
