@@ -10,6 +10,7 @@ checked before the upgrade (401 with an OpenAI-style error body otherwise).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 import threading
@@ -22,7 +23,7 @@ from .core import Core
 from .errors import ApiError, bad_request, http_error_body
 from .session import Session
 from .stream import dumps
-from .validate import MAX_DEPTH, _JSONError, _loads, too_deep, validate_create
+from .validate import parse_body, validate_create
 
 log = logging.getLogger("conformance.server")
 
@@ -40,20 +41,35 @@ def _error_response(err: ApiError) -> web.Response:
     return _json_response(http_error_body(err), err.status)
 
 
-def _authenticate(request: web.Request, core: Core) -> str | ApiError:
-    """The API key (the owner of what this client stores), or the 401 to send."""
+def _authenticate(request: web.Request, core: Core) -> str:
+    """The API key (the owner of what this client stores); raises the 401 to send."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if core.flags.no_auth:
         return key or "anonymous"
     if scheme.lower() != "bearer" or not key:
-        return ApiError(401, "invalid_api_key",
-                        "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.", None)
+        raise ApiError(401, "invalid_api_key",
+                       "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.", None)
     keys = core.settings.api_keys
     if keys and key not in keys:
-        return ApiError(401, "invalid_api_key", "Incorrect API key provided.", None)
+        raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", None)
     return key
+
+
+def _route(handler):
+    """Every route: authenticate, then ``handler(request, core, owner)``; an ``ApiError``
+    raised before a response is started becomes its HTTP error body."""
+
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        core: Core = request.app[_CORE]
+        try:
+            return await handler(request, core, _authenticate(request, core))
+        except ApiError as err:
+            return _error_response(err)
+
+    return route
 
 
 def _frame_header(length: int, binary: bool) -> bytes:
@@ -116,20 +132,15 @@ def _float_header(request: web.Request, name: str) -> float | None:
     return value if value >= 0 and value == value and value != float("inf") else None
 
 
-async def handle_get_root(request: web.Request) -> web.StreamResponse:
-    core: Core = request.app[_CORE]
-    owner = _authenticate(request, core)
-    if isinstance(owner, ApiError):
-        return _error_response(owner)
+@_route
+async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.StreamResponse:
     if core.flags.requires_model_query and not request.query.get("model"):
-        return _error_response(bad_request("missing_required_parameter",
-                                           "Missing required query parameter: 'model'.", "model"))
+        raise bad_request("missing_required_parameter", "Missing required query parameter: 'model'.", "model")
     ws = web.WebSocketResponse(compress=False, max_msg_size=core.settings.max_frame_bytes,
                                autoping=True, autoclose=True)
     if not ws.can_prepare(request).ok:
-        return _error_response(ApiError(426, "websocket_upgrade_required",
-                                        "GET /v1/responses is the WebSocket endpoint; send an upgrade "
-                                        "request.", None))
+        raise ApiError(426, "websocket_upgrade_required",
+                       "GET /v1/responses is the WebSocket endpoint; send an upgrade request.", None)
     await ws.prepare(request)
     lifetime = core.settings.lifetime_s
     delay = 0.0
@@ -169,29 +180,10 @@ async def handle_get_root(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _parse_body(raw: bytes) -> dict:
-    try:
-        body = _loads(raw)
-    except _JSONError:
-        raise bad_request("invalid_json", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise bad_request("invalid_type", "The request body must be a JSON object.")
-    if too_deep(body):
-        raise bad_request("invalid_value", f"The request body nests deeper than {MAX_DEPTH} levels.")
-    return body
-
-
-async def handle_post_create(request: web.Request) -> web.StreamResponse:
-    core: Core = request.app[_CORE]
-    owner = _authenticate(request, core)
-    if isinstance(owner, ApiError):
-        return _error_response(owner)
-    try:
-        body = _parse_body(await request.read())
-        req = validate_create(body, websocket=False)
-        outcome = core.execute(req, owner, None)
-    except ApiError as err:
-        return _error_response(err)
+@_route
+async def handle_post_create(request: web.Request, core: Core, owner: str) -> web.StreamResponse:
+    req = validate_create(parse_body(await request.read()), websocket=False)
+    outcome = core.execute(req, owner, None)
     if not req.stream:
         return _json_response(outcome.response)
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
@@ -205,42 +197,29 @@ async def handle_post_create(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def handle_compact(request: web.Request) -> web.Response:
-    core: Core = request.app[_CORE]
-    owner = _authenticate(request, core)
-    if isinstance(owner, ApiError):
-        return _error_response(owner)
-    try:
-        body = _parse_body(await request.read())
-        return _json_response(core.compact(body, owner))
-    except ApiError as err:
-        return _error_response(err)
+@_route
+async def handle_compact(request: web.Request, core: Core, owner: str) -> web.Response:
+    return _json_response(core.compact(parse_body(await request.read()), owner))
 
 
 def _not_found(response_id: str) -> ApiError:
     return ApiError(404, None, f"Response with id '{response_id}' not found.", None)
 
 
-async def handle_get_one(request: web.Request) -> web.Response:
-    core: Core = request.app[_CORE]
-    owner = _authenticate(request, core)
-    if isinstance(owner, ApiError):
-        return _error_response(owner)
+@_route
+async def handle_get_one(request: web.Request, core: Core, owner: str) -> web.Response:
     rid = request.match_info["response_id"]
     response = core.get_stored(rid, owner)
     if response is None:
-        return _error_response(_not_found(rid))
+        raise _not_found(rid)
     return _json_response(response)
 
 
-async def handle_delete_one(request: web.Request) -> web.Response:
-    core: Core = request.app[_CORE]
-    owner = _authenticate(request, core)
-    if isinstance(owner, ApiError):
-        return _error_response(owner)
+@_route
+async def handle_delete_one(request: web.Request, core: Core, owner: str) -> web.Response:
     rid = request.match_info["response_id"]
     if core.settings.zdr or not core.store.delete(rid, owner):
-        return _error_response(_not_found(rid))
+        raise _not_found(rid)
     return _json_response({"id": rid, "object": "response", "deleted": True})
 
 

@@ -16,15 +16,9 @@ from dataclasses import dataclass
 from .errors import ApiError, bad_request
 
 try:  # orjson is optional: faster parsing when installed
-    import orjson as _orjson
-
-    _loads = _orjson.loads
-    _JSONError: tuple[type[BaseException], ...] = (_orjson.JSONDecodeError, ValueError)
+    from orjson import loads as _loads
 except ImportError:  # pragma: no cover - exercised only without orjson
-    import json as _json
-
-    _loads = _json.loads
-    _JSONError = (ValueError,)
+    from json import loads as _loads
 
 STREAM_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -99,21 +93,36 @@ def too_deep(value, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def _decode(raw: str | bytes, what: str):
+    try:
+        return _loads(raw)
+    except Exception:  # any decoder failure (also RecursionError without orjson) is invalid JSON
+        raise bad_request("invalid_json", f"The {what} is not valid JSON.") from None
+
+
+def _check_depth(value, what: str) -> None:
+    if too_deep(value):
+        raise bad_request("invalid_value", f"The {what} nests deeper than {MAX_DEPTH} levels.")
+
+
+def parse_body(raw: bytes) -> dict:
+    """JSON-decode an HTTP request body; the result must be an object."""
+    body = _decode(raw, "request body")
+    if not isinstance(body, dict):
+        raise bad_request("invalid_type", "The request body must be a JSON object.")
+    _check_depth(body, "request body")
+    return body
+
+
 def parse_frame(text: str):
     """JSON-decode a client text frame; the result must be an object with a string type."""
-    try:
-        event = _loads(text)
-    except _JSONError:
-        raise bad_request("invalid_json", "The client event is not valid JSON.") from None
-    except Exception:  # pragma: no cover - defensive: any decoder failure is invalid JSON
-        raise bad_request("invalid_json", "The client event is not valid JSON.") from None
+    event = _decode(text, "client event")
     if not isinstance(event, dict):
         raise bad_request(
             "invalid_type",
             f"Invalid client event: expected a JSON object, but got {_type_name(event)} instead.",
         )
-    if too_deep(event):
-        raise bad_request("invalid_value", f"The client event nests deeper than {MAX_DEPTH} levels.")
+    _check_depth(event, "client event")
     etype = event.get("type")
     if etype is None:
         raise missing("type")
