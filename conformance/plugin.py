@@ -34,7 +34,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.client import METER, Connection, HandshakeRefused, HarnessError, TargetUnreachable
-from conformance.target import (ProfileError, Target, TargetError, derive_urls, load_profile)
+from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
@@ -249,6 +249,10 @@ class ConformanceSession:
     def capabilities(self) -> frozenset:
         return self.settings.profile.capabilities()
 
+    def redact(self, text: str) -> str:
+        """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
+        return redact(text, self.settings.api_key)
+
     def stop(self) -> None:
         if self.server is not None:
             try:
@@ -269,7 +273,6 @@ class CaseState:
     spent_before: dict = field(default_factory=METER.snapshot)
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
-    unsupported: str = ""
     started: float = field(default_factory=time.monotonic)
 
     def transcripts(self, limit: int = 400) -> str:
@@ -366,17 +369,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     s = sess.settings
     ids = _clause_ids(item)
     # the recorder redacts with the configured key (the Target may not exist yet)
-    key = s.api_key
-    from conformance.target import redact as _redact
-    state = CaseState(V.CaseRecorder(s.registry, ids, (lambda t: _redact(t, key))), ids)
-    item.stash[_CASE] = state
+    item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     if item.get_closest_marker("slow") is not None and not s.run_slow:
         pytest.skip("slow: needs --run-slow")
     caps, specs = sess.capabilities(), s.profile.spec_profiles
     for cid in ids:
         reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
         if reason:
-            state.unsupported = reason
             pytest.skip(reason)
 
 
@@ -390,10 +389,6 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         try:
             result = yield
-        except pytest.skip.Exception as exc:
-            if str(exc.msg).startswith("UNSUPPORTED"):
-                state.verdict = V.UNSUPPORTED
-            raise
         except V.ClauseViolation:
             _collect_findings(state)
             state.verdict = V.FAIL
@@ -438,11 +433,8 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per connection)."""
+    """Add the monitor findings of every connection (once per case: at the end of its call)."""
     for conn in state.connections:
-        if getattr(conn, "_findings_collected", False):
-            continue
-        conn._findings_collected = True
         state.recorder.add_findings(conn.findings)
 
 
@@ -452,25 +444,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     state: CaseState | None = item.stash.get(_CASE, None)
     if state is None:
         return report
+    if report.skipped and report.when in ("setup", "call"):   # slow, unsupported clause, verdict.unsupported
+        reason = _skip_reason(report)
+        state.verdict = V.UNSUPPORTED if reason.startswith("UNSUPPORTED") else V.SKIPPED
+        state.messages.append(reason)
     if report.when == "setup":
-        if report.skipped and state.unsupported:
-            state.verdict = V.UNSUPPORTED
-        elif report.skipped:
-            state.verdict = V.SKIPPED
-        elif report.failed:
+        if report.failed:
             state.verdict = V.ERROR
             state.messages.append("ERROR in setup: " + state.recorder.redact(_short(report)))
     elif report.when == "call":
         if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT):
             if state.connections:
                 report.sections.append(("conformance transcript", state.transcripts()))
-        if report.skipped and state.verdict is None:
-            reason = _skip_reason(report)
-            state.verdict = V.UNSUPPORTED if reason.startswith("UNSUPPORTED") else V.SKIPPED
-            state.messages.append(reason)
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
-        if report.failed and state.verdict not in (V.FAIL,):
+        if report.failed and state.verdict != V.FAIL:
             state.verdict = V.ERROR
             state.messages.append("ERROR in teardown: " + state.recorder.redact(_short(report)))
         record = _record(item, state, report)
@@ -498,10 +486,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     rec = state.recorder
     verdict = state.verdict or V.PASS
     if verdict == V.PASS and rec.observations:
-        verdict = rec.verdict() if rec.verdict() != V.ERROR else V.ERROR
+        verdict = rec.verdict()
     messages = list(state.messages)
-    if state.unsupported:
-        messages.append(state.unsupported)
     for o in rec.failures(V.NON_STRICT):
         messages.append(f"{o.verdict} {o.clause}: {o.message}" + (f" [{o.evidence}]" if o.evidence else ""))
     messages.extend(rec.errors)
@@ -545,30 +531,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not sess.records or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
-    target = sess._target
-    fingerprint = target.fingerprint() if target else _fingerprint_without_target(sess)
     try:
         sess.report_paths = write_reports(
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
-            profile=sess.settings.profile.name, fingerprint=fingerprint, started=sess.started,
+            profile=sess.settings.profile.name, fingerprint=_fingerprint(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            redact=(target.redact if target else (lambda t: t)))
+            redact=sess.redact)
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
 
-def _fingerprint_without_target(sess: ConformanceSession) -> dict:
-    s = sess.settings
-    if s.target_url:
-        ws_url, _, _ = derive_urls(s.target_url)
-        from urllib.parse import urlsplit
-        parts = urlsplit(ws_url)
-        host, path = parts.netloc.rsplit("@", 1)[-1], parts.path
-    else:
-        host, path = "embedded reference server", "/v1/responses"
-    return {"ws_host": host, "ws_path": path, "profile": s.profile.name, "profile_source": s.profile.source,
-            "model": s.model, "embedded": s.embedded, "auth_header": s.auth_header,
-            "capabilities": sorted(s.profile.capabilities())}
+def _fingerprint(sess: ConformanceSession) -> dict:
+    """The target's fingerprint; an embedded server that never started is not started for it."""
+    if sess._target is not None or not sess.settings.embedded:
+        return sess.target.fingerprint()       # with --target, building the Target does no I/O
+    fp = sess.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+    fp["ws_host"] = "embedded reference server"
+    return fp
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -636,18 +615,16 @@ def connect(request: pytest.FixtureRequest, target: Target):
     """``connect(headers=None, query=None, timeout=None, target=None) -> Connection``.
     Every connection is monitored, recorded and closed at the end of the case."""
     state = _state(request)
-    opened: list[Connection] = []
+    default = target
 
     def _connect(headers: dict | None = None, query: dict | None = None, timeout: float | None = None,
                  target: Target | None = None) -> Connection:
-        conn = Connection.open(target or _default, headers=headers, query=query, timeout=timeout)
-        opened.append(conn)
+        conn = Connection.open(target or default, headers=headers, query=query, timeout=timeout)
         state.connections.append(conn)
         return conn
 
-    _default = target
     yield _connect
-    for conn in opened:
+    for conn in state.connections:
         conn.close()
 
 
@@ -666,8 +643,7 @@ class Verdict:
 
     def unsupported(self, reason: str) -> None:
         """The target answered that it does not support the feature: UNSUPPORTED (skip)."""
-        self._state.unsupported = f"UNSUPPORTED: {self._state.recorder.redact(reason)}"
-        pytest.skip(self._state.unsupported)
+        pytest.skip(f"UNSUPPORTED: {self._state.recorder.redact(reason)}")
 
     def info(self, message: str, clause_id: str = "") -> None:
         self._state.recorder.info(message, clause_id)
