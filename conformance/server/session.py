@@ -288,26 +288,26 @@ class Session:
         if not self.busy:
             self._spawn(self._expire_now())
 
+    async def _send_limit_error(self) -> None:
+        # the message names the nominal limit (a test-control header only makes it come sooner)
+        err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
+        data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True,
+                                                        request_scoped=False))
+        await self.transport.send(data, binary)
+
     async def _expire_now(self) -> None:
         if self.state is ConnState.CLOSED:
             return
         self.state = ConnState.CLOSED
-        # the message names the nominal limit (a test-control header only makes it come sooner)
-        err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
         try:
-            data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True,
-                                                            request_scoped=False))
-            await self.transport.send(data, binary)
+            await self._send_limit_error()
             await self.transport.close(1000, "Connection lifetime exceeded")
         except Exception:  # the peer may be gone already
             log.debug("connection closed before the lifetime error could be sent", exc_info=True)
 
     async def _report_limit_only(self) -> None:
-        err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
         try:
-            data, binary = self.framer.frame(ws_error_event(err, self.flags, omit_param=True,
-                                                            request_scoped=False))
-            await self.transport.send(data, binary)
+            await self._send_limit_error()
         except Exception:
             log.debug("the lifetime error could not be sent", exc_info=True)
 
