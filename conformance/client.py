@@ -36,7 +36,6 @@ from conformance.target import Target
 _CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
 MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); §1.4 suggests 8-10 MiB
 CLOSE_TIMEOUT = 3.0
-TERMINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
 from conformance.monitor import Finding, StreamMonitor
@@ -425,7 +424,8 @@ class Connection:
             try:
                 self.monitor.finish()
             except Exception as exc:  # noqa: BLE001 - a monitor bug must not hang the case
-                raise HarnessError(f"monitor.finish() failed: {type(exc).__name__}: {exc}") from None
+                raise HarnessError(f"monitor.finish() failed: {type(exc).__name__}: "
+                                   f"{self.target.redact(str(exc))}") from None
 
     # --- sending ---------------------------------------------------------------------------
     def send(self, event: dict | str | bytes) -> None:
@@ -577,7 +577,8 @@ class Connection:
                 if predicate(obs.message):
                     break
             except Exception as exc:  # noqa: BLE001
-                raise HarnessError(f"recv_until predicate raised {type(exc).__name__}: {exc}") from None
+                raise HarnessError(f"recv_until predicate raised {type(exc).__name__}: "
+                                   f"{self.target.redact(str(exc))}") from None
         return got
 
     def recv_frames(self, timeout: float) -> list[Any]:
@@ -596,10 +597,6 @@ class Connection:
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
         self._mark_closed(None, by_peer=False)
-        proto = getattr(self._ws, "protocol", None)
-        rcvd = getattr(proto, "close_rcvd", None)
-        if rcvd is not None:
-            self.close_code = rcvd.code
 
     @property
     def findings(self) -> list:
