@@ -108,6 +108,25 @@ def split_chars(text: str, chunks: int = ARGUMENT_CHUNKS) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
 
+def _part_events(out: list, where: dict, part_type: str, text_type: str, key: str, part: dict,
+                 empty: dict, logprobs: bool) -> None:
+    """The lifecycle of one streamed part: ``<part_type>.added``, the ``<text_type>.delta``
+    events, ``<text_type>.done`` carrying the value under ``key``, ``<part_type>.done``.
+    ``where`` locates the part (item_id, output_index, content or summary index)."""
+    value = part[key]
+    out.append({"type": part_type + ".added", **where, "part": empty})
+    for d in split_text(value):
+        e = {"type": text_type + ".delta", **where, "delta": d}
+        if logprobs:
+            e["logprobs"] = []
+        out.append(e)
+    e = {"type": text_type + ".done", **where, key: value}
+    if logprobs:
+        e["logprobs"] = []
+    out.append(e)
+    out.append({"type": part_type + ".done", **where, "part": part})
+
+
 def _item_events(index: int, item: dict, out: list) -> None:
     itype = item["type"]
     item_id = item["id"]
@@ -116,28 +135,13 @@ def _item_events(index: int, item: dict, out: list) -> None:
                     "item": {"id": item_id, "type": "message", "status": "in_progress",
                              "content": [], "role": "assistant"}})
         for c, part in enumerate(item["content"]):
+            where = {"item_id": item_id, "output_index": index, "content_index": c}
             if part["type"] == "refusal":
-                value = part["refusal"]
-                out.append({"type": "response.content_part.added", "item_id": item_id,
-                            "output_index": index, "content_index": c,
-                            "part": {"type": "refusal", "refusal": ""}})
-                for d in split_text(value):
-                    out.append({"type": "response.refusal.delta", "item_id": item_id,
-                                "output_index": index, "content_index": c, "delta": d})
-                out.append({"type": "response.refusal.done", "item_id": item_id,
-                            "output_index": index, "content_index": c, "refusal": value})
+                _part_events(out, where, "response.content_part", "response.refusal", "refusal", part,
+                             {"type": "refusal", "refusal": ""}, False)
             else:
-                value = part["text"]
-                out.append({"type": "response.content_part.added", "item_id": item_id,
-                            "output_index": index, "content_index": c,
-                            "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}})
-                for d in split_text(value):
-                    out.append({"type": "response.output_text.delta", "item_id": item_id,
-                                "output_index": index, "content_index": c, "delta": d, "logprobs": []})
-                out.append({"type": "response.output_text.done", "item_id": item_id,
-                            "output_index": index, "content_index": c, "text": value, "logprobs": []})
-            out.append({"type": "response.content_part.done", "item_id": item_id,
-                        "output_index": index, "content_index": c, "part": part})
+                _part_events(out, where, "response.content_part", "response.output_text", "text", part,
+                             {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}, True)
     elif itype == "function_call":
         args = item["arguments"]
         out.append({"type": "response.output_item.added", "output_index": index,
@@ -152,17 +156,9 @@ def _item_events(index: int, item: dict, out: list) -> None:
         out.append({"type": "response.output_item.added", "output_index": index,
                     "item": {"id": item_id, "type": "reasoning", "summary": []}})
         for s, part in enumerate(item["summary"]):
-            value = part["text"]
-            out.append({"type": "response.reasoning_summary_part.added", "item_id": item_id,
-                        "output_index": index, "summary_index": s,
-                        "part": {"type": "summary_text", "text": ""}})
-            for d in split_text(value):
-                out.append({"type": "response.reasoning_summary_text.delta", "item_id": item_id,
-                            "output_index": index, "summary_index": s, "delta": d})
-            out.append({"type": "response.reasoning_summary_text.done", "item_id": item_id,
-                        "output_index": index, "summary_index": s, "text": value})
-            out.append({"type": "response.reasoning_summary_part.done", "item_id": item_id,
-                        "output_index": index, "summary_index": s, "part": part})
+            _part_events(out, {"item_id": item_id, "output_index": index, "summary_index": s},
+                         "response.reasoning_summary_part", "response.reasoning_summary_text", "text", part,
+                         {"type": "summary_text", "text": ""}, False)
     else:  # any other item type appears whole
         out.append({"type": "response.output_item.added", "output_index": index, "item": item})
     out.append({"type": "response.output_item.done", "output_index": index, "item": item})
