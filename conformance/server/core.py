@@ -16,6 +16,7 @@ from . import engine, stream
 from .config import Settings
 from .errors import ApiError, previous_not_found
 from .state import ClosedCaches, ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
+from .validate import check_input, invalid_type, missing
 
 
 @dataclass(slots=True)
@@ -126,15 +127,13 @@ class Core:
 
     # -- POST /responses/compact ---------------------------------------------------------
     def compact(self, body: dict, owner: str) -> dict:
-        from .validate import _check_input, invalid_type, missing  # local: HTTP-only path
-
         model = body.get("model")
         if model is None:
             raise missing("model")
         if not isinstance(model, str):
             raise invalid_type("model", "a string", model)
         raw = body.get("input")
-        items = [] if raw is None else _check_input(raw)
+        items = [] if raw is None else check_input(raw)
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise invalid_type("instructions", "a string", instructions)

@@ -249,6 +249,3 @@ def resolve_flags(names) -> Flags:
     values["rewrites_frames"] = any(values.get(k) for k in _FRAME_DEFECTS)
     values["rewrites_events"] = any(values.get(k) for k in _EVENT_DEFECTS)
     return Flags(**values)
-
-
-NO_DEFECTS = Flags()

@@ -142,7 +142,8 @@ def _opt(body: dict, name: str, kinds: tuple, expected: str):
     return value
 
 
-def _check_input(value) -> list:
+def check_input(value) -> list:
+    """The ``input`` field (a string or an array of items), as a list of items."""
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": value}]
     if not isinstance(value, list):
@@ -276,7 +277,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
                 raise bad_request("unknown_parameter", f"Unknown parameter: '{name}'.", name)
 
     raw_input = body.get("input")
-    input_items = [] if raw_input is None else _check_input(raw_input)
+    input_items = [] if raw_input is None else check_input(raw_input)
     instructions = _opt(body, "instructions", (str,), "a string")
     prev = _opt(body, "previous_response_id", (str,), "a string")
     if prev is not None and not prev:
