@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 import pytest
-from srv_helpers import KEY_A, WS
+from srv_helpers import KEY_A, SCHEMAS, WS
 
 from conformance.server import ReferenceServer, ServerConfig, ServerThread
 
@@ -52,10 +52,6 @@ def test_server_thread_stop_closes_open_connections_and_restarts():
 
 
 def test_response_objects_validate_against_the_schemas(server):
-    from srv_helpers import SCHEMAS
-
-    if SCHEMAS is None:
-        pytest.skip("conformance.schemas is not importable")
     with WS(server.ws_url) as ws:
         for fields in ({}, {"max_output_tokens": 16}, {"input": "[[fail]]"}, {"generate": False},
                        {"reasoning": {"summary": "detailed"}, "input": "[[multi]]"}):
