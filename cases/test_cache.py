@@ -11,24 +11,14 @@ true`` passed as ``--target-config`` starts it with ZDR on.
 
 from __future__ import annotations
 
-
 import pytest
 
+from conformance.casekit import PROMPT, RAN, setup_turn
 from conformance.client import HarnessError, Turn
-from conformance.probes import plant, probe_fields, recorded_nonces
+from conformance.probes import plant, probe_fields, recorded_nonces, seen
 
 NOT_FOUND = "previous_response_not_found"
 MADE_UP_ID = "resp_conformance_missing_0000"
-RAN = ("completed", "incomplete")
-OK_PROMPT = "Reply with the single word: ok"
-
-
-def _setup(conn, **fields) -> Turn:
-    """A turn the case builds on; if it does not run, the case cannot judge its clause."""
-    turn = conn.turn(**fields)
-    if turn.status not in RAN:
-        raise HarnessError(f"a setup turn did not run, so the case cannot judge: {turn.summary()}")
-    return turn
 
 
 def _probe(conn, target, previous_response_id: str, store: bool) -> Turn:
@@ -39,7 +29,7 @@ def _continues_with_context(expect, clause: str, probe: Turn, nonce: str, what: 
     if not expect(clause, probe.status in RAN, probe, f"{what} did not run"):
         return  # a MAY clause goes on after a miss: nothing left to probe
     nonces = recorded_nonces(probe)
-    expect(clause, any(nonce in n for n in nonces), f"record_nonces reported {nonces}",
+    expect(clause, seen(nonces, nonce), f"record_nonces reported {nonces}",
            f"{what} ran, but the nonce {nonce} planted in the continued response is not in its context")
 
 
@@ -79,9 +69,9 @@ def _expect_not_found(expect, clause: str, turn: Turn, what: str) -> None:
 def test_miss_not_latest_store_false(target, connect, expect, verdict):
     # P-legacy caches only the most recent response: a newer chain pushes the first one out
     conn = connect()
-    first = _setup(conn, input=OK_PROMPT, store=False)
-    _setup(conn, input="Reply with the single word: yes", store=False)
-    turn = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    first = setup_turn(conn, input=PROMPT, store=False)
+    setup_turn(conn, input="Reply with the single word: yes", store=False)
+    turn = conn.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     if turn.status in RAN and not ({"P-legacy", "P-lanes"} & target.profile.spec_profiles):
         # P-open only asks servers to keep *at least* the latest response; a deeper cache is
         # allowed there, so this id was simply not a miss
@@ -96,7 +86,7 @@ def test_miss_not_latest_store_false(target, connect, expect, verdict):
 @pytest.mark.clause("CACHE-MISS-STORE-FALSE")
 def test_miss_unknown_id(target, connect, expect):
     conn = connect()
-    turn = conn.turn(previous_response_id=MADE_UP_ID, input=OK_PROMPT, store=False)
+    turn = conn.turn(previous_response_id=MADE_UP_ID, input=PROMPT, store=False)
     problems = _not_found_problems(turn, target)
     expect("CACHE-MISS-STORE-FALSE", not problems, turn,
            f"continuing from the made-up id {MADE_UP_ID}: " + "; ".join(problems))
@@ -107,7 +97,7 @@ def test_miss_unknown_id(target, connect, expect):
 @pytest.mark.clause("CACHE-MISS-STORE-TRUE-HYDRATED")
 def test_store_true_hydrated_on_other_connection(target, connect, expect, nonce):
     first_conn, other = connect(), connect()
-    first = _setup(first_conn, input=plant(nonce), store=True)
+    first = setup_turn(first_conn, input=plant(nonce), store=True)
     probe = _probe(other, target, first.response_id, store=True)
     _continues_with_context(expect, "CACHE-MISS-STORE-TRUE-HYDRATED", probe, nonce,
                             "continuing a store=true response of another connection")
@@ -117,7 +107,7 @@ def test_store_true_hydrated_on_other_connection(target, connect, expect, nonce)
 
 def _still_continuable(conn, response_id: str, what: str) -> None:
     """Guard: the id is valid on its own connection, so a miss elsewhere means something."""
-    turn = conn.turn(previous_response_id=response_id, input=OK_PROMPT, store=False)
+    turn = conn.turn(previous_response_id=response_id, input=PROMPT, store=False)
     if turn.status not in RAN:
         raise HarnessError(f"cannot judge: {what} cannot be continued on its own connection either: "
                            f"{turn.summary()}")
@@ -126,8 +116,8 @@ def _still_continuable(conn, response_id: str, what: str) -> None:
 @pytest.mark.clause("ZDR-OTHER-CONNECTION")
 def test_store_false_not_found_on_other_connection(connect, expect):
     owner, other = connect(), connect()
-    first = _setup(owner, input=OK_PROMPT, store=False)
-    turn = other.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    first = setup_turn(owner, input=PROMPT, store=False)
+    turn = other.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     _expect_not_found(expect, "ZDR-OTHER-CONNECTION", turn,
                       "a store=false response of another (still open) connection")
     _still_continuable(owner, first.response_id, "the store=false response")
@@ -136,18 +126,18 @@ def test_store_false_not_found_on_other_connection(connect, expect):
 @pytest.mark.clause("ZDR-AFTER-RECONNECT")
 def test_store_false_not_found_after_reconnect(connect, expect):
     before = connect()
-    first = _setup(before, input=OK_PROMPT, store=False)
+    first = setup_turn(before, input=PROMPT, store=False)
     before.close()
     after = connect()
-    turn = after.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    turn = after.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     _expect_not_found(expect, "ZDR-AFTER-RECONNECT", turn, "a store=false response of a closed connection")
 
 
 @pytest.mark.clause("ZDR-NOTHING-PERSISTED")
 def test_zdr_store_true_not_found_on_other_connection(connect, expect):
     owner, other = connect(), connect()
-    first = _setup(owner, input=OK_PROMPT, store=True)
-    turn = other.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=True)
+    first = setup_turn(owner, input=PROMPT, store=True)
+    turn = other.turn(previous_response_id=first.response_id, input=PROMPT, store=True)
     _expect_not_found(expect, "ZDR-NOTHING-PERSISTED", turn,
                       "under ZDR, a store=true response of another connection")
     _still_continuable(owner, first.response_id, "the store=true response")
@@ -158,7 +148,7 @@ def test_zdr_store_true_not_found_on_other_connection(connect, expect):
 @pytest.mark.clause("RECONNECT-STORE-TRUE-CONTINUES")
 def test_store_true_continues_after_reconnect(target, connect, expect, nonce):
     before = connect()
-    first = _setup(before, input=plant(nonce), store=True)
+    first = setup_turn(before, input=plant(nonce), store=True)
     before.close()
     after = connect()
     probe = _probe(after, target, first.response_id, store=True)

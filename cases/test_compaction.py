@@ -20,12 +20,11 @@ import json
 
 import pytest
 
+from conformance.casekit import PROMPT, TURN_BUDGET, turn_budget
 from conformance.client import HarnessError, http_request
 from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 from conformance.schemas import get_schemas
 
-PROMPT = "Reply with the single word: ok"
-TEXT_TURN_BUDGET = 256        # a turn that must complete (reasoning models spend tokens too)
 CONTEXT_MANAGEMENT = [{"type": "compaction", "compact_threshold": 1000}]
 
 def _budget_problem(turn, budget: int, what: str) -> None:
@@ -69,8 +68,8 @@ def _conversation(user_nonce: str, assistant_nonce: str) -> list[dict]:
 def test_context_management_turn_chains(target, connect, expect, nonce):
     conn = connect()
     first = conn.turn(input=f"Please keep this code: {nonce}. {PROMPT}", context_management=CONTEXT_MANAGEMENT,
-                      store=False, max_output_tokens=max(target.max_output_tokens, TEXT_TURN_BUDGET))
-    _budget_problem(first, TEXT_TURN_BUDGET, "a one-word reply")
+                      store=False, max_output_tokens=turn_budget(target))
+    _budget_problem(first, TURN_BUDGET, "a one-word reply")
     expect("COMPACT-CONTEXT-MANAGEMENT", first.status == "completed", first,
            "a response.create with context_management [{type: compaction}] did not complete")
     # clients resend their settings on every turn (§2.1), context_management included

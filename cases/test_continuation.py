@@ -10,21 +10,11 @@ its own fresh connection, so "the latest response" is always the turn just befor
 
 from __future__ import annotations
 
-
 import pytest
 
+from conformance.casekit import PROMPT, RAN, setup_turn, turn_budget
 from conformance.client import HarnessError, Turn
 from conformance.probes import plant, probe_fields, recorded_nonces, seen
-
-RAN = ("completed", "incomplete")
-
-
-def _setup(conn, **fields) -> Turn:
-    """A turn the case builds on; if it does not run, the case cannot judge its clause."""
-    turn = conn.turn(**fields)
-    if turn.status not in RAN:
-        raise HarnessError(f"a setup turn did not run, so the case cannot judge: {turn.summary()}")
-    return turn
 
 
 def _probe(conn, target, previous_response_id: str | None, store: bool = False) -> Turn:
@@ -46,7 +36,7 @@ def _check_probe(expect, clause: str, probe: Turn, planted: dict[str, str]) -> N
 @pytest.mark.clause("CONT-CONTEXT-CARRIED")
 def test_continuation_sees_previous_input(target, connect, expect, nonce):
     conn = connect()
-    first = _setup(conn, input=plant(nonce), store=False)
+    first = setup_turn(conn, input=plant(nonce), store=False)
     probe = _probe(conn, target, first.response_id)
     _check_probe(expect, "CONT-CONTEXT-CARRIED", probe, {nonce: "turn 1's input"})
 
@@ -56,7 +46,7 @@ def test_continuation_sees_whole_chain(target, connect, expect, nonce_factory):
     # a nonce per turn, probed two hops later: the chain is carried, not just the last hop
     one, two = nonce_factory(), nonce_factory()
     conn = connect()
-    first = _setup(conn, input=plant(one), store=False)
+    first = setup_turn(conn, input=plant(one), store=False)
     second = conn.turn(previous_response_id=first.response_id, input=plant(two), store=False)
     expect("CONT-CONTEXT-CARRIED", second.status in RAN, second, "the continuation (turn 2) did not run")
     probe = _probe(conn, target, second.response_id)
@@ -73,9 +63,9 @@ def test_continuation_sees_previous_output(target, connect, expect):
     tool = {"type": "function", "name": "get_time", "description": "Return the current time.",
             "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
     conn = connect()
-    first = _setup(conn, input="What time is it? Use the tool.", tools=[tool], store=False,
-                   tool_choice={"type": "function", "name": "get_time"},
-                   max_output_tokens=probe_fields(target)["max_output_tokens"])
+    first = setup_turn(conn, input="What time is it? Use the tool.", tools=[tool], store=False,
+                       tool_choice={"type": "function", "name": "get_time"},
+                       max_output_tokens=turn_budget(target))
     calls = first.function_calls
     if not calls or not calls[0].get("call_id"):
         raise HarnessError(f"turn 1 made no get_time call although tool_choice forced it: {first.summary()}")
@@ -95,10 +85,10 @@ def test_usage_counts_carried_context(connect, expect):
     # Comparing the two keeps the check independent of the target's tokenizer.
     new_input = "Reply with the single word: yes"
     conn = connect()
-    first = _setup(conn, input="Some history for the next turn: the sky is blue and the grass is green. "
-                               "Reply with the single word: ok", store=False)
-    continued = _setup(conn, previous_response_id=first.response_id, input=new_input, store=False)
-    fresh = _setup(conn, input=new_input, store=False)
+    first = setup_turn(conn, input="Some history for the next turn: the sky is blue and the grass is green. "
+                                   "Reply with the single word: ok", store=False)
+    continued = setup_turn(conn, previous_response_id=first.response_id, input=new_input, store=False)
+    fresh = setup_turn(conn, input=new_input, store=False)
     counts = [(t.usage or {}).get("input_tokens") for t in (continued, fresh)]
     if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
         expect("CONT-USAGE-COUNTS-CONTEXT", False, [continued, fresh],
@@ -112,7 +102,7 @@ def test_usage_counts_carried_context(connect, expect):
 # --- CACHE-HIT-STORE-FALSE / CACHE-HIT-STORE-TRUE ----------------------------------------------
 
 def _cache_hit(conn, target, expect, clause: str, nonce: str, store: bool) -> None:
-    first = _setup(conn, input=plant(nonce), store=store)
+    first = setup_turn(conn, input=plant(nonce), store=store)
     probe = _probe(conn, target, first.response_id, store=store)
     expect(clause, probe.error_code != "previous_response_not_found", probe,
            f"the latest response of the connection (store={str(store).lower()}) was not found")
@@ -141,13 +131,13 @@ def _echoed(turn: Turn) -> tuple[object, object]:
 @pytest.mark.clause("PREVIOUS-ID-ECHOED")
 def test_previous_response_id_echoed(connect, expect):
     conn = connect()
-    fresh = _setup(conn, input="Reply with the single word: ok", store=False)
+    fresh = setup_turn(conn, input=PROMPT, store=False)
     at_created, at_end = _echoed(fresh)
     expect("PREVIOUS-ID-ECHOED", at_created is None and at_end is None, fresh,
            f"a fresh chain carries previous_response_id {at_created!r} (response.created) / "
            f"{at_end!r} (terminal), expected null or absent")
     sent = fresh.response_id
-    continued = _setup(conn, previous_response_id=sent, input="Reply with the single word: yes", store=False)
+    continued = setup_turn(conn, previous_response_id=sent, input="Reply with the single word: yes", store=False)
     at_created, at_end = _echoed(continued)
     expect("PREVIOUS-ID-ECHOED", at_created == sent, continued,
            f"response.created carries previous_response_id {at_created!r}, the create sent {sent!r}")

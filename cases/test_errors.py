@@ -15,11 +15,10 @@ import json
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN, expect_monitor_clean, no_response_events
 from conformance.client import HarnessError
 from conformance.schemas import get_schemas
 
-PROMPT = "Reply with the single word: ok"
-RAN = ("completed", "incomplete")
 # made up, so no server can have it; store=false, so it cannot be hydrated either (§4.5 item 28)
 UNKNOWN_ID = "resp_conformance_does_not_exist_0000"
 UNKNOWN_CONVERSATION = "conv_conformance_0000"
@@ -68,13 +67,7 @@ def _check_envelopes(expect, conn, request_errors=()) -> None:
         status = ev.get("status")
         expect("ERR-STATUS-PRESENT", type(status) is int and 400 <= status <= 599, ev,
                f"a request-level error carries status {status!r}, expected the HTTP-equivalent 4xx/5xx")
-    for clause in ("ERR-CODE-NESTED", "ERR-ENVELOPE"):
-        bad = [f.message for f in conn.findings if f.clause == clause and f.kind == "violation"]
-        expect(clause, not bad, bad[:4], f"the streaming monitor found {len(bad)} violation(s) of {clause}")
-
-
-def _no_response_events(events) -> bool:
-    return not any(str(e.get("type", "")).startswith("response.") for e in events)
+    expect_monitor_clean(expect, conn, ("ERR-CODE-NESTED", "ERR-ENVELOPE"))
 
 
 # --- the envelope ----------------------------------------------------------------------------
@@ -116,7 +109,7 @@ def _bad_frame_then_turn(conn, target, frame):
 
 def _check_bad_frame(expect, clause, answer, follow, what: str) -> None:
     errors = [m for m in answer if m.get("type") == "error"]
-    expect(clause, _no_response_events(answer), [m.get("type") for m in answer],
+    expect(clause, no_response_events(answer), [m.get("type") for m in answer],
            f"{what} started a response")
     expect(clause, errors, [m.get("type") for m in answer], f"{what} got no error event")
     status = errors[0].get("status") if errors else None
@@ -160,7 +153,7 @@ def test_binary_frame_refused(target, connect, expect):
                          ).encode())
     answer = conn.recv_until(lambda m: m.get("type") == "error", timeout=_wait(target))
     answer += [o.message for o in conn.recv_frames(0.2 if target.is_embedded else 1.0) if o.message is not None]
-    expect("CLIENT-BINARY-FRAME", _no_response_events(answer), [m.get("type") for m in answer],
+    expect("CLIENT-BINARY-FRAME", no_response_events(answer), [m.get("type") for m in answer],
            "a binary frame was processed as a turn")
     expect("CLIENT-BINARY-FRAME", any(m.get("type") == "error" for m in answer) or conn.closed,
            [m.get("type") for m in answer], "a binary frame got neither an error event nor a close")
@@ -183,7 +176,7 @@ def test_previous_response_and_conversation_rejected(connect, expect):
     # a real previous id, so the pair is the fault (the made-up conversation may be one too)
     turn = conn.turn(input=PROMPT, store=False, previous_response_id=first.response_id,
                      conversation=UNKNOWN_CONVERSATION)
-    expect("CREATE-PREVIOUS-AND-CONVERSATION", turn.status == "error" and _no_response_events(turn.events), turn,
+    expect("CREATE-PREVIOUS-AND-CONVERSATION", turn.status == "error" and no_response_events(turn.events), turn,
            "previous_response_id together with conversation was not rejected with an error event")
     expect("STREAM-REJECTED-AS-ERROR", turn.event_types == ["error"], turn,
            "the rejection should be exactly one error event and nothing else")

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN, turn_budget
 from conformance.client import HarnessError, Turn
 
 NOT_FOUND = "previous_response_not_found"
 ORPHAN_CALL_ID = "call_conformance_orphan_0000"
-CALL_BUDGET = 256     # turn 1 of the function-call variant must get its forced call out
-RAN = ("completed", "incomplete")
-OK_PROMPT = "Reply with the single word: ok"
 TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
         "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
 
@@ -26,9 +24,9 @@ def _first_turn(conn, target, kind: str) -> Turn:
     if kind == "function_call_turn":
         turn = conn.turn(input="What time is it? Use the tool.", tools=[TOOL], store=False,
                          tool_choice={"type": "function", "name": "get_time"},
-                         max_output_tokens=max(target.max_output_tokens, CALL_BUDGET))
+                         max_output_tokens=turn_budget(target))   # the forced call must get out
     else:
-        turn = conn.turn(input=OK_PROMPT, store=False)
+        turn = conn.turn(input=PROMPT, store=False)
     if turn.status not in RAN:
         raise HarnessError(f"turn 1 did not run, so eviction cannot be judged: {turn.summary()}")
     return turn
@@ -72,7 +70,7 @@ def test_failed_continuation_evicts(target, connect, expect, kind):
                        input=[{"type": "function_call_output", "call_id": ORPHAN_CALL_ID,
                                "output": "12:00"}])
     _require_failed(failed, why)
-    third = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    third = conn.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     _expect_evicted(expect, third, why)
 
 
@@ -86,8 +84,8 @@ def test_failed_response_evicts(target, connect, expect, verdict):
     conn = connect()
     first = _first_turn(conn, target, "text_turn")
     failed = conn.turn(previous_response_id=first.response_id, store=False,
-                       input="[[fail]] Reply with the single word: ok")
+                       input=f"[[fail]] {PROMPT}")
     if failed.status != "failed":
         raise HarnessError(f"the [[fail]] trigger did not produce response.failed: {failed.summary()}")
-    third = conn.turn(previous_response_id=first.response_id, input=OK_PROMPT, store=False)
+    third = conn.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     _expect_evicted(expect, third, "it ended response.failed mid-stream")

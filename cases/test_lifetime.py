@@ -18,10 +18,10 @@ import time
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN
 from conformance.client import HarnessError
 from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 
-PROMPT = "Reply with the single word: ok"
 SHORT_LIFETIME_S = 1.0        # X-Conformance-Lifetime: keeps the core suite fast
 SHORT_MARGIN_S = 0.5          # how long past the limit the short case waits for the server
 EARLY_FRACTION = 0.9          # a close before this share of the lifetime is not the limit
@@ -47,7 +47,7 @@ def _limit_error_problems(target, event: dict) -> list[str]:
 
 def _first_turn(conn, what: str):
     turn = conn.turn(input=PROMPT, store=False)
-    if turn.status not in ("completed", "incomplete"):
+    if turn.status not in RAN:
         raise HarnessError(f"cannot judge: the turn {what} did not run ({turn.summary()})")
     return turn
 
@@ -143,7 +143,7 @@ def test_reconnect_with_full_context(target, connect, expect, nonce_factory):
     t1 = conn.turn(input=said1, store=False)
     said2 = [{"role": "user", "content": f"The second code is {middle}. {PROMPT}"}]
     t2 = conn.turn(input=said2, previous_response_id=t1.response_id, store=False)
-    if t1.status not in ("completed", "incomplete") or t2.status not in ("completed", "incomplete"):
+    if t1.status not in RAN or t2.status not in RAN:
         raise HarnessError(f"cannot judge: the conversation before the reconnect did not run "
                            f"({t1.summary()} / {t2.summary()})")
     conn.close()

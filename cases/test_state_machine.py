@@ -32,9 +32,9 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, initialize, mult
 
 from conformance.client import Connection, HandshakeRefused, HarnessError, TargetUnreachable
 from conformance.model import COMPLETES, INVALID, NOT_FOUND, Capabilities, World
+from conformance.probes import FORCE_PROBE, PROBE_BUDGET, PROBE_TOOL, seen
 
 MAX_OPEN = 3            # sockets open at once
-PROBE_BUDGET = 256      # a forced record_nonces call must fit: its arguments list every nonce
 # budgets: the embedded server answers in about a millisecond (~460 creates, ~1.5 s, more when
 # a failure is shrunk). A real endpoint gets ~70 small creates (max_output_tokens each, probes
 # PROBE_BUDGET), no shrinking: a budget (measured) whose derandomized sequences still reach
@@ -54,15 +54,6 @@ CONN_USABLE, FORCED_CALL = "ERR-CONNECTION-USABLE", "TURN-FUNCTION-CALL"
 # them: marking them would make the whole case UNSUPPORTED on targets without them.
 MARKED = (HIT_TRUE, HIT_FALSE, MISS_FALSE, OTHER_CONN, AFTER_RECONNECT, EVICT, CARRIED)
 
-RECORD_NONCES = {
-    "type": "function",
-    "name": "record_nonces",
-    "description": "Record every code of the form WORD-1234 that appears anywhere in this conversation.",
-    "parameters": {"type": "object",
-                   "properties": {"nonces": {"type": "array", "items": {"type": "string"}}},
-                   "required": ["nonces"], "additionalProperties": False},
-}
-FORCE_RECORD = {"type": "function", "name": "record_nonces"}
 ORPHAN_PREFIX = "call_conformance_orphan_"
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "insufficient_quota")
 PICK = st.integers(min_value=0, max_value=MAX_OPEN - 1)   # which of the candidate sockets
@@ -342,7 +333,7 @@ class Conversations(RuleBasedStateMachine):
         if probe:
             request.update(input=f"The latest code is {code}. Call record_nonces with every code "
                                  "seen in this conversation.",
-                           tools=[RECORD_NONCES], tool_choice=FORCE_RECORD,
+                           tools=[PROBE_TOOL], tool_choice=FORCE_PROBE,
                            max_output_tokens=max(self.run.target.max_output_tokens, PROBE_BUDGET))
         else:
             request["input"] = f"Also remember the code {code}. Reply with one word: ok"
@@ -389,7 +380,7 @@ class Conversations(RuleBasedStateMachine):
             args = None
         recorded = [str(x) for x in args.get("nonces", [])] if isinstance(args, dict) and \
             isinstance(args.get("nonces"), list) else []
-        missing = [(n, w) for n, w in nonces if not any(n in r for r in recorded)]
+        missing = [(n, w) for n, w in nonces if not seen(recorded, n)]
         if missing:
             clause = WARM_KEPT if all(w for _, w in missing) else CARRIED
             self._disagree(clause, f"the probe continuing from {parent!r} did not see "

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.casekit import PROMPT, TURN_BUDGET, expect_monitor_clean, turn_budget
 from conformance.client import HarnessError
 from conformance.schemas import get_schemas
-
-PROMPT = "Reply with the single word: ok"
-# a completed turn lets STREAM-TERMINAL-RESPONSE check usage; reasoning models spend tokens too
-TURN_BUDGET = 256
 
 TERMINAL_STATUS = {"response.completed": "completed", "response.failed": "failed",
                    "response.incomplete": "incomplete"}
@@ -326,17 +323,10 @@ def _check_quiet_after(expect, conn, target, turn) -> None:
            f"{len(stray)} event(s) of the response arrived after its terminal event")
 
 
-def _check_monitor(expect, conn, clauses) -> None:
-    """The monitor's verdict on this connection, one expectation per clause."""
-    for clause in clauses:
-        bad = [f.message for f in conn.findings if f.clause == clause and f.kind == "violation"]
-        expect(clause, not bad, bad[:4], f"the streaming monitor found {len(bad)} violation(s) of {clause}")
-
-
 def _check_all(expect, conn, target, turn, clauses=GRAMMAR) -> None:
     _check_events(expect, turn, clauses)
     _check_quiet_after(expect, conn, target, turn)
-    _check_monitor(expect, conn, clauses)
+    expect_monitor_clean(expect, conn, clauses)
 
 
 def _item_types(turn) -> list:
@@ -348,7 +338,7 @@ def _item_types(turn) -> list:
 @pytest.mark.clause(*GRAMMAR, "EXT-UNKNOWN-TOLERATED")
 def test_text_stream(target, connect, expect, verdict):
     conn = connect()
-    turn = _started(conn.turn(input=PROMPT, store=False, max_output_tokens=max(target.max_output_tokens, TURN_BUDGET)),
+    turn = _started(conn.turn(input=PROMPT, store=False, max_output_tokens=turn_budget(target)),
                     "text turn")
     _check_all(expect, conn, target, turn)
     # extensions are allowed (§3.1); they must not have broken the attribution of the stream
@@ -364,7 +354,7 @@ def test_function_call_stream(target, connect, expect):
     conn = connect()
     turn = _started(conn.turn(input="Record the city Paris with the tool.", tools=[CITY_TOOL],
                               tool_choice={"type": "function", "name": "record_city"}, store=False,
-                              max_output_tokens=max(target.max_output_tokens, TURN_BUDGET)),
+                              max_output_tokens=turn_budget(target)),
                     "forced function call turn")
     _check_all(expect, conn, target, turn)
     if turn.status == "completed" and "function_call" not in _item_types(turn):
@@ -376,7 +366,7 @@ def test_function_call_stream(target, connect, expect):
 def test_reasoning_summary_stream(target, connect, expect, verdict):
     conn = connect()
     turn = conn.turn(input=PROMPT, reasoning={"summary": "auto"}, store=False,
-                     max_output_tokens=max(target.max_output_tokens, TURN_BUDGET))
+                     max_output_tokens=turn_budget(target))
     if turn.status == "error":
         err = (turn.error or {}).get("error") or {}
         about = f"{err.get('param') or ''} {turn.error_message or ''}".lower()
@@ -411,7 +401,7 @@ def test_parallel_function_calls_stream(target, connect, expect, verdict):
     conn = connect()
     turn = _started(conn.turn(input="Record the city Paris and the country France with the tools. [[parallel]]",
                               tools=[CITY_TOOL, COUNTRY_TOOL], tool_choice="required", parallel_tool_calls=True,
-                              store=False, max_output_tokens=max(target.max_output_tokens, TURN_BUDGET)),
+                              store=False, max_output_tokens=turn_budget(target)),
                     "parallel function calls turn")
     _check_all(expect, conn, target, turn)
     calls = _item_types(turn).count("function_call")
@@ -460,4 +450,4 @@ def test_sequence_restarts_per_response(target, connect, expect):
         _check_events(expect, turn, clauses)
     expect("STREAM-TERMINAL-RESPONSE", first.response_id != second.response_id, [first, second],
            "two responses on one connection share an id")
-    _check_monitor(expect, conn, clauses)
+    expect_monitor_clean(expect, conn, clauses)

@@ -8,15 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN, TURN_BUDGET, no_response_events, turn_budget
 from conformance.client import HandshakeRefused, HarnessError, http_request
-
-PROMPT = "Reply with the single word: ok"
-# TURN-TEXT must *complete*: give it room for a short reply (reasoning models spend tokens too)
-TEXT_TURN_BUDGET = 256
-
-
-def _no_response_events(events: list[dict]) -> bool:
-    return not any(str(e.get("type", "")).startswith("response.") for e in events)
 
 
 def _refusal(connect, expect, headers: dict, what: str) -> None:
@@ -30,7 +23,7 @@ def _refusal(connect, expect, headers: dict, what: str) -> None:
     early = conn.recv_until(lambda m: m.get("type") == "error", timeout=1.0)
     turn = conn.turn(input=PROMPT)
     events = early + turn.events
-    expect("WS-AUTH-BEARER", _no_response_events(events) and turn.status in ("error", "closed", "timeout"),
+    expect("WS-AUTH-BEARER", no_response_events(events) and turn.status in ("error", "closed", "timeout"),
            turn, f"an upgrade {what} was accepted and a response started")
     expect("WS-AUTH-BEARER", any(e.get("type") == "error" for e in events) or conn.closed, turn,
            f"an upgrade {what} was accepted without an error event or a close")
@@ -57,7 +50,7 @@ def test_same_path_as_http(target, connect, expect):
     expect("WS-SAME-PATH", path.rstrip("/").endswith("/responses"), target.ws_url,
            "the WebSocket endpoint is not on the …/responses path")
     turn = conn.turn(input=PROMPT)
-    expect("WS-SAME-PATH", turn.status in ("completed", "incomplete"), turn,
+    expect("WS-SAME-PATH", turn.status in RAN, turn,
            "the upgrade on the /responses path was accepted but a turn did not run")
     if target.has("http_endpoint"):
         res = http_request(target, "POST", target.http_responses_url,
@@ -78,7 +71,7 @@ def test_no_query_parameter_needed(target, connect, expect, verdict):
             raise             # a key problem, not this clause: ERROR
         expect("WS-NO-QUERY-PARAM", False, exc, "the upgrade without query parameters was refused")
     turn = conn.turn(input=PROMPT)
-    expect("WS-NO-QUERY-PARAM", turn.status in ("completed", "incomplete"), turn,
+    expect("WS-NO-QUERY-PARAM", turn.status in RAN, turn,
            "a turn on a socket opened without query parameters did not run")
 
 
@@ -98,7 +91,7 @@ def test_frames_are_text_json(connect, expect):
 def test_stream_true_tolerated(connect, expect):
     conn = connect()
     turn = conn.turn(input=PROMPT, stream=True)
-    expect("CREATE-STREAM-TOLERATED", turn.status in ("completed", "incomplete"), turn,
+    expect("CREATE-STREAM-TOLERATED", turn.status in RAN, turn,
            "response.create with stream:true did not run as usual")
 
 
@@ -106,7 +99,7 @@ def test_stream_true_tolerated(connect, expect):
 def test_background_rejected(connect, expect):
     conn = connect()
     turn = conn.turn(input=PROMPT, background=True)
-    expect("CREATE-BACKGROUND-REJECTED", turn.status == "error" and _no_response_events(turn.events), turn,
+    expect("CREATE-BACKGROUND-REJECTED", turn.status == "error" and no_response_events(turn.events), turn,
            "background:true must be rejected with an error event before any response starts")
     expect("STREAM-REJECTED-AS-ERROR", turn.event_types == ["error"], turn,
            "the rejection should be exactly one error event and nothing else")
@@ -115,11 +108,12 @@ def test_background_rejected(connect, expect):
 @pytest.mark.clause("TURN-TEXT")
 def test_text_turn(target, connect, expect):
     conn = connect()
-    turn = conn.turn(input=PROMPT, max_output_tokens=max(target.max_output_tokens, TEXT_TURN_BUDGET))
+    # TURN-TEXT must *complete*: it gets room for a short reply
+    turn = conn.turn(input=PROMPT, max_output_tokens=turn_budget(target))
     if (turn.status == "incomplete" and ((turn.response or {}).get("incomplete_details") or {}).get("reason")
             == "max_output_tokens" and not turn.output_text):
-        raise HarnessError(f"budget: {TEXT_TURN_BUDGET} output tokens were not enough for a one-word reply; "
-                          "raise --max-output-tokens")
+        raise HarnessError(f"budget: {TURN_BUDGET} output tokens were not enough for a one-word reply; "
+                           "raise --max-output-tokens")
     expect("TURN-TEXT", turn.status == "completed", turn, "a plain text turn did not complete")
     messages = [i for i in (turn.response or {}).get("output", []) if isinstance(i, dict) and i.get("type") == "message"]
     expect("TURN-TEXT", any(m.get("role") == "assistant" for m in messages), turn,

@@ -13,12 +13,8 @@ import json
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN, turn_budget
 from conformance.client import HarnessError
-
-PROMPT = "Reply with the single word: ok"
-# turns that must complete get room for a short answer (reasoning models spend tokens too)
-TURN_BUDGET = 256
-RAN = ("completed", "incomplete")
 
 CITY_TOOL = {
     "type": "function", "name": "record_city",
@@ -27,10 +23,6 @@ CITY_TOOL = {
                    "required": ["city"], "additionalProperties": False},
 }
 FORCE_CITY = {"type": "function", "name": "record_city"}
-
-
-def _budget(target) -> int:
-    return max(target.max_output_tokens, TURN_BUDGET)
 
 
 def _budget_exhausted(turn) -> bool:
@@ -42,9 +34,9 @@ def _budget_exhausted(turn) -> bool:
 
 def _forced_call(conn, target, **extra):
     turn = conn.turn(input="Record the city Paris with the tool.", tools=[CITY_TOOL], tool_choice=FORCE_CITY,
-                     store=False, max_output_tokens=_budget(target), **extra)
+                     store=False, max_output_tokens=turn_budget(target), **extra)
     if _budget_exhausted(turn):
-        raise HarnessError(f"budget: {_budget(target)} output tokens were not enough for one forced call; "
+        raise HarnessError(f"budget: {turn_budget(target)} output tokens were not enough for one forced call; "
                            "raise --max-output-tokens")
     return turn
 
@@ -85,9 +77,9 @@ def test_function_call_loop(target, connect, expect):
     second = conn.turn(previous_response_id=first.response_id, tools=[CITY_TOOL], tool_choice="none", store=False,
                        input=[{"type": "function_call_output", "call_id": call["call_id"],
                                "output": json.dumps({"recorded": True})}],
-                       max_output_tokens=_budget(target))
+                       max_output_tokens=turn_budget(target))
     if _budget_exhausted(second):
-        raise HarnessError(f"budget: {_budget(target)} output tokens were not enough to answer a tool output")
+        raise HarnessError(f"budget: {turn_budget(target)} output tokens were not enough to answer a tool output")
     expect("TURN-FUNCTION-CALL", second.status == "completed", second,
            "the turn carrying the function_call_output did not complete")
     expect("TURN-FUNCTION-CALL", second.response_id not in (None, first.response_id), [first, second],
@@ -114,7 +106,7 @@ def test_flat_create_accepted(target, connect, expect, verdict):
     conn = connect()
     instructions = "Answer in one word."
     # body fields sit next to type (§2.1); the echoed instructions show they were read
-    turn = conn.turn(input=PROMPT, instructions=instructions, store=False, max_output_tokens=_budget(target))
+    turn = conn.turn(input=PROMPT, instructions=instructions, store=False, max_output_tokens=turn_budget(target))
     expect("CREATE-FLAT-PAYLOAD", turn.status in RAN, turn, "a flat response.create did not run")
     expect("CREATE-FLAT-PAYLOAD", (turn.response or {}).get("instructions") == instructions, turn,
            "the response does not echo the instructions sent next to type: flat fields were not read")

@@ -14,12 +14,11 @@ import json
 
 import pytest
 
+from conformance.casekit import PROMPT, RAN
 from conformance.client import HarnessError, Turn
 from conformance.probes import probe_fields, recorded_nonces, seen
 
 NOT_FOUND = "previous_response_not_found"
-RAN = ("completed", "incomplete")
-OK_PROMPT = "Reply with the single word: ok"
 LIFECYCLE = ("response.queued", "response.created", "response.in_progress", "response.completed",
              "response.failed", "response.incomplete")
 
@@ -43,7 +42,7 @@ def _output_events(turn: Turn) -> list[str]:
 @pytest.mark.clause("WARMUP-NO-OUTPUT")
 def test_warmup_produces_no_output(connect, expect, verdict):
     conn = connect()
-    turn = _warm_up(conn, verdict, input=OK_PROMPT)
+    turn = _warm_up(conn, verdict, input=PROMPT)
     expect("WARMUP-NO-OUTPUT", "response.created" in turn.event_types, turn,
            "the warm-up sent no response.created")
     produced = _output_events(turn)
@@ -63,7 +62,7 @@ def test_warmup_is_chainable(connect, expect, verdict):
     if warm.status not in RAN:
         raise HarnessError(f"the warm-up did not run (see WARMUP-NO-OUTPUT): {warm.summary()}")
     expect("WARMUP-CHAINABLE", warm.response_id, warm, "the warm-up response has no id")
-    turn = conn.turn(previous_response_id=warm.response_id, input=OK_PROMPT, store=False)
+    turn = conn.turn(previous_response_id=warm.response_id, input=PROMPT, store=False)
     how = "failed with previous_response_not_found" if turn.error_code == NOT_FOUND else "did not run"
     expect("WARMUP-CHAINABLE", turn.status in RAN, turn,
            f"a turn continuing from the warm-up {warm.response_id} {how}")
@@ -75,7 +74,7 @@ def test_warmup_context_kept_two_turns_later(target, connect, verdict, expect, n
     warm = _warm_up(conn, verdict, input=f"Remember the code {nonce}.")
     if warm.status not in RAN:
         raise HarnessError(f"the warm-up did not run (see WARMUP-NO-OUTPUT): {warm.summary()}")
-    second = conn.turn(previous_response_id=warm.response_id, input=OK_PROMPT, store=False)
+    second = conn.turn(previous_response_id=warm.response_id, input=PROMPT, store=False)
     if second.status not in RAN:
         raise HarnessError(f"cannot judge: chaining from the warm-up failed (see WARMUP-CHAINABLE): "
                            f"{second.summary()}")

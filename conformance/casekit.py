@@ -1,0 +1,41 @@
+"""Small helpers the conformance cases share (``cases/``); the nonce probe is ``probes.py``.
+
+Only logic that is the same wherever it is used lives here: what counts as a turn that ran,
+the one-word prompt, the output budget of a turn that must complete, the setup turn a case
+builds on, and the monitor's verdict on a connection stated as expectations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from conformance.client import HarnessError, Turn
+
+RAN = ("completed", "incomplete")          # a turn that ran (a truncated one too)
+PROMPT = "Reply with the single word: ok"
+# a turn that must complete gets room for a short answer (reasoning models spend tokens too)
+TURN_BUDGET = 256
+
+
+def turn_budget(target: Any) -> int:
+    """``max_output_tokens`` for a turn that must complete: the target's, at least TURN_BUDGET."""
+    return max(target.max_output_tokens, TURN_BUDGET)
+
+
+def setup_turn(conn: Any, **fields: Any) -> Turn:
+    """A turn the case builds on; if it does not run, the case cannot judge its clause."""
+    turn = conn.turn(**fields)
+    if turn.status not in RAN:
+        raise HarnessError(f"a setup turn did not run, so the case cannot judge: {turn.summary()}")
+    return turn
+
+
+def no_response_events(events: Iterable[dict]) -> bool:
+    return not any(str(e.get("type", "")).startswith("response.") for e in events)
+
+
+def expect_monitor_clean(expect: Any, conn: Any, clauses: Iterable[str]) -> None:
+    """The monitor's verdict on ``conn``, one expectation per clause."""
+    for clause in clauses:
+        bad = [f.message for f in conn.findings if f.clause == clause and f.kind == "violation"]
+        expect(clause, not bad, bad[:4], f"the streaming monitor found {len(bad)} violation(s) of {clause}")
