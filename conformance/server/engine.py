@@ -228,8 +228,9 @@ def _calls_to_make(req, new_items: Sequence, user_text: str, honour_forced: bool
             name = choice.get("name")
             return [t for t in functions if t.get("name") == name][:1]
         if ctype == "allowed_tools":
-            allowed = {
-                t.get("name") for t in choice.get("tools") or () if isinstance(t, dict)
+            allowed = {  # validated: an array; names that are not strings match no function tool
+                t.get("name") for t in choice.get("tools") or ()
+                if isinstance(t, dict) and isinstance(t.get("name"), str)
             }
             functions = [t for t in functions if t.get("name") in allowed]
             if not functions:

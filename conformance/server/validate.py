@@ -245,6 +245,10 @@ def _check_tool_choice(value, tools: list):
                 f"Tool choice 'function' with name '{name}' not found in 'tools' parameter.",
                 "tool_choice",
             )
+    elif ttype == "allowed_tools":
+        allowed = value.get("tools")
+        if allowed is not None and not isinstance(allowed, list):
+            raise invalid_type("tool_choice.tools", "an array", allowed)
     return value
 
 
