@@ -103,10 +103,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         busy_policy=args.busy_policy,
         busy_error_code=args.busy_error_code,
     )
-    if args.lifetime is not None:
-        cfg.lifetime_s = args.lifetime
-        if args.lifetime == 3600.0 and args.profile == "xai":
-            cfg.lifetime_s = 3600.0000001  # an explicit 60 minutes wins over the profile's 25
+    cfg.lifetime_s = args.lifetime    # None: the profile's
     return cfg
 
 

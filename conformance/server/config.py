@@ -62,7 +62,7 @@ class ServerConfig:
     port: int = 0
     api_keys: tuple[str, ...] = ()  # empty: any non-empty bearer key is accepted
     profile: str = "openai"
-    lifetime_s: float = DEFAULT_LIFETIME_S  # the xai profile uses 1500 s unless this is changed
+    lifetime_s: float | None = None  # None: the profile's (3600 s; 1500 s for xai)
     test_controls: bool = False
     defects: tuple[str, ...] = ()
     store_path: str | None = None
@@ -118,9 +118,10 @@ class Settings:
             )
         profile = PROFILES[config.profile]
         flags = resolve_flags(config.defects)
-        lifetime = float(config.lifetime_s)
-        if lifetime == DEFAULT_LIFETIME_S:
-            lifetime = profile.lifetime_s
+        try:
+            lifetime = profile.lifetime_s if config.lifetime_s is None else float(config.lifetime_s)
+        except (TypeError, ValueError):
+            raise ValueError(f"lifetime must be a positive number of seconds, got {config.lifetime_s!r}") from None
         if not (lifetime > 0) or math.isinf(lifetime) or math.isnan(lifetime):
             raise ValueError(f"lifetime must be a positive number of seconds, got {config.lifetime_s!r}")
         if config.max_frame_bytes <= 0:

@@ -90,9 +90,14 @@ def test_settings_resolution():
     s = ServerConfig(profile="xai").resolve()
     assert s.lifetime_s == 1500
     assert ServerConfig(profile="xai", lifetime_s=10).resolve().lifetime_s == 10
+    # an explicit 60 minutes wins over xai's 25, and the limit message then says so
+    assert ServerConfig(profile="xai", lifetime_s=3600).resolve().lifetime_s == 3600
+    assert ServerConfig().resolve().lifetime_s == 3600
     assert ServerConfig(zdr=True).resolve().store_true_hydrates is False
     assert ServerConfig(defects=("reject-when-busy",)).resolve().busy_policy == "reject"
     with pytest.raises(ValueError):
         ServerConfig(profile="nope").resolve()
     with pytest.raises(ValueError):
         ServerConfig(lifetime_s=0).resolve()
+    with pytest.raises(ValueError):
+        ServerConfig(lifetime_s="soon").resolve()
