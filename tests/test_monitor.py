@@ -552,6 +552,20 @@ def test_random_mutations_never_raise():
         assert m.internal_errors == []
 
 
+def test_unhashable_values_inside_a_response_never_raise():
+    """Lists where ids, indexes and codes belong, once a response and an item exist."""
+    # the terminal output item's id: the response still ends (no wait for a terminal event)
+    m = run(edit("response.completed", setter("response.output.0.id", ["x"]))(load(TEXT)))
+    assert m.requests[0].state == "done" and "STREAM-ONE-TERMINAL" not in clauses(m)
+    # a content_index that is a list
+    m = run(edit("response.content_part.added", setter("content_index", [0]))(load(TEXT)))
+    assert m.requests[0].state == "done"
+    # an untagged error whose code is a list, answering a named-lane create
+    m = run([("c", {"type": "response.create", "stream_id": "main", "model": "m"}),
+             ("s", {"type": "error", "error": {"code": ["x"], "message": "no"}})])
+    assert m.requests[0].state == "rejected" and clauses(m) == {"LANE-TAGGED"}
+
+
 def test_huge_frame_is_fine():
     frames = load(TEXT)
     big = "x" * 5_000_000
