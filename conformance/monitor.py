@@ -1263,7 +1263,8 @@ class StreamMonitor:
         if summary:
             base, fld = "response.reasoning_summary_text", "text"
         else:
-            fam = _PART_FAMILY.get(part.get("type"))
+            ptype = part.get("type")
+            fam = _PART_FAMILY.get(ptype) if type(ptype) is str else None
             if fam is None:
                 return
             base, fld = fam

@@ -560,6 +560,9 @@ def test_unhashable_values_inside_a_response_never_raise():
     # a content_index that is a list
     m = run(edit("response.content_part.added", setter("content_index", [0]))(load(TEXT)))
     assert m.requests[0].state == "done"
+    # a content_part.done whose part type is an object
+    m = run(edit("response.content_part.done", setter("part.type", {"t": 1}))(load(TEXT)))
+    assert m.requests[0].state == "done"
     # an untagged error whose code is a list, answering a named-lane create
     m = run([("c", {"type": "response.create", "stream_id": "main", "model": "m"}),
              ("s", {"type": "error", "error": {"code": ["x"], "message": "no"}})])
