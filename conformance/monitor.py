@@ -736,20 +736,28 @@ class StreamMonitor:
             return lane.streaming[-1]
         if lane is not None and lane.pending:
             return self._implicit(ev, ev["type"])
-        streaming = [rs for ln in self._lanes.values() for rs in ln.streaming]
-        if len(streaming) == 1:
-            return streaming[0]
+        rs = self._sole_streaming()
+        if rs is not None:
+            return rs
         if lane is not None and lane.last is not None:
             return lane.last
         rs = self._implicit(ev, ev["type"])
-        if rs is not None:
-            return rs
+        if rs is None:
+            self._unattributed(ev, f"{ev['type']} outside any response (no response.created before it)")
+        return rs
+
+    def _sole_streaming(self) -> RequestState | None:
+        """The only streaming response of the connection (any lane); None when there are none or several."""
+        streaming = [rs for ln in self._lanes.values() for rs in ln.streaming]
+        return streaming[0] if len(streaming) == 1 else None
+
+    def _unattributed(self, ev: dict, message: str) -> None:
+        """An event that belongs to no request; STREAM-CREATED-FIRST once per connection and type."""
         self.unattributed.append(ev)
         key = ("unattributed", ev["type"])
         if key not in self._once:
             self._once.add(key)
-            self._add("STREAM-CREATED-FIRST", f"{ev['type']} outside any response (no response.created before it)")
-        return None
+            self._add("STREAM-CREATED-FIRST", message)
 
     def _misrouted(self, rs: RequestState, ev: dict, iid: Any) -> bool:
         """An item event whose item belongs to another, finished response: terminal-last."""
@@ -972,16 +980,9 @@ class StreamMonitor:
         lane = self._lanes.get(key)
         if lane is not None and lane.streaming:
             return lane.streaming[-1], rid
-        streaming = [r for ln in self._lanes.values() for r in ln.streaming]
-        if len(streaming) == 1:
-            return streaming[0], rid
-        rs = self._implicit(ev, typ)
+        rs = self._sole_streaming() or self._implicit(ev, typ)
         if rs is None:
-            self.unattributed.append(ev)
-            key2 = ("unattributed", typ)
-            if key2 not in self._once:
-                self._once.add(key2)
-                self._add("STREAM-CREATED-FIRST", f"{typ} for {_short(rid)} outside any started response")
+            self._unattributed(ev, f"{typ} for {_short(rid)} outside any started response")
         return rs, rid
 
     def _h_in_progress(self, ev: dict, typ: str) -> None:
@@ -1076,6 +1077,14 @@ class StreamMonitor:
     # ----------------------------------------------------------------------------------
     # item, part and delta handlers
 
+    def _routed_item(self, ev: dict, typ: str, by_index: bool = False) -> tuple[RequestState | None, _Item | None]:
+        """Route an item/part event (rule 3) and find its announced, open item: ``(rs, item)``,
+        with item None when there is none (the finding is made) or the event has no response."""
+        rs = self._route(ev)
+        if rs is None:
+            return None, None
+        return rs, self._item_for(rs, ev, typ, by_index)
+
     def _item_for(self, rs: RequestState, ev: dict, typ: str, by_index: bool = False) -> _Item | None:
         """Attach ``ev`` to ``rs`` and find the announced, open item it references."""
         g = rs.g
@@ -1120,13 +1129,9 @@ class StreamMonitor:
         return it
 
     def _h_item_added(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
+        rs = self._h_plain(ev, typ)
         if rs is None:
             return
-        if rs.state != STREAMING:
-            self._after_end(rs, ev)
-            return
-        self._attach(rs, ev, typ)
         g = rs.g
         item = ev.get("item")
         if type(item) is not dict:
@@ -1201,10 +1206,7 @@ class StreamMonitor:
             g.incomplete_item = it
 
     def _h_part_added(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        it = self._item_for(rs, ev, typ)
+        rs, it = self._routed_item(ev, typ)
         if it is None:
             return
         summary = typ == "response.reasoning_summary_part.added"
@@ -1235,10 +1237,7 @@ class StreamMonitor:
             it.next_part = max(it.next_part, nxt)
 
     def _h_part_done(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        it = self._item_for(rs, ev, typ)
+        rs, it = self._routed_item(ev, typ)
         if it is None:
             return
         summary = typ == "response.reasoning_summary_part.done"
@@ -1331,10 +1330,7 @@ class StreamMonitor:
         acc.append(delta if type(delta) is str else "")
 
     def _h_text_done(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        it = self._item_for(rs, ev, typ)
+        rs, it = self._routed_item(ev, typ)
         if it is None:
             return
         base, fld, idx_field, container = _DONE_INFO[typ]
@@ -1365,25 +1361,22 @@ class StreamMonitor:
                       pointer="/" + fld)
 
     def _h_item_event(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        self._item_for(rs, ev, typ)
+        self._routed_item(ev, typ)
 
     def _h_index_event(self, ev: dict, typ: str) -> None:
-        rs = self._route(ev)
-        if rs is None:
-            return
-        self._item_for(rs, ev, typ, by_index=True)
+        self._routed_item(ev, typ, by_index=True)
 
-    def _h_plain(self, ev: dict, typ: str) -> None:
+    def _h_plain(self, ev: dict, typ: str) -> RequestState | None:
+        """An event without an item reference: attached to its live response, which is returned
+        (None when it has none, or it ended: then STREAM-TERMINAL-LAST)."""
         rs = self._route(ev)
         if rs is None:
-            return
+            return None
         if rs.state != STREAMING:
             self._after_end(rs, ev)
-            return
+            return None
         self._attach(rs, ev, typ)
+        return rs
 
     def _h_generic(self, ev: dict, typ: str) -> None:
         """A type the schemas know but the grammar has no rule for."""
@@ -1411,9 +1404,7 @@ class StreamMonitor:
             if has_seq or not self._unanswered_other:
                 rs = lane.streaming[-1]
         if rs is None and key is None and has_seq:
-            streaming = [r for ln in self._lanes.values() for r in ln.streaming]
-            if len(streaming) == 1:
-                rs = streaming[0]
+            rs = self._sole_streaming()
         if rs is not None:  # mid-stream error of a live response
             rs.g.ip = 1
             if has_seq:
@@ -1451,12 +1442,19 @@ class StreamMonitor:
         if ev.get("stream_id") != rs.lane:
             self._lane_check(rs, ev)
 
-    def _target(self, rid: Any, ev: dict) -> RequestState | None:
+    def _side_event(self, rid: Any, ev: dict, typ: str) -> RequestState | None:
+        """A steer/inject event (rule 5): attached to the response ``rid`` names (else the lane's
+        only streaming one) and numbered with it; returns that response."""
         rs = self._by_id.get(rid) if type(rid) is str else None
         if rs is None:
             lane = self._lanes.get(self._lane_key(ev))
             if lane is not None and len(lane.streaming) == 1:
                 rs = lane.streaming[0]
+        if rs is None:
+            self.unattributed.append(ev)
+            return None
+        self._attach_unsequenced(rs, ev)
+        self._shared_seq(rs, ev, typ)
         return rs
 
     def _h_steer(self, ev: dict, typ: str) -> None:
@@ -1465,15 +1463,9 @@ class StreamMonitor:
         steer = ev.get("steer")
         if type(steer) is not dict:
             steer = {}
-        rs = self._target(steer.get("previous_response_id"), ev)
+        rs = self._side_event(steer.get("previous_response_id"), ev, typ)
         if rs is None:
-            self.unattributed.append(ev)
             return
-        rs.events.append(ev)
-        self._obs.request = rs.index
-        if ev.get("stream_id") != rs.lane:
-            self._lane_check(rs, ev)
-        self._shared_seq(rs, ev, typ)
         lane = self._lane(rs.lane)
         if typ == "response.steer.accepted":
             if rs not in lane.steered:
@@ -1482,15 +1474,7 @@ class StreamMonitor:
             lane.steered.remove(rs)
 
     def _h_inject(self, ev: dict, typ: str) -> None:
-        rs = self._target(ev.get("response_id"), ev)
-        if rs is None:
-            self.unattributed.append(ev)
-            return
-        rs.events.append(ev)
-        self._obs.request = rs.index
-        if ev.get("stream_id") != rs.lane:
-            self._lane_check(rs, ev)
-        self._shared_seq(rs, ev, typ)
+        self._side_event(ev.get("response_id"), ev, typ)
 
     def _h_extension(self, ev: dict, typ: str) -> None:
         if typ not in self._ext_seen:
