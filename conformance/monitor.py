@@ -160,7 +160,7 @@ class RequestState:
     findings: list = field(default_factory=list)
     origin: str = "create"  # "create" | "steer" (automatic successor) | "unsolicited"
     created: dict | None = None  # the response object of response.created
-    g: Any = field(default=None, repr=False)  # grammar state (_Grammar)
+    g: Any = field(default_factory=lambda: _Grammar(), repr=False)  # grammar state
 
 
 class PermissiveSchemas:
@@ -298,12 +298,11 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 class _Item:
-    __slots__ = ("id", "oi", "type", "done", "parts", "next_part", "summ", "next_summ", "acc", "vals", "final")
+    __slots__ = ("id", "oi", "done", "parts", "next_part", "summ", "next_summ", "acc", "vals")
 
-    def __init__(self, iid: str | None, oi: Any, itype: Any) -> None:
+    def __init__(self, iid: str | None, oi: Any) -> None:
         self.id = iid
         self.oi = oi
-        self.type = itype
         self.done = False
         self.parts: dict = {}
         self.next_part = 0
@@ -311,11 +310,10 @@ class _Item:
         self.next_summ = 0
         self.acc: dict = {}  # (family, index) -> list of deltas
         self.vals: dict = {}  # (family, index) -> .done value
-        self.final: dict | None = None  # the item of output_item.done
 
 
 class _Grammar:
-    __slots__ = ("seq", "ip", "items", "by_oi", "order", "incomplete_item", "once", "err_terminal_ok", "queued")
+    __slots__ = ("seq", "ip", "items", "by_oi", "order", "incomplete_item", "once", "queued")
 
     def __init__(self) -> None:
         self.seq: int | None = None  # highest sequence_number seen
@@ -325,15 +323,13 @@ class _Grammar:
         self.order: list = []  # items in order of output_item.added
         self.incomplete_item: _Item | None = None
         self.once: set = set()  # dedupe keys of findings reported once per response
-        self.err_terminal_ok = False
         self.queued = False
 
 
 class _Lane:
-    __slots__ = ("key", "pending", "streaming", "last", "steered")
+    __slots__ = ("pending", "streaming", "last", "steered")
 
-    def __init__(self, key: Any) -> None:
-        self.key = key
+    def __init__(self) -> None:
         self.pending: deque = deque()
         self.streaming: list = []
         self.last: RequestState | None = None
@@ -354,7 +350,7 @@ class StreamMonitor:
         self.internal_errors: list[str] = []
         self.unattributed: list[dict] = []
         self._count = 0
-        self._lanes: dict[Any, _Lane] = {None: _Lane(None)}
+        self._lanes: dict[Any, _Lane] = {None: _Lane()}
         self._by_id: dict[str, RequestState] = {}
         self._item_owner: dict[str, RequestState] = {}
         self._ext_seen: set = set()
@@ -379,7 +375,6 @@ class StreamMonitor:
                 sid = event.get("stream_id")
                 lane = sid if type(sid) is str else None
                 rs = RequestState(len(self.requests), event, lane)
-                rs.g = _Grammar()
                 self.requests.append(rs)
                 self._lane(lane).pending.append(rs)
                 return rs.index
@@ -483,8 +478,6 @@ class StreamMonitor:
             t[typ] = self._h_steer
         for typ in _INJECT_EVENTS:
             t[typ] = self._h_inject
-        for typ in WILD_EXTENSIONS:
-            t[typ] = self._h_extension
         return t
 
     def _resolve_schemas(self) -> Callable[[Any], bool]:
@@ -507,7 +500,7 @@ class StreamMonitor:
         s = self._schemas
         handler = self._static.get(typ)
         known_type = typ in KNOWN_EVENT_TYPES
-        if handler is None or typ in WILD_EXTENSIONS:
+        if handler is None:
             schema_known = False
             if typ not in WILD_EXTENSIONS:
                 try:
@@ -655,7 +648,7 @@ class StreamMonitor:
     def _lane(self, key: Any) -> _Lane:
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane(key)
+            lane = self._lanes[key] = _Lane()
         return lane
 
     @staticmethod
@@ -665,7 +658,7 @@ class StreamMonitor:
             return sid
         return ("invalid", _short(sid))
 
-    def _take_pending(self, key: Any, ev: dict) -> RequestState | None:
+    def _take_pending(self, key: Any) -> RequestState | None:
         lane = self._lanes.get(key)
         if lane is not None and lane.pending:
             return lane.pending.popleft()
@@ -687,8 +680,6 @@ class StreamMonitor:
             self._add("QUEUE-ONE-IN-FLIGHT",
                       f"response {rid!r} started while {other.response_id!r} (request {other.index}) "
                       f"of the same lane was still streaming", rs)
-        if rs in lane.pending:
-            lane.pending.remove(rs)
         rs.state = STREAMING
         lane.streaming.append(rs)
         if type(rid) is str:
@@ -700,7 +691,7 @@ class StreamMonitor:
 
     def _implicit(self, ev: dict, typ: str) -> RequestState | None:
         """An event of a response that has not started: take the pending create it answers."""
-        rs = self._take_pending(self._lane_key(ev), ev)
+        rs = self._take_pending(self._lane_key(ev))
         if rs is None:
             return None
         resp = ev.get("response")
@@ -888,12 +879,11 @@ class StreamMonitor:
                 return lane.pending.popleft()
             if lane.steered:
                 return self._successor(lane, lane.steered[0])
-        rs = self._take_pending(key, ev)
+        rs = self._take_pending(key)
         if rs is not None:
             return rs
         if ev.get("type") == "response.created":
             rs = RequestState(len(self.requests), {}, key if type(key) is str else None, origin="unsolicited")
-            rs.g = _Grammar()
             self.requests.append(rs)
             self.notes.append(f"frame {self._obs.index}: response.created {_short(rid)} answers no create "
                               f"(request {rs.index} opened as unsolicited)")
@@ -910,7 +900,6 @@ class StreamMonitor:
         if create is None:
             create = {"type": "response.steer", "previous_response_id": target.response_id}
         rs = RequestState(len(self.requests), create, target.lane, origin="steer")
-        rs.g = _Grammar()
         self.requests.append(rs)
         return rs
 
@@ -926,9 +915,6 @@ class StreamMonitor:
             if type(rid) is str:
                 rs.response_id = rid
                 self._by_id[rid] = rs
-            lane = self._lane(rs.lane)
-            if rs in lane.pending:
-                lane.pending.remove(rs)
         if rs.state == DONE:
             self._after_end(rs, ev)
             return
@@ -1007,9 +993,8 @@ class StreamMonitor:
         if rs.state != STREAMING:
             rs.events.append(ev)
             self._obs.request = rs.index
-            if rs.terminal_type is None and rs.error is not None and not g.err_terminal_ok:
-                g.err_terminal_ok = True  # error mid-stream, then its terminal event: accepted
-                rs.terminal_type = typ
+            if rs.terminal_type is None and rs.error is not None:
+                rs.terminal_type = typ  # error mid-stream, then its terminal event: accepted (once)
                 if type(resp) is dict:
                     rs.response = resp
                 self._shared_seq(rs, ev, typ)
@@ -1149,7 +1134,7 @@ class StreamMonitor:
                       pointer="/output_index")
         if iid is not None and (iid in g.items or iid in self._item_owner):
             self._add("STREAM-ITEM-LIFECYCLE", f"output_item.added repeats item id {iid!r}", rs)
-        it = _Item(iid, oi, item.get("type"))
+        it = _Item(iid, oi)
         g.order.append(it)
         if type(oi) is int:
             g.by_oi.setdefault(oi, it)
@@ -1201,7 +1186,6 @@ class StreamMonitor:
                           f"output_item.done {iid!r}: {_family_label(base, idx)} is {_short(got)}, "
                           f"the .done event had {_short(value)}", rs)
         it.done = True
-        it.final = item
         if item.get("status") == "incomplete":
             g.incomplete_item = it
 
@@ -1417,7 +1401,7 @@ class StreamMonitor:
         if lane is not None and lane.pending:
             rs = lane.pending.popleft()
         elif not (self._unanswered_other and not any(ln.pending for ln in self._lanes.values())):
-            rs = self._take_pending(key, ev)
+            rs = self._take_pending(key)
         if rs is None:
             if self._unanswered_other:
                 self._unanswered_other -= 1
