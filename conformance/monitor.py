@@ -42,32 +42,46 @@ A *lane* is the create's ``stream_id`` (absent = the default lane). Creates wait
 per lane until answered.
 
 1. ``response.created`` / ``response.queued`` carry a response id. An id already seen names
-   its request. Otherwise the event answers, in this order: the lane's steered response's
-   automatic successor when its ``previous_response_id`` is the steered id (§4.9 item 47) and
-   the oldest pending create does not continue that id; the oldest pending create of the
-   event's lane; a steer successor expected on the lane; the oldest pending create of any lane
-   (the server mis-tagged the lane; the lane clause reports it). A ``response.created`` that
-   answers nothing opens an "unsolicited" request so that its stream is still checked (noted).
+   its request. Otherwise the event answers, in this order: a response of the event's lane
+   that an earlier event started implicitly, before any id was known (rules 2 and 3); the
+   lane's steered response's automatic successor when its ``previous_response_id`` is the
+   steered id (§4.9 item 47) and the oldest pending create does not continue that id; the
+   oldest pending create of the event's lane; a steer successor expected on the lane; the
+   oldest pending create of any lane (the server mis-tagged the lane; the lane clause reports
+   it). A ``response.created`` that answers nothing opens an "unsolicited" request so that its
+   stream is still checked (noted); a ``response.queued`` that answers nothing is unattributed.
 2. Terminal and ``response.in_progress`` events are matched by response id; an unknown id
-   goes to the lane's streaming response (then ``STREAM-TERMINAL-RESPONSE`` reports the id).
+   goes to the lane's (newest) streaming response (then ``STREAM-TERMINAL-RESPONSE`` reports
+   the id), else to the connection's only streaming response, else it starts the oldest
+   pending create (``STREAM-CREATED-FIRST``); with none of these it is unattributed
+   (``STREAM-CREATED-FIRST``, once per event type).
 3. Item, part and delta events carry no response id: they belong to the streaming response
    of the lane named by their ``stream_id``. When the lane has none or several, the
    ``item_id`` announced by ``output_item.added`` names the response (also across lanes); an
-   event whose item belongs to a finished response is ``STREAM-TERMINAL-LAST``.
+   event whose item belongs to a finished response is ``STREAM-TERMINAL-LAST``. Failing that:
+   among several streaming responses of the lane the one whose next ``sequence_number`` it
+   carries (else the newest); the lane's oldest pending create, started implicitly
+   (``STREAM-CREATED-FIRST``); the connection's only streaming response; the lane's last
+   finished response (``STREAM-TERMINAL-LAST``); the oldest pending create of any lane; else
+   unattributed (``STREAM-CREATED-FIRST``, once per event type).
 4. An ``error`` event: when its lane has a streaming response and the error has a
-   ``sequence_number`` (or no create is pending on the lane), it is a mid-stream error of that
-   response: recorded in ``RequestState.error``, it ends the request (state ``done``,
-   ``terminal_type`` None); a ``response.failed``/``.incomplete``/``.completed`` of the
-   same response that follows it is accepted as its terminal event without a finding, other
-   events of it are ``STREAM-TERMINAL-LAST``. Otherwise it answers the oldest pending create
-   of its lane (state ``rejected``, ``terminal_type`` None), or, for an error without ``stream_id``, the oldest pending
-   create of any lane. An untagged rejection of a named-lane create is not a ``LANE-TAGGED``
-   violation when the create's ``stream_id`` is itself invalid or the code is
+   ``sequence_number`` (or no create is pending on the lane and no client event other than a
+   create awaits an answer), it is a mid-stream error of that response; so is an error without
+   ``stream_id`` but with a ``sequence_number`` while exactly one response of the connection
+   streams. A mid-stream error is recorded in ``RequestState.error`` and ends the request
+   (state ``done``, ``terminal_type`` None); a ``response.failed``/``.incomplete``/``.completed``
+   of the same response that follows it is accepted as its terminal event without a finding,
+   other events of it are ``STREAM-TERMINAL-LAST``. Otherwise it answers the oldest pending
+   create of its lane (state ``rejected``, ``terminal_type`` None), or, when its lane has none,
+   the oldest pending create of any lane (a mismatched tag is then a lane finding). An
+   untagged rejection of a named-lane create is not a ``LANE-TAGGED`` violation when the
+   create's ``stream_id`` is itself invalid or the code is
    ``websocket_connection_limit_reached`` (spec §6 question 17). An error that answers no
    create (nothing pending, or a reply to a client event that was not a create, such as a
    malformed frame or a steer) is connection-level: ``connection_errors``.
-5. ``response.steer.*`` and ``response.inject.*`` events belong to the response they name and
-   share its ``sequence_number`` numbering (§3.5); they may follow its terminal event
+5. ``response.steer.*`` and ``response.inject.*`` events belong to the response they name
+   (else to the lane's only streaming response; else they are unattributed) and share its
+   ``sequence_number`` numbering (§3.5); they may follow its terminal event
    (``steer.pending`` does, §4.9 item 48), so they are never ``STREAM-TERMINAL-LAST``.
 6. Extension events are attributed (for ``Observed.request``) to the lane's streaming
    response when there is exactly one, take part in its sequence numbering when they carry an
@@ -78,7 +92,8 @@ Grammar decisions worth knowing
 * ``sequence_number`` restarts per response: the first event of a response (``queued`` or
   ``created``) should be 0 and every following event +1 (SHOULD, ``SEQ-FROM-ZERO-BY-ONE``);
   strictly increasing is the MUST (``SEQ-MONOTONIC``). Sequence findings are reported once per
-  response and clause; so are lane findings.
+  response and defect (a first number other than 0 and a jump are both
+  ``SEQ-FROM-ZERO-BY-ONE``, so that clause can appear twice); lane findings once per response.
 * ``STREAM-IN-PROGRESS-FOLLOWS``: the first event after ``response.created`` must be
   ``response.in_progress``, unless it is the terminal event of a response without output (a
   ``generate:false`` warm-up).
@@ -1398,10 +1413,7 @@ class StreamMonitor:
             rs.error = ev
             self._end(rs, DONE, None)
             return
-        if lane is not None and lane.pending:
-            rs = lane.pending.popleft()
-        elif not (self._unanswered_other and not any(ln.pending for ln in self._lanes.values())):
-            rs = self._take_pending(key)
+        rs = self._take_pending(key)  # the lane's oldest pending create, else any lane's
         if rs is None:
             if self._unanswered_other:
                 self._unanswered_other -= 1
