@@ -25,12 +25,14 @@ API
   * ``world.send(conn_id, request, t=None) -> Prediction`` — the same, and the request is
     now in flight on its lane (so later creates of that lane are queued behind it, or
     rejected under ``busy_policy="reject"``);
-  * ``world.observe(conn_id, request, response_id, outcome, *, call_ids=(), response=None)``
-    — what really happened (``outcome`` is a ``Prediction.outcome`` value, or ``"failed"`` /
-    ``"incomplete"`` for a response that started and ended so); the id the server assigned
-    becomes the lane's cached response. ``call_ids`` (or the terminal ``response`` object, from
-    whose ``output`` they are read) are the tool calls the response made, so that a later
-    ``function_call_output`` for an unknown ``call_id`` is predicted ``"invalid"``.
+  * ``world.observe(conn_id, request, response_id, outcome, *, call_ids=(), response=None,
+    code=None)`` — what really happened (``outcome`` is a ``Prediction.outcome`` value, or
+    ``"failed"`` / ``"incomplete"`` for a response that started and ended so); the id the
+    server assigned becomes the lane's cached response. ``call_ids`` (or the terminal
+    ``response`` object, from whose ``output`` they are read) are the tool calls the response
+    made, so that a later ``function_call_output`` for an unknown ``call_id`` is predicted
+    ``"invalid"``. ``code`` (the error code, if any) tells a ``limit_reached`` by the lane
+    limit from one by the connection lifetime (only the latter expires the connection).
 * ``Prediction(outcome, expected_code, expected_status, queued_behind, hydrated, reason)``;
   ``outcome`` ∈ ``completes``, ``not_found`` (``previous_response_not_found``), ``invalid`` (a
   4xx for bad input, e.g. an orphan ``function_call_output``, ``background:true``, a bad
@@ -167,7 +169,7 @@ class Prediction:
     outcome: str
     expected_code: str | None = None  # None: any code (or none) is acceptable
     expected_status: int | None = None
-    queued_behind: int = 0  # requests in flight ahead of it on its lane
+    queued_behind: int = 0  # requests ahead of it on its lane that are predicted to run (busy)
     hydrated: bool = False  # completes only by hydrating a store=true id
     reason: str = ""
     may_reject_busy: bool = False  # busy_policy "either": rejected_busy is acceptable too
@@ -179,10 +181,9 @@ class Prediction:
 
 @dataclass
 class _Record:
-    """A response the model knows about (ids and flags only)."""
+    """A response the model knows about (its id and the call_ids of its context only)."""
 
     id: str
-    store: bool
     calls: frozenset  # call_ids in its context: a *_output for any of them is not an orphan
 
 
@@ -248,14 +249,12 @@ class World:
             raise TypeError("pass either a Capabilities or keyword arguments, not both")
         self.caps = capabilities
         self.store: dict[str, _Record] = {}  # persisted store=true responses (never under ZDR)
-        self.conns: dict[int, Conn] = {}
-        self._next = 0
+        self.conns: dict[int, Conn] = {}  # never shrinks (close() marks a connection closed)
 
     # -- connections -------------------------------------------------------------------
 
     def open(self, t: float | None = None) -> int:
-        cid = self._next
-        self._next += 1
+        cid = len(self.conns)
         self.conns[cid] = Conn(cid, t)
         return cid
 
@@ -303,11 +302,11 @@ class World:
                 return Prediction(LIMIT_REACHED, STREAM_LIMIT_CODE, 400,
                                   reason=f"more than {caps.max_named_lanes} named lanes [22]")
         if request.get("background") is True and caps.background_rejected:
-            return self._failed_validation(request, "background:true is not supported [7]")
+            return Prediction(INVALID, None, 400, reason="background:true is not supported [7]")
         if request.get("previous_response_id") is not None and request.get("conversation") is not None:
-            return self._failed_validation(request, "previous_response_id with conversation [9]")
+            return Prediction(INVALID, None, 400, reason="previous_response_id with conversation [9]")
         if request.get("generate") is False and not caps.generate_false:
-            return self._failed_validation(request, "generate:false unsupported by the target")
+            return Prediction(INVALID, None, 400, reason="generate:false unsupported by the target")
 
         # busy lane
         if busy and caps.busy_policy == "reject":
@@ -338,10 +337,6 @@ class World:
         return Prediction(COMPLETES, None, None, queued_behind=busy, hydrated=hydrated,
                           reason="hydrated from the store [27]" if hydrated else
                           ("cache hit [26]" if prev is not None else "new chain"))
-
-    @staticmethod
-    def _failed_validation(request: Mapping, reason: str) -> Prediction:
-        return Prediction(INVALID, None, 400, reason=reason)
 
     def _lookup_cached(self, conn: Conn, prev: str, ahead: list, lane: str | None) -> _Record | None:
         """prev among the lanes' latest responses, as they will be once ``ahead`` has run."""
@@ -427,7 +422,7 @@ class World:
             if isinstance(output, list):
                 calls |= _calls_in(o for o in output if isinstance(o, Mapping))
         store = request.get("store", True) is not False
-        record = _Record(response_id, store, frozenset(calls))
+        record = _Record(response_id, frozenset(calls))
         conn.latest[lane] = record
         if store and not self.caps.zdr:
             self.store[response_id] = record
