@@ -4,7 +4,7 @@ other, and the warm-up's input stays in the context of later turns).
 
 Every case needs the ``generate_false`` capability (UNSUPPORTED otherwise, before it runs). A
 target that answers the warm-up itself with "unsupported parameter" is UNSUPPORTED too
-(design.md "Verdicts"). The nonce goes in the warm-up's *input*: instructions are not carried
+(docs/design.md "Verdicts"). The nonce goes in the warm-up's *input*: instructions are not carried
 into continuations (§2.1), so a nonce there would prove nothing.
 """
 

@@ -1,6 +1,6 @@
 """Reference model of the state a Responses WebSocket server must keep (sans-I/O).
 
-Implements spec/websocket-mode.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
+Implements docs/spec.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
 and the connection-local cache: items 25-35), §4.6 (reconnect, connection lifetime) and §4.7
 (``generate:false`` warm-ups are cached like other responses), as far as they decide the
 *outcome* of a ``response.create``. It never needs a model's text: only ids, flags and

@@ -1,8 +1,8 @@
 """What is being tested: URL, auth, profile facts, limits and capabilities.
 
-Implements the "Profiles and targets" part of ``../shared/design.md`` and the
+Implements the "Profiles and targets" part of ``docs/design.md`` and the
 "Profiles / conformance/target.py" seam of ``docs/interfaces.md``; URL forms follow
-``spec/websocket-mode.md`` §1.1 (SDK derivation: https→wss, http→ws, append ``/responses``,
+``docs/spec.md`` §1.1 (SDK derivation: https→wss, http→ws, append ``/responses``,
 keep the query) and auth §1.2 (``Authorization: Bearer <key>``).
 
 A profile is TOML data (``conformance/profiles/*.toml`` or a vendor's ``--target-config``

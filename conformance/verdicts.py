@@ -1,6 +1,6 @@
 """Clause registry, expectations and verdicts.
 
-Implements the "Verdicts" and "Clauses" sections of ``../shared/design.md`` and the clause
+Implements the "Verdicts" and "Clauses" sections of ``docs/design.md`` and the clause
 ``requires`` seam of ``docs/interfaces.md``: ``cases/clauses.toml`` is loaded once; a case
 states ``expect(clause_id, condition, evidence, message)``; expectations and the monitor's
 findings of every connection the case opened combine into one verdict:

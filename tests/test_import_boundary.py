@@ -1,4 +1,4 @@
-"""The reference server is an independent implementation (design.md): nothing under
+"""The reference server is an independent implementation (docs/design.md): nothing under
 conformance/server/ may import the suite's monitor, model, client, plugin or cases."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The outputs are committed as plain data; other tools never need to run this scri
 Run it after editing a table: ``python schemas/tools/build.py``; ``--check`` exits 1 when
 the committed files differ from what the tables produce (a self-test runs it).
 
-Event facts come from spec/websocket-mode.md §2 (client events), §3.2 (shared streaming
+Event facts come from docs/spec.md §2 (client events), §3.2 (shared streaming
 events), §3.3 and §3.10 (WebSocket-only events).
 """
 from __future__ import annotations
