@@ -38,6 +38,9 @@ MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|mnt)/|[A-Za-z
 KNOWN_EXCEPTIONS = {
     THIS,  # holds the patterns above
 }
+# Recorded production frames quote paths of the vendor's sandbox (code interpreter's
+# /mnt/data), not of any machine of ours; they are kept exactly as recorded.
+RECORDED_DATA = "tests/data/recorded/"
 # The spec notes' old file name: the reference is docs/spec.md now.
 OLD_SPEC_NAME = re.compile(r"websocket-mode\.md")
 OLD_SPEC_NAME_EXCEPTIONS = {
@@ -62,7 +65,7 @@ def read_text(name: str) -> str | None:
 def test_no_machine_paths_in_tracked_files():
     hits = []
     for name in tracked_text_files():
-        if name in KNOWN_EXCEPTIONS:
+        if name in KNOWN_EXCEPTIONS or name.startswith(RECORDED_DATA):
             continue
         text = read_text(name)
         for lineno, line in enumerate((text or "").splitlines(), 1):
