@@ -445,6 +445,13 @@ def special_server_vectors() -> dict[str, list[dict]]:
         False, "/response/object", "const")
     add("response.completed", "usage.input_tokens is required", deep_set(comp, ["response", "usage", "input_tokens"], DELETE),
         False, "/response/usage/input_tokens", "required")
+    add("response.completed", "usage.compute_units (SDK 2026-08)", deep_set(comp, ["response", "usage", "compute_units"], 1.5), True)
+    add("response.completed", "usage.compute_units may be null", deep_set(comp, ["response", "usage", "compute_units"], None), True)
+    add("response.completed", "usage.compute_units must be a number", deep_set(comp, ["response", "usage", "compute_units"], "1"),
+        False, "/response/usage/compute_units", "type")
+    add("response.completed", "configuration_update item in the terminal output",
+        deep_set(comp, ["response", "output"], [{"id": "cfg_vec_0001", "type": "configuration_update",
+                                                 "reasoning": {"effort": "low"}}, MESSAGE_DONE]), True)
     add("response.completed", "usage.output_tokens_details.reasoning_tokens must be an integer",
         deep_set(comp, ["response", "usage", "output_tokens_details", "reasoning_tokens"], "0"),
         False, "/response/usage/output_tokens_details/reasoning_tokens", "type")
