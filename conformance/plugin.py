@@ -656,7 +656,8 @@ def verdict(request: pytest.FixtureRequest) -> Verdict:
 
 @pytest.fixture
 def expect(verdict: Verdict) -> Verdict:
-    """``expect(clause_id, condition, evidence=None, message="")``."""
+    """An alias of ``verdict`` (the same object): ``expect(clause_id, condition, evidence=None,
+    message="")``, ``expect.info(...)``, ``expect.unsupported(...)``. A case asks for one name."""
     return verdict
 
 

@@ -234,6 +234,13 @@ def load_profile(name_or_path: str | Path) -> Profile:
     return Profile(name=data["name"], data=data, source=str(path))
 
 
+def profile_from_table(raw: Mapping, source: str = "<profile table>") -> Profile:
+    """A profile from a table already in memory (checked like a file; ``extends`` works, and
+    missing keys take the defaults). Raises ``ProfileError``."""
+    data = _resolve(copy.deepcopy(dict(raw)), source, (str(raw.get("name", "")),))
+    return Profile(name=data["name"], data=data, source=source)
+
+
 def derive_urls(target: str) -> tuple[str, str | None, str]:
     """``--target`` → (ws_url, http_base_url, http_responses_url).
 

@@ -118,9 +118,6 @@ class ClauseRegistry:
     def __len__(self) -> int:
         return len(self.clauses)
 
-    def active(self) -> list[Clause]:
-        return [c for c in self.clauses.values() if not c.retired]
-
 
 def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:
     """Where the registry is: a checkout's ``cases/clauses.toml`` next to the package, the
