@@ -283,6 +283,11 @@ def _session(config: pytest.Config) -> ConformanceSession:
     return config.stash[_SESSION]
 
 
+def case_state(item: pytest.Item) -> CaseState | None:
+    """The conformance state of a case (None for an item that is not a case)."""
+    return item.stash.get(_CASE, None)
+
+
 # --- configure / collection ------------------------------------------------------------------
 
 @pytest.hookimpl(tryfirst=True)
@@ -295,6 +300,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")
+    alluredir = getattr(config.option, "allure_report_dir", None)    # allure-pytest's --alluredir
+    if alluredir:
+        from conformance.allure_plugin import AllureHooks
+        config.pluginmanager.register(AllureHooks(sess, alluredir), "responses-ws-conformance-allure")
 
 
 class _XdistHooks:
@@ -539,14 +548,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         sess.report_paths = write_reports(
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
-            profile=sess.settings.profile.name, fingerprint=_fingerprint(sess), started=sess.started,
+            profile=sess.settings.profile.name, fingerprint=fingerprint_of(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
             spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact)
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
 
-def _fingerprint(sess: ConformanceSession) -> dict:
+def fingerprint_of(sess: ConformanceSession) -> dict:
     """The target's fingerprint; an embedded server that never started is not started for it."""
     if sess._target is not None or not sess.settings.embedded:
         return sess.target.fingerprint()       # with --target, building the Target does no I/O
