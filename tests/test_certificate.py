@@ -110,6 +110,12 @@ def test_every_verdict_kind_validates(pytester: pytest.Pytester, validator):
     assert cert["counts"]["clauses"]["NOT-REACHED"] == 2
     _check_badge(rep, cert)
     assert "FAIL · MUST" in badge_text(cert)
+    # not certified, and the reasons say why
+    certif = cert["certification"]
+    assert certif["certified"] is False and certif["reasons"][0] == "overall verdict is FAIL"
+    assert any("NOT-REACHED: " in r and "LANE-FIFO" in r for r in certif["reasons"])
+    assert not rows["ZDR-NOTHING-PERSISTED"]["claimed"] and rows["TURN-TEXT"]["claimed"]
+    assert (certif["must_pass"], certif["must_claimed"]) == must_counts(cert)
 
 
 def test_xdist_certificate_validates(pytester: pytest.Pytester, validator):
@@ -139,6 +145,8 @@ def test_flaky_and_known_verdicts_validate_and_the_schema_rejects_what_it_does_n
                              started=0.0, finished=1.0, strict=False, run_id="20260101-000000-abcdef",
                              spec_profiles=("P-legacy",))
     assert _errors(validator, cert) == []
+    certif = cert["certification"]
+    assert not certif["certified"] and any("FLAKY case(s): c::b" in r for r in certif["reasons"])
     for mutate, where in [
         (lambda c: c.pop("certificate_version"), ""),
         (lambda c: c.update(surprise=1), ""),
@@ -153,11 +161,27 @@ def test_flaky_and_known_verdicts_validate_and_the_schema_rejects_what_it_does_n
         assert errors and errors[0].startswith(where), errors
 
 
+def test_certified_when_every_claimed_must_clause_passes():
+    registry = V.ClauseRegistry([V.Clause("A-ONE", "MUST", "r", "§4.1"), V.Clause("A-TWO", "MUST", "r", "§4.1",
+                                                                           requires=("lanes",)),
+                                 V.Clause("A-THREE", "SHOULD", "r", "§4.1")])
+    fp = {"capabilities": []}
+    cert = build_certificate(registry=registry, records=[_record("c::a", "A-ONE", V.PASS)], profile="p",
+                             fingerprint=fp, started=0.0, finished=1.0, strict=False, run_id="r")
+    assert cert["overall"] == "PASS" and cert["certification"] == {
+        "certified": True, "reasons": [], "must_claimed": 1, "must_pass": 1}
+    fp = {"capabilities": ["lanes"]}            # now A-TWO is claimed, and no case checked it
+    cert = build_certificate(registry=registry, records=[_record("c::a", "A-ONE", V.PASS)], profile="p",
+                             fingerprint=fp, started=0.0, finished=1.0, strict=False, run_id="r")
+    assert cert["overall"] == "PASS" and cert["certification"]["certified"] is False
+    assert cert["certification"]["reasons"] == ["1 claimed MUST clause(s) UNTESTED: A-TWO"]
+
+
 def test_badge_counts_claimed_must_clauses():
     cert = {"overall": "PASS", "clauses": [
-        {"level": "MUST", "verdict": "PASS"}, {"level": "MUST", "verdict": "NOT-REACHED"},
-        {"level": "MUST", "verdict": "UNSUPPORTED"}, {"level": "MUST", "verdict": "RETIRED"},
-        {"level": "SHOULD", "verdict": "PASS"}]}
+        {"level": "MUST", "verdict": "PASS", "claimed": True}, {"level": "MUST", "verdict": "NOT-REACHED", "claimed": True},
+        {"level": "MUST", "verdict": "UNSUPPORTED", "claimed": False},
+        {"level": "MUST", "verdict": "RETIRED", "claimed": False}, {"level": "SHOULD", "verdict": "PASS", "claimed": True}]}
     assert must_counts(cert) == (1, 2)
     svg = render_badge(cert)
     assert "PASS · MUST 1/2" in svg and ET.fromstring(svg) is not None

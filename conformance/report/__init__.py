@@ -43,6 +43,10 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
                       fingerprint: dict, started: float, finished: float, strict: bool,
                       run_id: str, spec_profiles: list[str] | tuple = ()) -> dict:
     rows = V.clause_table(registry, records)
+    caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
+    for row in rows:    # claimed: the clause applies to what the profile says the target does
+        row["claimed"] = row["verdict"] != "RETIRED" and V.unsupported_reason(registry[row["id"]], caps, specs,
+                                                                             profile) is None
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
@@ -73,6 +77,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "clause_registry": {"path": os.path.basename(registry.path), "version": registry.version,
                             "clauses": len(registry), "sha256": registry.digest()},
         "overall": overall,
+        "certification": certification(overall, rows, records),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
         "coverage": V.coverage(rows),
@@ -81,6 +86,30 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "clauses": rows,
         "cases": cases,
     }
+
+
+def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
+    """Certified (docs/certification.md): overall PASS, every claimed MUST clause PASS, no
+    FLAKY case; ``reasons`` says what is missing otherwise."""
+    reasons = []
+    if overall != V.PASS:
+        reasons.append(f"overall verdict is {overall}")
+    short = [r for r in rows if r["level"] == "MUST" and r["claimed"] and r["verdict"] != V.PASS]
+    for verdict, ids in sorted(_group(short).items()):
+        reasons.append(f"{len(ids)} claimed MUST clause(s) {verdict}: {', '.join(ids)}")
+    flaky = [r["nodeid"] for r in records if r["verdict"] == "FLAKY"]
+    if flaky:
+        reasons.append(f"{len(flaky)} FLAKY case(s): {', '.join(sorted(flaky))}")
+    must = [r for r in rows if r["level"] == "MUST" and r["claimed"]]
+    return {"certified": not reasons, "reasons": reasons,
+            "must_claimed": len(must), "must_pass": sum(1 for r in must if r["verdict"] == V.PASS)}
+
+
+def _group(rows: list[dict]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["verdict"], []).append(r["id"])
+    return out
 
 
 def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,

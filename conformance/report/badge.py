@@ -2,7 +2,7 @@
 PASS · MUST 41/41"), for a vendor's web page next to the published certificate.
 
 The right half names the overall verdict and how many of the claimed MUST clauses passed
-(claimed: not retired, not UNSUPPORTED by the profile). Text widths come from a per-character
+(claimed: not retired, and the profile claims what the clause requires). Text widths come from a per-character
 table of Verdana 11px (the font shields.io uses), so no font file or network is needed.
 """
 
@@ -24,7 +24,7 @@ _WIDTHS = {**dict.fromkeys("il.:|!'", 3.5), **dict.fromkeys("fjrt() ", 4.5),
 
 def must_counts(cert: dict) -> tuple[int, int]:
     """(MUST clauses PASS, MUST clauses claimed) from the certificate's clause table."""
-    claimed = [r for r in cert["clauses"] if r["level"] == "MUST" and r["verdict"] not in ("RETIRED", "UNSUPPORTED")]
+    claimed = [r for r in cert["clauses"] if r["level"] == "MUST" and r["claimed"]]
     return sum(1 for r in claimed if r["verdict"] == "PASS"), len(claimed)
 
 

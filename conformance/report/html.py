@@ -50,6 +50,9 @@ def render_html(cert: dict) -> str:
             ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
                          + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    cert_ = cert["certification"]
+    rows.append(("Certified", f"yes: MUST {cert_['must_pass']}/{cert_['must_claimed']}" if cert_["certified"]
+                 else f"no (MUST {cert_['must_pass']}/{cert_['must_claimed']}): " + "; ".join(cert_["reasons"])))
     spent = cert.get("usage") or {}
     if spent:
         rows.append(("Spent", f"{spent.get('creates', 0)} response.create, {spent.get('http_requests', 0)} HTTP "
