@@ -46,6 +46,11 @@ def test_without_the_entry_point_the_root_conftest_registers_the_plugin_once(cas
     assert _collect("--target", UNUSED, *extra, autoload=False) == cases
 
 
+def test_an_option_naming_an_existing_directory_does_not_widen_the_collection(cases, tmp_path):
+    # pytest takes the existing directory for a path argument and then skips testpaths
+    assert _collect("--alluredir", str(tmp_path), "--report-dir", str(tmp_path)) == cases
+
+
 def test_self_tests_are_collected_from_tests():
     ids = _collect("tests/test_layout.py")
     assert ids and all(i.startswith("tests/") for i in ids)
