@@ -37,6 +37,13 @@ def _server(frames) -> list[int]:
     return [i for i, (d, m) in enumerate(frames) if d == "s" and isinstance(m, dict)]
 
 
+def _set_lane(msg: dict, lane: object) -> None:
+    if lane is None:
+        msg.pop("stream_id", None)
+    else:
+        msg["stream_id"] = lane
+
+
 def mutate(frames: list, rng: random.Random) -> list:
     """One to four random mutations of a stream (a deep copy)."""
     frames = copy.deepcopy(frames)
@@ -63,11 +70,7 @@ def mutate(frames: list, rng: random.Random) -> list:
             seq = msg.get("sequence_number")
             msg["sequence_number"] = (seq if type(seq) is int else 0) + rng.choice((-2, -1, 1, 2, 5))
         elif op == 7:
-            lane = rng.choice(LANES)
-            if lane is None:
-                msg.pop("stream_id", None)
-            else:
-                msg["stream_id"] = lane
+            _set_lane(msg, rng.choice(LANES))
         elif op == 8:
             obj = msg.get("response") or msg.get("item") or msg.get("part") or msg
             if isinstance(obj, dict) and obj:
@@ -87,11 +90,7 @@ def mutate(frames: list, rng: random.Random) -> list:
                 j = rng.choice(c)
                 create = frames[j][1]
                 if isinstance(create, dict):
-                    lane = rng.choice(LANES)
-                    if lane is None:
-                        create.pop("stream_id", None)
-                    else:
-                        create["stream_id"] = lane
+                    _set_lane(create, rng.choice(LANES))
         elif op == 12:
             frames.insert(i, ("s", {"type": rng.choice(("response.done", "codex.rate_limits", "x.unknown")),
                                     "sequence_number": msg.get("sequence_number")}))

@@ -1,8 +1,8 @@
 """Cross-check of the monitor's §4.3 grammar (docs/spec.md) against an independent reading.
 
 ``reference_problems`` reads the events of one response on the default lane in one pass,
-written from the spec's items 11-18 without the monitor's code (it was the direct check of
-cases/test_stream_grammar.py). Both readings must agree that every example stream conforms,
+written from the spec's items 11-18 without the monitor's code; it shares only the event
+facts of conformance/monitor/events.py (it was the direct check of cases/test_stream_grammar.py). Both readings must agree that every example stream conforms,
 and the reference must catch the seeded defect of every single-response grammar mutation of
 tests/test_monitor.py that it covers.
 """
@@ -13,19 +13,9 @@ import copy
 import pytest
 from test_monitor import MUTATIONS, STREAMS, load, run
 
-from conformance.monitor import TERMINAL_STATUS
+from conformance.monitor.events import FAMILIES, PART_FAMILY, TERMINAL_STATUS
 from conformance.schemas import get_schemas
 
-# family (event type without .delta/.done) -> (field of the .done event, index field,
-# where the value sits in the output item: "content", "summary" or None = the item itself)
-FAMILIES = {
-    "response.output_text": ("text", "content_index", "content"),
-    "response.refusal": ("refusal", "content_index", "content"),
-    "response.reasoning_text": ("text", "content_index", "content"),
-    "response.reasoning_summary_text": ("text", "summary_index", "summary"),
-    "response.function_call_arguments": ("arguments", None, None),
-    "response.custom_tool_call_input": ("input", None, None),
-}
 PART_EVENTS = {"response.content_part.added": "content_index", "response.content_part.done": "content_index",
                "response.reasoning_summary_part.added": "summary_index",
                "response.reasoning_summary_part.done": "summary_index"}
@@ -49,13 +39,11 @@ def _output_value(item: dict, family: str, idx):
     fld, _, container = FAMILIES[family]
     if container is None:
         return item.get(fld)
-    seq = item.get(container)
+    seq = item.get("content" if container == "part" else "summary")
     if not isinstance(seq, list) or type(idx) is not int or not 0 <= idx < len(seq):
         return None
     part = seq[idx]
-    if not isinstance(part, dict):
-        return None
-    return part.get("refusal" if family == "response.refusal" else "text")
+    return part.get(fld) if isinstance(part, dict) else None
 
 
 def reference_problems(events: list[dict]) -> dict[str, list[str]]:
@@ -170,10 +158,8 @@ def reference_problems(events: list[dict]) -> dict[str, list[str]]:
                     p["STREAM-ITEM-LIFECYCLE"].append(f"{t} of {iid}: part {idx!r} not open, or its deltas not done")
                 parts[key] = "closed"
                 part = e.get("part") if isinstance(e.get("part"), dict) else {}
-                fam = ("response.reasoning_summary_text" if kind == "summary_index"
-                       else {"output_text": "response.output_text", "refusal": "response.refusal",
-                             "reasoning_text": "response.reasoning_text"}.get(part.get("type")))
-                fld = "refusal" if fam == "response.refusal" else "text"
+                fam, fld = (("response.reasoning_summary_text", "text") if kind == "summary_index"
+                            else PART_FAMILY.get(part.get("type"), (None, None)))
                 value = dones.get((iid, fam, idx))
                 if value is not None and part.get(fld) != value:
                     p["STREAM-DONE-MATCHES-OUTPUT"].append(f"{t} of {iid}: part {idx!r} {fld} differs from .done")

@@ -1,40 +1,44 @@
 """Attribution: which request a server frame answers, per lane (§4.4, §4.9, §4.10 of docs/spec.md).
 
 A *lane* is the create's ``stream_id`` (absent: the default lane); creates wait in a FIFO per
-lane until answered. Each rule tries its steps in order; a step's comment in the code names it.
+lane until answered. Each rule tries its steps in order; a comment in the code names each step.
 
-==== ======================================= ============================================ =========================
-rule events                                  steps, in order                              clause when none fits
-==== ======================================= ============================================ =========================
-1    ``response.created`` / ``.queued``      id seen; lane's response started without an   (created: "unsolicited"
-                                             id; steer successor (§4.9 item 47); lane's    request, noted; queued:
-                                             pending; expected successor; any lane's       unattributed)
-                                             pending (a mis-tag: ``LANE-TAGGED``)
-2    ``response.in_progress``, terminals     id seen; lane's newest streaming; the only    STREAM-CREATED-FIRST
-                                             streaming one; oldest pending, started
-                                             implicitly (``STREAM-CREATED-FIRST``)
-3    item, part, delta events                lane's one streaming; owner of the announced  STREAM-CREATED-FIRST
-                                             ``item_id`` (finished: TERMINAL-LAST); lane's
-                                             streaming one whose next number it carries,
-                                             else newest; lane's pending, implicitly; the
-                                             only streaming one; lane's last finished one
-                                             (TERMINAL-LAST); any lane's pending
-4    ``error``                               mid-stream error of the lane's live response  connection_errors
-                                             (sequenced, or nothing pending and no other
-                                             client event awaits an answer); untagged and
-                                             sequenced: the only streaming response;
-                                             rejection of the lane's oldest pending, else
-                                             any lane's (``LANE-TAGGED`` unless exempt)
-5    ``response.steer.*`` / ``.inject.*``    the response named; the lane's only           (unattributed)
-                                             streaming one; shares its numbering (§3.5)
-6    extensions (§3.1)                       the lane's only streaming one; numbering only (unattributed)
-==== ======================================= ============================================ =========================
+==== ======================== =============================================== ======================
+rule events                   steps, in order                                 clauses it reports
+==== ======================== =============================================== ======================
+1    ``response.created``,    id seen; the lane's response started without an QUEUE-ONE-IN-FLIGHT,
+     ``response.queued``      id; the steered response's successor (§4.9 item PREVIOUS-ID-ECHOED,
+                              47); the lane's oldest pending create; an       STREAM-CREATED-FIRST
+                              expected successor; any lane's oldest pending
+                              (a mis-tag); else created opens an
+                              "unsolicited" request (noted), queued is
+                              unattributed
+2    ``response.in_progress``, id seen; the lane's newest streaming response; STREAM-CREATED-FIRST,
+     terminal events          the connection's only streaming one; a pending  STREAM-TERMINAL-RESPONSE
+                              create, started implicitly; else unattributed
+3    item, part and delta     the lane's one streaming response; the owner of STREAM-CREATED-FIRST,
+     events                   the announced ``item_id``; among the lane's     STREAM-TERMINAL-LAST
+                              streaming ones the one whose next number it
+                              carries, else the newest; the lane's pending
+                              create, implicitly; the only streaming one; the
+                              lane's last finished one; any lane's pending;
+                              else unattributed
+4    ``error``                the lane's live response when sequenced, or     LANE-TAGGED (unless
+                              when nothing is pending and no other client     exempt, §6 question
+                              event awaits an answer; untagged and sequenced: 17)
+                              the only streaming response; else it rejects
+                              the lane's oldest pending create, else any
+                              lane's; else ``connection_errors``
+5    ``response.steer.*``,    the response named; the lane's only streaming   SEQ-* (shared
+     ``response.inject.*``    one; else unattributed                          numbering, §3.5)
+6    extensions (§3.1)        the lane's only streaming one                   SEQ-*
+==== ======================== =============================================== ======================
 
-Two responses of one lane never overlap (``QUEUE-ONE-IN-FLIGHT``, §4.4 item 19); the created
-response echoes the create's ``previous_response_id`` (``PREVIOUS-ID-ECHOED``, §3.6); events
-carry their request's lane (``LANE-DEFAULT-UNTAGGED``, ``LANE-TAGGED``). Untagged rejections of
-a named-lane create are exempt when that name is invalid or the code is connection-level (§6
-question 17). A steer's automatic successor is a request of its own (``origin="steer"``).
+Every attached event is also checked for its lane tag (``LANE-DEFAULT-UNTAGGED``,
+``LANE-TAGGED``). A mid-stream error ends its response (state ``done``, no terminal type); a
+terminal event of it that follows is accepted, other events are ``STREAM-TERMINAL-LAST``.
+Steer and inject events may follow the terminal event. A steer's automatic successor is a
+request of its own (``origin="steer"``), so request numbers may skip values after a steer.
 """
 from __future__ import annotations
 

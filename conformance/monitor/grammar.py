@@ -3,8 +3,10 @@
 Created first, in_progress follows (items 11-12), item and part lifecycle and indexes in
 order (13), announced items, deltas that add up and ``.done`` values that match the output
 (14), one terminal event, last, carrying the response (15-16), an incomplete item last (17),
-sequence numbers (18, §3.5). The attribution decides which response an event belongs to;
-the methods here judge it and report through ``add(clause, message, rs, pointer=...)``.
+sequence numbers (18, §3.5: they restart per response; strictly increasing is the MUST,
+0 then +1 the SHOULD). Each finding of a kind is reported once per response. The attribution
+decides which response an event belongs to; the methods here judge it and report through
+``add(clause, message, rs, pointer=...)``.
 """
 from __future__ import annotations
 

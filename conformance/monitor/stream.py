@@ -114,22 +114,18 @@ class StreamMonitor(Attribution):
         for added, done in (PART_EVENTS, SUMMARY_PART_EVENTS):
             t[added] = self._h_part_added
             t[done] = self._h_part_done
-        for typ in TERMINAL_STATUS:
-            t[typ] = self._h_terminal
-        for typ in DELTA_INFO:
-            t[typ] = self._h_delta
-        for typ in DONE_INFO:
-            t[typ] = self._h_text_done
-        for typ in ITEM_EVENTS:
-            t[typ] = self._h_item_event
-        for typ in INDEX_EVENTS:
-            t[typ] = self._h_index_event
-        for typ in PLAIN_EVENTS:
-            t[typ] = self._h_plain
-        for typ in STEER_EVENTS:
-            t[typ] = self._h_steer
-        for typ in INJECT_EVENTS:
-            t[typ] = self._h_inject
+        for types, handler in (
+            (TERMINAL_STATUS, self._h_terminal),
+            (DELTA_INFO, self._h_delta),
+            (DONE_INFO, self._h_text_done),
+            (ITEM_EVENTS, self._h_item_event),
+            (INDEX_EVENTS, self._h_index_event),
+            (PLAIN_EVENTS, self._h_plain),
+            (STEER_EVENTS, self._h_steer),
+            (INJECT_EVENTS, self._h_inject),
+        ):
+            for typ in types:
+                t[typ] = handler
         return t
 
     def _resolve_type(self, typ: str) -> tuple[Handler, frozenset | None]:
