@@ -113,6 +113,7 @@ class Attribution:
         self._unanswered_other = 0  # client events other than creates that await an answer
         self._obs: Observed | None = None
         self._loose: list[Finding] = []  # findings of the current frame made before attribution
+        self._report = self._add  # bound once: the grammar's finding sink on the hot paths
 
     # --- findings
 
@@ -228,8 +229,11 @@ class Attribution:
 
     def _attach(self, rs: RequestState, ev: dict, typ: str) -> None:
         """A streaming event of the live response rs: its lane, then its grammar step."""
-        self._attach_unsequenced(rs, ev)
-        rs.grammar.step(self._add, rs, ev, typ)
+        rs.events.append(ev)
+        self._obs.request = rs.index
+        if ev.get("stream_id") != rs.lane:
+            self._lane_check(rs, ev)
+        rs.grammar.step(self._report, rs, ev, typ)
 
     def _after_end(self, rs: RequestState, ev: dict) -> None:
         rs.events.append(ev)
@@ -553,7 +557,7 @@ class Attribution:
             it = self._item_for(rs, ev, typ)
             if it is None:
                 return
-        g.delta(self._add, rs, ev, typ, it, DELTA_INFO[typ])
+        g.delta(self._report, rs, ev, typ, it, DELTA_INFO[typ])
 
     def _h_text_done(self, ev: dict, typ: str) -> None:
         rs, it = self._routed_item(ev, typ)

@@ -8,6 +8,7 @@ received frame, then ``finish()``, and reads findings; the monitor never raises 
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from conformance.monitor.attribution import STREAMING, Attribution, RequestState
@@ -18,6 +19,7 @@ from conformance.monitor.framing import GENERIC, GRAMMAR, SchemaDispatch, decode
 from conformance.monitor.records import Finding, Observed
 
 Handler = Callable[[dict, str], None]
+_loads = json.loads
 
 
 class StreamMonitor(Attribution):
@@ -29,6 +31,7 @@ class StreamMonitor(Attribution):
     def __init__(self, schemas: Any = None) -> None:
         super().__init__()
         self._schemas = SchemaDispatch(schemas, self.notes, self.internal_errors)
+        self._is_valid: Callable[[Any], bool] | None = None  # the schema set's, once resolved
         self._count = 0
         self._finished = False
         self._dedupe_keys: dict[int, tuple] = {}  # id(finding) -> once-key, for loose findings
@@ -62,14 +65,22 @@ class StreamMonitor(Attribution):
         obs = Observed(idx, None, None, [], t)
         self._obs = obs
         try:
-            ev = decode(data, self._add)
-            if ev is None:
-                return obs
-            typ = ev["type"]
+            ev = typ = None
+            if type(data) is str:  # the common case first: a text frame holding an event
+                try:
+                    ev = _loads(data)
+                    typ = ev.get("type") if type(ev) is dict else None
+                except Exception:
+                    pass
+            if type(typ) is not str:
+                ev = decode(data, self._add)  # framing findings (parses again)
+                if ev is None:
+                    return obs
+                typ = ev["type"]
             obs.message = ev
-            is_valid = self._schemas.is_valid
+            is_valid = self._is_valid
             if is_valid is None:
-                is_valid = self._schemas.resolve()
+                is_valid = self._is_valid = self._schemas.resolve()
             if not is_valid(ev):
                 self._schemas.issues(ev, typ, self._add, self._dedupe_keys)
             entry = self._dispatch.get(typ)
