@@ -186,7 +186,7 @@ class Grammar:
                 if state != PartState.CLOSED:
                     add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} while its {label} {idx} is still open",
                         rs)
-        for (base, idx), _deltas in it.deltas.items():
+        for base, idx in it.deltas:
             if (base, idx) not in it.done_values and FAMILIES[base][2] is None:  # parts: see content_part.done
                 add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
         for (base, idx), value in it.done_values.items():
