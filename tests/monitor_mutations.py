@@ -22,15 +22,21 @@ VALUES = [None, True, 0, 1, -1, 2, 7, 1.5, "", "x", "resp_other", "msg_other", "
 LANES = [None, "", "lane-a", "lane-b", "bad lane!", 5]
 
 
-def load_streams() -> list[list[tuple[str, object]]]:
-    paths = sorted(EXAMPLES.glob("stream-*.json"))
-    if not paths:
+def load_example(name: str) -> list[tuple[str, object]]:
+    """An example stream as (direction, message): "c" client, "s" server."""
+    data = json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
+    return [("c" if f["direction"] == "client_to_server" else "s", f["message"]) for f in data["frames"]]
+
+
+def stream_names() -> list[str]:
+    names = sorted(p.name for p in EXAMPLES.glob("stream-*.json"))
+    if not names:
         raise FileNotFoundError(f"no example streams in {EXAMPLES}")
-    out = []
-    for p in paths:
-        data = json.loads(p.read_text(encoding="utf-8"))
-        out.append([("c" if f["direction"] == "client_to_server" else "s", f["message"]) for f in data["frames"]])
-    return out
+    return names
+
+
+def load_streams() -> list[list[tuple[str, object]]]:
+    return [load_example(name) for name in stream_names()]
 
 
 def _server(frames) -> list[int]:

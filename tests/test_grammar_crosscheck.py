@@ -9,10 +9,14 @@ tests/test_monitor.py that it covers.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
-from test_monitor import MUTATIONS, STREAMS, load, run
+from monitor_mutations import load_example as load
+from monitor_mutations import stream_names
+from test_monitor import MUTATIONS
 
+from conformance.monitor import StreamMonitor
 from conformance.monitor.events import FAMILIES, PART_FAMILY, TERMINAL_STATUS
 from conformance.schemas import get_schemas
 
@@ -221,7 +225,19 @@ def _server_events(frames) -> list[dict]:
     return [m for d, m in frames if d == "s"]
 
 
-@pytest.mark.parametrize("name", STREAMS)
+def run(frames, schemas) -> StreamMonitor:
+    m = StreamMonitor(schemas)
+    for d, msg in frames:
+        if d == "c":
+            m.sent(msg)
+        else:
+            m.feed(json.dumps(msg))
+    m.finish()
+    assert not m.internal_errors
+    return m
+
+
+@pytest.mark.parametrize("name", stream_names())
 def test_both_readings_find_every_example_stream_conforming(name):
     frames = load(name)
     m = run(frames, get_schemas())
