@@ -35,7 +35,7 @@ rule events                   steps, in order                                 cl
 ==== ======================== =============================================== ======================
 
 Every attached event is also checked for its lane tag (``LANE-DEFAULT-UNTAGGED``,
-``LANE-TAGGED``). A mid-stream error ends its response (state ``done``, no terminal type); a
+``LANE-TAGGED``, §4.3 item 18). A mid-stream error ends its response (state ``done``, no terminal type); a
 terminal event of it that follows is accepted, other events are ``STREAM-TERMINAL-LAST``.
 Steer and inject events may follow the terminal event. A steer's automatic successor is a
 request of its own (``origin="steer"``), so request numbers may skip values after a steer.

@@ -1,10 +1,10 @@
 """The grammar of one response: its state and, next to it, the rules (§4.3 of docs/spec.md).
 
-Created first, in_progress follows (items 11-12), item and part lifecycle and indexes in
-order (13), announced items, deltas that add up and ``.done`` values that match the output
-(14), one terminal event, last, carrying the response (15-16), an incomplete item last (17),
-sequence numbers (18, §3.5: they restart per response; strictly increasing is the MUST,
-0 then +1 the SHOULD). Each finding of a kind is reported once per response. The attribution
+Created first, in_progress follows (item 11), item and part lifecycle and indexes in order
+(12), announced items (13), deltas that add up and ``.done`` values that match the output
+(14), one terminal event, last, carrying the response (15), an incomplete item last (16),
+sequence numbers (17, §3.5: they restart per response; strictly increasing is the MUST, 0
+then +1 the SHOULD). Each finding of a kind is reported once per response. The attribution
 decides which response an event belongs to; the methods here judge it and report through
 ``add(clause, message, rs, pointer=...)``.
 """
@@ -89,7 +89,7 @@ class Grammar:
                     rs)
 
     def _number(self, add: Add, rs: Any, seq: Any, typ: str) -> None:
-        """A sequence_number other than the expected next one (§3.5, §4.3 item 18)."""
+        """A sequence_number other than the expected next one (§3.5, §4.3 item 17)."""
         if type(seq) is int and seq >= 0:
             last = self.seq
             if last is None:
@@ -132,7 +132,7 @@ class Grammar:
     # --- items
 
     def item_added(self, add: Add, rs: Any, ev: dict, ids_elsewhere: Any) -> str | None:
-        """``output_item.added`` (items 13, 17); returns the new item's id (None: no id)."""
+        """``output_item.added`` (items 12, 16); returns the new item's id (None: no id)."""
         item = ev.get("item")
         if type(item) is not dict:
             return None
@@ -167,7 +167,7 @@ class Grammar:
                      else (self.by_output_index.get(oi) if type(oi) is int else None))
 
     def item_done(self, add: Add, rs: Any, ev: dict, iid: str | None, it: Item | None) -> None:
-        """``output_item.done`` (items 13, 14, 17)."""
+        """``output_item.done`` (items 12, 14, 16)."""
         if it is None:
             add("STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} that was never added", rs)
             return
@@ -199,7 +199,7 @@ class Grammar:
             self.incomplete_item = it
 
     def announced(self, add: Add, rs: Any, ev: dict, typ: str, it: Item | None, iid: Any) -> Item | None:
-        """The open item an item event references by ``item_id`` (item 14: announced item)."""
+        """The open item an item event references by ``item_id`` (item 13: announced item)."""
         if it is None:
             self.once_add(add, rs, ("id", iid), "STREAM-ANNOUNCED-ITEM",
                           f"{typ} references item_id {short(iid)}, not announced by output_item.added")
@@ -230,7 +230,7 @@ class Grammar:
     # --- parts and deltas
 
     def part_added(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
-        """``content_part.added`` / ``reasoning_summary_part.added`` (item 13)."""
+        """``content_part.added`` / ``reasoning_summary_part.added`` (item 12)."""
         summary = typ == "response.reasoning_summary_part.added"
         parts = it.summary_parts if summary else it.parts
         field_ = "summary_index" if summary else "content_index"
@@ -258,7 +258,7 @@ class Grammar:
             it.next_part = max(it.next_part, nxt)
 
     def part_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
-        """``content_part.done`` / ``reasoning_summary_part.done`` (items 13, 14)."""
+        """``content_part.done`` / ``reasoning_summary_part.done`` (items 12, 14)."""
         summary = typ == "response.reasoning_summary_part.done"
         parts = it.summary_parts if summary else it.parts
         idx = ev.get("summary_index" if summary else "content_index")
@@ -292,7 +292,7 @@ class Grammar:
                 f"the .done event had {short(value)}", rs)
 
     def delta(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
-        """A ``.delta`` of a family (items 13, 14): inside its open part, before its ``.done``."""
+        """A ``.delta`` of a family (item 12): inside its open part, before its ``.done``."""
         base, _fld, idx_field, container = info
         idx = ev.get(idx_field) if idx_field is not None else -1
         if container is not None:
@@ -322,7 +322,7 @@ class Grammar:
         acc.append(delta if type(delta) is str else "")
 
     def text_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
-        """The ``.done`` of a family (items 13, 14): once, in its part, equal to its deltas."""
+        """The ``.done`` of a family (items 12, 14): once, in its part, equal to its deltas."""
         base, fld, idx_field, container = info
         idx = ev.get(idx_field) if idx_field is not None else -1
         key = (base, idx)
@@ -351,7 +351,7 @@ class Grammar:
     # --- the terminal event
 
     def terminal(self, add: Add, rs: Any, typ: str, resp: dict, rid: Any) -> None:
-        """The terminal event's response (items 13-17): status, id, usage, items, output."""
+        """The terminal event's response (items 12, 14-16): status, id, usage, items, output."""
         want = TERMINAL_STATUS[typ]
         status = resp.get("status")
         if status != want:
