@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.monitor import StreamMonitor  # noqa: E402
 
-EXAMPLES = ROOT / "tests" / "data" / "examples"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # the constructed streams (docs/spec.md)
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing".split()
 

@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``responses_ws_conformance``): options, fixtures, clause
 marks, verdict hooks and reports.
 
-Implements the plugin layer of ``../shared/design.md`` ("Data flow of one case" steps 1, 4
+Implements the plugin layer of ``docs/design.md`` ("Data flow of one case" steps 1, 4
 and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
 
 * options build a ``Target`` (``conformance.target``); without ``--target`` the reference
@@ -656,7 +656,8 @@ def verdict(request: pytest.FixtureRequest) -> Verdict:
 
 @pytest.fixture
 def expect(verdict: Verdict) -> Verdict:
-    """``expect(clause_id, condition, evidence=None, message="")``."""
+    """An alias of ``verdict`` (the same object): ``expect(clause_id, condition, evidence=None,
+    message="")``, ``expect.info(...)``, ``expect.unsupported(...)``. A case asks for one name."""
     return verdict
 
 

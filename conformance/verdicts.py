@@ -1,6 +1,6 @@
 """Clause registry, expectations and verdicts.
 
-Implements the "Verdicts" and "Clauses" sections of ``../shared/design.md`` and the clause
+Implements the "Verdicts" and "Clauses" sections of ``docs/design.md`` and the clause
 ``requires`` seam of ``docs/interfaces.md``: ``cases/clauses.toml`` is loaded once; a case
 states ``expect(clause_id, condition, evidence, message)``; expectations and the monitor's
 findings of every connection the case opened combine into one verdict:
@@ -117,9 +117,6 @@ class ClauseRegistry:
 
     def __len__(self) -> int:
         return len(self.clauses)
-
-    def active(self) -> list[Clause]:
-        return [c for c in self.clauses.values() if not c.retired]
 
 
 def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:

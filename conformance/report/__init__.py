@@ -1,6 +1,6 @@
 """Reports of a run: ``certificate.json``, ``junit.xml``, ``index.html`` and the terminal summary.
 
-Implements "Reports" and the clause table / coverage of "Clauses" in ``../shared/design.md``.
+Implements "Reports" and the clause table / coverage of "Clauses" in ``docs/design.md``.
 Input: the case records the plugin collects (one per case, JSON-able, key already redacted)
 and the clause registry. No pytest import; every writer is a plain function.
 """

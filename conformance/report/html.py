@@ -1,5 +1,5 @@
 """``index.html``: one self-contained page (no external assets, no script) summarising the
-certificate — the page a person reads first (design.md "Reports")."""
+certificate — the page a person reads first (docs/design.md "Reports")."""
 
 from __future__ import annotations
 
