@@ -9,6 +9,10 @@ take their place in the same FIFO, so every answer arrives in the order of the f
 that caused it.  Under ``busy_policy="reject"`` a create that arrives while busy is
 rejected at once instead.
 
+With ``control_events`` the unsequenced control events of §3.4 go out before every create's
+answer and after it; a paced turn (test-control delay or pause, simulated model latency)
+follows ``stream.schedule``.
+
 I/O is behind the small ``Transport`` protocol (send a frame, close), implemented by
 ``app.py`` for aiohttp.
 """
@@ -25,7 +29,7 @@ from .config import BusyPolicy, lifetime_phrase
 from .core import Core
 from .errors import ApiError, bad_request, connection_limit, ws_error_event
 from .state import ConnectionCache
-from .stream import Framer
+from .stream import CONTROL_AFTER, CONTROL_BEFORE, Framer, schedule
 from .validate import parse_frame, validate_create
 
 log = logging.getLogger("conformance.server")
@@ -60,7 +64,7 @@ class _ErrorJob:
 
 class Session:
     def __init__(self, core: Core, owner: str, transport: Transport, *, lifetime_s: float,
-                 turn_delay_s: float = 0.0) -> None:
+                 turn_delay_s: float = 0.0, pause_s: float = 0.0) -> None:
         self.core = core
         self.flags = core.flags
         self.settings = core.settings
@@ -73,6 +77,10 @@ class Session:
         self.inline = False  # a turn is running in the reader (fast path, no pacing)
         self.state = ConnState.OPEN
         self.turn_delay_s = turn_delay_s
+        self.pause_s = pause_s
+        # a paced turn waits while it streams, so it runs in the worker, never inline
+        st = core.settings
+        self.paced = turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.named_lanes: set[str] = set()
@@ -177,7 +185,7 @@ class Session:
         if self.flags.interleave_responses and not isinstance(job, _ErrorJob):
             self._spawn(self._run_quietly(job))
             return
-        if self.worker is None and not self.inline and self.turn_delay_s == 0:
+        if self.worker is None and not self.inline and not self.paced:
             # Fast path: nothing queued and the turn is written in one go without waiting, so
             # running it here is indistinguishable from a worker task (and cheaper).
             self.inline = True
@@ -240,27 +248,40 @@ class Session:
         await self._send_error(job.error, job.stream_id)
 
     async def _run_create(self, req) -> None:
+        control = self.settings.control_events
+        frame = self.framer.frame
+        if control:
+            await self.transport.send_many([frame(dict(e)) for e in CONTROL_BEFORE])
         try:
-            outcome = self.core.execute(req, self.owner, self.cache, self.seq_next)
+            outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
             await self._send_error(err, req.stream_id)
-            return
-        events = outcome.events
+        else:
+            await self._stream(outcome.events)
+        if control and self.state is ConnState.OPEN:
+            await self.transport.send_many([frame(dict(e)) for e in CONTROL_AFTER])
+
+    async def _stream(self, events: list) -> None:
+        """Send one response's events, on the schedule of the pacing settings if any."""
         if self.flags.sequence_per_connection:
             self.seq_next += len(events)
         frame = self.framer.frame
         send = self.transport.send
-        delay = self.turn_delay_s
-        if delay > 0 and len(events) > 1:
-            step = delay / (len(events) - 1)
+        offsets = schedule(events, turn_delay_s=self.turn_delay_s, ttft_s=self.settings.ttft_s,
+                           tokens_per_second=self.settings.tokens_per_second, pause_s=self.pause_s)
+        if offsets is not None:
             loop = asyncio.get_running_loop()
             start = loop.time()
-            for i, event in enumerate(events):
-                if i:
-                    wait = start + i * step - loop.time()
-                    await asyncio.sleep(wait if wait > 0 else 0)
-                data, binary = frame(event)
-                await send(data, binary)
+            i, n = 0, len(events)
+            while i < n:
+                wait = start + offsets[i] - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                j = i + 1  # events due at the same moment go out in one write
+                while j < n and offsets[j] <= offsets[i]:
+                    j += 1
+                await self.transport.send_many([frame(e) for e in events[i:j]])
+                i = j
         elif self.flags.interleave_responses:
             for event in events:
                 data, binary = frame(event)
