@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-events", action="store_true",
                    help="send ping, codex.rate_limits and response.metadata before each response and "
                         "codex.keepalive after it (no response id, no sequence_number)")
+    p.add_argument("--steering", action="store_true",
+                   help="accept response.steer (P-steer): accepted/pending/failed events and automatic "
+                        "successors; without it a steer gets steering_not_supported")
     p.add_argument("--ttft-ms", type=_non_negative_float, default=0.0, metavar="MS",
                    help="simulated time to first token of a generating response (default 0)")
     p.add_argument("--tokens-per-second", type=_non_negative_float, default=0.0, metavar="N",
@@ -132,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         control_events=args.control_events,
         ttft_ms=args.ttft_ms,
         tokens_per_second=args.tokens_per_second,
+        steering=args.steering,
     )
     cfg.lifetime_s = args.lifetime    # None: the profile's
     return cfg

@@ -88,6 +88,8 @@ class ServerConfig:
     # simulated model latency (0 = none): time to first token and streaming rate of deltas
     ttft_ms: float = 0.0
     tokens_per_second: float = 0.0
+    # response.steer (P-steer, §4.9): model-specific in production, so off unless asked for
+    steering: bool = False
 
     def resolve(self) -> "Settings":
         return Settings.from_config(self)
@@ -136,6 +138,7 @@ class Settings:
     control_events: bool = False
     ttft_s: float = 0.0
     tokens_per_second: float = 0.0
+    steering: bool = False
 
     @property
     def store_true_hydrates(self) -> bool:
@@ -188,4 +191,5 @@ class Settings:
             control_events=bool(config.control_events),
             ttft_s=ttft_s,
             tokens_per_second=tps,
+            steering=bool(config.steering),
         )

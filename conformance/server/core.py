@@ -5,7 +5,8 @@ for store=true ids unless ZDR), checks tool outputs, runs the engine, lays out t
 and updates the cache and the store *before* any event is sent, so that an id is usable as
 soon as a client can see it.  A continuation that fails — an ``ApiError`` (4xx), a
 ``response.failed`` (5xx) or a safety block in mid-stream — evicts the id it referenced from
-the connection cache.  On a socket (``websocket=True``) the streaming variations of the
+the connection cache when the parent is the latest response of the failing request's own
+lane (a failed cross-lane fork keeps it, §4.4 item 23a).  On a socket (``websocket=True``) the streaming variations of the
 settings apply (§4.3 item 16a).
 """
 
@@ -95,7 +96,7 @@ class Core:
                 raise gen.blocked_mid_stream  # over HTTP the block comes before any output
         except ApiError as err:
             if prev is not None and err.evicts and cache is not None and not flags.no_eviction:
-                cache.evict(prev)
+                cache.evict(prev, req.stream_id)
             raise
         if flags.incomplete_item_then_completed and gen.status is engine.TurnStatus.INCOMPLETE:
             gen.status, gen.incomplete_details = engine.TurnStatus.COMPLETED, None
@@ -111,7 +112,7 @@ class Core:
             events = stream.blocked_mid_stream(events, blocked, flags)
         if gen.status is engine.TurnStatus.FAILED or blocked is not None:
             if prev is not None and cache is not None and not flags.no_eviction:
-                cache.evict(prev)
+                cache.evict(prev, req.stream_id)
         else:
             inputs = () if (warmup and flags.warmup_drops_input) else tuple(req.input_items)
             outputs = () if flags.drops_previous_output else tuple(gen.output)

@@ -235,10 +235,15 @@ def test_misaligned_mid_stream_error_ends_the_response(server):
         _assert_block(t2.events[-1], sequenced=True, lane="lane-m")
         assert schema_problems(t2.events) == []
         assert ws.quiet(0.3)  # nothing follows the block
-        # neither the blocked response nor the parent can be continued
+        # the blocked response cannot be continued; its parent, on another lane, is kept (a
+        # failed cross-lane fork, §4.4 item 23a)
         assert_not_found(ws.turn(input="x", store=False, previous_response_id=t2.id), t2.id)
-        assert ws.turn(input="y", store=False, previous_response_id=t1.id).error_code == \
-            "previous_response_not_found"
+        y = ws.turn(input="y", store=False, previous_response_id=t1.id)
+        assert y.status == "completed"
+        # on the parent's own lane the block evicts the parent
+        t3 = ws.turn(input="[[misaligned-mid]]", store=False, previous_response_id=y.id)
+        assert t3.types()[0] == "response.created" and t3.error_code == "misalignment_policy_violation"
+        assert_not_found(ws.turn(input="z", store=False, previous_response_id=y.id), y.id)
 
 
 def test_misaligned_over_http_is_a_403_body(server):
