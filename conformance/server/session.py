@@ -15,7 +15,8 @@ once instead.
 
 Steering (``settings.steering``, §4.9): a ``response.steer`` naming a response that is
 streaming is answered with ``response.steer.accepted`` at once, numbered in the target's
-sequence.  The target finishes normally; then its queued input either becomes an automatic
+sequence.  The target stops at its next safe boundary with ``response.incomplete`` (reason
+``steered``), or finishes normally when none is left; then its queued input either becomes an automatic
 successor (a create continuing the target with the steer input and the target's settings,
 run next on its lane: its ``response.created`` is the commit point) or, when the target
 stopped for tool output, ``response.steer.pending`` follows and the input is prepended to
@@ -42,7 +43,17 @@ from .config import BusyPolicy, lifetime_phrase
 from .core import Core
 from .errors import ApiError, bad_request, connection_limit, ws_error_event
 from .state import ConnectionCache
-from .stream import CONTROL_AFTER, CONTROL_BEFORE, TERMINAL_TYPES, Framer, schedule
+from .engine import TurnStatus
+from .stream import (
+    CONTROL_AFTER,
+    CONTROL_BEFORE,
+    TERMINAL_TYPES,
+    Framer,
+    schedule,
+    steered_cut,
+    steered_terminal,
+    streaming_variations,
+)
 from .validate import parse_frame, validate_create, validate_steer
 
 log = logging.getLogger("conformance.server")
@@ -95,9 +106,10 @@ class _Lane:
 class _Live:
     """A response this connection has started (steering state, §4.9): its lane, request,
     last sequence number sent, how many side events shifted its own numbering, the accepted
-    steers ``(steer_id, items, original input)`` and, once ended, its status."""
+    steers ``(steer_id, items, original input)``, the shortened final response when a steer
+    stopped it at a safe boundary, and, once ended, its status."""
 
-    __slots__ = ("id", "lane", "req", "last_seq", "shift", "steers", "status", "steerable")
+    __slots__ = ("id", "lane", "req", "last_seq", "shift", "steers", "status", "steerable", "cut")
 
     def __init__(self, rid: str, req) -> None:
         self.id = rid
@@ -107,6 +119,7 @@ class _Live:
         self.shift = 0
         self.steers: list = []
         self.status: str | None = None
+        self.cut: dict | None = None  # the final response when a steer stopped it early
         body = req.body
         # not supported for conversation-bound or automatically compacted responses (§2.2)
         self.steerable = body.get("conversation") is None and body.get("context_management") is None
@@ -379,6 +392,9 @@ class Session:
                 await self._stream(outcome.events, live)
             finally:
                 if live is not None:
+                    if live.cut is not None:
+                        self._keep_steered(live, outcome.response)
+                        outcome.response, outcome.status = live.cut, TurnStatus.INCOMPLETE
                     self._ended(live, outcome)
             if live is not None and live.steers and self.state is ConnState.OPEN:
                 await self._after_steered(live, outcome)
@@ -406,6 +422,11 @@ class Session:
                 j = i + 1  # events due at the same moment go out in one write
                 while j < n and offsets[j] <= offsets[i]:
                     j += 1
+                if live is not None and live.steers and live.cut is None:
+                    k = steered_cut(events, i)
+                    if k is not None:  # stop at the next safe boundary (§4.9 item 47)
+                        events, offsets, n = self._cut(live, events, offsets, k)
+                        j = min(j, n)
                 batch = events[i:j]
                 if live is not None:
                     self._number_live(live, batch)
@@ -420,6 +441,26 @@ class Session:
             if live is not None:
                 self._number_live(live, events)
             await self.transport.send_many([frame(event) for event in events])
+
+    def _cut(self, live: _Live, events: list, offsets: list, k: int) -> tuple[list, list, int]:
+        term = steered_terminal(events, k)
+        live.cut = term["response"]
+        if self.settings.terminal_output != "full":
+            term = streaming_variations([term], False, self.settings.terminal_output)[0]
+        return events[:k] + [term], offsets[:k + 1], k + 1
+
+    def _keep_steered(self, live: _Live, full: dict) -> None:
+        """The cut response replaces the full one in the cache and the store: its context
+        holds only the items it sent."""
+        final = live.cut
+        entry = self.cache.get(live.id) or self.core.store.get(live.id, self.owner)
+        if entry is None:
+            return
+        whole = len(full.get("output") or ())
+        entry.context = entry.context[:len(entry.context) - whole] + tuple(final["output"])
+        entry.response = final
+        if entry.store and not self.settings.zdr:
+            self.core.store.put(entry)
 
     @staticmethod
     def _number_live(live: _Live, batch: list) -> None:

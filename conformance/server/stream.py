@@ -221,6 +221,50 @@ def blocked_mid_stream(events: list[dict], err: ApiError, flags: Flags) -> list[
     return events[:cut + 1] + [ws_error_event(err, flags)]
 
 
+def _item_tokens(item: dict) -> tuple[int, int]:
+    """(output tokens, reasoning tokens) of one output item under the engine's rules."""
+    if item.get("type") == "reasoning":
+        n = sum(count_tokens(p.get("text", "")) for p in item.get("summary") or ())
+        return n, n
+    if item.get("type") == "function_call":
+        return count_tokens(item.get("arguments", "")), 0
+    n = sum(count_tokens(p.get("text", p.get("refusal", ""))) for p in item.get("content") or ())
+    return n, 0
+
+
+def steered_cut(events: list[dict], start: int) -> int | None:
+    """Where a steered response stops (§4.9 item 47): the first safe boundary at or after
+    ``start`` — right after an ``output_item.done`` that more output follows — or None when the
+    response has no such boundary left (it then finishes normally)."""
+    for k in range(max(start, 1), len(events)):
+        if events[k - 1]["type"] == "response.output_item.done" and events[k]["type"] not in TERMINAL_TYPES:
+            return k
+    return None
+
+
+def steered_terminal(events: list[dict], cut: int) -> dict:
+    """The ``response.incomplete`` (reason ``steered``) that replaces ``events[cut:]``: the
+    output is the items completed before the cut, usage counts only them."""
+    term = events[-1]
+    final = dict(term["response"])
+    kept = [e["item"] for e in events[:cut] if e["type"] == "response.output_item.done"]
+    out_tokens = sum(_item_tokens(i)[0] for i in kept)
+    reasoning = sum(_item_tokens(i)[1] for i in kept)
+    usage = final.get("usage")
+    if isinstance(usage, dict):
+        usage = dict(usage, output_tokens=out_tokens,
+                     output_tokens_details={"reasoning_tokens": reasoning},
+                     total_tokens=usage.get("input_tokens", 0) + out_tokens)
+    final.update(status="incomplete", output=kept, usage=usage, completed_at=None,
+                 incomplete_details={"reason": "steered"})
+    event = {k: v for k, v in term.items() if k != "response"}
+    event["type"] = "response.incomplete"
+    event["response"] = final
+    if "sequence_number" in events[cut]:
+        event["sequence_number"] = events[cut]["sequence_number"]
+    return event
+
+
 # Control events seen before a response's response.created and between responses (§3.4,
 # update 2026-11-30): no response id, no sequence_number, never a stream_id.
 CONTROL_BEFORE = (

@@ -8,7 +8,18 @@ import time
 
 import openai
 import pytest
-from srv_helpers import KEY_A, SCHEMAS, TERMINAL, WEATHER_TOOL, WS, grammar_problems, nonces_of, probe_fields
+from srv_helpers import (
+    KEY_A,
+    SCHEMAS,
+    TERMINAL,
+    WEATHER_TOOL,
+    WS,
+    grammar_problems,
+    nonces_of,
+    nonces_of_streamed,
+    probe_fields,
+)
+from test_server_state import http
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -214,3 +225,37 @@ def test_official_sdk_lanes_and_steer(steer_server):
             if event.type in TERMINAL:
                 break
         assert json.loads(event.response.output[0].arguments) == {"nonces": ["WOLF-1111", "BEAR-2222"]}
+
+
+@pytest.mark.parametrize("terminal_output", ["full", "empty"])
+def test_steer_stops_a_multi_item_response_at_a_safe_boundary(make_server, terminal_output):
+    srv = make_server(steering=True, terminal_output=terminal_output)
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        created = start(ws, input="think first [[multi]]", reasoning={"summary": "auto"}, store=True,
+                        max_output_tokens=256, stream_id="m")
+        rid = created["response"]["id"]
+        steer(ws, rid, "change course LYNX-5150")
+        events = [created] + read_until(ws, lambda e: e["type"] in TERMINAL)
+        types = [e["type"] for e in events]
+        assert types[-1] == "response.incomplete", types
+        final = events[-1]["response"]
+        assert final["incomplete_details"] == {"reason": "steered"} and final["completed_at"] is None
+        done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+        assert [i["type"] for i in done] == ["reasoning"]  # cut after the first item; messages never start
+        assert final["output"] == (done if terminal_output == "full" else [])
+        assert final["usage"]["output_tokens"] == final["usage"]["output_tokens_details"]["reasoning_tokens"] > 0
+        assert [e["sequence_number"] for e in events] == list(range(len(events)))
+        schema_ok(events)
+        succ = read_until(ws, lambda e: e["type"] in TERMINAL)
+        assert succ[0]["response"]["previous_response_id"] == rid and succ[-1]["type"] == "response.completed"
+        # the stored steered response is the cut one, and its context holds only what it sent:
+        # input + reasoning + steer message + the successor's reasoning and reply + probe
+        status, stored = http("GET", f"{srv.base_url}/responses/{rid}")
+        assert status == 200 and stored["status"] == "incomplete" and stored["output"] == done
+        probe = ws.turn(timeout=10, input="count", stream_id="m", store=False,
+                        previous_response_id=succ[0]["response"]["id"])
+        texts = [p["text"] for e in probe.events if e["type"] == "response.output_item.done"
+                 for p in e["item"].get("content") or ()]
+        assert texts and "6 context items seen" in texts[0], texts
+        assert nonces_of_streamed(ws.turn(timeout=10, input="p", stream_id="m", store=False,
+                                          previous_response_id=probe.id, **probe_fields())) == ["LYNX-5150"]

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from srv_helpers import SCHEMAS, TERMINAL, WEATHER_TOOL, WS, grammar_problems, nonces_of, probe_fields
+from srv_helpers import SCHEMAS, TERMINAL, WEATHER_TOOL, WS, grammar_problems, nonces_of_streamed, probe_fields
 from test_server_state import assert_not_found, http
 
 from conformance.server import ServerConfig
@@ -102,14 +102,6 @@ def test_terminal_output_variants_keep_stored_output_and_context(make_server, mo
         t2 = ws.turn(input="codes?", previous_response_id=t1.id, **probe_fields())
         assert nonces_of_streamed(t2) == ["ZEBRA-4242"]
     assert (mode == "empty") == (schema_problems(t1.events) == [])
-
-
-def nonces_of_streamed(turn) -> list:
-    """The probe's nonces from the streamed output_item.done (the terminal output may be empty)."""
-    for e in turn.events:
-        if e["type"] == "response.output_item.done" and e["item"]["type"] == "function_call":
-            return json.loads(e["item"]["arguments"])["nonces"]
-    raise AssertionError(turn.types())
 
 
 def test_variations_do_not_touch_http(make_server):
