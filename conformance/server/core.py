@@ -6,8 +6,8 @@ and updates the cache and the store *before* any event is sent, so that an id is
 soon as a client can see it.  A continuation that fails — an ``ApiError`` (4xx), a
 ``response.failed`` (5xx) or a safety block in mid-stream — evicts the id it referenced from
 the connection cache when the parent is the latest response of the failing request's own
-lane (a failed cross-lane fork keeps it, §4.4 item 23a).  On a socket (``websocket=True``) the streaming variations of the
-settings apply (§4.3 item 16a).
+lane (a failed cross-lane fork keeps it, §4.4 item 23a).  On a socket (``websocket=True``)
+the streaming variations of the settings apply (§4.3 item 16a).
 """
 
 from __future__ import annotations
