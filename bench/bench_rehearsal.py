@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import bench_server  # the server CLI on an ephemeral port (same directory)
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-rehearsal"
@@ -30,23 +30,7 @@ TARGET_RATIO = 4.0
 
 
 def start_server(ttft_ms: float, tps: float) -> tuple[subprocess.Popen, str]:
-    log = tempfile.TemporaryFile(mode="w+")  # a pipe nobody reads could stall the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.server", "--port", "0", "--log-level", "WARNING",
-         "--api-key", KEY, "--ttft-ms", str(ttft_ms), "--tokens-per-second", str(tps)],
-        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
-    )
-    deadline = time.monotonic() + 20
-    while (left := deadline - time.monotonic()) > 0 and select.select([proc.stdout], [], [], left)[0]:
-        line = proc.stdout.readline()
-        if line.startswith("listening on "):
-            return proc, line.split()[-1]
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    proc.wait()
-    log.seek(0)
-    raise SystemExit(f"server did not start: {log.read()}")
+    return bench_server.start_server("--ttft-ms", str(ttft_ms), "--tokens-per-second", str(tps), key=KEY)
 
 
 def stop(proc: subprocess.Popen) -> None:
