@@ -267,7 +267,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
 
     stream_id = None
     if websocket:
-        if "stream_id" in body:
+        if body.get("stream_id") is not None:  # null is the default lane, like an absent field
             stream_id = body["stream_id"]
             if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
                 raise ApiError(

@@ -118,15 +118,21 @@ def test_32_named_lanes_are_never_released(server):
         assert ws.turn(input="x", stream_id="n33", generate=False).error_code == "websocket_stream_limit_reached"
 
 
-@pytest.mark.parametrize("sid", ["", "a" * 257, "has space", "slash/no", "ünïcode", 7, None, ["a"]])
+@pytest.mark.parametrize("sid", ["", "a" * 257, "has space", "slash/no", "ünïcode", 7, ["a"]])
 def test_invalid_stream_id_is_an_untagged_error(server, sid):
     with WS(server.ws_url) as ws:
-        t = ws.turn(input="x", stream_id=sid)  # null too: the field, when present, is a string
+        t = ws.turn(input="x", stream_id=sid)
         assert t.types() == ["error"]
         assert t.error_code == "invalid_stream_id" and t.error["error"]["param"] == "stream_id"
         assert t.error["status"] == 400 and "stream_id" not in t.error
         ok = ws.turn(input="x", stream_id="a" * 256, generate=False)
         assert ok.status == "completed" and ok.events[0]["stream_id"] == "a" * 256
+
+
+def test_stream_id_null_is_the_default_lane(server):
+    with WS(server.ws_url) as ws:
+        t = ws.turn(input="x", stream_id=None)
+        assert t.status == "completed" and grammar_problems(t.events) == []
 
 
 def test_tagging_named_lane_errors_and_connection_errors(server):
