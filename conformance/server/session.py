@@ -396,8 +396,10 @@ class Session:
                         self._keep_steered(live, outcome.response)
                         outcome.response, outcome.status = live.cut, TurnStatus.INCOMPLETE
                     self._ended(live, outcome)
-            if live is not None and live.steers and self.state is ConnState.OPEN:
-                await self._after_steered(live, outcome)
+            if live is not None:
+                if live.steers and self.state is ConnState.OPEN:
+                    await self._after_steered(live, outcome)
+                live.req = None  # an ended response answers steers from its status alone
         if control and self.state is ConnState.OPEN:
             await self.transport.send_many([frame(dict(e)) for e in CONTROL_AFTER])
 
