@@ -194,3 +194,19 @@ def test_failed_same_lane_continuation_evicts_a_failed_fork_keeps(server):
         assert bad_same.error["stream_id"] == "a"
         t = ws.turn(input="gone", stream_id="a", previous_response_id=ok.id, store=False)
         assert t.error_code == "previous_response_not_found" and t.error["stream_id"] == "a"
+
+
+def test_lifetime_limit_waits_for_every_lane_then_drops_the_queued(server):
+    headers = {"X-Conformance-Lifetime": "0.2", "X-Conformance-Turn-Delay-Ms": "400"}
+    with WS(server.ws_url, headers=headers) as ws:
+        ws.create(input="long a", stream_id="a")
+        ws.create(input="long b", stream_id="b")
+        ws.create(input="queued on a, never runs", stream_id="a")
+        t = ws.collect(timeout=4, turns=3)
+        closed = ws.collect(timeout=2)
+    types = t.types()
+    assert types.count("response.created") == 2 and types.count("response.completed") == 2, types
+    last = t.events[-1]
+    assert last["type"] == "error" and last["error"]["code"] == "websocket_connection_limit_reached"
+    assert "stream_id" not in last
+    assert closed.closed and ws.close_code == 1000
