@@ -82,7 +82,7 @@ def _check_all(expect, conn, target, turn, clauses=GRAMMAR) -> None:
 
 
 def _item_types(turn) -> list:
-    return [i.get("type") for i in (turn.response or {}).get("output") or [] if isinstance(i, dict)]
+    return [i.get("type") for i in turn.output if isinstance(i, dict)]
 
 
 # --- cases -------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_truncated_stream(target, connect, expect, verdict):
     turn = _started(conn.turn(input="Count from 1 to 200, separated by commas.", store=False, max_output_tokens=16),
                     "truncated turn")
     _check_all(expect, conn, target, turn)
-    cut = [i for i in (turn.response or {}).get("output") or [] if isinstance(i, dict) and i.get("status") == "incomplete"]
+    cut = [i for i in turn.output if isinstance(i, dict) and i.get("status") == "incomplete"]
     if turn.status != "incomplete" or not cut:
         if target.has("reference_engine"):
             raise HarnessError(f"the 16-token turn did not end with an incomplete item ({turn.summary()})")
