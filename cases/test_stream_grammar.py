@@ -24,7 +24,8 @@ GRAMMAR = ("SCHEMA-SERVER-EVENT", "STREAM-CREATED-FIRST", "STREAM-IN-PROGRESS-FO
            "STREAM-ITEM-LIFECYCLE", "STREAM-INDEXES-IN-ORDER", "STREAM-ANNOUNCED-ITEM",
            "STREAM-DELTAS-ADD-UP", "STREAM-DONE-MATCHES-OUTPUT", "STREAM-ONE-TERMINAL",
            "STREAM-TERMINAL-LAST", "STREAM-TERMINAL-RESPONSE", "STREAM-INCOMPLETE-ITEM-LAST",
-           "SEQ-PRESENT", "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "LANE-DEFAULT-UNTAGGED")
+           "SEQ-PRESENT", "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "LANE-DEFAULT-UNTAGGED",
+           "STREAM-ITEM-DONE-BEFORE-TERMINAL")
 
 CITY_TOOL = {
     "type": "function", "name": "record_city",
@@ -101,7 +102,7 @@ def test_text_stream(target, connect, expect, verdict):
            "the stream with extension events did not end in a terminal event of its response")
 
 
-@pytest.mark.clause(*GRAMMAR)
+@pytest.mark.clause(*GRAMMAR, "FC-DONE-NAME")
 def test_function_call_stream(target, connect, expect):
     conn = connect()
     turn = _started(conn.turn(input="Record the city Paris with the tool.", tools=[CITY_TOOL],
@@ -147,7 +148,7 @@ def test_two_message_stream(target, connect, expect):
         raise HarnessError(f"[[multi]] did not give two messages: {_item_types(turn)}")
 
 
-@pytest.mark.clause(*GRAMMAR)
+@pytest.mark.clause(*GRAMMAR, "FC-DONE-NAME")
 def test_parallel_function_calls_stream(target, connect, expect, verdict):
     # tool_choice "required" forces at least one call whatever the model; two are welcome
     conn = connect()

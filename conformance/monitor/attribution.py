@@ -412,7 +412,8 @@ class Attribution:
                 self._after_end(rs, ev)
             return
         self._attach(rs, ev, typ)
-        if type(resp) is not dict:
+        if type(resp) is not dict:  # a MUST under every profile (§4.3 items 15, 16a)
+            self._add("STREAM-TERMINAL-RESPONSE", f"{typ} carries no response object", rs, pointer="/response")
             self._end(rs, DONE, typ)
             return
         rs.grammar.terminal(self._add, rs, typ, resp, rid)
