@@ -46,8 +46,8 @@ def load_event(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 
-def run(frames, schemas=False, finish=True) -> StreamMonitor:
-    m = StreamMonitor(schemas)
+def run(frames, schemas=False, finish=True, **leniencies) -> StreamMonitor:
+    m = StreamMonitor(schemas, **leniencies)
     for direction, msg in frames:
         if direction == "c":
             m.sent(msg)

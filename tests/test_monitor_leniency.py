@@ -15,22 +15,10 @@ import json
 import pytest
 
 from conformance.monitor import INFO, StreamMonitor
-from test_monitor import FC, TEXT, load, real_schemas, where
+from test_monitor import FC, TEXT, load, real_schemas, run, where
 
 SETUP = ("response.output_item.added", "response.content_part.added", "response.reasoning_summary_part.added")
 OPTIONAL = {"setup_events": "optional", "terminal_output": "optional"}
-
-
-def feed(frames, schemas=False, **options) -> StreamMonitor:
-    m = StreamMonitor(schemas, **options)
-    for direction, msg in frames:
-        if direction == "c":
-            m.sent(msg)
-        else:
-            m.feed(json.dumps(msg))
-    m.finish()
-    assert not m.internal_errors, m.internal_errors
-    return m
 
 
 def kinds(m: StreamMonitor, kind: str) -> set[str]:
@@ -66,9 +54,9 @@ def terminal_output(frames, how: str):
 @pytest.mark.parametrize("example", [TEXT, FC])
 def test_setup_events_left_out(example):
     frames = without_setup(load(example))
-    strict = feed(frames)
+    strict = run(frames)
     assert {"STREAM-ANNOUNCED-ITEM"} <= kinds(strict, "violation")
-    lenient = feed(frames, **OPTIONAL)
+    lenient = run(frames, **OPTIONAL)
     assert kinds(lenient, "violation") == set()
     assert "STREAM-ANNOUNCED-ITEM" in kinds(lenient, INFO)
     # one observation per response and clause, not one per event
@@ -79,10 +67,10 @@ def test_setup_events_left_out(example):
 def test_left_out_setup_events_still_add_up():
     frames = without_setup(load(TEXT))
     frames[where(frames, "response.output_text.delta")][1]["delta"] += "X"
-    assert "STREAM-DELTAS-ADD-UP" in kinds(feed(frames, **OPTIONAL), "violation")
+    assert "STREAM-DELTAS-ADD-UP" in kinds(run(frames, **OPTIONAL), "violation")
     frames = without_setup(load(TEXT))
     frames[where(frames, "response.output_item.done")][1]["item"]["content"][0]["text"] = "other"
-    assert "STREAM-DONE-MATCHES-OUTPUT" in kinds(feed(frames, **OPTIONAL), "violation")
+    assert "STREAM-DONE-MATCHES-OUTPUT" in kinds(run(frames, **OPTIONAL), "violation")
 
 
 @pytest.mark.parametrize("how", ["empty", "null", "missing"])
@@ -90,9 +78,9 @@ def test_left_out_setup_events_still_add_up():
 def test_terminal_output_left_out(how, schemas):
     frames = terminal_output(load(TEXT), how)
     sch = real_schemas() if schemas else False
-    strict = feed(frames, sch)
+    strict = run(frames, sch)
     assert "STREAM-DONE-MATCHES-OUTPUT" in kinds(strict, "violation") | kinds(strict, "violation")
-    lenient = feed(frames, sch, terminal_output="optional")
+    lenient = run(frames, sch, terminal_output="optional")
     assert kinds(lenient, "violation") == set(), [f.message for f in lenient.findings]
     assert "STREAM-DONE-MATCHES-OUTPUT" in kinds(lenient, INFO)
 
@@ -100,7 +88,7 @@ def test_terminal_output_left_out(how, schemas):
 def test_terminal_without_response_stays_a_violation():
     frames = copy.deepcopy(load(TEXT))
     del frames[where(frames, "response.completed")][1]["response"]
-    m = feed(frames, **OPTIONAL)
+    m = run(frames, **OPTIONAL)
     assert "STREAM-TERMINAL-RESPONSE" in kinds(m, "violation")
 
 
@@ -133,7 +121,7 @@ def with_control_events(frames):
                                      "stream-failed-continuation-evicts-cache.json"])
 def test_control_events_disturb_nothing(example, schemas):
     sch = real_schemas() if schemas else False
-    plain = feed(load(example), sch)
+    plain = run(load(example), sch)
     m = StreamMonitor(sch)
     attributed = []
     for d, msg in with_control_events(load(example)):
@@ -164,11 +152,11 @@ def _queued_stream(created_status: str):
 
 
 def test_queued_after_a_queued_created_is_accepted():
-    assert kinds(feed(_queued_stream("queued")), "violation") == set()
+    assert kinds(run(_queued_stream("queued")), "violation") == set()
 
 
 def test_queued_after_a_running_created_is_not():
-    assert "STREAM-CREATED-FIRST" in kinds(feed(_queued_stream("in_progress")), "violation")
+    assert "STREAM-CREATED-FIRST" in kinds(run(_queued_stream("in_progress")), "violation")
 
 
 def test_missing_name_is_one_should_finding_per_response():
@@ -176,7 +164,7 @@ def test_missing_name_is_one_should_finding_per_response():
     for d, msg in frames:
         if d == "s" and msg.get("type") == "response.function_call_arguments.done":
             msg.pop("name", None)
-    m = feed(frames, real_schemas())
+    m = run(frames, real_schemas())
     found = [f for f in m.findings if f.kind == "violation"]
     assert {f.clause for f in found} == {"FC-DONE-NAME"}
     assert len(found) == len({f.response_id for f in found})
@@ -189,6 +177,6 @@ def test_one_missing_field_one_finding_per_response():
         for d, msg in frames:
             if d == "s" and msg.get("type") == typ:
                 msg.pop("logprobs", None)
-    m = feed(frames, real_schemas())
+    m = run(frames, real_schemas())
     schema = [f for f in m.findings if f.clause == "SCHEMA-SERVER-EVENT"]
     assert len(schema) == 1, [f.message for f in schema]

@@ -103,8 +103,9 @@ class Grammar:
         self.once_add(add, rs, "setup-optional", clause,
                       f"{what} (setup events are optional for this target, §4.3 item 16a)", kind=INFO)
 
-    def implicit_item(self, iid: str | None, oi: Any) -> Item:
-        """An item first seen in a delta, ``.done`` or ``output_item.done`` (setup events optional)."""
+    def new_item(self, iid: str | None, oi: Any) -> Item:
+        """An item of this response: announced, or (setup events optional) first seen in a
+        delta, ``.done`` or ``output_item.done``."""
         it = Item(iid, oi)
         self.order.append(it)
         if type(oi) is int:
@@ -189,12 +190,7 @@ class Grammar:
                 rs, pointer="/output_index")
         if iid is not None and (iid in self.items or iid in ids_elsewhere):
             add("STREAM-ITEM-LIFECYCLE", f"output_item.added repeats item id {iid!r}", rs)
-        it = Item(iid, oi)
-        self.order.append(it)
-        if type(oi) is int:
-            self.by_output_index.setdefault(oi, it)
-        if iid is not None:
-            self.items.setdefault(iid, it)
+        self.new_item(iid, oi)
         return iid
 
     def done_item(self, ev: dict) -> tuple[str | None, Item | None]:
@@ -215,7 +211,7 @@ class Grammar:
                 return
             self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} "
                                   "that no output_item.added announced")
-            it = self.implicit_item(iid, ev.get("output_index"))
+            it = self.new_item(iid, ev.get("output_index"))
         if it.done:
             add("STREAM-ITEM-LIFECYCLE", f"second output_item.done for item {short(iid)}", rs)
             return
@@ -248,7 +244,7 @@ class Grammar:
         if it is None and iid is not None and self.lenient.setup_events:
             self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
                                   f"{typ} references item_id {short(iid)}, not announced by output_item.added")
-            return self.implicit_item(iid, ev.get("output_index"))
+            return self.new_item(iid, ev.get("output_index"))
         if it is None:
             self.once_add(add, rs, ("id", iid), "STREAM-ANNOUNCED-ITEM",
                           f"{typ} references item_id {short(iid)}, not announced by output_item.added")
@@ -269,7 +265,7 @@ class Grammar:
         if it is None and type(oi) is int and self.lenient.setup_events:
             self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
                                   f"{typ} references output_index {oi}, not announced by output_item.added")
-            return self.implicit_item(None, oi)
+            return self.new_item(None, oi)
         if it is None:
             self.once_add(add, rs, ("oi", short(oi)), "STREAM-ANNOUNCED-ITEM",
                           f"{typ} references output_index {short(oi)}, not announced by output_item.added")
