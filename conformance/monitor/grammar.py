@@ -356,7 +356,7 @@ class Grammar:
             if state is None and self.lenient.setup_events:
                 self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
                                       f"{typ} for {idx_field} {short(idx)} of {it.id!r} before its part was added")
-                parts[idx] = PartState.DELTAS
+                _open_part(it, container, idx, PartState.DELTAS)
             elif state is None or state in _NO_MORE_DELTAS:
                 self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), "STREAM-ITEM-LIFECYCLE",
                               f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
@@ -394,7 +394,7 @@ class Grammar:
             if state is None and self.lenient.setup_events:
                 self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
                                       f"{typ} for {idx_field} {short(idx)} of {it.id!r} without an open part")
-                parts[idx] = PartState.TEXT_DONE
+                _open_part(it, container, idx, PartState.TEXT_DONE)
             elif state is None or state in _NO_MORE_DELTAS:
                 add("STREAM-ITEM-LIFECYCLE", f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
                     + ("without an open part" if state is None else "after its part closed"), rs)
@@ -484,6 +484,20 @@ class Grammar:
         if missing:
             add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output lacks streamed items {missing}"
                 + (" (output is empty)" if not output else ""), rs)
+
+
+def _open_part(it: Item, container: str, idx: Any, state: PartState) -> None:
+    """A part first seen in a delta or ``.done`` (setup events optional); later parts are
+    expected after it."""
+    nxt = idx + 1 if type(idx) is int else None
+    if container == "part":
+        it.parts[idx] = state
+        if nxt is not None:
+            it.next_part = max(it.next_part, nxt)
+    else:
+        it.summary_parts[idx] = state
+        if nxt is not None:
+            it.next_summary = max(it.next_summary, nxt)
 
 
 def _is_empty_terminal(ev: dict, typ: str) -> bool:
