@@ -1,7 +1,7 @@
 """The harness: a recording, synchronous WebSocket client with a deadline on every wait.
 
 Implements the "conformance/client.py" seam of ``docs/interfaces.md`` and step 2 of "Data
-flow of one case" in ``../shared/design.md``; transport facts from ``spec/websocket-mode.md``
+flow of one case" in ``docs/design.md``; transport facts from ``docs/spec.md``
 §1 (URL, ``Authorization: Bearer`` handshake, refusal before upgrade, text JSON frames).
 
 * ``Connection.open(target, headers=, query=, timeout=)`` performs the upgrade. A refused

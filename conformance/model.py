@@ -1,6 +1,6 @@
 """Reference model of the state a Responses WebSocket server must keep (sans-I/O).
 
-Implements spec/websocket-mode.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
+Implements docs/spec.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
 and the connection-local cache: items 25-35), §4.6 (reconnect, connection lifetime) and §4.7
 (``generate:false`` warm-ups are cached like other responses), as far as they decide the
 *outcome* of a ``response.create``. It never needs a model's text: only ids, flags and
@@ -10,7 +10,9 @@ API
 ---
 
 * ``Capabilities`` (dataclass; build it directly or with ``Capabilities.from_profile(p)``
-  from a profile/Target profile or its nested dict): ``store_true_hydrates``, ``zdr``,
+  from a profile or a partial profile table, whose missing keys take the defaults of
+  ``conformance.target``; the dataclass defaults are those of an empty profile, a self-test
+  keeps them equal): ``store_true_hydrates``, ``zdr``,
   ``busy_policy`` (``"queue"`` | ``"reject"`` | ``"either"``: P-open allows both, so a busy
   create is predicted queued and ``Prediction.may_reject_busy`` says a rejection is as good),
   ``busy_error_code`` (``None`` = any),
@@ -83,6 +85,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
+from conformance.target import profile_from_table
+
 __all__ = [
     "Capabilities",
     "Prediction",
@@ -134,31 +138,23 @@ class Capabilities:
 
     @classmethod
     def from_profile(cls, profile: Any) -> "Capabilities":
-        """From a ``conformance.target.Profile`` (``.get("table.key")``) or its nested dict."""
-
-        def get(dotted: str, default: Any) -> Any:
-            if isinstance(profile, Mapping):
-                node: Any = profile
-                for part in dotted.split("."):
-                    if not isinstance(node, Mapping) or part not in node:
-                        return default
-                    node = node[part]
-                return node
-            value = profile.get(dotted, default)
-            return default if value is None else value
-
-        lifetime = get("connection.lifetime_seconds", 3600)
+        """From a ``conformance.target.Profile``, or a (partial) profile table: the keys it
+        leaves out take the profile defaults of ``conformance.target`` (the one place they
+        are written down)."""
+        if isinstance(profile, Mapping):
+            profile = profile_from_table(profile)
+        lifetime = profile.lifetime_seconds
         return cls(
-            store_true_hydrates=bool(get("cache.store_true_hydrates", True)),
-            zdr=bool(get("cache.zdr", False)),
-            busy_policy=str(get("concurrency.busy_policy", "queue")),
-            busy_error_code=get("concurrency.busy_error_code", "") or None,
-            generate_false=bool(get("features.generate_false", True)),
-            lifetime_s=float(lifetime) if lifetime else None,
-            lanes=bool(get("features.lanes", False)),
-            max_named_lanes=int(get("concurrency.max_named_lanes", 32)),
-            background_rejected=bool(get("features.background_rejected", True)),
-            not_found_status=int(get("errors.not_found_status", 400)),
+            store_true_hydrates=bool(profile.cache["store_true_hydrates"]),
+            zdr=bool(profile.cache["zdr"]),
+            busy_policy=profile.busy_policy,
+            busy_error_code=profile.busy_error_code or None,
+            generate_false=bool(profile.features["generate_false"]),
+            lifetime_s=lifetime if lifetime else None,
+            lanes=bool(profile.features["lanes"]),
+            max_named_lanes=int(profile.get("concurrency.max_named_lanes")),
+            background_rejected=bool(profile.features["background_rejected"]),
+            not_found_status=profile.not_found_status,
         )
 
 
