@@ -181,9 +181,10 @@ class Session:
                     background_accepted=self.flags.background_accepted,
                     generate_supported=s.profile.generate_false,
                     conversation_ignored=self.flags.conversation_ignored,
+                    lanes=s.lanes,
                 )
             except ApiError as err:
-                sid = event.get("stream_id")
+                sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane
                 lane_known = sid is None or (isinstance(sid, str) and err.code != "invalid_stream_id")
                 prev = event.get("previous_response_id")
                 evicts = isinstance(prev, str) and err.evicts and lane_known and not self.flags.no_eviction
