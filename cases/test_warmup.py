@@ -16,11 +16,11 @@ import pytest
 
 from conformance.casekit import PROMPT, RAN
 from conformance.client import HarnessError, Turn
+from conformance.monitor.events import LIFECYCLE_START, TERMINAL_TYPES
 from conformance.probes import probe_fields, recorded_nonces, seen
 
 NOT_FOUND = "previous_response_not_found"
-LIFECYCLE = ("response.queued", "response.created", "response.in_progress", "response.completed",
-             "response.failed", "response.incomplete")
+LIFECYCLE = frozenset((*LIFECYCLE_START, "response.in_progress", *TERMINAL_TYPES))
 
 
 def _warm_up(conn, expect, **fields) -> Turn:

@@ -38,7 +38,7 @@ MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); Â
 CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
-from conformance.monitor import Finding, StreamMonitor
+from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
 
 
 class HarnessError(Exception):
@@ -84,7 +84,6 @@ class UsageMeter:
 
 
 METER = UsageMeter()
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 def _is_rate_limit(error: Any) -> bool:
@@ -495,7 +494,7 @@ class Connection:
         self._obs_times.append(self._now())
         if obs.message is not None:
             self.messages.append(obs.message)
-            if obs.message.get("type") in _TERMINAL and isinstance(obs.message.get("response"), dict):
+            if obs.message.get("type") in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
                 METER.add_usage(obs.message["response"].get("usage"))
         return obs
 

@@ -80,11 +80,11 @@ Rules (spec items in brackets)
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
+from conformance.monitor.events import valid_lane_name
 from conformance.target import profile_from_table
 
 __all__ = [
@@ -109,9 +109,6 @@ NOT_FOUND_CODE = "previous_response_not_found"
 LIMIT_CODE = "websocket_connection_limit_reached"
 STREAM_LIMIT_CODE = "websocket_stream_limit_reached"
 INVALID_STREAM_ID_CODE = "invalid_stream_id"
-
-_LANE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}\Z")
-
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -292,7 +289,7 @@ class World:
         if sid is not None:  # stream_id: null is taken as absent (the default lane)
             if not caps.lanes:
                 return Prediction(INVALID, None, 400, reason="stream_id on a target without lanes")
-            if not isinstance(sid, str) or not _LANE_NAME.match(sid):
+            if not valid_lane_name(sid):
                 return Prediction(INVALID, INVALID_STREAM_ID_CODE, 400, reason="bad stream_id [6]")
             if sid not in conn.named_lanes and len(conn.named_lanes) >= caps.max_named_lanes:
                 return Prediction(LIMIT_REACHED, STREAM_LIMIT_CODE, 400,
@@ -370,7 +367,7 @@ class World:
 
     def _count_lane(self, conn: Conn, request: Mapping) -> None:
         sid = request.get("stream_id")
-        if self.caps.lanes and isinstance(sid, str) and _LANE_NAME.match(sid):
+        if self.caps.lanes and valid_lane_name(sid):
             conn.named_lanes.add(sid)
 
     # -- observation -------------------------------------------------------------------

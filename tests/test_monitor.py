@@ -1,4 +1,4 @@
-"""Self-tests of conformance/monitor.py (spec §1.4, §3, §4.3, §4.10).
+"""Self-tests of conformance/monitor/ (spec §1.4, §3, §4.3, §4.10).
 
 1. Every constructed example stream of the spec conforms: zero violations, with the grammar
    alone and with the real schemas.

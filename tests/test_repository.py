@@ -45,7 +45,6 @@ RECORDED_DATA = "tests/data/recorded/"
 OLD_SPEC_NAME = re.compile(r"websocket-mode\.md")
 OLD_SPEC_NAME_EXCEPTIONS = {
     THIS,
-    "conformance/monitor.py",  # removed when monitor becomes a package
 }
 
 
