@@ -232,3 +232,10 @@ def test_lanes_switch_turns_them_on_for_a_profile_without(make_server):
     with WS(srv.ws_url) as ws:
         t = ws.turn(input="x", stream_id="a")
     assert t.status == "completed" and grammar_problems(t.events, lane="a") == []
+
+
+def test_request_error_with_a_bad_lane_name_is_untagged(server):
+    with WS(server.ws_url) as ws:
+        ws.send({"type": "response.create", "stream_id": "bad name", "input": "no model"})
+        e = ws.recv()
+    assert e["type"] == "error" and e["error"]["code"] == "missing_required_parameter" and "stream_id" not in e
