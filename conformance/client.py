@@ -53,6 +53,11 @@ class RateLimited(HarnessError):
     """The target answered a turn with a rate limit (status 429): the case cannot judge."""
 
 
+class TargetStalled(HarnessError):
+    """The run stopped sending requests: the target stalled, or the run deadline passed
+    (``conformance.liveness``). Verdict ERROR, saying since which case."""
+
+
 class HandshakeRefused(Exception):
     """The upgrade was answered with an HTTP status instead of 101."""
 
@@ -84,6 +89,9 @@ class UsageMeter:
 
 
 METER = UsageMeter()
+# the run's liveness state (``conformance.liveness.Liveness``), set by the plugin: told how
+# each full turn ended, asked before each response.create; None outside a run
+LIVENESS: Any = None
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -108,6 +116,8 @@ class Turn:
 
     ``status``: ``completed | incomplete | failed`` (terminal event), ``error`` (request-scoped
     error event), ``timeout`` (deadline passed), ``closed`` (socket closed first).
+    A full turn's deadline is idle time (``Target.turn_timeout`` since the last frame) under
+    an overall cap (``Target.turn_cap``), §1.5 (docs/spec.md).
     """
 
     request: int
@@ -460,6 +470,8 @@ class Connection:
         for k, v in fields.items():
             if v is not None:
                 event[k] = v
+        if LIVENESS is not None:
+            LIVENESS.check()        # a stalled target gets no more requests
         number = self.monitor.sent(event)
         if number is None:
             raise HarnessError("monitor did not register the response.create")
@@ -509,12 +521,16 @@ class Connection:
             rs = self.monitor.requests[request]
         except (IndexError, TypeError):
             raise HarnessError(f"wait(): no request {request} on this connection") from None
-        deadline = self._deadline(timeout)
         start_obs = len(self.observed)
         t_start = self._now()
         timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
-        while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
-            self._recv_one(deadline)
+        if timeout is None:
+            limit = self._full_turn(rs)
+        else:               # a deliberate peek: a fixed deadline, never judged
+            limit = f"{timeout:g}s"
+            deadline = self._deadline(timeout)
+            while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
+                self._recv_one(deadline)
         # connection-level findings seen while waiting (frames matched to no request)
         loose = [f for o in self.observed[start_obs:] if o.request is None for f in o.findings]
         findings = list(rs.findings) + [f for f in loose if f not in rs.findings]
@@ -526,22 +542,31 @@ class Connection:
             status = "closed"
         else:
             status = "timeout"
+            miss = None
             if timeout is None and rs.state == "streaming":
                 # a full turn deadline passed after response.created: the terminal event is
                 # missing, not late (a deliberate short peek with timeout= is not judged)
                 miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
                                message=f"response {rs.response_id} started but sent no terminal event "
-                                       f"within the turn timeout ({self.target.turn_timeout:g}s)")
+                                       f"({limit})")
+            elif timeout is None and rs.state == "pending" and not rs.events:
+                # an open connection, and not even response.created/queued or an error (§1.5)
+                miss = Finding(clause="CREATE-ANSWERED",
+                               message=f"request {request} (response.create) got no answer at all: no "
+                                       f"response.created, response.queued or error ({limit})")
+            if miss is not None:
                 rs.findings.append(miss)
                 self.monitor.findings.append(miss)
                 findings.append(miss)
+        if timeout is None and LIVENESS is not None:
+            LIVENESS.turn_ended(by_deadline=status == "timeout")
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
         if status == "closed":
             detail = self.close_detail
         elif status == "timeout":
-            detail = f"no end of request {request} within {(self.target.turn_timeout if timeout is None else timeout):g}s"
+            detail = f"no end of request {request} ({limit})"
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
         if status == "error" and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
@@ -555,6 +580,29 @@ class Connection:
         return Turn(request=request, create=create, events=events, response=response,
                     error=error, status=status, findings=findings, timings=timings,
                     close_code=self.close_code if self.closed else None, detail=detail)
+
+    def _full_turn(self, rs: Any) -> str:
+        """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
+        deadline (``turn_timeout`` since the last frame), the turn cap, the run deadline.
+        Returns which deadline applies, for messages."""
+        idle = self.target.turn_timeout
+        now = time.monotonic()
+        cap = self.target.turn_cap or idle * 5
+        hard = now + cap
+        why = f"idle deadline {idle:g}s (--turn-timeout), turn cap {cap:g}s (--turn-cap)"
+        left = LIVENESS.remaining() if LIVENESS is not None else None
+        if left is not None and now + left < hard:
+            hard = now + left
+            why += ", run deadline (--run-timeout)"
+        last = now
+        while rs.state not in ("done", "rejected") and not self.closed:
+            now = time.monotonic()
+            deadline = min(last + idle, hard)
+            if now >= deadline:
+                break
+            if self._recv_one(deadline) is not None:
+                last = time.monotonic()     # any frame shows the target is alive
+        return why
 
     def _event_times(self, request: int) -> dict[str, float]:
         times = [t for o, t in zip(self.observed, self._obs_times) if o.request == request]

@@ -32,8 +32,11 @@ from typing import Any
 
 import pytest
 
+from conformance import client as _client
 from conformance import verdicts as V
-from conformance.client import METER, Connection, HandshakeRefused, HarnessError, TargetUnreachable
+from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, TargetStalled,
+                                TargetUnreachable)
+from conformance.liveness import Liveness, describe as describe_stall, run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -74,7 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--strict-conformance", action="store_true", default=False,
                 help="NON-STRICT verdicts (SHOULD violations) fail; pytest's own --strict does the same")
     g.addoption("--turn-timeout", type=float, default=None, metavar="SECONDS",
-                help="deadline for one turn (default 60 against a real target, 10 against the embedded server)")
+                help="idle deadline of one turn: seconds without a frame before the turn is given up "
+                     "(default 60 against a real target, 10 against the embedded server)")
+    g.addoption("--turn-cap", type=float, default=None, metavar="SECONDS",
+                help="overall cap of one turn however lively the stream (default 5 x --turn-timeout)")
+    g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
+                help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
                 help="max_output_tokens sent with every turn unless a case sets it (default 16, the minimum OpenAI accepts)")
     g.addoption("--generated-budget", type=int, default=None, metavar="N",
@@ -113,6 +121,8 @@ class Settings:
     run_id: str
     registry: V.ClauseRegistry
     generated_budget: int | None = None
+    turn_cap: float = 0.0
+    run_timeout: float | None = None
 
     @property
     def embedded(self) -> bool:
@@ -156,6 +166,11 @@ def _settings(config: pytest.Config) -> Settings:
         timeout = 60.0 if target_url else 10.0
     if timeout <= 0:
         raise pytest.UsageError("--turn-timeout must be positive")
+    turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
+    if turn_cap <= 0:
+        raise pytest.UsageError("--turn-cap must be positive")
+    if opt("run_timeout") is not None and opt("run_timeout") <= 0:
+        raise pytest.UsageError("--run-timeout must be positive")
     if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
         raise pytest.UsageError("--max-output-tokens must not be negative (0 = do not send it)")
     clauses = opt("clauses")
@@ -175,7 +190,8 @@ def _settings(config: pytest.Config) -> Settings:
     return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
-                    generated_budget=opt("generated_budget"))
+                    generated_budget=opt("generated_budget"), turn_cap=turn_cap,
+                    run_timeout=opt("run_timeout"))
 
 
 class ConformanceSession:
@@ -194,6 +210,10 @@ class ConformanceSession:
             settings.run_id = wi.get("conformance_run_id", settings.run_id)
             if wi.get("conformance_report_dir"):
                 settings.report_dir = Path(wi["conformance_report_dir"])
+            self.started = wi.get("conformance_started", self.started)
+        # shared by the xdist workers of this run through a file named after the run id
+        deadline = self.started + settings.run_timeout if settings.run_timeout else None
+        self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
 
     # the embedded server and the Target are built lazily: self-tests never start a server
     def start_server(self, **overrides: Any) -> Any:
@@ -224,7 +244,7 @@ class ConformanceSession:
         return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
                       model=s.model, api_key=s.api_key if api_key is None else api_key,
                       auth_header=s.auth_header, http_responses_url=http_responses,
-                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout,
+                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
                       strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
 
     @property
@@ -254,6 +274,9 @@ class ConformanceSession:
         return redact(text, self.settings.api_key)
 
     def stop(self) -> None:
+        _client.LIVENESS = None
+        if not self.is_worker:
+            self.liveness.cleanup()
         if self.server is not None:
             try:
                 self.server.stop()
@@ -291,6 +314,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
+    _client.LIVENESS = sess.liveness
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
@@ -303,6 +327,7 @@ class _XdistHooks:
         s = _session(node.config).settings
         node.workerinput["conformance_run_id"] = s.run_id
         node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
+        node.workerinput["conformance_started"] = _session(node.config).started
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -368,6 +393,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess = _session(item.config)
     s = sess.settings
     ids = _clause_ids(item)
+    sess.liveness.case = item.nodeid
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     if item.get_closest_marker("slow") is not None and not s.run_slow:
@@ -394,6 +420,12 @@ def pytest_runtest_call(item: pytest.Item):
             state.verdict = V.FAIL
             raise
         except (TargetUnreachable, HarnessError) as exc:
+            if not isinstance(exc, (TargetUnreachable, RateLimited, TargetStalled)) and _must_findings(state):
+                # the case could not go on because the target broke a MUST (an unanswered
+                # create, a response without end): that is the verdict, not "cannot judge"
+                state.verdict = V.FAIL
+                state.messages.append(f"stopped: {state.recorder.redact(str(exc))[:300]}")
+                raise
             state.verdict = V.ERROR
             state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))}")
             raise
@@ -430,6 +462,12 @@ def pytest_runtest_call(item: pytest.Item):
         return result
     finally:
         V.unbind(token)
+
+
+def _must_findings(state: CaseState) -> bool:
+    """Collect the findings now; True when one of them violates a MUST clause."""
+    _collect_findings(state)
+    return any(o.verdict == V.FAIL for o in state.recorder.observations)
 
 
 def _collect_findings(state: CaseState) -> None:
@@ -536,9 +574,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
             profile=sess.settings.profile.name, fingerprint=_fingerprint(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            redact=sess.redact)
+            redact=sess.redact, extra=_run_facts(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
+
+
+def _run_facts(sess: ConformanceSession) -> dict:
+    """Certificate fields beyond the clause and case tables."""
+    return {"stalled": sess.liveness.recorded()}
 
 
 def _fingerprint(sess: ConformanceSession) -> dict:
@@ -557,6 +600,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from conformance.report import summary_lines
     tr = terminalreporter
     tr.section("responses-ws-conformance")
+    stall = sess.liveness.recorded()
+    if stall:
+        tr.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
+                      red=True)
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
         tr.write_line(line)
     paths = getattr(sess, "report_paths", None)
@@ -575,8 +622,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
-            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s; "
-            f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
+            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
+            + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "")
+            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
 
 
 # --- fixtures --------------------------------------------------------------------------------

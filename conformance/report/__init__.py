@@ -36,7 +36,7 @@ def _iso(t: float) -> str:
 
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
-                      run_id: str) -> dict:
+                      run_id: str, extra: dict | None = None) -> dict:
     rows = V.clause_table(registry, records)
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
@@ -66,6 +66,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "clause_registry": {"path": os.path.basename(registry.path), "version": registry.version,
                             "clauses": len(registry)},
         "overall": overall,
+        # run-level facts the plugin adds (e.g. "stalled"), right after the verdict
+        **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in
                                (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)}},
@@ -79,12 +81,12 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
 
 def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
-                  redact: Callable[[str], str] = lambda t: t) -> dict[str, str]:
+                  redact: Callable[[str], str] = lambda t: t, extra: dict | None = None) -> dict[str, str]:
     """Write certificate.json, junit.xml, index.html (and transcripts/ of non-passing cases)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
-                             started=started, finished=finished, strict=strict, run_id=run_id)
+                             started=started, finished=finished, strict=strict, run_id=run_id, extra=extra)
     tdir = out / "transcripts"
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):

@@ -93,6 +93,8 @@ class Session:
             await self._submit(_ErrorJob(err))
             return
         etype = event["type"]
+        if etype == "response.create" and self.flags.create_never_answered:
+            return  # the defect: a create gets no answer at all
         if etype == "response.create":
             s = self.settings
             try:
@@ -246,6 +248,11 @@ class Session:
             await self._send_error(err, req.stream_id)
             return
         events = outcome.events
+        if self.flags.closes_mid_response and len(events) > 2:
+            # the defect: the response starts, then the socket closes without an error
+            await self.transport.send_many([self.framer.frame(e) for e in events[:2]])
+            await self.close(1000, "")
+            return
         if self.flags.sequence_per_connection:
             self.seq_next += len(events)
         frame = self.framer.frame
