@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -50,7 +51,16 @@ class TargetUnreachable(HarnessError):
 
 
 class RateLimited(HarnessError):
-    """The target answered a turn with a rate limit (status 429): the case cannot judge."""
+    """The target answered a turn with a rate limit (status 429): the case cannot judge.
+    ``retry_after``: the delay the target asked for, in seconds, when it named one."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(HarnessError):
+    """The target answered a turn with ``server_error`` or a 5xx status: the case cannot judge."""
 
 
 class TargetStalled(HarnessError):
@@ -101,6 +111,36 @@ def _is_rate_limit(error: Any) -> bool:
     inner = error.get("error") if isinstance(error.get("error"), dict) else {}
     status = error.get("status", error.get("status_code"))
     return status == 429 or inner.get("code") == "rate_limit_exceeded" or error.get("code") == "rate_limit_exceeded"
+
+
+def _code(error: Any) -> Any:
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return inner.get("code", error.get("code"))
+
+
+def _is_server_error(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    status = error.get("status", error.get("status_code"))
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return (isinstance(status, int) and status >= 500) or _code(error) == "server_error" \
+        or inner.get("type") == "server_error"
+
+
+def _retry_after(error: Any) -> float | None:
+    """The delay a rate-limit error asks for: a retry_after(_ms) field or "try again in Ns"."""
+    if not isinstance(error, dict):
+        return None
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    for src in (error, inner):
+        for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
+            v = src.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+                return float(v) * scale
+    m = re.search(r"try again in\s+([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b", str(inner.get("message", "")), re.I)
+    if m:
+        return float(m.group(1)) / (1000 if m.group(2).lower() == "ms" else 1)
+    return None
 
 
 def _make_monitor() -> Any:
@@ -573,7 +613,11 @@ class Connection:
             err = (error or {}).get("error") if isinstance((error or {}).get("error"), dict) else error or {}
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
-                "retry later or lower the run's concurrency"))
+                "retry later or lower the run's concurrency"), _retry_after(error))
+        if status == "error" and _is_server_error(error):
+            raise ServerError(self.target.redact(
+                f"request {request} failed on the server side (code {self.target.redact(str(_code(error)))!r}, "
+                f"status {(error or {}).get('status')!r}): the case cannot judge"))
         if self._key_seen:
             create, events, response, error = (_deep_redact(x, self.target.redact)
                                                for x in (create, events, response, error))

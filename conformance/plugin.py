@@ -33,9 +33,10 @@ from typing import Any
 import pytest
 
 from conformance import client as _client
+from conformance import retry as R
 from conformance import verdicts as V
-from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, TargetStalled,
-                                TargetUnreachable)
+from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, ServerError,
+                                TargetStalled, TargetUnreachable)
 from conformance.liveness import Liveness, describe as describe_stall, run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
@@ -81,6 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "(default 60 against a real target, 10 against the embedded server)")
     g.addoption("--turn-cap", type=float, default=None, metavar="SECONDS",
                 help="overall cap of one turn however lively the stream (default 5 x --turn-timeout)")
+    g.addoption("--retries", type=int, default=None, metavar="N",
+                help="run a case that ends FAIL or ERROR for a transient reason up to N more times on fresh "
+                     "connections; differing verdicts make it FLAKY (default 1 with --target, 0 embedded)")
     g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
                 help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
@@ -123,6 +127,7 @@ class Settings:
     generated_budget: int | None = None
     turn_cap: float = 0.0
     run_timeout: float | None = None
+    retries: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -169,6 +174,9 @@ def _settings(config: pytest.Config) -> Settings:
     turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
     if turn_cap <= 0:
         raise pytest.UsageError("--turn-cap must be positive")
+    retries = opt("retries") if opt("retries") is not None else (1 if target_url else 0)
+    if retries < 0:
+        raise pytest.UsageError("--retries must not be negative")
     if opt("run_timeout") is not None and opt("run_timeout") <= 0:
         raise pytest.UsageError("--run-timeout must be positive")
     if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
@@ -191,7 +199,7 @@ def _settings(config: pytest.Config) -> Settings:
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
-                    run_timeout=opt("run_timeout"))
+                    run_timeout=opt("run_timeout"), retries=retries)
 
 
 class ConformanceSession:
@@ -297,9 +305,40 @@ class CaseState:
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    collected: bool = False             # this try's monitor findings are in the recorder
+    judged: bool = False                # this try has its verdict
+    flaky: bool = False
+    tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
+
+    def keep_try(self, exc: BaseException | None) -> None:
+        """Remember the try that just ended (verdict, messages, failed clauses, transcript)."""
+        rec = self.recorder
+        self.tries.append({
+            "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
+            "verdict": self.verdict or V.PASS,
+            "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
+            "failed_clauses": sorted({o.clause for o in rec.failures(V.NON_STRICT)}),
+            "observations": [o.as_dict() for o in rec.observations][:200],
+            "transcript": rec.redact(self.transcripts())[-100_000:],
+        })
+
+    def restore(self, kept: dict) -> None:
+        """Make an earlier try the case's outcome again."""
+        self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
+        self.verdict, self.collected, self.judged = kept["verdict"], True, True
+
+    def next_try(self, exc: BaseException | None) -> None:
+        """Keep the try that ended and start another on fresh connections."""
+        self.keep_try(exc)
+        for conn in self.connections:
+            conn.close()
+        rec = self.recorder
+        self.recorder = V.CaseRecorder(rec.registry, rec.clauses, rec.redact)
+        self.connections, self.messages = [], []
+        self.verdict, self.collected, self.judged = None, False, False
 
 
 def _session(config: pytest.Config) -> ConformanceSession:
@@ -415,41 +454,13 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         try:
             result = yield
-        except V.ClauseViolation:
-            _collect_findings(state)
-            state.verdict = V.FAIL
+        except Exception as exc:
+            _judge(state, exc)
             raise
-        except (TargetUnreachable, HarnessError) as exc:
-            if not isinstance(exc, (TargetUnreachable, RateLimited, TargetStalled)) and _must_findings(state):
-                # the case could not go on because the target broke a MUST (an unanswered
-                # create, a response without end): that is the verdict, not "cannot judge"
-                state.verdict = V.FAIL
-                state.messages.append(f"stopped: {state.recorder.redact(str(exc))[:300]}")
-                raise
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))}")
-            raise
-        except HandshakeRefused as exc:
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
-                                  f"check the key and URL: {state.recorder.redact(exc.body[:200])}")
-            raise
-        except AssertionError as exc:   # a plain assert in a case: blame its first clause
-            _collect_findings(state)
-            msg = state.recorder.redact(str(exc).split("\n")[0][:300])
-            if state.clauses:
-                c = state.recorder.registry[state.clauses[0]]
-                state.recorder.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
-            state.verdict = V.FAIL
-            raise
-        except Exception as exc:        # a bug in the case or the harness: cannot judge
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))[:300]}")
-            raise
-        _collect_findings(state)
+        verdict = _judge(state, None)
         rec = state.recorder
-        verdict = rec.verdict()
-        state.verdict = verdict
+        if verdict == R.FLAKY:
+            pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
         if verdict == V.ERROR:
             raise HarnessError("; ".join(rec.errors))
         if verdict == V.FAIL:
@@ -464,6 +475,93 @@ def pytest_runtest_call(item: pytest.Item):
         V.unbind(token)
 
 
+def _judge(state: CaseState, exc: Exception | None) -> str:
+    """The verdict of the current try from how the case ended (once per try)."""
+    if state.judged:
+        return state.verdict or V.PASS
+    state.judged = True
+    rec = state.recorder
+    if state.flaky:
+        verdict = R.FLAKY
+    elif exc is None:
+        _collect_findings(state)
+        verdict = rec.verdict()
+    elif isinstance(exc, V.ClauseViolation):
+        _collect_findings(state)
+        verdict = V.FAIL
+    elif isinstance(exc, HarnessError):
+        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled)) and _must_findings(state):
+            # the case could not go on because the target broke a MUST (an unanswered
+            # create, a response without end): that is the verdict, not "cannot judge"
+            verdict = V.FAIL
+            state.messages.append(f"stopped: {rec.redact(str(exc))[:300]}")
+        else:
+            verdict = V.ERROR
+            state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))}")
+    elif isinstance(exc, HandshakeRefused):
+        verdict = V.ERROR
+        state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
+                              f"check the key and URL: {rec.redact(exc.body[:200])}")
+    elif isinstance(exc, AssertionError):   # a plain assert in a case: blame its first clause
+        _collect_findings(state)
+        msg = rec.redact(str(exc).split("\n")[0][:300])
+        if state.clauses:
+            c = rec.registry[state.clauses[0]]
+            rec.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
+        verdict = V.FAIL
+    else:                                   # a bug in the case or the harness: cannot judge
+        verdict = V.ERROR
+        state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))[:300]}")
+    state.verdict = verdict
+    return verdict
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Run a case, and again on fresh connections while ``retry.retryable`` says so (up to
+    ``--retries`` more tries); differing verdicts make it FLAKY (``conformance.retry``)."""
+    state: CaseState | None = pyfuncitem.stash.get(_CASE, None)
+    retries = _session(pyfuncitem.config).settings.retries
+    if state is None or retries <= 0:
+        return None
+    fn = pyfuncitem.obj
+    kwargs = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
+    attempt = 0
+    while True:
+        attempt += 1
+        token = V.bind(state.recorder)
+        exc: Exception | None = None
+        try:
+            fn(**kwargs)
+        except Exception as e:  # noqa: BLE001 - judged like the last try, below
+            exc = e
+        finally:
+            V.unbind(token)
+        verdict = _judge(state, exc)
+        if attempt > retries or not R.retryable(verdict, exc):
+            break
+        if _client.LIVENESS is not None and _client.LIVENESS.stalled():
+            break                           # no try can run any more
+        state.next_try(exc)
+        time.sleep(R.retry_delay(exc, attempt))
+    if state.tries:
+        state.keep_try(exc)
+        # a try stopped because the target stalled meanwhile did not run: it does not count
+        ran = [t for t in state.tries if not isinstance(t["exc"], TargetStalled)] or state.tries
+        if ran[-1] is not state.tries[-1]:
+            state.restore(ran[-1])
+            exc = ran[-1]["exc"]
+        verdicts = [t["verdict"] for t in ran]
+        if R.combine(verdicts) == R.FLAKY:
+            state.verdict, state.flaky = R.FLAKY, True
+            state.messages.append("tries gave " + ", ".join(verdicts))
+            return True
+        state.messages.append(f"{len(verdicts)} tries, every one {verdicts[0]}")
+    if exc is not None:
+        raise exc
+    return True
+
+
 def _must_findings(state: CaseState) -> bool:
     """Collect the findings now; True when one of them violates a MUST clause."""
     _collect_findings(state)
@@ -471,7 +569,10 @@ def _must_findings(state: CaseState) -> bool:
 
 
 def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per case: at the end of its call)."""
+    """Add the monitor findings of every connection (once per try: at its end)."""
+    if state.collected:
+        return
+    state.collected = True
     for conn in state.connections:
         state.recorder.add_findings(conn.findings)
 
@@ -491,9 +592,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             state.verdict = V.ERROR
             state.messages.append("ERROR in setup: " + state.recorder.redact(_short(report)))
     elif report.when == "call":
-        if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT):
-            if state.connections:
-                report.sections.append(("conformance transcript", state.transcripts()))
+        if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY):
+            if state.connections or state.tries:
+                report.sections.append(("conformance transcript", _all_transcripts(state)))
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
         if report.failed and state.verdict != V.FAIL:
@@ -530,9 +631,12 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         messages.append(f"{o.verdict} {o.clause}: {o.message}" + (f" [{o.evidence}]" if o.evidence else ""))
     messages.extend(rec.errors)
     transcript = ""
-    if verdict in (V.FAIL, V.ERROR, V.NON_STRICT) and state.connections:
-        transcript = state.transcripts()[-200_000:]
-    return {
+    if verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY) and (state.connections or state.tries):
+        transcript = _all_transcripts(state)[-200_000:]
+    record_tries = {}
+    if state.tries:
+        record_tries = {"tries": [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]}
+    return record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
         "verdict": verdict,
@@ -545,12 +649,22 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     }
 
 
+def _all_transcripts(state: CaseState) -> str:
+    """The transcript of every try, each under its own heading, or the only try's."""
+    if not state.tries:
+        return state.transcripts()
+    return "\n\n".join(f"=== try {n} of {len(state.tries)}: {t['verdict']} ===\n{t['transcript']}"
+                       for n, t in enumerate(state.tries, 1))
+
+
 def pytest_report_teststatus(report: Any, config: pytest.Config):
     verdict = getattr(report, "conformance_verdict", None)
     if verdict is None:
         return None
     if report.when == "call" and report.failed and verdict == V.ERROR:
         return "error", "E", "ERROR"
+    if report.when == "call" and report.failed and verdict == R.FLAKY:
+        return "failed", "Y", ("FLAKY", {"yellow": True})
     if report.when == "call" and report.passed and verdict == V.NON_STRICT:
         return "passed", "N", ("NON-STRICT", {"yellow": True})
     return None

@@ -44,9 +44,10 @@ def standalone_server(*defects: str, start_timeout: float = 20.0) -> Iterator[st
             proc.wait(timeout=10)
 
 
-def run_cases(args: list[str], report_dir: Path, *, timeout: float = 600) -> tuple[subprocess.CompletedProcess, dict | None, float]:
-    """``pytest cases ARGS --report-dir DIR`` in a subprocess: (process, certificate, seconds)."""
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "cases"), "-q", "-p", "no:cacheprovider",
+def run_cases(args: list[str], report_dir: Path, *, timeout: float = 600,
+              cases: Path = ROOT / "cases") -> tuple[subprocess.CompletedProcess, dict | None, float]:
+    """``pytest CASES ARGS --report-dir DIR`` in a subprocess: (process, certificate, seconds)."""
+    cmd = [sys.executable, "-m", "pytest", str(cases), "-q", "-p", "no:cacheprovider",
            "--report-dir", str(report_dir), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     t0 = time.monotonic()

@@ -109,6 +109,7 @@ def test_a_stuck_target_ends_the_run_quickly_with_fail(tmp_path, defect, clause,
     assert cert is not None, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert clause_verdicts(cert)[clause] == "FAIL"
     assert cert["overall"] == "FAIL"
+    assert cert["counts"]["cases"]["FLAKY"] == 0         # default --retries 1: a defect FAILs every try
     assert cert["stalled"] and cert["stalled"]["since"].startswith("cases/")
     assert list(cert)[list(cert).index("overall") + 1] == "stalled"      # at the top
     stopped = [c for c in cert["cases"] if c["verdict"] == "ERROR"]

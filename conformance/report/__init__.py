@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from conformance import retry as R
 from conformance import verdicts as V
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
-CASE_VERDICTS = (V.PASS, V.FAIL, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
+CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
+CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)
 
 
 def suite_version() -> str:
@@ -37,11 +39,12 @@ def _iso(t: float) -> str:
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
                       run_id: str, extra: dict | None = None) -> dict:
-    rows = V.clause_table(registry, records)
+    rows = R.flaky_rows(V.clause_table(registry, records), records)
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
-        "NON-STRICT" if counts[V.NON_STRICT] else "PASS"))
+        R.FLAKY if R.flaky_blocks_pass(records, registry) else (
+            "NON-STRICT" if counts[V.NON_STRICT] else "PASS")))
     if strict and overall == "NON-STRICT":
         overall = "FAIL"
     usage = Counter()
@@ -50,6 +53,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
              | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
+             | ({"tries": r["tries"]} if r.get("tries") else {})
              for r in sorted(records, key=lambda r: r["nodeid"])]
     return {
         "format": "responses-ws-conformance/certificate",
@@ -69,8 +73,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         # run-level facts the plugin adds (e.g. "stalled"), right after the verdict
         **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
-                   "clauses": {v: clause_counts.get(v, 0) for v in
-                               (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)}},
+                   "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
         "coverage": V.coverage(rows),
         # what the run spent on the target (tokens as reported by the target's usage objects)
         "usage": {k: usage.get(k, 0) for k in ("creates", "http_requests", "input_tokens", "output_tokens")},
@@ -104,14 +107,13 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
 
 def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str) -> list[str]:
     counts = Counter(r["verdict"] for r in records)
-    rows = V.clause_table(registry, records)
+    rows = R.flaky_rows(V.clause_table(registry, records), records)
     cov = V.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
     lines = [
         f"profile {profile}: {len(records)} cases: " + ", ".join(
             f"{counts[v]} {v}" for v in CASE_VERDICTS if counts.get(v)),
-        f"clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in
-                                 (V.PASS, V.FAIL, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED) if clause_counts.get(v)),
+        f"clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in CLAUSE_VERDICTS if clause_counts.get(v)),
         f"coverage: {cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case "
         f"(MUST {cov['MUST']['with_cases']}/{cov['MUST']['clauses']}, "
         f"SHOULD {cov['SHOULD']['with_cases']}/{cov['SHOULD']['clauses']}, "
@@ -122,7 +124,7 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         spent.update(r.get("usage") or {})
     lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
                  f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
-    failing = [r for r in rows if r["verdict"] in (V.FAIL, V.NON_STRICT)]
+    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT)]
     for r in failing[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines
