@@ -14,6 +14,7 @@ from conformance.casekit import PROMPT, RAN, expect_monitor_clean
 
 
 @pytest.mark.clause("CREATE-ANSWERED", "STREAM-ONE-TERMINAL")
+@pytest.mark.max_requests(creates=2)
 def test_create_answered_and_ended(connect, expect):
     conn = connect()
     for _ in range(2):     # the second create shows the first one's end left the socket usable

@@ -608,6 +608,7 @@ def _replay(run: _Run, steps: list, connect: Callable[[], Connection]) -> _Disag
 # --- the case ----------------------------------------------------------------------------------
 
 @pytest.mark.clause(*MARKED)
+@pytest.mark.max_requests(generated=True)
 def test_generated_conversations_agree_with_model(target, connect, verdict, nonce_factory, conformance_session):
     runs = _runs(target, conformance_session.settings.generated_budget)
     if runs is None:

@@ -102,6 +102,9 @@ METER = UsageMeter()
 # the run's liveness state (``conformance.liveness.Liveness``), set by the plugin: told how
 # each full turn ended, asked before each response.create; None outside a run
 LIVENESS: Any = None
+# the run's request budget (``conformance.budget.Budget``), set by the plugin: charged before
+# every response.create and HTTP request; None outside a run
+BUDGET: Any = None
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -289,6 +292,8 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     handlers = [urllib.request.ProxyHandler({})] if _is_loopback(urlsplit(url).hostname) else []
     opener = urllib.request.build_opener(*handlers)
     deadline = target.turn_timeout if timeout is None else timeout
+    if BUDGET is not None:
+        BUDGET.take("http")
     METER.http_requests += 1
     try:
         with opener.open(req, timeout=deadline) as resp:
@@ -478,9 +483,12 @@ class Connection:
                                    f"{self.target.redact(str(exc))}") from None
 
     # --- sending ---------------------------------------------------------------------------
-    def send(self, event: dict | str | bytes) -> None:
+    def send(self, event: dict | str | bytes, *, _charged: bool = False) -> None:
         """Send a raw event (dict → JSON text frame; str → text frame; bytes → binary frame).
         Sending on a closed socket is recorded and ignored (the next wait says ``closed``)."""
+        if isinstance(event, dict) and event.get("type") == "response.create" and not _charged \
+                and BUDGET is not None:
+            BUDGET.take("creates")
         if isinstance(event, dict):
             data: str | bytes = json.dumps(event, separators=(",", ":"))
         elif isinstance(event, (str, bytes, bytearray)):
@@ -512,11 +520,13 @@ class Connection:
                 event[k] = v
         if LIVENESS is not None:
             LIVENESS.check()        # a stalled target gets no more requests
+        if BUDGET is not None:
+            BUDGET.take("creates")
         number = self.monitor.sent(event)
         if number is None:
             raise HarnessError("monitor did not register the response.create")
         self._sent_at[number] = self._now()
-        self.send(event)
+        self.send(event, _charged=True)
         return number
 
     # --- receiving -------------------------------------------------------------------------

@@ -24,25 +24,14 @@ count is consecutive across workers. No pytest import here.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from conformance.client import TargetStalled
+from conformance.runstate import locked_json, read_json, remove
 
 STALL_AFTER = 3          # consecutive turns ended by a deadline
 TURN_CAP_FACTOR = 5      # default --turn-cap: this many idle deadlines
-
-
-def run_dir(run_id: str) -> Path:
-    """The run's private temporary directory (shared by the xdist workers of one run)."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in run_id)
-    return Path(tempfile.gettempdir()) / f"responses-ws-conformance-{safe}"
 
 
 class Liveness:
@@ -55,29 +44,11 @@ class Liveness:
         self.case = ""                          # the case running in this process
         self._stalled: dict | None = None       # cached once seen: a stall is final
 
-    # --- shared state ----------------------------------------------------------------------
-    @contextmanager
-    def _locked(self) -> Iterator[dict]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                state = self._read()
-                before = dict(state)
-                yield state
-                if state != before:
-                    tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-                    tmp.write_text(json.dumps(state), encoding="utf-8")
-                    os.replace(tmp, self.path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self):
+        return locked_json(self.path, {})
 
     def _read(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+        return read_json(self.path, {})
 
     # --- events ----------------------------------------------------------------------------
     def turn_ended(self, by_deadline: bool) -> None:
@@ -127,15 +98,7 @@ class Liveness:
         return None if self.run_deadline is None else max(0.0, self.run_deadline - time.time())
 
     def cleanup(self) -> None:
-        for p in (self.path, self.path.with_suffix(".lock")):
-            try:
-                p.unlink()
-            except OSError:
-                pass
-        try:
-            self.path.parent.rmdir()
-        except OSError:
-            pass
+        remove(self.path)
 
 
 def describe(stall: dict) -> str:

@@ -33,11 +33,13 @@ from typing import Any
 import pytest
 
 from conformance import client as _client
+from conformance import budget as B
 from conformance import retry as R
 from conformance import verdicts as V
 from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, ServerError,
                                 TargetStalled, TargetUnreachable)
-from conformance.liveness import Liveness, describe as describe_stall, run_dir
+from conformance.liveness import Liveness, describe as describe_stall
+from conformance.runstate import run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -85,6 +87,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--retries", type=int, default=None, metavar="N",
                 help="run a case that ends FAIL or ERROR for a transient reason up to N more times on fresh "
                      "connections; differing verdicts make it FLAKY (default 1 with --target, 0 embedded)")
+    g.addoption("--max-requests", type=int, default=None, metavar="N",
+                help="hard cap on response.create frames plus HTTP requests for the whole run (all xdist "
+                     "workers); cases that no longer fit are SKIPPED with reason 'budget'")
     g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
                 help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
@@ -128,6 +133,7 @@ class Settings:
     turn_cap: float = 0.0
     run_timeout: float | None = None
     retries: int = 0
+    max_requests: int | None = None
 
     @property
     def embedded(self) -> bool:
@@ -177,6 +183,8 @@ def _settings(config: pytest.Config) -> Settings:
     retries = opt("retries") if opt("retries") is not None else (1 if target_url else 0)
     if retries < 0:
         raise pytest.UsageError("--retries must not be negative")
+    if opt("max_requests") is not None and opt("max_requests") < 0:
+        raise pytest.UsageError("--max-requests must not be negative")
     if opt("run_timeout") is not None and opt("run_timeout") <= 0:
         raise pytest.UsageError("--run-timeout must be positive")
     if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
@@ -199,7 +207,8 @@ def _settings(config: pytest.Config) -> Settings:
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
-                    run_timeout=opt("run_timeout"), retries=retries)
+                    run_timeout=opt("run_timeout"), retries=retries,
+                    max_requests=opt("max_requests"))
 
 
 class ConformanceSession:
@@ -222,6 +231,8 @@ class ConformanceSession:
         # shared by the xdist workers of this run through a file named after the run id
         deadline = self.started + settings.run_timeout if settings.run_timeout else None
         self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
+        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
+        self.plan: str | None = None
 
     # the embedded server and the Target are built lazily: self-tests never start a server
     def start_server(self, **overrides: Any) -> Any:
@@ -282,9 +293,11 @@ class ConformanceSession:
         return redact(text, self.settings.api_key)
 
     def stop(self) -> None:
-        _client.LIVENESS = None
+        _client.LIVENESS = _client.BUDGET = None
         if not self.is_worker:
+            B.remove_plan(run_dir(self.settings.run_id))
             self.liveness.cleanup()
+            self.budget.cleanup()       # the last one removes the run directory
         if self.server is not None:
             try:
                 self.server.stop()
@@ -309,6 +322,7 @@ class CaseState:
     judged: bool = False                # this try has its verdict
     flaky: bool = False
     tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
+    declared: Any = None                # its max_requests (conformance.budget.Declared)
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -354,6 +368,9 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
     _client.LIVENESS = sess.liveness
+    _client.BUDGET = sess.budget
+    config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False): the most requests "
+                                       "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
@@ -361,6 +378,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _XdistHooks:
+    @staticmethod
+    def pytest_xdist_node_collection_finished(node: Any, ids: list) -> None:
+        """Print the plan the workers computed, once, before the first case runs."""
+        sess = _session(node.config)
+        if sess.plan is None:
+            sess.plan = B.read_plan(run_dir(sess.settings.run_id))
+            if sess.plan:
+                _write_line(node.config, sess.plan)
+
     @staticmethod
     def pytest_configure_node(node: Any) -> None:  # hand the run id to the workers
         s = _session(node.config).settings
@@ -435,13 +461,63 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess.liveness.case = item.nodeid
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
+    reason = _static_skip(item, sess)
+    if reason:
+        pytest.skip(reason)
+    state = item.stash[_CASE]
+    state.declared = _declared(item, sess)
+    reason = sess.budget.reserve(state.declared)
+    if reason:
+        pytest.skip(reason)
+
+
+def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
+    """Why a case is skipped before it runs (slow, UNSUPPORTED), or None."""
+    s = sess.settings
     if item.get_closest_marker("slow") is not None and not s.run_slow:
-        pytest.skip("slow: needs --run-slow")
+        return "slow: needs --run-slow"
     caps, specs = sess.capabilities(), s.profile.spec_profiles
-    for cid in ids:
+    for cid in _clause_ids(item):
         reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
         if reason:
-            pytest.skip(reason)
+            return reason
+    return None
+
+
+def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
+    s = sess.settings
+    try:
+        return B.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
+                          B.GENERATED_EMBEDDED)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The planned maximum of requests, before the first one (a worker hands it to the controller)."""
+    sess = session.config.stash.get(_SESSION, None)
+    if sess is None:
+        return
+    plans = [_declared(i, sess) for i in session.items if is_case(i) and not _static_skip(i, sess)]
+    if not any(is_case(i) for i in session.items):
+        return
+    line = B.plan_line(plans, 1 + sess.settings.retries, sess.settings.max_requests)
+    if sess.is_worker:
+        B.write_plan(run_dir(sess.settings.run_id), line)
+    else:
+        sess.plan = line
+        _write_line(session.config, line)
+
+
+def _write_line(config: pytest.Config, line: str) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(line)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if item.stash.get(_CASE, None) is not None:
+        _session(item.config).budget.release()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -542,6 +618,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             break
         if _client.LIVENESS is not None and _client.LIVENESS.stalled():
             break                           # no try can run any more
+        budget = _session(pyfuncitem.config).budget
+        budget.release()
+        if budget.reserve(state.declared):
+            state.messages.append("no retry: it does not fit in --max-requests")
+            break
         state.next_try(exc)
         time.sleep(R.retry_delay(exc, attempt))
     if state.tries:
@@ -695,7 +776,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _run_facts(sess: ConformanceSession) -> dict:
     """Certificate fields beyond the clause and case tables."""
-    return {"stalled": sess.liveness.recorded()}
+    skipped = sum(1 for r in sess.records if r["verdict"] == V.SKIPPED
+                  and any(m.startswith("budget:") for m in r.get("messages", [])))
+    return {"stalled": sess.liveness.recorded(),
+            "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
+                       "skipped": skipped}}
 
 
 def _fingerprint(sess: ConformanceSession) -> dict:
@@ -720,6 +805,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       red=True)
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
         tr.write_line(line)
+    facts = _run_facts(sess)["budget"]
+    if facts["max_requests"] is not None:
+        tr.write_line(f"budget: --max-requests {facts['max_requests']}; {facts['skipped']} case(s) SKIPPED (budget)")
     paths = getattr(sess, "report_paths", None)
     if paths:
         tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml)")
