@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from conformance import client as _client
+from conformance import baseline as BL
 from conformance import budget as B
 from conformance import retry as R
 from conformance import verdicts as V
@@ -90,6 +91,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--max-requests", type=int, default=None, metavar="N",
                 help="hard cap on response.create frames plus HTTP requests for the whole run (all xdist "
                      "workers); cases that no longer fit are SKIPPED with reason 'budget'")
+    g.addoption("--baseline", default=None, metavar="FILE",
+                help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
+                     "an entry whose case now passes is STALE (fails the run)")
+    g.addoption("--write-baseline", default=None, metavar="FILE",
+                help="write a baseline covering every case of this run that did not pass")
     g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
                 help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
@@ -134,6 +140,8 @@ class Settings:
     run_timeout: float | None = None
     retries: int = 0
     max_requests: int | None = None
+    baseline: Any = None                # conformance.baseline.Baseline
+    write_baseline: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -199,6 +207,12 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--clauses: {exc}") from None
     if opt("generated_budget") is not None and opt("generated_budget") < 0:
         raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
+    baseline = None
+    if opt("baseline"):
+        try:
+            baseline = BL.load(opt("baseline"), registry.clauses)
+        except BL.BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
@@ -208,7 +222,8 @@ def _settings(config: pytest.Config) -> Settings:
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
                     run_timeout=opt("run_timeout"), retries=retries,
-                    max_requests=opt("max_requests"))
+                    max_requests=opt("max_requests"), baseline=baseline,
+                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None)
 
 
 class ConformanceSession:
@@ -323,6 +338,7 @@ class CaseState:
     flaky: bool = False
     tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
     declared: Any = None                # its max_requests (conformance.budget.Declared)
+    known: dict | None = None           # the baseline entries that made it KNOWN
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -676,6 +692,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY):
             if state.connections or state.tries:
                 report.sections.append(("conformance transcript", _all_transcripts(state)))
+        _apply_baseline(item, state, report)
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
         if report.failed and state.verdict != V.FAIL:
@@ -687,6 +704,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("conformance_clauses", " ".join(state.clauses)))
         report.user_properties.append(("conformance_verdict", record["verdict"]))
     return report
+
+
+def _apply_baseline(item: pytest.Item, state: CaseState, report: Any) -> None:
+    """A non-pass the baseline knows becomes KNOWN: shown, reported as passed."""
+    baseline = _session(item.config).settings.baseline
+    if baseline is None or state.verdict is None:
+        return
+    failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
+    entries = baseline.match(item.nodeid, state.verdict, state.clauses, failed)
+    if not entries:
+        return
+    state.known = {"verdict": state.verdict, "entries": [e.index for e in entries],
+                   "reasons": [f"{e.label}: {e.reason}" for e in entries]}
+    state.messages.append(f"KNOWN ({state.verdict}) by {baseline.path} " + "; ".join(state.known["reasons"]))
+    state.verdict = BL.KNOWN
+    if report.failed:
+        report.outcome, report.longrepr = "passed", None
 
 
 def _short(report: Any) -> str:
@@ -714,9 +748,9 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     transcript = ""
     if verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY) and (state.connections or state.tries):
         transcript = _all_transcripts(state)[-200_000:]
-    record_tries = {}
+    record_tries = {"known": state.known} if state.known else {}
     if state.tries:
-        record_tries = {"tries": [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]}
+        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
     return record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
@@ -744,6 +778,8 @@ def pytest_report_teststatus(report: Any, config: pytest.Config):
         return None
     if report.when == "call" and report.failed and verdict == V.ERROR:
         return "error", "E", "ERROR"
+    if report.when == "call" and verdict == BL.KNOWN:
+        return "passed", "K", ("KNOWN", {"yellow": True})
     if report.when == "call" and report.failed and verdict == R.FLAKY:
         return "failed", "Y", ("FLAKY", {"yellow": True})
     if report.when == "call" and report.passed and verdict == V.NON_STRICT:
@@ -761,6 +797,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sess = config.stash.get(_SESSION, None)
     if sess is None or sess.is_worker:
         return
+    _finish_baseline(session, sess)
     if not sess.records or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
@@ -774,11 +811,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
 
+def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
+    """A STALE entry fails the run; --write-baseline writes this run's deviations."""
+    s = sess.settings
+    if s.baseline is not None and sess.records:
+        stale = [e for e in _run_facts(sess)["baseline"]["entries"] if e["status"] == BL.STALE]
+        if stale and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if s.write_baseline is not None and sess.records:
+        try:
+            s.write_baseline.write_text(sess.redact(BL.render(sess.records)), encoding="utf-8")
+        except OSError as exc:
+            sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
+
+
 def _run_facts(sess: ConformanceSession) -> dict:
     """Certificate fields beyond the clause and case tables."""
     skipped = sum(1 for r in sess.records if r["verdict"] == V.SKIPPED
                   and any(m.startswith("budget:") for m in r.get("messages", [])))
-    return {"stalled": sess.liveness.recorded(),
+    baseline = None
+    bl = sess.settings.baseline
+    if bl is not None:
+        from conformance.report import clause_rows
+        entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
+        baseline = {"file": bl.path, "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
+                    "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
+    return {"stalled": sess.liveness.recorded(), "baseline": baseline,
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}}
 
@@ -805,9 +863,20 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       red=True)
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
         tr.write_line(line)
-    facts = _run_facts(sess)["budget"]
-    if facts["max_requests"] is not None:
-        tr.write_line(f"budget: --max-requests {facts['max_requests']}; {facts['skipped']} case(s) SKIPPED (budget)")
+    facts = _run_facts(sess)
+    budget = facts["budget"]
+    if budget["max_requests"] is not None:
+        tr.write_line(f"budget: --max-requests {budget['max_requests']}; {budget['skipped']} case(s) SKIPPED (budget)")
+    if facts["baseline"] is not None:
+        bl = facts["baseline"]
+        tr.write_line(f"baseline {bl['file']}: {bl['known']} case(s) KNOWN, {bl['stale']} entry(ies) STALE")
+        for e in bl["entries"]:
+            if e["status"] == BL.STALE:
+                what = f"clause {e['clause']}" if e["clause"] else f"case {e['case']}"
+                tr.write_line(f"  STALE known #{e['index']} ({what}): it passes now; remove this entry from "
+                              f"{bl['file']}", red=True)
+    if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
+        tr.write_line(f"baseline written: {sess.settings.write_baseline}")
     paths = getattr(sess, "report_paths", None)
     if paths:
         tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml)")

@@ -15,13 +15,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from conformance import baseline as BL
 from conformance import retry as R
 from conformance import verdicts as V
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
-CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
-CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)
+CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
+CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)
+
+
+def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
+    """The clause table, with FLAKY and KNOWN rows (``conformance.retry``, ``conformance.baseline``)."""
+    return BL.apply_rows(R.flaky_rows(V.clause_table(registry, records), records), records)
 
 
 def suite_version() -> str:
@@ -39,7 +45,7 @@ def _iso(t: float) -> str:
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
                       run_id: str, extra: dict | None = None) -> dict:
-    rows = R.flaky_rows(V.clause_table(registry, records), records)
+    rows = clause_rows(registry, records)
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
@@ -47,6 +53,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
             "NON-STRICT" if counts[V.NON_STRICT] else "PASS")))
     if strict and overall == "NON-STRICT":
         overall = "FAIL"
+    if overall == "PASS" and ((extra or {}).get("baseline") or {}).get("stale"):
+        overall = BL.STALE       # a known deviation that is gone: the baseline must be updated
     usage = Counter()
     for r in records:
         usage.update(r.get("usage") or {})
@@ -54,6 +62,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
              | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
              | ({"tries": r["tries"]} if r.get("tries") else {})
+             | ({"known": r["known"]} if r.get("known") else {})
              for r in sorted(records, key=lambda r: r["nodeid"])]
     return {
         "format": "responses-ws-conformance/certificate",
@@ -107,7 +116,7 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
 
 def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str) -> list[str]:
     counts = Counter(r["verdict"] for r in records)
-    rows = R.flaky_rows(V.clause_table(registry, records), records)
+    rows = clause_rows(registry, records)
     cov = V.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
     lines = [
