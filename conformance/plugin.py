@@ -35,6 +35,7 @@ import pytest
 from conformance import client as _client
 from conformance import baseline as BL
 from conformance import budget as B
+from conformance import drift as D
 from conformance import retry as R
 from conformance import verdicts as V
 from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, ServerError,
@@ -748,7 +749,10 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     transcript = ""
     if verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY) and (state.connections or state.tries):
         transcript = _all_transcripts(state)[-200_000:]
-    record_tries = {"known": state.known} if state.known else {}
+    conns = {id(c): c for c in [*(c for t in state.tries for c in t["connections"]), *state.connections]}
+    record_tries = {"surface": D.of_connections(conns.values())}
+    if state.known:
+        record_tries["known"] = state.known
     if state.tries:
         record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
     return record_tries | {
@@ -837,6 +841,7 @@ def _run_facts(sess: ConformanceSession) -> dict:
         baseline = {"file": bl.path, "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
                     "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
     return {"stalled": sess.liveness.recorded(), "baseline": baseline,
+            "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}}
 
