@@ -609,7 +609,7 @@ class Connection:
                 self.monitor.findings.append(miss)
                 findings.append(miss)
         if timeout is None and LIVENESS is not None:
-            LIVENESS.turn_ended(by_deadline=status == "timeout")
+            LIVENESS.turn_ended(status)
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""

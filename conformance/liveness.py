@@ -11,7 +11,8 @@ Rules (one table, read by ``Liveness``):
 event                                  effect
 =====================================  ===============================================
 a turn ends by its deadline            ``consecutive`` + 1 (first such case remembered)
-a turn ends any other way              ``consecutive`` = 0
+a turn ends with a terminal event      ``consecutive`` = 0 (the target finishes responses)
+a turn ends with an error or a close   no change (a rejection proves no liveness)
 ``consecutive`` reaches STALL_AFTER    target stalled since the first of those cases
 run deadline passes                    target stalled ("run timeout")
 ``response.create`` while stalled      ``TargetStalled`` (verdict ERROR, no request sent)
@@ -31,6 +32,7 @@ from conformance.client import TargetStalled
 from conformance.runstate import locked_json, read_json, remove
 
 STALL_AFTER = 3          # consecutive turns ended by a deadline
+ENDED = ("completed", "incomplete", "failed")     # turn statuses of a response that ended
 TURN_CAP_FACTOR = 5      # default --turn-cap: this many idle deadlines
 
 
@@ -51,12 +53,14 @@ class Liveness:
         return read_json(self.path, {})
 
     # --- events ----------------------------------------------------------------------------
-    def turn_ended(self, by_deadline: bool) -> None:
-        """A full turn wait ended; ``by_deadline``: no end arrived before its deadline."""
+    def turn_ended(self, status: str) -> None:
+        """A full turn wait ended with ``status`` (a ``client.Turn`` status)."""
+        if status not in ("timeout",) + ENDED:
+            return
         with self._locked() as st:
             if st.get("stalled"):
                 return
-            if not by_deadline:
+            if status in ENDED:
                 if st.get("consecutive"):
                     st["consecutive"], st["first_case"] = 0, ""
                 return
@@ -67,7 +71,7 @@ class Liveness:
             if st["consecutive"] >= self.stall_after:
                 st["stalled"] = {"since": st["first_case"] or self.case, "reason": "stalled",
                                  "at": round(time.time(), 3),
-                                 "message": f"{st['consecutive']} consecutive turns got no end before their deadline"}
+                                 "message": f"{st['consecutive']} turns in a row got no end before their deadline"}
 
     def _run_timed_out(self) -> None:
         with self._locked() as st:

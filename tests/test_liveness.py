@@ -26,20 +26,22 @@ def test_three_deadline_turns_in_a_row_stall_the_target_across_processes(tmp_pat
     path = tmp_path / "run" / "liveness.json"
     a, b = Liveness(path), Liveness(path)         # two xdist workers of one run
     a.case, b.case = "cases/a.py::one", "cases/b.py::two"
-    a.turn_ended(by_deadline=True)
-    b.turn_ended(by_deadline=True)
-    b.turn_ended(by_deadline=False)                # a turn that ended resets the count
+    a.turn_ended("timeout")
+    b.turn_ended("timeout")
+    b.turn_ended("completed")                      # a response that ended resets the count
     assert a.stalled() is None
-    a.turn_ended(by_deadline=True)
-    b.turn_ended(by_deadline=True)
+    a.turn_ended("timeout")
+    b.turn_ended("error")                          # a rejection neither counts nor resets
+    b.turn_ended("closed")
+    b.turn_ended("timeout")
     assert b.stalled() is None
     a.case = "cases/a.py::three"
-    a.turn_ended(by_deadline=True)
+    a.turn_ended("timeout")
     stall = b.stalled()
     assert stall and stall["since"] == "cases/a.py::one" and stall["reason"] == "stalled"
     with pytest.raises(TargetStalled, match=r"target stalled since cases/a.py::one"):
         b.check()
-    a.turn_ended(by_deadline=False)                # a stall is final
+    a.turn_ended("completed")                      # a stall is final
     assert Liveness(path).recorded()["since"] == "cases/a.py::one"
     a.cleanup()
     assert not path.exists()
