@@ -110,20 +110,6 @@ class Baseline:
         return out
 
 
-def apply_rows(rows: list[dict], records: list[dict]) -> list[dict]:
-    """Clause rows whose failures all come from KNOWN cases are KNOWN, not FAIL."""
-    known = {r["nodeid"] for r in records if r.get("verdict") == KNOWN}
-    if not known:
-        return rows
-    for row in rows:
-        bad = [f for f in row["findings"] if f["verdict"] in ("FAIL", "NON-STRICT")]
-        if row["verdict"] in ("FAIL", "NON-STRICT") and bad and all(f["nodeid"] in known for f in bad):
-            row["verdict"] = KNOWN
-        elif row["verdict"] == "UNTESTED" and known & set(row["cases"]):
-            row["verdict"] = "PASS"     # checked by a KNOWN case, and nothing violated it
-    return rows
-
-
 # --- reading and writing ----------------------------------------------------------------------
 
 def load(path: str | Path, known_clauses: Iterable[str], *, today: dt.date | None = None) -> Baseline:

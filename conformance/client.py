@@ -63,6 +63,11 @@ class ServerError(HarnessError):
     """The target answered a turn with ``server_error`` or a 5xx status: the case cannot judge."""
 
 
+class Blocked(HarnessError):
+    """The target's safety system blocked the turn (``misalignment_policy_violation``, §3.10):
+    the target refusing, never a protocol FAIL, and never retried."""
+
+
 class TargetStalled(HarnessError):
     """The run stopped sending requests: the target stalled, or the run deadline passed
     (``conformance.liveness``). Verdict ERROR, saying since which case."""
@@ -624,6 +629,9 @@ class Connection:
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
                 "retry later or lower the run's concurrency"), _retry_after(error))
+        if status == "error" and _code(error) == "misalignment_policy_violation":
+            raise Blocked(self.target.redact(
+                f"request {request} was blocked by the target's safety system (misalignment_policy_violation)"))
         if status == "error" and _is_server_error(error):
             raise ServerError(self.target.redact(
                 f"request {request} failed on the server side (code {self.target.redact(str(_code(error)))!r}, "

@@ -15,6 +15,9 @@ from typing import Any, Iterable
 
 from conformance.monitor import WILD_EXTENSIONS
 
+KEYS = ("event_types", "unknown_event_types", "unknown_fields", "error_codes", "unknown_error_codes",
+        "error_types", "handshake_headers")
+
 # error codes the protocol reference documents (§3.10, docs/spec.md; rate limits and server
 # errors from the shared OpenAI envelope): any other code a target sends is "unknown"
 DOCUMENTED_ERROR_CODES = frozenset({

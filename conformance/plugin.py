@@ -38,8 +38,8 @@ from conformance import budget as B
 from conformance import drift as D
 from conformance import retry as R
 from conformance import verdicts as V
-from conformance.client import (METER, Connection, HandshakeRefused, HarnessError, RateLimited, ServerError,
-                                TargetStalled, TargetUnreachable)
+from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
+                                ServerError, TargetStalled, TargetUnreachable)
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
@@ -585,7 +585,8 @@ def _judge(state: CaseState, exc: Exception | None) -> str:
         _collect_findings(state)
         verdict = V.FAIL
     elif isinstance(exc, HarnessError):
-        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled)) and _must_findings(state):
+        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled, Blocked)) \
+                and _must_findings(state):
             # the case could not go on because the target broke a MUST (an unanswered
             # create, a response without end): that is the verdict, not "cannot judge"
             verdict = V.FAIL

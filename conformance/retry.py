@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance import verdicts as V
-from conformance.client import HarnessError, RateLimited, TargetStalled
+from conformance.client import Blocked, HarnessError, RateLimited, TargetStalled
 
 FLAKY = "FLAKY"
 RETRY_AFTER_CAP = 60.0      # seconds: a longer Retry-After is cut to this
@@ -35,8 +35,9 @@ def retryable(verdict: str, exc: BaseException | None) -> bool:
         return True
     if verdict != V.ERROR or exc is None:
         return False
-    # a stalled run sends nothing more; a refused key or a harness bug does not go away
-    return isinstance(exc, HarnessError) and not isinstance(exc, TargetStalled)
+    # a stalled run sends nothing more; a refused key, a safety block (§3.10: never retried
+    # automatically) or a harness bug does not go away
+    return isinstance(exc, HarnessError) and not isinstance(exc, (TargetStalled, Blocked))
 
 
 def retry_delay(exc: BaseException | None, attempt: int) -> float:
@@ -66,18 +67,3 @@ def flaky_blocks_pass(records: list[dict], registry: Any) -> bool:
         if any(cid in registry and registry[cid].level == "MUST" for cid in ids):
             return True
     return False
-
-
-def flaky_rows(rows: list[dict], records: list[dict]) -> list[dict]:
-    """Mark clause rows FLAKY where a FLAKY case checked them and nothing FAILed them for good."""
-    flaky_cases = {r["nodeid"] for r in records if r.get("verdict") == FLAKY}
-    if not flaky_cases:
-        return rows
-    for row in rows:
-        if not flaky_cases & set(row["cases"]):
-            continue
-        # failures seen only in FLAKY cases make the clause FLAKY, not FAIL
-        hard = [f for f in row["findings"] if f["verdict"] in (V.FAIL, V.NON_STRICT) and f["nodeid"] not in flaky_cases]
-        if row["verdict"] in (V.PASS, V.UNTESTED, V.INFO) or (row["verdict"] in (V.FAIL, V.NON_STRICT) and not hard):
-            row["verdict"] = FLAKY
-    return rows

@@ -12,7 +12,7 @@ import pytest
 from _standalone import clause_verdicts, run_cases
 from conformance import retry as R
 from conformance import verdicts as V
-from conformance.client import HarnessError, RateLimited, ServerError, TargetStalled, _retry_after
+from conformance.client import Blocked, HarnessError, RateLimited, ServerError, TargetStalled, _retry_after
 
 
 def test_combine_and_retryable():
@@ -24,6 +24,7 @@ def test_combine_and_retryable():
     assert R.retryable(V.ERROR, RateLimited("429"))
     assert R.retryable(V.ERROR, ServerError("500"))
     assert not R.retryable(V.ERROR, TargetStalled("stalled"))
+    assert not R.retryable(V.ERROR, Blocked("misalignment_policy_violation"))     # §3.10: never retried
     assert not R.retryable(V.ERROR, ValueError("a bug in the case"))
     assert not R.retryable(V.NON_STRICT, None) and not R.retryable(V.PASS, None)
 
