@@ -902,7 +902,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
-            + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "")
+            + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
             + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
 
 
