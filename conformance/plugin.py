@@ -384,8 +384,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
-    _client.LIVENESS = sess.liveness
-    _client.BUDGET = sess.budget
+    _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
     config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False): the most requests "
                                        "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
@@ -476,6 +475,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     s = sess.settings
     ids = _clause_ids(item)
     sess.liveness.case = item.nodeid
+    _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     reason = _static_skip(item, sess)
@@ -535,6 +535,7 @@ def _write_line(config: pytest.Config, line: str) -> None:
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _client.LIVENESS = None
     if item.stash.get(_CASE, None) is not None:
         _session(item.config).budget.release()
 
