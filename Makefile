@@ -1,12 +1,13 @@
 # Two commands for a newcomer:
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
 #   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
+#   make schemas    regenerate schemas/ from schemas/tools/build.py, then check the committed files match
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install suite selftest bench clean
+.PHONY: install suite selftest bench schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,6 +27,13 @@ selftest: install
 
 bench: install
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# regenerate the generated part of schemas/ (per-event files, index.json, vectors); fail when that
+# changed a file (review and commit it), then check every vector against the schemas
+schemas: install
+	$(BIN)/python schemas/tools/build.py --check || { $(BIN)/python schemas/tools/build.py; \
+		echo "schemas/: regenerated the files above; review and commit them"; exit 1; }
+	$(BIN)/pytest tests/test_schemas.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) reports/*/ .pytest_cache .hypothesis

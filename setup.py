@@ -1,6 +1,6 @@
 """Build hook: a wheel carries copies of ``schemas/`` and ``cases/clauses.toml``.
 
-The repository keeps one source of truth for each (design.md); an editable install reads them
+The repository keeps one source of truth for each (docs/design.md); an editable install reads them
 in place, and a built wheel gets copies under ``conformance/_schemas`` and
 ``conformance/_data`` so an installed suite works from any directory.
 """

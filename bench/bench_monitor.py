@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of the streaming monitor per frame, as a ratio to ``json.loads`` of the same frames.
 
-The monitor (conformance/monitor.py) runs on every received frame, so its cost is measured
+The monitor (conformance/monitor/) runs on every received frame, so its cost is measured
 the way it is used: ``StreamMonitor.feed`` on the raw text of each frame, including its own
 JSON parse and the schema check of conformance.schemas (the real one when importable), for a
 realistic mix built from the constructed example streams of the spec (text turns with many
@@ -9,9 +9,11 @@ small deltas, function-call turns with argument deltas, a warm-up, two interleav
 Deltas carry an ``obfuscation`` string as real OpenAI streams do.
 
 Both sides run in the same process, interleaved repetition by repetition; the figure is the
-median of the per-repetition ratios. Exit status 1 when it exceeds the target.
+median of the per-repetition ratios. Exit status 1 when it exceeds the target. With
+``--against REV`` the monitor of that git revision runs too, in the same repetitions, and
+the ratio of the current monitor to it is printed (a refactoring's cost, side by side).
 
-    python bench/bench_monitor.py [--reps N] [--turns N] [--deltas N] [--target 3.0]
+    python bench/bench_monitor.py [--reps N] [--turns N] [--deltas N] [--target 3.0] [--against main]
 """
 from __future__ import annotations
 
@@ -29,9 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.monitor import StreamMonitor  # noqa: E402
 
-EXAMPLES = Path("/work/shared/spec/examples")
-if not EXAMPLES.is_dir():  # a checkout elsewhere: the spec sits next to the repo
-    EXAMPLES = ROOT.parent / "shared" / "spec" / "examples"
+EXAMPLES = ROOT / "tests" / "data" / "examples"  # the constructed streams (docs/spec.md)
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing".split()
 
@@ -144,11 +144,11 @@ def run_json(conns) -> float:
     return time.perf_counter() - t0
 
 
-def run_monitor(conns, schemas) -> tuple[float, int]:
+def run_monitor(conns, schemas, monitor=StreamMonitor) -> tuple[float, int]:
     n_findings = 0
     t0 = time.perf_counter()
     for conn in conns:
-        m = StreamMonitor(schemas)
+        m = monitor(schemas)
         feed, sent = m.feed, m.sent
         for direction, data in conn:
             if direction == "s":
@@ -165,7 +165,13 @@ def main(argv=None) -> int:
     ap.add_argument("--turns", type=int, default=60, help="responses per repetition (approx.)")
     ap.add_argument("--deltas", type=int, default=40, help="deltas per streamed value")
     ap.add_argument("--target", type=float, default=3.0)
+    ap.add_argument("--against", metavar="REV", help="also run the monitor of this git revision, side by side")
     args = ap.parse_args(argv)
+    old = None
+    if args.against:
+        from monitor_at import load_monitor_at
+
+        old = load_monitor_at(args.against).StreamMonitor
 
     try:
         from conformance.schemas import get_schemas
@@ -187,16 +193,23 @@ def main(argv=None) -> int:
             m.feed(x) if d == "s" else m.sent(x)
         print("the benchmark mix is not conforming:", [(f.clause, f.message) for f in m.findings[:5]])
         return 2
+    if old is not None and run_monitor(conns, schemas, old)[1]:
+        print(f"the benchmark mix is not conforming for the monitor of {args.against}")
+        return 2
     run_json(conns)
 
-    ratios, t_json, t_mon = [], [], []
+    ratios, t_json, t_mon, t_old = [], [], [], []
     gc_was = gc.isenabled()
-    for _ in range(args.reps):
+    for rep in range(args.reps):
         gc.collect()
         gc.disable()
         try:
             tj = run_json(conns)
+            if old is not None and rep % 2:  # alternate which monitor runs first
+                t_old.append(run_monitor(conns, schemas, old)[0])
             tm, _ = run_monitor(conns, schemas)
+            if old is not None and not rep % 2:
+                t_old.append(run_monitor(conns, schemas, old)[0])
         finally:
             if gc_was:
                 gc.enable()
@@ -211,6 +224,12 @@ def main(argv=None) -> int:
     print(f"json.loads: {per_json:.2f} us/frame; monitor.feed: {per_mon:.2f} us/frame "
           f"(min ratio {min(ratios):.2f}x, max {max(ratios):.2f}x)")
     print(f"monitor/json.loads = {ratio:.1f}x (target <= {args.target:.1f}x)")
+    if old is not None:
+        per_old = statistics.median(t_old) / n_frames * 1e6
+        vs = statistics.median(m / o for m, o in zip(t_mon, t_old))
+        print(f"monitor of {args.against}: {per_old:.2f} us/frame "
+              f"({statistics.median(o / j for o, j in zip(t_old, t_json)):.1f}x json.loads); "
+              f"current/{args.against} = {vs:.3f} (median of per-repetition ratios)")
     return 0 if ratio <= args.target else 1
 
 

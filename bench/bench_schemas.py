@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cost of schema validation per frame, as a ratio to json.loads of the same frames.
 
-The frame mix is built from the constructed streams in ../shared/spec/examples/ (server
+The frame mix is built from the constructed streams in tests/data/examples/ (server
 frames only, the ones the monitor validates): every text/argument delta is repeated with
 fresh text so that each response carries --deltas deltas (real streams are mostly deltas, and
 carry an `obfuscation` string), while response.created/in_progress/completed with their full
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from conformance.schemas import get_schemas  # noqa: E402
 
-EXAMPLES = REPO.parent / "shared" / "spec" / "examples"
+EXAMPLES = REPO / "tests" / "data" / "examples"
 WORDS = "the quick brown fox jumps over a lazy dog while streaming tokens arrive one by one".split()
 
 

@@ -3,7 +3,7 @@
 §4.6 items 36-37 (the cache is gone after a reconnect; store=true ids continue) and §3.10
 (the previous_response_not_found envelope).
 
-Context carry-over after hydration is judged with the nonce probe (design.md "Model-free
+Context carry-over after hydration is judged with the nonce probe (docs/design.md "Model-free
 oracles"). ZDR-NOTHING-PERSISTED needs a target whose profile claims ``[cache] zdr = true``;
 for the embedded server, a profile file with ``extends = "reference"`` and ``[cache] zdr =
 true`` passed as ``--target-config`` starts it with ZDR on.

@@ -116,7 +116,7 @@ def test_compact_endpoint_shape(target, expect, nonce_factory):
 
 @pytest.mark.clause("COMPACT-NEW-CHAIN")
 @pytest.mark.max_requests(creates=1, http=1)
-def test_compacted_window_starts_new_chain(target, connect, expect, verdict, nonce_factory):
+def test_compacted_window_starts_new_chain(target, connect, expect, nonce_factory):
     said, folded = nonce_factory(), nonce_factory()
     res = _compact(target, _conversation(said, folded))
     window = (res.json() or {}).get("output") if res.status == 200 and isinstance(res.json(), dict) else None
@@ -137,12 +137,12 @@ def test_compacted_window_starts_new_chain(target, connect, expect, verdict, non
         expect("COMPACT-NEW-CHAIN", seen(recorded, said), f"recorded {recorded}",
                f"the new chain did not see a user message of the compacted window (nonce {said})")
     else:
-        verdict.info(f"the compacted window keeps no user message in plain text; nonce {said} "
+        expect.info(f"the compacted window keeps no user message in plain text; nonce {said} "
                      f"{'was' if seen(recorded, said) else 'was not'} recalled from the compaction item",
                      "COMPACT-NEW-CHAIN")
     if target.has("reference_engine"):   # its compaction is lossless by design
         expect("COMPACT-NEW-CHAIN", seen(recorded, folded), f"recorded {recorded}",
                f"the new chain did not see the content folded into the compaction item (nonce {folded})")
     else:
-        verdict.info(f"nonce {folded} (only inside the compaction item) "
+        expect.info(f"nonce {folded} (only inside the compaction item) "
                      f"{'was' if seen(recorded, folded) else 'was not'} recalled", "COMPACT-NEW-CHAIN")

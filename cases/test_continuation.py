@@ -2,7 +2,7 @@
 input; continuing from the connection's latest response with only the new input, for
 store=false and store=true) and §3.6 (the response echoes previous_response_id).
 
-Context carry-over is judged with the nonce probe (design.md "Model-free oracles"): a nonce is
+Context carry-over is judged with the nonce probe (docs/design.md "Model-free oracles"): a nonce is
 planted in an early turn's input, and a later turn continues with only a new user message and
 a forced ``record_nonces`` call; the nonce must be among the call's arguments. Every case uses
 its own fresh connection, so "the latest response" is always the turn just before.

@@ -20,11 +20,11 @@ from typing import Callable
 import pytest
 
 from conformance.client import HarnessError
+from conformance.monitor import TERMINAL_TYPES
 
 ORDER_KEY = "conformance_order"
 TURN_DELAY_MS = 100           # long enough for the later creates to land mid-stream on loopback
 OVERLAP_MARGIN_S = 0.02       # above the harness's own per-frame work
-TERMINAL = ("response.completed", "response.failed", "response.incomplete")
 
 
 def _prompt(n: int, of: int) -> str:
@@ -99,7 +99,7 @@ def _timeline(conn) -> _Timeline:
             r = _Resp(rid, meta.get(ORDER_KEY), index, t)
             by_id[rid] = r
             tl.responses.append(r)
-        elif typ in TERMINAL and isinstance(rid, str) and rid in by_id:
+        elif typ in TERMINAL_TYPES and isinstance(rid, str) and rid in by_id:
             r = by_id[rid]
             if r.terminal_at is None:
                 r.terminal_at, r.terminal_t, r.terminal_type = index, t, typ

@@ -106,7 +106,7 @@ def test_max_output_tokens_incomplete(connect, expect):
 
 @pytest.mark.clause("CREATE-FLAT-PAYLOAD")
 @pytest.mark.max_requests(creates=2)
-def test_flat_create_accepted(target, connect, expect, verdict):
+def test_flat_create_accepted(target, connect, expect):
     conn = connect()
     instructions = "Answer in one word."
     # body fields sit next to type (§2.1); the echoed instructions show they were read
@@ -121,7 +121,7 @@ def test_flat_create_accepted(target, connect, expect, verdict):
                        response={"model": target.model, "input": PROMPT, "store": False,
                                  **({"max_output_tokens": target.max_output_tokens} if target.max_output_tokens else {})})
     if nested.status == "error":
-        verdict.info(f"a Realtime-style nested create was rejected: code {nested.error_code!r}, "
+        expect.info(f"a Realtime-style nested create was rejected: code {nested.error_code!r}, "
                      f"param {((nested.error or {}).get('error') or {}).get('param')!r}", "CREATE-FLAT-PAYLOAD")
     else:
-        verdict.info(f"a Realtime-style nested create ended {nested.status}", "CREATE-FLAT-PAYLOAD")
+        expect.info(f"a Realtime-style nested create ended {nested.status}", "CREATE-FLAT-PAYLOAD")

@@ -4,7 +4,7 @@ other, and the warm-up's input stays in the context of later turns).
 
 Every case needs the ``generate_false`` capability (UNSUPPORTED otherwise, before it runs). A
 target that answers the warm-up itself with "unsupported parameter" is UNSUPPORTED too
-(design.md "Verdicts"). The nonce goes in the warm-up's *input*: instructions are not carried
+(docs/design.md "Verdicts"). The nonce goes in the warm-up's *input*: instructions are not carried
 into continuations (§2.1), so a nonce there would prove nothing.
 """
 
@@ -16,19 +16,19 @@ import pytest
 
 from conformance.casekit import PROMPT, RAN
 from conformance.client import HarnessError, Turn
+from conformance.monitor.events import LIFECYCLE_START, TERMINAL_TYPES
 from conformance.probes import probe_fields, recorded_nonces, seen
 
 NOT_FOUND = "previous_response_not_found"
-LIFECYCLE = ("response.queued", "response.created", "response.in_progress", "response.completed",
-             "response.failed", "response.incomplete")
+LIFECYCLE = frozenset((*LIFECYCLE_START, "response.in_progress", *TERMINAL_TYPES))
 
 
-def _warm_up(conn, verdict, **fields) -> Turn:
+def _warm_up(conn, expect, **fields) -> Turn:
     turn = conn.turn(generate=False, store=False, **fields)
     inner = (turn.error or {}).get("error")
     inner = inner if isinstance(inner, dict) else {}
     if turn.status == "error" and (inner.get("param") == "generate" or turn.error_code == "unsupported_parameter"):
-        verdict.unsupported(f"the target rejected generate:false ({turn.summary()})")
+        expect.unsupported(f"the target rejected generate:false ({turn.summary()})")
     return turn
 
 
@@ -41,9 +41,9 @@ def _output_events(turn: Turn) -> list[str]:
 
 @pytest.mark.clause("WARMUP-NO-OUTPUT")
 @pytest.mark.max_requests(creates=1)
-def test_warmup_produces_no_output(connect, expect, verdict):
+def test_warmup_produces_no_output(connect, expect):
     conn = connect()
-    turn = _warm_up(conn, verdict, input=PROMPT)
+    turn = _warm_up(conn, expect, input=PROMPT)
     expect("WARMUP-NO-OUTPUT", "response.created" in turn.event_types, turn,
            "the warm-up sent no response.created")
     produced = _output_events(turn)
@@ -58,9 +58,9 @@ def test_warmup_produces_no_output(connect, expect, verdict):
 
 @pytest.mark.clause("WARMUP-CHAINABLE")
 @pytest.mark.max_requests(creates=2)
-def test_warmup_is_chainable(connect, expect, verdict):
+def test_warmup_is_chainable(connect, expect):
     conn = connect()
-    warm = _warm_up(conn, verdict, input="You will be asked for one word.")
+    warm = _warm_up(conn, expect, input="You will be asked for one word.")
     if warm.status not in RAN:
         raise HarnessError(f"the warm-up did not run (see WARMUP-NO-OUTPUT): {warm.summary()}")
     expect("WARMUP-CHAINABLE", warm.response_id, warm, "the warm-up response has no id")
@@ -72,9 +72,9 @@ def test_warmup_is_chainable(connect, expect, verdict):
 
 @pytest.mark.clause("WARMUP-CONTEXT-KEPT")
 @pytest.mark.max_requests(creates=3)
-def test_warmup_context_kept_two_turns_later(target, connect, verdict, expect, nonce):
+def test_warmup_context_kept_two_turns_later(target, connect, expect, nonce):
     conn = connect()
-    warm = _warm_up(conn, verdict, input=f"Remember the code {nonce}.")
+    warm = _warm_up(conn, expect, input=f"Remember the code {nonce}.")
     if warm.status not in RAN:
         raise HarnessError(f"the warm-up did not run (see WARMUP-NO-OUTPUT): {warm.summary()}")
     second = conn.turn(previous_response_id=warm.response_id, input=PROMPT, store=False)

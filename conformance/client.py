@@ -1,7 +1,7 @@
 """The harness: a recording, synchronous WebSocket client with a deadline on every wait.
 
 Implements the "conformance/client.py" seam of ``docs/interfaces.md`` and step 2 of "Data
-flow of one case" in ``../shared/design.md``; transport facts from ``spec/websocket-mode.md``
+flow of one case" in ``docs/design.md``; transport facts from ``docs/spec.md``
 ยง1 (URL, ``Authorization: Bearer`` handshake, refusal before upgrade, text JSON frames).
 
 * ``Connection.open(target, headers=, query=, timeout=)`` performs the upgrade. A refused
@@ -39,7 +39,7 @@ MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); ย
 CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
-from conformance.monitor import Finding, StreamMonitor
+from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
 
 
 class HarnessError(Exception):
@@ -110,7 +110,6 @@ LIVENESS: Any = None
 # the run's request budget (``conformance.budget.Budget``), set by the plugin: charged before
 # every response.create and HTTP request; None outside a run
 BUDGET: Any = None
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 def _is_rate_limit(error: Any) -> bool:
@@ -562,7 +561,7 @@ class Connection:
         self._obs_times.append(self._now())
         if obs.message is not None:
             self.messages.append(obs.message)
-            if obs.message.get("type") in _TERMINAL and isinstance(obs.message.get("response"), dict):
+            if obs.message.get("type") in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
                 METER.add_usage(obs.message["response"].get("usage"))
         return obs
 

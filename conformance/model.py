@@ -1,6 +1,6 @@
 """Reference model of the state a Responses WebSocket server must keep (sans-I/O).
 
-Implements spec/websocket-mode.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
+Implements docs/spec.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
 and the connection-local cache: items 25-35), §4.6 (reconnect, connection lifetime) and §4.7
 (``generate:false`` warm-ups are cached like other responses), as far as they decide the
 *outcome* of a ``response.create``. It never needs a model's text: only ids, flags and
@@ -10,7 +10,9 @@ API
 ---
 
 * ``Capabilities`` (dataclass; build it directly or with ``Capabilities.from_profile(p)``
-  from a profile/Target profile or its nested dict): ``store_true_hydrates``, ``zdr``,
+  from a profile or a partial profile table, whose missing keys take the defaults of
+  ``conformance.target``; the dataclass defaults are those of an empty profile, a self-test
+  keeps them equal): ``store_true_hydrates``, ``zdr``,
   ``busy_policy`` (``"queue"`` | ``"reject"`` | ``"either"``: P-open allows both, so a busy
   create is predicted queued and ``Prediction.may_reject_busy`` says a rejection is as good),
   ``busy_error_code`` (``None`` = any),
@@ -78,10 +80,12 @@ Rules (spec items in brackets)
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
+
+from conformance.monitor.events import valid_lane_name
+from conformance.target import profile_from_table
 
 __all__ = [
     "Capabilities",
@@ -105,9 +109,6 @@ NOT_FOUND_CODE = "previous_response_not_found"
 LIMIT_CODE = "websocket_connection_limit_reached"
 STREAM_LIMIT_CODE = "websocket_stream_limit_reached"
 INVALID_STREAM_ID_CODE = "invalid_stream_id"
-
-_LANE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}\Z")
-
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -134,31 +135,23 @@ class Capabilities:
 
     @classmethod
     def from_profile(cls, profile: Any) -> "Capabilities":
-        """From a ``conformance.target.Profile`` (``.get("table.key")``) or its nested dict."""
-
-        def get(dotted: str, default: Any) -> Any:
-            if isinstance(profile, Mapping):
-                node: Any = profile
-                for part in dotted.split("."):
-                    if not isinstance(node, Mapping) or part not in node:
-                        return default
-                    node = node[part]
-                return node
-            value = profile.get(dotted, default)
-            return default if value is None else value
-
-        lifetime = get("connection.lifetime_seconds", 3600)
+        """From a ``conformance.target.Profile``, or a (partial) profile table: the keys it
+        leaves out take the profile defaults of ``conformance.target`` (the one place they
+        are written down)."""
+        if isinstance(profile, Mapping):
+            profile = profile_from_table(profile)
+        lifetime = profile.lifetime_seconds
         return cls(
-            store_true_hydrates=bool(get("cache.store_true_hydrates", True)),
-            zdr=bool(get("cache.zdr", False)),
-            busy_policy=str(get("concurrency.busy_policy", "queue")),
-            busy_error_code=get("concurrency.busy_error_code", "") or None,
-            generate_false=bool(get("features.generate_false", True)),
-            lifetime_s=float(lifetime) if lifetime else None,
-            lanes=bool(get("features.lanes", False)),
-            max_named_lanes=int(get("concurrency.max_named_lanes", 32)),
-            background_rejected=bool(get("features.background_rejected", True)),
-            not_found_status=int(get("errors.not_found_status", 400)),
+            store_true_hydrates=bool(profile.cache["store_true_hydrates"]),
+            zdr=bool(profile.cache["zdr"]),
+            busy_policy=profile.busy_policy,
+            busy_error_code=profile.busy_error_code or None,
+            generate_false=bool(profile.features["generate_false"]),
+            lifetime_s=lifetime if lifetime else None,
+            lanes=bool(profile.features["lanes"]),
+            max_named_lanes=int(profile.get("concurrency.max_named_lanes")),
+            background_rejected=bool(profile.features["background_rejected"]),
+            not_found_status=profile.not_found_status,
         )
 
 
@@ -296,7 +289,7 @@ class World:
         if sid is not None:  # stream_id: null is taken as absent (the default lane)
             if not caps.lanes:
                 return Prediction(INVALID, None, 400, reason="stream_id on a target without lanes")
-            if not isinstance(sid, str) or not _LANE_NAME.match(sid):
+            if not valid_lane_name(sid):
                 return Prediction(INVALID, INVALID_STREAM_ID_CODE, 400, reason="bad stream_id [6]")
             if sid not in conn.named_lanes and len(conn.named_lanes) >= caps.max_named_lanes:
                 return Prediction(LIMIT_REACHED, STREAM_LIMIT_CODE, 400,
@@ -374,7 +367,7 @@ class World:
 
     def _count_lane(self, conn: Conn, request: Mapping) -> None:
         sid = request.get("stream_id")
-        if self.caps.lanes and isinstance(sid, str) and _LANE_NAME.match(sid):
+        if self.caps.lanes and valid_lane_name(sid):
             conn.named_lanes.add(sid)
 
     # -- observation -------------------------------------------------------------------

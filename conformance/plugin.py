@@ -1,7 +1,7 @@
 """The pytest plugin (entry point ``responses_ws_conformance``): options, fixtures, clause
 marks, verdict hooks and reports.
 
-Implements the plugin layer of ``../shared/design.md`` ("Data flow of one case" steps 1, 4
+Implements the plugin layer of ``docs/design.md`` ("Data flow of one case" steps 1, 4
 and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
 
 * options build a ``Target`` (``conformance.target``); without ``--target`` the reference
@@ -37,7 +37,7 @@ from conformance import baseline as BL
 from conformance import budget as B
 from conformance import drift as D
 from conformance import retry as R
-from conformance import verdicts as V
+from conformance import reach, verdicts as V
 from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
                                 ServerError, TargetStalled, TargetUnreachable)
 from conformance.liveness import Liveness, describe as describe_stall
@@ -376,6 +376,11 @@ def _session(config: pytest.Config) -> ConformanceSession:
     return config.stash[_SESSION]
 
 
+def case_state(item: pytest.Item) -> CaseState | None:
+    """The conformance state of a case (None for an item that is not a case)."""
+    return item.stash.get(_CASE, None)
+
+
 # --- configure / collection ------------------------------------------------------------------
 
 @pytest.hookimpl(tryfirst=True)
@@ -391,6 +396,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")
+    alluredir = getattr(config.option, "allure_report_dir", None)    # allure-pytest's --alluredir
+    if alluredir:
+        from conformance.allure_plugin import AllureHooks
+        config.pluginmanager.register(AllureHooks(sess, alluredir), "responses-ws-conformance-allure")
 
 
 class _XdistHooks:
@@ -671,12 +680,14 @@ def _must_findings(state: CaseState) -> bool:
 
 
 def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per try: at its end)."""
+    """Add the monitor findings of every connection (once per try: at its end), and the
+    clauses the monitor applied to its frames: checked only when findings are read."""
     if state.collected:
         return
     state.collected = True
     for conn in state.connections:
         state.recorder.add_findings(conn.findings)
+        state.recorder.checked |= reach.by_connection(conn)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -759,10 +770,11 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         record_tries["known"] = state.known
     if state.tries:
         record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
-    return record_tries | {
+    record = record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
         "verdict": verdict,
+        "reached": sorted(rec.reached()),
         "messages": [rec.redact(m) for m in dict.fromkeys(messages)][:50],
         "observations": [o.as_dict() for o in rec.observations][:500],
         "connections": len(state.connections),
@@ -770,6 +782,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
     }
+    record["not_reached"] = V.not_reached(record)
+    return record
 
 
 def _all_transcripts(state: CaseState) -> str:
@@ -812,9 +826,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         sess.report_paths = write_reports(
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
-            profile=sess.settings.profile.name, fingerprint=_fingerprint(sess), started=sess.started,
+            profile=sess.settings.profile.name, fingerprint=fingerprint_of(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            redact=sess.redact, extra=_run_facts(sess))
+            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact,
+            extra=_run_facts(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
@@ -850,7 +865,7 @@ def _run_facts(sess: ConformanceSession) -> dict:
                        "skipped": skipped}}
 
 
-def _fingerprint(sess: ConformanceSession) -> dict:
+def fingerprint_of(sess: ConformanceSession) -> dict:
     """The target's fingerprint; an embedded server that never started is not started for it."""
     if sess._target is not None or not sess.settings.embedded:
         return sess.target.fingerprint()       # with --target, building the Target does no I/O
@@ -888,7 +903,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"baseline written: {sess.settings.write_baseline}")
     paths = getattr(sess, "report_paths", None)
     if paths:
-        tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml)")
+        tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml; badge.svg)")
     if getattr(sess, "report_error", None):
         tr.write_line(sess.report_error, red=True)
 
@@ -984,7 +999,8 @@ def verdict(request: pytest.FixtureRequest) -> Verdict:
 
 @pytest.fixture
 def expect(verdict: Verdict) -> Verdict:
-    """``expect(clause_id, condition, evidence=None, message="")``."""
+    """An alias of ``verdict`` (the same object): ``expect(clause_id, condition, evidence=None,
+    message="")``, ``expect.info(...)``, ``expect.unsupported(...)``. A case asks for one name."""
     return verdict
 
 

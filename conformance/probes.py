@@ -1,4 +1,4 @@
-"""The nonce probe: the model-free oracle for context carry-over (design.md, "Model-free oracles").
+"""The nonce probe: the model-free oracle for context carry-over (docs/design.md, "Model-free oracles").
 
 A case plants a nonce-like code (``\\b[A-Z]{3,12}-[0-9]{4,8}\\b``, e.g. ``KIWI-4821``) in an early
 turn and later forces a function whose name starts with ``record_nonces``; the call's arguments

@@ -1,6 +1,6 @@
 """Schema validation of Responses WebSocket events.
 
-Implements the event shapes of spec/websocket-mode.md: §2 (client events ``response.create``,
+Implements the event shapes of docs/spec.md: §2 (client events ``response.create``,
 ``response.steer``, beta ``response.inject``), §3.1-§3.4 (every server event type: the shared
 streaming events and the WebSocket-only ones), §3.6 (Response object), §3.7 (usage), §3.8
 (output items, content parts, annotations) and §3.10 (the WebSocket ``error`` event). The

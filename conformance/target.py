@@ -1,8 +1,8 @@
 """What is being tested: URL, auth, profile facts, limits and capabilities.
 
-Implements the "Profiles and targets" part of ``../shared/design.md`` and the
+Implements the "Profiles and targets" part of ``docs/design.md`` and the
 "Profiles / conformance/target.py" seam of ``docs/interfaces.md``; URL forms follow
-``spec/websocket-mode.md`` §1.1 (SDK derivation: https→wss, http→ws, append ``/responses``,
+``docs/spec.md`` §1.1 (SDK derivation: https→wss, http→ws, append ``/responses``,
 keep the query) and auth §1.2 (``Authorization: Bearer <key>``).
 
 A profile is TOML data (``conformance/profiles/*.toml`` or a vendor's ``--target-config``
@@ -232,6 +232,13 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raise ProfileError(str(path), "name", "missing (every profile needs a name)")
     data = _resolve(raw, str(path), (raw["name"],))
     return Profile(name=data["name"], data=data, source=str(path))
+
+
+def profile_from_table(raw: Mapping, source: str = "<profile table>") -> Profile:
+    """A profile from a table already in memory (checked like a file; ``extends`` works, and
+    missing keys take the defaults). Raises ``ProfileError``."""
+    data = _resolve(copy.deepcopy(dict(raw)), source, (str(raw.get("name", "")),))
+    return Profile(name=data["name"], data=data, source=source)
 
 
 def derive_urls(target: str) -> tuple[str, str | None, str]:

@@ -1,6 +1,6 @@
 """Clause registry, expectations and verdicts.
 
-Implements the "Verdicts" and "Clauses" sections of ``../shared/design.md`` and the clause
+Implements the "Verdicts" and "Clauses" sections of ``docs/design.md`` and the clause
 ``requires`` seam of ``docs/interfaces.md``: ``cases/clauses.toml`` is loaded once; a case
 states ``expect(clause_id, condition, evidence, message)``; expectations and the monitor's
 findings of every connection the case opened combine into one verdict:
@@ -23,6 +23,7 @@ No pytest import here: the plugin wires this to pytest; the logic is plain and u
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterable
 
 PASS, FAIL, NON_STRICT, INFO, UNSUPPORTED, ERROR, UNTESTED, SKIPPED = (
     "PASS", "FAIL", "NON-STRICT", "INFO", "UNSUPPORTED", "ERROR", "UNTESTED", "SKIPPED")
+NOT_REACHED = "NOT-REACHED"     # clause table: cases mark the clause, none got to check it
 LEVELS = ("MUST", "SHOULD", "MAY")
 _RANK = {PASS: 0, INFO: 1, NON_STRICT: 2, FAIL: 3}
 
@@ -118,8 +120,13 @@ class ClauseRegistry:
     def __len__(self) -> int:
         return len(self.clauses)
 
-    def active(self) -> list[Clause]:
-        return [c for c in self.clauses.values() if not c.retired]
+    def digest(self) -> str:
+        """sha256 of the clauses' content (ids, levels, requirements, sources, profiles,
+        requires, retired; not the file's comments or layout): names the registry a
+        certificate was judged against."""
+        rows = [[c.id, c.level, c.requirement, c.source, list(c.profiles), list(c.requires), c.retired]
+                for c in sorted(self.clauses.values(), key=lambda c: c.id)]
+        return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
 def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:
@@ -215,6 +222,12 @@ class CaseRecorder:
     observations: list[Observation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)      # harness-level problems → ERROR
     notes: list[str] = field(default_factory=list)
+    checked: set[str] = field(default_factory=set)       # clauses the monitor applied to frames
+
+    def reached(self) -> set[str]:
+        """The clauses this case checked: an expectation was evaluated, the monitor applied
+        the clause to frames it received (``checked``), or a finding names the clause."""
+        return self.checked | {o.clause for o in self.observations if o.kind in ("expect", "violation")}
 
     def expect(self, clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
         """Record that ``clause_id`` held (``condition`` truthy) or not. A failed MUST raises
@@ -316,22 +329,53 @@ def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = 
 
 # --- aggregation over cases (certificate clause table) -------------------------------------
 
-def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
-    """One row per clause: cases that checked it, verdict, findings observed against it.
+def _reached(rec: dict) -> set[str]:
+    """What a record says its case checked (records without ``reached``: its expectations)."""
+    return set(rec.get("reached", ())) | {o["clause"] for o in rec.get("observations", [])
+                                          if o["kind"] in ("expect", "violation")}
 
-    A clause is PASS when at least one case that marks or expects it passed and nothing
-    violated it anywhere; FAIL / NON-STRICT when any case or finding violated it (by level);
-    UNSUPPORTED when every case marking it was UNSUPPORTED; UNTESTED otherwise.
+
+def not_reached(rec: dict) -> list[str]:
+    """Clauses the case marks but stopped before checking (none for a case that did not run)."""
+    if rec["verdict"] in (UNSUPPORTED, SKIPPED):
+        return []
+    reached = _reached(rec)
+    return [c for c in rec.get("clauses", []) if c not in reached]
+
+
+def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
+    """One row per clause: the cases that mark or checked it, verdict, findings against it.
+
+    A clause is checked ("reached") by a case when an expectation for it was evaluated or the
+    monitor applied it to frames the case received (``conformance.reach``). Its verdict:
+
+    ============  ============================================================
+    FAIL          a case or finding violated it (MUST)
+    NON-STRICT    only violated as a SHOULD
+    PASS          some case reached it and nothing violated it
+    NOT-REACHED   cases mark it, but each stopped (or ended) before checking it
+    UNSUPPORTED   every case marking it was UNSUPPORTED
+    UNTESTED      no case marks or reached it
+    ============  ============================================================
     """
     rows = []
-    by_clause: dict[str, dict] = {c.id: {"cases": [], "verdicts": [], "findings": []} for c in registry}
+    by_clause: dict[str, dict] = {c.id: {"cases": set(), "reached": set(), "not_reached": set(),
+                                         "verdicts": [], "findings": []} for c in registry}
     for rec in records:
         marked = set(rec.get("clauses", []))
-        expected = {o["clause"] for o in rec.get("observations", []) if o["kind"] == "expect"}
-        for cid in marked | expected:
+        reached = _reached(rec)
+        for cid in marked | reached:
             if cid in by_clause:
-                by_clause[cid]["cases"].append(rec["nodeid"])
-                by_clause[cid]["verdicts"].append(rec["verdict"] if cid in marked else PASS)
+                by_clause[cid]["cases"].add(rec["nodeid"])
+        for cid in marked:
+            if cid in by_clause:
+                by_clause[cid]["verdicts"].append(rec["verdict"])
+        for cid in reached:
+            if cid in by_clause:
+                by_clause[cid]["reached"].add(rec["nodeid"])
+        for cid in not_reached(rec):
+            if cid in by_clause:
+                by_clause[cid]["not_reached"].add(rec["nodeid"])
         for o in rec.get("observations", []):
             if o["clause"] in by_clause and not o["ok"]:
                 by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec["nodeid"]))
@@ -341,9 +385,10 @@ def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
         verdicts = info["verdicts"]
         if bad:
             verdict = FAIL if FAIL in bad else NON_STRICT
-        elif any(v in (PASS, INFO, NON_STRICT, FAIL) for v in verdicts):
-            # the case as a whole may have failed on another clause; this one held
+        elif info["reached"]:
             verdict = PASS
+        elif info["not_reached"]:
+            verdict = NOT_REACHED
         elif verdicts and all(v == UNSUPPORTED for v in verdicts):
             verdict = UNSUPPORTED
         else:
@@ -353,7 +398,8 @@ def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
         rows.append({
             "id": c.id, "level": c.level, "requirement": c.requirement, "source": c.source,
             "profiles": list(c.profiles), "requires": list(c.requires),
-            "cases": sorted(set(info["cases"])), "verdict": verdict,
+            "cases": sorted(info["cases"]), "verdict": verdict,
+            "not_reached": sorted(info["not_reached"]),
             "findings": info["findings"][:50], "findings_total": len(info["findings"]),
         })
     return rows

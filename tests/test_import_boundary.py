@@ -1,5 +1,5 @@
-"""The reference server is an independent implementation (design.md): nothing under
-conformance/server/ may import the suite's monitor, model, client, plugin or cases."""
+"""The reference server is an independent implementation (docs/design.md): nothing under
+conformance/server/ may import the suite's monitor, model, client, plugin, case helpers or cases."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import ast
 from pathlib import Path
 
 SERVER = Path(__file__).resolve().parents[1] / "conformance" / "server"
-FORBIDDEN = ("conformance.monitor", "conformance.model", "conformance.client", "conformance.plugin", "cases")
-FORBIDDEN_RELATIVE = ("monitor", "model", "client", "plugin")  # from .. import X / from ..X import
+FORBIDDEN = ("conformance.monitor", "conformance.model", "conformance.client", "conformance.plugin",
+             "conformance.statemachine", "conformance.casekit", "cases")
 
 
 def _imports(path: Path):

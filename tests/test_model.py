@@ -354,6 +354,18 @@ def test_from_profile_dict_and_real_profile():
     assert (openai.busy_policy, openai.lanes, openai.lifetime_s, openai.hydrates) == ("queue", True, 3600.0, True)
 
 
+def test_capabilities_defaults_are_the_profile_defaults():
+    """One source: the dataclass defaults equal an empty profile table's (target._DEFAULTS)."""
+    assert Capabilities() == Capabilities.from_profile({})
+
+
+def test_from_profile_table_is_checked_like_a_file():
+    from conformance.target import ProfileError
+    with pytest.raises(ProfileError, match="busy_policy"):
+        Capabilities.from_profile({"concurrency": {"busy_policy": "drop"}})
+    assert Capabilities.from_profile({"extends": "openai"}).lanes    # openai.toml, not the defaults
+
+
 def test_world_kwargs_or_capabilities():
     assert World(zdr=True).caps.zdr
     with pytest.raises(TypeError):

@@ -7,6 +7,7 @@ import json
 import socket
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conformance.plugin import EMBEDDED_KEY, NONCE_RE, new_nonce
@@ -59,8 +60,14 @@ def test_monitor_finding_fails(reference_server_factory, connect):
 '''
 
 
+CERTIFICATE_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "certificate.json").read_text())
+
+
 def _cert(pytester: pytest.Pytester, name: str = "rep") -> dict:
-    return json.loads((pytester.path / name / "certificate.json").read_text())
+    """The run's certificate; it must validate against schemas/certificate.json."""
+    cert = json.loads((pytester.path / name / "certificate.json").read_text())
+    jsonschema.validate(cert, CERTIFICATE_SCHEMA, cls=jsonschema.Draft202012Validator)
+    return cert
 
 
 def _setup(pytester: pytest.Pytester, body: str = CASES, name: str = "test_demo.py") -> None:

@@ -1,6 +1,7 @@
-"""Reports of a run: ``certificate.json``, ``junit.xml``, ``index.html`` and the terminal summary.
+"""Reports of a run: ``certificate.json`` (format: ``schemas/certificate.json``,
+``docs/certificate.md``), ``junit.xml``, ``index.html``, ``badge.svg`` and the terminal summary.
 
-Implements "Reports" and the clause table / coverage of "Clauses" in ``../shared/design.md``.
+Implements "Reports" and the clause table / coverage of "Clauses" in ``docs/design.md``.
 Input: the case records the plugin collects (one per case, JSON-able, key already redacted)
 and the clause registry. No pytest import; every writer is a plain function.
 """
@@ -18,11 +19,14 @@ from typing import Callable
 from conformance import baseline as BL
 from conformance import retry as R
 from conformance import verdicts as V
+from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
 CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
-CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.UNSUPPORTED, V.UNTESTED)
+CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
+# bumped whenever a field changes meaning or goes away (docs/certificate.md)
+CERTIFICATE_VERSION = 2
 
 
 def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
@@ -62,8 +66,12 @@ def _iso(t: float) -> str:
 
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
-                      run_id: str, extra: dict | None = None) -> dict:
+                      run_id: str, spec_profiles: list[str] | tuple = (), extra: dict | None = None) -> dict:
     rows = clause_rows(registry, records)
+    caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
+    for row in rows:    # claimed: the clause applies to what the profile says the target does
+        row["claimed"] = row["verdict"] != "RETIRED" and V.unsupported_reason(registry[row["id"]], caps, specs,
+                                                                             profile) is None
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
@@ -77,6 +85,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     for r in records:
         usage.update(r.get("usage") or {})
     cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
+             | {"not_reached": V.not_reached(r)}
              | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
              | ({"tries": r["tries"]} if r.get("tries") else {})
@@ -84,10 +93,11 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
              for r in sorted(records, key=lambda r: r["nodeid"])]
     return {
         "format": "responses-ws-conformance/certificate",
-        "format_version": 1,
+        "certificate_version": CERTIFICATE_VERSION,
         "suite_version": suite_version(),
         "run_id": run_id,
         "profile": profile,
+        "spec_profiles": sorted(spec_profiles),
         "strict": strict,
         "target": fingerprint,
         "started": _iso(started),
@@ -95,9 +105,10 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "duration_s": round(finished - started, 3),
         "environment": {"python": platform.python_version(), "platform": platform.platform(terse=True)},
         "clause_registry": {"path": os.path.basename(registry.path), "version": registry.version,
-                            "clauses": len(registry)},
+                            "clauses": len(registry), "sha256": registry.digest()},
         "overall": overall,
-        # run-level facts the plugin adds (e.g. "stalled"), right after the verdict
+        "certification": certification(overall, rows, records),
+        # run-level facts the plugin adds (stalled, budget, baseline, surface), after the verdict
         **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
@@ -109,14 +120,41 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     }
 
 
+def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
+    """Certified (docs/certification.md): overall PASS, every claimed MUST clause PASS, no
+    FLAKY case; ``reasons`` says what is missing otherwise."""
+    reasons = []
+    if overall != V.PASS:
+        reasons.append(f"overall verdict is {overall}")
+    short = [r for r in rows if r["level"] == "MUST" and r["claimed"] and r["verdict"] != V.PASS]
+    for verdict, ids in sorted(_group(short).items()):
+        reasons.append(f"{len(ids)} claimed MUST clause(s) {verdict}: {', '.join(ids)}")
+    flaky = [r["nodeid"] for r in records if r["verdict"] == "FLAKY"]
+    if flaky:
+        reasons.append(f"{len(flaky)} FLAKY case(s): {', '.join(sorted(flaky))}")
+    must = [r for r in rows if r["level"] == "MUST" and r["claimed"]]
+    return {"certified": not reasons, "reasons": reasons,
+            "must_claimed": len(must), "must_pass": sum(1 for r in must if r["verdict"] == V.PASS)}
+
+
+def _group(rows: list[dict]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["verdict"], []).append(r["id"])
+    return out
+
+
 def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
+                  spec_profiles: list[str] | tuple = (),
                   redact: Callable[[str], str] = lambda t: t, extra: dict | None = None) -> dict[str, str]:
-    """Write certificate.json, junit.xml, index.html (and transcripts/ of non-passing cases)."""
+    """Write certificate.json, junit.xml, index.html, badge.svg (and transcripts/ of
+    non-passing cases)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
-                             started=started, finished=finished, strict=strict, run_id=run_id, extra=extra)
+                             started=started, finished=finished, strict=strict, run_id=run_id,
+                             spec_profiles=spec_profiles, extra=extra)
     tdir = out / "transcripts"
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):
@@ -125,10 +163,11 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
             (tdir / name).write_text(redact(rec["transcript"]), encoding="utf-8")
             case["transcript"] = f"transcripts/{name}"
     paths = {"dir": str(out), "certificate": str(out / "certificate.json"),
-             "junit": str(out / "junit.xml"), "html": str(out / "index.html")}
+             "junit": str(out / "junit.xml"), "html": str(out / "index.html"), "badge": str(out / "badge.svg")}
     (out / "certificate.json").write_text(redact(json.dumps(cert, indent=2, sort_keys=False)), encoding="utf-8")
     (out / "junit.xml").write_text(redact(render_junit(cert, records)), encoding="utf-8")
     (out / "index.html").write_text(redact(render_html(cert)), encoding="utf-8")
+    (out / "badge.svg").write_text(redact(render_badge(cert)), encoding="utf-8")
     return paths
 
 
@@ -140,7 +179,7 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
     lines = [
         f"profile {profile}: {len(records)} cases: " + ", ".join(
             f"{counts[v]} {v}" for v in CASE_VERDICTS if counts.get(v)),
-        f"clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in CLAUSE_VERDICTS if clause_counts.get(v)),
+        "clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in CLAUSE_VERDICTS if clause_counts.get(v)),
         f"coverage: {cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case "
         f"(MUST {cov['MUST']['with_cases']}/{cov['MUST']['clauses']}, "
         f"SHOULD {cov['SHOULD']['with_cases']}/{cov['SHOULD']['clauses']}, "
@@ -151,7 +190,7 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         spent.update(r.get("usage") or {})
     lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
                  f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
-    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT)]
+    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT, V.NOT_REACHED)]
     for r in failing[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines

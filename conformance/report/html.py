@@ -1,5 +1,5 @@
 """``index.html``: one self-contained page (no external assets, no script) summarising the
-certificate — the page a person reads first (design.md "Reports")."""
+certificate — the page a person reads first (docs/design.md "Reports")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from html import escape
 
 _COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
            "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
-           "RETIRED": "#8c959f", "FLAKY": "#bc4c00", "KNOWN": "#6e7781", "STALE": "#9a6700"}
+           "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00", "FLAKY": "#bc4c00", "KNOWN": "#6e7781",
+           "STALE": "#9a6700"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
@@ -35,7 +36,8 @@ def render_html(cert: dict) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>Responses API WebSocket mode — conformance certificate</h1>",
         f'<p><span class="badge" style="background:{_COLORS.get(cert["overall"], "#1f2328")}">'
-        f'{escape(cert["overall"])}</span> <span class="muted">run {escape(cert["run_id"])}, '
+        f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
+        f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
         f'suite {escape(cert["suite_version"])}{", strict" if cert.get("strict") else ""}</span></p>',
     ]
     if cert.get("stalled"):     # the run stopped early: say so before anything else
@@ -47,13 +49,18 @@ def render_html(cert: dict) -> str:
         '<table class="kv">',
     ]
     rows = [("Target", f"{t.get('ws_host', '')}{t.get('ws_path', '')}" + (" (embedded reference server)" if t.get("embedded") else "")),
-            ("Profile", cert["profile"]), ("Model", t.get("model", "")),
+            ("Profile", cert["profile"] + (f" (claims {', '.join(cert['spec_profiles'])})"
+                                           if cert.get("spec_profiles") else "")),
+            ("Model", t.get("model", "")),
             ("Capabilities", ", ".join(t.get("capabilities", []))),
             ("Time", f"{cert['started']} → {cert['finished']} ({cert['duration_s']} s)"),
             ("Cases", ", ".join(f"{n} {k}" for k, n in cc.items() if n and k != "total") + f" (total {cc['total']})"),
             ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
                          + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    cert_ = cert["certification"]
+    rows.append(("Certified", f"yes: MUST {cert_['must_pass']}/{cert_['must_claimed']}" if cert_["certified"]
+                 else f"no (MUST {cert_['must_pass']}/{cert_['must_claimed']}): " + "; ".join(cert_["reasons"])))
     spent = cert.get("usage") or {}
     if spent:
         rows.append(("Spent", f"{spent.get('creates', 0)} response.create, {spent.get('http_requests', 0)} HTTP "
@@ -63,7 +70,7 @@ def render_html(cert: dict) -> str:
     out.append("</table>")
 
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
-    order = {"FAIL": 0, "NON-STRICT": 1, "UNTESTED": 3, "UNSUPPORTED": 4, "PASS": 2, "RETIRED": 5}
+    order = {"FAIL": 0, "NON-STRICT": 1, "NOT-REACHED": 2, "PASS": 3, "UNTESTED": 4, "UNSUPPORTED": 5, "RETIRED": 6}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
         if r["findings"]:
@@ -72,6 +79,9 @@ def render_html(cert: dict) -> str:
                             + "</li>" for f in r["findings"][:10])
             detail = f"<details><summary>{r['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
         cases = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
+        if r.get("not_reached"):
+            cases += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
+                      + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")
         out.append(f"<tr><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
                    f"<td>{escape(r['requirement'])}<br><span class=muted>{escape(r['source'])}</span></td>"
                    f"<td>{cases}{detail}</td></tr>")
@@ -83,9 +93,14 @@ def render_html(cert: dict) -> str:
         if c.get("transcript"):
             msgs += f'<a href="{escape(c["transcript"])}">transcript</a>'
         out.append(f"<tr><td>{_v(c['verdict'])}</td><td><code>{escape(c['nodeid'])}</code></td>"
-                   f"<td>{escape(', '.join(c['clauses']))}</td><td>{msgs}</td></tr>")
+                   f"<td>{escape(', '.join(c['clauses']))}"
+                   + (f"<br><span class=muted>not reached: {escape(', '.join(c['not_reached']))}</span>"
+                      if c.get("not_reached") else "")
+                   + f"</td><td>{msgs}</td></tr>")
     out.append("</table><p class=muted>Verdicts: PASS every checked MUST/SHOULD held; FAIL a MUST was violated; "
                "NON-STRICT only SHOULDs were violated; INFO observations/extensions; UNSUPPORTED the profile does "
-               "not claim the feature; ERROR the run could not judge; UNTESTED no case checked the clause.</p>")
+               "not claim the feature; ERROR the run could not judge; NOT-REACHED cases mark the clause but each stopped "
+               "(e.g. at an earlier MUST violation) before checking it; UNTESTED no case checked the clause. "
+               "A clause is PASS only when some case checked it and it held.</p>")
     out.append("</body></html>")
     return "\n".join(out)

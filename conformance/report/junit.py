@@ -1,4 +1,4 @@
-"""``junit.xml`` from the case records (design.md "Reports").
+"""``junit.xml`` from the case records (docs/design.md "Reports").
 
 One ``<testcase>`` per case with properties ``clause`` (one per id) and ``verdict``; FAIL and
 NON-STRICT-under-strict are ``<failure>``, ERROR is ``<error>``, UNSUPPORTED/SKIPPED are

@@ -1,4 +1,4 @@
-"""The deterministic engine that stands in for a model (design.md "Model-free oracles").
+"""The deterministic engine that stands in for a model (docs/design.md "Model-free oracles").
 
 Pure: a validated create plus the carried context in, output items and usage out.  The
 rules (documented in the README's "Reference server" section):

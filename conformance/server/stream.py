@@ -54,6 +54,7 @@ def response_object(req, response_id: str, created_at: int, previous_response_id
         "parallel_tool_calls": req.parallel_tool_calls,
         "previous_response_id": previous_response_id,
         "prompt_cache_key": body.get("prompt_cache_key"),
+        "prompt_cache_options": body.get("prompt_cache_options"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": body.get("service_tier") or "default",

@@ -314,9 +314,10 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
                           if websocket else "Background mode is not supported by this server.")
     if stream and stream_rejected:
         raise unsupported("stream", "'stream' is implicit over WebSocket and must not be sent.")
-    stream_options = body.get("stream_options")
-    if stream_options is not None and not isinstance(stream_options, dict):
-        raise invalid_type("stream_options", "an object", stream_options)
+    for name in ("stream_options", "prompt_cache_options"):   # §2.1: objects (the SDK of 2026-09 adds the latter)
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise invalid_type(name, "an object", value)
 
     tools = _check_tools(body.get("tools"))
     tool_choice = _check_tool_choice(body.get("tool_choice"), tools)

@@ -17,7 +17,7 @@ KEY_A = "sk-test-alpha"
 KEY_B = "sk-test-bravo"
 MODEL = "gpt-test"
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
-SCHEMAS = get_schemas()  # schemas/ is the one source of event shapes (design.md); its self-tests may read it
+SCHEMAS = get_schemas()  # schemas/ is the one source of event shapes (docs/design.md); its self-tests may read it
 
 
 def parse_frame(raw) -> dict | None:

@@ -391,6 +391,17 @@ def test_open_responses_profile_rejects_fields(make_server, field, value):
         assert ws.turn(input="fine").status == "completed"
 
 
+def test_prompt_cache_options_accepted_and_echoed(server):
+    """§2.1: prompt_cache_options (SDK 2026-09) is an object; the response echoes it."""
+    opts = {"mode": "explicit", "ttl": "30m", "comparison_response_id": "resp_x"}
+    with WS(server.ws_url) as ws:
+        t = ws.turn(input="x", prompt_cache_options=opts)
+        assert t.status == "completed" and t.response["prompt_cache_options"] == opts
+        bad = ws.turn(input="x", prompt_cache_options="explicit")
+        assert bad.error["status"] == 400 and bad.error["error"]["param"] == "prompt_cache_options"
+        assert ws.turn(input="fine").status == "completed"
+
+
 def test_openai_profile_tolerates_stream_fields(server):
     with WS(server.ws_url) as ws:
         t = ws.turn(input="x", stream=True, stream_options={"include_obfuscation": False})

@@ -1,0 +1,107 @@
+"""Conformance verdicts in allure results: registered by ``conformance.plugin`` when
+``--alluredir`` is given (allure-pytest loaded).
+
+Where a case runs (the only process, or an xdist worker), after its teardown report: labels,
+spec links, parameters, one step per turn, the redacted transcript and frames as
+attachments, and a status message that starts with the verdict (``conformance.report.allure``
+says what each is). The controller writes ``categories.json`` and ``environment.properties``
+at the end of the session. Every text handed to allure is redacted with the configured key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import verdicts as V
+from conformance.report import allure as A
+
+_FRAMES_PER_CONNECTION = 2000
+
+
+class AllureHooks:
+    def __init__(self, session: Any, report_dir: str):
+        self.sess = session
+        self.dir = Path(report_dir)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        # tryfirst: the outermost wrapper, so the conformance record is already on the report
+        report = yield
+        record = getattr(report, "conformance_record", None)
+        if report.when == "teardown" and record is not None:
+            from conformance.plugin import case_state
+            self._annotate(case_state(item), record)
+        return report
+
+    def _annotate(self, state: Any, record: dict) -> None:
+        import allure
+        from allure_commons import plugin_manager
+        from allure_commons.model2 import StatusDetails
+        from allure_commons.types import AttachmentType
+
+        sess, redact = self.sess, self.sess.redact
+        reg = sess.settings.registry
+        requests = [rs for conn in state.connections for rs in getattr(conn.monitor, "requests", ())]
+        from conformance.plugin import fingerprint_of
+        ann = A.case_annotations([reg[c] for c in state.clauses], record["verdict"], sess.settings.profile.name,
+                                 fingerprint_of(sess), requests)
+        for kind, value in ann.labels:
+            allure.dynamic.label(kind, redact(value))
+        for url, name in ann.links:
+            allure.dynamic.link(url, link_type="spec", name=name)
+        for name, value in ann.parameters:
+            allure.dynamic.parameter(name, redact(value))
+        for step in ann.steps:
+            sid = str(uuid.uuid4())
+            plugin_manager.hook.start_step(uuid=sid, title=redact(step.title),
+                                           params={k: redact(v) for k, v in step.params.items()})
+            problem = AssertionError(redact(step.problem)) if step.problem else None
+            plugin_manager.hook.stop_step(uuid=sid, exc_type=type(problem) if problem else None,
+                                          exc_val=problem, exc_tb=None)
+        if state.connections:
+            allure.attach(redact(state.transcripts(limit=None)), "transcript", AttachmentType.TEXT)
+            allure.attach(redact(_frames_json(state.connections)), "frames", AttachmentType.JSON)
+        result = _current_result()
+        if result is not None and record["verdict"] != V.PASS:
+            details = result.statusDetails or StatusDetails()
+            text = "\n".join(record.get("messages", []))
+            details.message = redact(A.status_message(record["verdict"], details.message or text))
+            result.statusDetails = details
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        sess = self.sess
+        if sess.is_worker:
+            return
+        from conformance.plugin import fingerprint_of
+        from conformance.report import suite_version
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "categories.json").write_text(json.dumps(A.categories(), indent=2), encoding="utf-8")
+        props = A.environment_properties(fingerprint_of(sess), sess.settings.profile.name, suite_version(),
+                                         sess.settings.profile.spec_profiles)
+        (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
+
+
+def _current_result() -> Any:
+    """The allure test result being written (allure-pytest's listener holds it until the
+    case's log finishes); None where no case is open (an xdist controller)."""
+    from allure_commons import plugin_manager
+    for plugin in plugin_manager.get_plugins():
+        logger = getattr(plugin, "allure_logger", None)
+        if logger is not None:
+            return logger.get_test(None)
+    return None
+
+
+def _frames_json(connections: list) -> str:
+    out = []
+    for conn in connections:
+        frames = [{"t": t, "direction": d, "data": x} for t, d, x in conn.transcript[-_FRAMES_PER_CONNECTION:]]
+        out.append({"url": conn.url, "close_code": conn.close_code, "frames": frames,
+                    "dropped": max(0, len(conn.transcript) - _FRAMES_PER_CONNECTION)})
+    return json.dumps(out, indent=1)

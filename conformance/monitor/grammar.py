@@ -1,0 +1,426 @@
+"""The grammar of one response: its state and, next to it, the rules (§4.3 of docs/spec.md).
+
+Created first, in_progress follows (item 11), item and part lifecycle and indexes in order
+(12), announced items (13), deltas that add up and ``.done`` values that match the output
+(14), one terminal event, last, carrying the response (15), an incomplete item last (16),
+sequence numbers (17, §3.5: they restart per response; strictly increasing is the MUST, 0
+then +1 the SHOULD). Each finding of a kind is reported once per response. The attribution
+decides which response an event belongs to; the methods here judge it and report through
+``add(clause, message, rs, pointer=...)``.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Any, Callable
+
+from conformance.monitor.events import FAMILIES, LIFECYCLE_START, PART_FAMILY, TERMINAL_STATUS
+from conformance.monitor.records import short
+
+Add = Callable[..., Any]
+
+
+class PartState(enum.StrEnum):
+    """A content or reasoning-summary part: added, streaming, its text .done seen, closed."""
+
+    OPEN = "open"
+    DELTAS = "deltas"
+    TEXT_DONE = "text-done"
+    CLOSED = "closed"
+
+
+_NO_MORE_DELTAS = (PartState.TEXT_DONE, PartState.CLOSED)
+
+
+class Item:
+    """An output item announced by ``output_item.added``."""
+
+    __slots__ = ("id", "output_index", "done", "parts", "next_part", "summary_parts", "next_summary",
+                 "deltas", "done_values")
+
+    def __init__(self, iid: str | None, output_index: Any) -> None:
+        self.id = iid
+        self.output_index = output_index  # as sent
+        self.done = False
+        self.parts: dict = {}  # content_index -> PartState
+        self.next_part = 0
+        self.summary_parts: dict = {}  # summary_index -> PartState
+        self.next_summary = 0
+        self.deltas: dict = {}  # (family, index) -> list of deltas
+        self.done_values: dict = {}  # (family, index) -> value of the .done event
+
+
+class Grammar:
+    """The grammar state of one response."""
+
+    __slots__ = ("seq", "in_progress_due", "items", "by_output_index", "order", "incomplete_item", "once",
+                 "queued")
+
+    def __init__(self) -> None:
+        self.seq: int | None = None  # highest sequence_number seen
+        self.in_progress_due = False  # response.created seen: the next event must be response.in_progress
+        self.items: dict = {}  # item id -> Item
+        self.by_output_index: dict = {}  # output_index (as sent) -> Item
+        self.order: list = []  # items in order of output_item.added
+        self.incomplete_item: Item | None = None
+        self.once: set = set()  # dedupe keys of findings reported once per response
+        self.queued = False  # response.queued came first
+
+    def once_add(self, add: Add, rs: Any, key: Any, clause: str, message: str) -> None:
+        """A finding reported once per response and ``(clause, key)``."""
+        k = (clause, key)
+        if k not in self.once:
+            self.once.add(k)
+            add(clause, message, rs)
+
+    # --- every event of the live response: sequence numbers, in_progress after created
+
+    def step(self, add: Add, rs: Any, ev: dict, typ: str) -> None:
+        seq = ev.get("sequence_number")
+        last = self.seq
+        if last is not None and type(seq) is int and seq == last + 1:
+            self.seq = seq
+        else:
+            self._number(add, rs, seq, typ)
+        if self.in_progress_due and typ != "response.created":
+            self.in_progress_due = False
+            # a warm-up (generate:false) ends right after created, without in_progress
+            if typ != "response.in_progress" and not _is_empty_terminal(ev, typ):
+                add("STREAM-IN-PROGRESS-FOLLOWS", f"{typ} follows response.created; response.in_progress expected first",
+                    rs)
+
+    def _number(self, add: Add, rs: Any, seq: Any, typ: str) -> None:
+        """A sequence_number other than the expected next one (§3.5, §4.3 item 17)."""
+        if type(seq) is int and seq >= 0:
+            last = self.seq
+            if last is None:
+                if seq != 0:
+                    self.once_add(add, rs, "seq", "SEQ-FROM-ZERO-BY-ONE",
+                                  f"first sequence_number of the response is {seq}, not 0 ({typ})")
+                self.seq = seq
+            elif seq <= last:
+                self.once_add(add, rs, "seq", "SEQ-MONOTONIC",
+                              f"sequence_number {seq} of {typ} does not exceed the previous {last}")
+            else:
+                self.once_add(add, rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
+                              f"sequence_number jumps from {last} to {seq} ({typ})")
+                self.seq = seq
+        else:
+            self.once_add(add, rs, "seqp", "SEQ-PRESENT",
+                          f"{typ} has no non-negative integer sequence_number ({short(seq)})")
+            # count it as numbered: the next event's gap is this defect, not another one
+            self.seq = 0 if self.seq is None else self.seq + 1
+
+    def shared_number(self, add: Add, rs: Any, ev: dict, typ: str) -> None:
+        """steer/inject/extension events: part of the response's numbering, any time (§3.5)."""
+        seq = ev.get("sequence_number")
+        if type(seq) is int and seq >= 0:
+            last = self.seq
+            if last is not None and seq <= last:
+                self.once_add(add, rs, "seq", "SEQ-MONOTONIC",
+                              f"sequence_number {seq} of {typ} does not exceed the previous {last}")
+            else:
+                if last is not None and seq != last + 1:
+                    self.once_add(add, rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
+                                  f"sequence_number jumps from {last} to {seq} ({typ})")
+                self.seq = seq
+
+    def first_event(self, add: Add, rs: Any, first_type: str) -> None:
+        """The response starts with ``first_type`` (item 11: queued or created first)."""
+        if first_type not in LIFECYCLE_START and not self.queued:
+            add("STREAM-CREATED-FIRST", f"first event of the response is {first_type}, not response.created", rs)
+
+    # --- items
+
+    def item_added(self, add: Add, rs: Any, ev: dict, ids_elsewhere: Any) -> str | None:
+        """``output_item.added`` (items 12, 16); returns the new item's id (None: no id)."""
+        item = ev.get("item")
+        if type(item) is not dict:
+            return None
+        iid = item.get("id")
+        if type(iid) is not str:
+            iid = None
+        oi = ev.get("output_index")
+        if self.incomplete_item is not None:
+            add("STREAM-INCOMPLETE-ITEM-LAST",
+                f"item {iid!r} added after item {self.incomplete_item.id!r} ended incomplete", rs)
+        if oi != len(self.order):
+            add("STREAM-INDEXES-IN-ORDER", f"output_item.added has output_index {short(oi)}, expected {len(self.order)}",
+                rs, pointer="/output_index")
+        if iid is not None and (iid in self.items or iid in ids_elsewhere):
+            add("STREAM-ITEM-LIFECYCLE", f"output_item.added repeats item id {iid!r}", rs)
+        it = Item(iid, oi)
+        self.order.append(it)
+        if type(oi) is int:
+            self.by_output_index.setdefault(oi, it)
+        if iid is not None:
+            self.items.setdefault(iid, it)
+        return iid
+
+    def done_item(self, ev: dict) -> tuple[str | None, Item | None]:
+        """The item an ``output_item.done`` closes: by id, else by output_index."""
+        item = ev.get("item")
+        iid = item.get("id") if type(item) is dict else None
+        if type(iid) is not str:
+            iid = None
+        oi = ev.get("output_index")
+        return iid, (self.items.get(iid) if iid is not None
+                     else (self.by_output_index.get(oi) if type(oi) is int else None))
+
+    def item_done(self, add: Add, rs: Any, ev: dict, iid: str | None, it: Item | None) -> None:
+        """``output_item.done`` (items 12, 14, 16)."""
+        if it is None:
+            add("STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} that was never added", rs)
+            return
+        if it.done:
+            add("STREAM-ITEM-LIFECYCLE", f"second output_item.done for item {short(iid)}", rs)
+            return
+        item = ev.get("item")
+        if type(item) is not dict:
+            item = {}
+        oi = ev.get("output_index")
+        if oi != it.output_index:
+            add("STREAM-ANNOUNCED-ITEM",
+                f"output_item.done for {iid!r} has output_index {short(oi)}, announced at {it.output_index}", rs)
+        for label, parts in (("content part", it.parts), ("summary part", it.summary_parts)):
+            for idx, state in parts.items():
+                if state != PartState.CLOSED:
+                    add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} while its {label} {idx} is still open",
+                        rs)
+        for base, idx in it.deltas:
+            if (base, idx) not in it.done_values and FAMILIES[base][2] is None:  # parts: see content_part.done
+                add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
+        for (base, idx), value in it.done_values.items():
+            got = output_value(item, base, idx)
+            if got != value:
+                add("STREAM-DONE-MATCHES-OUTPUT", f"output_item.done {iid!r}: {family_label(base, idx)} is {short(got)}, "
+                    f"the .done event had {short(value)}", rs)
+        it.done = True
+        if item.get("status") == "incomplete":
+            self.incomplete_item = it
+
+    def announced(self, add: Add, rs: Any, ev: dict, typ: str, it: Item | None, iid: Any) -> Item | None:
+        """The open item an item event references by ``item_id`` (item 13: announced item)."""
+        if it is None:
+            self.once_add(add, rs, ("id", iid), "STREAM-ANNOUNCED-ITEM",
+                          f"{typ} references item_id {short(iid)}, not announced by output_item.added")
+            return None
+        if it.done:
+            self.once_add(add, rs, ("done", iid), "STREAM-ANNOUNCED-ITEM",
+                          f"{typ} references item {iid!r} after its output_item.done")
+            return None
+        oi = ev.get("output_index")
+        if oi != it.output_index:
+            self.once_add(add, rs, ("oi", iid), "STREAM-ANNOUNCED-ITEM",
+                          f"{typ} for item {iid!r} has output_index {short(oi)}, the item was announced at "
+                          f"{it.output_index}")
+        return it
+
+    def announced_by_index(self, add: Add, rs: Any, typ: str, oi: Any, it: Item | None) -> Item | None:
+        """The open item an event references by ``output_index`` only."""
+        if it is None:
+            self.once_add(add, rs, ("oi", short(oi)), "STREAM-ANNOUNCED-ITEM",
+                          f"{typ} references output_index {short(oi)}, not announced by output_item.added")
+            return None
+        if it.done:
+            self.once_add(add, rs, ("done", it.output_index), "STREAM-ANNOUNCED-ITEM",
+                          f"{typ} references output_index {short(oi)} after its output_item.done")
+            return None
+        return it
+
+    # --- parts and deltas
+
+    def part_added(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
+        """``content_part.added`` / ``reasoning_summary_part.added`` (item 12)."""
+        summary = typ == "response.reasoning_summary_part.added"
+        parts = it.summary_parts if summary else it.parts
+        field_ = "summary_index" if summary else "content_index"
+        idx = ev.get(field_)
+        expected = it.next_summary if summary else it.next_part
+        try:
+            added = idx in parts
+        except TypeError:  # not even hashable, so not an index (the schema reports it)
+            return
+        if added:
+            add("STREAM-ITEM-LIFECYCLE", f"{typ}: {field_} {short(idx)} of {it.id!r} added twice", rs)
+            return
+        for other, state in parts.items():
+            if state != PartState.CLOSED:
+                add("STREAM-ITEM-LIFECYCLE", f"{typ} {short(idx)} of {it.id!r} while part {other} is still open", rs)
+                break
+        if idx != expected:
+            add("STREAM-INDEXES-IN-ORDER", f"{typ} of {it.id!r} has {field_} {short(idx)}, expected {expected}",
+                rs, pointer="/" + field_)
+        parts[idx] = PartState.OPEN
+        nxt = (idx + 1) if type(idx) is int else expected + 1
+        if summary:
+            it.next_summary = max(it.next_summary, nxt)
+        else:
+            it.next_part = max(it.next_part, nxt)
+
+    def part_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
+        """``content_part.done`` / ``reasoning_summary_part.done`` (items 12, 14)."""
+        summary = typ == "response.reasoning_summary_part.done"
+        parts = it.summary_parts if summary else it.parts
+        idx = ev.get("summary_index" if summary else "content_index")
+        try:
+            state = parts.get(idx)
+        except TypeError:
+            return
+        if state is None:
+            add("STREAM-ITEM-LIFECYCLE", f"{typ} for part {short(idx)} of {it.id!r} that was never added", rs)
+            return
+        if state == PartState.CLOSED:
+            add("STREAM-ITEM-LIFECYCLE", f"second {typ} for part {idx} of {it.id!r}", rs)
+            return
+        if state == PartState.DELTAS:
+            add("STREAM-ITEM-LIFECYCLE", f"{typ} for part {idx} of {it.id!r} before the .done of its deltas", rs)
+        parts[idx] = PartState.CLOSED
+        part = ev.get("part")
+        if type(part) is not dict:
+            return
+        if summary:
+            base, fld = "response.reasoning_summary_text", "text"
+        else:
+            ptype = part.get("type")
+            fam = PART_FAMILY.get(ptype) if type(ptype) is str else None
+            if fam is None:
+                return
+            base, fld = fam
+        value = it.done_values.get((base, idx))
+        if value is not None and part.get(fld) != value:
+            add("STREAM-DONE-MATCHES-OUTPUT", f"{typ} part {idx} of {it.id!r}: {fld} is {short(part.get(fld))}, "
+                f"the .done event had {short(value)}", rs)
+
+    def delta(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
+        """A ``.delta`` of a family (item 12): inside its open part, before its ``.done``."""
+        base, _fld, idx_field, container = info
+        idx = ev.get(idx_field) if idx_field is not None else -1
+        if container is not None:
+            parts = it.parts if container == "part" else it.summary_parts
+            try:
+                state = parts.get(idx)
+            except TypeError:
+                return
+            if state is None or state in _NO_MORE_DELTAS:
+                self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), "STREAM-ITEM-LIFECYCLE",
+                              f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
+                              + ("before its part was added" if state is None else "after its part's .done"))
+                if state is None:
+                    return
+            elif state == PartState.OPEN:
+                parts[idx] = PartState.DELTAS
+            key = (base, idx)
+        else:
+            key = (base, -1)
+            if key in it.done_values:
+                self.once_add(add, rs, ("delta-after", it.id, base), "STREAM-ITEM-LIFECYCLE",
+                              f"{typ} for {it.id!r} after {base}.done")
+        delta = ev.get("delta")
+        acc = it.deltas.get(key)
+        if acc is None:
+            acc = it.deltas[key] = []
+        acc.append(delta if type(delta) is str else "")
+
+    def text_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
+        """The ``.done`` of a family (items 12, 14): once, in its part, equal to its deltas."""
+        base, fld, idx_field, container = info
+        idx = ev.get(idx_field) if idx_field is not None else -1
+        key = (base, idx)
+        try:
+            if key in it.done_values:
+                add("STREAM-ITEM-LIFECYCLE", f"second {typ} for {it.id!r}", rs)
+                return
+        except TypeError:
+            return
+        if container is not None:
+            parts = it.parts if container == "part" else it.summary_parts
+            state = parts.get(idx)
+            if state is None or state in _NO_MORE_DELTAS:
+                add("STREAM-ITEM-LIFECYCLE", f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
+                    + ("without an open part" if state is None else "after its part closed"), rs)
+            else:
+                parts[idx] = PartState.TEXT_DONE
+        value = ev.get(fld)
+        it.done_values[key] = value
+        acc = it.deltas.get(key)
+        joined = "".join(acc) if acc else ""
+        if type(value) is str and joined != value:
+            add("STREAM-DELTAS-ADD-UP", f"{typ} for {it.id!r}: deltas add up to {short(joined)}, .done has {short(value)}",
+                rs, pointer="/" + fld)
+
+    # --- the terminal event
+
+    def terminal(self, add: Add, rs: Any, typ: str, resp: dict, rid: Any) -> None:
+        """The terminal event's response (items 12, 14-16): status, id, usage, items, output."""
+        want = TERMINAL_STATUS[typ]
+        status = resp.get("status")
+        if status != want:
+            add("STREAM-TERMINAL-RESPONSE", f"{typ} carries response.status {short(status)}, expected {want!r}",
+                rs, pointer="/response/status")
+        if rs.response_id is not None and rid != rs.response_id:
+            add("STREAM-TERMINAL-RESPONSE", f"{typ} carries response id {short(rid)}, response.created had "
+                f"{rs.response_id!r}", rs, pointer="/response/id")
+        if typ == "response.completed" and type(resp.get("usage")) is not dict:
+            add("STREAM-TERMINAL-RESPONSE", "response.completed without usage", rs, pointer="/response/usage")
+        if typ == "response.completed":  # at failed or incomplete, open items are tolerated
+            open_items = [it for it in self.order if not it.done]
+            if open_items:
+                add("STREAM-ITEM-LIFECYCLE", f"response.completed while items are open: {[it.id for it in open_items]}",
+                    rs)
+        if self.incomplete_item is not None and typ != "response.incomplete":
+            add("STREAM-INCOMPLETE-ITEM-LAST",
+                f"item {self.incomplete_item.id!r} ended incomplete but the response ends with {typ}", rs)
+        if typ != "response.failed" and self.order:  # a failed response may drop partial output
+            self._compare_output(add, rs, resp)
+
+    def _compare_output(self, add: Add, rs: Any, resp: dict) -> None:
+        """Each streamed item's ``.done`` values against ``response.output`` (by id, else by
+        position); an empty output after streamed items is reported too (item 14)."""
+        output = resp.get("output")
+        if type(output) is not list:
+            return
+        by_id = {o["id"]: o for o in output if type(o) is dict and type(o.get("id")) is str}
+        missing: list = []
+        for pos, it in enumerate(self.order):
+            if not it.done:
+                continue
+            out = by_id.get(it.id) if it.id is not None else None
+            if out is None and it.id is None and pos < len(output) and type(output[pos]) is dict:
+                out = output[pos]
+            if out is None:
+                missing.append(it.id if it.id is not None else f"#{pos}")
+                continue
+            for (base, idx), value in it.done_values.items():
+                got = output_value(out, base, idx)
+                if got != value:
+                    add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output item {it.id!r}: "
+                        f"{family_label(base, idx)} is {short(got)}, the .done event had {short(value)}", rs)
+        if missing:
+            add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output lacks streamed items {missing}"
+                + (" (output is empty)" if not output else ""), rs)
+
+
+def _is_empty_terminal(ev: dict, typ: str) -> bool:
+    if typ not in TERMINAL_STATUS:
+        return False
+    resp = ev.get("response")
+    return type(resp) is dict and not resp.get("output")
+
+
+def output_value(item: dict, base: str, idx: Any) -> Any:
+    """The value of a delta family in an output item (None when absent)."""
+    fld, _idx_field, container = FAMILIES[base]
+    if container is None:
+        return item.get(fld)
+    seq = item.get("content" if container == "part" else "summary")
+    if type(seq) is not list or type(idx) is not int or not 0 <= idx < len(seq):
+        return None
+    part = seq[idx]
+    return part.get(fld) if type(part) is dict else None
+
+
+def family_label(base: str, idx: Any) -> str:
+    fld, _idx_field, container = FAMILIES[base]
+    if container is None:
+        return fld
+    return f"{'content' if container == 'part' else 'summary'}[{idx}].{fld}"

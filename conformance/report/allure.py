@@ -1,0 +1,213 @@
+"""What a case looks like in allure results (``pytest --alluredir DIR``, allure-pytest).
+
+Plain data, no pytest: ``case_annotations`` turns a case's clauses, verdict and turns into
+labels (epic = spec area, feature = clause id, story = requirement, severity from the clause
+level), links to the clause's section of ``docs/spec.md``, parameters (profile, target and its
+fingerprint) and one step per turn; ``categories`` and ``environment_properties`` are the two
+files the controller writes into the results directory. ``conformance.allure_plugin`` calls
+these from pytest hooks and hands the result to allure's API.
+
+Every category matches the verdict the status message starts with (``FAIL: …``,
+``NON-STRICT: …``): allure tells results apart only by status and message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
+_LEVEL_RANK = {"MUST": 0, "SHOULD": 1, "MAY": 2}
+
+# the headings of docs/spec.md (same numbers and titles as the protocol reference)
+SPEC_SECTIONS = {
+    "0": "0. Timeline / profiles",
+    "1": "1. Connection", "1.1": "1.1 URL forms", "1.2": "1.2 Handshake",
+    "1.3": "1.3 Refusal before upgrade", "1.4": "1.4 Message framing",
+    "1.5": "1.5 Lifetime, close codes, keep-alive",
+    "2": "2. Client events", "2.1": "2.1 `response.create`",
+    "2.2": "2.2 `response.steer` (GA since Sep 2026; GPT-6 family only)",
+    "2.3": "2.3 `response.inject` (beta, `OpenAI-Beta: responses_multi_agent=v1`)",
+    "2.4": "2.4 Events that do NOT exist in the OpenAI public protocol",
+    "3": "3. Server events", "3.1": "3.1 Common envelope",
+    "3.2": "3.2 Shared streaming events (same payloads as HTTP SSE)",
+    "3.3": "3.3 WebSocket-only server events", "3.4": "3.4 Full list of server event type strings",
+    "3.5": "3.5 `sequence_number`", "3.6": "3.6 Response object (`response` in lifecycle events)",
+    "3.7": "3.7 Usage object", "3.8": "3.8 Output items (selected)",
+    "3.9": "3.9 Event shapes at item start (observed on the public API)",
+    "3.10": "3.10 The WebSocket `error` event (`ResponseWsError`)",
+    "4": "4. Semantics a suite must check", "4.0": "4.0 Profiles", "4.1": "4.1 Transport and framing",
+    "4.2": "4.2 `response.create` validation",
+    "4.3": "4.3 Event ordering within one response (same rules as HTTP streaming)",
+    "4.4": "4.4 Concurrency and queueing", "4.5": "4.5 Continuation and the connection-local cache",
+    "4.6": "4.6 Reconnect", "4.7": "4.7 `generate: false`", "4.8": "4.8 Compaction",
+    "4.9": "4.9 Steering (P-steer)", "4.10": "4.10 Error envelope checks",
+    "5": "5. Differences between vendors and implementations",
+    "6": "6. Open questions (sources silent or conflicting)", "7": "7. Sources",
+}
+SPEC_DOC = "docs/spec.md"
+_SECTION_RE = re.compile(r"§(\d+(?:\.\d+)?)(?:\s+(?:item|question)\s+(\d+))?")
+
+# (name, statuses it applies to, the verdict the status message starts with)
+_CATEGORY_TABLE = (
+    ("FAIL: a MUST clause was violated", ("failed",), "FAIL"),
+    ("NON-STRICT: only SHOULD clauses were violated", ("passed", "failed"), "NON-STRICT"),
+    ("ERROR: the run could not judge (not a conformance verdict)", ("broken", "failed"), "ERROR"),
+    ("FLAKY: the verdict changed between tries", ("passed", "failed", "broken"), "FLAKY"),
+    ("KNOWN: a deviation recorded in the baseline", ("passed", "failed", "broken", "skipped"), "KNOWN"),
+    ("STALE: a baseline entry whose case now passes", ("passed", "failed", "broken"), "STALE"),
+    ("UNSUPPORTED: the profile does not claim the feature", ("skipped",), "UNSUPPORTED"),
+    ("INFO: observations and extensions only", ("passed",), "INFO"),
+)
+
+
+def categories() -> list[dict]:
+    """``categories.json``: one category per verdict that is not a plain PASS."""
+    return [{"name": name, "matchedStatuses": list(statuses), "messageRegex": f"(?s){re.escape(verdict)}:.*"}
+            for name, statuses, verdict in _CATEGORY_TABLE]
+
+
+def status_message(verdict: str, message: str | None) -> str:
+    """The status message allure shows: the verdict first, so that a category can match it."""
+    text = (message or "").strip()
+    if text.startswith(f"{verdict}:"):
+        return text
+    return f"{verdict}: {text}" if text else verdict
+
+
+_EMBEDDED = "embedded reference server"
+
+
+def target_name(fingerprint: dict) -> str:
+    """Host and path; the embedded server's port changes per process, so it is left out."""
+    if fingerprint.get("embedded"):
+        return _EMBEDDED
+    return f"{fingerprint.get('ws_host', '')}{fingerprint.get('ws_path', '')}"
+
+
+def fingerprint_digest(fingerprint: dict) -> str:
+    """A short stable hash of the target fingerprint (same target, profile, model: same value,
+    also across xdist workers)."""
+    fp = {k: v for k, v in fingerprint.items() if k != "profile_source"}
+    if fp.get("embedded"):
+        fp["ws_host"] = _EMBEDDED
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def environment_properties(fingerprint: dict, profile: str, suite_version: str, spec_profiles: Iterable[str]) -> str:
+    """``environment.properties`` (Java properties: ``key=value`` lines, ``\\``-escaped)."""
+    rows = [("target", target_name(fingerprint)), ("target.fingerprint", fingerprint_digest(fingerprint)),
+            ("target.embedded", str(bool(fingerprint.get("embedded"))).lower()),
+            ("profile", profile), ("spec_profiles", ", ".join(sorted(spec_profiles))),
+            ("model", str(fingerprint.get("model", ""))),
+            ("capabilities", ", ".join(fingerprint.get("capabilities", []))),
+            ("suite.version", suite_version)]
+    return "".join(f"{_prop(k)}={_prop(v)}\n" for k, v in rows)
+
+
+def _prop(text: str) -> str:
+    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return out.replace("=", "\\=").replace(":", "\\:")
+
+
+def spec_section(source: str) -> str | None:
+    """The first spec section a clause's ``source`` names ("§4.3 item 14 [S1]" -> "4.3")."""
+    m = _SECTION_RE.search(source or "")
+    return m.group(1) if m else None
+
+
+def spec_anchor(section: str) -> str:
+    """The docs/spec.md heading anchor of a section (GitHub's rule: lower case, punctuation
+    dropped, spaces to hyphens)."""
+    title = SPEC_SECTIONS.get(section, section)
+    return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
+
+
+def spec_area(section: str | None) -> str:
+    """The epic: the section's number and short title ("§4.3 Event ordering within one response")."""
+    if section is None:
+        return "unsectioned"
+    title = SPEC_SECTIONS.get(section, section).split(" (")[0].replace("`", "")
+    number, _, rest = title.partition(" ")
+    return f"§{number.rstrip('.')} {rest}".strip()
+
+
+@dataclass
+class Step:
+    title: str
+    params: dict[str, str]
+    problem: str | None = None          # a violation found in this turn's frames (step fails)
+
+
+@dataclass
+class Annotations:
+    labels: list[tuple[str, str]] = field(default_factory=list)      # (label type, value)
+    links: list[tuple[str, str]] = field(default_factory=list)       # (url, name)
+    parameters: list[tuple[str, str]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+
+def case_annotations(clauses: Iterable[Any], verdict: str, profile: str, fingerprint: dict,
+                     requests: Iterable[Any] = ()) -> Annotations:
+    """Labels, links, parameters and steps of one case. ``clauses`` are registry ``Clause``
+    objects; ``requests`` the monitor's request states of every connection, in order."""
+    out = Annotations()
+    clauses = list(clauses)
+    by_section: dict[str, list[str]] = {}
+    for c in clauses:
+        section = spec_section(c.source)
+        out.labels += [("epic", spec_area(section)), ("feature", c.id), ("story", c.requirement)]
+        if section is not None:
+            by_section.setdefault(section, []).append(c.id)
+    # one link per section (allure keeps one link per URL), named after its clauses
+    out.links = [(f"{SPEC_DOC}#{spec_anchor(s)}", f"{spec_area(s)} ({', '.join(ids)})") for s, ids in by_section.items()]
+    if clauses:
+        level = min((c.level for c in clauses), key=_LEVEL_RANK.__getitem__)
+        out.labels.append(("severity", SEVERITY[level]))
+    out.labels.append(("tag", verdict))
+    out.labels = list(dict.fromkeys(out.labels))
+    out.parameters = [("profile", profile),
+                      ("target", target_name(fingerprint)),
+                      ("target fingerprint", fingerprint_digest(fingerprint))]
+    out.steps = [turn_step(n, rs) for n, rs in enumerate(requests, 1)]
+    return out
+
+
+_KEY_FIELDS = ("model", "previous_response_id", "store", "generate", "stream_id", "background",
+               "max_output_tokens", "tool_choice")
+
+
+def turn_step(n: int, rs: Any) -> Step:
+    """One step for one request (``RequestState``): the create's key fields and the outcome."""
+    create = getattr(rs, "create", None) or {}
+    params = {k: _short(create[k]) for k in _KEY_FIELDS if k in create}
+    if "input" in create:
+        params["input"] = _short(create["input"], 120)
+    if create.get("tools"):
+        params["tools"] = str(len(create["tools"]))
+    error = getattr(rs, "error", None)
+    if isinstance(error, dict):
+        err = error.get("error") if isinstance(error.get("error"), dict) else error
+        outcome = f"error {err.get('code')!s} (status {error.get('status', err.get('status'))})"
+    elif getattr(rs, "terminal_type", None):
+        outcome = f"{rs.terminal_type} {getattr(rs, 'response_id', '') or ''}".strip()
+    else:
+        outcome = f"no terminal event (state {getattr(rs, 'state', '?')})"
+    params["outcome"] = outcome
+    params["events"] = str(len(getattr(rs, "events", ()) or ()))
+    origin = getattr(rs, "origin", "create")
+    what = "response.create" if origin == "create" else f"{origin} response"
+    fields = ", ".join(f"{k}={params[k]}" for k in ("previous_response_id", "store", "generate", "stream_id")
+                       if k in params)
+    title = f"turn {n}: {what}" + (f" ({fields})" if fields else "") + f" → {outcome}"
+    problems = [f"{f.clause}: {f.message}" for f in getattr(rs, "findings", ()) or ()
+                if getattr(f, "kind", "violation") == "violation"]
+    return Step(title, params, "; ".join(problems)[:500] or None)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,60 @@
+"""``badge.svg``: a shields-style badge made locally from the certificate ("conformance |
+PASS · MUST 41/41"), for a vendor's web page next to the published certificate.
+
+The right half names the overall verdict and how many of the claimed MUST clauses passed
+(claimed: not retired, and the profile claims what the clause requires). Text widths come from a per-character
+table of Verdana 11px (the font shields.io uses), so no font file or network is needed.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+LABEL = "conformance"
+_COLORS = {"PASS": "#4c1", "FAIL": "#e05d44", "NON-STRICT": "#dfb317", "ERROR": "#8250df",
+           "FLAKY": "#fe7d37", "KNOWN": "#a4a61d"}
+_GREY = "#555"
+
+# advance widths (px) of Verdana at 11px; characters not listed count as the widest group
+_WIDTHS = {**dict.fromkeys("il.:|!'", 3.5), **dict.fromkeys("fjrt() ", 4.5),
+           **dict.fromkeys("acekszv", 6.5), **dict.fromkeys("bdghnopqu0123456789/-", 7.0),
+           **dict.fromkeys("xyIJLTF", 6.8), **dict.fromkeys("ABCEKPRSVXYZ", 7.6),
+           **dict.fromkeys("DGHNOQU", 8.4), "M": 9.6, "W": 11.0, "m": 10.7, "w": 9.0, "·": 4.5}
+
+
+def must_counts(cert: dict) -> tuple[int, int]:
+    """(MUST clauses PASS, MUST clauses claimed) from the certificate's clause table."""
+    claimed = [r for r in cert["clauses"] if r["level"] == "MUST" and r["claimed"]]
+    return sum(1 for r in claimed if r["verdict"] == "PASS"), len(claimed)
+
+
+def badge_text(cert: dict) -> str:
+    passed, claimed = must_counts(cert)
+    return f"{cert['overall']} · MUST {passed}/{claimed}"
+
+
+def _width(text: str) -> int:
+    return int(round(sum(_WIDTHS.get(ch, 7.6) for ch in text))) + 10
+
+
+def render_badge(cert: dict) -> str:
+    value = badge_text(cert)
+    color = _COLORS.get(cert["overall"], _GREY)
+    lw, vw = _width(LABEL), _width(value)
+    total = lw + vw
+    label, text = escape(LABEL), escape(value)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" '
+        f'aria-label="{label}: {text}"><title>{label}: {text}</title>'
+        '<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
+        '<stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r)"><rect width="{lw}" height="20" fill="{_GREY}"/>'
+        f'<rect x="{lw}" width="{vw}" height="20" fill="{color}"/>'
+        f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
+        '<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
+        f'<text x="{lw / 2:g}" y="15" fill="#010101" fill-opacity=".3">{label}</text>'
+        f'<text x="{lw / 2:g}" y="14">{label}</text>'
+        f'<text x="{lw + vw / 2:g}" y="15" fill="#010101" fill-opacity=".3">{text}</text>'
+        f'<text x="{lw + vw / 2:g}" y="14">{text}</text></g></svg>\n'
+    )
