@@ -70,11 +70,18 @@ _DEFAULTS: dict[str, Any] = {
     "errors": {
         "not_found_status": 400,
     },
+    # §4.3 item 16a: what the monitor lets a stream leave out ("optional": INFO, not FAIL)
+    "stream": {
+        "setup_events": "optional",
+        "terminal_output": "optional",
+    },
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "concurrency.busy_policy": ("queue", "reject", "either"),
     "features.stream_field": ("tolerated", "rejected", "unspecified"),
+    "stream.setup_events": ("required", "optional"),
+    "stream.terminal_output": ("required", "optional"),
 }
 _SPEC_PROFILES = ("P-legacy", "P-lanes", "P-steer", "P-open")
 
@@ -169,6 +176,12 @@ class Profile:
     features = property(lambda self: self.data["features"])
     cache = property(lambda self: self.data["cache"])
     not_found_status = property(lambda self: int(self.data["errors"]["not_found_status"]))
+    stream = property(lambda self: self.data["stream"])
+
+    def monitor_options(self) -> dict[str, str]:
+        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives."""
+        st = self.data["stream"]
+        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"]}
 
     def capabilities(self) -> frozenset[str]:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""
