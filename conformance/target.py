@@ -16,6 +16,8 @@ The API key is a secret: it is kept out of ``repr``/``str`` of every object here
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -96,6 +98,15 @@ class ProfileError(ValueError):
 
 class TargetError(ValueError):
     """A --target URL (or another target option) is unusable."""
+
+
+def _portable_source(source: str) -> str:
+    """Where a profile came from, without the local directory: a certificate gets published,
+    and a path of the machine that ran it means nothing elsewhere (the profile's hash does)."""
+    path = Path(source)
+    if path.parent == PROFILES_DIR:
+        return f"built-in:{path.stem}"
+    return path.name if path.suffix == ".toml" else source
 
 
 def builtin_profiles() -> list[str]:
@@ -354,7 +365,8 @@ class Target:
             "ws_host": parts.netloc.rsplit("@", 1)[-1],
             "ws_path": parts.path,
             "profile": self.profile.name,
-            "profile_source": self.profile.source,
+            "profile_source": _portable_source(self.profile.source),
+            "profile_sha256": hashlib.sha256(json.dumps(self.profile.data, sort_keys=True).encode()).hexdigest(),
             "model": self.model,
             "embedded": self.is_embedded,
             "auth_header": self.auth_header,

@@ -130,3 +130,13 @@ def test_stream_leniencies(name, value):
     assert p.monitor_options() == {"setup_events": value, "terminal_output": value}
     from conformance.monitor import StreamMonitor
     assert StreamMonitor(False, **p.monitor_options()).lenient.setup_events is (value == "optional")
+
+
+def test_fingerprint_names_no_local_directory(tmp_path):
+    """A published certificate carries no path of the machine that ran it."""
+    vendor = tmp_path / "acme.toml"
+    vendor.write_text('name = "acme"\nextends = "openai"\n')
+    from conformance.target import _portable_source, load_profile
+    assert _portable_source(load_profile("openai").source) == "built-in:openai"
+    assert _portable_source(load_profile(vendor).source) == "acme.toml"
+    assert str(tmp_path) not in _portable_source(load_profile(vendor).source)
