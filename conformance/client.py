@@ -53,6 +53,22 @@ class RateLimited(HarnessError):
     """The target answered a turn with a rate limit (status 429): the case cannot judge."""
 
 
+class Blocked(HarnessError):
+    """The target's safety system blocked the turn (``misalignment_policy_violation``, §3.10):
+    the target refusing, never a protocol FAIL, and never retried."""
+
+
+MISALIGNMENT = "misalignment_policy_violation"
+
+
+def _is_blocked(error: Any) -> bool:
+    """A safety block (§3.10): status 403 before streaming or an ``error`` mid-response."""
+    if not isinstance(error, dict):
+        return False
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return MISALIGNMENT in (inner.get("code"), error.get("code"))
+
+
 class HandshakeRefused(Exception):
     """The upgrade was answered with an HTTP status instead of 101."""
 
@@ -255,6 +271,9 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     if 200 <= status < 300:
         body = result.json()
         METER.add_usage(body.get("usage") if isinstance(body, dict) else None)
+    elif _is_blocked(result.json()):
+        raise Blocked(f"{method} {urlsplit(url).path} was blocked by the target's safety system "
+                      f"({MISALIGNMENT}, HTTP {status})")
     return result
 
 
@@ -548,6 +567,11 @@ class Connection:
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
                 "retry later or lower the run's concurrency"))
+        if status == "error" and _is_blocked(error):
+            # the target refusing (§3.10): neither a protocol FAIL nor worth a retry
+            where = "mid-response" if events and events[0].get("type") != "error" else "before streaming"
+            raise Blocked(self.target.redact(
+                f"request {request} was blocked by the target's safety system ({MISALIGNMENT}, {where})"))
         if self._key_seen:
             create, events, response, error = (_deep_redact(x, self.target.redact)
                                                for x in (create, events, response, error))

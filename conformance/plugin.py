@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from conformance import reach, verdicts as V
-from conformance.client import METER, Connection, HandshakeRefused, HarnessError, TargetUnreachable
+from conformance.client import METER, Blocked, Connection, HandshakeRefused, HarnessError, TargetUnreachable
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -274,6 +274,7 @@ class CaseState:
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    blocked: bool = False      # the target's safety system refused a turn (§3.10)
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -404,6 +405,7 @@ def pytest_runtest_call(item: pytest.Item):
             raise
         except (TargetUnreachable, HarnessError) as exc:
             state.verdict = V.ERROR
+            state.blocked = isinstance(exc, Blocked)
             state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))}")
             raise
         except HandshakeRefused as exc:
@@ -516,6 +518,7 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "usage": {k: v - state.spent_before.get(k, 0) for k, v in METER.snapshot().items()},
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
+        "blocked": state.blocked,
     }
     record["not_reached"] = V.not_reached(record)
     return record
