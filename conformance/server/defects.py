@@ -151,6 +151,15 @@ DEFECTS: dict[str, Defect] = dict(
         _d("compaction-drops-context", "COMPACT-NEW-CHAIN",
            "The compaction item of POST /responses/compact loses the nonce-like codes of the compacted "
            "window, so a new chain started from it does not see them."),
+        _d("oversize-frame-dropped", "CLIENT-OVERSIZE-FRAME",
+           "A client frame larger than --max-frame-bytes is read and silently dropped: no 1009 close, no "
+           "error event.", "SHOULD"),
+        _d("unknown-event-ignored-after-create", "CLIENT-UNKNOWN-EVENT",
+           "Once a response.create has been handled on the connection, a client event of unknown type gets "
+           "no answer at all (before it, the answer is an error as usual).", "SHOULD"),
+        _d("orphan-call-id-accepted", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
+           "A function_call_output whose call_id no function_call of the context has is accepted: the turn "
+           "runs instead of failing with 400.", "SHOULD"),
     ]
 )
 
@@ -216,6 +225,9 @@ class Flags:
     turn_after_limit: bool = False
     compact_wrong_object: bool = False
     compaction_drops_context: bool = False
+    oversize_frame_dropped: bool = False
+    unknown_event_ignored_after_create: bool = False
+    orphan_call_id_accepted: bool = False
     # derived: any defect that rewrites frames on their way out
     rewrites_frames: bool = field(default=False)
     # derived: any defect that rewrites the event list of a turn
