@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -446,9 +447,11 @@ class Connection:
                                    f"{self.target.redact(str(exc))}") from None
 
     # --- sending ---------------------------------------------------------------------------
-    def send(self, event: dict | str | bytes) -> None:
+    def send(self, event: dict | str | bytes, timeout: float | None = None) -> None:
         """Send a raw event (dict → JSON text frame; str → text frame; bytes → binary frame).
-        Sending on a closed socket is recorded and ignored (the next wait says ``closed``)."""
+        Sending on a closed socket is recorded and ignored (the next wait says ``closed``).
+        With ``timeout``, a send the peer does not take within it (it stopped reading) gives
+        up on the socket: the connection counts as closed, not by the peer."""
         if isinstance(event, dict):
             data: str | bytes = json.dumps(event, separators=(",", ":"))
         elif isinstance(event, (str, bytes, bytearray)):
@@ -460,12 +463,37 @@ class Connection:
             METER.creates += 1
         if self.closed:
             return
+        if timeout is not None:
+            self._send_within(data, timeout)
+            return
         try:
             self._ws.send(data)
         except ConnectionClosed as exc:
             self._mark_closed(exc, by_peer=True)
         except (OSError, RuntimeError) as exc:
             self._mark_closed(exc, by_peer=True)
+
+    def _send_within(self, data: str | bytes, timeout: float) -> None:
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._ws.send(data)
+            except (ConnectionClosed, OSError, RuntimeError) as exc:
+                failed.append(exc)
+
+        sender = threading.Thread(target=run, name="conformance-send", daemon=True)
+        sender.start()
+        sender.join(timeout)
+        if sender.is_alive():   # the peer stopped reading: drop the socket under the sender
+            try:
+                self._ws.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._mark_closed(TimeoutError(f"the peer did not take a {len(data)}-byte frame within {timeout:g}s"),
+                              by_peer=False)
+        elif failed:
+            self._mark_closed(failed[0], by_peer=True)
 
     def create(self, **fields: Any) -> int:
         """Send a ``response.create``; ``model`` and ``max_output_tokens`` default from the
