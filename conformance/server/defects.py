@@ -160,6 +160,9 @@ DEFECTS: dict[str, Defect] = dict(
         _d("orphan-call-id-accepted", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
            "A function_call_output whose call_id no function_call of the context has is accepted: the turn "
            "runs instead of failing with 400.", "SHOULD"),
+        _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
+           "The connection cache keeps every response, not only the latest per lane: an older store=false "
+           "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),
     ]
 )
 
@@ -228,6 +231,7 @@ class Flags:
     oversize_frame_dropped: bool = False
     unknown_event_ignored_after_create: bool = False
     orphan_call_id_accepted: bool = False
+    keeps_older_responses: bool = False
     # derived: any defect that rewrites frames on their way out
     rewrites_frames: bool = field(default=False)
     # derived: any defect that rewrites the event list of a turn

@@ -134,7 +134,7 @@ class Session:
         self.owner = owner
         self.transport = transport
         self.framer = Framer(core.flags)
-        self.cache = ConnectionCache()
+        self.cache = ConnectionCache(keep_older=core.flags.keeps_older_responses)
         self.lanes: dict[str | None, _Lane] = {}  # lanes with queued or running jobs
         self.workers = 0  # lane worker tasks running
         self.active = 0  # responses being produced (at most MAX_ACTIVE)

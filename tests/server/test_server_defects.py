@@ -483,6 +483,14 @@ def c_orphan_call_id_accepted(srv):
     return t2.status == "completed"
 
 
+def c_keeps_older_responses(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="first", store=False)
+        ws.turn(input="second", store=False)
+        t3 = ws.turn(previous_response_id=t1.id, input="third", store=False)
+    return t3.status == "completed"
+
+
 CHECKS = {name: globals()["c_" + name.replace("-", "_")] for name in DEFECTS
           if "c_" + name.replace("-", "_") in globals()}
 ALL_CHECKS = {n[2:].replace("_", "-") for n in globals() if n.startswith("c_")}
