@@ -253,3 +253,15 @@ def test_misalignment_block_is_error_and_listed(pytester: pytest.Pytester):
     assert cert["blocked"] == sorted(c["nodeid"] for c in cert["cases"])
     messages = " ".join(m for c in cert["cases"] for m in c["messages"])
     assert "before streaming" in messages and "mid-response" in messages and "HTTP 403" in messages
+
+
+def test_misalignment_block_is_never_retried(pytester: pytest.Pytester):
+    """§3.10: clients must not retry a safety block on their own; with --retries each blocked
+    case still sends its one request (the retry machinery lives in conformance.retry)."""
+    pytest.importorskip("conformance.retry")
+    _setup(pytester, BLOCKED_CASES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep", "--retries", "2", "cases")
+    result.assert_outcomes(errors=3)
+    cert = _cert(pytester)
+    assert len(cert["blocked"]) == 3
+    assert cert["usage"]["creates"] == 2 and cert["usage"]["http_requests"] == 1     # one try each
