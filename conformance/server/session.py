@@ -172,6 +172,8 @@ class Session:
             await self._submit(_ErrorJob(err))
             return
         etype = event["type"]
+        if etype == "response.create" and self.flags.create_never_answered:
+            return  # the defect: a create gets no answer at all
         if etype == "response.create":
             self.created = True
             s = self.settings
@@ -386,6 +388,12 @@ class Session:
         except ApiError as err:
             await self._send_error(err, req.stream_id)
         else:
+            events = outcome.events
+            if self.flags.closes_mid_response and len(events) > 2:
+                # the defect: the response starts, then the socket closes without an error
+                await self.transport.send_many([self.framer.frame(e) for e in events[:2]])
+                await self.close(1000, "")
+                return
             live = None
             if self.settings.steering:
                 live = _Live(outcome.response["id"], req)
