@@ -191,6 +191,7 @@ MID_CONNECTION = {"malformed-json": "CLIENT-MALFORMED-JSON", "unknown-event": "C
                   "binary": "CLIENT-BINARY-FRAME"}
 
 
+@pytest.mark.max_requests(creates=3)     # 2, and the binary frame's create if a server runs it
 @pytest.mark.clause("CLIENT-MALFORMED-JSON", "CLIENT-UNKNOWN-EVENT", "CLIENT-BINARY-FRAME", "ERR-ENVELOPE",
                     "ERR-CODE-NESTED")
 @pytest.mark.parametrize("kind", sorted(MID_CONNECTION))
@@ -244,6 +245,7 @@ def _oversize_outcome(conn, answer: list[dict], during_send: bool) -> tuple[bool
     return False, "no answer at all (neither a close nor an error event)"
 
 
+@pytest.mark.max_requests(creates=0)     # no model call: one oversize frame, two connections
 @pytest.mark.clause("CLIENT-OVERSIZE-FRAME")
 def test_oversize_frame(target, connect, expect, verdict):
     # no model call: the frame is an unknown event padded past the limit

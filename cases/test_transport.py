@@ -140,6 +140,7 @@ def _longest_silence(conn, start: int) -> float:
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
+@pytest.mark.max_requests(creates=1)
 @pytest.mark.clause("TURN-TEXT", "STREAM-ONE-TERMINAL")
 def test_silence_then_normal_end_passes(target, connect, expect, verdict):
     """A response that falls silent mid-stream for less than the turn deadline and then ends
