@@ -82,7 +82,8 @@ class Core:
             if prev is not None:
                 entry, from_cache = self.resolve(prev, owner, cache)
                 carried = () if flags.ignore_previous_response_id else entry.context
-            engine.check_tool_outputs(carried, req.input_items)
+            if not flags.orphan_call_id_accepted:
+                engine.check_tool_outputs(carried, req.input_items)
             warmup = not req.generate
             if warmup and flags.generate_false_ignored:
                 req.generate = True
