@@ -399,10 +399,17 @@ def redact(text: str, secret: str) -> str:
         # stands alone, as a header value or a quoted string would show it
         return re.sub(rf"(?<![A-Za-z0-9_-]){re.escape(secret)}(?![A-Za-z0-9_-])", REDACTED, text)
     out = text.replace(secret, REDACTED)
-    # servers sometimes echo a truncated key ("Incorrect API key provided: sk-abc...xyz");
-    # hide long prefixes and suffixes of it as well
+    # servers sometimes echo a truncated key ("Incorrect API key provided: sk-abc...xyz"):
+    # hide long prefixes and suffixes of it as well, where they begin a token (a prefix) or
+    # follow punctuation such as "..." or "***" (a suffix). Inside a token they are left
+    # alone: a key ending in "0000000000" must not rewrite the response ids that end so too
+    # (the harness chains turns with them).
     if len(secret) >= 12:
         for n in (len(secret) - 4, 16, 12, 8):
             if 8 <= n < len(secret):
-                out = out.replace(secret[:n], REDACTED).replace(secret[-n:], REDACTED)
+                out = re.sub(rf"{_NOT_AFTER_TOKEN}(?:{re.escape(secret[:n])}|{re.escape(secret[-n:])})",
+                             REDACTED, out)
     return out
+
+
+_NOT_AFTER_TOKEN = r"(?<![A-Za-z0-9_-])"

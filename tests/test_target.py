@@ -133,6 +133,19 @@ def test_short_key_redacted_only_where_it_stands_alone():
     assert long_key not in redact(f"tokens {long_key}tail", long_key)
 
 
+def test_partial_key_echoes_hidden_but_ids_kept():
+    """A truncated echo of the key is hidden; an id that merely ends like the key is not
+    rewritten (the harness continues from it)."""
+    from conformance.target import redact
+    key = "sk-test-key-0000000000"
+    echo = "Incorrect API key provided: sk-test-key-00...0000000000. Find your key."
+    out = redact(echo, key)
+    assert "sk-test-key-00" not in out and "...0000000000" not in out
+    ids = '{"id": "resp_7f3a0000000000", "previous_response_id": "resp_ab0000000000"}'
+    assert redact(ids, key) == ids
+    assert redact(f"key={key}", key) == "key=<redacted-key>"
+
+
 @pytest.mark.parametrize("name, value", [("openai", "optional"), ("openai-2026-02", "optional"), ("xai", "optional"),
                                          ("open-responses", "required"), ("reference", "required")])
 def test_stream_leniencies(name, value):
