@@ -114,7 +114,9 @@ def _end_ok(expect, term: dict | None, target_id: str) -> None:
 @pytest.mark.parametrize("lane", [None, "steer-lane"], ids=["default_lane", "named_lane"])
 def test_steer_accepted_and_successor(target, connect, expect, lane):
     conn = _delayed(target, connect)
-    target_id = _start(conn, target, input=PROMPT, store=False, stream_id=lane)
+    # on the reference server the named-lane target has two items, so a steer can stop it between them
+    text = f"[[multi]] {PROMPT}" if lane and target.has("reference_engine") else PROMPT
+    target_id = _start(conn, target, input=text, store=False, stream_id=lane)
     conn.steer(target_id, STEER_TEXT)
     ans = _accepted(conn, target, target_id)
     steer = _steer_of(ans)

@@ -254,7 +254,8 @@ def _check_tool_choice(value, tools: list):
 
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
-                    generate_supported: bool = True, conversation_ignored: bool = False) -> CreateRequest:
+                    generate_supported: bool = True, conversation_ignored: bool = False,
+                    stream_id_checked: bool = True) -> CreateRequest:
     """Validate a flat response.create (``websocket``) or an HTTP create body."""
     for name in rejected_fields:
         if body.get(name) is not None:
@@ -269,7 +270,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
     if websocket:
         if body.get("stream_id") is not None:  # null is the default lane, like an absent field
             stream_id = body["stream_id"]
-            if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
+            if not isinstance(stream_id, str) or (stream_id_checked and not STREAM_ID_RE.fullmatch(stream_id)):
                 raise ApiError(
                     400, "invalid_stream_id",
                     "The 'stream_id' field must be a non-empty string with at most 256 characters and "
