@@ -99,7 +99,7 @@ def test_every_verdict_kind_validates(pytester: pytest.Pytester, validator):
                         "test_info": "INFO", "test_unsupported": "UNSUPPORTED", "test_error": "ERROR",
                         "test_slow": "SKIPPED"}
     assert cert["certificate_version"] == CERTIFICATE_VERSION
-    assert cert["spec_profiles"] == ["P-lanes", "P-legacy"]
+    assert cert["spec_profiles"] == ["P-lanes", "P-legacy", "P-steer"]
     registry = V.ClauseRegistry.load(V.default_clauses_path())
     assert cert["clause_registry"]["sha256"] == registry.digest()
     # the case stopped at WS-SAME-PATH: ERR-STATUS-PRESENT was not reached, so it is not PASS
