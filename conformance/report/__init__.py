@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from conformance import verdicts as V
+from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
@@ -45,6 +46,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     rows = V.clause_table(registry, records)
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
+        row["area"] = clause_area(registry[row["id"]])
         row["claimed"] = row["verdict"] != "RETIRED" and V.unsupported_reason(registry[row["id"]], caps, specs,
                                                                              profile) is None
     counts = Counter(r["verdict"] for r in records)

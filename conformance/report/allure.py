@@ -135,6 +135,16 @@ def spec_area(section: str | None) -> str:
     return f"§{number.rstrip('.')} {rest}".strip()
 
 
+# Clauses of one spec profile alone form an area of their own, wherever in docs/spec.md their
+# items are (lanes span §4.2-§4.5); steering clauses are §4.9 already.
+PROFILE_AREAS = {("P-lanes",): "Lanes (stream_id, P-lanes)", ("P-steer",): "§4.9 Steering"}
+
+
+def clause_area(clause: Any) -> str:
+    """The area a clause is reported under (allure epic, certificate ``area``)."""
+    return PROFILE_AREAS.get(tuple(clause.profiles)) or spec_area(spec_section(clause.source))
+
+
 @dataclass
 class Step:
     title: str
@@ -159,7 +169,7 @@ def case_annotations(clauses: Iterable[Any], verdict: str, profile: str, fingerp
     by_section: dict[str, list[str]] = {}
     for c in clauses:
         section = spec_section(c.source)
-        out.labels += [("epic", spec_area(section)), ("feature", c.id), ("story", c.requirement)]
+        out.labels += [("epic", clause_area(c)), ("feature", c.id), ("story", c.requirement)]
         if section is not None:
             by_section.setdefault(section, []).append(c.id)
     # one link per section (allure keeps one link per URL), named after its clauses

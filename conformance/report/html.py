@@ -24,6 +24,19 @@ def _v(verdict: str) -> str:
     return f'<span class="v" style="color:{_COLORS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
 
 
+def _areas(clauses: list[dict]) -> list[str]:
+    """One row per area (lanes and steering among them): its clauses' verdicts."""
+    by_area: dict[str, list[str]] = {}
+    for r in clauses:
+        by_area.setdefault(r.get("area") or "unsectioned", []).append(r["verdict"])
+    out = ["<h2>Areas</h2><table><tr><th>Area</th><th>Clauses</th><th>Verdicts</th></tr>"]
+    for area, verdicts in sorted(by_area.items()):
+        counts = ", ".join(f"{verdicts.count(v)} {_v(v)}" for v in sorted(set(verdicts)))
+        out.append(f"<tr><td>{escape(area)}</td><td>{len(verdicts)}</td><td>{counts}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def render_html(cert: dict) -> str:
     t = cert["target"]
     cov = cert["coverage"]
@@ -61,6 +74,7 @@ def render_html(cert: dict) -> str:
     out += [f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows]
     out.append("</table>")
 
+    out += _areas(cert["clauses"])
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = {"FAIL": 0, "NON-STRICT": 1, "NOT-REACHED": 2, "PASS": 3, "UNTESTED": 4, "UNSUPPORTED": 5, "RETIRED": 6}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
