@@ -64,6 +64,7 @@ class Run:
     conversations: int = 0
     creates: int = 0
     serial: int = 0               # for names unique across the run's conversations
+    headers: dict | None = None   # handshake headers of every exploration socket (e.g. pacing)
 
     def level(self, clause: str) -> str | None:
         return self.registry[clause].level if clause in self.registry else None
@@ -77,15 +78,16 @@ class Run:
             self.fatal = exc
         raise Fatal(str(exc))
 
-    def explore_socket(self) -> Connection:
+    def explore_socket(self, headers: dict | None = None) -> Connection:
         """A socket for exploring. They stay out of the connect fixture (hundreds of them would
         bury the report; the failing sequence is replayed on fixture sockets instead), and a
         socket a finished conversation left open is reused: the next conversation only ever
         names ids it created itself, so what the socket still caches cannot matter, and
-        shrinking runs hundreds of conversations."""
-        if self.idle:
+        shrinking runs hundreds of conversations. A socket asked for with ``headers`` of its
+        own is new and never handed on (``ref.own``)."""
+        if self.idle and headers is None:
             return self.idle.pop()
-        conn = Connection.open(self.target)
+        conn = Connection.open(self.target, headers=headers or self.headers)
         self.sockets.append(conn)
         return conn
 
@@ -93,7 +95,7 @@ class Run:
         """Give back a conversation's socket (``ref.ws``; ``ref.errors`` counts its errors)."""
         # a socket that answered an error goes: whether the server closes after errors is for
         # the conversation that saw the error to find out, not for the next one
-        if ref.errors or ref.ws.closed:
+        if ref.errors or ref.ws.closed or getattr(ref, "own", False):
             ref.ws.close()
         else:
             self.idle.append(ref.ws)
