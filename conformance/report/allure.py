@@ -140,6 +140,13 @@ def spec_area(section: str | None) -> str:
 PROFILE_AREAS = {("P-lanes",): "Lanes (stream_id, P-lanes)", ("P-steer",): "§4.9 Steering"}
 
 
+def area_sort_key(area: str) -> tuple:
+    """Areas in spec order (§4.10 after §4.9); the lanes area next to §4.4, where its
+    core rules (items 20-23a) are."""
+    m = re.match(r"§(\d+)(?:\.(\d+))?", area)
+    return (int(m.group(1)), int(m.group(2) or 0), 0, area) if m else (4, 4, 1, area)
+
+
 def clause_area(clause: Any) -> str:
     """The area a clause is reported under (allure epic, certificate ``area``)."""
     return PROFILE_AREAS.get(tuple(clause.profiles)) or spec_area(spec_section(clause.source))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance.report.allure import area_sort_key
+
 _COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
            "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
            "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00"}
@@ -30,7 +32,7 @@ def _areas(clauses: list[dict]) -> list[str]:
     for r in clauses:
         by_area.setdefault(r.get("area") or "unsectioned", []).append(r["verdict"])
     out = ["<h2>Areas</h2><table><tr><th>Area</th><th>Clauses</th><th>Verdicts</th></tr>"]
-    for area, verdicts in sorted(by_area.items()):
+    for area, verdicts in sorted(by_area.items(), key=lambda kv: area_sort_key(kv[0])):
         counts = ", ".join(f"{verdicts.count(v)} {_v(v)}" for v in sorted(set(verdicts)))
         out.append(f"<tr><td>{escape(area)}</td><td>{len(verdicts)}</td><td>{counts}</td></tr>")
     out.append("</table>")
