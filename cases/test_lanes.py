@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, expect_monitor_clean, setup_turn
+from conformance.casekit import PROMPT, RAN, TIME_TOOL, expect_monitor_clean, paced, setup_turn
 from conformance.client import HarnessError, Turn
 from conformance.monitor import TERMINAL_TYPES
 from conformance.probes import plant, probe_fields, recorded_nonces, seen
@@ -29,15 +29,6 @@ MAX_ACTIVE = 16              # §4.4 item 21
 MAX_NAMED = 32               # §4.4 item 22
 NOT_FOUND = "previous_response_not_found"
 ORPHAN = [{"type": "function_call_output", "call_id": "call_conformance_orphan_lane", "output": "12:00"}]
-TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
-        "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
-
-
-def _delayed(target, connect):
-    """A socket on which every turn lasts a while (when the target honours test controls)."""
-    if target.has("test_controls"):
-        return connect(headers={"X-Conformance-Turn-Delay-Ms": str(TURN_DELAY_MS)})
-    return connect()
 
 
 # --- the timeline of a socket, read back from its messages ----------------------------------
@@ -151,7 +142,7 @@ def test_invalid_stream_id(connect, expect, name):
 
 @pytest.mark.clause("LANE-FIFO")
 def test_lane_fifo(target, connect, expect):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     count = 3
     for n in range(1, count + 1):
         conn.create(input=PROMPT, stream_id="fifo", metadata={ORDER_KEY: str(n)}, store=False)
@@ -171,7 +162,7 @@ def test_lane_fifo(target, connect, expect):
 
 @pytest.mark.clause("LANE-CONCURRENT")
 def test_lanes_run_concurrently(target, connect, expect):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     conn.create(input=PROMPT, stream_id="conc-a", metadata={ORDER_KEY: "a"}, store=False)
     conn.create(input=PROMPT, stream_id="conc-b", metadata={ORDER_KEY: "b"}, store=False)
     tl = _drain(conn, 2, target.turn_timeout)
@@ -259,21 +250,22 @@ def test_fork_to_another_lane(target, connect, expect, nonce_factory):
            f"after the fork, lane 'fork-a' could not go on from the parent: {after.status} ({after.error_code!r})")
 
 
-def _failed(conn, lane: str, parent: Turn) -> Turn:
-    turn = conn.turn(input=ORPHAN, tools=[TOOL], stream_id=lane, store=False,
+def _after_failure(connect, lane: str, fail_lane: str) -> tuple[Turn, Turn]:
+    """A store=false turn on ``lane``, a continuation of it on ``fail_lane`` that must fail (an
+    orphan function_call_output), then ``lane`` continues it again: (parent, that turn)."""
+    conn = connect()
+    parent = setup_turn(conn, input=PROMPT, stream_id=lane, store=False)
+    turn = conn.turn(input=ORPHAN, tools=[TIME_TOOL], stream_id=fail_lane, store=False,
                      previous_response_id=parent.response_id)
     if turn.status in RAN or turn.error_code == NOT_FOUND:
         raise HarnessError(f"could not provoke a failed continuation (an orphan function_call_output): "
                            f"{turn.summary()}")
-    return turn
+    return parent, conn.turn(input=PROMPT, stream_id=lane, store=False, previous_response_id=parent.response_id)
 
 
 @pytest.mark.clause("LANE-FORK-FAILURE-KEEPS-PARENT")
 def test_failed_fork_keeps_parent(target, connect, expect):
-    conn = connect()
-    parent = setup_turn(conn, input=PROMPT, stream_id="keep-a", store=False)
-    _failed(conn, "keep-b", parent)
-    after = conn.turn(input=PROMPT, stream_id="keep-a", store=False, previous_response_id=parent.response_id)
+    parent, after = _after_failure(connect, "keep-a", "keep-b")
     expect("LANE-FORK-FAILURE-KEEPS-PARENT", after.status in RAN, after,
            f"a fork of {parent.response_id} failed on lane 'keep-b', then lane 'keep-a' could not go on from "
            f"it: {after.status} ({after.error_code!r}); only a failure on the same lane evicts")
@@ -281,10 +273,7 @@ def test_failed_fork_keeps_parent(target, connect, expect):
 
 @pytest.mark.clause("LANE-EVICT-SAME-LANE")
 def test_failed_same_lane_continuation_evicts(target, connect, expect):
-    conn = connect()
-    parent = setup_turn(conn, input=PROMPT, stream_id="evict-a", store=False)
-    _failed(conn, "evict-a", parent)
-    after = conn.turn(input=PROMPT, stream_id="evict-a", store=False, previous_response_id=parent.response_id)
+    parent, after = _after_failure(connect, "evict-a", "evict-a")
     expect("LANE-EVICT-SAME-LANE", after.error_code == NOT_FOUND, after,
            f"a continuation of {parent.response_id} failed on its own lane 'evict-a', then continuing it again "
            f"ended {after.status} ({after.error_code!r}) instead of {NOT_FOUND}")
@@ -294,7 +283,7 @@ def test_failed_same_lane_continuation_evicts(target, connect, expect):
 
 @pytest.mark.clause("LANE-ACTIVE-LIMIT")
 def test_active_limit_queues(target, connect, expect):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     count = MAX_ACTIVE + 2
     for n in range(count):
         conn.create(input=PROMPT, stream_id=f"act-{n}", metadata={ORDER_KEY: str(n)}, store=False)

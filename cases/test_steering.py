@@ -16,23 +16,16 @@ import time
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, setup_turn, turn_budget
+from conformance.casekit import PROMPT, RAN, TIME_TOOL, paced, setup_turn, turn_budget
 from conformance.client import HarnessError
+from conformance.model import STEER_ENDED_CODES
 from conformance.monitor import TERMINAL_TYPES
 from conformance.probes import PROBE_PROMPT, plant, probe_fields, recorded_nonces, seen
 
 TURN_DELAY_MS = 400
 STEER_TEXT = "Also end your answer with the word: thanks"
 STEER_EVENTS = ("response.steer.accepted", "response.steer.pending", "response.steer.failed")
-ENDED_CODES = ("response_already_completed", "response_not_active")
-TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
-        "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
-
-
-def _delayed(target, connect):
-    if target.has("test_controls"):
-        return connect(headers={"X-Conformance-Turn-Delay-Ms": str(TURN_DELAY_MS)})
-    return connect()
+ENDED_CODES = STEER_ENDED_CODES
 
 
 def _rid(msg: dict) -> str | None:
@@ -113,7 +106,7 @@ def _end_ok(expect, term: dict | None, target_id: str) -> None:
 @pytest.mark.clause("STEER-ACCEPTED", "STEER-TARGET-ENDS", "STEER-SUCCESSOR")
 @pytest.mark.parametrize("lane", [None, "steer-lane"], ids=["default_lane", "named_lane"])
 def test_steer_accepted_and_successor(target, connect, expect, lane):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     # on the reference server the named-lane target has two items, so a steer can stop it between them
     text = f"[[multi]] {PROMPT}" if lane and target.has("reference_engine") else PROMPT
     target_id = _start(conn, target, input=text, store=False, stream_id=lane)
@@ -139,7 +132,7 @@ def test_steer_accepted_and_successor(target, connect, expect, lane):
 
 @pytest.mark.clause("STEER-SUCCESSOR-CONTEXT")
 def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     nonce = nonce_factory()
     target_id = _start(conn, target, input=PROMPT, store=False)
     conn.steer(target_id, plant(nonce))
@@ -158,9 +151,9 @@ def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
 
 @pytest.mark.clause("STEER-PENDING")
 def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     nonce = nonce_factory()
-    target_id = _start(conn, target, input="What time is it? Use the tool.", tools=[TOOL], store=False,
+    target_id = _start(conn, target, input="What time is it? Use the tool.", tools=[TIME_TOOL], store=False,
                        tool_choice={"type": "function", "name": "get_time"}, max_output_tokens=turn_budget(target))
     conn.steer(target_id, plant(nonce))
     first = _accepted(conn, target, target_id)
@@ -239,7 +232,7 @@ def test_steer_of_unknown_response_refused(target, connect, expect):
 
 @pytest.mark.clause("STEER-INVALID")
 def test_steer_with_stream_id_refused(target, connect, expect):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     target_id = _start(conn, target, input=PROMPT, store=False, stream_id="inv-lane")
     conn.steer(target_id, STEER_TEXT, stream_id="inv-lane")
     ans = _answer(conn, target, target_id)
@@ -256,7 +249,7 @@ def test_steer_with_stream_id_refused(target, connect, expect):
 
 @pytest.mark.clause("STEER-NOT-STEERABLE")
 def test_steer_of_compacting_response_refused(target, connect, expect):
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     target_id = _start(conn, target, input=PROMPT, store=False, context_management=[{"type": "compaction"}])
     ans = _failed_answer(conn, target, target_id, STEER_TEXT)
     code = (ans.get("error") or {}).get("code") if isinstance(ans.get("error"), dict) else None
@@ -270,7 +263,7 @@ def test_steer_of_compacting_response_refused(target, connect, expect):
 @pytest.mark.clause("STEER-FAILED-AFTER-ACCEPT")
 def test_steer_fails_with_its_target(target, connect, expect):
     # only the reference server can be made to fail a running response ([[fail]] trigger)
-    conn = _delayed(target, connect)
+    conn = paced(target, connect, TURN_DELAY_MS)
     target_id = _start(conn, target, input=f"[[fail]] {PROMPT}", store=False)
     conn.steer(target_id, STEER_TEXT)
     first = _accepted(conn, target, target_id)
