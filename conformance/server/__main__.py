@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control-events", action="store_true",
                    help="send ping, codex.rate_limits and response.metadata before each response and "
                         "codex.keepalive after it (no response id, no sequence_number)")
+    p.add_argument("--lanes", choices=["on", "off"], default=None,
+                   help="stream_id lanes (default: the profile's; on for openai, off for xai and open-responses)")
     p.add_argument("--steering", action="store_true",
                    help="accept response.steer (P-steer): accepted/pending/failed events and automatic "
                         "successors; without it a steer gets steering_not_supported")
@@ -136,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ttft_ms=args.ttft_ms,
         tokens_per_second=args.tokens_per_second,
         steering=args.steering,
+        lanes=None if args.lanes is None else args.lanes == "on",
     )
     cfg.lifetime_s = args.lifetime    # None: the profile's
     return cfg

@@ -42,6 +42,7 @@ class Profile:
     # body fields a response.create may not carry at all (P-open); others are tolerated
     rejected_fields: tuple[str, ...] = ()
     store_true_hydrates: bool = True
+    lanes: bool = True  # stream_id lanes (P-lanes, §4.4 items 20-23a)
 
 
 PROFILES: dict[str, Profile] = {
@@ -52,14 +53,17 @@ PROFILES: dict[str, Profile] = {
     ),
     "xai": Profile(
         "xai",
-        "like openai, with a 25-minute connection lifetime",
+        "like openai without lanes (stream_id is an unsupported parameter), with a 25-minute "
+        "connection lifetime",
         lifetime_s=1500.0,
+        lanes=False,
     ),
     "open-responses": Profile(
         "open-responses",
         "Open Responses 2026-04-24 WebSocket transport: stream, stream_options, background and "
-        "generate are rejected with a 400 error",
+        "generate are rejected with a 400 error; no lanes",
         generate_false=False,
+        lanes=False,
         rejected_fields=("stream", "stream_options", "background", "generate"),
     ),
 }
@@ -88,6 +92,7 @@ class ServerConfig:
     # simulated model latency (0 = none): time to first token and streaming rate of deltas
     ttft_ms: float = 0.0
     tokens_per_second: float = 0.0
+    lanes: bool | None = None  # None: the profile's (openai yes; xai and open-responses no)
     # response.steer (P-steer, §4.9): model-specific in production, so off unless asked for
     steering: bool = False
 
@@ -139,6 +144,7 @@ class Settings:
     ttft_s: float = 0.0
     tokens_per_second: float = 0.0
     steering: bool = False
+    lanes: bool = True
 
     @property
     def store_true_hydrates(self) -> bool:
@@ -192,4 +198,5 @@ class Settings:
             ttft_s=ttft_s,
             tokens_per_second=tps,
             steering=bool(config.steering),
+            lanes=profile.lanes if config.lanes is None else bool(config.lanes),
         )

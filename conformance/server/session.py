@@ -54,7 +54,7 @@ from .stream import (
     steered_terminal,
     streaming_variations,
 )
-from .validate import parse_frame, validate_create, validate_steer
+from .validate import STREAM_ID_RE, parse_frame, validate_create, validate_steer
 
 log = logging.getLogger("conformance.server")
 
@@ -183,10 +183,12 @@ class Session:
                     generate_supported=s.profile.generate_false,
                     conversation_ignored=self.flags.conversation_ignored,
                     stream_id_checked=not self.flags.stream_id_not_validated,
+                    lanes=s.lanes,
                 )
             except ApiError as err:
-                sid = event.get("stream_id")
-                lane_known = sid is None or (isinstance(sid, str) and err.code != "invalid_stream_id")
+                sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane
+                # a request error belongs to the create's lane only when that lane name is valid
+                lane_known = sid is None or (isinstance(sid, str) and STREAM_ID_RE.fullmatch(sid) is not None)
                 prev = event.get("previous_response_id")
                 evicts = (isinstance(prev, str) and err.evicts and lane_known and not self.flags.no_eviction
                           and not (self.flags.named_lane_no_eviction and sid is not None))

@@ -255,8 +255,9 @@ def _check_tool_choice(value, tools: list):
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
                     generate_supported: bool = True, conversation_ignored: bool = False,
-                    stream_id_checked: bool = True) -> CreateRequest:
-    """Validate a flat response.create (``websocket``) or an HTTP create body."""
+                    stream_id_checked: bool = True, lanes: bool = True) -> CreateRequest:
+    """Validate a flat response.create (``websocket``) or an HTTP create body.  Without
+    ``lanes`` (P-legacy servers) a ``stream_id`` is an unsupported parameter."""
     for name in rejected_fields:
         if body.get(name) is not None:
             raise unsupported(name, "It must not be sent over the WebSocket transport.")
@@ -269,6 +270,8 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
     stream_id = None
     if websocket:
         if body.get("stream_id") is not None:  # null is the default lane, like an absent field
+            if not lanes:
+                raise unsupported("stream_id", "This server has no stream_id lanes.")
             stream_id = body["stream_id"]
             if not isinstance(stream_id, str) or (stream_id_checked and not STREAM_ID_RE.fullmatch(stream_id)):
                 raise ApiError(

@@ -32,7 +32,7 @@ def test_list_defects():
 @pytest.mark.parametrize("args", [["--defect", "nope"], ["--port", "abc"], ["--profile", "azure"],
                                   ["--lifetime", "-1"], ["--busy-policy", "drop"], ["--max-frame-bytes", "0"],
                                   ["--bogus"], ["--omit-terminal-output", "sometimes"], ["--ttft-ms", "-5"],
-                                  ["--tokens-per-second", "fast"]])
+                                  ["--tokens-per-second", "fast"], ["--lanes", "maybe"]])
 def test_bad_arguments_exit_2(args):
     r = run(*args)
     assert r.returncode == 2
@@ -105,3 +105,6 @@ def test_streaming_and_latency_options_reach_the_config():
     assert (plain.omit_setup_events, plain.terminal_output, plain.control_events) == (False, "full", False)
     s = cfg.resolve()
     assert s.ttft_s == 0.4 and s.tokens_per_second == 50.0
+    assert s.lanes is True and config_from_args(build_parser().parse_args(["--profile", "xai"])).resolve().lanes is False
+    off = config_from_args(build_parser().parse_args(["--lanes", "off", "--steering"])).resolve()
+    assert off.lanes is False and off.steering is True

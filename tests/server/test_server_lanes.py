@@ -210,3 +210,32 @@ def test_lifetime_limit_waits_for_every_lane_then_drops_the_queued(server):
     assert last["type"] == "error" and last["error"]["code"] == "websocket_connection_limit_reached"
     assert "stream_id" not in last
     assert closed.closed and ws.close_code == 1000
+
+
+@pytest.mark.parametrize("profile,lanes", [("xai", None), ("open-responses", None), ("openai", False)])
+def test_profiles_without_lanes_refuse_stream_id(make_server, profile, lanes):
+    srv = make_server(profile=profile, lanes=lanes)
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False)
+        e = ws.turn(input="x", stream_id="a", previous_response_id=t1.id, store=False)
+        assert e.types() == ["error"] and "stream_id" not in e.error
+        assert (e.error["status"], e.error_code, e.error["error"]["param"]) == (400, "unsupported_parameter",
+                                                                                 "stream_id")
+        # a failed continuation: on a server without lanes everything is the default lane
+        assert ws.turn(input="y", previous_response_id=t1.id, store=False).error_code == \
+            "previous_response_not_found"
+        assert ws.turn(input="z", stream_id=None).status == "completed"
+
+
+def test_lanes_switch_turns_them_on_for_a_profile_without(make_server):
+    srv = make_server(profile="xai", lanes=True)
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", stream_id="a")
+    assert t.status == "completed" and grammar_problems(t.events, lane="a") == []
+
+
+def test_request_error_with_a_bad_lane_name_is_untagged(server):
+    with WS(server.ws_url) as ws:
+        ws.send({"type": "response.create", "stream_id": "bad name", "input": "no model"})
+        e = ws.recv()
+    assert e["type"] == "error" and e["error"]["code"] == "missing_required_parameter" and "stream_id" not in e
