@@ -149,12 +149,11 @@ def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
            f"{nonce}, planted in the steer's input, is not in the context after the successor {_rid(succ)}")
 
 
-@pytest.mark.clause("STEER-PENDING")
-def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
-    conn = paced(target, connect, TURN_DELAY_MS)
-    nonce = nonce_factory()
-    target_id = _start(conn, target, input="What time is it? Use the tool.", tools=[TIME_TOOL], store=False,
-                       tool_choice={"type": "function", "name": "get_time"}, max_output_tokens=turn_budget(target))
+def _steered_tool_call(conn, target, nonce: str, store: bool) -> tuple[str, dict, dict | None, list]:
+    """A target forced to call a client tool, steered with ``nonce`` while it runs: (its id,
+    the steer's second answer, its terminal event, its function calls)."""
+    target_id = _start(conn, target, input="What time is it? Use the tool.", tools=[TIME_TOOL], store=store,
+                       tool_choice={"type": "function", "name": "get_time"})
     conn.steer(target_id, plant(nonce))
     first = _accepted(conn, target, target_id)
     if first.get("type") != "response.steer.accepted":
@@ -164,6 +163,21 @@ def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
     calls = [i for i in ((term or {}).get("response") or {}).get("output") or [] if i.get("type") == "function_call"]
     if not calls:
         raise HarnessError(f"the target made no function call, so it did not stop for tool output: {term}")
+    return target_id, pending, term, calls
+
+
+def _tool_outputs_probe(target, target_id: str, calls: list, store: bool) -> dict:
+    """The explicit create after the pending steer: the tool outputs, then a nonce probe."""
+    outputs = [{"type": "function_call_output", "call_id": c.get("call_id"), "output": "12:00"} for c in calls]
+    return probe_fields(target, store=store, previous_response_id=target_id,
+                        input=outputs + [{"role": "user", "content": PROBE_PROMPT}])
+
+
+@pytest.mark.clause("STEER-PENDING")
+def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
+    conn = paced(target, connect, TURN_DELAY_MS)
+    nonce = nonce_factory()
+    target_id, pending, term, calls = _steered_tool_call(conn, target, nonce, store=False)
     expect("STEER-PENDING", (term or {}).get("type") == "response.completed", term,
            f"a target stopping for tool output ended {(term or {}).get('type')}, expected response.completed")
     expect("STEER-PENDING", pending.get("type") == "response.steer.pending"
@@ -174,13 +188,28 @@ def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
     named = {s.get("call_id") for s in stubs if isinstance(s, dict)}
     expect("STEER-PENDING", calls[0].get("call_id") in named, pending,
            f"required_input {stubs!r:.200} does not name the target's call {calls[0].get('call_id')!r}")
-    outputs = [{"type": "function_call_output", "call_id": c.get("call_id"), "output": "12:00"} for c in calls]
-    probe = conn.turn(**probe_fields(target, store=False, previous_response_id=target_id,
-                                     input=outputs + [{"role": "user", "content": PROBE_PROMPT}]))
+    probe = conn.turn(**_tool_outputs_probe(target, target_id, calls, store=False))
     if probe.status not in RAN:
         raise HarnessError(f"the create with the tool outputs did not run: {probe.summary()}")
     expect("STEER-PENDING", seen(recorded_nonces(probe), nonce), probe,
            f"{nonce}, planted in the pending steer, is not in the context of the create with the tool outputs")
+
+
+@pytest.mark.clause("STEER-CONNECTION-LOCAL")
+def test_pending_steer_is_connection_local(target, connect, expect, nonce_factory):
+    # a store=true target, so that another connection can continue it (hydrated)
+    conn = paced(target, connect, TURN_DELAY_MS)
+    nonce = nonce_factory()
+    target_id, pending, _, calls = _steered_tool_call(conn, target, nonce, store=True)
+    if pending.get("type") != "response.steer.pending":
+        raise HarnessError(f"no response.steer.pending, so no steer input was queued: {pending}")
+    conn.close()
+    probe = connect().turn(**_tool_outputs_probe(target, target_id, calls, store=True))
+    if probe.status not in RAN:
+        raise HarnessError(f"the target could not be continued from another connection: {probe.summary()}")
+    expect("STEER-CONNECTION-LOCAL", not seen(recorded_nonces(probe), nonce), probe,
+           f"{nonce}, planted in a steer queued on a connection that then closed, is in the context of a "
+           "continuation of its target from another connection")
 
 
 def _failed_answer(conn, target, target_id: str, input_value) -> dict:

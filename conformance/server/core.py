@@ -41,6 +41,8 @@ class Core:
         self.hydrates = settings.store_true_hydrates and not self.flags.no_hydration
         # only for the cache-survives-reconnect defect: closed connections' caches, per key
         self.closed_caches = ClosedCaches() if self.flags.cache_survives_reconnect else None
+        # only for the pending-steer-survives-close defect: closed connections' queued steer input
+        self.kept_steers: dict | None = {} if self.flags.pending_steer_survives_close else None
 
     # -- lookups -------------------------------------------------------------------------
     def resolve(self, response_id: str, owner: str, cache: ConnectionCache | None) -> tuple[Entry, bool]:

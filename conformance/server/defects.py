@@ -204,6 +204,9 @@ DEFECTS: dict[str, Defect] = dict(
            "response.steer.failed does not repeat the steer's input."),
         _d("steer-failed-new-id", "STEER-FAILED-AFTER-ACCEPT",
            "A steer that fails after acceptance gets response.steer.failed without the accepted steer.id."),
+        _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
+           "Steer input waiting after response.steer.pending outlives its connection: the next create that "
+           "continues the target, on any connection, gets it."),
     ]
 )
 
@@ -294,6 +297,7 @@ class Flags:
     steer_compaction_accepted: bool = False
     steer_failed_no_echo: bool = False
     steer_failed_new_id: bool = False
+    pending_steer_survives_close: bool = False
     # derived: any defect that rewrites frames on their way out
     rewrites_frames: bool = field(default=False)
     # derived: any defect that rewrites the event list of a turn

@@ -388,6 +388,9 @@ class Session:
         frame = self.framer.frame
         if control:
             await self.transport.send_many([frame(dict(e)) for e in CONTROL_BEFORE])
+        kept = self.core.kept_steers
+        if kept and req.previous_response_id in kept:  # the defect: another connection's steer input
+            self.pending_steers[req.previous_response_id] = kept.pop(req.previous_response_id)
         if self.pending_steers and req.previous_response_id in self.pending_steers:
             # the explicit create after response.steer.pending: queued input goes first (§4.9 item 48)
             queued = self.pending_steers.pop(req.previous_response_id)
@@ -663,6 +666,8 @@ class Session:
             self._timer = None
         for lane in self.lanes.values():
             lane.jobs.clear()
+        if self.core.kept_steers is not None:
+            self.core.kept_steers.update(self.pending_steers)
         self.pending_steers.clear()  # queued steering is connection-local (§4.9 item 50)
         for task in list(self._tasks):
             task.cancel()

@@ -685,8 +685,24 @@ def c_steer_failed_new_id(srv):
     return accepted["type"] == "response.steer.accepted" and failed["steer"].get("id") != accepted["steer"]["id"]
 
 
+def c_pending_steer_survives_close(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        ws.create(input="weather?", store=True, tools=[WEATHER_TOOL],
+                  tool_choice={"type": "function", "name": WEATHER_TOOL["name"]})
+        rid = ws.recv()["response"]["id"]
+        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
+        events = ws.collect(turns=1, timeout=6).events
+        while not any(e["type"] == "response.steer.pending" for e in events):
+            events.append(ws.recv())
+        call = next(e for e in events if e["type"] in TERMINAL)["response"]["output"][0]
+    out = [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input=out, store=True, previous_response_id=rid, **probe_fields())
+    return "KIWI-7342" in nonces_of(t)
+
+
 # defects whose behaviour needs the server started with a switch (the checks run on both)
-NEEDS = {name: {"steering": True} for name in DEFECTS if name.startswith("steer")}
+NEEDS = {name: {"steering": True} for name in DEFECTS if "steer" in name}
 
 
 CHECKS = {name: globals()["c_" + name.replace("-", "_")] for name in DEFECTS
