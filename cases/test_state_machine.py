@@ -58,6 +58,7 @@ CONN_USABLE, FORCED_CALL = "ERR-CONNECTION-USABLE", "TURN-FUNCTION-CALL"
 MARKED = (HIT_TRUE, HIT_FALSE, MISS_FALSE, OTHER_CONN, AFTER_RECONNECT, EVICT, CARRIED)
 
 FORK, FORK_FAILED, EVICT_LANE = "LANE-FORK", "LANE-FORK-FAILURE-KEEPS-PARENT", "LANE-EVICT-SAME-LANE"
+PER_LANE = "LANE-CACHE-PER-LANE"
 STEER_OK, STEER_SUCC, STEER_CTX, STEER_ENDED = ("STEER-ACCEPTED", "STEER-SUCCESSOR", "STEER-SUCCESSOR-CONTEXT",
                                                 "STEER-ENDED-REFUSED")
 LANES = ("a", "b")      # named lanes of the generated conversations (the default lane is None)
@@ -642,6 +643,8 @@ class Conversations(ConversationMachine):
             return FORK
         if parent.fork_failed:
             return FORK_FAILED
+        if not parent.store and any(r.label > parent.label and r.lane != parent.lane for r in conn.lanes.values()):
+            return PER_LANE     # another lane of the socket made a response since [25]
         if parent.warmup:
             return WARM_CHAIN
         return HIT_TRUE if parent.store else HIT_FALSE
