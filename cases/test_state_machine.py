@@ -330,14 +330,16 @@ class Conversations(ConversationMachine):
                                        "store": store, "stream_id": lane}
             if parent is not None:
                 request["previous_response_id"] = parent.id
-            step = f"interleave({conn!r}, lane={lane}, previous={parent!r}, store={_b(store)}, nonce={code})"
+            step = (f"interleave({conn!r}, lane={lane}, previous={parent!r}, store={_b(store)}, nonce={code})"
+                    + ("   (sent with the next step, before either answer)" if lane == LANES[0] else ""))
             prediction, number = self._send(conn, request, step)
-            sent.append((request, parent, prediction, number, (parent.nonces if parent else ()) + ((code, "turn"),)))
+            sent.append((request, parent, prediction, number, (parent.nonces if parent else ()) + ((code, "turn"),),
+                         len(self.script) - 1))
         made = []
-        for request, parent, prediction, number, nonces in sent:
-            turn, ok = self._finish(conn, request, parent, prediction, self._wait(conn, number))
+        for request, parent, prediction, number, nonces, line in sent:
+            turn, ok = self._finish(conn, request, parent, prediction, self._wait(conn, number), line)
             if ok:
-                made.append(self._remember(conn, turn, store, nonces, warmup=False))
+                made.append(self._remember(conn, turn, store, nonces, warmup=False, line=line))
         made = [m for m in made if isinstance(m, RespRef)]
         return multiple(*made)
 
@@ -466,7 +468,7 @@ class Conversations(ConversationMachine):
         return self._remember(conn, turn, store, nonces, warmup=False)
 
     def _remember(self, conn: ConnRef, turn: Any, store: bool, nonces: tuple, *, warmup: bool,
-                  bundle: bool = True) -> Any:
+                  bundle: bool = True, line: int = -1) -> Any:
         if turn.status == "failed":    # started, then failed: not cached, nothing to continue
             return multiple()
         sid = turn.create.get("stream_id") if isinstance(turn.create, dict) else None
@@ -474,7 +476,7 @@ class Conversations(ConversationMachine):
         self._resps += 1
         conn.last = ref
         conn.lanes[sid] = ref
-        self.script[-1] = f"{ref!r} = {self.script[-1]}"
+        self.script[line] = f"{ref!r} = {self.script[line]}"
         if bundle:
             self.resps.append(ref)
         return ref
@@ -545,11 +547,15 @@ class Conversations(ConversationMachine):
         except (HarnessError, TargetUnreachable, HandshakeRefused) as exc:
             self.run.stop(exc)
 
-    def _finish(self, conn: ConnRef, request: dict, parent: RespRef | None, prediction: Any, turn: Any):
+    def _finish(self, conn: ConnRef, request: dict, parent: RespRef | None, prediction: Any, turn: Any,
+                line: int = -1):
+        """Judge and observe one answered create; ``line`` is its step in the script."""
         outcome = self._observed(conn, turn)
-        self.script[-1] += f"   # model: {_describe(prediction)}; target: {_describe_turn(turn)}"
+        self.script[line] += f"   # model: {_describe(prediction)}; target: {_describe_turn(turn)}"
+        self.mark_line = line
         self._monitor(turn)
         self._judge(conn, request, parent, prediction, turn, outcome)
+        self.mark_line = -1
         same_lane = parent is not None and parent.conn is conn and request.get("stream_id") == parent.lane
         if outcome in (INVALID, NOT_FOUND, "failed") and parent is not None:
             if same_lane or parent.conn is not conn:

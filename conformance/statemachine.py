@@ -111,6 +111,7 @@ class ConversationMachine(RuleBasedStateMachine):
         self.refs: list = []              # values passed between rules (each has a label)
         self.script: list[str] = []       # what happened, for people
         self.steps: list[tuple] = []      # the rule calls, for the replay
+        self.mark_line = -1               # the script line a disagreement points at
         run.conversations += 1
 
     @property
@@ -132,7 +133,7 @@ class ConversationMachine(RuleBasedStateMachine):
 
     def disagree(self, clause: str, message: str, evidence: Any) -> None:
         script = list(self.script)
-        script[-1] += f"   <-- {clause}"
+        script[self.mark_line] += f"   <-- {clause}"
         if self.run.level(clause) != "MUST":
             # a SHOULD/MAY disagreement does not stop the run: report it once and go on
             if clause not in self.run.soft_reported:
@@ -143,7 +144,8 @@ class ConversationMachine(RuleBasedStateMachine):
 
 
 def format_script(lines: list[str]) -> str:
-    return ("sequence (every create waits for its answer; nonces are planted in each input):\n"
+    return ("sequence (every create waits for its answer unless its step says otherwise; nonces are "
+            "planted in each input):\n"
             + "\n".join(f"    {ln}" for ln in lines))
 
 
