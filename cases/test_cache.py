@@ -66,6 +66,7 @@ def _expect_not_found(expect, clause: str, turn: Turn, what: str) -> None:
 # --- CACHE-MISS-STORE-FALSE --------------------------------------------------------------------
 
 @pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+@pytest.mark.max_requests(creates=3)
 def test_miss_not_latest_store_false(target, connect, expect, verdict):
     # P-legacy caches only the most recent response: a newer chain pushes the first one out
     conn = connect()
@@ -84,6 +85,7 @@ def test_miss_not_latest_store_false(target, connect, expect, verdict):
 
 
 @pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+@pytest.mark.max_requests(creates=1)
 def test_miss_unknown_id(target, connect, expect):
     conn = connect()
     turn = conn.turn(previous_response_id=MADE_UP_ID, input=PROMPT, store=False)
@@ -95,6 +97,7 @@ def test_miss_unknown_id(target, connect, expect):
 # --- CACHE-MISS-STORE-TRUE-HYDRATED (MAY) ------------------------------------------------------
 
 @pytest.mark.clause("CACHE-MISS-STORE-TRUE-HYDRATED")
+@pytest.mark.max_requests(creates=2)
 def test_store_true_hydrated_on_other_connection(target, connect, expect, nonce):
     first_conn, other = connect(), connect()
     first = setup_turn(first_conn, input=plant(nonce), store=True)
@@ -114,6 +117,7 @@ def _still_continuable(conn, response_id: str, what: str) -> None:
 
 
 @pytest.mark.clause("ZDR-OTHER-CONNECTION")
+@pytest.mark.max_requests(creates=3)
 def test_store_false_not_found_on_other_connection(connect, expect):
     owner, other = connect(), connect()
     first = setup_turn(owner, input=PROMPT, store=False)
@@ -124,6 +128,7 @@ def test_store_false_not_found_on_other_connection(connect, expect):
 
 
 @pytest.mark.clause("ZDR-AFTER-RECONNECT")
+@pytest.mark.max_requests(creates=2)
 def test_store_false_not_found_after_reconnect(connect, expect):
     before = connect()
     first = setup_turn(before, input=PROMPT, store=False)
@@ -134,6 +139,7 @@ def test_store_false_not_found_after_reconnect(connect, expect):
 
 
 @pytest.mark.clause("ZDR-NOTHING-PERSISTED")
+@pytest.mark.max_requests(creates=2)
 def test_zdr_store_true_not_found_on_other_connection(connect, expect):
     owner, other = connect(), connect()
     first = setup_turn(owner, input=PROMPT, store=True)
@@ -146,6 +152,7 @@ def test_zdr_store_true_not_found_on_other_connection(connect, expect):
 # --- RECONNECT-STORE-TRUE-CONTINUES (SHOULD) ---------------------------------------------------
 
 @pytest.mark.clause("RECONNECT-STORE-TRUE-CONTINUES")
+@pytest.mark.max_requests(creates=2)
 def test_store_true_continues_after_reconnect(target, connect, expect, nonce):
     before = connect()
     first = setup_turn(before, input=plant(nonce), store=True)

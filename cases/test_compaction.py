@@ -65,6 +65,7 @@ def _conversation(user_nonce: str, assistant_nonce: str) -> list[dict]:
 
 
 @pytest.mark.clause("COMPACT-CONTEXT-MANAGEMENT")
+@pytest.mark.max_requests(creates=2)
 def test_context_management_turn_chains(target, connect, expect, nonce):
     conn = connect()
     first = conn.turn(input=f"Please keep this code: {nonce}. {PROMPT}", context_management=CONTEXT_MANAGEMENT,
@@ -83,6 +84,7 @@ def test_context_management_turn_chains(target, connect, expect, nonce):
 
 
 @pytest.mark.clause("COMPACT-ENDPOINT-SHAPE")
+@pytest.mark.max_requests(creates=0, http=1)
 def test_compact_endpoint_shape(target, expect, nonce_factory):
     res = _compact(target, _conversation(nonce_factory(), nonce_factory()))
     expect("COMPACT-ENDPOINT-SHAPE", res.status == 200, f"HTTP {res.status} {res.body[:300]}",
@@ -113,6 +115,7 @@ def test_compact_endpoint_shape(target, expect, nonce_factory):
 
 
 @pytest.mark.clause("COMPACT-NEW-CHAIN")
+@pytest.mark.max_requests(creates=1, http=1)
 def test_compacted_window_starts_new_chain(target, connect, expect, nonce_factory):
     said, folded = nonce_factory(), nonce_factory()
     res = _compact(target, _conversation(said, folded))

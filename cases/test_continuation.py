@@ -34,6 +34,7 @@ def _check_probe(expect, clause: str, probe: Turn, planted: dict[str, str]) -> N
 # --- CONT-CONTEXT-CARRIED ----------------------------------------------------------------------
 
 @pytest.mark.clause("CONT-CONTEXT-CARRIED")
+@pytest.mark.max_requests(creates=2)
 def test_continuation_sees_previous_input(target, connect, expect, nonce):
     conn = connect()
     first = setup_turn(conn, input=plant(nonce), store=False)
@@ -42,6 +43,7 @@ def test_continuation_sees_previous_input(target, connect, expect, nonce):
 
 
 @pytest.mark.clause("CONT-CONTEXT-CARRIED")
+@pytest.mark.max_requests(creates=3)
 def test_continuation_sees_whole_chain(target, connect, expect, nonce_factory):
     # a nonce per turn, probed two hops later: the chain is carried, not just the last hop
     one, two = nonce_factory(), nonce_factory()
@@ -54,6 +56,7 @@ def test_continuation_sees_whole_chain(target, connect, expect, nonce_factory):
 
 
 @pytest.mark.clause("CONT-CONTEXT-CARRIED")
+@pytest.mark.max_requests(creates=2)
 def test_continuation_sees_previous_output(target, connect, expect):
     # The previous *output* must be carried too. Model-free proof: turn 1 makes a forced call;
     # turn 2 answers that call_id with only a function_call_output. A server that lost turn 1's
@@ -80,6 +83,7 @@ def test_continuation_sees_previous_output(target, connect, expect):
 # --- CONT-USAGE-COUNTS-CONTEXT -----------------------------------------------------------------
 
 @pytest.mark.clause("CONT-USAGE-COUNTS-CONTEXT")
+@pytest.mark.max_requests(creates=3)
 def test_usage_counts_carried_context(connect, expect):
     # the same new input twice on one connection: as a continuation, then as a fresh chain.
     # Comparing the two keeps the check independent of the target's tokenizer.
@@ -110,11 +114,13 @@ def _cache_hit(conn, target, expect, clause: str, nonce: str, store: bool) -> No
 
 
 @pytest.mark.clause("CACHE-HIT-STORE-FALSE")
+@pytest.mark.max_requests(creates=2)
 def test_cache_hit_store_false(target, connect, expect, nonce):
     _cache_hit(connect(), target, expect, "CACHE-HIT-STORE-FALSE", nonce, store=False)
 
 
 @pytest.mark.clause("CACHE-HIT-STORE-TRUE")
+@pytest.mark.max_requests(creates=2)
 def test_cache_hit_store_true(target, connect, expect, nonce):
     _cache_hit(connect(), target, expect, "CACHE-HIT-STORE-TRUE", nonce, store=True)
 
@@ -129,6 +135,7 @@ def _echoed(turn: Turn) -> tuple[object, object]:
 
 
 @pytest.mark.clause("PREVIOUS-ID-ECHOED")
+@pytest.mark.max_requests(creates=2)
 def test_previous_response_id_echoed(connect, expect):
     conn = connect()
     fresh = setup_turn(conn, input=PROMPT, store=False)

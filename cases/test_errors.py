@@ -74,6 +74,7 @@ def _check_envelopes(expect, conn, request_errors=()) -> None:
 
 @pytest.mark.clause("ERR-ENVELOPE", "ERR-CODE-NESTED", "ERR-STATUS-PRESENT")
 @pytest.mark.parametrize("provocation", sorted(PROVOCATIONS))
+@pytest.mark.max_requests(creates=1)
 def test_error_envelope(target, connect, expect, verdict, provocation):
     conn = connect()
     turn = _provoke(conn, target, verdict, provocation)
@@ -84,6 +85,7 @@ def test_error_envelope(target, connect, expect, verdict, provocation):
 
 @pytest.mark.clause("ERR-CONNECTION-USABLE", "ERR-CONNECTION-STAYS-OPEN", "ERR-ENVELOPE", "ERR-CODE-NESTED")
 @pytest.mark.parametrize("provocation", sorted(PROVOCATIONS))
+@pytest.mark.max_requests(creates=2)
 def test_connection_usable_after_error(target, connect, expect, verdict, provocation):
     conn = connect()
     failed = _provoke(conn, target, verdict, provocation)
@@ -127,6 +129,7 @@ MALFORMED = {
 
 @pytest.mark.clause("CLIENT-MALFORMED-JSON", "ERR-ENVELOPE", "ERR-CODE-NESTED")
 @pytest.mark.parametrize("kind", sorted(MALFORMED))
+@pytest.mark.max_requests(creates=1)
 def test_malformed_json_frame(target, connect, expect, kind):
     conn = connect()
     answer, follow = _bad_frame_then_turn(conn, target, MALFORMED[kind])
@@ -135,6 +138,7 @@ def test_malformed_json_frame(target, connect, expect, kind):
 
 
 @pytest.mark.clause("CLIENT-UNKNOWN-EVENT", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+@pytest.mark.max_requests(creates=1)
 def test_unknown_client_event(target, connect, expect):
     # clearly not an event of any API (response.cancel is accepted by some gateways, §2.4)
     conn = connect()
@@ -145,6 +149,7 @@ def test_unknown_client_event(target, connect, expect):
 
 
 @pytest.mark.clause("CLIENT-BINARY-FRAME", "ERR-ENVELOPE", "ERR-CODE-NESTED")
+@pytest.mark.max_requests(creates=1)
 def test_binary_frame_refused(target, connect, expect):
     conn = connect()
     # a valid create, but in a binary frame: it must not run
@@ -168,6 +173,7 @@ def test_binary_frame_refused(target, connect, expect):
 
 @pytest.mark.clause("CREATE-PREVIOUS-AND-CONVERSATION", "STREAM-REJECTED-AS-ERROR", "ERR-ENVELOPE",
                     "ERR-CODE-NESTED", "ERR-STATUS-PRESENT")
+@pytest.mark.max_requests(creates=2)
 def test_previous_response_and_conversation_rejected(connect, expect):
     conn = connect()
     first = conn.turn(input=PROMPT, store=False)

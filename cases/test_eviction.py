@@ -61,6 +61,7 @@ def _expect_evicted(expect, turn: Turn, why: str) -> None:
 
 @pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
 @pytest.mark.parametrize("kind", ["text_turn", "function_call_turn"])
+@pytest.mark.max_requests(creates=3)
 def test_failed_continuation_evicts(target, connect, expect, kind):
     conn = connect()
     first = _first_turn(conn, target, kind)
@@ -74,6 +75,7 @@ def test_failed_continuation_evicts(target, connect, expect, kind):
 
 
 @pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
+@pytest.mark.max_requests(creates=3)
 def test_failed_response_evicts(target, connect, expect):
     # the mid-stream variant: turn 2 starts and ends response.failed (a 5xx). Only the
     # embedded reference server can be made to fail on purpose (its [[fail]] trigger).

@@ -100,6 +100,7 @@ def _judge_expiry(target, conn, expect, lifetime: float, margin: float, after_li
 
 
 @pytest.mark.clause("LIFETIME-LIMIT-ERROR", "LIFETIME-NO-TURN-AFTER-LIMIT")
+@pytest.mark.max_requests(creates=2)
 def test_limit_error_at_shortened_lifetime(target, connect, expect):
     if not target.has("test_controls"):
         pytest.skip("needs test controls (X-Conformance-Lifetime); "
@@ -111,6 +112,7 @@ def test_limit_error_at_shortened_lifetime(target, connect, expect):
 
 @pytest.mark.slow
 @pytest.mark.clause("LIFETIME-LIMIT-ERROR", "LIFETIME-NO-TURN-AFTER-LIMIT")
+@pytest.mark.max_requests(creates=2)
 def test_limit_error_at_real_lifetime(target, connect, expect):
     if target.has("test_controls"):
         pytest.skip("the target honours X-Conformance-Lifetime: test_limit_error_at_shortened_lifetime covers it")
@@ -136,6 +138,7 @@ def _as_input(turn) -> list[dict]:
 
 
 @pytest.mark.clause("RECONNECT-FULL-CONTEXT")
+@pytest.mark.max_requests(creates=3)
 def test_reconnect_with_full_context(target, connect, expect, nonce_factory):
     early, middle = nonce_factory(), nonce_factory()
     conn = connect()

@@ -152,6 +152,7 @@ def _cannot_judge(tl: _Timeline) -> HarnessError:
 
 
 @pytest.mark.clause("QUEUE-FIFO", "QUEUE-ONE-IN-FLIGHT")
+@pytest.mark.max_requests(creates=3)
 def test_queued_creates_run_in_order(target, connect, expect):
     conn = _open(target, connect)
     count = 3
@@ -190,6 +191,7 @@ def test_queued_creates_run_in_order(target, connect, expect):
 
 
 @pytest.mark.clause("QUEUE-REJECT-CODE", "QUEUE-ONE-IN-FLIGHT")
+@pytest.mark.max_requests(creates=2)
 def test_busy_create_rejected(target, connect, expect):
     code = target.profile.busy_error_code
     conn = _open(target, connect)

@@ -683,6 +683,7 @@ def _describe_turn(turn: Any) -> str:
 # --- the case ----------------------------------------------------------------------------------
 
 @pytest.mark.clause(*MARKED)
+@pytest.mark.max_requests(generated=True)
 def test_generated_conversations_agree_with_model(target, connect, verdict, nonce_factory, conformance_session):
     runs = budget(target, conformance_session.settings.generated_budget)
     if runs is None:

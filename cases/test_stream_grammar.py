@@ -88,6 +88,7 @@ def _item_types(turn) -> list:
 # --- cases -------------------------------------------------------------------------------
 
 @pytest.mark.clause(*GRAMMAR, "EXT-UNKNOWN-TOLERATED")
+@pytest.mark.max_requests(creates=1)
 def test_text_stream(target, connect, expect, verdict):
     conn = connect()
     turn = _started(conn.turn(input=PROMPT, store=False, max_output_tokens=turn_budget(target)),
@@ -102,6 +103,7 @@ def test_text_stream(target, connect, expect, verdict):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_function_call_stream(target, connect, expect):
     conn = connect()
     turn = _started(conn.turn(input="Record the city Paris with the tool.", tools=[CITY_TOOL],
@@ -115,6 +117,7 @@ def test_function_call_stream(target, connect, expect):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_reasoning_summary_stream(target, connect, expect, verdict):
     conn = connect()
     turn = conn.turn(input=PROMPT, reasoning={"summary": "auto"}, store=False,
@@ -136,6 +139,7 @@ def test_reasoning_summary_stream(target, connect, expect, verdict):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_two_message_stream(target, connect, expect):
     if not target.has("reference_engine"):
         pytest.skip("UNSUPPORTED: two messages in one response need the reference engine's [[multi]] trigger")
@@ -148,6 +152,7 @@ def test_two_message_stream(target, connect, expect):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_parallel_function_calls_stream(target, connect, expect, verdict):
     # tool_choice "required" forces at least one call whatever the model; two are welcome
     conn = connect()
@@ -165,6 +170,7 @@ def test_parallel_function_calls_stream(target, connect, expect, verdict):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_refusal_stream(target, connect, expect):
     if not target.has("reference_engine"):
         pytest.skip("UNSUPPORTED: a refusal is not model-free; only the reference engine's [[refuse]] trigger is")
@@ -177,6 +183,7 @@ def test_refusal_stream(target, connect, expect):
 
 
 @pytest.mark.clause(*GRAMMAR)
+@pytest.mark.max_requests(creates=1)
 def test_truncated_stream(target, connect, expect, verdict):
     conn = connect()
     turn = _started(conn.turn(input="Count from 1 to 200, separated by commas.", store=False, max_output_tokens=16),
@@ -192,6 +199,7 @@ def test_truncated_stream(target, connect, expect, verdict):
 
 @pytest.mark.clause("SEQ-PRESENT", "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "STREAM-CREATED-FIRST",
                     "STREAM-TERMINAL-RESPONSE", "LANE-DEFAULT-UNTAGGED")
+@pytest.mark.max_requests(creates=2)
 def test_sequence_restarts_per_response(target, connect, expect):
     clauses = ("SEQ-PRESENT", "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "STREAM-CREATED-FIRST",
                "STREAM-TERMINAL-RESPONSE", "LANE-DEFAULT-UNTAGGED")

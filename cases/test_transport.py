@@ -30,11 +30,13 @@ def _refusal(connect, expect, headers: dict, what: str) -> None:
 
 
 @pytest.mark.clause("WS-AUTH-BEARER")
+@pytest.mark.max_requests(creates=0)
 def test_auth_refused_without_key(target, connect, expect):
     _refusal(connect, expect, {target.auth_header: None, "Authorization": None}, "without a key")
 
 
 @pytest.mark.clause("WS-AUTH-BEARER")
+@pytest.mark.max_requests(creates=0)
 def test_auth_refused_with_wrong_key(target, connect, expect):
     if not (target.is_embedded or target.profile.get("target.keys_checked", True)):
         pytest.skip("UNSUPPORTED: the profile says keys are not checked (target.keys_checked = false)")
@@ -44,6 +46,7 @@ def test_auth_refused_with_wrong_key(target, connect, expect):
 
 
 @pytest.mark.clause("WS-SAME-PATH")
+@pytest.mark.max_requests(creates=1, http=1)
 def test_same_path_as_http(target, connect, expect):
     conn = connect()
     path = target.ws_url.split("?", 1)[0]
@@ -61,6 +64,7 @@ def test_same_path_as_http(target, connect, expect):
 
 
 @pytest.mark.clause("WS-NO-QUERY-PARAM")
+@pytest.mark.max_requests(creates=1)
 def test_no_query_parameter_needed(target, connect, expect, verdict):
     if "?" in target.ws_url:
         verdict.info("the target URL itself carries a query; it was kept", "WS-NO-QUERY-PARAM")
@@ -76,6 +80,7 @@ def test_no_query_parameter_needed(target, connect, expect, verdict):
 
 
 @pytest.mark.clause("WS-TEXT-JSON-FRAMES", "WS-NO-SSE-FRAMING")
+@pytest.mark.max_requests(creates=1)
 def test_frames_are_text_json(connect, expect):
     conn = connect()
     turn = conn.turn(input=PROMPT)
@@ -88,6 +93,7 @@ def test_frames_are_text_json(connect, expect):
 
 
 @pytest.mark.clause("CREATE-STREAM-TOLERATED")
+@pytest.mark.max_requests(creates=1)
 def test_stream_true_tolerated(connect, expect):
     conn = connect()
     turn = conn.turn(input=PROMPT, stream=True)
@@ -96,6 +102,7 @@ def test_stream_true_tolerated(connect, expect):
 
 
 @pytest.mark.clause("CREATE-BACKGROUND-REJECTED", "STREAM-REJECTED-AS-ERROR")
+@pytest.mark.max_requests(creates=1)
 def test_background_rejected(connect, expect):
     conn = connect()
     turn = conn.turn(input=PROMPT, background=True)
@@ -106,6 +113,7 @@ def test_background_rejected(connect, expect):
 
 
 @pytest.mark.clause("TURN-TEXT")
+@pytest.mark.max_requests(creates=1)
 def test_text_turn(target, connect, expect):
     conn = connect()
     # TURN-TEXT must *complete*: it gets room for a short reply

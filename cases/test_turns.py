@@ -63,12 +63,14 @@ def _check_call(expect, turn) -> dict:
 
 
 @pytest.mark.clause("TURN-FUNCTION-CALL")
+@pytest.mark.max_requests(creates=1)
 def test_forced_function_call(target, connect, expect):
     conn = connect()
     _check_call(expect, _forced_call(conn, target))
 
 
 @pytest.mark.clause("TURN-FUNCTION-CALL")
+@pytest.mark.max_requests(creates=2)
 def test_function_call_loop(target, connect, expect):
     # the client answers the call with only the new item and previous_response_id (§2.1 input)
     conn = connect()
@@ -87,6 +89,7 @@ def test_function_call_loop(target, connect, expect):
 
 
 @pytest.mark.clause("TURN-MAX-OUTPUT-INCOMPLETE")
+@pytest.mark.max_requests(creates=1)
 def test_max_output_tokens_incomplete(connect, expect):
     conn = connect()
     # 16 tokens cannot hold this answer, whatever the model
@@ -102,6 +105,7 @@ def test_max_output_tokens_incomplete(connect, expect):
 
 
 @pytest.mark.clause("CREATE-FLAT-PAYLOAD")
+@pytest.mark.max_requests(creates=2)
 def test_flat_create_accepted(target, connect, expect):
     conn = connect()
     instructions = "Answer in one word."

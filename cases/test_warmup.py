@@ -40,6 +40,7 @@ def _output_events(turn: Turn) -> list[str]:
 
 
 @pytest.mark.clause("WARMUP-NO-OUTPUT")
+@pytest.mark.max_requests(creates=1)
 def test_warmup_produces_no_output(connect, expect):
     conn = connect()
     turn = _warm_up(conn, expect, input=PROMPT)
@@ -56,6 +57,7 @@ def test_warmup_produces_no_output(connect, expect):
 
 
 @pytest.mark.clause("WARMUP-CHAINABLE")
+@pytest.mark.max_requests(creates=2)
 def test_warmup_is_chainable(connect, expect):
     conn = connect()
     warm = _warm_up(conn, expect, input="You will be asked for one word.")
@@ -69,6 +71,7 @@ def test_warmup_is_chainable(connect, expect):
 
 
 @pytest.mark.clause("WARMUP-CONTEXT-KEPT")
+@pytest.mark.max_requests(creates=3)
 def test_warmup_context_kept_two_turns_later(target, connect, expect, nonce):
     conn = connect()
     warm = _warm_up(conn, expect, input=f"Remember the code {nonce}.")

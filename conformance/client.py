@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -50,7 +51,26 @@ class TargetUnreachable(HarnessError):
 
 
 class RateLimited(HarnessError):
-    """The target answered a turn with a rate limit (status 429): the case cannot judge."""
+    """The target answered a turn with a rate limit (status 429): the case cannot judge.
+    ``retry_after``: the delay the target asked for, in seconds, when it named one."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(HarnessError):
+    """The target answered a turn with ``server_error`` or a 5xx status: the case cannot judge."""
+
+
+class Blocked(HarnessError):
+    """The target's safety system blocked the turn (``misalignment_policy_violation``, §3.10):
+    the target refusing, never a protocol FAIL, and never retried."""
+
+
+class TargetStalled(HarnessError):
+    """The run stopped sending requests: the target stalled, or the run deadline passed
+    (``conformance.liveness``). Verdict ERROR, saying since which case."""
 
 
 class HandshakeRefused(Exception):
@@ -84,6 +104,12 @@ class UsageMeter:
 
 
 METER = UsageMeter()
+# the run's liveness state (``conformance.liveness.Liveness``), set by the plugin: told how
+# each full turn ended, asked before each response.create; None outside a run
+LIVENESS: Any = None
+# the run's request budget (``conformance.budget.Budget``), set by the plugin: charged before
+# every response.create and HTTP request; None outside a run
+BUDGET: Any = None
 
 
 def _is_rate_limit(error: Any) -> bool:
@@ -92,6 +118,36 @@ def _is_rate_limit(error: Any) -> bool:
     inner = error.get("error") if isinstance(error.get("error"), dict) else {}
     status = error.get("status", error.get("status_code"))
     return status == 429 or inner.get("code") == "rate_limit_exceeded" or error.get("code") == "rate_limit_exceeded"
+
+
+def _code(error: Any) -> Any:
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return inner.get("code", error.get("code"))
+
+
+def _is_server_error(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    status = error.get("status", error.get("status_code"))
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return (isinstance(status, int) and status >= 500) or _code(error) == "server_error" \
+        or inner.get("type") == "server_error"
+
+
+def _retry_after(error: Any) -> float | None:
+    """The delay a rate-limit error asks for: a retry_after(_ms) field or "try again in Ns"."""
+    if not isinstance(error, dict):
+        return None
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    for src in (error, inner):
+        for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
+            v = src.get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+                return float(v) * scale
+    m = re.search(r"try again in\s+([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b", str(inner.get("message", "")), re.I)
+    if m:
+        return float(m.group(1)) / (1000 if m.group(2).lower() == "ms" else 1)
+    return None
 
 
 def _make_monitor() -> Any:
@@ -107,6 +163,8 @@ class Turn:
 
     ``status``: ``completed | incomplete | failed`` (terminal event), ``error`` (request-scoped
     error event), ``timeout`` (deadline passed), ``closed`` (socket closed first).
+    A full turn's deadline is idle time (``Target.turn_timeout`` since the last frame) under
+    an overall cap (``Target.turn_cap``), §1.5 (docs/spec.md).
     """
 
     request: int
@@ -238,6 +296,8 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     handlers = [urllib.request.ProxyHandler({})] if _is_loopback(urlsplit(url).hostname) else []
     opener = urllib.request.build_opener(*handlers)
     deadline = target.turn_timeout if timeout is None else timeout
+    if BUDGET is not None:
+        BUDGET.take("http")
     METER.http_requests += 1
     try:
         with opener.open(req, timeout=deadline) as resp:
@@ -427,9 +487,12 @@ class Connection:
                                    f"{self.target.redact(str(exc))}") from None
 
     # --- sending ---------------------------------------------------------------------------
-    def send(self, event: dict | str | bytes) -> None:
+    def send(self, event: dict | str | bytes, *, _charged: bool = False) -> None:
         """Send a raw event (dict → JSON text frame; str → text frame; bytes → binary frame).
         Sending on a closed socket is recorded and ignored (the next wait says ``closed``)."""
+        if isinstance(event, dict) and event.get("type") == "response.create" and not _charged \
+                and BUDGET is not None:
+            BUDGET.take("creates")
         if isinstance(event, dict):
             data: str | bytes = json.dumps(event, separators=(",", ":"))
         elif isinstance(event, (str, bytes, bytearray)):
@@ -459,11 +522,15 @@ class Connection:
         for k, v in fields.items():
             if v is not None:
                 event[k] = v
+        if LIVENESS is not None:
+            LIVENESS.check()        # a stalled target gets no more requests
+        if BUDGET is not None:
+            BUDGET.take("creates")
         number = self.monitor.sent(event)
         if number is None:
             raise HarnessError("monitor did not register the response.create")
         self._sent_at[number] = self._now()
-        self.send(event)
+        self.send(event, _charged=True)
         return number
 
     def steer(self, previous_response_id: str, input: Any, **extra: Any) -> None:
@@ -516,12 +583,16 @@ class Connection:
             rs = self.monitor.requests[request]
         except (IndexError, TypeError):
             raise HarnessError(f"wait(): no request {request} on this connection") from None
-        deadline = self._deadline(timeout)
         start_obs = len(self.observed)
         t_start = self._now()
         timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
-        while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
-            self._recv_one(deadline)
+        if timeout is None:
+            limit = self._full_turn(rs)
+        else:               # a deliberate peek: a fixed deadline, never judged
+            limit = f"{timeout:g}s"
+            deadline = self._deadline(timeout)
+            while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
+                self._recv_one(deadline)
         # connection-level findings seen while waiting (frames matched to no request)
         loose = [f for o in self.observed[start_obs:] if o.request is None for f in o.findings]
         findings = list(rs.findings) + [f for f in loose if f not in rs.findings]
@@ -533,35 +604,74 @@ class Connection:
             status = "closed"
         else:
             status = "timeout"
+            miss = None
             if timeout is None and rs.state == "streaming":
                 # a full turn deadline passed after response.created: the terminal event is
                 # missing, not late (a deliberate short peek with timeout= is not judged)
                 miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
                                message=f"response {rs.response_id} started but sent no terminal event "
-                                       f"within the turn timeout ({self.target.turn_timeout:g}s)")
+                                       f"({limit})")
+            elif timeout is None and rs.state == "pending" and not rs.events:
+                # an open connection, and not even response.created/queued or an error (§1.5)
+                miss = Finding(clause="CREATE-ANSWERED",
+                               message=f"request {request} (response.create) got no answer at all: no "
+                                       f"response.created, response.queued or error ({limit})")
+            if miss is not None:
                 rs.findings.append(miss)
                 self.monitor.findings.append(miss)
                 findings.append(miss)
+        if timeout is None and LIVENESS is not None:
+            LIVENESS.turn_ended(status)
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
         if status == "closed":
             detail = self.close_detail
         elif status == "timeout":
-            detail = f"no end of request {request} within {(self.target.turn_timeout if timeout is None else timeout):g}s"
+            detail = f"no end of request {request} ({limit})"
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
         if status == "error" and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
             err = (error or {}).get("error") if isinstance((error or {}).get("error"), dict) else error or {}
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
-                "retry later or lower the run's concurrency"))
+                "retry later or lower the run's concurrency"), _retry_after(error))
+        if status == "error" and _code(error) == "misalignment_policy_violation":
+            raise Blocked(self.target.redact(
+                f"request {request} was blocked by the target's safety system (misalignment_policy_violation)"))
+        if status == "error" and _is_server_error(error):
+            raise ServerError(self.target.redact(
+                f"request {request} failed on the server side (code {self.target.redact(str(_code(error)))!r}, "
+                f"status {(error or {}).get('status')!r}): the case cannot judge"))
         if self._key_seen:
             create, events, response, error = (_deep_redact(x, self.target.redact)
                                                for x in (create, events, response, error))
         return Turn(request=request, create=create, events=events, response=response,
                     error=error, status=status, findings=findings, timings=timings,
                     close_code=self.close_code if self.closed else None, detail=detail)
+
+    def _full_turn(self, rs: Any) -> str:
+        """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
+        deadline (``turn_timeout`` since the last frame), the turn cap, the run deadline.
+        Returns which deadline applies, for messages."""
+        idle = self.target.turn_timeout
+        now = time.monotonic()
+        cap = self.target.turn_cap or idle * 5
+        hard = now + cap
+        why = f"idle deadline {idle:g}s (--turn-timeout), turn cap {cap:g}s (--turn-cap)"
+        left = LIVENESS.remaining() if LIVENESS is not None else None
+        if left is not None and now + left < hard:
+            hard = now + left
+            why += ", run deadline (--run-timeout)"
+        last = now
+        while rs.state not in ("done", "rejected") and not self.closed:
+            now = time.monotonic()
+            deadline = min(last + idle, hard)
+            if now >= deadline:
+                break
+            if self._recv_one(deadline) is not None:
+                last = time.monotonic()     # any frame shows the target is alive
+        return why
 
     def _event_times(self, request: int) -> dict[str, float]:
         times = [t for o, t in zip(self.observed, self._obs_times) if o.request == request]

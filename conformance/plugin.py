@@ -32,8 +32,16 @@ from typing import Any
 
 import pytest
 
+from conformance import client as _client
+from conformance import baseline as BL
+from conformance import budget as B
+from conformance import drift as D
+from conformance import retry as R
 from conformance import reach, verdicts as V
-from conformance.client import METER, Connection, HandshakeRefused, HarnessError, TargetUnreachable
+from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
+                                ServerError, TargetStalled, TargetUnreachable)
+from conformance.liveness import Liveness, describe as describe_stall
+from conformance.runstate import run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -74,7 +82,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--strict-conformance", action="store_true", default=False,
                 help="NON-STRICT verdicts (SHOULD violations) fail; pytest's own --strict does the same")
     g.addoption("--turn-timeout", type=float, default=None, metavar="SECONDS",
-                help="deadline for one turn (default 60 against a real target, 10 against the embedded server)")
+                help="idle deadline of one turn: seconds without a frame before the turn is given up "
+                     "(default 60 against a real target, 10 against the embedded server)")
+    g.addoption("--turn-cap", type=float, default=None, metavar="SECONDS",
+                help="overall cap of one turn however lively the stream (default 5 x --turn-timeout)")
+    g.addoption("--retries", type=int, default=None, metavar="N",
+                help="run a case that ends FAIL or ERROR for a transient reason up to N more times on fresh "
+                     "connections; differing verdicts make it FLAKY (default 1 with --target, 0 embedded)")
+    g.addoption("--max-requests", type=int, default=None, metavar="N",
+                help="hard cap on response.create frames plus HTTP requests for the whole run (all xdist "
+                     "workers); cases that no longer fit are SKIPPED with reason 'budget'")
+    g.addoption("--baseline", default=None, metavar="FILE",
+                help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
+                     "an entry whose case now passes is STALE (fails the run)")
+    g.addoption("--write-baseline", default=None, metavar="FILE",
+                help="write a baseline covering every case of this run that did not pass")
+    g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
+                help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
                 help="max_output_tokens sent with every turn unless a case sets it (default 16, the minimum OpenAI accepts)")
     g.addoption("--generated-budget", type=int, default=None, metavar="N",
@@ -113,6 +137,12 @@ class Settings:
     run_id: str
     registry: V.ClauseRegistry
     generated_budget: int | None = None
+    turn_cap: float = 0.0
+    run_timeout: float | None = None
+    retries: int = 0
+    max_requests: int | None = None
+    baseline: Any = None                # conformance.baseline.Baseline
+    write_baseline: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -156,6 +186,16 @@ def _settings(config: pytest.Config) -> Settings:
         timeout = 60.0 if target_url else 10.0
     if timeout <= 0:
         raise pytest.UsageError("--turn-timeout must be positive")
+    turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
+    if turn_cap <= 0:
+        raise pytest.UsageError("--turn-cap must be positive")
+    retries = opt("retries") if opt("retries") is not None else (1 if target_url else 0)
+    if retries < 0:
+        raise pytest.UsageError("--retries must not be negative")
+    if opt("max_requests") is not None and opt("max_requests") < 0:
+        raise pytest.UsageError("--max-requests must not be negative")
+    if opt("run_timeout") is not None and opt("run_timeout") <= 0:
+        raise pytest.UsageError("--run-timeout must be positive")
     if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
         raise pytest.UsageError("--max-output-tokens must not be negative (0 = do not send it)")
     clauses = opt("clauses")
@@ -168,6 +208,12 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--clauses: {exc}") from None
     if opt("generated_budget") is not None and opt("generated_budget") < 0:
         raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
+    baseline = None
+    if opt("baseline"):
+        try:
+            baseline = BL.load(opt("baseline"), registry.clauses)
+        except BL.BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
@@ -175,7 +221,10 @@ def _settings(config: pytest.Config) -> Settings:
     return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
                     _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
                     tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
-                    generated_budget=opt("generated_budget"))
+                    generated_budget=opt("generated_budget"), turn_cap=turn_cap,
+                    run_timeout=opt("run_timeout"), retries=retries,
+                    max_requests=opt("max_requests"), baseline=baseline,
+                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None)
 
 
 class ConformanceSession:
@@ -194,6 +243,12 @@ class ConformanceSession:
             settings.run_id = wi.get("conformance_run_id", settings.run_id)
             if wi.get("conformance_report_dir"):
                 settings.report_dir = Path(wi["conformance_report_dir"])
+            self.started = wi.get("conformance_started", self.started)
+        # shared by the xdist workers of this run through a file named after the run id
+        deadline = self.started + settings.run_timeout if settings.run_timeout else None
+        self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
+        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
+        self.plan: str | None = None
 
     # the embedded server and the Target are built lazily: self-tests never start a server
     def start_server(self, **overrides: Any) -> Any:
@@ -225,7 +280,7 @@ class ConformanceSession:
         return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
                       model=s.model, api_key=s.api_key if api_key is None else api_key,
                       auth_header=s.auth_header, http_responses_url=http_responses,
-                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout,
+                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
                       strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
 
     @property
@@ -255,6 +310,11 @@ class ConformanceSession:
         return redact(text, self.settings.api_key)
 
     def stop(self) -> None:
+        _client.LIVENESS = _client.BUDGET = None
+        if not self.is_worker:
+            B.remove_plan(run_dir(self.settings.run_id))
+            self.liveness.cleanup()
+            self.budget.cleanup()       # the last one removes the run directory
         if self.server is not None:
             try:
                 self.server.stop()
@@ -275,9 +335,42 @@ class CaseState:
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    collected: bool = False             # this try's monitor findings are in the recorder
+    judged: bool = False                # this try has its verdict
+    flaky: bool = False
+    tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
+    declared: Any = None                # its max_requests (conformance.budget.Declared)
+    known: dict | None = None           # the baseline entries that made it KNOWN
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
+
+    def keep_try(self, exc: BaseException | None) -> None:
+        """Remember the try that just ended (verdict, messages, failed clauses, transcript)."""
+        rec = self.recorder
+        self.tries.append({
+            "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
+            "verdict": self.verdict or V.PASS,
+            "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
+            "failed_clauses": sorted({o.clause for o in rec.failures(V.NON_STRICT)}),
+            "observations": [o.as_dict() for o in rec.observations][:200],
+            "transcript": rec.redact(self.transcripts())[-100_000:],
+        })
+
+    def restore(self, kept: dict) -> None:
+        """Make an earlier try the case's outcome again."""
+        self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
+        self.verdict, self.collected, self.judged = kept["verdict"], True, True
+
+    def next_try(self, exc: BaseException | None) -> None:
+        """Keep the try that ended and start another on fresh connections."""
+        self.keep_try(exc)
+        for conn in self.connections:
+            conn.close()
+        rec = self.recorder
+        self.recorder = V.CaseRecorder(rec.registry, rec.clauses, rec.redact)
+        self.connections, self.messages = [], []
+        self.verdict, self.collected, self.judged = None, False, False
 
 
 def _session(config: pytest.Config) -> ConformanceSession:
@@ -297,6 +390,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
+    _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
+    config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False): the most requests "
+                                       "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
@@ -309,10 +405,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 class _XdistHooks:
     @staticmethod
+    def pytest_xdist_node_collection_finished(node: Any, ids: list) -> None:
+        """Print the plan the workers computed, once, before the first case runs."""
+        sess = _session(node.config)
+        if sess.plan is None:
+            sess.plan = B.read_plan(run_dir(sess.settings.run_id))
+            if sess.plan:
+                _write_line(node.config, sess.plan)
+
+    @staticmethod
     def pytest_configure_node(node: Any) -> None:  # hand the run id to the workers
         s = _session(node.config).settings
         node.workerinput["conformance_run_id"] = s.run_id
         node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
+        node.workerinput["conformance_started"] = _session(node.config).started
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -378,15 +484,70 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess = _session(item.config)
     s = sess.settings
     ids = _clause_ids(item)
+    sess.liveness.case = item.nodeid
+    _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
+    reason = _static_skip(item, sess)
+    if reason:
+        pytest.skip(reason)
+    state = item.stash[_CASE]
+    state.declared = _declared(item, sess)
+    reason = sess.budget.reserve(state.declared)
+    if reason:
+        pytest.skip(reason)
+
+
+def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
+    """Why a case is skipped before it runs (slow, UNSUPPORTED), or None."""
+    s = sess.settings
     if item.get_closest_marker("slow") is not None and not s.run_slow:
-        pytest.skip("slow: needs --run-slow")
+        return "slow: needs --run-slow"
     caps, specs = sess.capabilities(), s.profile.spec_profiles
-    for cid in ids:
+    for cid in _clause_ids(item):
+        if cid not in s.registry:       # reported as a usage error by the collection check
+            continue
         reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
         if reason:
-            pytest.skip(reason)
+            return reason
+    return None
+
+
+def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
+    s = sess.settings
+    try:
+        return B.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
+                          B.GENERATED_EMBEDDED)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The planned maximum of requests, before the first one (a worker hands it to the controller)."""
+    sess = session.config.stash.get(_SESSION, None)
+    if sess is None:
+        return
+    plans = [_declared(i, sess) for i in session.items if is_case(i) and not _static_skip(i, sess)]
+    if not any(is_case(i) for i in session.items):
+        return
+    line = B.plan_line(plans, 1 + sess.settings.retries, sess.settings.max_requests)
+    if sess.is_worker:
+        B.write_plan(run_dir(sess.settings.run_id), line)
+    else:
+        sess.plan = line
+        _write_line(session.config, line)
+
+
+def _write_line(config: pytest.Config, line: str) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(line)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _client.LIVENESS = None
+    if item.stash.get(_CASE, None) is not None:
+        _session(item.config).budget.release()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -399,35 +560,13 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         try:
             result = yield
-        except V.ClauseViolation:
-            _collect_findings(state)
-            state.verdict = V.FAIL
+        except Exception as exc:
+            _judge(state, exc)
             raise
-        except (TargetUnreachable, HarnessError) as exc:
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))}")
-            raise
-        except HandshakeRefused as exc:
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
-                                  f"check the key and URL: {state.recorder.redact(exc.body[:200])}")
-            raise
-        except AssertionError as exc:   # a plain assert in a case: blame its first clause
-            _collect_findings(state)
-            msg = state.recorder.redact(str(exc).split("\n")[0][:300])
-            if state.clauses:
-                c = state.recorder.registry[state.clauses[0]]
-                state.recorder.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
-            state.verdict = V.FAIL
-            raise
-        except Exception as exc:        # a bug in the case or the harness: cannot judge
-            state.verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {state.recorder.redact(str(exc))[:300]}")
-            raise
-        _collect_findings(state)
+        verdict = _judge(state, None)
         rec = state.recorder
-        verdict = rec.verdict()
-        state.verdict = verdict
+        if verdict == R.FLAKY:
+            pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
         if verdict == V.ERROR:
             raise HarnessError("; ".join(rec.errors))
         if verdict == V.FAIL:
@@ -442,9 +581,111 @@ def pytest_runtest_call(item: pytest.Item):
         V.unbind(token)
 
 
+def _judge(state: CaseState, exc: Exception | None) -> str:
+    """The verdict of the current try from how the case ended (once per try)."""
+    if state.judged:
+        return state.verdict or V.PASS
+    state.judged = True
+    rec = state.recorder
+    if state.flaky:
+        verdict = R.FLAKY
+    elif exc is None:
+        _collect_findings(state)
+        verdict = rec.verdict()
+    elif isinstance(exc, V.ClauseViolation):
+        _collect_findings(state)
+        verdict = V.FAIL
+    elif isinstance(exc, HarnessError):
+        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled, Blocked)) \
+                and _must_findings(state):
+            # the case could not go on because the target broke a MUST (an unanswered
+            # create, a response without end): that is the verdict, not "cannot judge"
+            verdict = V.FAIL
+            state.messages.append(f"stopped: {rec.redact(str(exc))[:300]}")
+        else:
+            verdict = V.ERROR
+            state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))}")
+    elif isinstance(exc, HandshakeRefused):
+        verdict = V.ERROR
+        state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
+                              f"check the key and URL: {rec.redact(exc.body[:200])}")
+    elif isinstance(exc, AssertionError):   # a plain assert in a case: blame its first clause
+        _collect_findings(state)
+        msg = rec.redact(str(exc).split("\n")[0][:300])
+        if state.clauses:
+            c = rec.registry[state.clauses[0]]
+            rec.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
+        verdict = V.FAIL
+    else:                                   # a bug in the case or the harness: cannot judge
+        verdict = V.ERROR
+        state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))[:300]}")
+    state.verdict = verdict
+    return verdict
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Run a case, and again on fresh connections while ``retry.retryable`` says so (up to
+    ``--retries`` more tries); differing verdicts make it FLAKY (``conformance.retry``)."""
+    state: CaseState | None = pyfuncitem.stash.get(_CASE, None)
+    retries = _session(pyfuncitem.config).settings.retries
+    if state is None or retries <= 0:
+        return None
+    fn = pyfuncitem.obj
+    kwargs = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
+    attempt = 0
+    while True:
+        attempt += 1
+        token = V.bind(state.recorder)
+        exc: Exception | None = None
+        try:
+            fn(**kwargs)
+        except Exception as e:  # noqa: BLE001 - judged like the last try, below
+            exc = e
+        finally:
+            V.unbind(token)
+        verdict = _judge(state, exc)
+        if attempt > retries or not R.retryable(verdict, exc):
+            break
+        if _client.LIVENESS is not None and _client.LIVENESS.stalled():
+            break                           # no try can run any more
+        budget = _session(pyfuncitem.config).budget
+        budget.release()
+        if budget.reserve(state.declared):
+            state.messages.append("no retry: it does not fit in --max-requests")
+            break
+        state.next_try(exc)
+        time.sleep(R.retry_delay(exc, attempt))
+    if state.tries:
+        state.keep_try(exc)
+        # a try stopped because the target stalled meanwhile did not run: it does not count
+        ran = [t for t in state.tries if not isinstance(t["exc"], TargetStalled)] or state.tries
+        if ran[-1] is not state.tries[-1]:
+            state.restore(ran[-1])
+            exc = ran[-1]["exc"]
+        verdicts = [t["verdict"] for t in ran]
+        if R.combine(verdicts) == R.FLAKY:
+            state.verdict, state.flaky = R.FLAKY, True
+            state.messages.append("tries gave " + ", ".join(verdicts))
+            return True
+        state.messages.append(f"{len(verdicts)} tries, every one {verdicts[0]}")
+    if exc is not None:
+        raise exc
+    return True
+
+
+def _must_findings(state: CaseState) -> bool:
+    """Collect the findings now; True when one of them violates a MUST clause."""
+    _collect_findings(state)
+    return any(o.verdict == V.FAIL for o in state.recorder.observations)
+
+
 def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per case: at the end of its call),
-    and the clauses the monitor applied to its frames: checked only when findings are read."""
+    """Add the monitor findings of every connection (once per try: at its end), and the
+    clauses the monitor applied to its frames: checked only when findings are read."""
+    if state.collected:
+        return
+    state.collected = True
     for conn in state.connections:
         state.recorder.add_findings(conn.findings)
         state.recorder.checked |= reach.by_connection(conn)
@@ -465,9 +706,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             state.verdict = V.ERROR
             state.messages.append("ERROR in setup: " + state.recorder.redact(_short(report)))
     elif report.when == "call":
-        if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT):
-            if state.connections:
-                report.sections.append(("conformance transcript", state.transcripts()))
+        if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY):
+            if state.connections or state.tries:
+                report.sections.append(("conformance transcript", _all_transcripts(state)))
+        _apply_baseline(item, state, report)
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
         if report.failed and state.verdict != V.FAIL:
@@ -479,6 +721,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("conformance_clauses", " ".join(state.clauses)))
         report.user_properties.append(("conformance_verdict", record["verdict"]))
     return report
+
+
+def _apply_baseline(item: pytest.Item, state: CaseState, report: Any) -> None:
+    """A non-pass the baseline knows becomes KNOWN: shown, reported as passed."""
+    baseline = _session(item.config).settings.baseline
+    if baseline is None or state.verdict is None:
+        return
+    failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
+    entries = baseline.match(item.nodeid, state.verdict, state.clauses, failed)
+    if not entries:
+        return
+    state.known = {"verdict": state.verdict, "entries": [e.index for e in entries],
+                   "reasons": [f"{e.label}: {e.reason}" for e in entries]}
+    state.messages.append(f"KNOWN ({state.verdict}) by {baseline.path} " + "; ".join(state.known["reasons"]))
+    state.verdict = BL.KNOWN
+    if report.failed:
+        report.outcome, report.longrepr = "passed", None
 
 
 def _short(report: Any) -> str:
@@ -504,9 +763,15 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         messages.append(f"{o.verdict} {o.clause}: {o.message}" + (f" [{o.evidence}]" if o.evidence else ""))
     messages.extend(rec.errors)
     transcript = ""
-    if verdict in (V.FAIL, V.ERROR, V.NON_STRICT) and state.connections:
-        transcript = state.transcripts()[-200_000:]
-    record = {
+    if verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY) and (state.connections or state.tries):
+        transcript = _all_transcripts(state)[-200_000:]
+    conns = {id(c): c for c in [*(c for t in state.tries for c in t["connections"]), *state.connections]}
+    record_tries = {"surface": D.of_connections(conns.values())}
+    if state.known:
+        record_tries["known"] = state.known
+    if state.tries:
+        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
+    record = record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
         "verdict": verdict,
@@ -522,12 +787,24 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     return record
 
 
+def _all_transcripts(state: CaseState) -> str:
+    """The transcript of every try, each under its own heading, or the only try's."""
+    if not state.tries:
+        return state.transcripts()
+    return "\n\n".join(f"=== try {n} of {len(state.tries)}: {t['verdict']} ===\n{t['transcript']}"
+                       for n, t in enumerate(state.tries, 1))
+
+
 def pytest_report_teststatus(report: Any, config: pytest.Config):
     verdict = getattr(report, "conformance_verdict", None)
     if verdict is None:
         return None
     if report.when == "call" and report.failed and verdict == V.ERROR:
         return "error", "E", "ERROR"
+    if report.when == "call" and verdict == BL.KNOWN:
+        return "passed", "K", ("KNOWN", {"yellow": True})
+    if report.when == "call" and report.failed and verdict == R.FLAKY:
+        return "failed", "Y", ("FLAKY", {"yellow": True})
     if report.when == "call" and report.passed and verdict == V.NON_STRICT:
         return "passed", "N", ("NON-STRICT", {"yellow": True})
     return None
@@ -543,6 +820,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sess = config.stash.get(_SESSION, None)
     if sess is None or sess.is_worker:
         return
+    _finish_baseline(session, sess)
     if not sess.records or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
@@ -551,9 +829,41 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
             profile=sess.settings.profile.name, fingerprint=fingerprint_of(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact)
+            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact,
+            extra=_run_facts(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
+
+
+def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
+    """A STALE entry fails the run; --write-baseline writes this run's deviations."""
+    s = sess.settings
+    if s.baseline is not None and sess.records:
+        stale = [e for e in _run_facts(sess)["baseline"]["entries"] if e["status"] == BL.STALE]
+        if stale and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if s.write_baseline is not None and sess.records:
+        try:
+            s.write_baseline.write_text(sess.redact(BL.render(sess.records)), encoding="utf-8")
+        except OSError as exc:
+            sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
+
+
+def _run_facts(sess: ConformanceSession) -> dict:
+    """Certificate fields beyond the clause and case tables."""
+    skipped = sum(1 for r in sess.records if r["verdict"] == V.SKIPPED
+                  and any(m.startswith("budget:") for m in r.get("messages", [])))
+    baseline = None
+    bl = sess.settings.baseline
+    if bl is not None:
+        from conformance.report import clause_rows
+        entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
+        baseline = {"file": bl.path, "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
+                    "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
+    return {"stalled": sess.liveness.recorded(), "baseline": baseline,
+            "surface": D.merge(r.get("surface") for r in sess.records),
+            "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
+                       "skipped": skipped}}
 
 
 def fingerprint_of(sess: ConformanceSession) -> dict:
@@ -572,8 +882,26 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from conformance.report import summary_lines
     tr = terminalreporter
     tr.section("responses-ws-conformance")
+    stall = sess.liveness.recorded()
+    if stall:
+        tr.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
+                      red=True)
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
         tr.write_line(line)
+    facts = _run_facts(sess)
+    budget = facts["budget"]
+    if budget["max_requests"] is not None:
+        tr.write_line(f"budget: --max-requests {budget['max_requests']}; {budget['skipped']} case(s) SKIPPED (budget)")
+    if facts["baseline"] is not None:
+        bl = facts["baseline"]
+        tr.write_line(f"baseline {bl['file']}: {bl['known']} case(s) KNOWN, {bl['stale']} entry(ies) STALE")
+        for e in bl["entries"]:
+            if e["status"] == BL.STALE:
+                what = f"clause {e['clause']}" if e["clause"] else f"case {e['case']}"
+                tr.write_line(f"  STALE known #{e['index']} ({what}): it passes now; remove this entry from "
+                              f"{bl['file']}", red=True)
+    if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
+        tr.write_line(f"baseline written: {sess.settings.write_baseline}")
     paths = getattr(sess, "report_paths", None)
     if paths:
         tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml; badge.svg)")
@@ -590,8 +918,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
-            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s; "
-            f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
+            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
+            + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
+            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
 
 
 # --- fixtures --------------------------------------------------------------------------------

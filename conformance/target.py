@@ -288,7 +288,8 @@ class Target:
     auth_header: str = "Authorization"
     http_responses_url: str | None = None
     max_output_tokens: int = 16
-    turn_timeout: float = 60.0
+    turn_timeout: float = 60.0      # idle deadline of a turn: seconds since its last frame
+    turn_cap: float = 0.0           # overall cap of one turn (0: five idle deadlines)
     strict: bool = False
     run_slow: bool = False
     is_embedded: bool = False

@@ -16,16 +16,41 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from conformance import baseline as BL
+from conformance import retry as R
 from conformance import verdicts as V
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
-CASE_VERDICTS = (V.PASS, V.FAIL, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
-CLAUSE_VERDICTS = (V.PASS, V.FAIL, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
+CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
+CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
+
+
+def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
+    """The clause table, with FLAKY and KNOWN rows (``conformance.retry``, ``conformance.baseline``):
+    a clause failed only in FLAKY cases is FLAKY, and so is one a FLAKY case checked; a clause
+    failed only in KNOWN cases is KNOWN, and one a KNOWN case checked without failing it PASS."""
+    rows = V.clause_table(registry, records)
+    _relabel(rows, records, R.FLAKY, {V.PASS: R.FLAKY, V.INFO: R.FLAKY, V.UNTESTED: R.FLAKY})
+    _relabel(rows, records, BL.KNOWN, {V.UNTESTED: V.PASS})
+    return rows
+
+
+def _relabel(rows: list[dict], records: list[dict], verdict: str, checked: dict[str, str]) -> None:
+    cases = {r["nodeid"] for r in records if r.get("verdict") == verdict}
+    if not cases:
+        return
+    for row in rows:
+        bad = [f for f in row["findings"] if f["verdict"] in (V.FAIL, V.NON_STRICT)]
+        if row["verdict"] in (V.FAIL, V.NON_STRICT):
+            if bad and all(f["nodeid"] in cases for f in bad):
+                row["verdict"] = verdict
+        elif row["verdict"] in checked and cases & set(row["cases"]):
+            row["verdict"] = checked[row["verdict"]]
 
 
 def suite_version() -> str:
@@ -42,8 +67,8 @@ def _iso(t: float) -> str:
 
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
-                      run_id: str, spec_profiles: list[str] | tuple = ()) -> dict:
-    rows = V.clause_table(registry, records)
+                      run_id: str, spec_profiles: list[str] | tuple = (), extra: dict | None = None) -> dict:
+    rows = clause_rows(registry, records)
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
         row["area"] = clause_area(registry[row["id"]])
@@ -52,9 +77,12 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
-        "NON-STRICT" if counts[V.NON_STRICT] else "PASS"))
+        R.FLAKY if R.flaky_blocks_pass(records, registry) else (
+            "NON-STRICT" if counts[V.NON_STRICT] else "PASS")))
     if strict and overall == "NON-STRICT":
         overall = "FAIL"
+    if overall == "PASS" and ((extra or {}).get("baseline") or {}).get("stale"):
+        overall = BL.STALE       # a known deviation that is gone: the baseline must be updated
     usage = Counter()
     for r in records:
         usage.update(r.get("usage") or {})
@@ -62,6 +90,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
              | {"not_reached": V.not_reached(r)}
              | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
+             | ({"tries": r["tries"]} if r.get("tries") else {})
+             | ({"known": r["known"]} if r.get("known") else {})
              for r in sorted(records, key=lambda r: r["nodeid"])]
     return {
         "format": "responses-ws-conformance/certificate",
@@ -80,6 +110,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
                             "clauses": len(registry), "sha256": registry.digest()},
         "overall": overall,
         "certification": certification(overall, rows, records),
+        # run-level facts the plugin adds (stalled, budget, baseline, surface), after the verdict
+        **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
         "coverage": V.coverage(rows),
@@ -117,14 +149,14 @@ def _group(rows: list[dict]) -> dict[str, list[str]]:
 def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
                   spec_profiles: list[str] | tuple = (),
-                  redact: Callable[[str], str] = lambda t: t) -> dict[str, str]:
+                  redact: Callable[[str], str] = lambda t: t, extra: dict | None = None) -> dict[str, str]:
     """Write certificate.json, junit.xml, index.html, badge.svg (and transcripts/ of
     non-passing cases)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
                              started=started, finished=finished, strict=strict, run_id=run_id,
-                             spec_profiles=spec_profiles)
+                             spec_profiles=spec_profiles, extra=extra)
     tdir = out / "transcripts"
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):
@@ -143,7 +175,7 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
 
 def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str) -> list[str]:
     counts = Counter(r["verdict"] for r in records)
-    rows = V.clause_table(registry, records)
+    rows = clause_rows(registry, records)
     cov = V.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
     lines = [
@@ -160,7 +192,7 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         spent.update(r.get("usage") or {})
     lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
                  f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
-    failing = [r for r in rows if r["verdict"] in (V.FAIL, V.NON_STRICT, V.NOT_REACHED)]
+    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT, V.NOT_REACHED)]
     for r in failing[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines

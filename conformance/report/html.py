@@ -9,7 +9,8 @@ from conformance.report.allure import area_sort_key
 
 _COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
            "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
-           "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00"}
+           "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00", "FLAKY": "#bc4c00", "KNOWN": "#6e7781",
+           "STALE": "#9a6700"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
@@ -53,6 +54,13 @@ def render_html(cert: dict) -> str:
         f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
         f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
         f'suite {escape(cert["suite_version"])}{", strict" if cert.get("strict") else ""}</span></p>',
+    ]
+    if cert.get("stalled"):     # the run stopped early: say so before anything else
+        st = cert["stalled"]
+        out.append(f'<p><strong>Run stopped early ({escape(str(st.get("reason", "")))}) since '
+                   f'{escape(str(st.get("since", "")))}</strong>: {escape(str(st.get("message", "")))}; '
+                   'later cases that needed a turn are ERROR.</p>')
+    out += [
         '<table class="kv">',
     ]
     rows = [("Target", f"{t.get('ws_host', '')}{t.get('ws_path', '')}" + (" (embedded reference server)" if t.get("embedded") else "")),

@@ -58,6 +58,11 @@ DEFECTS: dict[str, Defect] = dict(
            "Server events are sent as binary frames instead of text frames."),
         _d("silent-after-handshake", "TURN-TEXT",
            "The upgrade succeeds but no frame is ever answered."),
+        _d("create-never-answered", "CREATE-ANSWERED",
+           "response.create frames get no answer at all (other client events are answered as usual)."),
+        _d("closes-mid-response", "STREAM-ONE-TERMINAL",
+           "After response.created and response.in_progress the server closes the socket (1000) "
+           "without an error event or a terminal event."),
         _d("generate-false-ignored", "WARMUP-NO-OUTPUT",
            "generate:false is ignored: the warm-up generates output like a normal turn."),
         _d("warmup-not-chainable", "WARMUP-CHAINABLE",
@@ -231,6 +236,8 @@ class Flags:
     sse_framing: bool = False
     binary_frames: bool = False
     silent_after_handshake: bool = False
+    create_never_answered: bool = False
+    closes_mid_response: bool = False
     generate_false_ignored: bool = False
     warmup_not_chainable: bool = False
     previous_id_not_echoed: bool = False

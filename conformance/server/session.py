@@ -172,6 +172,8 @@ class Session:
             await self._submit(_ErrorJob(err))
             return
         etype = event["type"]
+        if etype == "response.create" and self.flags.create_never_answered:
+            return  # the defect: a create gets no answer at all
         if etype == "response.create":
             s = self.settings
             try:
@@ -401,6 +403,11 @@ class Session:
         except ApiError as err:
             await self._send_error(err, req.stream_id)
         else:
+            if self.flags.closes_mid_response and len(outcome.events) > 2:
+                # the defect: the response starts, then the socket closes without an error
+                await self.transport.send_many([frame(e) for e in outcome.events[:2]])
+                await self.close(1000, "")
+                return
             live = None
             if self.settings.steering:
                 live = _Live(outcome.response["id"], req)

@@ -159,6 +159,21 @@ def c_silent_after_handshake(srv):
     return not t.events
 
 
+def c_create_never_answered(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", timeout=1.0)
+        ws.send({"type": "no.such.event"})          # other client events are still answered
+        other = ws.recv(timeout=3.0)
+    return not t.events and other is not None and other.get("type") == "error"
+
+
+def c_closes_mid_response(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", timeout=3.0)
+    types = [e["type"] for e in t.events]
+    return t.closed and t.terminal is None and "response.created" in types and "error" not in types
+
+
 def c_generate_false_ignored(srv):
     with WS(srv.ws_url) as ws:
         t = ws.turn(input="x", generate=False)

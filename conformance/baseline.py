@@ -1,0 +1,189 @@
+"""Baselines of known deviations (``--baseline FILE``, ``--write-baseline FILE``).
+
+A baseline is TOML: one ``[[known]]`` table per deviation, naming a clause id *or* a case
+node id, with a ``reason``, an optional ``verdict`` (only that verdict is known) and an
+optional ``until`` date (from that day on the entry no longer applies)::
+
+    [[known]]
+    clause = "SEQ-FROM-ZERO-BY-ONE"
+    reason = "vendor ticket 1234: numbers count per connection"
+    verdict = "NON-STRICT"
+    until = 2027-03-01
+
+Rules (the case verdicts are those of ``conformance.verdicts`` and ``conformance.retry``):
+
+==========================================================  ==================================
+when                                                        result
+==========================================================  ==================================
+a case ends FAIL/NON-STRICT/ERROR/FLAKY and entries cover    case verdict KNOWN (shown; does
+it: its node id, or every clause it failed (none failed:     not fail the run)
+the clauses it marks), with a matching ``verdict``
+an entry's case now passes, or its clause now PASSes         entry STALE: fails the run, named
+                                                            in the summary ("remove it")
+``until`` is today or earlier                               entry EXPIRED: ignored
+==========================================================  ==================================
+
+No pytest import here; errors are ``BaselineError`` naming the file, the entry and the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+KNOWN, STALE, EXPIRED = "KNOWN", "STALE", "EXPIRED"
+NON_PASS = ("FAIL", "NON-STRICT", "ERROR", "FLAKY")
+PASSING = ("PASS", "INFO")
+_KEYS = ("clause", "case", "reason", "verdict", "until")
+
+
+class BaselineError(ValueError):
+    """A baseline file is unusable; the message names the file, the entry and the key."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    index: int                  # 1-based position in the file
+    clause: str | None
+    case: str | None
+    reason: str
+    verdict: str | None
+    until: dt.date | None
+
+    @property
+    def label(self) -> str:
+        return f"known #{self.index} ({'clause ' + self.clause if self.clause else 'case ' + str(self.case)})"
+
+    def expired(self, today: dt.date) -> bool:
+        return self.until is not None and self.until <= today
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "clause": self.clause, "case": self.case, "reason": self.reason,
+                "verdict": self.verdict, "until": self.until.isoformat() if self.until else None}
+
+
+@dataclass
+class Baseline:
+    path: str
+    entries: list[Entry]
+    today: dt.date
+
+    def active(self) -> list[Entry]:
+        return [e for e in self.entries if not e.expired(self.today)]
+
+    # --- one case ------------------------------------------------------------------------
+    def match(self, nodeid: str, verdict: str, marked: Iterable[str], failed: Iterable[str]) -> list[Entry]:
+        """The entries that make this case KNOWN (empty: it stays as it is)."""
+        if verdict not in NON_PASS:
+            return []
+        fits = [e for e in self.active() if e.verdict in (None, verdict)]
+        by_case = [e for e in fits if e.case == nodeid]
+        if by_case:
+            return by_case
+        clauses = sorted(set(failed)) or sorted(set(marked))
+        by_clause = {c: [e for e in fits if e.clause == c] for c in clauses}
+        if clauses and all(by_clause.values()):
+            return [e for c in clauses for e in by_clause[c]]
+        return []
+
+    # --- the whole run -------------------------------------------------------------------
+    def review(self, records: list[dict], rows: list[dict]) -> list[dict]:
+        """Every entry with its status: KNOWN (used), STALE (what it covers passes now),
+        EXPIRED, or UNUSED (nothing it covers ran, or it still deviates unmatched)."""
+        used = {i for r in records for i in (r.get("known") or {}).get("entries", [])}
+        row_verdict = {r["id"]: r["verdict"] for r in rows}
+        out = []
+        for e in self.entries:
+            if e.expired(self.today):
+                status = EXPIRED
+            elif e.index in used:
+                status = KNOWN
+            elif e.case is not None:
+                ran = [r for r in records if r["nodeid"] == e.case]
+                status = STALE if ran and all(r["verdict"] in PASSING for r in ran) else "UNUSED"
+            else:
+                status = STALE if row_verdict.get(e.clause) == "PASS" else "UNUSED"
+            out.append(e.as_dict() | {"status": status})
+        return out
+
+
+# --- reading and writing ----------------------------------------------------------------------
+
+def load(path: str | Path, known_clauses: Iterable[str], *, today: dt.date | None = None) -> Baseline:
+    """Read and check a baseline file. Raises ``BaselineError``."""
+    path = Path(path)
+    src = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(f"{src}: baseline file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"{src}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BaselineError(f"{src}: not valid TOML: {exc}") from None
+    extra = sorted(set(data) - {"known"})
+    if extra:
+        raise BaselineError(f"{src}: unknown top-level key(s) {', '.join(extra)} (a baseline holds [[known]] tables)")
+    raw = data.get("known", [])
+    if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+        raise BaselineError(f"{src}: known: must be an array of tables ([[known]])")
+    clauses = set(known_clauses)
+    entries = [_entry(src, n, item, clauses) for n, item in enumerate(raw, 1)]
+    return Baseline(src, entries, today or dt.date.today())
+
+
+def _entry(src: str, n: int, item: dict, clauses: set[str]) -> Entry:
+    name = item.get("clause") or item.get("case") or "?"
+    where = f"{src}: known #{n} ({name})"
+    unknown = sorted(set(item) - set(_KEYS))
+    if unknown:
+        raise BaselineError(f"{where}: {unknown[0]}: unknown key (known keys: {', '.join(_KEYS)})")
+    for key in ("clause", "case", "reason", "verdict"):
+        if key in item and not isinstance(item[key], str):
+            raise BaselineError(f"{where}: {key}: must be a string, got {item[key]!r}")
+    if ("clause" in item) == ("case" in item):
+        raise BaselineError(f"{where}: clause/case: give exactly one of clause (a clause id) or case (a node id)")
+    clause, case = item.get("clause"), item.get("case")
+    if clause is not None and clause not in clauses:
+        raise BaselineError(f"{where}: clause: unknown clause id {clause!r} (not in the clause registry)")
+    if case is not None and "::" not in case:
+        raise BaselineError(f"{where}: case: {case!r} is not a node id (path::name, as pytest prints it)")
+    if not item.get("reason", "").strip():
+        raise BaselineError(f"{where}: reason: missing (say why the deviation is known)")
+    verdict = item.get("verdict")
+    if verdict is not None and verdict not in NON_PASS:
+        raise BaselineError(f"{where}: verdict: must be one of {', '.join(NON_PASS)}, got {verdict!r}")
+    until = item.get("until")
+    if until is not None:
+        if isinstance(until, str):
+            try:
+                until = dt.date.fromisoformat(until)
+            except ValueError:
+                raise BaselineError(f"{where}: until: {item['until']!r} is not a date (YYYY-MM-DD)") from None
+        elif isinstance(until, dt.datetime) or not isinstance(until, dt.date):
+            raise BaselineError(f"{where}: until: must be a date (YYYY-MM-DD), got {until!r}")
+    return Entry(n, clause, case, item["reason"].strip(), verdict, until)
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def render(records: list[dict], today: dt.date | None = None) -> str:
+    """A baseline covering every case of this run that did not pass (one entry per case)."""
+    day = (today or dt.date.today()).isoformat()
+    lines = ["# Known deviations (responses-ws-conformance --baseline); written by --write-baseline",
+             f"# on {day}. Edit the reasons; add `until = YYYY-MM-DD` to make an entry lapse.", ""]
+    for rec in sorted(records, key=lambda r: r["nodeid"]):
+        verdict = (rec.get("known") or {}).get("verdict") or rec["verdict"]
+        if verdict not in NON_PASS:
+            continue
+        first = next(iter(rec.get("messages") or []), "")[:200]
+        failed = sorted({o["clause"] for o in rec.get("observations", []) if not o["ok"] and o["clause"]})
+        lines += ["[[known]]", f"case = {_toml_str(rec['nodeid'])}",
+                  f"reason = {_toml_str(f'seen {day}: {verdict} ' + (', '.join(failed) + ': ' if failed else '') + first)}",
+                  f"verdict = {_toml_str(verdict)}", ""]
+    return "\n".join(lines)
