@@ -124,6 +124,7 @@ def _cannot_judge(tl: _Lanes) -> HarnessError:
 
 @pytest.mark.clause("CREATE-INVALID-STREAM-ID")
 @pytest.mark.parametrize("name", ["", "x" * 257, "bad name", "lane/1"], ids=["empty", "too_long", "space", "slash"])
+@pytest.mark.max_requests(creates=1)
 def test_invalid_stream_id(connect, expect, name):
     conn = connect()
     turn = conn.turn(input=PROMPT, store=False, stream_id=name)
@@ -141,6 +142,7 @@ def test_invalid_stream_id(connect, expect, name):
 # --- FIFO per lane, concurrency across lanes ------------------------------------------------------
 
 @pytest.mark.clause("LANE-FIFO")
+@pytest.mark.max_requests(creates=3)
 def test_lane_fifo(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     count = 3
@@ -161,6 +163,7 @@ def test_lane_fifo(target, connect, expect):
 
 
 @pytest.mark.clause("LANE-CONCURRENT")
+@pytest.mark.max_requests(creates=2)
 def test_lanes_run_concurrently(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     conn.create(input=PROMPT, stream_id="conc-a", metadata={ORDER_KEY: "a"}, store=False)
@@ -181,6 +184,7 @@ def test_lanes_run_concurrently(target, connect, expect):
 # --- tagging, reuse of a name ---------------------------------------------------------------------
 
 @pytest.mark.clause("LANE-TAGGED", "LANE-DEFAULT-UNTAGGED")
+@pytest.mark.max_requests(creates=3)
 def test_lane_tagging(target, connect, expect):
     conn = connect()
     named = setup_turn(conn, input=PROMPT, stream_id="tag-a", store=False)
@@ -200,6 +204,7 @@ def test_lane_tagging(target, connect, expect):
 
 
 @pytest.mark.clause("LANE-NEW-CONVERSATION")
+@pytest.mark.max_requests(creates=2)
 def test_reused_name_starts_new_conversation(target, connect, expect, nonce_factory):
     conn = connect()
     nonce = nonce_factory()
@@ -228,6 +233,7 @@ def _probe_sees(target, conn, expect, clause: str, parent: Turn, lane: str, nonc
 
 
 @pytest.mark.clause("LANE-CACHE-PER-LANE")
+@pytest.mark.max_requests(creates=3)
 def test_cache_per_lane(target, connect, expect, nonce_factory):
     conn = connect()
     nonce = nonce_factory()
@@ -238,6 +244,7 @@ def test_cache_per_lane(target, connect, expect, nonce_factory):
 
 
 @pytest.mark.clause("LANE-FORK")
+@pytest.mark.max_requests(creates=3)
 def test_fork_to_another_lane(target, connect, expect, nonce_factory):
     conn = connect()
     nonce = nonce_factory()
@@ -264,6 +271,7 @@ def _after_failure(connect, lane: str, fail_lane: str) -> tuple[Turn, Turn]:
 
 
 @pytest.mark.clause("LANE-FORK-FAILURE-KEEPS-PARENT")
+@pytest.mark.max_requests(creates=3)
 def test_failed_fork_keeps_parent(target, connect, expect):
     parent, after = _after_failure(connect, "keep-a", "keep-b")
     expect("LANE-FORK-FAILURE-KEEPS-PARENT", after.status in RAN, after,
@@ -272,6 +280,7 @@ def test_failed_fork_keeps_parent(target, connect, expect):
 
 
 @pytest.mark.clause("LANE-EVICT-SAME-LANE")
+@pytest.mark.max_requests(creates=3)
 def test_failed_same_lane_continuation_evicts(target, connect, expect):
     parent, after = _after_failure(connect, "evict-a", "evict-a")
     expect("LANE-EVICT-SAME-LANE", after.error_code == NOT_FOUND, after,
@@ -282,6 +291,7 @@ def test_failed_same_lane_continuation_evicts(target, connect, expect):
 # --- the limits (their cost is stated in the README) ------------------------------------------------
 
 @pytest.mark.clause("LANE-ACTIVE-LIMIT")
+@pytest.mark.max_requests(creates=18)
 def test_active_limit_queues(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     count = MAX_ACTIVE + 2
@@ -297,6 +307,7 @@ def test_active_limit_queues(target, connect, expect):
 
 
 @pytest.mark.clause("LANE-NAMED-LIMIT")
+@pytest.mark.max_requests(creates=35)
 def test_named_limit(target, connect, expect):
     conn = connect()
     warm = {"generate": False} if target.has("generate_false") else {}

@@ -105,6 +105,7 @@ def _end_ok(expect, term: dict | None, target_id: str) -> None:
 
 @pytest.mark.clause("STEER-ACCEPTED", "STEER-TARGET-ENDS", "STEER-SUCCESSOR")
 @pytest.mark.parametrize("lane", [None, "steer-lane"], ids=["default_lane", "named_lane"])
+@pytest.mark.max_requests(creates=1)
 def test_steer_accepted_and_successor(target, connect, expect, lane):
     conn = paced(target, connect, TURN_DELAY_MS)
     # on the reference server the named-lane target has two items, so a steer can stop it between them
@@ -131,6 +132,7 @@ def test_steer_accepted_and_successor(target, connect, expect, lane):
 
 
 @pytest.mark.clause("STEER-SUCCESSOR-CONTEXT")
+@pytest.mark.max_requests(creates=2)
 def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
     conn = paced(target, connect, TURN_DELAY_MS)
     nonce = nonce_factory()
@@ -174,6 +176,7 @@ def _tool_outputs_probe(target, target_id: str, calls: list, store: bool) -> dic
 
 
 @pytest.mark.clause("STEER-PENDING")
+@pytest.mark.max_requests(creates=2)
 def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
     conn = paced(target, connect, TURN_DELAY_MS)
     nonce = nonce_factory()
@@ -196,6 +199,7 @@ def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
 
 
 @pytest.mark.clause("STEER-CONNECTION-LOCAL")
+@pytest.mark.max_requests(creates=2)
 def test_pending_steer_is_connection_local(target, connect, expect, nonce_factory):
     # a store=true target, so that another connection can continue it (hydrated)
     conn = paced(target, connect, TURN_DELAY_MS)
@@ -228,6 +232,7 @@ def _expect_echo(expect, ans: dict, target_id: str, input_value) -> None:
 
 @pytest.mark.clause("STEER-ENDED-REFUSED", "STEER-FAILED-ECHO")
 @pytest.mark.parametrize("ending", ["completed", "incomplete"])
+@pytest.mark.max_requests(creates=1)
 def test_steer_of_ended_response_refused(target, connect, expect, ending):
     conn = connect()
     budget = {"max_output_tokens": 16, "input": "Count from 1 to 200, separated by commas."} \
@@ -245,6 +250,7 @@ def test_steer_of_ended_response_refused(target, connect, expect, ending):
 
 
 @pytest.mark.clause("STEER-NOT-FOUND", "STEER-FAILED-ECHO")
+@pytest.mark.max_requests(creates=1)
 def test_steer_of_unknown_response_refused(target, connect, expect):
     conn = connect()
     setup_turn(conn, input=PROMPT, store=False)   # the connection is in use; the id is not
@@ -260,6 +266,7 @@ def test_steer_of_unknown_response_refused(target, connect, expect):
 
 
 @pytest.mark.clause("STEER-INVALID")
+@pytest.mark.max_requests(creates=1)
 def test_steer_with_stream_id_refused(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     target_id = _start(conn, target, input=PROMPT, store=False, stream_id="inv-lane")
@@ -277,6 +284,7 @@ def test_steer_with_stream_id_refused(target, connect, expect):
 
 
 @pytest.mark.clause("STEER-NOT-STEERABLE")
+@pytest.mark.max_requests(creates=1)
 def test_steer_of_compacting_response_refused(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     target_id = _start(conn, target, input=PROMPT, store=False, context_management=[{"type": "compaction"}])
@@ -290,6 +298,7 @@ def test_steer_of_compacting_response_refused(target, connect, expect):
 
 
 @pytest.mark.clause("STEER-FAILED-AFTER-ACCEPT")
+@pytest.mark.max_requests(creates=1)
 def test_steer_fails_with_its_target(target, connect, expect):
     # only the reference server can be made to fail a running response ([[fail]] trigger)
     conn = paced(target, connect, TURN_DELAY_MS)
