@@ -25,8 +25,9 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.client import Connection
 
-# budgets: the embedded server answers in about a millisecond (~460 creates, ~1.5 s, more when
-# a failure is shrunk). A real endpoint gets ~70 small creates (max_output_tokens each, probes
+# budgets: the embedded server answers in about a millisecond (~560 creates, ~7 s with the
+# lane rules' 3 ms pacing and one 40 ms-paced steer per conversation; more when a failure is
+# shrunk). A real endpoint gets ~70 small creates (max_output_tokens each, probes
 # PROBE_BUDGET), no shrinking: a budget (measured) whose derandomized sequences still reach
 # every marked clause of an agreeing target and catch each cache defect of the reference server.
 EMBEDDED_RUNS = dict(max_examples=40, stateful_step_count=15)
