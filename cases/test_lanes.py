@@ -219,8 +219,10 @@ def test_reused_name_starts_new_conversation(target, connect, expect, nonce_fact
 
 # --- the cache per lane, forks, eviction per lane ---------------------------------------------------
 
-def _planted(conn, lane: str, nonce: str) -> Turn:
-    return setup_turn(conn, input=plant(nonce), stream_id=lane, store=False)
+def _planted(connect, nonce_factory, lane: str) -> tuple:
+    """A socket, a nonce and the store=false turn on ``lane`` that planted it."""
+    conn, nonce = connect(), nonce_factory()
+    return conn, nonce, setup_turn(conn, input=plant(nonce), stream_id=lane, store=False)
 
 
 def _probe_sees(target, conn, expect, clause: str, parent: Turn, lane: str, nonce: str, why: str) -> Turn:
@@ -235,9 +237,7 @@ def _probe_sees(target, conn, expect, clause: str, parent: Turn, lane: str, nonc
 @pytest.mark.clause("LANE-CACHE-PER-LANE")
 @pytest.mark.max_requests(creates=3)
 def test_cache_per_lane(target, connect, expect, nonce_factory):
-    conn = connect()
-    nonce = nonce_factory()
-    first = _planted(conn, "cache-a", nonce)
+    conn, nonce, first = _planted(connect, nonce_factory, "cache-a")
     setup_turn(conn, input=PROMPT, stream_id="cache-b", store=False)
     _probe_sees(target, conn, expect, "LANE-CACHE-PER-LANE", first, "cache-a", nonce,
                 "lane 'cache-b' ran a store=false turn after lane 'cache-a''s latest response")
@@ -246,9 +246,7 @@ def test_cache_per_lane(target, connect, expect, nonce_factory):
 @pytest.mark.clause("LANE-FORK")
 @pytest.mark.max_requests(creates=3)
 def test_fork_to_another_lane(target, connect, expect, nonce_factory):
-    conn = connect()
-    nonce = nonce_factory()
-    parent = _planted(conn, "fork-a", nonce)
+    conn, nonce, parent = _planted(connect, nonce_factory, "fork-a")
     fork = _probe_sees(target, conn, expect, "LANE-FORK", parent, "fork-b", nonce, "a fork to lane 'fork-b'")
     expect("LANE-FORK", (fork.response or {}).get("previous_response_id") == parent.response_id, fork,
            "the fork's response does not echo its parent as previous_response_id")

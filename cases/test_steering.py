@@ -134,8 +134,7 @@ def test_steer_accepted_and_successor(target, connect, expect, lane):
 @pytest.mark.clause("STEER-SUCCESSOR-CONTEXT")
 @pytest.mark.max_requests(creates=2)
 def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
-    conn = paced(target, connect, TURN_DELAY_MS)
-    nonce = nonce_factory()
+    conn, nonce = paced(target, connect, TURN_DELAY_MS), nonce_factory()
     target_id = _start(conn, target, input=PROMPT, store=False)
     conn.steer(target_id, plant(nonce))
     ans = _accepted(conn, target, target_id)
@@ -178,8 +177,7 @@ def _tool_outputs_probe(target, target_id: str, calls: list, store: bool) -> dic
 @pytest.mark.clause("STEER-PENDING")
 @pytest.mark.max_requests(creates=2)
 def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
-    conn = paced(target, connect, TURN_DELAY_MS)
-    nonce = nonce_factory()
+    conn, nonce = paced(target, connect, TURN_DELAY_MS), nonce_factory()
     target_id, pending, term, calls = _steered_tool_call(conn, target, nonce, store=False)
     expect("STEER-PENDING", (term or {}).get("type") == "response.completed", term,
            f"a target stopping for tool output ended {(term or {}).get('type')}, expected response.completed")
@@ -202,8 +200,7 @@ def test_steer_pending_for_tool_output(target, connect, expect, nonce_factory):
 @pytest.mark.max_requests(creates=2)
 def test_pending_steer_is_connection_local(target, connect, expect, nonce_factory):
     # a store=true target, so that another connection can continue it (hydrated)
-    conn = paced(target, connect, TURN_DELAY_MS)
-    nonce = nonce_factory()
+    conn, nonce = paced(target, connect, TURN_DELAY_MS), nonce_factory()
     target_id, pending, _, calls = _steered_tool_call(conn, target, nonce, store=True)
     if pending.get("type") != "response.steer.pending":
         raise HarnessError(f"no response.steer.pending, so no steer input was queued: {pending}")

@@ -638,17 +638,23 @@ def c_steer_input_lost(srv):
     return "KIWI-7342" not in nonces_of(t)
 
 
+def _pending_steer(ws, store: bool) -> tuple[str, list]:
+    """A forced tool call steered with KIWI-7342 until response.steer.pending: (its id, the
+    function_call_output answering it)."""
+    ws.create(input="weather?", store=store, tools=[WEATHER_TOOL],
+              tool_choice={"type": "function", "name": WEATHER_TOOL["name"]})
+    rid = ws.recv()["response"]["id"]
+    ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
+    events = ws.collect(turns=1, timeout=6).events
+    while not any(e["type"] == "response.steer.pending" for e in events):
+        events.append(ws.recv())
+    call = next(e for e in events if e["type"] in TERMINAL)["response"]["output"][0]
+    return rid, [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+
+
 def c_steer_pending_input_dropped(srv):
     with WS(srv.ws_url, headers=SLOW) as ws:
-        ws.create(input="weather?", store=False, tools=[WEATHER_TOOL],
-                  tool_choice={"type": "function", "name": WEATHER_TOOL["name"]})
-        rid = ws.recv()["response"]["id"]
-        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
-        events = ws.collect(turns=1, timeout=6).events
-        while not any(e["type"] == "response.steer.pending" for e in events):
-            events.append(ws.recv())
-        call = next(e for e in events if e["type"] in TERMINAL)["response"]["output"][0]
-        out = [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+        rid, out = _pending_steer(ws, store=False)
         t = ws.turn(input=out, store=False, previous_response_id=rid, **probe_fields())
     return "KIWI-7342" not in nonces_of(t)
 
@@ -702,15 +708,7 @@ def c_steer_failed_new_id(srv):
 
 def c_pending_steer_survives_close(srv):
     with WS(srv.ws_url, headers=SLOW) as ws:
-        ws.create(input="weather?", store=True, tools=[WEATHER_TOOL],
-                  tool_choice={"type": "function", "name": WEATHER_TOOL["name"]})
-        rid = ws.recv()["response"]["id"]
-        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
-        events = ws.collect(turns=1, timeout=6).events
-        while not any(e["type"] == "response.steer.pending" for e in events):
-            events.append(ws.recv())
-        call = next(e for e in events if e["type"] in TERMINAL)["response"]["output"][0]
-    out = [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+        rid, out = _pending_steer(ws, store=True)
     with WS(srv.ws_url) as ws:
         t = ws.turn(input=out, store=True, previous_response_id=rid, **probe_fields())
     return "KIWI-7342" in nonces_of(t)
