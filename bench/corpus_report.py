@@ -2,7 +2,8 @@
 """What the monitor says about real recorded api.openai.com streams (tests/data/recorded/).
 
 Each recorded stream (HTTP SSE; its event payloads are the WebSocket payloads, spec §3.2 in
-docs/spec.md) is replayed through one ``StreamMonitor`` with the real schema set: one
+docs/spec.md) is replayed through one ``StreamMonitor`` with the real schema set and the
+leniencies of a profile's ``[stream]`` keys (``--profile``, default ``openai``): one
 ``response.create`` is sent first (model, ``background`` and ``previous_response_id`` taken
 from the stream's own ``response.created``), then every recorded event as one text frame,
 then ``finish()``. The report lists, per stream, the findings by clause and kind, and a
@@ -10,7 +11,7 @@ summary: which clauses real production traffic triggers and in how many streams.
 the deviations of production from our rules (§4.3 items 11, 16b; §3 field tables) that the
 monitor must learn to tolerate or report at the right level; see tests/data/recorded/README.md.
 
-    python bench/corpus_report.py [--dir DIR] [--messages] [--json]
+    python bench/corpus_report.py [--dir DIR] [--profile NAME] [--messages] [--json]
 
 Exit status 0 (a report, not a gate); 2 when the corpus cannot be read.
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.monitor import StreamMonitor  # noqa: E402
 from conformance.schemas import get_schemas  # noqa: E402
+from conformance.target import ProfileError, load_profile  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "recorded"
 
@@ -49,9 +51,9 @@ def replay_create(events: list) -> dict:
     return create
 
 
-def replay(doc: dict, schemas) -> StreamMonitor:
+def replay(doc: dict, schemas, **leniencies: str) -> StreamMonitor:
     """A monitor that has seen one create and the recorded events of ``doc``."""
-    mon = StreamMonitor(schemas=schemas)
+    mon = StreamMonitor(schemas=schemas, **leniencies)
     mon.sent(replay_create(doc["events"]))
     for ev in doc["events"]:
         mon.feed(json.dumps(ev))
@@ -67,6 +69,7 @@ def tally(mon: StreamMonitor) -> Counter:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, default=CORPUS, help="corpus directory (default: %(default)s)")
+    ap.add_argument("--profile", default="openai", help="profile whose [stream] leniencies apply (default openai)")
     ap.add_argument("--messages", action="store_true", help="print the first message of each clause")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
     args = ap.parse_args(argv)
@@ -78,12 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     if not corpus:
         print(f"corpus_report: no *.json streams in {args.dir}", file=sys.stderr)
         return 2
+    try:
+        leniencies = load_profile(args.profile).monitor_options()
+    except ProfileError as exc:
+        print(f"corpus_report: {exc}", file=sys.stderr)
+        return 2
     schemas = get_schemas()
     per_stream: dict[str, Counter] = {}
     firsts: dict[str, dict[str, str]] = {}
     internal: dict[str, list] = {}
     for name, doc in corpus:
-        mon = replay(doc, schemas)
+        mon = replay(doc, schemas, **leniencies)
         per_stream[name] = tally(mon)
         firsts[name] = {}
         for f in mon.findings:
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         violations = sum(v for (c, k), v in t.items() if k == "violation")
         print(f"{name:<{width}}  {violations:4d} violation finding(s)")
         for (clause, kind), count in sorted(t.items()):
-            line = f"    {clause:<28} {kind:<10} {count:4d}"
+            line = f"    {clause:<34} {kind:<10} {count:4d}"
             if args.messages:
                 line += f"  {firsts[name][clause][:110]}"
             print(line)
@@ -111,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             summary.setdefault((clause, kind), []).append(count)
     clean = sum(1 for t in per_stream.values() if not any(k == "violation" for (_, k) in t))
     print(f"\nsummary: {len(per_stream)} recorded streams, {clean} without a violation finding")
-    print(f"{'clause':<28} {'kind':<10} {'streams':>7} {'findings':>8}")
+    print(f"{'clause':<34} {'kind':<10} {'streams':>7} {'findings':>8}")
     for (clause, kind), counts in sorted(summary.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        print(f"{clause:<28} {kind:<10} {len(counts):7d} {sum(counts):8d}")
+        print(f"{clause:<34} {kind:<10} {len(counts):7d} {sum(counts):8d}")
     return 0
 
 

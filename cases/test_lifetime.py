@@ -128,7 +128,7 @@ def _as_input(turn) -> list[dict]:
     """The assistant messages of a turn as plain input messages (ids and statuses dropped,
     so they are valid input with store=false)."""
     out = []
-    for item in (turn.response or {}).get("output") or []:
+    for item in turn.output:
         if isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "assistant":
             text = "".join(str(p.get("text", "")) for p in item.get("content") or []
                            if isinstance(p, dict) and p.get("type") == "output_text")

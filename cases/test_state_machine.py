@@ -566,7 +566,9 @@ class Conversations(ConversationMachine):
             conn.errors += 1
         self.world.observe(conn.mid, request, turn.response_id,
                            turn.status if turn.status in ("completed", "incomplete", "failed") else outcome,
-                           response=turn.response, code=turn.error_code)
+                           response=turn.response, code=turn.error_code,
+                           # the calls as a client sees them (also when the terminal output is empty)
+                           call_ids=[c["call_id"] for c in turn.function_calls if isinstance(c.get("call_id"), str)])
         return turn, turn.status in ("completed", "incomplete", "failed")
 
     def _observed(self, conn: ConnRef, turn: Any) -> str:

@@ -123,7 +123,7 @@ def test_text_turn(target, connect, expect):
         raise HarnessError(f"budget: {TURN_BUDGET} output tokens were not enough for a one-word reply; "
                            "raise --max-output-tokens")
     expect("TURN-TEXT", turn.status == "completed", turn, "a plain text turn did not complete")
-    messages = [i for i in (turn.response or {}).get("output", []) if isinstance(i, dict) and i.get("type") == "message"]
+    messages = [i for i in turn.output if isinstance(i, dict) and i.get("type") == "message"]
     expect("TURN-TEXT", any(m.get("role") == "assistant" for m in messages), turn,
            "no assistant message in the output")
     expect("TURN-TEXT", turn.output_text != "", turn, "the assistant message holds no output_text")

@@ -150,9 +150,12 @@ def _retry_after(error: Any) -> float | None:
     return None
 
 
-def _make_monitor() -> Any:
+def _make_monitor(target: Any = None) -> Any:
+    """The connection's monitor: real schemas, the leniencies of the target's profile ([stream])."""
     from conformance.schemas import get_schemas
-    return StreamMonitor(get_schemas())
+    profile = getattr(target, "profile", None)
+    options = profile.monitor_options() if hasattr(profile, "monitor_options") else {}
+    return StreamMonitor(get_schemas(), **options)
 
 
 # --- Turn ------------------------------------------------------------------------------------
@@ -215,14 +218,23 @@ class Turn:
     def event_types(self) -> list[str]:
         return [ev.get("type", "?") for ev in self.events]
 
-    def _output(self) -> list[dict]:
+    @property
+    def output(self) -> list[dict]:
+        """The output items as a client sees them: the terminal ``response.output``, or, when it
+        is missing, null or empty, the items of the ``output_item.done`` events in
+        ``output_index`` order (what the official SDK's WebSocket helper fills in, §4.3 item 16a)."""
         out = (self.response or {}).get("output")
-        return out if isinstance(out, list) else []
+        if isinstance(out, list) and out:
+            return out
+        done = [ev for ev in self.events if ev.get("type") == "response.output_item.done"
+                and isinstance(ev.get("item"), dict)]
+        done.sort(key=lambda ev: ev["output_index"] if type(ev.get("output_index")) is int else len(done))
+        return [ev["item"] for ev in done]
 
     @property
     def output_text(self) -> str:
         parts = []
-        for item in self._output():
+        for item in self.output:
             if isinstance(item, dict) and item.get("type") == "message":
                 for part in item.get("content") or []:
                     if isinstance(part, dict) and part.get("type") == "output_text":
@@ -231,7 +243,7 @@ class Turn:
 
     @property
     def function_calls(self) -> list[dict]:
-        return [i for i in self._output() if isinstance(i, dict) and i.get("type") == "function_call"]
+        return [i for i in self.output if isinstance(i, dict) and i.get("type") == "function_call"]
 
     @property
     def usage(self) -> dict | None:
@@ -362,7 +374,7 @@ class Connection:
         self._ws = ws
         self.url = url
         self.t0 = t0
-        self.monitor = monitor if monitor is not None else _make_monitor()
+        self.monitor = monitor if monitor is not None else _make_monitor(target)
         self.transcript: list[tuple[float, str, str]] = []
         self.closed = False
         self.closed_by_peer = False

@@ -50,6 +50,34 @@ _SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02":
                     "xai": "xai", "open-responses": "open-responses"}
 
 
+# --reference-option NAME[=VALUE] -> (ServerConfig field, allowed values, value of the bare NAME):
+# the server's streaming variations (§3.4 control events, §4.3 item 16a in docs/spec.md)
+REFERENCE_OPTIONS: dict[str, tuple[str, tuple, Any]] = {
+    "omit-setup-events": ("omit_setup_events", (), True),
+    "omit-terminal-output": ("terminal_output", ("empty", "null", "missing"), "empty"),
+    "control-events": ("control_events", (), True),
+}
+
+
+def reference_overrides(options: Any) -> dict[str, Any]:
+    """ServerConfig overrides for ``--reference-option`` values; ValueError names a bad one."""
+    out: dict[str, Any] = {}
+    for text in options:
+        name, _, value = str(text).partition("=")
+        spec = REFERENCE_OPTIONS.get(name)
+        if spec is None:
+            raise ValueError(f"--reference-option {text!r}: unknown; known: {', '.join(REFERENCE_OPTIONS)}")
+        fld, allowed, bare = spec
+        if not value:
+            out[fld] = bare
+        elif value in allowed:
+            out[fld] = value
+        else:
+            raise ValueError(f"--reference-option {text!r}: " + (f"takes one of {', '.join(allowed)}" if allowed
+                                                                 else "takes no value"))
+    return out
+
+
 def _server_profile(profile: Any) -> str:
     """The reference server's profile for a suite profile (by name, else its built-in parent)."""
     return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
@@ -117,6 +145,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "e.g. to re-check one requirement after a fix")
     g.addoption("--reference-defect", action="append", default=[], metavar="NAME",
                 help="start the embedded reference server with this defect (repeatable; kill-matrix use)")
+    g.addoption("--reference-option", action="append", default=[], metavar="NAME[=VALUE]",
+                help="start the embedded reference server with a streaming variation (repeatable): "
+                     "omit-setup-events, omit-terminal-output[=empty|null|missing], control-events")
 
 
 # --- session state ---------------------------------------------------------------------------
@@ -143,6 +174,7 @@ class Settings:
     max_requests: int | None = None
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
+    server_overrides: dict = field(default_factory=dict)  # from --reference-option
 
     @property
     def embedded(self) -> bool:
@@ -208,6 +240,12 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--clauses: {exc}") from None
     if opt("generated_budget") is not None and opt("generated_budget") < 0:
         raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
+    try:
+        server_overrides = reference_overrides(opt("reference_option") or ())
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if server_overrides and target_url:
+        raise pytest.UsageError("--reference-option applies to the embedded reference server, not to --target")
     baseline = None
     if opt("baseline"):
         try:
@@ -224,7 +262,8 @@ def _settings(config: pytest.Config) -> Settings:
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
                     run_timeout=opt("run_timeout"), retries=retries,
                     max_requests=opt("max_requests"), baseline=baseline,
-                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None)
+                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None,
+                    server_overrides=server_overrides)
 
 
 class ConformanceSession:
@@ -268,6 +307,7 @@ class ConformanceSession:
             cfg["busy_policy"] = p.busy_policy
         if p.busy_error_code:
             cfg["busy_error_code"] = p.busy_error_code
+        cfg.update(s.server_overrides)
         cfg.update(overrides)
         server = ServerThread(ServerConfig(**cfg))
         server.start()

@@ -57,6 +57,14 @@ def _incomplete(ev: Event) -> bool:
     return _type(ev) == "response.output_item.done" and isinstance(item, dict) and item.get("status") == "incomplete"
 
 
+def _fc_done(ev: Event) -> bool:
+    return _type(ev) == "response.function_call_arguments.done"
+
+
+def _completed(ev: Event) -> bool:
+    return _type(ev) == "response.completed"
+
+
 def _default_lane(create: dict) -> bool:
     return "stream_id" not in create
 
@@ -84,6 +92,8 @@ MONITOR_SCOPE: dict[str, tuple[_Rule, Callable[[dict], bool] | None]] = {
     "STREAM-DELTAS-ADD-UP": (_delta, None),
     "STREAM-DONE-MATCHES-OUTPUT": (_done_value, None),
     "STREAM-INCOMPLETE-ITEM-LAST": (_incomplete, None),
+    "STREAM-ITEM-DONE-BEFORE-TERMINAL": (_completed, None),
+    "FC-DONE-NAME": (_fc_done, None),
     "SEQ-PRESENT": (_response_event, None),
     "SEQ-MONOTONIC": (_response_event, None),
     "SEQ-FROM-ZERO-BY-ONE": (_response_event, None),

@@ -16,6 +16,8 @@ The API key is a secret: it is kept out of ``repr``/``str`` of every object here
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -71,11 +73,18 @@ _DEFAULTS: dict[str, Any] = {
     "errors": {
         "not_found_status": 400,
     },
+    # §4.3 item 16a: what the monitor lets a stream leave out ("optional": INFO, not FAIL)
+    "stream": {
+        "setup_events": "optional",
+        "terminal_output": "optional",
+    },
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "concurrency.busy_policy": ("queue", "reject", "either"),
     "features.stream_field": ("tolerated", "rejected", "unspecified"),
+    "stream.setup_events": ("required", "optional"),
+    "stream.terminal_output": ("required", "optional"),
 }
 _SPEC_PROFILES = ("P-legacy", "P-lanes", "P-steer", "P-open")
 
@@ -90,6 +99,15 @@ class ProfileError(ValueError):
 
 class TargetError(ValueError):
     """A --target URL (or another target option) is unusable."""
+
+
+def _portable_source(source: str) -> str:
+    """Where a profile came from, without the local directory: a certificate gets published,
+    and a path of the machine that ran it means nothing elsewhere (the profile's hash does)."""
+    path = Path(source)
+    if path.parent == PROFILES_DIR:
+        return f"built-in:{path.stem}"
+    return path.name if path.suffix == ".toml" else source
 
 
 def builtin_profiles() -> list[str]:
@@ -170,6 +188,12 @@ class Profile:
     features = property(lambda self: self.data["features"])
     cache = property(lambda self: self.data["cache"])
     not_found_status = property(lambda self: int(self.data["errors"]["not_found_status"]))
+    stream = property(lambda self: self.data["stream"])
+
+    def monitor_options(self) -> dict[str, str]:
+        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives."""
+        st = self.data["stream"]
+        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"]}
 
     def capabilities(self) -> frozenset[str]:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""
@@ -342,7 +366,8 @@ class Target:
             "ws_host": parts.netloc.rsplit("@", 1)[-1],
             "ws_path": parts.path,
             "profile": self.profile.name,
-            "profile_source": self.profile.source,
+            "profile_source": _portable_source(self.profile.source),
+            "profile_sha256": hashlib.sha256(json.dumps(self.profile.data, sort_keys=True).encode()).hexdigest(),
             "model": self.model,
             "embedded": self.is_embedded,
             "auth_header": self.auth_header,

@@ -259,8 +259,8 @@ class CaseRecorder:
                 self.errors.append(f"monitor finding names unknown clause {cid!r}: {msg}")
                 continue
             level = self.registry[cid].level
-            self.observations.append(Observation(cid, level, False, "extension" if kind == "extension" else "violation",
-                                                 msg, "", getattr(f, "response_id", None)))
+            kind = kind if kind in ("extension", "info") else "violation"  # info: a tolerated observation
+            self.observations.append(Observation(cid, level, False, kind, msg, "", getattr(f, "response_id", None)))
 
     def violation_text(self, clause: Clause, message: str, evidence: str) -> str:
         text = f"[{clause.level}] {clause.id}: {clause.requirement}"

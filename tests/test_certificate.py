@@ -148,7 +148,7 @@ def test_flaky_and_known_verdicts_validate_and_the_schema_rejects_what_it_does_n
                _record("c::c", "LANE-FIFO", "KNOWN")]
     cert = build_certificate(registry=registry, records=records, profile="openai",
                              fingerprint={"ws_host": "h", "ws_path": "/v1/responses", "profile": "openai",
-                                          "profile_source": "builtin", "model": "m", "embedded": False,
+                                          "profile_source": "built-in:openai", "profile_sha256": "0" * 64, "model": "m", "embedded": False,
                                           "auth_header": "Authorization", "capabilities": []},
                              started=0.0, finished=1.0, strict=False, run_id="20260101-000000-abcdef",
                              spec_profiles=("P-legacy",))

@@ -46,8 +46,8 @@ def load_event(name: str) -> dict:
     return json.loads((EXAMPLES / name).read_text(encoding="utf-8"))
 
 
-def run(frames, schemas=False, finish=True) -> StreamMonitor:
-    m = StreamMonitor(schemas)
+def run(frames, schemas=False, finish=True, **leniencies) -> StreamMonitor:
+    m = StreamMonitor(schemas, **leniencies)
     for direction, msg in frames:
         if direction == "c":
             m.sent(msg)
@@ -247,7 +247,13 @@ MUTATIONS = [
     ("drop-text-done", TEXT, drop("response.output_text.done"), "STREAM-ITEM-LIFECYCLE", False),
     ("drop-args-done", FC, drop("response.function_call_arguments.done"), "STREAM-ITEM-LIFECYCLE", False),
     ("drop-output-item-added", FC, drop("response.output_item.added"), "STREAM-ITEM-LIFECYCLE", False),
-    ("drop-output-item-done", TEXT, drop("response.output_item.done"), "STREAM-ITEM-LIFECYCLE", False),
+    ("drop-output-item-done-lost", TEXT, lambda fr: edit("response.completed", setter("response.output", []))(
+        drop("response.output_item.done")(fr)), "STREAM-ITEM-LIFECYCLE", False),
+    # §4.3 item 16b: the terminal output holds the item that never got its output_item.done
+    ("drop-output-item-done", TEXT, drop("response.output_item.done"), "STREAM-ITEM-DONE-BEFORE-TERMINAL", False),
+    # §3.2: production's function_call_arguments.done without name
+    ("fc-done-without-name", FC, edit("response.function_call_arguments.done", deleter("name")), "FC-DONE-NAME",
+     False),
     ("duplicate-output-item-done", TEXT, insert_after("response.output_item.done", lambda m: ("s", copy.deepcopy(m))),
      "STREAM-ITEM-LIFECYCLE", False),
     ("output-index-starts-at-1", TEXT, edit_all(lambda m: "output_index" in m, setter("output_index", 1)),
@@ -340,7 +346,7 @@ GRAMMAR_CLAUSES = {
     "STREAM-ANNOUNCED-ITEM", "STREAM-DELTAS-ADD-UP", "STREAM-DONE-MATCHES-OUTPUT", "STREAM-ONE-TERMINAL",
     "STREAM-TERMINAL-LAST", "STREAM-TERMINAL-RESPONSE", "STREAM-INCOMPLETE-ITEM-LAST", "SEQ-PRESENT",
     "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "LANE-DEFAULT-UNTAGGED", "LANE-TAGGED", "QUEUE-ONE-IN-FLIGHT",
-    "PREVIOUS-ID-ECHOED",
+    "PREVIOUS-ID-ECHOED", "STREAM-ITEM-DONE-BEFORE-TERMINAL", "FC-DONE-NAME",
 }
 
 

@@ -194,6 +194,26 @@ def test_bad_target_url_is_a_usage_error(pytester: pytest.Pytester):
     assert "ws:// or wss://" in result.stderr.str()
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--reference-option", "omit-everything"], "unknown; known: omit-setup-events"),
+    (["--reference-option", "omit-terminal-output=sometimes"], "takes one of empty, null, missing"),
+    (["--reference-option", "control-events=yes"], "takes no value"),
+    (["--reference-option", "control-events", "--target", "ws://127.0.0.1:9/v1/responses"], "not to --target"),
+])
+def test_bad_reference_option_is_a_usage_error(pytester: pytest.Pytester, args, fragment):
+    _setup(pytester)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--no-report", *args, "cases")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert fragment in result.stderr.str() and "Traceback" not in result.stderr.str()
+
+
+def test_reference_options_become_server_config():
+    from conformance.plugin import reference_overrides
+    assert reference_overrides(["omit-setup-events", "omit-terminal-output", "control-events"]) == {
+        "omit_setup_events": True, "terminal_output": "empty", "control_events": True}
+    assert reference_overrides(["omit-terminal-output=missing"]) == {"terminal_output": "missing"}
+
+
 def test_xdist_workers_merge_into_one_certificate(pytester: pytest.Pytester):
     pytest.importorskip("xdist")
     _setup(pytester)

@@ -73,6 +73,7 @@ def test_zdr_removes_hydration(tmp_path):
     ('name = "x"\nspec_profiles = ["P-weird"]\n', "spec_profiles"),
     ('[features]\nlanes = true\n', "name"),
     ('name = "x"\ncache = 3\n', "cache"),
+    ('name = "x"\n[stream]\nsetup_events = "sometimes"\n', "stream.setup_events"),
 ])
 def test_bad_profile_names_file_and_key(tmp_path, text, key):
     f = tmp_path / "vendor.toml"
@@ -119,3 +120,23 @@ def test_short_key_redacted_only_where_it_stands_alone():
     assert "max_output_tokens" in out and "Bearer <redacted-key>" in out and '"<redacted-key>"' in out
     long_key = "sk-conformance-0123456789abcdef"
     assert long_key not in redact(f"tokens {long_key}tail", long_key)
+
+
+@pytest.mark.parametrize("name, value", [("openai", "optional"), ("openai-2026-02", "optional"), ("xai", "optional"),
+                                         ("open-responses", "required"), ("reference", "required")])
+def test_stream_leniencies(name, value):
+    """§4.3 item 16a: [stream] keys, handed to the monitor as they are."""
+    p = load_profile(name)
+    assert p.monitor_options() == {"setup_events": value, "terminal_output": value}
+    from conformance.monitor import StreamMonitor
+    assert StreamMonitor(False, **p.monitor_options()).lenient.setup_events is (value == "optional")
+
+
+def test_fingerprint_names_no_local_directory(tmp_path):
+    """A published certificate carries no path of the machine that ran it."""
+    vendor = tmp_path / "acme.toml"
+    vendor.write_text('name = "acme"\nextends = "openai"\n')
+    from conformance.target import _portable_source, load_profile
+    assert _portable_source(load_profile("openai").source) == "built-in:openai"
+    assert _portable_source(load_profile(vendor).source) == "acme.toml"
+    assert str(tmp_path) not in _portable_source(load_profile(vendor).source)

@@ -8,8 +8,8 @@ rules of one response, ``attribution`` which request a frame answers, and ``stre
 from conformance.monitor.attribution import Phase, RequestState
 from conformance.monitor.events import KNOWN_EVENT_TYPES, TERMINAL_STATUS, TERMINAL_TYPES, WILD_EXTENSIONS
 from conformance.monitor.framing import PERMISSIVE, PermissiveSchemas
-from conformance.monitor.grammar import PartState
-from conformance.monitor.records import EXTENSION, VIOLATION, Finding, Observed
+from conformance.monitor.grammar import Leniency, PartState
+from conformance.monitor.records import EXTENSION, INFO, VIOLATION, Finding, Observed
 from conformance.monitor.stream import StreamMonitor
 
 __all__ = [
@@ -27,4 +27,6 @@ __all__ = [
     "PartState",
     "VIOLATION",
     "EXTENSION",
+    "INFO",
+    "Leniency",
 ]

@@ -31,7 +31,9 @@ rule events                   steps, in order                                 cl
                               lane's; else ``connection_errors``
 5    ``response.steer.*``,    the response named; the lane's only streaming   SEQ-* (shared
      ``response.inject.*``    one; else unattributed                          numbering, §3.5)
-6    extensions (§3.1)        the lane's only streaming one                   SEQ-*
+6    extensions (§3.1)        control events (no ``sequence_number``, no      SEQ-*
+                              response id, §3.4): none; else the lane's only
+                              streaming one
 ==== ======================== =============================================== ======================
 
 Every attached event is also checked for its lane tag (``LANE-DEFAULT-UNTAGGED``,
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.monitor.events import CONNECTION_LEVEL_CODES, DELTA_INFO, DONE_INFO, valid_lane_name
-from conformance.monitor.grammar import Grammar, Item
+from conformance.monitor.grammar import STRICT, Grammar, Item, Leniency
 from conformance.monitor.records import VIOLATION, Finding, Observed, short
 
 
@@ -98,7 +100,8 @@ class Lane:
 class Attribution:
     """The requests of one connection and the handlers that tie each event to one of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, lenient: Leniency = STRICT) -> None:
+        self.lenient = lenient
         self.requests: list[RequestState] = []
         self.findings: list[Finding] = []
         self.connection_errors: list[dict] = []
@@ -130,6 +133,12 @@ class Attribution:
         elif obs is not None:
             self._loose.append(f)
         return f
+
+    def _request(self, create: dict, lane: str | None, origin: str = "create") -> RequestState:
+        """A new request, numbered in order, with the profile's leniencies."""
+        rs = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
+        self.requests.append(rs)
+        return rs
 
     # --- lanes and pending creates
 
@@ -275,8 +284,7 @@ class Attribution:
         if rs is not None:
             return rs
         if ev.get("type") == "response.created":  # answers nothing: still check its stream
-            rs = RequestState(len(self.requests), {}, key if type(key) is str else None, origin="unsolicited")
-            self.requests.append(rs)
+            rs = self._request({}, key if type(key) is str else None, origin="unsolicited")
             self.notes.append(f"frame {self._obs.index}: response.created {short(rid)} answers no create "
                               f"(request {rs.index} opened as unsolicited)")
             return rs
@@ -291,9 +299,7 @@ class Attribution:
                 break
         if create is None:
             create = {"type": "response.steer", "previous_response_id": target.response_id}
-        rs = RequestState(len(self.requests), create, target.lane, origin="steer")
-        self.requests.append(rs)
-        return rs
+        return self._request(create, target.lane, origin="steer")
 
     def _h_queued(self, ev: dict, typ: str) -> None:
         resp = ev.get("response")
@@ -310,11 +316,20 @@ class Attribution:
         if rs.state == DONE:
             self._after_end(rs, ev)
             return
+        g = rs.grammar
+        if rs.state == STREAMING and not g.queued and len(rs.events) == 1 and type(rs.created) is dict \
+                and rs.created.get("status") == "queued":
+            # right after a response.created with status queued: accepted (§4.3 item 11 update);
+            # response.in_progress is still due next
+            g.in_progress_due = False
+            self._attach(rs, ev, typ)
+            g.in_progress_due = g.queued = True
+            return
         if rs.state == STREAMING:
             self._attach(rs, ev, typ)
             self._add("STREAM-CREATED-FIRST", "response.queued after the response started", rs)
             return
-        rs.grammar.queued = True
+        g.queued = True
         self._attach(rs, ev, typ)
 
     def _h_created(self, ev: dict, typ: str) -> None:
@@ -397,7 +412,8 @@ class Attribution:
                 self._after_end(rs, ev)
             return
         self._attach(rs, ev, typ)
-        if type(resp) is not dict:
+        if type(resp) is not dict:  # a MUST under every profile (§4.3 items 15, 16a)
+            self._add("STREAM-TERMINAL-RESPONSE", f"{typ} carries no response object", rs, pointer="/response")
             self._end(rs, DONE, typ)
             return
         rs.grammar.terminal(self._add, rs, typ, resp, rid)
@@ -483,6 +499,8 @@ class Attribution:
             self._after_end(rs, ev)
             return None
         self._attach(rs, ev, typ)
+        if it is None and iid is not None and self.lenient.setup_events:  # an implicit item: its owner
+            self._item_owner.setdefault(iid, rs)
         return g.announced(self._add, rs, ev, typ, it, iid)
 
     def _h_plain(self, ev: dict, typ: str) -> RequestState | None:
@@ -516,6 +534,8 @@ class Attribution:
             self._after_end(rs, ev)
             return
         self._attach(rs, ev, typ)
+        if it is None and iid is not None and self.lenient.setup_events:
+            self._item_owner.setdefault(iid, rs)
         rs.grammar.item_done(self._add, rs, ev, iid, it)
 
     def _h_part_added(self, ev: dict, typ: str) -> None:
@@ -663,6 +683,8 @@ class Attribution:
     # --- rule 6: extensions
 
     def _h_extension_event(self, ev: dict, typ: str) -> None:
+        if "sequence_number" not in ev and "response_id" not in ev and "response" not in ev:
+            return  # a control event (ping, codex.rate_limits, ...; §3.4): no response owns it
         sid = ev.get("stream_id")
         lane = self._lanes.get(sid if sid is None or type(sid) is str else None)
         if lane is not None and len(lane.streaming) == 1:

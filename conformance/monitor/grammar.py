@@ -4,7 +4,12 @@ Created first, in_progress follows (item 11), item and part lifecycle and indexe
 (12), announced items (13), deltas that add up and ``.done`` values that match the output
 (14), one terminal event, last, carrying the response (15), an incomplete item last (16),
 sequence numbers (17, §3.5: they restart per response; strictly increasing is the MUST, 0
-then +1 the SHOULD). Each finding of a kind is reported once per response. The attribution
+then +1 the SHOULD). ``Leniency`` carries the profile's tolerances of item 16a: setup events
+(``output_item.added``, ``content_part.added``, ``reasoning_summary_part.added``) and the
+terminal ``output`` may be left out; what is left out is then an INFO observation. Items still
+open at the terminal event that its ``output`` holds are a SHOULD finding (16b); a
+``function_call_arguments.done`` without ``name`` too (§3.2). Each finding of a kind is
+reported once per response. The attribution
 decides which response an event belongs to; the methods here judge it and report through
 ``add(clause, message, rs, pointer=...)``.
 """
@@ -14,7 +19,7 @@ import enum
 from typing import Any, Callable
 
 from conformance.monitor.events import FAMILIES, LIFECYCLE_START, PART_FAMILY, TERMINAL_STATUS
-from conformance.monitor.records import short
+from conformance.monitor.records import INFO, short
 
 Add = Callable[..., Any]
 
@@ -31,8 +36,28 @@ class PartState(enum.StrEnum):
 _NO_MORE_DELTAS = (PartState.TEXT_DONE, PartState.CLOSED)
 
 
+class Leniency:
+    """What the target's profile lets a response leave out (§4.3 item 16a): the item/part setup
+    events, the terminal ``response.output``. ``"required"`` (the default) or ``"optional"``."""
+
+    __slots__ = ("setup_events", "terminal_output")
+    CHOICES = ("required", "optional")
+
+    def __init__(self, setup_events: str = "required", terminal_output: str = "required") -> None:
+        for name, value in (("setup_events", setup_events), ("terminal_output", terminal_output)):
+            if value not in self.CHOICES:
+                raise ValueError(f"{name} must be 'required' or 'optional', got {value!r}")
+        self.setup_events = setup_events == "optional"  # True: optional
+        self.terminal_output = terminal_output == "optional"
+
+
+STRICT = Leniency()
+FC_ARGUMENTS = "response.function_call_arguments"
+
+
 class Item:
-    """An output item announced by ``output_item.added``."""
+    """An output item announced by ``output_item.added`` (or, when setup events are optional,
+    first seen in a later event)."""
 
     __slots__ = ("id", "output_index", "done", "parts", "next_part", "summary_parts", "next_summary",
                  "deltas", "done_values")
@@ -53,9 +78,10 @@ class Grammar:
     """The grammar state of one response."""
 
     __slots__ = ("seq", "in_progress_due", "items", "by_output_index", "order", "incomplete_item", "once",
-                 "queued")
+                 "queued", "lenient")
 
-    def __init__(self) -> None:
+    def __init__(self, lenient: Leniency = STRICT) -> None:
+        self.lenient = lenient
         self.seq: int | None = None  # highest sequence_number seen
         self.in_progress_due = False  # response.created seen: the next event must be response.in_progress
         self.items: dict = {}  # item id -> Item
@@ -63,14 +89,30 @@ class Grammar:
         self.order: list = []  # items in order of output_item.added
         self.incomplete_item: Item | None = None
         self.once: set = set()  # dedupe keys of findings reported once per response
-        self.queued = False  # response.queued came first
+        self.queued = False  # response.queued came first (or right after a queued response.created)
 
-    def once_add(self, add: Add, rs: Any, key: Any, clause: str, message: str) -> None:
+    def once_add(self, add: Add, rs: Any, key: Any, clause: str, message: str, **kw: Any) -> None:
         """A finding reported once per response and ``(clause, key)``."""
         k = (clause, key)
         if k not in self.once:
             self.once.add(k)
-            add(clause, message, rs)
+            add(clause, message, rs, **kw)
+
+    def _tolerated_setup(self, add: Add, rs: Any, clause: str, what: str) -> None:
+        """A left-out setup event under ``setup_events = "optional"``: INFO, once per response."""
+        self.once_add(add, rs, "setup-optional", clause,
+                      f"{what} (setup events are optional for this target, §4.3 item 16a)", kind=INFO)
+
+    def new_item(self, iid: str | None, oi: Any) -> Item:
+        """An item of this response: announced, or (setup events optional) first seen in a
+        delta, ``.done`` or ``output_item.done``."""
+        it = Item(iid, oi)
+        self.order.append(it)
+        if type(oi) is int:
+            self.by_output_index.setdefault(oi, it)
+        if iid is not None:
+            self.items.setdefault(iid, it)
+        return it
 
     # --- every event of the live response: sequence numbers, in_progress after created
 
@@ -148,12 +190,7 @@ class Grammar:
                 rs, pointer="/output_index")
         if iid is not None and (iid in self.items or iid in ids_elsewhere):
             add("STREAM-ITEM-LIFECYCLE", f"output_item.added repeats item id {iid!r}", rs)
-        it = Item(iid, oi)
-        self.order.append(it)
-        if type(oi) is int:
-            self.by_output_index.setdefault(oi, it)
-        if iid is not None:
-            self.items.setdefault(iid, it)
+        self.new_item(iid, oi)
         return iid
 
     def done_item(self, ev: dict) -> tuple[str | None, Item | None]:
@@ -169,8 +206,12 @@ class Grammar:
     def item_done(self, add: Add, rs: Any, ev: dict, iid: str | None, it: Item | None) -> None:
         """``output_item.done`` (items 12, 14, 16)."""
         if it is None:
-            add("STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} that was never added", rs)
-            return
+            if not self.lenient.setup_events:
+                add("STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} that was never added", rs)
+                return
+            self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} "
+                                  "that no output_item.added announced")
+            it = self.new_item(iid, ev.get("output_index"))
         if it.done:
             add("STREAM-ITEM-LIFECYCLE", f"second output_item.done for item {short(iid)}", rs)
             return
@@ -200,6 +241,10 @@ class Grammar:
 
     def announced(self, add: Add, rs: Any, ev: dict, typ: str, it: Item | None, iid: Any) -> Item | None:
         """The open item an item event references by ``item_id`` (item 13: announced item)."""
+        if it is None and iid is not None and self.lenient.setup_events:
+            self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
+                                  f"{typ} references item_id {short(iid)}, not announced by output_item.added")
+            return self.new_item(iid, ev.get("output_index"))
         if it is None:
             self.once_add(add, rs, ("id", iid), "STREAM-ANNOUNCED-ITEM",
                           f"{typ} references item_id {short(iid)}, not announced by output_item.added")
@@ -217,6 +262,10 @@ class Grammar:
 
     def announced_by_index(self, add: Add, rs: Any, typ: str, oi: Any, it: Item | None) -> Item | None:
         """The open item an event references by ``output_index`` only."""
+        if it is None and type(oi) is int and self.lenient.setup_events:
+            self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
+                                  f"{typ} references output_index {oi}, not announced by output_item.added")
+            return self.new_item(None, oi)
         if it is None:
             self.once_add(add, rs, ("oi", short(oi)), "STREAM-ANNOUNCED-ITEM",
                           f"{typ} references output_index {short(oi)}, not announced by output_item.added")
@@ -266,7 +315,10 @@ class Grammar:
             state = parts.get(idx)
         except TypeError:
             return
-        if state is None:
+        if state is None and self.lenient.setup_events:
+            self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE", f"{typ} for part {short(idx)} of {it.id!r} "
+                                  "that was never added")
+        elif state is None:
             add("STREAM-ITEM-LIFECYCLE", f"{typ} for part {short(idx)} of {it.id!r} that was never added", rs)
             return
         if state == PartState.CLOSED:
@@ -301,7 +353,11 @@ class Grammar:
                 state = parts.get(idx)
             except TypeError:
                 return
-            if state is None or state in _NO_MORE_DELTAS:
+            if state is None and self.lenient.setup_events:
+                self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
+                                      f"{typ} for {idx_field} {short(idx)} of {it.id!r} before its part was added")
+                _open_part(it, container, idx, PartState.DELTAS)
+            elif state is None or state in _NO_MORE_DELTAS:
                 self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), "STREAM-ITEM-LIFECYCLE",
                               f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
                               + ("before its part was added" if state is None else "after its part's .done"))
@@ -335,11 +391,18 @@ class Grammar:
         if container is not None:
             parts = it.parts if container == "part" else it.summary_parts
             state = parts.get(idx)
-            if state is None or state in _NO_MORE_DELTAS:
+            if state is None and self.lenient.setup_events:
+                self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
+                                      f"{typ} for {idx_field} {short(idx)} of {it.id!r} without an open part")
+                _open_part(it, container, idx, PartState.TEXT_DONE)
+            elif state is None or state in _NO_MORE_DELTAS:
                 add("STREAM-ITEM-LIFECYCLE", f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
                     + ("without an open part" if state is None else "after its part closed"), rs)
             else:
                 parts[idx] = PartState.TEXT_DONE
+        if base == FC_ARGUMENTS and type(ev.get("name")) is not str:  # §3.2: production leaves it out
+            self.once_add(add, rs, "fc-name", "FC-DONE-NAME",
+                          f"{typ} for {it.id!r} carries no name (the OpenAPI spec lists it)")
         value = ev.get(fld)
         it.done_values[key] = value
         acc = it.deltas.get(key)
@@ -365,18 +428,41 @@ class Grammar:
         if typ == "response.completed":  # at failed or incomplete, open items are tolerated
             open_items = [it for it in self.order if not it.done]
             if open_items:
-                add("STREAM-ITEM-LIFECYCLE", f"response.completed while items are open: {[it.id for it in open_items]}",
-                    rs)
+                self._open_at_terminal(add, rs, open_items, resp.get("output"))
         if self.incomplete_item is not None and typ != "response.incomplete":
             add("STREAM-INCOMPLETE-ITEM-LAST",
                 f"item {self.incomplete_item.id!r} ended incomplete but the response ends with {typ}", rs)
         if typ != "response.failed" and self.order:  # a failed response may drop partial output
             self._compare_output(add, rs, resp)
 
+    @staticmethod
+    def _open_at_terminal(add: Add, rs: Any, open_items: list, output: Any) -> None:
+        """Items without ``output_item.done`` at response.completed: a SHOULD finding for those
+        the terminal ``output`` holds (item 16b), the MUST of item 12 for the others."""
+        ids = {o.get("id") for o in output if type(o) is dict} if type(output) is list else set()
+        held = [it.id for it in open_items if it.id is not None and it.id in ids]
+        lost = [it.id for it in open_items if it.id is None or it.id not in ids]
+        if held:
+            add("STREAM-ITEM-DONE-BEFORE-TERMINAL", f"response.completed while items are open: {held} "
+                "(the terminal output holds them)", rs)
+        if lost:
+            add("STREAM-ITEM-LIFECYCLE", f"response.completed while items are open: {lost}", rs)
+
     def _compare_output(self, add: Add, rs: Any, resp: dict) -> None:
         """Each streamed item's ``.done`` values against ``response.output`` (by id, else by
-        position); an empty output after streamed items is reported too (item 14)."""
+        position); a missing, null or empty output after streamed items is reported too (item
+        14), as INFO when the profile makes the terminal output optional (item 16a)."""
         output = resp.get("output")
+        if not output and self.lenient.terminal_output:
+            what = "missing" if "output" not in resp else ("null" if output is None else "empty")
+            add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output is {what} (the terminal output is "
+                "optional for this target, §4.3 item 16a)", rs, kind=INFO)
+            return
+        if output is None:
+            add("STREAM-DONE-MATCHES-OUTPUT", "terminal response.output is "
+                + ("missing" if "output" not in resp else "null") + " after streamed items", rs,
+                pointer="/response/output")
+            return
         if type(output) is not list:
             return
         by_id = {o["id"]: o for o in output if type(o) is dict and type(o.get("id")) is str}
@@ -398,6 +484,20 @@ class Grammar:
         if missing:
             add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output lacks streamed items {missing}"
                 + (" (output is empty)" if not output else ""), rs)
+
+
+def _open_part(it: Item, container: str, idx: Any, state: PartState) -> None:
+    """A part first seen in a delta or ``.done`` (setup events optional); later parts are
+    expected after it."""
+    nxt = idx + 1 if type(idx) is int else None
+    if container == "part":
+        it.parts[idx] = state
+        if nxt is not None:
+            it.next_part = max(it.next_part, nxt)
+    else:
+        it.summary_parts[idx] = state
+        if nxt is not None:
+            it.next_summary = max(it.next_summary, nxt)
 
 
 def _is_empty_terminal(ev: dict, typ: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 VIOLATION = "violation"
 EXTENSION = "extension"
+INFO = "info"  # an observation the target's profile tolerates (the clause named), never a failure
 
 
 @dataclass(slots=True)

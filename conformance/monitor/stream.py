@@ -11,26 +11,33 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from conformance.monitor.attribution import STREAMING, Attribution, RequestState
+from conformance.monitor.attribution import STREAMING, Attribution
 from conformance.monitor.events import (DELTA_INFO, DONE_INFO, INDEX_EVENTS, INJECT_EVENTS, ITEM_EVENTS,
                                         PART_EVENTS, PLAIN_EVENTS, STEER_EVENTS, SUMMARY_PART_EVENTS,
                                         TERMINAL_STATUS)
 from conformance.monitor.framing import GENERIC, GRAMMAR, SchemaDispatch, decode
+from conformance.monitor.grammar import Leniency
 from conformance.monitor.records import Finding, Observed
 
 Handler = Callable[[dict, str], None]
 _loads = json.loads
+# schema issues an optional terminal output makes moot: (event type, pointer)
+TERMINAL_OUTPUT = frozenset((typ, "/response/output") for typ in TERMINAL_STATUS)
 
 
 class StreamMonitor(Attribution):
     """Checks the frames of one WebSocket connection.
 
     ``schemas``: a schema set (see ``SchemaDispatch``), ``None`` for conformance.schemas, or
-    ``False`` / ``PERMISSIVE`` for the grammar only."""
+    ``False`` / ``PERMISSIVE`` for the grammar only. ``setup_events`` and ``terminal_output``:
+    ``"required"`` (default) or ``"optional"``, the target's leniencies of §4.3 item 16a (the
+    harness passes its profile's ``[stream]`` keys); ValueError for another value."""
 
-    def __init__(self, schemas: Any = None) -> None:
-        super().__init__()
-        self._schemas = SchemaDispatch(schemas, self.notes, self.internal_errors)
+    def __init__(self, schemas: Any = None, *, setup_events: str = "required",
+                 terminal_output: str = "required") -> None:
+        super().__init__(Leniency(setup_events, terminal_output))
+        self._schemas = SchemaDispatch(schemas, self.notes, self.internal_errors,
+                                       tolerated=TERMINAL_OUTPUT if self.lenient.terminal_output else frozenset())
         self._is_valid: Callable[[Any], bool] | None = None  # the schema set's, once resolved
         self._count = 0
         self._finished = False
@@ -47,8 +54,7 @@ class StreamMonitor(Attribution):
             if type(event) is dict and event.get("type") == "response.create":
                 sid = event.get("stream_id")
                 lane = sid if type(sid) is str else None
-                rs = RequestState(len(self.requests), event, lane)
-                self.requests.append(rs)
+                rs = self._request(event, lane)
                 self._lane(lane).pending.append(rs)
                 return rs.index
             if type(event) is dict and event.get("type") == "response.steer":

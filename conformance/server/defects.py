@@ -156,6 +156,11 @@ DEFECTS: dict[str, Defect] = dict(
         _d("compaction-drops-context", "COMPACT-NEW-CHAIN",
            "The compaction item of POST /responses/compact loses the nonce-like codes of the compacted "
            "window, so a new chain started from it does not see them."),
+        _d("function-args-done-without-name", "FC-DONE-NAME",
+           "response.function_call_arguments.done leaves out name (as production does).", "SHOULD"),
+        _d("item-left-open-at-terminal", "STREAM-ITEM-DONE-BEFORE-TERMINAL",
+           "The last output_item.done is never sent; the terminal response.output still holds the item.",
+           "SHOULD"),
         # lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33)
         _d("stream-id-not-validated", "CREATE-INVALID-STREAM-ID",
            "Any string is taken as a lane name: an empty, too long or badly formed stream_id opens a lane."),
@@ -279,6 +284,8 @@ class Flags:
     turn_after_limit: bool = False
     compact_wrong_object: bool = False
     compaction_drops_context: bool = False
+    function_args_done_without_name: bool = False
+    item_left_open_at_terminal: bool = False
     stream_id_not_validated: bool = False
     lane_jobs_overlap: bool = False
     lanes_serialised: bool = False
@@ -316,7 +323,8 @@ _EVENT_DEFECTS = (
     "sequence_per_connection", "sequence_gaps", "sequence_not_monotonic", "missing_terminal_event",
     "deltas_dont_add_up", "terminal_not_last", "output_mismatch", "created_not_first",
     "missing_created_response_fields", "no_in_progress", "part_never_closed", "output_index_skips",
-    "delta_for_unannounced_item", "completed_without_usage",
+    "delta_for_unannounced_item", "completed_without_usage", "function_args_done_without_name",
+    "item_left_open_at_terminal",
 )
 
 

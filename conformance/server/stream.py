@@ -346,6 +346,15 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
         for e in events:
             if e["type"] == "response.completed":
                 e["response"] = dict(e["response"], usage=None)
+    if flags.function_args_done_without_name:
+        for e in events:
+            if e["type"] == "response.function_call_arguments.done":
+                e.pop("name", None)
+    if flags.item_left_open_at_terminal:
+        for i in range(len(events) - 1, -1, -1):
+            if events[i]["type"] == "response.output_item.done":
+                del events[i]
+                break
     if flags.created_not_first and len(events) >= 2:
         events[0], events[1] = events[1], events[0]
     if flags.missing_terminal_event:

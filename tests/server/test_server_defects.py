@@ -300,6 +300,19 @@ def c_delta_for_unannounced_item(srv):
     return any(e["item_id"] not in announced for e in t.events if e["type"] == "response.output_text.delta")
 
 
+def c_function_args_done_without_name(srv):
+    t = _text_turn(srv, tools=[WEATHER_TOOL], tool_choice={"type": "function", "name": "get_weather"})
+    done = [e for e in t.events if e["type"] == "response.function_call_arguments.done"]
+    return bool(done) and any("name" not in e for e in done)
+
+
+def c_item_left_open_at_terminal(srv):
+    t = _text_turn(srv)
+    closed = {e["item"]["id"] for e in t.events if e["type"] == "response.output_item.done"}
+    held = {o["id"] for o in t.response.get("output") or []}
+    return t.terminal["type"] == "response.completed" and bool(held - closed)
+
+
 def c_completed_without_usage(srv):
     t = _text_turn(srv)
     return t.terminal["type"] == "response.completed" and t.response.get("usage") is None
