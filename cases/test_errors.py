@@ -2,7 +2,8 @@
 ``type``, nested ``error.{type, code, message}``, ``status``), §4.1 item 4 (a request-scoped
 error leaves the connection open and usable), §4.2 item 9 (``previous_response_id`` with
 ``conversation`` is rejected) and §1.4/§2.4 (malformed JSON, unknown client event types and
-binary frames from the client; OpenAI does not document the answer, so these are SHOULD).
+binary frames from the client, first or after a completed turn, and frames over the size limit;
+OpenAI does not document the answer, so these are SHOULD).
 
 Errors are provoked without a model: a made-up ``previous_response_id``, ``background:true``
 (where the profile says it is rejected), bad frames, and contradictory fields. Every error
@@ -16,7 +17,7 @@ import json
 import pytest
 
 from conformance.casekit import PROMPT, RAN, expect_monitor_clean, no_response_events
-from conformance.client import HarnessError
+from conformance.client import HandshakeRefused, HarnessError
 from conformance.schemas import get_schemas
 
 # made up, so no server can have it; store=false, so it cannot be hydrated either (§4.5 item 28)
@@ -167,6 +168,106 @@ def test_binary_frame_refused(target, connect, expect):
     fresh = connect()
     turn = fresh.turn(input=PROMPT, store=False)
     expect("CLIENT-BINARY-FRAME", turn.status in RAN, turn, "after a binary frame a new connection could not run a turn")
+
+
+# --- bad client frames after a completed turn (§1.4, §2.4) ---------------------------------
+
+def _mid_connection_answer(conn, target, kind: str) -> list[dict]:
+    """Send the bad frame of ``kind`` and collect its answer (an error, or a close)."""
+    if kind == "binary":
+        conn.send(json.dumps({"type": "response.create", "model": target.model, "input": PROMPT,
+                              "store": False}).encode())
+    elif kind == "unknown-event":
+        conn.send(json.dumps({"type": "conformance.unknown_event", "input": PROMPT}))
+    else:
+        conn.send(MALFORMED["not-json"])
+    answer = conn.recv_until(lambda m: m.get("type") == "error", timeout=_wait(target))
+    if kind == "binary":    # a binary create that runs shows itself after the error wait
+        answer += [o.message for o in conn.recv_frames(0.2 if target.is_embedded else 1.0) if o.message is not None]
+    return answer
+
+
+MID_CONNECTION = {"malformed-json": "CLIENT-MALFORMED-JSON", "unknown-event": "CLIENT-UNKNOWN-EVENT",
+                  "binary": "CLIENT-BINARY-FRAME"}
+
+
+@pytest.mark.max_requests(creates=3)     # 2, and the binary frame's create if a server runs it
+@pytest.mark.clause("CLIENT-MALFORMED-JSON", "CLIENT-UNKNOWN-EVENT", "CLIENT-BINARY-FRAME", "ERR-ENVELOPE",
+                    "ERR-CODE-NESTED")
+@pytest.mark.parametrize("kind", sorted(MID_CONNECTION))
+def test_bad_frame_after_completed_turn(target, connect, expect, kind):
+    """Not only the first frame: after a completed turn a bad frame still gets its answer (an
+    error event; a close also answers a binary frame), and a later valid turn still works."""
+    clause = MID_CONNECTION[kind]
+    conn = connect()
+    first = conn.turn(input=PROMPT, store=False)
+    if first.status not in RAN:
+        raise HarnessError(f"precondition: the first turn did not run ({first.summary()})")
+    answer = _mid_connection_answer(conn, target, kind)
+    what = f"a {kind} frame after a completed turn"
+    expect(clause, no_response_events(answer), [m.get("type") for m in answer], f"{what} started a response")
+    closed = kind == "binary" and conn.closed
+    expect(clause, closed or any(m.get("type") == "error" for m in answer), [m.get("type") for m in answer],
+           f"{what} got " + ("neither an error event nor a close" if kind == "binary" else "no error event"))
+    follow = (connect() if closed else conn).turn(input=PROMPT, store=False)
+    expect(clause, follow.status in RAN, follow,
+           f"after {what} the next valid turn ({'on a new connection' if closed else 'on the connection'}) "
+           f"ended {follow.status}")
+    _check_envelopes(expect, conn)
+
+
+# --- oversize client frames (§1.4, §1.5: no limit documented, hence SHOULD) ------------------
+
+OVERSIZE_UNKNOWN_BYTES = 32 * 2**20     # sent when the profile does not know the limit
+
+
+def _oversize_frame(size: int) -> str:
+    """A text frame of ``size`` bytes that needs no model whatever the server makes of it."""
+    head, tail = '{"type": "conformance.oversize", "padding": "', '"}'
+    return head + "x" * max(0, size - len(head) - len(tail)) + tail
+
+
+def _oversize_outcome(conn, answer: list[dict], during_send: bool) -> tuple[bool, str]:
+    """(answered as the clause asks, what happened in words)."""
+    errors = [m for m in answer if m.get("type") == "error"]
+    if errors:
+        status = errors[0].get("status")
+        ok = status is None or (type(status) is int and 400 <= status <= 499)
+        return ok, f"an error event (status {status!r}, code {(errors[0].get('error') or {}).get('code')!r})"
+    if conn.closed and not conn.closed_by_peer:
+        return False, f"no answer: the server stopped reading ({conn.close_detail})"
+    if conn.closed and during_send and conn.close_code != 1009:
+        # the server closed while the frame was still arriving: its close frame (1009) can be
+        # lost in the TCP reset that unread data causes, so the client sees 1006. Prompt, not silent.
+        return True, f"a close while the frame was still being sent (close code {conn.close_code})"
+    if conn.closed:
+        return conn.close_code == 1009, f"a close with code {conn.close_code}"
+    return False, "no answer at all (neither a close nor an error event)"
+
+
+@pytest.mark.max_requests(creates=0)     # no model call: one oversize frame, two connections
+@pytest.mark.clause("CLIENT-OVERSIZE-FRAME")
+def test_oversize_frame(target, connect, expect, verdict):
+    # no model call: the frame is an unknown event padded past the limit
+    limit = target.profile.max_frame_bytes
+    size = limit + 1024 if limit else OVERSIZE_UNKNOWN_BYTES
+    conn = connect()
+    conn.send(_oversize_frame(size), timeout=max(10.0, target.turn_timeout))
+    during_send = conn.closed
+    answer = conn.recv_until(lambda m: m.get("type") == "error", timeout=_wait(target))
+    ok, outcome = _oversize_outcome(conn, answer, during_send)
+    try:
+        connect()
+        up = True
+    except (HarnessError, HandshakeRefused) as exc:
+        up, outcome = False, f"{outcome}; then a new connection failed: {exc}"
+    if not limit:
+        verdict.info(f"a {size}-byte client frame (the profile does not know the limit: max_frame_bytes = 0) "
+                     f"got {outcome}; a new connection {'opened' if up else 'did not open'}", "CLIENT-OVERSIZE-FRAME")
+        return
+    expect("CLIENT-OVERSIZE-FRAME", ok and up, [m.get("type") for m in answer],
+           f"a {size}-byte client frame (over the profile's max_frame_bytes {limit}) got {outcome}; "
+           "expected a 1009 close or a 4xx error event, and the server up for new connections")
 
 
 # --- contradictory fields --------------------------------------------------------------------

@@ -3,7 +3,9 @@ referenced; a later store=false continuation from it gets previous_response_not_
 Open Responses scenario ``websocket-failed-continuation-evicts-cache``.
 
 Turn 1 (store=false) runs; turn 2 continues from it and fails; turn 3 continues from turn 1
-again. Without eviction turn 1 would still be the connection's latest response (a failed turn
+again. Turn 2 fails by an orphan call_id; where the server accepts that (a SHOULD finding of
+its own), a second continuation with an out-of-range parameter is the failing turn instead,
+so that eviction is judged on more servers before the case gives up with ERROR. Without eviction turn 1 would still be the connection's latest response (a failed turn
 leaves nothing newer behind), so turn 3 would be a cache hit; with eviction it is a miss.
 """
 
@@ -16,6 +18,7 @@ from conformance.client import HarnessError, Turn
 
 NOT_FOUND = "previous_response_not_found"
 ORPHAN_CALL_ID = "call_conformance_orphan_0000"
+BAD_TEMPERATURE = 99     # the second way to fail a continuation: out of range (0-2), a 400
 TOOL = TIME_TOOL
 
 
@@ -34,11 +37,10 @@ def _first_turn(conn, target, kind: str) -> Turn:
 def _require_failed(turn: Turn, why: str) -> None:
     """Turn 2 must fail for the eviction rule to apply at all.
 
-    If it succeeds instead, that is a deviation of its own (accepting an orphan tool output),
-    not evidence about eviction: the successful turn 2 is now the latest response, so turn 3
-    would miss with or without eviction. It is not UNSUPPORTED either (eviction is no optional
-    capability), so the honest verdict is ERROR: this run could not provoke a failed
-    continuation.
+    If it succeeds instead, that is no evidence about eviction: the successful turn 2 is now
+    the latest response, so turn 3 would miss with or without eviction. It is not UNSUPPORTED
+    either (eviction is no optional capability), so the honest verdict is ERROR: this run could
+    not provoke a failed continuation.
     """
     if turn.status in RAN:
         raise HarnessError(f"could not provoke a failed continuation: {why} was accepted "
@@ -50,27 +52,48 @@ def _require_failed(turn: Turn, why: str) -> None:
         raise HarnessError(f"turn 2 neither failed nor succeeded: {turn.summary()}")
 
 
+def _failed_continuation(conn, expect, first: Turn) -> tuple[str, str, Turn]:
+    """Provoke a failed continuation of ``first``: (id it named, how, the failed turn).
+
+    First an orphan call_id (the Open Responses scenario); a server that accepts it breaks
+    CONT-ORPHAN-CALL-OUTPUT-REJECTED, and its accepted turn is now the latest response, so the
+    second way continues from that one with a parameter value the spec's 4xx rules reject.
+    """
+    why = f"a function_call_output for the unknown call_id {ORPHAN_CALL_ID}"
+    failed = conn.turn(previous_response_id=first.response_id, store=False, tools=[TOOL],
+                       input=[{"type": "function_call_output", "call_id": ORPHAN_CALL_ID, "output": "12:00"}])
+    if failed.status not in RAN:
+        return first.response_id, why, failed
+    expect("CONT-ORPHAN-CALL-OUTPUT-REJECTED", False, failed,
+           f"{why} was accepted: the continuation ran instead of failing with a 4xx error")
+    parent = failed.response_id
+    why = f"{why} was accepted, so then temperature {BAD_TEMPERATURE} (above the maximum 2)"
+    failed = conn.turn(previous_response_id=parent, store=False, input=PROMPT, temperature=BAD_TEMPERATURE)
+    return parent, why, failed
+
+
 def _expect_evicted(expect, turn: Turn, why: str) -> None:
     if turn.status in RAN:
         outcome = "worked: the failed continuation did not evict it"
     else:
         outcome = f"ended {turn.status} with code {turn.error_code!r} instead of {NOT_FOUND}"
     expect("EVICT-ON-FAILED-CONTINUATION", turn.error_code == NOT_FOUND, turn,
-           f"turn 2 failed ({why}), then continuing from turn 1's id {outcome}")
+           f"turn 2 failed ({why}), then continuing from the id it named {outcome}")
 
 
-@pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
+@pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION", "CONT-ORPHAN-CALL-OUTPUT-REJECTED")
 @pytest.mark.parametrize("kind", ["text_turn", "function_call_turn"])
-@pytest.mark.max_requests(creates=3)
+@pytest.mark.max_requests(creates=4)     # one more where the orphan call_id is accepted
 def test_failed_continuation_evicts(target, connect, expect, kind):
     conn = connect()
     first = _first_turn(conn, target, kind)
-    why = f"a function_call_output for the unknown call_id {ORPHAN_CALL_ID}"
-    failed = conn.turn(previous_response_id=first.response_id, store=False, tools=[TOOL],
-                       input=[{"type": "function_call_output", "call_id": ORPHAN_CALL_ID,
-                               "output": "12:00"}])
+    parent, why, failed = _failed_continuation(conn, expect, first)
+    if parent == first.response_id:     # the orphan call_id was refused: as a 4xx?
+        status = failed.error_status
+        expect("CONT-ORPHAN-CALL-OUTPUT-REJECTED", failed.status == "error" and (status is None or 400 <= status <= 499),
+               failed, f"{why} ended {failed.status} (status {status}), expected a 4xx error event")
     _require_failed(failed, why)
-    third = conn.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
+    third = conn.turn(previous_response_id=parent, input=PROMPT, store=False)
     _expect_evicted(expect, third, why)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, TURN_BUDGET, no_response_events, turn_budget
+from conformance.casekit import PROMPT, RAN, TURN_BUDGET, expect_monitor_clean, no_response_events, turn_budget
 from conformance.client import HandshakeRefused, HarnessError, http_request
 
 
@@ -127,3 +127,37 @@ def test_text_turn(target, connect, expect):
     expect("TURN-TEXT", any(m.get("role") == "assistant" for m in messages), turn,
            "no assistant message in the output")
     expect("TURN-TEXT", turn.output_text != "", turn, "the assistant message holds no output_text")
+
+
+# --- a long silence that ends normally (§1.5 update 2026-11-30) ------------------------------
+
+PAUSE_HEADER = "X-Conformance-Pause-Ms"
+
+
+def _longest_silence(conn, start: int) -> float:
+    """The longest gap (seconds) between frames received since transcript row ``start``."""
+    times = [t for t, direction, _ in conn.transcript[start:] if direction == "received"]
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
+@pytest.mark.max_requests(creates=1)
+@pytest.mark.clause("TURN-TEXT", "STREAM-ONE-TERMINAL")
+def test_silence_then_normal_end_passes(target, connect, expect, verdict):
+    """A response that falls silent mid-stream for less than the turn deadline and then ends
+    normally conforms: slow is not stuck. The silence comes from a test control, so only a
+    target whose profile has test controls can show it."""
+    if not target.has("test_controls"):
+        verdict.unsupported(f"a mid-response pause needs the {PAUSE_HEADER} test control "
+                            f"(profile {target.profile.name!r} has no test controls)")
+    pause = min(1.5, target.turn_timeout / 3)
+    conn = connect(headers={PAUSE_HEADER: str(int(pause * 1000))})
+    start = len(conn.transcript)
+    turn = conn.turn(input=PROMPT, max_output_tokens=turn_budget(target))
+    silence = _longest_silence(conn, start)
+    if turn.status in RAN and silence < pause * 0.8:
+        raise HarnessError(f"the {PAUSE_HEADER} control was not honoured: the longest silence was "
+                           f"{silence:.2f}s, asked for {pause:.2f}s")
+    expect("TURN-TEXT", turn.status == "completed", turn,
+           f"a turn with a {pause:.2f}s silence mid-stream (under the {target.turn_timeout:g}s deadline) "
+           f"ended {turn.status}")
+    expect_monitor_clean(expect, conn, ("STREAM-ONE-TERMINAL",))

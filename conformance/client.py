@@ -24,6 +24,7 @@ import inspect
 import json
 import re
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -71,6 +72,17 @@ class Blocked(HarnessError):
 class TargetStalled(HarnessError):
     """The run stopped sending requests: the target stalled, or the run deadline passed
     (``conformance.liveness``). Verdict ERROR, saying since which case."""
+
+
+MISALIGNMENT = "misalignment_policy_violation"
+
+
+def _is_blocked(error: Any) -> bool:
+    """A safety block (§3.10): status 403 before streaming or an ``error`` mid-response."""
+    if not isinstance(error, dict):
+        return False
+    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    return MISALIGNMENT in (inner.get("code"), error.get("code"))
 
 
 class HandshakeRefused(Exception):
@@ -327,6 +339,9 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     if 200 <= status < 300:
         body = result.json()
         METER.add_usage(body.get("usage") if isinstance(body, dict) else None)
+    elif _is_blocked(result.json()):
+        raise Blocked(f"{method} {urlsplit(url).path} was blocked by the target's safety system "
+                      f"({MISALIGNMENT}, HTTP {status})")
     return result
 
 
@@ -499,9 +514,11 @@ class Connection:
                                    f"{self.target.redact(str(exc))}") from None
 
     # --- sending ---------------------------------------------------------------------------
-    def send(self, event: dict | str | bytes, *, _charged: bool = False) -> None:
+    def send(self, event: dict | str | bytes, timeout: float | None = None, *, _charged: bool = False) -> None:
         """Send a raw event (dict → JSON text frame; str → text frame; bytes → binary frame).
-        Sending on a closed socket is recorded and ignored (the next wait says ``closed``)."""
+        Sending on a closed socket is recorded and ignored (the next wait says ``closed``).
+        With ``timeout``, a send the peer does not take within it (it stopped reading) gives
+        up on the socket: the connection counts as closed, not by the peer."""
         if isinstance(event, dict) and event.get("type") == "response.create" and not _charged \
                 and BUDGET is not None:
             BUDGET.take("creates")
@@ -516,12 +533,37 @@ class Connection:
             METER.creates += 1
         if self.closed:
             return
+        if timeout is not None:
+            self._send_within(data, timeout)
+            return
         try:
             self._ws.send(data)
         except ConnectionClosed as exc:
             self._mark_closed(exc, by_peer=True)
         except (OSError, RuntimeError) as exc:
             self._mark_closed(exc, by_peer=True)
+
+    def _send_within(self, data: str | bytes, timeout: float) -> None:
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._ws.send(data)
+            except (ConnectionClosed, OSError, RuntimeError) as exc:
+                failed.append(exc)
+
+        sender = threading.Thread(target=run, name="conformance-send", daemon=True)
+        sender.start()
+        sender.join(timeout)
+        if sender.is_alive():   # the peer stopped reading: drop the socket under the sender
+            try:
+                self._ws.socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._mark_closed(TimeoutError(f"the peer did not take a {len(data)}-byte frame within {timeout:g}s"),
+                              by_peer=False)
+        elif failed:
+            self._mark_closed(failed[0], by_peer=True)
 
     def create(self, **fields: Any) -> int:
         """Send a ``response.create``; ``model`` and ``max_output_tokens`` default from the
@@ -648,9 +690,11 @@ class Connection:
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
                 "retry later or lower the run's concurrency"), _retry_after(error))
-        if status == "error" and _code(error) == "misalignment_policy_violation":
+        if status == "error" and _is_blocked(error):
+            # the target refusing (§3.10): neither a protocol FAIL nor worth a retry
+            where = "mid-response" if events and events[0].get("type") != "error" else "before streaming"
             raise Blocked(self.target.redact(
-                f"request {request} was blocked by the target's safety system (misalignment_policy_violation)"))
+                f"request {request} was blocked by the target's safety system ({MISALIGNMENT}, {where})"))
         if status == "error" and _is_server_error(error):
             raise ServerError(self.target.redact(
                 f"request {request} failed on the server side (code {self.target.redact(str(_code(error)))!r}, "

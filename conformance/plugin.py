@@ -381,6 +381,7 @@ class CaseState:
     tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
     declared: Any = None                # its max_requests (conformance.budget.Declared)
     known: dict | None = None           # the baseline entries that made it KNOWN
+    blocked: bool = False                # the target's safety system refused a turn (§3.10)
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -626,6 +627,7 @@ def _judge(state: CaseState, exc: Exception | None) -> str:
     if state.judged:
         return state.verdict or V.PASS
     state.judged = True
+    state.blocked = isinstance(exc, Blocked)
     rec = state.recorder
     if state.flaky:
         verdict = R.FLAKY
@@ -822,6 +824,7 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "usage": {k: v - state.spent_before.get(k, 0) for k, v in METER.snapshot().items()},
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
+        "blocked": state.blocked,
     }
     record["not_reached"] = V.not_reached(record)
     return record

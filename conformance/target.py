@@ -46,6 +46,7 @@ _DEFAULTS: dict[str, Any] = {
     "connection": {
         "lifetime_seconds": 3600.0,
         "limit_error_code": "websocket_connection_limit_reached",
+        "max_frame_bytes": 0,
     },
     "concurrency": {
         "busy_policy": "queue",
@@ -69,6 +70,7 @@ _DEFAULTS: dict[str, Any] = {
     "cache": {
         "store_true_hydrates": True,
         "zdr": False,
+        "latest_only": False,
     },
     "errors": {
         "not_found_status": 400,
@@ -183,6 +185,8 @@ class Profile:
     default_model = property(lambda self: self.data["target"]["default_model"])
     lifetime_seconds = property(lambda self: float(self.data["connection"]["lifetime_seconds"]))
     limit_error_code = property(lambda self: self.data["connection"]["limit_error_code"])
+    # the largest client frame the target accepts; 0 = unknown (§1.4)
+    max_frame_bytes = property(lambda self: int(self.data["connection"]["max_frame_bytes"]))
     busy_policy = property(lambda self: self.data["concurrency"]["busy_policy"])
     busy_error_code = property(lambda self: self.data["concurrency"]["busy_error_code"])
     features = property(lambda self: self.data["features"])
@@ -207,6 +211,8 @@ class Profile:
             caps.add("busy_policy_reject")
         if f["stream_field"] == "tolerated":
             caps.add("stream_field_tolerated")
+        if c["latest_only"]:
+            caps.add("cache_latest_only")
         if c["zdr"]:
             caps.add("zdr")
         elif c["store_true_hydrates"]:

@@ -239,3 +239,49 @@ def test_clause_option_selects_cases(pytester: pytest.Pytester):
     bad = pytester.runpytest("-p", "no:cacheprovider", "--no-report", "--clause", "NO-SUCH-CLAUSE", "cases")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown clause id(s) NO-SUCH-CLAUSE" in bad.stderr.str()
+
+
+BLOCKED_CASES = '''
+import pytest
+from conformance.client import http_request
+
+@pytest.mark.clause("TURN-TEXT")
+@pytest.mark.parametrize("trigger", ["[[misaligned]]", "[[misaligned-mid]]"])
+def test_blocked(connect, expect, trigger):
+    t = connect().turn(input=f"{trigger} hello", max_output_tokens=200)
+    expect("TURN-TEXT", False, t, "must not be reached: the block is ERROR, not FAIL")
+
+@pytest.mark.clause("TURN-TEXT")
+def test_blocked_http(target, expect):
+    r = http_request(target, "POST", target.http_url("/responses"),
+                     {"model": target.model, "input": "[[misaligned]] hi"})
+    expect("TURN-TEXT", False, r.status, "must not be reached")
+'''
+
+
+def test_misalignment_block_is_error_and_listed(pytester: pytest.Pytester):
+    """§3.10: a misalignment_policy_violation (403 before streaming, an error mid-response, or
+    a 403 HTTP body) is ERROR "blocked by the target's safety system", listed in the summary
+    and in certificate.json, and never FAIL."""
+    _setup(pytester, BLOCKED_CASES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep", "cases")
+    result.assert_outcomes(errors=3)
+    out = result.stdout.str()
+    assert "blocked by the target's safety system" in out and "3 case(s)" in out
+    cert = _cert(pytester)
+    assert {c["verdict"] for c in cert["cases"]} == {"ERROR"} and cert["overall"] == "ERROR"
+    assert cert["blocked"] == sorted(c["nodeid"] for c in cert["cases"])
+    messages = " ".join(m for c in cert["cases"] for m in c["messages"])
+    assert "before streaming" in messages and "mid-response" in messages and "HTTP 403" in messages
+
+
+def test_misalignment_block_is_never_retried(pytester: pytest.Pytester):
+    """§3.10: clients must not retry a safety block on their own; with --retries each blocked
+    case still sends its one request (the retry machinery lives in conformance.retry)."""
+    pytest.importorskip("conformance.retry")
+    _setup(pytester, BLOCKED_CASES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep", "--retries", "2", "cases")
+    result.assert_outcomes(errors=3)
+    cert = _cert(pytester)
+    assert len(cert["blocked"]) == 3
+    assert cert["usage"]["creates"] == 2 and cert["usage"]["http_requests"] == 1     # one try each

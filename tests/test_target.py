@@ -54,6 +54,17 @@ def test_profile_facts_and_capabilities():
     assert open_.spec_profiles == {"P-open"}
     assert "test_controls" in ref.capabilities() and "test_controls" not in openai.capabilities()
     assert {"busy_policy_queue", "store_true_hydrates", "stream_field_tolerated"} <= openai.capabilities()
+    # cache depth (§5 table): latest only for OpenAI (both eras), xAI and the reference server
+    assert all("cache_latest_only" in p.capabilities() for p in (openai, launch, xai, ref))
+    assert "cache_latest_only" not in open_.capabilities()
+
+
+def test_frame_limit_facts():
+    from conformance.server.config import DEFAULT_MAX_FRAME_BYTES
+
+    assert load_profile("openai").max_frame_bytes == 0          # not documented: unknown
+    # the reference profile states what the embedded server enforces
+    assert load_profile("reference").max_frame_bytes == DEFAULT_MAX_FRAME_BYTES
 
 
 def test_zdr_removes_hydration(tmp_path):

@@ -117,9 +117,15 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "coverage": V.coverage(rows),
         # what the run spent on the target (tokens as reported by the target's usage objects)
         "usage": {k: usage.get(k, 0) for k in ("creates", "http_requests", "input_tokens", "output_tokens")},
+        "blocked": blocked_cases(records),
         "clauses": rows,
         "cases": cases,
     }
+
+
+def blocked_cases(records: list[dict]) -> list[str]:
+    """Node ids of the cases the target's safety system blocked (ERROR, §3.10), sorted."""
+    return sorted(r["nodeid"] for r in records if r.get("blocked"))
 
 
 def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
@@ -192,6 +198,10 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         spent.update(r.get("usage") or {})
     lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
                  f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
+    blocked = blocked_cases(records)
+    if blocked:
+        lines.append(f"blocked by the target's safety system (misalignment_policy_violation, ERROR, not retried): "
+                     f"{len(blocked)} case(s): " + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""))
     failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT, V.NOT_REACHED)]
     for r in failing[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")

@@ -137,7 +137,9 @@ def _float_header(request: web.Request, name: str) -> float | None:
 async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.StreamResponse:
     if core.flags.requires_model_query and not request.query.get("model"):
         raise bad_request("missing_required_parameter", "Missing required query parameter: 'model'.", "model")
-    ws = web.WebSocketResponse(compress=False, max_msg_size=core.settings.max_frame_bytes,
+    max_frame = core.settings.max_frame_bytes
+    # the oversize-frame-dropped defect reads frames of any size and drops the big ones itself
+    ws = web.WebSocketResponse(compress=False, max_msg_size=0 if core.flags.oversize_frame_dropped else max_frame,
                                autoping=True, autoclose=True)
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "websocket_upgrade_required",
@@ -163,6 +165,8 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
         while True:
             msg = await ws.receive()
             mtype = msg.type
+            if mtype in (WSMsgType.TEXT, WSMsgType.BINARY) and len(msg.data) > max_frame:
+                continue  # only with the oversize-frame-dropped defect: aiohttp closes 1009 otherwise
             try:
                 if mtype is WSMsgType.TEXT:
                     await session.on_text(msg.data)

@@ -161,6 +161,18 @@ DEFECTS: dict[str, Defect] = dict(
         _d("item-left-open-at-terminal", "STREAM-ITEM-DONE-BEFORE-TERMINAL",
            "The last output_item.done is never sent; the terminal response.output still holds the item.",
            "SHOULD"),
+        _d("oversize-frame-dropped", "CLIENT-OVERSIZE-FRAME",
+           "A client frame larger than --max-frame-bytes is read and silently dropped: no 1009 close, no "
+           "error event.", "SHOULD"),
+        _d("unknown-event-ignored-after-create", "CLIENT-UNKNOWN-EVENT",
+           "Once a response.create has been handled on the connection, a client event of unknown type gets "
+           "no answer at all (before it, the answer is an error as usual).", "SHOULD"),
+        _d("orphan-call-id-accepted", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
+           "A function_call_output whose call_id no function_call of the context has is accepted: the turn "
+           "runs instead of failing with 400.", "SHOULD"),
+        _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
+           "The connection cache keeps every response, not only the latest per lane: an older store=false "
+           "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),
         # lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33)
         _d("stream-id-not-validated", "CREATE-INVALID-STREAM-ID",
            "Any string is taken as a lane name: an empty, too long or badly formed stream_id opens a lane."),
@@ -286,6 +298,10 @@ class Flags:
     compaction_drops_context: bool = False
     function_args_done_without_name: bool = False
     item_left_open_at_terminal: bool = False
+    oversize_frame_dropped: bool = False
+    unknown_event_ignored_after_create: bool = False
+    orphan_call_id_accepted: bool = False
+    keeps_older_responses: bool = False
     stream_id_not_validated: bool = False
     lane_jobs_overlap: bool = False
     lanes_serialised: bool = False

@@ -134,7 +134,7 @@ class Session:
         self.owner = owner
         self.transport = transport
         self.framer = Framer(core.flags)
-        self.cache = ConnectionCache()
+        self.cache = ConnectionCache(keep_older=core.flags.keeps_older_responses)
         self.lanes: dict[str | None, _Lane] = {}  # lanes with queued or running jobs
         self.workers = 0  # lane worker tasks running
         self.active = 0  # responses being produced (at most MAX_ACTIVE)
@@ -155,6 +155,7 @@ class Session:
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.named_lanes: set[str] = set()
+        self.created = False  # a response.create was handled (unknown-event-ignored-after-create)
         self._tasks: set[asyncio.Task] = set()
         self._timer = None
         if not self.flags.never_expires:
@@ -175,6 +176,7 @@ class Session:
         if etype == "response.create" and self.flags.create_never_answered:
             return  # the defect: a create gets no answer at all
         if etype == "response.create":
+            self.created = True
             s = self.settings
             try:
                 job = validate_create(
@@ -222,7 +224,7 @@ class Session:
                 "response.inject belongs to the beta multi-agent surface, which this server does not implement.",
                 "type"))
         else:
-            if self.flags.unknown_event_ignored:
+            if self.flags.unknown_event_ignored or (self.created and self.flags.unknown_event_ignored_after_create):
                 return  # the defect: an unknown client event gets no answer
             job = _ErrorJob(bad_request(
                 "unknown_event_type", f"Unknown client event type: '{etype[:100]}'.", "type"))

@@ -51,19 +51,24 @@ ANY_LANE = object()
 class ConnectionCache:
     """The connection-local cache: the latest response per lane (P-legacy: one lane)."""
 
-    __slots__ = ("_lanes", "_made")
+    __slots__ = ("_lanes", "_made", "_older")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_older: bool = False) -> None:
         self._lanes: dict[str | None, Entry] = {}
         self._made: set | None = None  # only for the store-true-not-cached defect
+        # only for the keeps-older-responses defect: the responses a newer one replaced
+        self._older: dict[str, Entry] | None = {} if keep_older else None
 
     def get(self, response_id: str) -> Entry | None:
         for entry in self._lanes.values():
             if entry.id == response_id:
                 return entry
-        return None
+        return self._older.get(response_id) if self._older else None
 
     def remember(self, lane: str | None, entry: Entry) -> None:
+        replaced = self._lanes.get(lane)
+        if self._older is not None and replaced is not None:
+            self._older[replaced.id] = replaced
         self._lanes[lane] = entry
 
     def forget_lane(self, lane: str | None, made_here: str | None = None) -> None:
@@ -80,6 +85,9 @@ class ConnectionCache:
     def evict(self, response_id: str, lane: str | None | object = ANY_LANE) -> bool:
         """Drop ``response_id``; with ``lane`` only when it is that lane's latest response, so
         that a failed cross-lane fork keeps its parent (§4.4 item 23a, §4.5 item 31)."""
+        if self._older and response_id in self._older:
+            del self._older[response_id]
+            return True
         for key, entry in list(self._lanes.items()):
             if entry.id == response_id:
                 if lane is not ANY_LANE and key != lane:
@@ -93,6 +101,8 @@ class ConnectionCache:
 
     def clear(self) -> None:
         self._lanes.clear()
+        if self._older:
+            self._older.clear()
 
 
 class ResponseStore:

@@ -482,6 +482,43 @@ def c_compaction_drops_context(srv):
     return "PEAR-1234" not in nonces_of(t)
 
 
+def c_oversize_frame_dropped(srv):
+    padding = "x" * (srv.settings.max_frame_bytes + 1)
+    with WS(srv.ws_url) as ws:
+        try:
+            ws.send('{"type": "conformance.oversize", "padding": "' + padding + '"}')
+        except ConnectionClosed:
+            return False
+        ws.quiet(1.0)
+        answered = ws.close_code is not None     # a 1009 close is the answer
+    return not answered
+
+
+def c_unknown_event_ignored_after_create(srv):
+    with WS(srv.ws_url) as ws:
+        first = ws.turn(input="first")
+        ws.send(json.dumps({"type": "conformance.unknown_event"}))
+        silent = ws.quiet(0.5)
+        t = ws.turn(input="after")
+    return first.status == "completed" and silent and t.status == "completed"
+
+
+def c_orphan_call_id_accepted(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="first", store=False)
+        t2 = ws.turn(previous_response_id=t1.id, store=False,
+                     input=[{"type": "function_call_output", "call_id": "call_orphan_0000", "output": "x"}])
+    return t2.status == "completed"
+
+
+def c_keeps_older_responses(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="first", store=False)
+        ws.turn(input="second", store=False)
+        t3 = ws.turn(previous_response_id=t1.id, input="third", store=False)
+    return t3.status == "completed"
+
+
 # --- lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33) ---------------------------------------
 
 ORPHAN = [{"type": "function_call_output", "call_id": "call_nope", "output": "x"}]

@@ -1,0 +1,60 @@
+"""Cases whose verdict depends on more than one way or on a profile fact, run against the
+embedded reference server with defects.
+
+Eviction (spec §4.5 item 30): a server that accepts an orphan call_id cannot fail the
+scenario's turn 2, so the case falls back to an out-of-range parameter; eviction is still
+judged (PASS on a server that evicts, FAIL on one that does not), not ERROR.
+
+Cache depth (§4.5 item 25, §5): a server that keeps older responses FAILs the not-latest miss
+only under a profile that claims ``[cache] latest_only``; otherwise it is an observation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _clause_verdicts(tmp_path: Path, case: str, defects: tuple[str, ...], *extra: str) -> tuple[dict, dict]:
+    report = tmp_path / ("-".join(defects) + str(len(extra)))
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "cases" / case), "-q", "-p", "no:cacheprovider",
+           "-p", "no:xdist", "--turn-timeout", "3", "--report-dir", str(report), *extra]
+    for d in defects:
+        cmd += ["--reference-defect", d]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    cert_path = report / "certificate.json"
+    assert cert_path.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    cert = json.loads(cert_path.read_text())
+    return ({r["id"]: r["verdict"] for r in cert["clauses"]},
+            {c["nodeid"].split("::")[-1]: c["verdict"] for c in cert["cases"]})
+
+
+@pytest.mark.timeout(300)
+def test_eviction_judged_when_orphan_call_ids_are_accepted(tmp_path):
+    clauses, cases = _clause_verdicts(tmp_path, "test_eviction.py", ("orphan-call-id-accepted",))
+    assert clauses["CONT-ORPHAN-CALL-OUTPUT-REJECTED"] == "NON-STRICT"
+    assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "PASS"
+    assert "ERROR" not in cases.values(), cases
+    clauses, cases = _clause_verdicts(tmp_path, "test_eviction.py", ("orphan-call-id-accepted", "no-eviction"))
+    assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "FAIL"
+    assert all(v == "FAIL" for k, v in cases.items() if k.startswith("test_failed_continuation_evicts")), cases
+
+
+@pytest.mark.timeout(300)
+def test_deeper_cache_is_info_unless_the_profile_claims_latest_only(tmp_path):
+    clauses, cases = _clause_verdicts(tmp_path, "test_cache.py", ("keeps-older-responses",),
+                                      "-k", "not_latest")
+    assert cases == {"test_miss_not_latest_store_false": "FAIL"}      # reference claims latest_only
+    deep = tmp_path / "deep.toml"
+    deep.write_text('name = "deep-cache"\nextends = "reference"\n[cache]\nlatest_only = false\n')
+    clauses, cases = _clause_verdicts(tmp_path, "test_cache.py", ("keeps-older-responses",),
+                                      "-k", "not_latest", "--target-config", str(deep))
+    assert cases == {"test_miss_not_latest_store_false": "INFO"}
