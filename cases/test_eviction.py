@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, turn_budget
+from conformance.casekit import PROMPT, RAN, TIME_TOOL, turn_budget
 from conformance.client import HarnessError, Turn
 
 NOT_FOUND = "previous_response_not_found"
 ORPHAN_CALL_ID = "call_conformance_orphan_0000"
 BAD_TEMPERATURE = 99     # the second way to fail a continuation: out of range (0-2), a 400
-TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
-        "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
+TOOL = TIME_TOOL
 
 
 def _first_turn(conn, target, kind: str) -> Turn:

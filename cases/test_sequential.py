@@ -19,6 +19,7 @@ from typing import Callable
 
 import pytest
 
+from conformance.casekit import paced
 from conformance.client import HarnessError
 from conformance.monitor import TERMINAL_TYPES
 
@@ -32,10 +33,7 @@ def _prompt(n: int, of: int) -> str:
 
 
 def _open(target, connect):
-    """A socket on which every turn lasts a while (when the target honours test controls)."""
-    if target.has("test_controls"):
-        return connect(headers={"X-Conformance-Turn-Delay-Ms": str(TURN_DELAY_MS)})
-    return connect()
+    return paced(target, connect, TURN_DELAY_MS)
 
 
 @dataclass

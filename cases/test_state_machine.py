@@ -5,7 +5,13 @@ item 39 (warm-ups chain like other responses).
 A hypothesis ``RuleBasedStateMachine`` drives the target with generated sequences of socket
 actions and ``response.create``s: new chains, continuations from a socket's latest id, from an
 older id of the same socket, from an id of another or a closed socket, warm-ups, failed
-continuations (an orphan ``function_call_output``) and nonce probes. Before each create it asks
+continuations (an orphan ``function_call_output``) and nonce probes. Where the profile claims
+lanes (§4.4 items 20-23a, §4.5 items 31 and 33) it also starts chains on named lanes, forks a
+response to another lane, fails a fork on one lane and then goes on on the other, and sends
+two creates on two lanes at once (their streams interleave: with test controls the sockets
+pace every turn a little). Where it claims steering (§4.9) it steers a running response on a
+paced socket of its own (the successor, whose context must hold the steer's nonce, joins the
+conversation) and steers responses that have ended (refused). Before each create it asks
 the reference model (``conformance.model.World``) what must happen; after it, it compares, then
 tells the model what did happen so that the two stay in step. A disagreement is shrunk to a
 short sequence and reported, as a replayable script, under the clause it violates; that
@@ -32,7 +38,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, multiple, precondition, rule
 
 from conformance.client import Connection, HandshakeRefused, HarnessError, TargetUnreachable
-from conformance.model import COMPLETES, INVALID, NOT_FOUND, Capabilities, World
+from conformance.model import (COMPLETES, INVALID, NOT_FOUND, STEER_ACCEPTED, STEER_ENDED_CODES, Capabilities,
+                               World)
 from conformance.probes import FORCE_PROBE, PROBE_BUDGET, PROBE_TOOL, seen
 from conformance.statemachine import REAL_RUNS, ConversationMachine, Fatal, Run, budget, format_script, judge
 
@@ -50,6 +57,16 @@ CONN_USABLE, FORCED_CALL = "ERR-CONNECTION-USABLE", "TURN-FUNCTION-CALL"
 # them: marking them would make the whole case UNSUPPORTED on targets without them.
 MARKED = (HIT_TRUE, HIT_FALSE, MISS_FALSE, OTHER_CONN, AFTER_RECONNECT, EVICT, CARRIED)
 
+FORK, FORK_FAILED, EVICT_LANE = "LANE-FORK", "LANE-FORK-FAILURE-KEEPS-PARENT", "LANE-EVICT-SAME-LANE"
+PER_LANE = "LANE-CACHE-PER-LANE"
+STEER_OK, STEER_SUCC, STEER_CTX, STEER_ENDED = ("STEER-ACCEPTED", "STEER-SUCCESSOR", "STEER-SUCCESSOR-CONTEXT",
+                                                "STEER-ENDED-REFUSED")
+LANES = ("a", "b")      # named lanes of the generated conversations (the default lane is None)
+LANE = st.sampled_from((None,) + LANES)
+PACE_MS = 3             # every turn of a machine socket lasts this long (interleaved lanes)
+STEER_PACE_MS = 40      # a steered target runs this long, so the steer reaches it running
+STEERS = ("response.steer.accepted", "response.steer.pending", "response.steer.failed")
+
 ORPHAN_PREFIX = "call_conformance_orphan_"
 RATE_LIMIT_CODES = ("rate_limit_exceeded", "insufficient_quota")
 PICK = st.integers(min_value=0, max_value=MAX_OPEN - 1)   # which of the candidate sockets
@@ -65,9 +82,11 @@ class ConnRef:
     ws: Any
     mid: int
     last: "RespRef | None" = None      # the last response created on it (our record, not the model's)
-    evicted: set = field(default_factory=set)   # ids a failed continuation referenced here
+    evicted: set = field(default_factory=set)   # ids a failed same-lane continuation referenced here
     errors: int = 0
     closed: bool = False
+    lanes: dict = field(default_factory=dict)   # lane -> the last response created on it here
+    own: bool = False                           # a paced socket of its own (never handed on)
 
     def __repr__(self) -> str:
         return f"conn#{self.label}"
@@ -82,11 +101,14 @@ class RespRef:
     store: bool
     conn: ConnRef
     warmup: bool = False
-    nonces: tuple = ()                 # (nonce, planted_by_a_warmup) along the chain, in order
+    nonces: tuple = ()                 # (nonce, planted by: "turn" | "warmup" | "steer") along the chain
+    lane: str | None = None
+    fork_failed: bool = False          # a fork of it failed on another lane (it must stay cached)
 
     def __repr__(self) -> str:
         kind = "warm-up, " if self.warmup else ""
-        return f"resp#{self.label}({kind}store={_b(self.store)}, conn={self.conn.label})"
+        lane = f", lane={self.lane}" if self.lane else ""
+        return f"resp#{self.label}({kind}store={_b(self.store)}, conn={self.conn.label}{lane})"
 
 
 def _b(flag: bool) -> str:
@@ -121,23 +143,24 @@ class Conversations(ConversationMachine):
         self.resps: list[RespRef] = self.refs     # the responses rules pass to each other
         self._conns = 0
         self._resps = 0
+        self.steered = False
 
     def _pick(self, conns: list[ConnRef], pick: int) -> ConnRef:
         return conns[pick % len(conns)]
 
     # -- sockets ------------------------------------------------------------------------------
 
-    def _open(self) -> ConnRef:
+    def _open(self, headers: dict | None = None) -> ConnRef:
         if self.run.fatal is not None:
             raise Fatal("an earlier conversation stopped the run")
         try:
-            ws = self.connect()
+            ws = self.connect(headers=headers) if headers else self.connect()
         except (HarnessError, TargetUnreachable, HandshakeRefused) as exc:
             self.run.stop(exc)
-        ref = ConnRef(self._conns, ws, self.world.open(t=time.monotonic()))
+        ref = ConnRef(self._conns, ws, self.world.open(t=time.monotonic()), own=bool(headers))
         self._conns += 1
         self.open_conns.append(ref)
-        self.script.append(f"{ref!r} = open()")
+        self.script.append(f"{ref!r} = open(" + (f"{headers}" if headers else "") + ")")
         return ref
 
     @initialize()
@@ -157,7 +180,9 @@ class Conversations(ConversationMachine):
     @rule(pick=PICK)
     def close_connection(self, pick: int) -> None:
         self.record("close_connection", pick=pick)
-        conn = self._pick([c for c in self.open_conns if c.last], pick)
+        self._close(self._pick([c for c in self.open_conns if c.last], pick))
+
+    def _close(self, conn: ConnRef) -> None:
         self.script.append(f"close({conn!r})")
         conn.ws.close()
         conn.closed = True
@@ -186,7 +211,7 @@ class Conversations(ConversationMachine):
         request = {"input": f"Remember the code {code}. Reply with one word: ok", "store": store}
         step = f"new_chain({conn!r}, store={_b(store)}, nonce={code})"
         turn, ok = self._create(conn, request, None, step)
-        return self._remember(conn, turn, store, ((code, False),), warmup=False) if ok else multiple()
+        return self._remember(conn, turn, store, ((code, "turn"),), warmup=False) if ok else multiple()
 
     @precondition(lambda self: self.open_conns and self.run.target.has("generate_false"))
     @rule(target=resp, pick=PICK, store=st.booleans())
@@ -197,7 +222,7 @@ class Conversations(ConversationMachine):
         request = {"input": f"Remember the code {code}.", "store": store, "generate": False}
         step = f"warm_up({conn!r}, store={_b(store)}, nonce={code})"
         turn, ok = self._create(conn, request, None, step)
-        return self._remember(conn, turn, store, ((code, True),), warmup=True) if ok else multiple()
+        return self._remember(conn, turn, store, ((code, "warmup"),), warmup=True) if ok else multiple()
 
     @precondition(lambda self: any(c.last for c in self.open_conns))
     @rule(target=resp, pick=PICK, store=st.booleans(), probe=st.booleans())
@@ -245,11 +270,186 @@ class Conversations(ConversationMachine):
         call_id = f"{ORPHAN_PREFIX}{self.run.next_serial()}"
         request = {"previous_response_id": parent.id, "store": False,
                    "input": [{"type": "function_call_output", "call_id": call_id, "output": "nothing"}]}
+        if parent.lane is not None:
+            request["stream_id"] = parent.lane
         self._create(conn, request, parent, f"fail_latest({conn!r}, previous={parent!r}, orphan call_id={call_id})")
 
-    def _continue(self, conn: ConnRef, parent: RespRef, store: bool, probe: bool, name: str):
+    # -- lanes (§4.4 items 20-23a, §4.5 items 31 and 33) ---------------------------------------
+
+    @precondition(lambda self: self.open_conns and self.run.caps.lanes)
+    @rule(target=resp, pick=PICK, lane=st.sampled_from(LANES), store=st.booleans())
+    def lane_chain(self, pick: int, lane: str, store: bool):
+        self.record("lane_chain", pick=pick, lane=lane, store=store)
+        conn = self._pick(self.open_conns, pick)
         code = self.run.nonce()
+        request = {"input": f"Remember the code {code}. Reply with one word: ok", "store": store, "stream_id": lane}
+        turn, ok = self._create(conn, request, None, f"lane_chain({conn!r}, lane={lane}, store={_b(store)}, nonce={code})")
+        return self._remember(conn, turn, store, ((code, "turn"),), warmup=False) if ok else multiple()
+
+    @precondition(lambda self: self.run.caps.lanes and any(not r.conn.closed for r in self.resps))
+    @rule(target=resp, parent=resp.filter(lambda r: not r.conn.closed), lane=LANE, store=st.booleans(),
+          probe=st.booleans())
+    def fork(self, parent: RespRef, lane: str | None, store: bool, probe: bool):
+        """Continue a response on another lane of its socket: a fork while it is its lane's
+        latest [33], a miss once its lane moved on."""
+        self.record("fork", parent=parent, lane=lane, store=store, probe=probe)
+        if lane == parent.lane:
+            lane = LANES[0] if lane is None else None
+        return self._continue(parent.conn, parent, store, probe, "fork", lane=lane)
+
+    @precondition(lambda self: self.run.caps.lanes and any(c.last for c in self.open_conns))
+    @rule(pick=PICK, lane=LANE)
+    def fail_fork(self, pick: int, lane: str | None) -> None:
+        """A fork that must fail (an orphan tool output) on another lane: the parent stays
+        cached for its own lane [31, 23a]."""
+        self.record("fail_fork", pick=pick, lane=lane)
+        conn = self._pick([c for c in self.open_conns if c.last], pick)
+        parent = conn.last
+        if lane == parent.lane:
+            lane = LANES[0] if lane is None else None
+        call_id = f"{ORPHAN_PREFIX}{self.run.next_serial()}"
+        request: dict[str, Any] = {"previous_response_id": parent.id, "store": False,
+                                   "input": [{"type": "function_call_output", "call_id": call_id, "output": "x"}]}
+        if lane is not None:
+            request["stream_id"] = lane
+        self._create(conn, request, parent, f"fail_fork({conn!r}, previous={parent!r}, lane={lane}, "
+                                            f"orphan call_id={call_id})")
+
+    @precondition(lambda self: self.open_conns and self.run.caps.lanes)
+    @rule(target=resp, pick=PICK, store=st.booleans())
+    def interleave(self, pick: int, store: bool):
+        """Two creates on lanes a and b sent at once (each continues its lane's latest on this
+        socket, or starts a chain), then both answers read: the two streams interleave."""
+        self.record("interleave", pick=pick, store=store)
+        conn = self._pick(self.open_conns, pick)
+        sent = []
+        for lane in LANES:
+            code = self.run.nonce()
+            parent = conn.lanes.get(lane)
+            request: dict[str, Any] = {"input": f"Also remember the code {code}. Reply with one word: ok",
+                                       "store": store, "stream_id": lane}
+            if parent is not None:
+                request["previous_response_id"] = parent.id
+            step = (f"interleave({conn!r}, lane={lane}, previous={parent!r}, store={_b(store)}, nonce={code})"
+                    + ("   (sent with the next step, before either answer)" if lane == LANES[0] else ""))
+            prediction, number = self._send(conn, request, step)
+            sent.append((request, parent, prediction, number, (parent.nonces if parent else ()) + ((code, "turn"),),
+                         len(self.script) - 1))
+        made = []
+        for request, parent, prediction, number, nonces, line in sent:
+            turn, ok = self._finish(conn, request, parent, prediction, self._wait(conn, number), line)
+            if ok:
+                made.append(self._remember(conn, turn, store, nonces, warmup=False, line=line))
+        made = [m for m in made if isinstance(m, RespRef)]
+        return multiple(*made)
+
+    # -- steering (§4.9) -----------------------------------------------------------------------
+
+    # once per conversation: its paced socket is slow, and one steer checks every rule
+    @precondition(lambda self: self.run.caps.steering and self.run.target.has("test_controls")
+                  and len(self.open_conns) < MAX_OPEN and not self.steered)
+    @rule(target=resp, lane=LANE, store=st.booleans())
+    def steer_running(self, lane: str | None, store: bool):
+        """On a paced socket of its own: a turn, a steer at its response.created (planting a
+        nonce), then the target's end and the successor, which joins the conversation."""
+        self.record("steer_running", lane=lane, store=store)
+        self.steered = True
+        conn = self._open({"X-Conformance-Turn-Delay-Ms": str(STEER_PACE_MS)})
+        code, steer_code = self.run.nonce(), self.run.nonce()
+        request: dict[str, Any] = {"input": f"Remember the code {code}. Reply with one word: ok", "store": store}
+        if lane is not None:
+            request["stream_id"] = lane
+        prediction, number = self._send(conn, request, f"steer_target({conn!r}, lane={lane}, store={_b(store)}, "
+                                                        f"nonce={code})")
+        got = conn.ws.recv_until(lambda m: m.get("type") in ("response.created", "error"), self.run.target.turn_timeout)
+        created = next((m["response"]["id"] for m in got if m.get("type") == "response.created"
+                        and isinstance(m.get("response"), dict)), None)
+        if created is None:
+            turn, _ = self._finish(conn, request, None, prediction, self._wait(conn, number))
+            return multiple()
+        sp = self.world.predict_steer(conn.mid, created, running=True)
+        self.script.append(f"steer({created}, nonce={steer_code})   # model: {sp.outcome}")
+        conn.ws.steer(created, f"Also remember the code {steer_code}.")
+        turn, ok = self._finish(conn, request, None, prediction, self._wait(conn, number))
+        target_ref = self._remember(conn, turn, store, ((code, "turn"),), warmup=False) if ok else None
+        answer = self._steer_answer(conn, created)
+        if sp.outcome != STEER_ACCEPTED:
+            return target_ref if isinstance(target_ref, RespRef) else multiple()
+        if answer.get("type") == "response.steer.failed" and \
+                (answer.get("error") or {}).get("code") in STEER_ENDED_CODES:
+            self.soft_note("a steer reached its target after it had ended (pacing too short for this machine)")
+            return target_ref if isinstance(target_ref, RespRef) else multiple()
+        if answer.get("type") != "response.steer.accepted":
+            self.disagree(STEER_OK, f"a steer of the running {created} got {answer.get('type')} "
+                                    f"({(answer.get('error') or {}).get('code')!r})", answer)
+        self.agree(STEER_OK)
+        def succ_created(m: dict) -> bool:
+            return m.get("type") == "response.created" and \
+                (m.get("response") or {}).get("previous_response_id") == created
+
+        if not any(succ_created(m) for m in conn.ws.messages):
+            conn.ws.recv_until(succ_created, self.run.target.turn_timeout)
+        successor = next((rs for rs in conn.ws.monitor.requests if rs.origin == "steer"
+                          and (rs.create or {}).get("previous_response_id") == created), None)
+        succ_turn = conn.ws.wait(successor.index) if successor is not None else None
+        if succ_turn is None or succ_turn.status not in ("completed", "incomplete") or \
+                (succ_turn.response or {}).get("previous_response_id") != created:
+            self.disagree(STEER_SUCC, f"no successor of the steered {created} ran "
+                                      f"({succ_turn.summary() if succ_turn else 'none started'})", turn)
+        self.agree(STEER_SUCC)
+        self._monitor(succ_turn)
+        self.world.observe_successor(conn.mid, created, succ_turn.response_id, lane, store=store)
+        self.script.append(f"successor {succ_turn.response_id} of {created} ran")
+        nonces = (target_ref.nonces if isinstance(target_ref, RespRef) else ((code, "turn"),)) + ((steer_code, "steer"),)
+        ref = RespRef(self._resps, succ_turn.response_id, store, conn, False, nonces, lane=lane)
+        self._resps += 1
+        conn.last = conn.lanes[lane] = ref
+        self.script[-1] = f"{ref!r} = {self.script[-1]}"
+        # the steer's nonce must be in the successor's context: probe it here, then let the
+        # slow socket go (the successor stays in the conversation as a closed socket's id)
+        answered = self._continue(conn, ref, store, True, "probe_successor")
+        self._close(conn)
+        return multiple(ref, *([answered] if isinstance(answered, RespRef) else []))
+
+    @precondition(lambda self: self.run.caps.steering and any(not r.conn.closed for r in self.resps))
+    @rule(parent=resp.filter(lambda r: not r.conn.closed))
+    def steer_ended(self, parent: RespRef) -> None:
+        """A steer naming a response that has ended is refused [46, 49]."""
+        self.record("steer_ended", parent=parent)
+        conn = parent.conn
+        p = self.world.predict_steer(conn.mid, parent.id, running=False)
+        self.script.append(f"steer_ended({conn!r}, {parent!r})   # model: {p.outcome} {p.expected_code or ''}")
+        conn.ws.steer(parent.id, "Also say: thanks")
+        answer = self._steer_answer(conn, parent.id)
+        code = (answer.get("error") or {}).get("code") if isinstance(answer.get("error"), dict) else None
+        ok = answer.get("type") == "response.steer.failed" and (code == p.expected_code if p.expected_code
+                                                                 else code in STEER_ENDED_CODES)
+        if not ok:
+            self.disagree(STEER_ENDED, f"a steer of the ended {parent!r} got {answer.get('type')} ({code!r}); "
+                                       f"the model says {p.outcome} ({p.reason})", answer)
+        self.agree(STEER_ENDED)
+
+    def _steer_answer(self, conn: ConnRef, target_id: str) -> dict:
+        def answers(m: dict) -> bool:
+            steer = m.get("steer") if isinstance(m.get("steer"), dict) else {}
+            return m.get("type") in STEERS and steer.get("previous_response_id") == target_id
+
+        found = next((m for m in conn.ws.messages if answers(m)), None)
+        if found is None:
+            got = conn.ws.recv_until(lambda m: answers(m) or m.get("type") == "error", self.run.target.turn_timeout)
+            found = got[-1] if got and (answers(got[-1]) or got[-1].get("type") == "error") else None
+        if found is None:
+            self.run.stop(HarnessError(f"no answer to a steer of {target_id}:\n{format_script(self.script)}"))
+        return found
+
+    def _continue(self, conn: ConnRef, parent: RespRef, store: bool, probe: bool, name: str, lane: Any = "own"):
+        """Continue ``parent`` on ``conn``: on the parent's own lane (its socket), else on ``lane``."""
+        code = self.run.nonce()
+        if lane == "own":
+            lane = parent.lane if parent.conn is conn else None
         request: dict[str, Any] = {"previous_response_id": parent.id, "store": store}
+        if lane is not None:
+            request["stream_id"] = lane
         if probe:
             request.update(input=f"The latest code is {code}. Call record_nonces with every code "
                                  "seen in this conversation.",
@@ -258,8 +458,8 @@ class Conversations(ConversationMachine):
         else:
             request["input"] = f"Also remember the code {code}. Reply with one word: ok"
         step = (f"{name}({conn!r}, previous={parent!r}, store={_b(store)}, nonce={code}"
-                + (", probe" if probe else "") + ")")
-        nonces = parent.nonces + ((code, False),)
+                + (f", lane={lane}" if lane else "") + (", probe" if probe else "") + ")")
+        nonces = parent.nonces + ((code, "turn"),)
         turn, ok = self._create(conn, request, parent, step)
         if not ok:
             return multiple()
@@ -268,13 +468,15 @@ class Conversations(ConversationMachine):
         return self._remember(conn, turn, store, nonces, warmup=False)
 
     def _remember(self, conn: ConnRef, turn: Any, store: bool, nonces: tuple, *, warmup: bool,
-                  bundle: bool = True) -> Any:
+                  bundle: bool = True, line: int = -1) -> Any:
         if turn.status == "failed":    # started, then failed: not cached, nothing to continue
             return multiple()
-        ref = RespRef(self._resps, turn.response_id, store, conn, warmup, nonces)
+        sid = turn.create.get("stream_id") if isinstance(turn.create, dict) else None
+        ref = RespRef(self._resps, turn.response_id, store, conn, warmup, nonces, lane=sid)
         self._resps += 1
         conn.last = ref
-        self.script[-1] = f"{ref!r} = {self.script[-1]}"
+        conn.lanes[sid] = ref
+        self.script[line] = f"{ref!r} = {self.script[line]}"
         if bundle:
             self.resps.append(ref)
         return ref
@@ -302,17 +504,22 @@ class Conversations(ConversationMachine):
             isinstance(args.get("nonces"), list) else []
         missing = [(n, w) for n, w in nonces if not seen(recorded, n)]
         if missing:
-            clause = WARM_KEPT if all(w for _, w in missing) else CARRIED
+            kinds = {k for _, k in missing}
+            clause = WARM_KEPT if kinds == {"warmup"} else STEER_CTX if kinds == {"steer"} else CARRIED
             self.disagree(clause, f"the probe continuing from {parent!r} did not see "
                            f"{', '.join(n for n, _ in missing)} (it recorded {recorded}); the chain planted "
                            f"{', '.join(n for n, _ in nonces)}", turn)
         self.agree(CARRIED)
-        if any(w for _, w in nonces):
+        if any(k == "warmup" for _, k in nonces):
             self.agree(WARM_KEPT)
+        if any(k == "steer" for _, k in nonces):
+            self.agree(STEER_CTX)
         self.script[-1] += f"; the probe saw all {len(nonces)} nonces"
         probe = self._remember(conn, turn, store, nonces, warmup=False, bundle=False)
         outputs = [{"type": "function_call_output", "call_id": c.get("call_id"), "output": "recorded"} for c in calls]
         request = {"previous_response_id": turn.response_id, "store": store, "input": outputs}
+        if probe.lane is not None:
+            request["stream_id"] = probe.lane
         answer, ok = self._create(conn, request, probe, f"answer_probe({conn!r}, previous={probe!r})")
         return self._remember(conn, answer, store, nonces, warmup=False) if ok else multiple()
 
@@ -320,21 +527,41 @@ class Conversations(ConversationMachine):
 
     def _create(self, conn: ConnRef, request: dict, parent: RespRef | None, step: str):
         """Returns (turn, started); raises Disagreement (via disagree) when the target and the model differ."""
+        prediction, number = self._send(conn, request, step)
+        return self._finish(conn, request, parent, prediction, self._wait(conn, number))
+
+    def _send(self, conn: ConnRef, request: dict, step: str) -> tuple[Any, int]:
         if self.run.fatal is not None:
             raise Fatal("an earlier conversation stopped the run")
         self.script.append(step)
-        prediction = self.world.predict(conn.mid, request, t=time.monotonic())
+        prediction = self.world.send(conn.mid, request, t=time.monotonic())
         self.run.creates += 1
         try:
-            turn = conn.ws.turn(**request)
+            return prediction, conn.ws.create(**request)
         except (HarnessError, TargetUnreachable, HandshakeRefused) as exc:
             self.run.stop(exc)
+
+    def _wait(self, conn: ConnRef, number: int) -> Any:
+        try:
+            return conn.ws.wait(number)
+        except (HarnessError, TargetUnreachable, HandshakeRefused) as exc:
+            self.run.stop(exc)
+
+    def _finish(self, conn: ConnRef, request: dict, parent: RespRef | None, prediction: Any, turn: Any,
+                line: int = -1):
+        """Judge and observe one answered create; ``line`` is its step in the script."""
         outcome = self._observed(conn, turn)
-        self.script[-1] += f"   # model: {_describe(prediction)}; target: {_describe_turn(turn)}"
+        self.script[line] += f"   # model: {_describe(prediction)}; target: {_describe_turn(turn)}"
+        self.mark_line = line
         self._monitor(turn)
         self._judge(conn, request, parent, prediction, turn, outcome)
+        self.mark_line = -1
+        same_lane = parent is not None and parent.conn is conn and request.get("stream_id") == parent.lane
         if outcome in (INVALID, NOT_FOUND, "failed") and parent is not None:
-            conn.evicted.add(parent.id)
+            if same_lane or parent.conn is not conn:
+                conn.evicted.add(parent.id)
+            elif parent.conn is conn:
+                parent.fork_failed = True   # a failed fork to another lane: the parent stays [31]
         if outcome in (INVALID, NOT_FOUND):
             conn.errors += 1
         self.world.observe(conn.mid, request, turn.response_id,
@@ -378,7 +605,7 @@ class Conversations(ConversationMachine):
                     self.run.stop(HarnessError(f"the target rejected a plain new chain, so the model cannot be "
                                                f"checked: {turn.summary()}"))
                 return
-            clause = self._hit_clause(parent, p)
+            clause = self._hit_clause(conn, request, parent, p)
             if not started:     # (returns only for a MAY clause: hydration)
                 return self.disagree(clause, f"continuing from {parent!r} on {conn!r} must work ({p.reason}), "
                                       f"but the target answered {_describe_turn(turn)}", turn)
@@ -400,11 +627,14 @@ class Conversations(ConversationMachine):
                 self.disagree(MISS_FALSE, f"a cache miss on {parent!r} must fail with {want}; the target "
                                f"answered {_describe_turn(turn)}", turn)
             if not undecided:
-                self.agree(self._miss_clause(conn, parent))
+                clause = self._miss_clause(conn, parent)
+                self.agree(clause)
+                if clause == EVICT and parent.lane is not None:
+                    self.agree(EVICT_LANE)    # the same rule on a named lane [31, 23a]
             return
         if p.outcome == INVALID:
             if outcome == NOT_FOUND:
-                self.disagree(self._hit_clause(parent, p),
+                self.disagree(self._hit_clause(conn, request, parent, p),
                                f"{parent!r} must still be cached on {conn!r} ({p.reason} is the only problem "
                                f"of this request), but the target did not find it", turn)
             if outcome == COMPLETES:
@@ -414,9 +644,15 @@ class Conversations(ConversationMachine):
         raise HarnessError(f"the model predicted {p.outcome!r}, which this machine never provokes ({p.reason})")
 
     @staticmethod
-    def _hit_clause(parent: RespRef, p: Any) -> str:
+    def _hit_clause(conn: ConnRef, request: dict, parent: RespRef, p: Any) -> str:
         if p.hydrated:
             return HYDRATED
+        if parent.conn is conn and request.get("stream_id") != parent.lane:
+            return FORK
+        if parent.fork_failed:
+            return FORK_FAILED
+        if not parent.store and any(r.label > parent.label and r.lane != parent.lane for r in conn.lanes.values()):
+            return PER_LANE     # another lane of the socket made a response since [25]
         if parent.warmup:
             return WARM_CHAIN
         return HIT_TRUE if parent.store else HIT_FALSE
@@ -457,6 +693,8 @@ def test_generated_conversations_agree_with_model(target, connect, verdict, nonc
                     f"spends about N requests ({REAL_RUNS['max_examples'] * REAL_RUNS['stateful_step_count']} "
                     "reach every marked clause)")
     # every create here waits for its answer, so the busy policy never comes into play
-    run = Run(target, verdict, nonce_factory, Capabilities.from_profile(target.profile),
-              conformance_session.settings.registry)
-    judge(run, Conversations, connect, MARKED, runs)
+    caps = Capabilities.from_profile(target.profile)
+    # with test controls every turn lasts a little, so that two lanes' streams interleave
+    pace = {"X-Conformance-Turn-Delay-Ms": str(PACE_MS)} if caps.lanes and target.has("test_controls") else None
+    run = Run(target, verdict, nonce_factory, caps, conformance_session.settings.registry, headers=pace)
+    judge(run, Conversations, lambda headers=None: connect(headers=headers or pace), MARKED, runs)

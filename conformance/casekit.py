@@ -2,7 +2,8 @@
 
 Only logic that is the same wherever it is used lives here: what counts as a turn that ran,
 the one-word prompt, the output budget of a turn that must complete, the setup turn a case
-builds on, and the monitor's verdict on a connection stated as expectations.
+builds on, a paced socket, a client tool, and the monitor's verdict on a connection stated as
+expectations.
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ RAN = ("completed", "incomplete")          # a turn that ran (a truncated one to
 PROMPT = "Reply with the single word: ok"
 # a turn that must complete gets room for a short answer (reasoning models spend tokens too)
 TURN_BUDGET = 256
+
+
+# a forced client tool (the model stops for its output)
+TIME_TOOL = {"type": "function", "name": "get_time", "description": "Return the current time.",
+             "parameters": {"type": "object", "properties": {}, "additionalProperties": False}}
+
+
+def paced(target: Any, connect: Any, delay_ms: int) -> Any:
+    """A socket on which every turn lasts at least ``delay_ms`` (``X-Conformance-Turn-Delay-Ms``)
+    when the target honours test controls; otherwise a plain one (the model's latency paces it)."""
+    if target.has("test_controls"):
+        return connect(headers={"X-Conformance-Turn-Delay-Ms": str(delay_ms)})
+    return connect()
 
 
 def turn_budget(target: Any) -> int:

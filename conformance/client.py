@@ -587,6 +587,14 @@ class Connection:
         self.send(event, _charged=True)
         return number
 
+    def steer(self, previous_response_id: str, input: Any, **extra: Any) -> None:
+        """Send a ``response.steer`` (§2.2); ``extra`` adds fields (a case testing that
+        extra fields are refused). The monitor is told, so it can expect the successor."""
+        event: dict[str, Any] = {"type": "response.steer", "previous_response_id": previous_response_id,
+                                 "input": input, **extra}
+        self.monitor.sent(event)
+        self.send(event)
+
     # --- receiving -------------------------------------------------------------------------
     def _recv_one(self, deadline: float) -> Any | None:
         """Receive and feed one frame; None on deadline or close. Never raises for I/O."""

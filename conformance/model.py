@@ -1,9 +1,10 @@
 """Reference model of the state a Responses WebSocket server must keep (sans-I/O).
 
 Implements docs/spec.md §4.4 (queueing, lanes and their limits), §4.5 (continuation
-and the connection-local cache: items 25-35), §4.6 (reconnect, connection lifetime) and §4.7
-(``generate:false`` warm-ups are cached like other responses), as far as they decide the
-*outcome* of a ``response.create``. It never needs a model's text: only ids, flags and
+and the connection-local cache: items 25-35), §4.6 (reconnect, connection lifetime), §4.7
+(``generate:false`` warm-ups are cached like other responses) and §4.9 (steering: who accepts
+a steer, and the successor as the lane's latest response), as far as they decide the
+*outcome* of a ``response.create`` or ``response.steer``. It never needs a model's text: only ids, flags and
 ``call_id``s. No I/O, no clock of its own (callers pass times), no pytest.
 
 API
@@ -18,7 +19,7 @@ API
   ``busy_error_code`` (``None`` = any),
   ``generate_false``, ``lifetime_s`` (``None`` = unlimited), ``lanes``, ``max_named_lanes``,
   ``background_rejected``, ``not_found_status`` (``0`` = any 4xx: ``expected_status`` is then
-  ``None``).
+  ``None``), ``steering``.
 * ``World(capabilities)`` holds the persisted store (``store=true`` responses, across
   connections, never under ZDR) and the connections:
   * ``world.open(t=None) -> conn_id``; ``world.close(conn_id)`` (its cache is gone);
@@ -35,6 +36,13 @@ API
     made, so that a later ``function_call_output`` for an unknown ``call_id`` is predicted
     ``"invalid"``. ``code`` (the error code, if any) tells a ``limit_reached`` by the lane
     limit from one by the connection lifetime (only the latter expires the connection).
+  * ``world.predict_steer(conn_id, target_id, running=...) -> Prediction`` — what a
+    ``response.steer`` naming ``target_id`` must get: ``steer_accepted`` while the target runs
+    (the caller knows: it saw the target's ``response.created`` and no terminal event yet),
+    else ``steer_failed`` with ``expected_code`` (``None`` for an ended target: either of
+    ``STEER_ENDED_CODES``);
+  * ``world.observe_successor(conn_id, target_id, successor_id, lane, store=...)`` — an
+    accepted steer's successor ran: it continues the target and is its lane's latest response.
 * ``Prediction(outcome, expected_code, expected_status, queued_behind, hydrated, reason)``;
   ``outcome`` ∈ ``completes``, ``not_found`` (``previous_response_not_found``), ``invalid`` (a
   4xx for bad input, e.g. an orphan ``function_call_output``, ``background:true``, a bad
@@ -75,6 +83,11 @@ Rules (spec items in brackets)
   ``[A-Za-z0-9_.-]`` is ``invalid`` (``invalid_stream_id``); the ``max_named_lanes + 1``-th
   distinct name is ``limit_reached`` (``websocket_stream_limit_reached``). Without ``lanes``
   any ``stream_id`` is ``invalid`` (code not asserted). ``stream_id: null`` counts as absent.
+* Steering [46-49]: without ``steering`` every steer fails ``steering_not_supported``; a
+  running target accepts; a response that ended on this connection refuses
+  (``response_already_completed`` / ``response_not_active``); any other id is
+  ``response_not_found``. The successor's context is the target's plus the steer input, and
+  it replaces the target as the lane's latest response [47, 23a].
 * Contract with the caller: every ``send`` is followed by an ``observe`` of the same request
   (object identity, else equality), or the lane stays busy in the model.
 """
@@ -97,6 +110,9 @@ __all__ = [
     "LIMIT_CODE",
     "STREAM_LIMIT_CODE",
     "INVALID_STREAM_ID_CODE",
+    "STEER_ACCEPTED",
+    "STEER_FAILED",
+    "STEER_ENDED_CODES",
 ]
 
 COMPLETES, NOT_FOUND, INVALID, REJECTED_BUSY, LIMIT_REACHED = (
@@ -105,6 +121,8 @@ OUTCOMES = (COMPLETES, NOT_FOUND, INVALID, REJECTED_BUSY, LIMIT_REACHED)
 # outcomes observe() accepts beyond the predicted ones: how a started response really ended
 _ENDED = {"completed": COMPLETES, "incomplete": "incomplete", "failed": "failed"}
 
+STEER_ACCEPTED, STEER_FAILED = "steer_accepted", "steer_failed"
+STEER_ENDED_CODES = ("response_already_completed", "response_not_active")
 NOT_FOUND_CODE = "previous_response_not_found"
 LIMIT_CODE = "websocket_connection_limit_reached"
 STREAM_LIMIT_CODE = "websocket_stream_limit_reached"
@@ -124,6 +142,7 @@ class Capabilities:
     max_named_lanes: int = 32
     background_rejected: bool = True
     not_found_status: int = 400
+    steering: bool = False
 
     def __post_init__(self) -> None:
         if self.busy_policy not in ("queue", "reject", "either"):
@@ -152,6 +171,7 @@ class Capabilities:
             max_named_lanes=int(profile.get("concurrency.max_named_lanes")),
             background_rejected=bool(profile.features["background_rejected"]),
             not_found_status=profile.not_found_status,
+            steering=bool(profile.features["steering"]),
         )
 
 
@@ -195,6 +215,7 @@ class Conn:
     opened: float | None
     latest: dict = field(default_factory=dict)  # lane -> _Record (the lane's cached response)
     named_lanes: set = field(default_factory=set)
+    started: set = field(default_factory=set)  # ids of responses that ran on it (steer targets)
     inflight: dict = field(default_factory=dict)  # lane -> deque[_Flight]
     closed: bool = False
     expired: bool = False
@@ -349,6 +370,28 @@ class World:
             return record
         return None
 
+    def predict_steer(self, conn_id: int, target_id: str, *, running: bool) -> Prediction:
+        """What a ``response.steer`` naming ``target_id`` must get [46-49]."""
+        conn = self.conns[conn_id]
+        if not self.caps.steering:
+            return Prediction(STEER_FAILED, "steering_not_supported", reason="the target does not claim steering [49]")
+        if running:
+            return Prediction(STEER_ACCEPTED, reason="the target is running on this connection [47]")
+        if target_id in conn.started:
+            return Prediction(STEER_FAILED, None, reason="the target has ended [46]")
+        return Prediction(STEER_FAILED, "response_not_found", reason="not a response of this connection [46]")
+
+    def observe_successor(self, conn_id: int, target_id: str, successor_id: str, lane: str | None, *,
+                          store: bool = True) -> None:
+        """An accepted steer's successor ran: it continues the target on the target's lane."""
+        conn = self.conns[conn_id]
+        parent = self._find(conn, target_id)
+        record = _Record(successor_id, parent.calls if parent is not None else frozenset())
+        conn.started.add(successor_id)
+        conn.latest[lane] = record
+        if store and not self.caps.zdr:
+            self.store[successor_id] = record
+
     def send(self, conn_id: int, request: dict, t: float | None = None) -> Prediction:
         """predict(), then the request is in flight on its lane until observe()."""
         prediction = self.predict(conn_id, request, t)
@@ -398,6 +441,8 @@ class World:
                 conn.expired = True
             return
         self._count_lane(conn, request)
+        if response_id is not None:
+            conn.started.add(response_id)
         prev = request.get("previous_response_id")
         if outcome in (NOT_FOUND, INVALID, "failed"):
             if prev is not None:

@@ -301,7 +301,8 @@ class ConformanceSession:
         cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=(s.api_key or EMBEDDED_KEY,),
                                    test_controls=True,
                                    profile=_server_profile(p), defects=s.defects,
-                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]))
+                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
+                                   steering=bool(p.features["steering"]))
         if p.busy_policy in ("queue", "reject"):
             cfg["busy_policy"] = p.busy_policy
         if p.busy_error_code:

@@ -25,8 +25,9 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from conformance.client import Connection
 
-# budgets: the embedded server answers in about a millisecond (~460 creates, ~1.5 s, more when
-# a failure is shrunk). A real endpoint gets ~70 small creates (max_output_tokens each, probes
+# budgets: the embedded server answers in about a millisecond (~560 creates, ~7 s with the
+# lane rules' 3 ms pacing and one 40 ms-paced steer per conversation; more when a failure is
+# shrunk). A real endpoint gets ~70 small creates (max_output_tokens each, probes
 # PROBE_BUDGET), no shrinking: a budget (measured) whose derandomized sequences still reach
 # every marked clause of an agreeing target and catch each cache defect of the reference server.
 EMBEDDED_RUNS = dict(max_examples=40, stateful_step_count=15)
@@ -64,6 +65,7 @@ class Run:
     conversations: int = 0
     creates: int = 0
     serial: int = 0               # for names unique across the run's conversations
+    headers: dict | None = None   # handshake headers of every exploration socket (e.g. pacing)
 
     def level(self, clause: str) -> str | None:
         return self.registry[clause].level if clause in self.registry else None
@@ -77,15 +79,16 @@ class Run:
             self.fatal = exc
         raise Fatal(str(exc))
 
-    def explore_socket(self) -> Connection:
+    def explore_socket(self, headers: dict | None = None) -> Connection:
         """A socket for exploring. They stay out of the connect fixture (hundreds of them would
         bury the report; the failing sequence is replayed on fixture sockets instead), and a
         socket a finished conversation left open is reused: the next conversation only ever
         names ids it created itself, so what the socket still caches cannot matter, and
-        shrinking runs hundreds of conversations."""
-        if self.idle:
+        shrinking runs hundreds of conversations. A socket asked for with ``headers`` of its
+        own is new and never handed on (``ref.own``)."""
+        if self.idle and headers is None:
             return self.idle.pop()
-        conn = Connection.open(self.target)
+        conn = Connection.open(self.target, headers=headers or self.headers)
         self.sockets.append(conn)
         return conn
 
@@ -93,7 +96,7 @@ class Run:
         """Give back a conversation's socket (``ref.ws``; ``ref.errors`` counts its errors)."""
         # a socket that answered an error goes: whether the server closes after errors is for
         # the conversation that saw the error to find out, not for the next one
-        if ref.errors or ref.ws.closed:
+        if ref.errors or ref.ws.closed or getattr(ref, "own", False):
             ref.ws.close()
         else:
             self.idle.append(ref.ws)
@@ -109,6 +112,7 @@ class ConversationMachine(RuleBasedStateMachine):
         self.refs: list = []              # values passed between rules (each has a label)
         self.script: list[str] = []       # what happened, for people
         self.steps: list[tuple] = []      # the rule calls, for the replay
+        self.mark_line = -1               # the script line a disagreement points at
         run.conversations += 1
 
     @property
@@ -130,7 +134,7 @@ class ConversationMachine(RuleBasedStateMachine):
 
     def disagree(self, clause: str, message: str, evidence: Any) -> None:
         script = list(self.script)
-        script[-1] += f"   <-- {clause}"
+        script[self.mark_line] += f"   <-- {clause}"
         if self.run.level(clause) != "MUST":
             # a SHOULD/MAY disagreement does not stop the run: report it once and go on
             if clause not in self.run.soft_reported:
@@ -141,7 +145,8 @@ class ConversationMachine(RuleBasedStateMachine):
 
 
 def format_script(lines: list[str]) -> str:
-    return ("sequence (every create waits for its answer; nonces are planted in each input):\n"
+    return ("sequence (every create waits for its answer unless its step says otherwise; nonces are "
+            "planted in each input):\n"
             + "\n".join(f"    {ln}" for ln in lines))
 
 

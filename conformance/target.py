@@ -62,6 +62,7 @@ _DEFAULTS: dict[str, Any] = {
         "context_management": True,
         "http_endpoint": True,
         "lanes": False,
+        "lanes_concurrent": False,
         "steering": False,
         "test_controls": False,
         "reference_engine": False,
@@ -202,7 +203,7 @@ class Profile:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""
         f, c = self.data["features"], self.data["cache"]
         caps = {k for k in ("background_rejected", "compact_endpoint", "context_management",
-                            "generate_false", "lanes", "steering", "test_controls",
+                            "generate_false", "lanes", "lanes_concurrent", "steering", "test_controls",
                             "http_endpoint", "reference_engine") if f[k]}
         if self.busy_policy == "queue":
             caps.add("busy_policy_queue")

@@ -161,3 +161,17 @@ def test_spec_anchors_exist_in_docs_spec():
     reg = V.ClauseRegistry.load(V.default_clauses_path())
     missing = {A.spec_anchor(s) for c in reg if (s := A.spec_section(c.source))} - headings
     assert not missing, f"docs/spec.md has no heading for {sorted(missing)}"
+
+
+def test_lanes_and_steering_are_areas_of_their_own():
+    from conformance import verdicts as V
+    from conformance.report.allure import clause_area
+
+    registry = V.ClauseRegistry.load(V.default_clauses_path())
+    areas = {c.id: clause_area(c) for c in registry}
+    # lane clauses from four spec sections share one area; the default lane's rule stays in §4.3
+    assert {areas[i] for i in ("CREATE-INVALID-STREAM-ID", "LANE-TAGGED", "LANE-FIFO", "LANE-FORK",
+                               "LANE-FORK-FAILURE-KEEPS-PARENT")} == {"Lanes (stream_id, P-lanes)"}
+    assert areas["LANE-DEFAULT-UNTAGGED"].startswith("§4.3 ")
+    assert {a for i, a in areas.items() if i.startswith("STEER-")} == {"§4.9 Steering"}
+    assert areas["QUEUE-FIFO"] == "§4.4 Concurrency and queueing"

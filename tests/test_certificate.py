@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -87,7 +88,14 @@ def _check_badge(rep: Path, cert: dict) -> None:
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     passed, claimed = must_counts(cert)
     assert f"{cert['overall']} · MUST {passed}/{claimed}" in texts and "conformance" in texts
-    assert '<a href="badge.svg"><img src="badge.svg"' in (rep / "index.html").read_text(encoding="utf-8")
+    html = (rep / "index.html").read_text(encoding="utf-8")
+    assert '<a href="badge.svg"><img src="badge.svg"' in html
+    # every area of the certificate has its row, lanes and steering among them, in spec order
+    areas = {r["area"] for r in cert["clauses"]}
+    assert {"Lanes (stream_id, P-lanes)", "§4.9 Steering"} <= areas
+    rows = [a for a in re.findall(r"<tr><td>([^<]+)</td><td>\d+</td>", html) if a in areas]
+    assert sorted(rows) == sorted(areas) and rows.index("§4.4 Concurrency and queueing") + 1 == \
+        rows.index("Lanes (stream_id, P-lanes)")
 
 
 def test_every_verdict_kind_validates(pytester: pytest.Pytester, validator):
@@ -99,7 +107,7 @@ def test_every_verdict_kind_validates(pytester: pytest.Pytester, validator):
                         "test_info": "INFO", "test_unsupported": "UNSUPPORTED", "test_error": "ERROR",
                         "test_slow": "SKIPPED"}
     assert cert["certificate_version"] == CERTIFICATE_VERSION
-    assert cert["spec_profiles"] == ["P-lanes", "P-legacy"]
+    assert cert["spec_profiles"] == ["P-lanes", "P-legacy", "P-steer"]
     registry = V.ClauseRegistry.load(V.default_clauses_path())
     assert cert["clause_registry"]["sha256"] == registry.digest()
     # the case stopped at WS-SAME-PATH: ERR-STATUS-PRESENT was not reached, so it is not PASS

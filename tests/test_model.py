@@ -591,3 +591,22 @@ def test_builtin_profiles_all_give_capabilities():
     from conformance.target import load_profile
     for name in ("openai", "openai-2026-02", "xai", "open-responses", "reference"):
         Capabilities.from_profile(load_profile(name))
+
+
+def test_steering_predictions_and_the_successor():
+    w = World(lanes=True, steering=True)
+    c = w.open()
+    first = {"input": "hi", "store": False, "stream_id": "a"}
+    w.send(c, first)
+    assert w.predict_steer(c, "resp_x", running=True).outcome == "steer_accepted"
+    w.observe(c, first, "resp_1", "completed")
+    ended = w.predict_steer(c, "resp_1", running=False)
+    assert (ended.outcome, ended.expected_code) == ("steer_failed", None)   # either ended code
+    assert w.predict_steer(c, "resp_elsewhere", running=False).expected_code == "response_not_found"
+    # the successor replaces the target as lane a's latest; the default lane is untouched
+    w.observe_successor(c, "resp_1", "resp_2", "a", store=False)
+    assert w.cached(c) == {"a": "resp_2"}
+    assert w.predict(c, {"input": "x", "previous_response_id": "resp_1", "stream_id": "a"}).outcome == "not_found"
+    assert w.predict(c, {"input": "x", "previous_response_id": "resp_2", "stream_id": "b"}).outcome == "completes"
+    plain = World(steering=False)
+    assert plain.predict_steer(plain.open(), "resp_1", running=True).expected_code == "steering_not_supported"

@@ -19,6 +19,7 @@ from typing import Callable
 from conformance import baseline as BL
 from conformance import retry as R
 from conformance import verdicts as V
+from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
@@ -70,6 +71,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     rows = clause_rows(registry, records)
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
+        row["area"] = clause_area(registry[row["id"]])
         row["claimed"] = row["verdict"] != "RETIRED" and V.unsupported_reason(registry[row["id"]], caps, specs,
                                                                              profile) is None
     counts = Counter(r["verdict"] for r in records)

@@ -135,6 +135,23 @@ def spec_area(section: str | None) -> str:
     return f"§{number.rstrip('.')} {rest}".strip()
 
 
+# Clauses of one spec profile alone form an area of their own, wherever in docs/spec.md their
+# items are (lanes span §4.2-§4.5); steering clauses are §4.9 already.
+PROFILE_AREAS = {("P-lanes",): "Lanes (stream_id, P-lanes)", ("P-steer",): "§4.9 Steering"}
+
+
+def area_sort_key(area: str) -> tuple:
+    """Areas in spec order (§4.10 after §4.9); the lanes area next to §4.4, where its
+    core rules (items 20-23a) are."""
+    m = re.match(r"§(\d+)(?:\.(\d+))?", area)
+    return (int(m.group(1)), int(m.group(2) or 0), 0, area) if m else (4, 4, 1, area)
+
+
+def clause_area(clause: Any) -> str:
+    """The area a clause is reported under (allure epic, certificate ``area``)."""
+    return PROFILE_AREAS.get(tuple(clause.profiles)) or spec_area(spec_section(clause.source))
+
+
 @dataclass
 class Step:
     title: str
@@ -159,7 +176,7 @@ def case_annotations(clauses: Iterable[Any], verdict: str, profile: str, fingerp
     by_section: dict[str, list[str]] = {}
     for c in clauses:
         section = spec_section(c.source)
-        out.labels += [("epic", spec_area(section)), ("feature", c.id), ("story", c.requirement)]
+        out.labels += [("epic", clause_area(c)), ("feature", c.id), ("story", c.requirement)]
         if section is not None:
             by_section.setdefault(section, []).append(c.id)
     # one link per section (allure keeps one link per URL), named after its clauses

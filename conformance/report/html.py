@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance.report.allure import area_sort_key
+
 _COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
            "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
            "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00", "FLAKY": "#bc4c00", "KNOWN": "#6e7781",
@@ -23,6 +25,19 @@ details{margin:2px 0} pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa
 
 def _v(verdict: str) -> str:
     return f'<span class="v" style="color:{_COLORS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
+
+
+def _areas(clauses: list[dict]) -> list[str]:
+    """One row per area (lanes and steering among them): its clauses' verdicts."""
+    by_area: dict[str, list[str]] = {}
+    for r in clauses:
+        by_area.setdefault(r.get("area") or "unsectioned", []).append(r["verdict"])
+    out = ["<h2>Areas</h2><table><tr><th>Area</th><th>Clauses</th><th>Verdicts</th></tr>"]
+    for area, verdicts in sorted(by_area.items(), key=lambda kv: area_sort_key(kv[0])):
+        counts = ", ".join(f"{verdicts.count(v)} {_v(v)}" for v in sorted(set(verdicts)))
+        out.append(f"<tr><td>{escape(area)}</td><td>{len(verdicts)}</td><td>{counts}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 def render_html(cert: dict) -> str:
@@ -69,6 +84,7 @@ def render_html(cert: dict) -> str:
     out += [f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows]
     out.append("</table>")
 
+    out += _areas(cert["clauses"])
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = {"FAIL": 0, "NON-STRICT": 1, "NOT-REACHED": 2, "PASS": 3, "UNTESTED": 4, "UNSUPPORTED": 5, "RETIRED": 6}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import engine, stream
 from .config import Settings
 from .errors import ApiError, previous_not_found
-from .state import ClosedCaches, ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
+from .state import ANY_LANE, ClosedCaches, ConnectionCache, Entry, IdFactory, ResponseStore, SharedStoreFalse
 from .validate import check_input, invalid_type, missing
 
 
@@ -41,6 +41,8 @@ class Core:
         self.hydrates = settings.store_true_hydrates and not self.flags.no_hydration
         # only for the cache-survives-reconnect defect: closed connections' caches, per key
         self.closed_caches = ClosedCaches() if self.flags.cache_survives_reconnect else None
+        # only for the pending-steer-survives-close defect: closed connections' queued steer input
+        self.kept_steers: dict | None = {} if self.flags.pending_steer_survives_close else None
 
     # -- lookups -------------------------------------------------------------------------
     def resolve(self, response_id: str, owner: str, cache: ConnectionCache | None) -> tuple[Entry, bool]:
@@ -82,6 +84,9 @@ class Core:
             if prev is not None:
                 entry, from_cache = self.resolve(prev, owner, cache)
                 carried = () if flags.ignore_previous_response_id else entry.context
+            elif flags.lane_reuse_continues and cache is not None and req.stream_id is not None:
+                latest = cache.lanes().get(req.stream_id)  # the defect: the lane's latest is carried
+                carried = latest.context if latest is not None else ()
             if not flags.orphan_call_id_accepted:
                 engine.check_tool_outputs(carried, req.input_items)
             warmup = not req.generate
@@ -96,8 +101,8 @@ class Core:
             if gen.blocked_mid_stream is not None and not websocket:
                 raise gen.blocked_mid_stream  # over HTTP the block comes before any output
         except ApiError as err:
-            if prev is not None and err.evicts and cache is not None and not flags.no_eviction:
-                cache.evict(prev, req.stream_id)
+            if prev is not None and err.evicts and cache is not None and self._evicts(req):
+                cache.evict(prev, ANY_LANE if flags.fork_failure_evicts_parent else req.stream_id)
             raise
         if flags.incomplete_item_then_completed and gen.status is engine.TurnStatus.INCOMPLETE:
             gen.status, gen.incomplete_details = engine.TurnStatus.COMPLETED, None
@@ -112,8 +117,8 @@ class Core:
         if blocked is not None:
             events = stream.blocked_mid_stream(events, blocked, flags)
         if gen.status is engine.TurnStatus.FAILED or blocked is not None:
-            if prev is not None and cache is not None and not flags.no_eviction:
-                cache.evict(prev, req.stream_id)
+            if prev is not None and cache is not None and self._evicts(req):
+                cache.evict(prev, ANY_LANE if flags.fork_failure_evicts_parent else req.stream_id)
         else:
             inputs = () if (warmup and flags.warmup_drops_input) else tuple(req.input_items)
             outputs = () if flags.drops_previous_output else tuple(gen.output)
@@ -124,6 +129,10 @@ class Core:
                 elif flags.store_true_not_cached and req.store:
                     cache.forget_lane(req.stream_id, made_here=rid)
                 else:
+                    if flags.one_cache_slot:
+                        cache.clear()  # the defect: one slot for every lane
+                    elif flags.fork_takes_parent and prev is not None:
+                        cache.evict(prev)  # the defect: the fork empties the parent's lane
                     cache.remember(req.stream_id, entry)
             if req.store:
                 if not self.settings.zdr:
@@ -136,7 +145,13 @@ class Core:
         if flags.rewrites_events and blocked is None:
             events = stream.apply_event_defects(events, flags)
         stream.number(events, seq_start, flags, req.stream_id)
+        if flags.lane_terminal_untagged and events:
+            events[-1].pop("stream_id", None)
         return Outcome(events, gen.status, final)
+
+    def _evicts(self, req) -> bool:
+        flags = self.flags
+        return not flags.no_eviction and not (flags.named_lane_no_eviction and req.stream_id is not None)
 
     # -- POST /responses/compact ---------------------------------------------------------
     def compact(self, body: dict, owner: str) -> dict:

@@ -173,6 +173,62 @@ DEFECTS: dict[str, Defect] = dict(
         _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
            "The connection cache keeps every response, not only the latest per lane: an older store=false "
            "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),
+        # lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33)
+        _d("stream-id-not-validated", "CREATE-INVALID-STREAM-ID",
+           "Any string is taken as a lane name: an empty, too long or badly formed stream_id opens a lane."),
+        _d("lane-jobs-overlap", "LANE-FIFO",
+           "Creates on the same named lane run at once instead of one after the other."),
+        _d("lanes-serialised", "LANE-CONCURRENT",
+           "Every lane waits in one queue: a create on lane B runs only after lane A's response ended."),
+        _d("lane-terminal-untagged", "LANE-TAGGED",
+           "The terminal event of a named lane's response carries no stream_id."),
+        _d("lane-error-untagged", "LANE-TAGGED",
+           "Request errors of a named lane carry no stream_id."),
+        _d("lane-reuse-continues", "LANE-NEW-CONVERSATION",
+           "A create on a named lane without previous_response_id continues the lane's latest response."),
+        _d("one-cache-slot", "LANE-CACHE-PER-LANE",
+           "The connection cache keeps one latest response for all lanes: a turn on lane B pushes lane A's out."),
+        _d("fork-takes-parent", "LANE-FORK",
+           "A fork to another lane takes its parent out of the source lane's cache slot."),
+        _d("fork-failure-evicts-parent", "LANE-FORK-FAILURE-KEEPS-PARENT",
+           "A failed fork to another lane evicts the shared parent (as if it had been a same-lane continuation)."),
+        _d("named-lane-no-eviction", "LANE-EVICT-SAME-LANE",
+           "A failed continuation evicts its parent on the default lane only, never on a named lane."),
+        _d("active-limit-rejects", "LANE-ACTIVE-LIMIT",
+           "A create that finds 16 responses active is rejected with an error instead of queued."),
+        _d("active-limit-off-by-one", "LANE-ACTIVE-LIMIT",
+           "17 responses may be active at once (the limit is 16)."),
+        _d("named-limit-off-by-one", "LANE-NAMED-LIMIT",
+           "The 33rd distinct lane name is accepted; only the 34th gets websocket_stream_limit_reached."),
+        _d("named-lanes-released", "LANE-NAMED-LIMIT",
+           "A lane name stops counting once its lane is idle, so a connection can use any number of names."),
+        # steering (§4.9)
+        _d("steer-refused", "STEER-ACCEPTED",
+           "A valid steer of a running response gets response.steer.failed (steering_not_supported)."),
+        _d("steered-reason-missing", "STEER-TARGET-ENDS",
+           "A response stopped by a steer ends response.incomplete with incomplete_details null."),
+        _d("steer-no-successor", "STEER-SUCCESSOR",
+           "An accepted steer is dropped when its target ends: no successor response is created."),
+        _d("steer-input-lost", "STEER-SUCCESSOR-CONTEXT",
+           "The successor runs without the steer's input (its context is only the target's)."),
+        _d("steer-pending-input-dropped", "STEER-PENDING",
+           "After response.steer.pending the queued input is not put in front of the client's create."),
+        _d("steer-accepts-finished", "STEER-ENDED-REFUSED",
+           "A steer naming a response that has ended gets response.steer.accepted (and nothing follows)."),
+        _d("steer-unknown-wrong-code", "STEER-NOT-FOUND",
+           "A steer naming an unknown response fails with response_not_active instead of response_not_found."),
+        _d("steer-extra-fields-accepted", "STEER-INVALID",
+           "Fields other than type, previous_response_id and input (stream_id among them) are ignored: the "
+           "steer is accepted."),
+        _d("steer-compaction-accepted", "STEER-NOT-STEERABLE",
+           "Responses with automatic compaction (context_management) are steered like any other."),
+        _d("steer-failed-no-echo", "STEER-FAILED-ECHO",
+           "response.steer.failed does not repeat the steer's input."),
+        _d("steer-failed-new-id", "STEER-FAILED-AFTER-ACCEPT",
+           "A steer that fails after acceptance gets response.steer.failed without the accepted steer.id."),
+        _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
+           "Steer input waiting after response.steer.pending outlives its connection: the next create that "
+           "continues the target, on any connection, gets it."),
     ]
 )
 
@@ -246,6 +302,32 @@ class Flags:
     unknown_event_ignored_after_create: bool = False
     orphan_call_id_accepted: bool = False
     keeps_older_responses: bool = False
+    stream_id_not_validated: bool = False
+    lane_jobs_overlap: bool = False
+    lanes_serialised: bool = False
+    lane_terminal_untagged: bool = False
+    lane_error_untagged: bool = False
+    lane_reuse_continues: bool = False
+    one_cache_slot: bool = False
+    fork_takes_parent: bool = False
+    fork_failure_evicts_parent: bool = False
+    named_lane_no_eviction: bool = False
+    active_limit_rejects: bool = False
+    active_limit_off_by_one: bool = False
+    named_limit_off_by_one: bool = False
+    named_lanes_released: bool = False
+    steer_refused: bool = False
+    steered_reason_missing: bool = False
+    steer_no_successor: bool = False
+    steer_input_lost: bool = False
+    steer_pending_input_dropped: bool = False
+    steer_accepts_finished: bool = False
+    steer_unknown_wrong_code: bool = False
+    steer_extra_fields_accepted: bool = False
+    steer_compaction_accepted: bool = False
+    steer_failed_no_echo: bool = False
+    steer_failed_new_id: bool = False
+    pending_steer_survives_close: bool = False
     # derived: any defect that rewrites frames on their way out
     rewrites_frames: bool = field(default=False)
     # derived: any defect that rewrites the event list of a turn

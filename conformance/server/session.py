@@ -138,6 +138,7 @@ class Session:
         self.lanes: dict[str | None, _Lane] = {}  # lanes with queued or running jobs
         self.workers = 0  # lane worker tasks running
         self.active = 0  # responses being produced (at most MAX_ACTIVE)
+        self.max_active = MAX_ACTIVE + self.flags.active_limit_off_by_one
         self._slot_waiters: deque = deque()  # futures of creates waiting for an active slot
         self.inline = False  # a turn is running in the reader (fast path, no pacing)
         # steering (§4.9): responses streaming now, ended ones, and steer input waiting for
@@ -185,6 +186,7 @@ class Session:
                     background_accepted=self.flags.background_accepted,
                     generate_supported=s.profile.generate_false,
                     conversation_ignored=self.flags.conversation_ignored,
+                    stream_id_checked=not self.flags.stream_id_not_validated,
                     lanes=s.lanes,
                 )
             except ApiError as err:
@@ -192,7 +194,8 @@ class Session:
                 # a request error belongs to the create's lane only when that lane name is valid
                 lane_known = sid is None or (isinstance(sid, str) and STREAM_ID_RE.fullmatch(sid) is not None)
                 prev = event.get("previous_response_id")
-                evicts = isinstance(prev, str) and err.evicts and lane_known and not self.flags.no_eviction
+                evicts = (isinstance(prev, str) and err.evicts and lane_known and not self.flags.no_eviction
+                          and not (self.flags.named_lane_no_eviction and sid is not None))
                 job = _ErrorJob(err, sid if lane_known else None, prev if evicts else None,
                                 sid if lane_known else None)
             else:
@@ -200,7 +203,7 @@ class Session:
                     job.instructions = None  # the defect: the flat instructions field is not read
                 sid = job.stream_id
                 if sid is not None and sid not in self.named_lanes:
-                    if len(self.named_lanes) >= MAX_NAMED_LANES:
+                    if len(self.named_lanes) >= MAX_NAMED_LANES + self.flags.named_limit_off_by_one:
                         job = _ErrorJob(ApiError(
                             400, "websocket_stream_limit_reached",
                             f"This WebSocket connection has reached its maximum number of distinct stream "
@@ -260,12 +263,14 @@ class Session:
                 )
                 await self._send_error(err, job.stream_id)
             return
-        if self.flags.interleave_responses and not isinstance(job, _ErrorJob):
+        creates = not isinstance(job, _ErrorJob)
+        if creates and (self.flags.interleave_responses
+                        or (self.flags.lane_jobs_overlap and job.stream_id is not None)):
             self._spawn(self._run_quietly(job))
             return
-        key = job.stream_id
+        key = None if self.flags.lanes_serialised else job.stream_id
         if (not self.paced and not self.inline and key not in self.lanes
-                and (isinstance(job, _ErrorJob) or self.active < MAX_ACTIVE)):
+                and (isinstance(job, _ErrorJob) or self.active < self.max_active)):
             # Fast path: the lane is idle and the turn is written in one go without waiting,
             # so running it here is indistinguishable from a worker task (and cheaper).
             self.inline = True
@@ -310,6 +315,11 @@ class Session:
                 if isinstance(job, _ErrorJob):
                     await self._run_one(job)
                     continue
+                if self.flags.active_limit_rejects and self.active >= MAX_ACTIVE:
+                    await self._send_error(bad_request(  # the defect: refused instead of waiting
+                        "too_many_active_responses", f"This connection already has {MAX_ACTIVE} active "
+                        "responses.", "stream_id"), job.stream_id)
+                    continue
                 await self._take_slot()
                 try:
                     if self.state is ConnState.OPEN:
@@ -329,7 +339,7 @@ class Session:
             await self._expire_now()
 
     async def _take_slot(self) -> None:
-        if self.active < MAX_ACTIVE and not self._slot_waiters:
+        if self.active < self.max_active and not self._slot_waiters:
             self.active += 1
             return
         fut = asyncio.get_running_loop().create_future()
@@ -382,9 +392,14 @@ class Session:
         frame = self.framer.frame
         if control:
             await self.transport.send_many([frame(dict(e)) for e in CONTROL_BEFORE])
+        kept = self.core.kept_steers
+        if kept and req.previous_response_id in kept:  # the defect: another connection's steer input
+            self.pending_steers[req.previous_response_id] = kept.pop(req.previous_response_id)
         if self.pending_steers and req.previous_response_id in self.pending_steers:
             # the explicit create after response.steer.pending: queued input goes first (§4.9 item 48)
-            req.input_items = self.pending_steers.pop(req.previous_response_id) + list(req.input_items)
+            queued = self.pending_steers.pop(req.previous_response_id)
+            if not self.flags.steer_pending_input_dropped:
+                req.input_items = queued + list(req.input_items)
         try:
             outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
@@ -411,6 +426,8 @@ class Session:
                 if live.steers and self.state is ConnState.OPEN:
                     await self._after_steered(live, outcome)
                 live.req = None  # an ended response answers steers from its status alone
+        if self.flags.named_lanes_released and req.stream_id not in self.lanes:
+            self.named_lanes.discard(req.stream_id)  # the defect: an idle lane's name stops counting
         if control and self.state is ConnState.OPEN:
             await self.transport.send_many([frame(dict(e)) for e in CONTROL_AFTER])
 
@@ -457,6 +474,8 @@ class Session:
 
     def _cut(self, live: _Live, events: list, offsets: list, k: int) -> tuple[list, list, int]:
         term = steered_terminal(events, k)
+        if self.flags.steered_reason_missing:
+            term["response"]["incomplete_details"] = None
         live.cut = term["response"]
         if self.settings.terminal_output != "full":
             term = streaming_variations([term], False, self.settings.terminal_output)[0]
@@ -487,6 +506,8 @@ class Session:
 
     # -- steering (§4.9) -----------------------------------------------------------------
     async def _steer(self, event: dict) -> None:
+        if self.flags.steer_extra_fields_accepted:  # the defect: unknown fields are dropped, not refused
+            event = {k: v for k, v in event.items() if k in ("type", "previous_response_id", "input")}
         try:
             target_id, items = validate_steer(event)
         except ApiError as err:  # a malformed steer is a connection-level error
@@ -496,8 +517,13 @@ class Session:
         live = self.live.get(target_id)
         if live is None:
             ended = self.ended.get(target_id)
-            if ended is None:
-                await self._steer_failed(None, target_id, original, None, "response_not_found",
+            if ended is not None and self.flags.steer_accepts_finished:
+                await self._side_event(ended, {"type": "response.steer.accepted",
+                                               "steer": {"id": self.core.ids.new("steer"),
+                                                         "previous_response_id": target_id}})
+            elif ended is None:
+                code = "response_not_active" if self.flags.steer_unknown_wrong_code else "response_not_found"
+                await self._steer_failed(None, target_id, original, None, code,
                                          f"No active response with id '{target_id}' on this connection.")
             elif ended.status == "completed":
                 await self._steer_failed(ended, target_id, original, None, "response_already_completed",
@@ -506,7 +532,11 @@ class Session:
                 await self._steer_failed(ended, target_id, original, None, "response_not_active",
                                          f"Response '{target_id}' is no longer active ({ended.status}).")
             return
-        if not live.steerable:
+        if self.flags.steer_refused:
+            await self._steer_failed(live, target_id, original, None, "steering_not_supported",
+                                     "This model does not support steering.")
+            return
+        if not live.steerable and not self.flags.steer_compaction_accepted:
             await self._steer_failed(live, target_id, original, None, "steering_not_supported",
                                      "Responses bound to a conversation or using automatic compaction "
                                      "cannot be steered.")
@@ -538,6 +568,8 @@ class Session:
     async def _steer_failed(self, live: _Live | None, target_id: str, original, steer_id: str | None,
                             code: str, message: str) -> None:
         steer = {"previous_response_id": target_id, "input": original}
+        if self.flags.steer_failed_no_echo:
+            del steer["input"]
         if steer_id is not None:
             steer["id"] = steer_id
         await self._side_event(live, {"type": "response.steer.failed", "steer": steer,
@@ -557,6 +589,8 @@ class Session:
         steers, live.steers = live.steers, []
         if live.status == "failed":
             for steer_id, _, original in steers:
+                if self.flags.steer_failed_new_id:
+                    steer_id = None
                 await self._steer_failed(live, live.id, original, steer_id, "successor_creation_failed",
                                          f"Response '{live.id}' failed, so no successor could be created.")
             return
@@ -573,14 +607,18 @@ class Session:
                                               "required_input": required})
             self.pending_steers.setdefault(live.id, []).extend(items)
             return
+        if self.flags.steer_no_successor:
+            return  # the defect: accepted steers vanish with their target
         # the automatic successor inherits the settings and continues with the queued input
         successor = copy.copy(live.req)
         successor.previous_response_id = live.id
-        successor.input_items = items
+        successor.input_items = [] if self.flags.steer_input_lost else items
         successor.generate = True
         self._enqueue(live.lane, successor, front=True)
 
     async def _send_error(self, err: ApiError, stream_id: str | None = None) -> None:
+        if self.flags.lane_error_untagged:
+            stream_id = None
         data, binary = self.framer.frame(ws_error_event(err, self.flags, stream_id))
         await self.transport.send(data, binary)
         if self.flags.closes_after_error:
@@ -637,6 +675,8 @@ class Session:
             self._timer = None
         for lane in self.lanes.values():
             lane.jobs.clear()
+        if self.core.kept_steers is not None:
+            self.core.kept_steers.update(self.pending_steers)
         self.pending_steers.clear()  # queued steering is connection-local (§4.9 item 50)
         for task in list(self._tasks):
             task.cancel()

@@ -255,7 +255,7 @@ def _check_tool_choice(value, tools: list):
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
                     generate_supported: bool = True, conversation_ignored: bool = False,
-                    lanes: bool = True) -> CreateRequest:
+                    stream_id_checked: bool = True, lanes: bool = True) -> CreateRequest:
     """Validate a flat response.create (``websocket``) or an HTTP create body.  Without
     ``lanes`` (P-legacy servers) a ``stream_id`` is an unsupported parameter."""
     for name in rejected_fields:
@@ -273,7 +273,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
             if not lanes:
                 raise unsupported("stream_id", "This server has no stream_id lanes.")
             stream_id = body["stream_id"]
-            if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
+            if not isinstance(stream_id, str) or (stream_id_checked and not STREAM_ID_RE.fullmatch(stream_id)):
                 raise ApiError(
                     400, "invalid_stream_id",
                     "The 'stream_id' field must be a non-empty string with at most 256 characters and "

@@ -519,6 +519,255 @@ def c_keeps_older_responses(srv):
     return t3.status == "completed"
 
 
+# --- lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33) ---------------------------------------
+
+ORPHAN = [{"type": "function_call_output", "call_id": "call_nope", "output": "x"}]
+
+
+def c_stream_id_not_validated(srv):
+    with WS(srv.ws_url) as ws:
+        return ws.turn(input="hi", store=False, stream_id="bad name").status == "completed"
+
+
+def _created_order(t) -> list:
+    """(lane, created index, terminal index) per response, in order of response.created."""
+    out, where = [], {}
+    for i, e in enumerate(t.events):
+        rid = (e.get("response") or {}).get("id")
+        if e["type"] == "response.created":
+            where[rid] = len(out)
+            out.append([e.get("stream_id"), i, None])
+        elif e["type"] in TERMINAL and rid in where:
+            out[where[rid]][2] = i
+    return out
+
+
+def c_lane_jobs_overlap(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="a", stream_id="L")
+        ws.create(input="b", stream_id="L")
+        rs = _created_order(ws.collect(turns=2, timeout=5))
+    return len(rs) == 2 and rs[1][1] < rs[0][2]
+
+
+def c_lanes_serialised(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="a", stream_id="A")
+        ws.create(input="b", stream_id="B")
+        rs = _created_order(ws.collect(turns=2, timeout=5))
+    return len(rs) == 2 and rs[1][1] > rs[0][2]
+
+
+def c_lane_terminal_untagged(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="hi", store=False, stream_id="L")
+    return t.terminal is not None and t.terminal.get("stream_id") != "L"
+
+
+def c_lane_error_untagged(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="hi", store=False, stream_id="L", previous_response_id="resp_nowhere")
+    return t.error is not None and t.error.get("stream_id") != "L"
+
+
+def c_lane_reuse_continues(srv):
+    with WS(srv.ws_url) as ws:
+        ws.turn(input="plant KIWI-7342", store=False, stream_id="L")
+        t = ws.turn(input="probe", store=False, stream_id="L", **probe_fields())
+    return "KIWI-7342" in nonces_of(t)
+
+
+def c_one_cache_slot(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False, stream_id="A")
+        ws.turn(input="hi", store=False, stream_id="B")
+        return ws.turn(input="again", store=False, stream_id="A", previous_response_id=t1.id).status == "error"
+
+
+def c_fork_takes_parent(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False, stream_id="A")
+        fork = ws.turn(input="fork", store=False, stream_id="B", previous_response_id=t1.id)
+        again = ws.turn(input="again", store=False, stream_id="A", previous_response_id=t1.id)
+    return fork.status == "completed" and again.status == "error"
+
+
+def _after_failure(srv, fail_lane: str) -> str:
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False, stream_id="A")
+        ws.turn(store=False, stream_id=fail_lane, previous_response_id=t1.id, input=ORPHAN)
+        return ws.turn(input="again", store=False, stream_id="A", previous_response_id=t1.id).status
+
+
+def c_fork_failure_evicts_parent(srv):
+    return _after_failure(srv, "B") == "error"
+
+
+def c_named_lane_no_eviction(srv):
+    return _after_failure(srv, "A") == "completed"
+
+
+def _many_lanes(srv, count: int):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        for n in range(count):
+            ws.create(input="hi", stream_id=f"L{n}")
+        return ws.collect(turns=count, timeout=10)
+
+
+def c_active_limit_rejects(srv):
+    return _many_lanes(srv, 17).error is not None
+
+
+def c_active_limit_off_by_one(srv):
+    rs = _created_order(_many_lanes(srv, 17))
+    marks = sorted([(c, 1) for _, c, _ in rs] + [(e, -1) for _, _, e in rs if e is not None])
+    active = peak = 0
+    for _, step in marks:
+        active += step
+        peak = max(peak, active)
+    return peak > 16
+
+
+def _name_limit(srv) -> str:
+    """The status of the 33rd distinct lane name, after 32 warm-ups that each ended."""
+    with WS(srv.ws_url) as ws:
+        for n in range(32):
+            ws.turn(input="hi", generate=False, stream_id=f"N{n}")
+        return ws.turn(input="hi", generate=False, stream_id="N32").status
+
+
+def c_named_limit_off_by_one(srv):
+    return _name_limit(srv) == "completed"
+
+
+def c_named_lanes_released(srv):
+    return _name_limit(srv) == "completed"
+
+
+# --- steering (§4.9): checked on a server started with steering on --------------------------
+
+STEER_TYPES = ("response.steer.accepted", "response.steer.pending", "response.steer.failed")
+SLOW = {"X-Conformance-Turn-Delay-Ms": "400"}
+
+
+def _steered(srv, text="steer KIWI-7342", turns=2, **create) -> list:
+    """Start a slow turn, steer it at its response.created, read until ``turns`` responses ended."""
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        ws.create(store=False, **{"input": "hi", **create})
+        created = ws.recv()
+        ws.send({"type": "response.steer", "previous_response_id": created["response"]["id"], "input": text})
+        return [created] + ws.collect(turns=turns, timeout=6).events
+
+
+def _steer_answer(events) -> dict:
+    return next((e for e in events if e["type"] in STEER_TYPES), {})
+
+
+def c_steer_refused(srv):
+    return _steer_answer(_steered(srv, turns=1)).get("type") == "response.steer.failed"
+
+
+def c_steered_reason_missing(srv):
+    term = next(e for e in _steered(srv, input="[[multi]] hi") if e["type"] in TERMINAL)
+    return term["type"] == "response.incomplete" and term["response"]["incomplete_details"] is None
+
+
+def c_steer_no_successor(srv):
+    events = _steered(srv, turns=2)
+    return sum(1 for e in events if e["type"] == "response.created") == 1
+
+
+def c_steer_input_lost(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        ws.create(input="hi", store=False)
+        rid = ws.recv()["response"]["id"]
+        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
+        events = ws.collect(turns=2, timeout=6).events
+        succ = [e for e in events if e["type"] == "response.created"][-1]["response"]["id"]
+        t = ws.turn(input="probe", store=False, previous_response_id=succ, **probe_fields())
+    return "KIWI-7342" not in nonces_of(t)
+
+
+def _pending_steer(ws, store: bool) -> tuple[str, list]:
+    """A forced tool call steered with KIWI-7342 until response.steer.pending: (its id, the
+    function_call_output answering it)."""
+    ws.create(input="weather?", store=store, tools=[WEATHER_TOOL],
+              tool_choice={"type": "function", "name": WEATHER_TOOL["name"]})
+    rid = ws.recv()["response"]["id"]
+    ws.send({"type": "response.steer", "previous_response_id": rid, "input": "steer KIWI-7342"})
+    events = ws.collect(turns=1, timeout=6).events
+    while not any(e["type"] == "response.steer.pending" for e in events):
+        events.append(ws.recv())
+    call = next(e for e in events if e["type"] in TERMINAL)["response"]["output"][0]
+    return rid, [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+
+
+def c_steer_pending_input_dropped(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        rid, out = _pending_steer(ws, store=False)
+        t = ws.turn(input=out, store=False, previous_response_id=rid, **probe_fields())
+    return "KIWI-7342" not in nonces_of(t)
+
+
+def _steer_ended(srv, target: str | None = None) -> dict:
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="hi", store=False)
+        ws.send({"type": "response.steer", "previous_response_id": target or t.id, "input": "late"})
+        return ws.recv()
+
+
+def c_steer_accepts_finished(srv):
+    return _steer_ended(srv).get("type") == "response.steer.accepted"
+
+
+def c_steer_unknown_wrong_code(srv):
+    return _steer_ended(srv, "resp_nowhere")["error"]["code"] != "response_not_found"
+
+
+def c_steer_extra_fields_accepted(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        ws.create(input="hi", store=False, stream_id="L")
+        rid = ws.recv()["response"]["id"]
+        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "x", "stream_id": "L"})
+        events = ws.collect(turns=1, timeout=6).events
+    return any(e["type"] == "response.steer.accepted" for e in events)
+
+
+def c_steer_compaction_accepted(srv):
+    events = _steered(srv, turns=1, context_management=[{"type": "compaction"}])
+    return _steer_answer(events).get("type") == "response.steer.accepted"
+
+
+def c_steer_failed_no_echo(srv):
+    return "input" not in _steer_ended(srv)["steer"]
+
+
+def c_steer_failed_new_id(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        ws.create(input="[[fail]] hi", store=False)
+        rid = ws.recv()["response"]["id"]
+        ws.send({"type": "response.steer", "previous_response_id": rid, "input": "x"})
+        answers = []
+        while len(answers) < 2:
+            e = ws.recv(timeout=6)
+            if e["type"] in STEER_TYPES:
+                answers.append(e)
+    accepted, failed = answers
+    return accepted["type"] == "response.steer.accepted" and failed["steer"].get("id") != accepted["steer"]["id"]
+
+
+def c_pending_steer_survives_close(srv):
+    with WS(srv.ws_url, headers=SLOW) as ws:
+        rid, out = _pending_steer(ws, store=True)
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input=out, store=True, previous_response_id=rid, **probe_fields())
+    return "KIWI-7342" in nonces_of(t)
+
+
+# defects whose behaviour needs the server started with a switch (the checks run on both)
+NEEDS = {name: {"steering": True} for name in DEFECTS if "steer" in name}
+
+
 CHECKS = {name: globals()["c_" + name.replace("-", "_")] for name in DEFECTS
           if "c_" + name.replace("-", "_") in globals()}
 ALL_CHECKS = {n[2:].replace("_", "-") for n in globals() if n.startswith("c_")}
@@ -545,8 +794,10 @@ def test_defects_name_real_clauses_with_their_level():
 def test_defect_breaks_its_behaviour(name, server, make_server):
     check = CHECKS.get(name)
     assert check is not None, f"no check for defect {name}"
-    assert check(server) is False, f"the clean server already shows what {name} breaks"
-    defective = make_server(defects=(name,))
+    needs = NEEDS.get(name, {})
+    clean = make_server(**needs) if needs else server
+    assert check(clean) is False, f"the clean server already shows what {name} breaks"
+    defective = make_server(defects=(name,), **needs)
     assert check(defective) is True, f"defect {name} did not break its behaviour"
 
 
