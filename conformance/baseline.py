@@ -29,10 +29,11 @@ No pytest import here; errors are ``BaselineError`` naming the file, the entry a
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from conformance.files import read_document
 
 KNOWN, STALE, EXPIRED = "KNOWN", "STALE", "EXPIRED"
 NON_PASS = ("FAIL", "NON-STRICT", "ERROR", "FLAKY")
@@ -116,14 +117,7 @@ def load(path: str | Path, known_clauses: Iterable[str], *, today: dt.date | Non
     """Read and check a baseline file. Raises ``BaselineError``."""
     path = Path(path)
     src = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BaselineError(f"{src}: baseline file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{src}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BaselineError(f"{src}: not valid TOML: {exc}") from None
+    data = read_document(path, "TOML", BaselineError, "baseline file")
     extra = sorted(set(data) - {"known"})
     if extra:
         raise BaselineError(f"{src}: unknown top-level key(s) {', '.join(extra)} (a baseline holds [[known]] tables)")

@@ -20,9 +20,10 @@ KNOWN 1, NON-STRICT 2, FLAKY 3, FAIL 4. No I/O except ``load``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from conformance.files import read_document
 
 RANK = {"PASS": 0, "INFO": 0, "UNSUPPORTED": 0, "UNTESTED": 0, "RETIRED": 0,
         "KNOWN": 1, "NON-STRICT": 2, "FLAKY": 3, "FAIL": 4}
@@ -35,14 +36,7 @@ class CertificateError(ValueError):
 
 def load(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CertificateError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CertificateError(f"{path}: cannot read: {exc}") from None
-    except ValueError as exc:
-        raise CertificateError(f"{path}: not JSON: {exc}") from None
+    data = read_document(path, "JSON", CertificateError)
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise CertificateError(f"{path}: not a certificate.json of this suite (format {_FORMAT!r} expected)")
     if not isinstance(data.get("clauses"), list):

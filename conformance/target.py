@@ -19,11 +19,12 @@ import copy
 import hashlib
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
+
+from conformance.files import read_document
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -221,15 +222,8 @@ class Profile:
 
 
 def _read_toml(path: Path) -> dict:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ProfileError(str(path), "", "file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(str(path), "", f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ProfileError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    # read_document's message starts with the path; ProfileError puts it back in front
+    return read_document(path, "TOML", lambda msg: ProfileError(str(path), "", msg[len(str(path)) + 2:]))
 
 
 def _resolve(raw: dict, source: str, seen: tuple[str, ...]) -> dict:

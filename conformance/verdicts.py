@@ -25,10 +25,11 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from conformance.files import read_document
 
 PASS, FAIL, NON_STRICT, INFO, UNSUPPORTED, ERROR, UNTESTED, SKIPPED = (
     "PASS", "FAIL", "NON-STRICT", "INFO", "UNSUPPORTED", "ERROR", "UNTESTED", "SKIPPED")
@@ -71,14 +72,7 @@ class ClauseRegistry:
     @classmethod
     def load(cls, path: str | Path) -> "ClauseRegistry":
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RegistryError(f"{path}: clause registry not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{path}: cannot read: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RegistryError(f"{path}: not valid TOML: {exc}") from None
+        data = read_document(path, "TOML", RegistryError, "clause registry")
         out = []
         seen: set[str] = set()
         for n, raw in enumerate(data.get("clause", [])):
