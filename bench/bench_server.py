@@ -45,12 +45,13 @@ def raise_fd_limit(n: int = 8192) -> None:
         pass
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(*options: str, key: str = KEY) -> tuple[subprocess.Popen, str]:
+    """The server CLI on an ephemeral port (plus ``options``): (process, its ws:// URL)."""
     # stderr goes to a file: a pipe nobody reads would stall a server that logs a lot
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "conformance.server", "--port", "0", "--log-level", "WARNING",
-         "--api-key", KEY],
+         "--api-key", key, *options],
         stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=raise_fd_limit,
     )
     deadline = time.monotonic() + 20

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from .app import ReferenceServer
-from .config import DEFAULT_MAX_FRAME_BYTES, PROFILES, BusyPolicy, ServerConfig
+from .config import DEFAULT_MAX_FRAME_BYTES, PROFILES, BusyPolicy, ServerConfig, TerminalOutput
 from .defects import DEFECTS, UnknownDefect
 
 
@@ -46,6 +46,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
 def _defect(text: str) -> str:
     if text not in DEFECTS:
         raise argparse.ArgumentTypeError(
@@ -76,7 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store-path", default=None, metavar="FILE",
                    help="append store=true responses to this JSON-lines file and load it at start")
     p.add_argument("--test-controls", action="store_true",
-                   help="honour the X-Conformance-Lifetime and X-Conformance-Turn-Delay-Ms handshake headers")
+                   help="honour the X-Conformance-Lifetime, X-Conformance-Turn-Delay-Ms and "
+                        "X-Conformance-Pause-Ms handshake headers")
+    p.add_argument("--omit-setup-events", action="store_true",
+                   help="stream without output_item.added, content_part.added and reasoning_summary_part.added "
+                        "(WebSocket only; the official SDK tolerates it)")
+    p.add_argument("--omit-terminal-output", nargs="?", const=TerminalOutput.EMPTY.value, default=None,
+                   choices=[t.value for t in TerminalOutput if t is not TerminalOutput.FULL],
+                   metavar="empty|null|missing",
+                   help="the terminal event's response.output is [] (default), null or missing (WebSocket only)")
+    p.add_argument("--control-events", action="store_true",
+                   help="send ping, codex.rate_limits and response.metadata before each response and "
+                        "codex.keepalive after it (no response id, no sequence_number)")
+    p.add_argument("--steering", action="store_true",
+                   help="accept response.steer (P-steer): accepted/pending/failed events and automatic "
+                        "successors; without it a steer gets steering_not_supported")
+    p.add_argument("--ttft-ms", type=_non_negative_float, default=0.0, metavar="MS",
+                   help="simulated time to first token of a generating response (default 0)")
+    p.add_argument("--tokens-per-second", type=_non_negative_float, default=0.0, metavar="N",
+                   help="simulated streaming rate: each delta waits its tokens / N seconds (default 0 = no wait)")
     p.add_argument("--defect", action="append", default=[], type=_defect, metavar="NAME",
                    help="break one behaviour (repeatable; see --list-defects)")
     p.add_argument("--list-defects", action="store_true", help="list the named defects and exit")
@@ -102,6 +130,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         busy_policy=args.busy_policy,
         busy_error_code=args.busy_error_code,
+        omit_setup_events=args.omit_setup_events,
+        terminal_output=args.omit_terminal_output or TerminalOutput.FULL.value,
+        control_events=args.control_events,
+        ttft_ms=args.ttft_ms,
+        tokens_per_second=args.tokens_per_second,
+        steering=args.steering,
     )
     cfg.lifetime_s = args.lifetime    # None: the profile's
     return cfg

@@ -29,6 +29,7 @@ log = logging.getLogger("conformance.server")
 
 LIFETIME_HEADER = "X-Conformance-Lifetime"
 TURN_DELAY_HEADER = "X-Conformance-Turn-Delay-Ms"
+PAUSE_HEADER = "X-Conformance-Pause-Ms"
 _SESSIONS = web.AppKey("sessions", weakref.WeakSet)
 _CORE = web.AppKey("core", Core)
 
@@ -143,7 +144,7 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
                        "GET /v1/responses is the WebSocket endpoint; send an upgrade request.", None)
     await ws.prepare(request)
     lifetime = core.settings.lifetime_s
-    delay = 0.0
+    delay = pause = 0.0
     if core.settings.test_controls:
         v = _float_header(request, LIFETIME_HEADER)
         if v is not None:
@@ -151,7 +152,11 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
         d = _float_header(request, TURN_DELAY_HEADER)
         if d is not None:
             delay = d / 1000.0
-    session = Session(core, owner, _AiohttpTransport(ws), lifetime_s=lifetime, turn_delay_s=delay)
+        p = _float_header(request, PAUSE_HEADER)
+        if p is not None:
+            pause = p / 1000.0
+    session = Session(core, owner, _AiohttpTransport(ws), lifetime_s=lifetime, turn_delay_s=delay,
+                      pause_s=pause)
     sessions = request.app[_SESSIONS]
     sessions.add(session)
     try:

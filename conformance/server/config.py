@@ -19,6 +19,15 @@ class BusyPolicy(enum.StrEnum):
     REJECT = "reject"
 
 
+class TerminalOutput(enum.StrEnum):
+    """What ``response.output`` of a WebSocket terminal event holds (spec §3.6; the SDK fills
+    in a missing, null or empty one, §4.3 item 16a)."""
+    FULL = "full"
+    EMPTY = "empty"      # []
+    NULL = "null"        # null (not valid under the schemas)
+    MISSING = "missing"  # no "output" key (not valid under the schemas)
+
+
 DEFAULT_LIFETIME_S = 3600.0
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 
@@ -72,6 +81,15 @@ class ServerConfig:
     busy_policy: str | None = None  # None: the profile's ("queue" for every built-in profile)
     busy_error_code: str = "response_already_in_flight"
     busy_error_status: int = 409
+    # streaming variations the official SDK tolerates (spec §4.3 item 16a; WebSocket only)
+    omit_setup_events: bool = False  # no output_item.added / content_part.added / summary part added
+    terminal_output: str = "full"  # "full", "empty" ([]), "null" or "missing"
+    control_events: bool = False  # ping, codex.rate_limits, response.metadata, codex.keepalive between responses
+    # simulated model latency (0 = none): time to first token and streaming rate of deltas
+    ttft_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    # response.steer (P-steer, §4.9): model-specific in production, so off unless asked for
+    steering: bool = False
 
     def resolve(self) -> "Settings":
         return Settings.from_config(self)
@@ -86,6 +104,16 @@ def lifetime_phrase(seconds: float) -> str:
         s = int(seconds)
         return f"{s} second" + ("" if s == 1 else "s")
     return f"{seconds:g} seconds"
+
+
+def _non_negative(value, name: str) -> float:
+    try:
+        v = float(value or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}") from None
+    if not v >= 0 or math.isinf(v):
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,12 @@ class Settings:
     busy_error_status: int
     defects: tuple[str, ...]
     flags: Flags = field(default_factory=Flags)
+    omit_setup_events: bool = False
+    terminal_output: TerminalOutput = TerminalOutput.FULL
+    control_events: bool = False
+    ttft_s: float = 0.0
+    tokens_per_second: float = 0.0
+    steering: bool = False
 
     @property
     def store_true_hydrates(self) -> bool:
@@ -126,6 +160,13 @@ class Settings:
             raise ValueError(f"lifetime must be a positive number of seconds, got {config.lifetime_s!r}")
         if config.max_frame_bytes <= 0:
             raise ValueError("max_frame_bytes must be positive")
+        try:
+            terminal_output = TerminalOutput(config.terminal_output or "full")
+        except ValueError:
+            raise ValueError(f"terminal_output must be one of {', '.join(TerminalOutput)}, "
+                             f"got {config.terminal_output!r}") from None
+        ttft_s = _non_negative(config.ttft_ms, "ttft_ms") / 1000.0
+        tps = _non_negative(config.tokens_per_second, "tokens_per_second")
         policy = BusyPolicy(config.busy_policy) if config.busy_policy else profile.busy_policy
         if flags.reject_when_busy:
             policy = BusyPolicy.REJECT
@@ -145,4 +186,10 @@ class Settings:
             busy_error_status=int(config.busy_error_status),
             defects=tuple(config.defects or ()),
             flags=flags,
+            omit_setup_events=bool(config.omit_setup_events),
+            terminal_output=terminal_output,
+            control_events=bool(config.control_events),
+            ttft_s=ttft_s,
+            tokens_per_second=tps,
+            steering=bool(config.steering),
         )

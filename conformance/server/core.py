@@ -3,8 +3,11 @@
 ``Core.execute`` resolves ``previous_response_id`` (connection cache first, then the store
 for store=true ids unless ZDR), checks tool outputs, runs the engine, lays out the events
 and updates the cache and the store *before* any event is sent, so that an id is usable as
-soon as a client can see it.  A continuation that fails — an ``ApiError`` (4xx) or a
-``response.failed`` (5xx) — evicts the id it referenced from the connection cache.
+soon as a client can see it.  A continuation that fails — an ``ApiError`` (4xx), a
+``response.failed`` (5xx) or a safety block in mid-stream — evicts the id it referenced from
+the connection cache when the parent is the latest response of the failing request's own
+lane (a failed cross-lane fork keeps it, §4.4 item 23a).  On a socket (``websocket=True``)
+the streaming variations of the settings apply (§4.3 item 16a).
 """
 
 from __future__ import annotations
@@ -68,8 +71,10 @@ class Core:
         return None if entry is None else entry.response
 
     # -- the turn ------------------------------------------------------------------------
-    def execute(self, req, owner: str, cache: ConnectionCache | None, seq_start: int = 0) -> Outcome:
+    def execute(self, req, owner: str, cache: ConnectionCache | None, seq_start: int = 0,
+                websocket: bool = False) -> Outcome:
         flags = self.flags
+        settings = self.settings
         prev = req.previous_response_id
         carried: tuple = ()
         from_cache = False
@@ -87,9 +92,11 @@ class Core:
                 honour_forced=not flags.forced_tool_ignored,
                 honour_max_output=not flags.max_output_tokens_ignored,
             )
+            if gen.blocked_mid_stream is not None and not websocket:
+                raise gen.blocked_mid_stream  # over HTTP the block comes before any output
         except ApiError as err:
             if prev is not None and err.evicts and cache is not None and not flags.no_eviction:
-                cache.evict(prev)
+                cache.evict(prev, req.stream_id)
             raise
         if flags.incomplete_item_then_completed and gen.status is engine.TurnStatus.INCOMPLETE:
             gen.status, gen.incomplete_details = engine.TurnStatus.COMPLETED, None
@@ -100,9 +107,12 @@ class Core:
         final = stream.final_object(started, gen, now)
         events = stream.turn_events(started, final, gen, generate=req.generate)
 
-        if gen.status is engine.TurnStatus.FAILED:
+        blocked = gen.blocked_mid_stream
+        if blocked is not None:
+            events = stream.blocked_mid_stream(events, blocked, flags)
+        if gen.status is engine.TurnStatus.FAILED or blocked is not None:
             if prev is not None and cache is not None and not flags.no_eviction:
-                cache.evict(prev)
+                cache.evict(prev, req.stream_id)
         else:
             inputs = () if (warmup and flags.warmup_drops_input) else tuple(req.input_items)
             outputs = () if flags.drops_previous_output else tuple(gen.output)
@@ -120,7 +130,9 @@ class Core:
             elif self.shared_false is not None:
                 self.shared_false.put(entry)
 
-        if flags.rewrites_events:
+        if websocket and blocked is None and (settings.omit_setup_events or settings.terminal_output != "full"):
+            events = stream.streaming_variations(events, settings.omit_setup_events, settings.terminal_output)
+        if flags.rewrites_events and blocked is None:
             events = stream.apply_event_defects(events, flags)
         stream.number(events, seq_start, flags, req.stream_id)
         return Outcome(events, gen.status, final)

@@ -14,7 +14,9 @@ rules (documented in the README's "Reference server" section):
   context, in order of first appearance, without duplicates.
 * Triggers in the last user message of the new input: ``[[refuse]]`` (refusal),
   ``[[fail]]`` (``response.failed``, ``server_error``), ``[[multi]]`` (two messages),
-  ``[[parallel]]`` (one call per offered function tool).
+  ``[[parallel]]`` (one call per offered function tool), ``[[misaligned]]`` (a 403
+  ``misalignment_policy_violation`` before streaming) and ``[[misaligned-mid]]`` (the same
+  block as an ``error`` after the first delta; §3.10).
 * ``reasoning.summary`` set -> a reasoning item with one summary part comes first.
 * ``max_output_tokens`` caps reasoning + visible tokens; the message that crosses it is
   cut there and ends ``incomplete``, and so does the response.
@@ -29,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from .errors import ApiError
+from .errors import ApiError, misalignment_blocked
 
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
@@ -55,6 +57,7 @@ class Generation:
     usage: dict | None
     incomplete_details: dict | None = None
     error: dict | None = None
+    blocked_mid_stream: ApiError | None = None  # the [[misaligned-mid]] trigger's error
 
 
 def count_tokens(text: str) -> int:
@@ -302,6 +305,8 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
         return Generation([], TurnStatus.COMPLETED, usage(0, 0))
 
     user_text = last_user_text(new_items)
+    if "[[misaligned]]" in user_text:
+        raise misalignment_blocked("[[misaligned]]")
     if "[[fail]]" in user_text:
         return Generation(
             [], TurnStatus.FAILED, None,
@@ -368,6 +373,8 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
                 break
 
     gen = Generation(output, status, usage(out_tokens, reasoning_tokens))
+    if "[[misaligned-mid]]" in user_text:
+        gen.blocked_mid_stream = misalignment_blocked("[[misaligned-mid]]")
     if status is TurnStatus.INCOMPLETE:
         gen.incomplete_details = {"reason": "max_output_tokens"}
     return gen

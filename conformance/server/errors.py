@@ -15,7 +15,7 @@ INVALID_REQUEST = "invalid_request_error"
 class ApiError(Exception):
     """A request-level failure with its HTTP-equivalent status."""
 
-    __slots__ = ("status", "type", "code", "message", "param", "evicts")
+    __slots__ = ("status", "type", "code", "message", "param", "evicts", "misalignment")
 
     def __init__(
         self,
@@ -25,6 +25,7 @@ class ApiError(Exception):
         param: str | None = None,
         type: str = INVALID_REQUEST,
         evicts: bool = True,
+        misalignment: dict | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -34,6 +35,7 @@ class ApiError(Exception):
         self.param = param
         # whether this failure, answering a continuation, evicts the referenced id
         self.evicts = evicts
+        self.misalignment = misalignment  # error.misalignment of a safety block (§3.10)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"ApiError({self.status}, {self.code!r}, {self.message!r}, param={self.param!r})"
@@ -63,6 +65,21 @@ def connection_limit(phrase: str) -> ApiError:
     )
 
 
+def misalignment_blocked(trigger: str) -> ApiError:
+    """The safety block of §3.10 (update 2026-11-30): 403, invalid_request_error,
+    ``misalignment_policy_violation``, with the ``error.misalignment`` object."""
+    return ApiError(
+        403, "misalignment_policy_violation",
+        "This request was blocked by misalignment monitoring (the reference server's "
+        f"{trigger} trigger).", None,
+        misalignment={
+            "error_type": "other",
+            "detailed_explanation": f"The {trigger} trigger asked the reference server to block this turn.",
+            "steer": {"message": "Do not retry this request automatically."},
+        },
+    )
+
+
 def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
                    omit_param: bool = False, request_scoped: bool = True) -> dict:
     """The WebSocket error event for ``err`` (flat legacy shape under the flat-error-shape
@@ -74,6 +91,8 @@ def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
         payload = {"type": err.type, "code": err.code, "message": err.message}
         if not (omit_param and err.param is None):
             payload["param"] = err.param
+        if err.misalignment is not None:
+            payload["misalignment"] = err.misalignment
         event = {"type": "error", "status": err.status, "error": payload}
         if flags.error_without_type:
             del payload["type"]
@@ -85,4 +104,7 @@ def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
 
 
 def http_error_body(err: ApiError) -> dict:
-    return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
+    body = {"message": err.message, "type": err.type, "param": err.param, "code": err.code}
+    if err.misalignment is not None:
+        body["misalignment"] = err.misalignment
+    return {"error": body}

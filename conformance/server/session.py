@@ -1,13 +1,30 @@
 """One WebSocket connection (spec §1.4 framing, §1.5 lifetime, §2 client events, §4.4
-sequential processing, §4.1 item 4 errors keep the connection usable).
+lanes and queueing, §4.9 steering, §4.1 item 4 errors keep the connection usable).
 
-The session owns the connection-local cache and a FIFO of jobs.  The frame reader (the I/O
-layer) hands every frame to ``on_text``/``on_binary`` and keeps reading while a turn
-streams; jobs run one at a time in a worker task, so a ``response.create`` sent while a
-response is in flight is queued and answered after it, in order.  Errors for bad frames
-take their place in the same FIFO, so every answer arrives in the order of the frames
-that caused it.  Under ``busy_policy="reject"`` a create that arrives while busy is
-rejected at once instead.
+The session owns the connection-local cache and one FIFO of jobs per lane (``stream_id``;
+``None`` is the default lane).  The frame reader (the I/O layer) hands every frame to
+``on_text``/``on_binary`` and keeps reading while turns stream.  Inside a lane jobs run one
+at a time, in order (§4.4 item 20); different lanes run concurrently, so their events
+interleave, with at most ``MAX_ACTIVE`` responses active per connection — further creates
+wait for a slot, they are not rejected (item 21).  Errors take their place in the FIFO of
+the lane they belong to: a named lane's request errors in that lane, connection-level errors
+(bad frames, unknown events, ``invalid_stream_id``) in the default lane (item 23a), so every
+answer of a lane arrives in the order of the frames that caused it.  Under
+``busy_policy="reject"`` a create that arrives while a response is in flight is rejected at
+once instead.
+
+Steering (``settings.steering``, §4.9): a ``response.steer`` naming a response that is
+streaming is answered with ``response.steer.accepted`` at once, numbered in the target's
+sequence.  The target stops at its next safe boundary with ``response.incomplete`` (reason
+``steered``), or finishes normally when none is left; then its queued input either becomes an automatic
+successor (a create continuing the target with the steer input and the target's settings,
+run next on its lane: its ``response.created`` is the commit point) or, when the target
+stopped for tool output, ``response.steer.pending`` follows and the input is prepended to
+the next create that continues the target.  Failures are ``response.steer.failed``.
+
+With ``control_events`` the unsequenced control events of §3.4 go out before every create's
+answer and after it; a paced turn (test-control delay or pause, simulated model latency)
+follows ``stream.schedule``.
 
 I/O is behind the small ``Transport`` protocol (send a frame, close), implemented by
 ``app.py`` for aiohttp.
@@ -16,21 +33,35 @@ I/O is behind the small ``Transport`` protocol (send a frame, close), implemente
 from __future__ import annotations
 
 import asyncio
+import copy
 import enum
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Protocol
 
 from .config import BusyPolicy, lifetime_phrase
 from .core import Core
 from .errors import ApiError, bad_request, connection_limit, ws_error_event
 from .state import ConnectionCache
-from .stream import Framer
-from .validate import parse_frame, validate_create
+from .engine import TurnStatus
+from .stream import (
+    CONTROL_AFTER,
+    CONTROL_BEFORE,
+    TERMINAL_TYPES,
+    Framer,
+    schedule,
+    steered_cut,
+    steered_terminal,
+    streaming_variations,
+)
+from .validate import parse_frame, validate_create, validate_steer
 
 log = logging.getLogger("conformance.server")
 
-MAX_NAMED_LANES = 32  # distinct named stream_ids per connection (§4.4 item 22)
+MAX_NAMED_LANES = 32  # distinct named stream_ids per connection, never released (§4.4 items 22, 23a)
+MAX_ACTIVE = 16  # responses active at once per connection, across lanes (§4.4 item 21)
+MAX_STEERS = 4  # accepted steers waiting on one response (more: too_many_pending_steers)
+ENDED_KEPT = 1024  # ended responses remembered per connection, to answer steers naming them
 
 
 class Transport(Protocol):
@@ -48,19 +79,55 @@ class ConnState(enum.Enum):
 
 
 class _ErrorJob:
-    """An answer that is an error event; ``evict_id`` is the id a failed continuation names."""
+    """An answer that is an error event.  ``stream_id`` tags it (and picks its lane);
+    ``evict_id`` is the parent a failed continuation names, evicted only when it is the
+    latest response of ``evict_lane``, the failing request's own lane (§4.4 item 23a)."""
 
-    __slots__ = ("error", "stream_id", "evict_id")
+    __slots__ = ("error", "stream_id", "evict_id", "evict_lane")
 
-    def __init__(self, error: ApiError, stream_id: str | None = None, evict_id: str | None = None) -> None:
+    def __init__(self, error: ApiError, stream_id: str | None = None, evict_id: str | None = None,
+                 evict_lane: str | None = None) -> None:
         self.error = error
         self.stream_id = stream_id
         self.evict_id = evict_id
+        self.evict_lane = evict_lane
+
+
+class _Lane:
+    """The FIFO of one lane and whether a worker task is draining it."""
+
+    __slots__ = ("jobs", "running")
+
+    def __init__(self) -> None:
+        self.jobs: deque = deque()
+        self.running = False
+
+
+class _Live:
+    """A response this connection has started (steering state, §4.9): its lane, request,
+    last sequence number sent, how many side events shifted its own numbering, the accepted
+    steers ``(steer_id, items, original input)``, the shortened final response when a steer
+    stopped it at a safe boundary, and, once ended, its status."""
+
+    __slots__ = ("id", "lane", "req", "last_seq", "shift", "steers", "status", "steerable", "cut")
+
+    def __init__(self, rid: str, req) -> None:
+        self.id = rid
+        self.lane = req.stream_id
+        self.req = req
+        self.last_seq = -1
+        self.shift = 0
+        self.steers: list = []
+        self.status: str | None = None
+        self.cut: dict | None = None  # the final response when a steer stopped it early
+        body = req.body
+        # not supported for conversation-bound or automatically compacted responses (§2.2)
+        self.steerable = body.get("conversation") is None and body.get("context_management") is None
 
 
 class Session:
     def __init__(self, core: Core, owner: str, transport: Transport, *, lifetime_s: float,
-                 turn_delay_s: float = 0.0) -> None:
+                 turn_delay_s: float = 0.0, pause_s: float = 0.0) -> None:
         self.core = core
         self.flags = core.flags
         self.settings = core.settings
@@ -68,11 +135,22 @@ class Session:
         self.transport = transport
         self.framer = Framer(core.flags)
         self.cache = ConnectionCache()
-        self.jobs: deque = deque()
-        self.worker: asyncio.Task | None = None
+        self.lanes: dict[str | None, _Lane] = {}  # lanes with queued or running jobs
+        self.workers = 0  # lane worker tasks running
+        self.active = 0  # responses being produced (at most MAX_ACTIVE)
+        self._slot_waiters: deque = deque()  # futures of creates waiting for an active slot
         self.inline = False  # a turn is running in the reader (fast path, no pacing)
+        # steering (§4.9): responses streaming now, ended ones, and steer input waiting for
+        # the explicit create that continues a response stopped for tool output
+        self.live: dict[str, _Live] = {}
+        self.ended: OrderedDict[str, _Live] = OrderedDict()
+        self.pending_steers: dict[str, list] = {}
         self.state = ConnState.OPEN
         self.turn_delay_s = turn_delay_s
+        self.pause_s = pause_s
+        # a paced turn waits while it streams, so it runs in a worker, never inline
+        st = core.settings
+        self.paced = turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.named_lanes: set[str] = set()
@@ -106,12 +184,11 @@ class Session:
                 )
             except ApiError as err:
                 sid = event.get("stream_id")
+                lane_known = sid is None or (isinstance(sid, str) and err.code != "invalid_stream_id")
                 prev = event.get("previous_response_id")
-                job = _ErrorJob(
-                    err,
-                    sid if isinstance(sid, str) and err.code != "invalid_stream_id" else None,
-                    prev if (isinstance(prev, str) and err.evicts and not self.flags.no_eviction) else None,
-                )
+                evicts = isinstance(prev, str) and err.evicts and lane_known and not self.flags.no_eviction
+                job = _ErrorJob(err, sid if lane_known else None, prev if evicts else None,
+                                sid if lane_known else None)
             else:
                 if self.flags.flat_fields_ignored:
                     job.instructions = None  # the defect: the flat instructions field is not read
@@ -125,6 +202,9 @@ class Session:
                             "connection.", "stream_id", evicts=False), sid)
                     else:
                         self.named_lanes.add(sid)
+        elif etype == "response.steer" and self.settings.steering:
+            await self._steer(event)
+            return
         elif etype == "response.steer":
             job = _ErrorJob(bad_request(
                 "steering_not_supported",
@@ -159,7 +239,7 @@ class Session:
     # -- scheduling ----------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.worker is not None or self.inline
+        return self.workers > 0 or self.inline
 
     async def _submit(self, job) -> None:
         if self.busy and self.settings.busy_policy is BusyPolicy.REJECT:
@@ -177,20 +257,38 @@ class Session:
         if self.flags.interleave_responses and not isinstance(job, _ErrorJob):
             self._spawn(self._run_quietly(job))
             return
-        if self.worker is None and not self.inline and self.turn_delay_s == 0:
-            # Fast path: nothing queued and the turn is written in one go without waiting, so
-            # running it here is indistinguishable from a worker task (and cheaper).
+        key = job.stream_id
+        if (not self.paced and not self.inline and key not in self.lanes
+                and (isinstance(job, _ErrorJob) or self.active < MAX_ACTIVE)):
+            # Fast path: the lane is idle and the turn is written in one go without waiting,
+            # so running it here is indistinguishable from a worker task (and cheaper).
             self.inline = True
+            create = not isinstance(job, _ErrorJob)
+            if create:
+                self.active += 1
             try:
                 await self._run_one(job)
             finally:
                 self.inline = False
-            if self.state is ConnState.EXPIRED and self.worker is None:
+                if create:
+                    self._release_slot()
+            if self.state is ConnState.EXPIRED and self.workers == 0:
                 await self._expire_now()
             return
-        self.jobs.append(job)
-        if self.worker is None:
-            self.worker = self._spawn(self._work())
+        self._enqueue(key, job)
+
+    def _enqueue(self, key: str | None, job, front: bool = False) -> None:
+        lane = self.lanes.get(key)
+        if lane is None:
+            lane = self.lanes[key] = _Lane()
+        if front:
+            lane.jobs.appendleft(job)
+        else:
+            lane.jobs.append(job)
+        if not lane.running:
+            lane.running = True
+            self.workers += 1
+            self._spawn(self._work(key, lane))
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -198,18 +296,52 @@ class Session:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _work(self) -> None:
+    async def _work(self, key: str | None, lane: _Lane) -> None:
+        """Drain one lane's FIFO; a create first waits for one of the MAX_ACTIVE slots."""
         try:
-            while self.jobs and self.state is ConnState.OPEN:
-                await self._run_one(self.jobs.popleft())
+            while lane.jobs and self.state is ConnState.OPEN:
+                job = lane.jobs.popleft()
+                if isinstance(job, _ErrorJob):
+                    await self._run_one(job)
+                    continue
+                await self._take_slot()
+                try:
+                    if self.state is ConnState.OPEN:
+                        await self._run_one(job)
+                finally:
+                    self._release_slot()
         except ConnectionError:  # the peer went away mid-turn
             self.state = ConnState.CLOSED
         finally:
-            self.worker = None
+            lane.running = False
+            self.workers -= 1
             if self.state is not ConnState.OPEN:
-                self.jobs.clear()  # no turn starts past the lifetime limit or after close
-        if self.state is ConnState.EXPIRED:
+                lane.jobs.clear()  # no turn starts past the lifetime limit or after close
+            if not lane.jobs and self.lanes.get(key) is lane:
+                del self.lanes[key]
+        if self.state is ConnState.EXPIRED and self.workers == 0:
             await self._expire_now()
+
+    async def _take_slot(self) -> None:
+        if self.active < MAX_ACTIVE and not self._slot_waiters:
+            self.active += 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._slot_waiters.append(fut)
+        try:
+            await fut  # the releasing response hands its slot over (FIFO across lanes)
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release_slot()
+            raise
+
+    def _release_slot(self) -> None:
+        while self._slot_waiters:
+            fut = self._slot_waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot passes on; self.active is unchanged
+                return
+        self.active -= 1
 
     async def _run_quietly(self, job) -> None:
         try:
@@ -236,38 +368,206 @@ class Session:
 
     async def _run_error(self, job: _ErrorJob) -> None:
         if job.evict_id is not None:
-            self.cache.evict(job.evict_id)
+            self.cache.evict(job.evict_id, job.evict_lane)
         await self._send_error(job.error, job.stream_id)
 
     async def _run_create(self, req) -> None:
+        control = self.settings.control_events
+        frame = self.framer.frame
+        if control:
+            await self.transport.send_many([frame(dict(e)) for e in CONTROL_BEFORE])
+        if self.pending_steers and req.previous_response_id in self.pending_steers:
+            # the explicit create after response.steer.pending: queued input goes first (§4.9 item 48)
+            req.input_items = self.pending_steers.pop(req.previous_response_id) + list(req.input_items)
         try:
-            outcome = self.core.execute(req, self.owner, self.cache, self.seq_next)
+            outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
             await self._send_error(err, req.stream_id)
-            return
-        events = outcome.events
+        else:
+            live = None
+            if self.settings.steering:
+                live = _Live(outcome.response["id"], req)
+                self.live[live.id] = live
+            try:
+                await self._stream(outcome.events, live)
+            finally:
+                if live is not None:
+                    if live.cut is not None:
+                        self._keep_steered(live, outcome.response)
+                        outcome.response, outcome.status = live.cut, TurnStatus.INCOMPLETE
+                    self._ended(live, outcome)
+            if live is not None:
+                if live.steers and self.state is ConnState.OPEN:
+                    await self._after_steered(live, outcome)
+                live.req = None  # an ended response answers steers from its status alone
+        if control and self.state is ConnState.OPEN:
+            await self.transport.send_many([frame(dict(e)) for e in CONTROL_AFTER])
+
+    async def _stream(self, events: list, live: _Live | None = None) -> None:
+        """Send one response's events, on the schedule of the pacing settings if any.  With
+        steering, numbers are finalised as they go out: a steer event sent in between takes
+        the next number and shifts the rest (``live.shift``)."""
         if self.flags.sequence_per_connection:
             self.seq_next += len(events)
         frame = self.framer.frame
         send = self.transport.send
-        delay = self.turn_delay_s
-        if delay > 0 and len(events) > 1:
-            step = delay / (len(events) - 1)
+        offsets = schedule(events, turn_delay_s=self.turn_delay_s, ttft_s=self.settings.ttft_s,
+                           tokens_per_second=self.settings.tokens_per_second, pause_s=self.pause_s)
+        if offsets is not None:
             loop = asyncio.get_running_loop()
             start = loop.time()
-            for i, event in enumerate(events):
-                if i:
-                    wait = start + i * step - loop.time()
-                    await asyncio.sleep(wait if wait > 0 else 0)
-                data, binary = frame(event)
-                await send(data, binary)
+            i, n = 0, len(events)
+            while i < n:
+                wait = start + offsets[i] - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                j = i + 1  # events due at the same moment go out in one write
+                while j < n and offsets[j] <= offsets[i]:
+                    j += 1
+                if live is not None and live.steers and live.cut is None:
+                    k = steered_cut(events, i)
+                    if k is not None:  # stop at the next safe boundary (§4.9 item 47)
+                        events, offsets, n = self._cut(live, events, offsets, k)
+                        j = min(j, n)
+                batch = events[i:j]
+                if live is not None:
+                    self._number_live(live, batch)
+                await self.transport.send_many([frame(e) for e in batch])
+                i = j
         elif self.flags.interleave_responses:
             for event in events:
                 data, binary = frame(event)
                 await send(data, binary)
                 await asyncio.sleep(0)
         else:
+            if live is not None:
+                self._number_live(live, events)
             await self.transport.send_many([frame(event) for event in events])
+
+    def _cut(self, live: _Live, events: list, offsets: list, k: int) -> tuple[list, list, int]:
+        term = steered_terminal(events, k)
+        live.cut = term["response"]
+        if self.settings.terminal_output != "full":
+            term = streaming_variations([term], False, self.settings.terminal_output)[0]
+        return events[:k] + [term], offsets[:k + 1], k + 1
+
+    def _keep_steered(self, live: _Live, full: dict) -> None:
+        """The cut response replaces the full one in the cache and the store: its context
+        holds only the items it sent."""
+        final = live.cut
+        entry = self.cache.get(live.id) or self.core.store.get(live.id, self.owner)
+        if entry is None:
+            return
+        whole = len(full.get("output") or ())
+        entry.context = entry.context[:len(entry.context) - whole] + tuple(final["output"])
+        entry.response = final
+        if entry.store and not self.settings.zdr:
+            self.core.store.put(entry)
+
+    @staticmethod
+    def _number_live(live: _Live, batch: list) -> None:
+        for e in batch:
+            seq = e.get("sequence_number")
+            if type(seq) is int:
+                if live.shift:
+                    seq += live.shift
+                    e["sequence_number"] = seq
+                live.last_seq = seq
+
+    # -- steering (§4.9) -----------------------------------------------------------------
+    async def _steer(self, event: dict) -> None:
+        try:
+            target_id, items = validate_steer(event)
+        except ApiError as err:  # a malformed steer is a connection-level error
+            await self._submit(_ErrorJob(err))
+            return
+        original = event["input"]
+        live = self.live.get(target_id)
+        if live is None:
+            ended = self.ended.get(target_id)
+            if ended is None:
+                await self._steer_failed(None, target_id, original, None, "response_not_found",
+                                         f"No active response with id '{target_id}' on this connection.")
+            elif ended.status == "completed":
+                await self._steer_failed(ended, target_id, original, None, "response_already_completed",
+                                         f"Response '{target_id}' has already completed.")
+            else:
+                await self._steer_failed(ended, target_id, original, None, "response_not_active",
+                                         f"Response '{target_id}' is no longer active ({ended.status}).")
+            return
+        if not live.steerable:
+            await self._steer_failed(live, target_id, original, None, "steering_not_supported",
+                                     "Responses bound to a conversation or using automatic compaction "
+                                     "cannot be steered.")
+            return
+        if len(live.steers) >= MAX_STEERS:
+            await self._steer_failed(live, target_id, original, None, "too_many_pending_steers",
+                                     f"Response '{target_id}' already has {MAX_STEERS} pending steers.")
+            return
+        steer_id = self.core.ids.new("steer")
+        live.steers.append((steer_id, items, original))
+        await self._side_event(live, {"type": "response.steer.accepted",
+                                      "steer": {"id": steer_id, "previous_response_id": target_id}})
+
+    async def _side_event(self, live: _Live | None, event: dict) -> None:
+        """A steer event: the next number of its target's sequence (0 without a target),
+        tagged with the target's lane."""
+        if live is None:
+            event["sequence_number"] = 0
+        else:
+            live.last_seq += 1
+            if live.status is None:
+                live.shift += 1  # the target's own later events move up by one
+            event["sequence_number"] = live.last_seq
+            if live.lane is not None:
+                event["stream_id"] = live.lane
+        data, binary = self.framer.frame(event)
+        await self.transport.send(data, binary)
+
+    async def _steer_failed(self, live: _Live | None, target_id: str, original, steer_id: str | None,
+                            code: str, message: str) -> None:
+        steer = {"previous_response_id": target_id, "input": original}
+        if steer_id is not None:
+            steer["id"] = steer_id
+        await self._side_event(live, {"type": "response.steer.failed", "steer": steer,
+                                      "error": {"type": "invalid_request_error", "code": code,
+                                                "message": message}})
+
+    def _ended(self, live: _Live, outcome) -> None:
+        self.live.pop(live.id, None)
+        last = outcome.events[-1] if outcome.events else {}
+        live.status = outcome.status.value if last.get("type") in TERMINAL_TYPES else "failed"
+        self.ended[live.id] = live
+        while len(self.ended) > ENDED_KEPT:
+            self.ended.popitem(last=False)
+
+    async def _after_steered(self, live: _Live, outcome) -> None:
+        """The steered response has ended: pending, a successor, or the steers fail."""
+        steers, live.steers = live.steers, []
+        if live.status == "failed":
+            for steer_id, _, original in steers:
+                await self._steer_failed(live, live.id, original, steer_id, "successor_creation_failed",
+                                         f"Response '{live.id}' failed, so no successor could be created.")
+            return
+        calls = [it for it in outcome.response.get("output") or () if it.get("type") == "function_call"]
+        items = [item for _, steer_items, _ in steers for item in steer_items]
+        if calls:
+            # stopped for client tool output: the input waits for the explicit create (§4.9 item 48)
+            required = [{"type": "function_call_output", "call_id": c["call_id"], "name": c["name"]}
+                        for c in calls]
+            for steer_id, _, _ in steers:
+                await self._side_event(live, {"type": "response.steer.pending",
+                                              "steer": {"id": steer_id, "previous_response_id": live.id},
+                                              "reason": "waiting_for_required_input",
+                                              "required_input": required})
+            self.pending_steers.setdefault(live.id, []).extend(items)
+            return
+        # the automatic successor inherits the settings and continues with the queued input
+        successor = copy.copy(live.req)
+        successor.previous_response_id = live.id
+        successor.input_items = items
+        successor.generate = True
+        self._enqueue(live.lane, successor, front=True)
 
     async def _send_error(self, err: ApiError, stream_id: str | None = None) -> None:
         data, binary = self.framer.frame(ws_error_event(err, self.flags, stream_id))
@@ -324,7 +624,9 @@ class Session:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.jobs.clear()
+        for lane in self.lanes.values():
+            lane.jobs.clear()
+        self.pending_steers.clear()  # queued steering is connection-local (§4.9 item 50)
         for task in list(self._tasks):
             task.cancel()
         if self.core.closed_caches is not None:  # the cache-survives-reconnect defect

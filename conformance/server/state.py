@@ -45,6 +45,9 @@ class Entry:
     lane: str | None = None
 
 
+ANY_LANE = object()
+
+
 class ConnectionCache:
     """The connection-local cache: the latest response per lane (P-legacy: one lane)."""
 
@@ -74,10 +77,14 @@ class ConnectionCache:
     def made_here(self, response_id: str) -> bool:
         return self._made is not None and response_id in self._made
 
-    def evict(self, response_id: str) -> bool:
-        for lane, entry in list(self._lanes.items()):
+    def evict(self, response_id: str, lane: str | None | object = ANY_LANE) -> bool:
+        """Drop ``response_id``; with ``lane`` only when it is that lane's latest response, so
+        that a failed cross-lane fork keeps its parent (§4.4 item 23a, §4.5 item 31)."""
+        for key, entry in list(self._lanes.items()):
             if entry.id == response_id:
-                del self._lanes[lane]
+                if lane is not ANY_LANE and key != lane:
+                    return False
+                del self._lanes[key]
                 return True
         return False
 

@@ -7,6 +7,12 @@ split in several chunks, and exactly one terminal event carrying the full respon
 ``number`` assigns ``sequence_number`` (0, 1, 2 ... per response).  ``Framer`` serialises
 events into WebSocket frames (text, one JSON object each).  The event-level and frame-level
 defects are applied here, off the hot path unless one is enabled.
+
+Variations the official SDK tolerates (§4.3 item 16a): ``streaming_variations`` drops the
+setup events and empties the terminal ``output``; ``CONTROL_BEFORE``/``CONTROL_AFTER`` are
+the unsequenced control events sent around a response (§3.4).  ``blocked_mid_stream`` cuts a
+response after its first delta with a safety-block ``error`` (§3.10).  ``schedule`` says when
+each event of a response goes out (test-control delays, simulated model latency).
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import copy
 
 from .defects import Flags
-from .engine import TOKEN_RE, Generation, TurnStatus
+from .engine import TOKEN_RE, Generation, TurnStatus, count_tokens
+from .errors import ApiError, ws_error_event
 
 try:
     import orjson as _orjson
@@ -181,6 +188,123 @@ def turn_events(started: dict, final: dict, gen: Generation, generate: bool = Tr
             _item_events(index, item, events)
     events.append({"type": _TERMINAL[gen.status], "response": final})
     return events
+
+
+SETUP_EVENTS = frozenset({"response.output_item.added", "response.content_part.added",
+                          "response.reasoning_summary_part.added"})
+TERMINAL_TYPES = frozenset(_TERMINAL.values())
+
+
+def streaming_variations(events: list[dict], omit_setup_events: bool, terminal_output: str) -> list[dict]:
+    """The stream as the official SDK's WebSocket helper accepts it (§4.3 item 16a): without the
+    item/part setup events, and/or with the terminal ``output`` "empty", "null" or "missing"
+    ("full" leaves it).  The cached and stored response keep the full output."""
+    if omit_setup_events:
+        events = [e for e in events if e["type"] not in SETUP_EVENTS]
+    if terminal_output != "full":
+        term = events[-1]
+        if term["type"] in TERMINAL_TYPES:
+            resp = dict(term["response"])
+            if terminal_output == "empty":
+                resp["output"] = []
+            elif terminal_output == "null":
+                resp["output"] = None
+            else:
+                resp.pop("output", None)
+            events[-1] = dict(term, response=resp)
+    return events
+
+
+def blocked_mid_stream(events: list[dict], err: ApiError, flags: Flags) -> list[dict]:
+    """The response cut after its first delta (or after ``response.in_progress`` when it has
+    none) and ended by the safety block's ``error`` event: no terminal event follows (§3.10)."""
+    cut = next((i for i, e in enumerate(events) if e["type"].endswith(".delta")), 1)
+    return events[:cut + 1] + [ws_error_event(err, flags)]
+
+
+def _item_tokens(item: dict) -> tuple[int, int]:
+    """(output tokens, reasoning tokens) of one output item under the engine's rules."""
+    if item.get("type") == "reasoning":
+        n = sum(count_tokens(p.get("text", "")) for p in item.get("summary") or ())
+        return n, n
+    if item.get("type") == "function_call":
+        return count_tokens(item.get("arguments", "")), 0
+    n = sum(count_tokens(p.get("text", p.get("refusal", ""))) for p in item.get("content") or ())
+    return n, 0
+
+
+def steered_cut(events: list[dict], start: int) -> int | None:
+    """Where a steered response stops (§4.9 item 47): the first safe boundary at or after
+    ``start`` — right after an ``output_item.done`` that more output follows — or None when the
+    response has no such boundary left (it then finishes normally)."""
+    for k in range(max(start, 1), len(events)):
+        if events[k - 1]["type"] == "response.output_item.done" and events[k]["type"] not in TERMINAL_TYPES:
+            return k
+    return None
+
+
+def steered_terminal(events: list[dict], cut: int) -> dict:
+    """The ``response.incomplete`` (reason ``steered``) that replaces ``events[cut:]``: the
+    output is the items completed before the cut, usage counts only them."""
+    term = events[-1]
+    final = dict(term["response"])
+    kept = [e["item"] for e in events[:cut] if e["type"] == "response.output_item.done"]
+    out_tokens = sum(_item_tokens(i)[0] for i in kept)
+    reasoning = sum(_item_tokens(i)[1] for i in kept)
+    usage = final.get("usage")
+    if isinstance(usage, dict):
+        usage = dict(usage, output_tokens=out_tokens,
+                     output_tokens_details={"reasoning_tokens": reasoning},
+                     total_tokens=usage.get("input_tokens", 0) + out_tokens)
+    final.update(status="incomplete", output=kept, usage=usage, completed_at=None,
+                 incomplete_details={"reason": "steered"})
+    event = {k: v for k, v in term.items() if k != "response"}
+    event["type"] = "response.incomplete"
+    event["response"] = final
+    if "sequence_number" in events[cut]:
+        event["sequence_number"] = events[cut]["sequence_number"]
+    return event
+
+
+# Control events seen before a response's response.created and between responses (§3.4,
+# update 2026-11-30): no response id, no sequence_number, never a stream_id.
+CONTROL_BEFORE = (
+    {"type": "ping"},
+    {"type": "codex.rate_limits", "plan_type": "reference",
+     "rate_limits": {"primary": {"used_percent": 0.0, "window_minutes": 300, "resets_in_seconds": 18000},
+                     "secondary": None}},
+    {"type": "response.metadata",
+     "metadata": {"type": "safety_buffering", "use_cases": [], "retry_model": None}},
+)
+CONTROL_AFTER = ({"type": "codex.keepalive"},)
+
+
+def schedule(events: list[dict], *, turn_delay_s: float = 0.0, ttft_s: float = 0.0,
+             tokens_per_second: float = 0.0, pause_s: float = 0.0) -> list[float] | None:
+    """Offsets (seconds from the start of the response) at which each event goes out, or None
+    when nothing waits.  ``turn_delay_s`` spreads the events evenly over that time;
+    ``ttft_s`` delays the first event after ``response.in_progress`` (generating responses
+    only); at ``tokens_per_second`` each delta waits its tokens' worth; ``pause_s`` is one
+    silence in the middle of the response."""
+    n = len(events)
+    if n <= 1 or not (turn_delay_s > 0 or ttft_s > 0 or tokens_per_second > 0 or pause_s > 0):
+        return None
+    step = turn_delay_s / (n - 1) if turn_delay_s > 0 else 0.0
+    middle = max(1, n // 2)
+    first_output = 2 if n > 2 and events[1]["type"] == "response.in_progress" else None
+    offsets = [0.0]
+    at = 0.0
+    for i in range(1, n):
+        at += step
+        e = events[i]
+        if i == first_output:
+            at += ttft_s
+        if tokens_per_second > 0 and e["type"].endswith(".delta"):
+            at += count_tokens(str(e.get("delta", ""))) / tokens_per_second
+        if i == middle:
+            at += pause_s
+        offsets.append(at)
+    return offsets
 
 
 def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:

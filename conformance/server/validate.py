@@ -267,7 +267,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
 
     stream_id = None
     if websocket:
-        if "stream_id" in body:
+        if body.get("stream_id") is not None:  # null is the default lane, like an absent field
             stream_id = body["stream_id"]
             if not isinstance(stream_id, str) or not STREAM_ID_RE.fullmatch(stream_id):
                 raise ApiError(
@@ -408,3 +408,46 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
         stream=bool(stream),
         background=bool(background),
     )
+
+
+STEER_FIELDS = frozenset({"type", "previous_response_id", "input"})
+_STEER_PARTS = frozenset({"input_text", "input_image", "input_file"})
+
+
+def _invalid_input(message: str, param: str | None) -> ApiError:
+    return ApiError(400, "invalid_input", message, param, evicts=False)
+
+
+def validate_steer(event: dict) -> tuple[str, list]:
+    """A ``response.steer`` (§2.2, §4.9 item 46): only ``type``, ``previous_response_id`` and
+    ``input``; the input is a string or a non-empty array of user messages whose content is a
+    string or input_text/input_image/input_file parts.  Returns (target id, input items);
+    raises ``invalid_input`` naming the offending field."""
+    extra = sorted(k for k in event if k not in STEER_FIELDS)  # JSON keys: always strings
+    if extra:
+        raise _invalid_input(f"response.steer accepts only type, previous_response_id and input; "
+                             f"got '{extra[0][:64]}'.", extra[0][:64])
+    prev = event.get("previous_response_id")
+    if not isinstance(prev, str) or not prev:
+        raise _invalid_input("response.steer needs previous_response_id: the id of an active response "
+                             "on this connection.", "previous_response_id")
+    value = event.get("input")
+    if isinstance(value, str) and value:
+        return prev, [{"type": "message", "role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        raise _invalid_input("Steering input must be a non-empty string or a non-empty array of user "
+                             "messages.", "input")
+    items = []
+    for i, item in enumerate(value):
+        ok = (isinstance(item, dict) and set(item) <= {"type", "role", "content"}
+              and item.get("type", "message") == "message" and item.get("role") == "user")
+        content = item.get("content") if isinstance(item, dict) else None
+        if ok and isinstance(content, list):
+            ok = bool(content) and all(isinstance(p, dict) and p.get("type") in _STEER_PARTS for p in content)
+        elif ok:
+            ok = isinstance(content, str) and bool(content)
+        if not ok:
+            raise _invalid_input("Steering input items must be user messages whose content is text, "
+                                 "images or files (tool outputs are not accepted).", f"input[{i}]")
+        items.append({"type": "message", "role": "user", "content": content})
+    return prev, items

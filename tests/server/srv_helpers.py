@@ -220,6 +220,14 @@ def nonces_of(turn: Turn) -> list:
     return json.loads(calls[0]["arguments"])["nonces"]
 
 
+def nonces_of_streamed(turn: Turn) -> list:
+    """The probe's nonces from the streamed output_item.done (the terminal output may be empty)."""
+    for e in turn.events:
+        if e.get("type") == "response.output_item.done" and e["item"].get("type") == "function_call":
+            return json.loads(e["item"]["arguments"])["nonces"]
+    raise AssertionError(f"no function call in {turn.types()}")
+
+
 WEATHER_TOOL = {
     "type": "function", "name": "get_weather", "description": "Get current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],

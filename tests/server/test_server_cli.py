@@ -31,7 +31,8 @@ def test_list_defects():
 
 @pytest.mark.parametrize("args", [["--defect", "nope"], ["--port", "abc"], ["--profile", "azure"],
                                   ["--lifetime", "-1"], ["--busy-policy", "drop"], ["--max-frame-bytes", "0"],
-                                  ["--bogus"]])
+                                  ["--bogus"], ["--omit-terminal-output", "sometimes"], ["--ttft-ms", "-5"],
+                                  ["--tokens-per-second", "fast"]])
 def test_bad_arguments_exit_2(args):
     r = run(*args)
     assert r.returncode == 2
@@ -89,3 +90,18 @@ def test_console_script_entry_point_is_main():
     assert callable(main)
     assert os.path.exists(os.path.join(os.path.dirname(__file__), "..", "..", "conformance", "server",
                                        "__main__.py"))
+
+
+def test_streaming_and_latency_options_reach_the_config():
+    from conformance.server.__main__ import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--omit-setup-events", "--omit-terminal-output", "--control-events",
+                                      "--ttft-ms", "400", "--tokens-per-second", "50"])
+    cfg = config_from_args(args)
+    assert (cfg.omit_setup_events, cfg.terminal_output, cfg.control_events) == (True, "empty", True)
+    assert (cfg.ttft_ms, cfg.tokens_per_second) == (400.0, 50.0)
+    assert config_from_args(build_parser().parse_args(["--omit-terminal-output", "null"])).terminal_output == "null"
+    plain = config_from_args(build_parser().parse_args([]))
+    assert (plain.omit_setup_events, plain.terminal_output, plain.control_events) == (False, "full", False)
+    s = cfg.resolve()
+    assert s.ttft_s == 0.4 and s.tokens_per_second == 50.0

@@ -7,7 +7,8 @@ import pytest
 from conformance.server import engine, stream
 from conformance.server.config import ServerConfig, lifetime_phrase
 from conformance.server.state import ConnectionCache, Entry, ResponseStore
-from conformance.server.validate import validate_create
+from conformance.server.errors import ApiError
+from conformance.server.validate import validate_create, validate_steer
 
 
 def req(**body):
@@ -101,3 +102,69 @@ def test_settings_resolution():
         ServerConfig(lifetime_s=0).resolve()
     with pytest.raises(ValueError):
         ServerConfig(lifetime_s="soon").resolve()
+
+
+def _events(text: str = "hello there, friend. How are you today?") -> list:
+    started = stream.response_object(req(input="x"), "resp_1", 0, None)
+    gen = engine.Generation([{"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+                              "content": [{"type": "output_text", "annotations": [], "logprobs": [],
+                                           "text": text}]}], engine.TurnStatus.COMPLETED,
+                            {"input_tokens": 1, "output_tokens": 9, "total_tokens": 10})
+    return stream.number(stream.turn_events(started, stream.final_object(started, gen, 0), gen))
+
+
+def test_schedule_offsets():
+    ev = _events()
+    assert stream.schedule(ev) is None
+    even = stream.schedule(ev, turn_delay_s=1.0)
+    assert even[0] == 0 and abs(even[-1] - 1.0) < 1e-9
+    paced = stream.schedule(ev, ttft_s=0.4, tokens_per_second=10)
+    assert paced[1] == 0 and paced[2] == 0.4  # the wait is before the first event after in_progress
+    tokens = sum(engine.count_tokens(e["delta"]) for e in ev if e["type"].endswith(".delta"))
+    assert abs(paced[-1] - (0.4 + tokens / 10)) < 1e-9
+    paused = stream.schedule(ev, pause_s=2.0)
+    mid = len(ev) // 2
+    assert paused[mid - 1] == 0 and paused[mid] == 2.0 and paused[-1] == 2.0
+
+
+def test_streaming_variations_and_steered_cut():
+    ev = _events()
+    bare = stream.streaming_variations([dict(e) for e in ev], True, "full")
+    assert not stream.SETUP_EVENTS & {e["type"] for e in bare} and bare[-1]["response"]["output"]
+    for mode, check in (("empty", lambda r: r["output"] == []), ("null", lambda r: r["output"] is None),
+                        ("missing", lambda r: "output" not in r)):
+        assert check(stream.streaming_variations([dict(e) for e in ev], False, mode)[-1]["response"])
+    assert ev[-1]["response"]["output"]  # the original list is left alone
+    assert stream.steered_cut(ev, 0) is None  # one item: no safe boundary before the end
+    two = ev[:-1] + [dict(e, output_index=1) for e in ev[2:-1]] + ev[-1:]
+    k = stream.steered_cut(two, 0)
+    assert two[k - 1]["type"] == "response.output_item.done" and two[k]["type"] == "response.output_item.added"
+    term = stream.steered_terminal(two, k)
+    assert term["type"] == "response.incomplete" and term["sequence_number"] == two[k]["sequence_number"]
+    r = term["response"]
+    assert r["incomplete_details"] == {"reason": "steered"} and r["output"] == [two[k - 1]["item"]]
+    assert r["usage"]["output_tokens"] == engine.count_tokens(ev[-1]["response"]["output"][0]["content"][0]["text"])
+
+
+@pytest.mark.parametrize("event,param", [
+    ({"type": "response.steer", "previous_response_id": "r", "input": "x", "extra": 1}, "extra"),
+    ({"type": "response.steer", "previous_response_id": 5, "input": "x"}, "previous_response_id"),
+    ({"type": "response.steer", "previous_response_id": "r"}, "input"),
+    ({"type": "response.steer", "previous_response_id": "r", "input": [{"role": "user", "content": []}]},
+     "input[0]"),
+    ({"type": "response.steer", "previous_response_id": "r",
+      "input": [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}]}, "input[0]"),
+])
+def test_validate_steer_rejects(event, param):
+    with pytest.raises(ApiError) as exc:
+        validate_steer(event)
+    assert (exc.value.code, exc.value.param, exc.value.status) == ("invalid_input", param, 400)
+
+
+def test_validate_steer_accepts_text_and_messages():
+    assert validate_steer({"type": "response.steer", "previous_response_id": "r", "input": "go"}) == (
+        "r", [{"type": "message", "role": "user", "content": "go"}])
+    parts = [{"type": "input_text", "text": "a"}, {"type": "input_image", "image_url": "data:x"}]
+    _, items = validate_steer({"type": "response.steer", "previous_response_id": "r",
+                               "input": [{"type": "message", "role": "user", "content": parts}]})
+    assert items == [{"type": "message", "role": "user", "content": parts}]

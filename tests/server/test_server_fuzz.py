@@ -75,3 +75,55 @@ def test_server_still_serves_after_fuzzing(server, fuzz_conn):
     with WS(server.ws_url) as other:
         assert other.turn(input="still alive").status == "completed"
     assert fuzz_conn["ws"].turn(input="fuzzed connection too").status == "completed"
+
+
+STEER_FIELDS = ["previous_response_id", "input", "stream_id", "type"]
+
+
+@st.composite
+def mutated_steer(draw):
+    event = {"type": "response.steer", "previous_response_id": "LATEST", "input": "steer ORCA-1234"}
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(st.sampled_from(STEER_FIELDS))
+        if draw(st.booleans()):
+            event[key] = draw(json_values)
+        else:
+            event.pop(key, None)
+    return event
+
+
+@pytest.fixture(scope="module")
+def steer_fuzz_server():
+    from conformance.server import ServerConfig, ServerThread
+
+    with ServerThread(ServerConfig(test_controls=True, steering=True)) as srv:
+        yield srv
+
+
+@settings(max_examples=int(os.environ.get("SERVER_STEER_FUZZ_EXAMPLES", "15")), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(steers=st.lists(mutated_steer(), min_size=1, max_size=5), lane=st.sampled_from([None, "s"]))
+def test_arbitrary_steers_never_hurt_the_server(steer_fuzz_server, steers, lane):
+    """Steers (well formed or not) sent while a paced response streams: no internal error, the
+    steered response and any successor end, and the connection keeps serving."""
+    with WS(steer_fuzz_server.ws_url, headers={"X-Conformance-Turn-Delay-Ms": "120"}) as ws:
+        ws.create(input="target [[multi]]", **({"stream_id": lane} if lane else {}))
+        created = ws.recv()
+        assert created["type"] == "response.created"
+        for event in steers:
+            if event.get("previous_response_id") == "LATEST":
+                event = dict(event, previous_response_id=created["response"]["id"])
+            ws.send(event)
+        events = ws.collect(timeout=5).events  # up to the target's terminal event
+        while True:  # then answers to late steers and a successor, until the socket falls quiet
+            more = ws.collect(timeout=0.6)
+            events += more.events
+            if more.timed_out:
+                break
+        assert not [e for e in events if e.get("type") == "error" and e["error"].get("code") == "server_error"]
+        if any(e.get("type") == "response.steer.accepted" for e in events):
+            created_ids = [e["response"]["id"] for e in events if e.get("type") == "response.created"]
+            ended = [e["response"]["id"] for e in events if e.get("type") in ("response.completed",
+                                                                                "response.incomplete")]
+            assert set(created_ids) <= set(ended)
+        assert ws.turn(input="still serving", timeout=5).status == "completed"

@@ -34,6 +34,7 @@ def test_triggers_probes_profiles_and_options_are_documented():
     s = section()
     for word in ("[[refuse]]", "[[fail]]", "[[multi]]", "[[parallel]]", "record_nonces",
                  r"\b[A-Z]{3,12}-[0-9]{4,8}\b", "X-Conformance-Lifetime", "X-Conformance-Turn-Delay-Ms",
+                 "X-Conformance-Pause-Ms", "[[misaligned]]", "[[misaligned-mid]]",
                  "max_output_tokens", "generate:false", "ServerThread", "ReferenceServer"):
         assert word in s, word
     for profile in PROFILES:
