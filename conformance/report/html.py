@@ -33,7 +33,8 @@ def render_html(cert: dict) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>Conformance {escape(cert['overall'])} — {escape(str(t.get('ws_host', '')))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Responses API WebSocket mode — conformance certificate</h1>",
+        "<h1>Responses API WebSocket mode — " + ("observed traffic (not a certification)</h1>"
+                                                    if cert.get("mode") == "observed" else "conformance certificate</h1>"),
         f'<p><span class="badge" style="background:{_COLORS.get(cert["overall"], "#1f2328")}">'
         f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
         f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
@@ -50,6 +51,11 @@ def render_html(cert: dict) -> str:
             ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
                          + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    if cert.get("observed"):
+        o = cert["observed"]
+        rows.append(("Observed", f"{o['connections']} connection(s) through the proxy at {o['listen']}: "
+                                 f"{o['frames']['from_client']} client and {o['frames']['from_upstream']} upstream "
+                                 f"frames, {o['refused']} handshake(s) refused, {o['unreachable']} unreachable"))
     cert_ = cert["certification"]
     rows.append(("Certified", f"yes: MUST {cert_['must_pass']}/{cert_['must_claimed']}" if cert_["certified"]
                  else f"no (MUST {cert_['must_pass']}/{cert_['must_claimed']}): " + "; ".join(cert_["reasons"])))

@@ -1,0 +1,30 @@
+"""``python -m conformance COMMAND``: tools around the suite, one subcommand per module.
+
+``proxy``  — watch real traffic between a client and a target (conformance.proxy, docs/proxy.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+# subcommand -> (module with add_arguments(parser) and run(args) -> exit status, help)
+COMMANDS = {
+    "proxy": ("conformance.proxy.cli", "forward WebSocket traffic to a target and report what the monitor saw"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import importlib
+    p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (module, text) in COMMANDS.items():
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.set_defaults(module=module)
+        importlib.import_module(module).add_arguments(cmd)
+    args = p.parse_args(argv)
+    return importlib.import_module(args.module).run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
