@@ -21,8 +21,8 @@ from conformance.target import ProfileError, load_profile
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upstream", required=True, metavar="URL",
                    help="the target's socket URL, e.g. wss://api.openai.com/v1/responses")
-    p.add_argument("--listen", default="127.0.0.1:8765", metavar="HOST:PORT",
-                   help="where clients connect (default 127.0.0.1:8765; port 0 picks a free one)")
+    p.add_argument("--listen", default="127.0.0.1:8766", metavar="HOST:PORT",
+                   help="where clients connect (default 127.0.0.1:8766; port 0 picks a free one)")
     p.add_argument("--report-dir", default=None, metavar="DIR", help="default reports/<run-id>")
     p.add_argument("--profile", default="openai", help="target profile the clauses are read against (default openai)")
     p.add_argument("--transcript-cap", type=int, default=DEFAULT_TRANSCRIPT_CAP, metavar="N",
