@@ -83,6 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "the case's own larger budget against the embedded server")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="run cases marked slow (e.g. the real 60-minute lifetime)")
+    g.addoption("--perf", action="store_true", default=False,
+                help="run the perf cases: the WebSocket's gain over HTTP with full history, measured "
+                     "(costs 2 x --perf-turns x --perf-repetitions turns on a real target)")
+    g.addoption("--perf-turns", type=int, default=20, metavar="N",
+                help="tool-call turns of the perf agent loop (default 20)")
+    g.addoption("--perf-repetitions", type=int, default=3, metavar="R",
+                help="repetitions of the perf loop per transport, for the spread of the gain (default 3)")
     g.addoption("--report-dir", default=None, metavar="DIR",
                 help="where certificate.json, junit.xml and index.html go (default reports/<run-id>/)")
     g.addoption("--no-report", action="store_true", default=False, help="write no report files")
@@ -274,6 +281,7 @@ class CaseState:
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    perf: dict | None = None     # the perf case's figures (conformance/perf.py), for the certificate
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -294,6 +302,10 @@ def case_state(item: pytest.Item) -> CaseState | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
+    config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
+    for opt in ("perf_turns", "perf_repetitions"):
+        if config.getoption(opt) < 1:
+            raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
@@ -381,6 +393,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     if item.get_closest_marker("slow") is not None and not s.run_slow:
         pytest.skip("slow: needs --run-slow")
+    if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
+        pytest.skip("perf: needs --perf")
     caps, specs = sess.capabilities(), s.profile.spec_profiles
     for cid in ids:
         reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
@@ -517,6 +531,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
     }
+    if state.perf is not None:
+        record["perf"] = state.perf
     record["not_reached"] = V.not_reached(record)
     return record
 
@@ -550,7 +566,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
             profile=sess.settings.profile.name, fingerprint=fingerprint_of(sess), started=sess.started,
             finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact)
+            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact,
+            extra={"perf": r["perf"] for r in sess.records if r.get("perf")})
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
@@ -590,7 +607,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s; "
-            f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
+            f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s)
+
+
+def _perf_cost(config: pytest.Config, s: Settings) -> list[str]:
+    """With --perf, what the perf loop spends, printed before the run."""
+    if not config.getoption("perf"):
+        return []
+    n, r = config.getoption("perf_turns"), config.getoption("perf_repetitions")
+    where = s.target_url or "the embedded reference server (no cost)"
+    return [f"perf: {r} x 2 x {n} = {2 * n * r} turns ({n * r} response.create and {n * r} POST /responses, "
+            f"the HTTP ones resending the whole history) against {where}"]
 
 
 # --- fixtures --------------------------------------------------------------------------------
