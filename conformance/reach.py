@@ -1,6 +1,6 @@
 """Which clauses a case actually checked ("reached"), as opposed to the clauses it marks.
 
-A clause reads PASS only when it was checked and held (issue 10 item 0): an ``expect`` for it
+A clause reads PASS only when it was checked and held: an ``expect`` for it
 was evaluated, or the streaming monitor saw frames the clause governs. The monitor checks
 every frame, but a rule about ``error`` events checks nothing on a connection that never
 received one. ``MONITOR_SCOPE`` says, per monitor-governed clause (the clause ids of
