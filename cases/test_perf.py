@@ -11,7 +11,6 @@ server with a per-token processing cost runs the loop: the figures show the mech
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -50,26 +49,17 @@ def test_ws_gain_over_http_full_history(request, target, connect, verdict, refer
         prev, ws_next = None, P.first_input()
         history = P.first_input()
         for k in range(turns):
-            t0 = time.monotonic()
-            fig, resp = _ws_turn(conn, base | {"input": ws_next, "previous_response_id": prev})
-            ws.wall_s += time.monotonic() - t0
-            ws.turns.append(fig)
-            calls = P.calls_of(resp)
-            if not fig.ok or not calls:
-                broken.append(f"WebSocket turn {k + 1}: no tool call ({fig.ok=})")
+            resp, call = P.step(ws, lambda: _ws_turn(conn, base | {"input": ws_next, "previous_response_id": prev}))
+            if call is None:
+                broken.append(f"WebSocket turn {k + 1}: no tool call")
                 break
-            prev, ws_next = resp["id"], [P.tool_output(calls[0])]
-
-            t0 = time.monotonic()
-            fig, resp = P.post_streaming(url, headers, P.http_body(history, target.model, target.max_output_tokens),
-                                         target.turn_timeout)
-            http.wall_s += time.monotonic() - t0
-            http.turns.append(fig)
-            calls = P.calls_of(resp)
-            if not fig.ok or not calls:
-                broken.append(f"HTTP turn {k + 1}: no tool call ({fig.ok=})")
+            prev, ws_next = resp["id"], [P.tool_output(call)]
+            body = P.http_body(history, target.model, target.max_output_tokens)
+            resp, call = P.step(http, lambda: P.post_streaming(url, headers, body, target.turn_timeout))
+            if call is None:
+                broken.append(f"HTTP turn {k + 1}: no tool call")
                 break
-            history = history + [c for c in resp["output"] if isinstance(c, dict)] + [P.tool_output(calls[0])]
+            history = history + [c for c in resp["output"] if isinstance(c, dict)] + [P.tool_output(call)]
         ws_loops.append(ws)
         http_loops.append(http)
         if broken:

@@ -16,7 +16,7 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from conformance.client import METER
@@ -53,6 +53,17 @@ class Loop:
 
     turns: list[TurnFigures] = field(default_factory=list)
     wall_s: float = 0.0
+
+
+def step(loop: Loop, run: Callable[[], tuple[TurnFigures, dict | None]]) -> tuple[dict | None, dict | None]:
+    """Run one turn of ``loop`` (timed into its wall time); returns the response and its first
+    tool call (None when the turn did not end with one)."""
+    t0 = time.monotonic()
+    fig, response = run()
+    loop.wall_s += time.monotonic() - t0
+    loop.turns.append(fig)
+    calls = calls_of(response)
+    return response, (calls[0] if fig.ok and calls else None)
 
 
 def first_input() -> list[dict]:
