@@ -158,6 +158,7 @@ def test_sdk_clean_through_proxy_has_no_findings(proxied, tmp_path):
     assert cert["usage"]["creates"] == 7 and cert["usage"]["input_tokens"] > 0
     assert "observed traffic" in Path(paths["html"]).read_text(encoding="utf-8")
     assert not (tmp_path / "transcripts").exists()
+    assert len(p.observer.watches[0].transcript) == 0       # a clean connection keeps no frames
     assert KEY not in "".join(f.read_text(encoding="utf-8") for f in tmp_path.rglob("*") if f.is_file())
 
 

@@ -142,13 +142,16 @@ class Watch:
         stalled = self._clock() - self._last_upstream >= self.stall_s
         if judge or (judge is None and stalled):
             self._report(self.monitor.finish())
+        if not self.recorder.failures(V.NON_STRICT):
+            self.transcript.clear()      # only connections with findings get a transcript
 
     # --- the case record of conformance.report
 
     def record(self) -> dict:
         rec = self.recorder
         verdict = V.ERROR if rec.errors else rec.verdict()
-        messages = [f"{self.peer}: {len(self.transcript)} of {sum(self.frames.values())} frames kept"]
+        messages = [f"{self.peer}: {self.frames['from_client']} frame(s) from the client, "
+                    f"{self.frames['from_upstream']} from the upstream"]
         messages += [f"{o.verdict} {o.clause}: {o.message}" for o in rec.failures(V.NON_STRICT)]
         messages += rec.errors + self.notes[-5:]
         transcript = ""
