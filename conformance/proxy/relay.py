@@ -237,6 +237,11 @@ class ProxyThread:
             loop.run_until_complete(self._stopped.wait())
             loop.run_until_complete(self.relay.stop())
         finally:
+            pending = asyncio.all_tasks(loop)    # pumps of aborted sockets: let them end first
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:
