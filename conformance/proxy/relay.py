@@ -162,24 +162,31 @@ class Relay:
         w: Watch = client.watch          # type: ignore[attr-defined]
         to_up = asyncio.create_task(self._pump(client, up, w.client_frame))
         to_client = asyncio.create_task(self._pump(up, client, w.upstream_frame))
-        done, _ = await asyncio.wait({to_up, to_client}, return_when=asyncio.FIRST_COMPLETED)
-        ended = (to_up if to_up in done else to_client).result()
-        other = up if ended is client else client
-        who = "client" if ended is client else "upstream"
+        try:
+            done, _ = await asyncio.wait({to_up, to_client}, return_when=asyncio.FIRST_COMPLETED)
+            ended = (to_up if to_up in done else to_client).result()
+            await self._mirror_close(w, ended, up if ended is client else client, ended is up)
+        finally:    # also when the proxy stops: no pump outlives its connection
+            for t in (to_up, to_client):
+                t.cancel()
+            await asyncio.gather(to_up, to_client, return_exceptions=True)
+
+    @staticmethod
+    async def _mirror_close(w: Watch, ended: Any, other: Any, by_upstream: bool) -> None:
+        """``ended`` closed (or vanished): tell the watch, and do the same to ``other``."""
+        who = "upstream" if by_upstream else "client"
         rcvd = ended.protocol.close_rcvd
+        judge = True if by_upstream else None
         try:
             if rcvd is not None:
-                w.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=True if ended is up else None)
+                w.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=judge)
                 await other.close(None if rcvd.code == NO_STATUS else rcvd.code, rcvd.reason)
             else:
-                w.close(f"{who} disconnected without a close frame", judge=True if ended is up else None)
+                w.close(f"{who} disconnected without a close frame", judge=judge)
                 if other.transport is not None:
                     other.transport.abort()
         except Exception as exc:  # noqa: BLE001 - a half-dead socket must not crash the proxy
-            w.note(f"closing the {'upstream' if other is up else 'client'} side: {type(exc).__name__}")
-        for t in (to_up, to_client):
-            t.cancel()
-        await asyncio.gather(to_up, to_client, return_exceptions=True)
+            w.note(f"closing the {'client' if by_upstream else 'upstream'} side: {type(exc).__name__}")
 
     @staticmethod
     async def _pump(src: Any, dst: Any, observe: Any) -> Any:
@@ -242,6 +249,8 @@ class ProxyThread:
                 task.cancel()
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # `async for` over a socket is an async generator: finalise it on this loop, not in GC
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:
