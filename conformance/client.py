@@ -730,8 +730,15 @@ class Connection:
         return why
 
     def _event_times(self, request: int) -> dict[str, float]:
-        times = [t for o, t in zip(self.observed, self._obs_times) if o.request == request]
-        return {"first_event": times[0], "last_event": times[-1]} if times else {}
+        pairs = [(o, t) for o, t in zip(self.observed, self._obs_times) if o.request == request]
+        if not pairs:
+            return {}
+        out = {"first_event": pairs[0][1], "last_event": pairs[-1][1]}
+        for o, t in pairs:    # the perf cases time the first output token
+            if isinstance(o.message, dict) and str(o.message.get("type", "")).endswith(".delta"):
+                out["first_delta"] = t
+                break
+        return out
 
     def turn(self, timeout: float | None = None, **fields: Any) -> Turn:
         return self.wait(self.create(**fields), timeout=timeout)

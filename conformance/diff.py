@@ -130,3 +130,31 @@ def render(old: dict, new: dict, d: dict | None = None) -> str:
     for key in ("creates", "http_requests", "input_tokens", "output_tokens"):
         out.append(f"| {key} | {ua.get(key, '?')} | {ub.get(key, '?')} |")
     return "\n".join(out) + "\n"
+
+
+# --- the command line (python -m conformance diff) ----------------------------------------
+
+def add_arguments(p) -> None:
+    p.add_argument("old", help="the earlier certificate.json")
+    p.add_argument("new", help="the later certificate.json")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the Markdown report here")
+
+
+def run(args) -> int:
+    """Markdown on stdout (and in --output), exit 1 on a regression, 2 on unusable input."""
+    import sys
+    try:
+        old, new = load(args.old), load(args.new)
+    except CertificateError as exc:
+        print(f"python -m conformance diff: {exc}", file=sys.stderr)
+        return 2
+    result = compare(old, new)
+    text = render(old, new, result)
+    sys.stdout.write(text)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"python -m conformance diff: cannot write {args.output}: {exc}", file=sys.stderr)
+            return 2
+    return 1 if result["regressions"] else 0

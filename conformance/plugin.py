@@ -135,6 +135,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "the case's own larger budget against the embedded server")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="run cases marked slow (e.g. the real 60-minute lifetime)")
+    g.addoption("--perf", action="store_true", default=False,
+                help="run the perf cases: the WebSocket's gain over HTTP with full history, measured "
+                     "(costs 2 x --perf-turns x --perf-repetitions turns on a real target)")
+    g.addoption("--perf-turns", type=int, default=20, metavar="N",
+                help="tool-call turns of the perf agent loop (default 20)")
+    g.addoption("--perf-repetitions", type=int, default=3, metavar="R",
+                help="repetitions of the perf loop per transport, for the spread of the gain (default 3)")
     g.addoption("--report-dir", default=None, metavar="DIR",
                 help="where certificate.json, junit.xml and index.html go (default reports/<run-id>/)")
     g.addoption("--no-report", action="store_true", default=False, help="write no report files")
@@ -382,6 +389,7 @@ class CaseState:
     declared: Any = None                # its max_requests (conformance.budget.Declared)
     known: dict | None = None           # the baseline entries that made it KNOWN
     blocked: bool = False                # the target's safety system refused a turn (§3.10)
+    perf: dict | None = None     # the perf case's figures (conformance/perf.py), for the certificate
 
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
@@ -429,6 +437,10 @@ def case_state(item: pytest.Item) -> CaseState | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
+    config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
+    for opt in ("perf_turns", "perf_repetitions"):
+        if config.getoption(opt) < 1:
+            raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
     _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
@@ -544,6 +556,8 @@ def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
     s = sess.settings
     if item.get_closest_marker("slow") is not None and not s.run_slow:
         return "slow: needs --run-slow"
+    if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
+        return "perf: needs --perf"
     caps, specs = sess.capabilities(), s.profile.spec_profiles
     for cid in _clause_ids(item):
         if cid not in s.registry:       # reported as a usage error by the collection check
@@ -826,6 +840,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "transcript": rec.redact(transcript),
         "blocked": state.blocked,
     }
+    if state.perf is not None:
+        record["perf"] = state.perf
     record["not_reached"] = V.not_reached(record)
     return record
 
@@ -901,12 +917,12 @@ def _run_facts(sess: ConformanceSession) -> dict:
     if bl is not None:
         from conformance.report import clause_rows
         entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
-        baseline = {"file": bl.path, "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
+        baseline = {"file": os.path.basename(bl.path), "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
                     "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
     return {"stalled": sess.liveness.recorded(), "baseline": baseline,
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
-                       "skipped": skipped}}
+                       "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")}
 
 
 def fingerprint_of(sess: ConformanceSession) -> dict:
@@ -963,7 +979,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
             + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
-            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"]
+            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s)
+
+
+def _perf_cost(config: pytest.Config, s: Settings) -> list[str]:
+    """With --perf, what the perf loop spends, printed before the run."""
+    if not config.getoption("perf"):
+        return []
+    n, r = config.getoption("perf_turns"), config.getoption("perf_repetitions")
+    where = s.target_url or "the embedded reference server (no cost)"
+    return [f"perf: {r} x 2 x {n} = {2 * n * r} turns ({n * r} response.create and {n * r} POST /responses, "
+            f"the HTTP ones resending the whole history) against {where}"]
 
 
 # --- fixtures --------------------------------------------------------------------------------

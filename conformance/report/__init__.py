@@ -28,6 +28,8 @@ CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSU
 CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
+SUITE, OBSERVED = "suite", "observed"     # mode: a suite run, or traffic a proxy watched
+OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a full certification run"
 
 
 def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
@@ -67,7 +69,10 @@ def _iso(t: float) -> str:
 
 def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
-                      run_id: str, spec_profiles: list[str] | tuple = (), extra: dict | None = None) -> dict:
+                      run_id: str, spec_profiles: list[str] | tuple = (), mode: str = SUITE,
+                      extra: dict | None = None) -> dict:
+    """The certificate; ``mode`` OBSERVED for traffic the proxy watched (never certified),
+    ``extra`` adds optional top-level blocks (``observed``, ``perf``) of schemas/certificate.json."""
     rows = clause_rows(registry, records)
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
@@ -93,10 +98,14 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
              | ({"tries": r["tries"]} if r.get("tries") else {})
              | ({"known": r["known"]} if r.get("known") else {})
              for r in sorted(records, key=lambda r: r["nodeid"])]
+    cert_ = certification(overall, rows, records)
+    if mode == OBSERVED:
+        cert_ = cert_ | {"certified": False, "reasons": [OBSERVED_REASON] + cert_["reasons"]}
     return {
         "format": "responses-ws-conformance/certificate",
         "certificate_version": CERTIFICATE_VERSION,
         "suite_version": suite_version(),
+        "mode": mode,
         "run_id": run_id,
         "profile": profile,
         "spec_profiles": sorted(spec_profiles),
@@ -109,8 +118,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "clause_registry": {"path": os.path.basename(registry.path), "version": registry.version,
                             "clauses": len(registry), "sha256": registry.digest()},
         "overall": overall,
-        "certification": certification(overall, rows, records),
-        # run-level facts the plugin adds (stalled, budget, baseline, surface), after the verdict
+        "certification": cert_,
+        # run-level facts the plugin adds (stalled, budget, baseline, surface, observed, perf)
         **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
@@ -155,14 +164,15 @@ def _group(rows: list[dict]) -> dict[str, list[str]]:
 def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
                   spec_profiles: list[str] | tuple = (),
-                  redact: Callable[[str], str] = lambda t: t, extra: dict | None = None) -> dict[str, str]:
+                  redact: Callable[[str], str] = lambda t: t, mode: str = SUITE,
+                  extra: dict | None = None) -> dict[str, str]:
     """Write certificate.json, junit.xml, index.html, badge.svg (and transcripts/ of
     non-passing cases)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
     cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
                              started=started, finished=finished, strict=strict, run_id=run_id,
-                             spec_profiles=spec_profiles, extra=extra)
+                             spec_profiles=spec_profiles, mode=mode, extra=extra)
     tdir = out / "transcripts"
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):

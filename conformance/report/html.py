@@ -49,7 +49,8 @@ def render_html(cert: dict) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>Conformance {escape(cert['overall'])} — {escape(str(t.get('ws_host', '')))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Responses API WebSocket mode — conformance certificate</h1>",
+        "<h1>Responses API WebSocket mode — " + ("observed traffic (not a certification)</h1>"
+                                                    if cert.get("mode") == "observed" else "conformance certificate</h1>"),
         f'<p><span class="badge" style="background:{_COLORS.get(cert["overall"], "#1f2328")}">'
         f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
         f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
@@ -73,6 +74,11 @@ def render_html(cert: dict) -> str:
             ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
                          + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+    if cert.get("observed"):
+        o = cert["observed"]
+        rows.append(("Observed", f"{o['connections']} connection(s) through the proxy at {o['listen']}: "
+                                 f"{o['frames']['from_client']} client and {o['frames']['from_upstream']} upstream "
+                                 f"frames, {o['refused']} handshake(s) refused, {o['unreachable']} unreachable"))
     cert_ = cert["certification"]
     rows.append(("Certified", f"yes: MUST {cert_['must_pass']}/{cert_['must_claimed']}" if cert_["certified"]
                  else f"no (MUST {cert_['must_pass']}/{cert_['must_claimed']}): " + "; ".join(cert_["reasons"])))
@@ -85,6 +91,9 @@ def render_html(cert: dict) -> str:
     out.append("</table>")
 
     out += _areas(cert["clauses"])
+    if cert.get("perf"):
+        out += _perf_section(cert["perf"])
+
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = {"FAIL": 0, "NON-STRICT": 1, "NOT-REACHED": 2, "PASS": 3, "UNTESTED": 4, "UNSUPPORTED": 5, "RETIRED": 6}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
@@ -120,3 +129,56 @@ def render_html(cert: dict) -> str:
                "A clause is PASS only when some case checked it and it held.</p>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _polyline(values: list[float], x0: float, dx: float, y0: float, scale: float) -> str:
+    return " ".join(f"{x0 + i * dx:.1f},{y0 - v * scale:.1f}" for i, v in enumerate(values))
+
+
+def chart_svg(series: dict[str, list[float]], unit: str, width: int = 520, height: int = 200) -> str:
+    """A small inline line chart: one line per series over turn numbers (no script, no assets)."""
+    colors = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
+    n = max((len(v) for v in series.values()), default=0)
+    top = max((max(v) for v in series.values() if v), default=0.0) or 1.0
+    left, bottom, plot_w, plot_h = 48, height - 28, width - 60, height - 48
+    dx = plot_w / max(1, n - 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{escape(unit)} per turn">',
+             f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#8c959f"/>',
+             f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="{bottom - plot_h}" stroke="#8c959f"/>',
+             f'<text x="{left - 4}" y="{bottom - plot_h + 4}" font-size="10" text-anchor="end">{top:.0f}</text>',
+             f'<text x="{left - 4}" y="{bottom}" font-size="10" text-anchor="end">0</text>',
+             f'<text x="{left + plot_w}" y="{bottom + 14}" font-size="10" text-anchor="end">turn {n}</text>',
+             f'<text x="{left}" y="{bottom + 14}" font-size="10">turn 1 — {escape(unit)}</text>']
+    for i, (name, values) in enumerate(series.items()):
+        color = colors[i % len(colors)]
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
+                     f'points="{_polyline(values, left, dx, bottom, plot_h / top)}"/>')
+        parts.append(f'<text x="{left + 8}" y="{bottom - plot_h + 14 + 13 * i}" font-size="11" '
+                     f'fill="{color}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _perf_section(perf: dict) -> list[str]:
+    g, ws, http = perf["gain"], perf["ws"], perf["http"]
+    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    rows = [("Gain (HTTP wall time / WebSocket wall time)",
+             f"{g['ratio']}x (min {g['min']}, max {g['max']}; per repetition {', '.join(map(str, g['per_repetition']))})"),
+            ("Loop", f"{perf['turns']} forced tool-call turns, {perf['repetitions']} repetition(s) per transport, interleaved"),
+            ("Wall time per loop (s)", f"WebSocket {', '.join(map(str, ws['wall_s']))}; HTTP {', '.join(map(str, http['wall_s']))}"),
+            ("Bytes sent, last turn", f"WebSocket {ws['bytes_sent'][-1]:g}, HTTP {http['bytes_sent'][-1]:g}" if ws["bytes_sent"] else ""),
+            ("Billed input tokens, last turn", f"WebSocket {ws['input_tokens'][-1]:g}, HTTP {http['input_tokens'][-1]:g}"
+             if ws["input_tokens"] else ""),
+            ("Mean ms to response.created / first delta / terminal",
+             f"WebSocket {mean(ws['to_created_ms']):.1f} / {mean(ws['to_first_delta_ms']):.1f} / {mean(ws['to_terminal_ms']):.1f}; "
+             f"HTTP {mean(http['to_created_ms']):.1f} / {mean(http['to_first_delta_ms']):.1f} / {mean(http['to_terminal_ms']):.1f}")]
+    out = ["<h2>WebSocket speed-up (perf, INFO)</h2>", '<table class="kv">']
+    out += [f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows]
+    out.append("</table>")
+    out += [f"<p><b>INFO</b>: {escape(f)}</p>" for f in perf.get("findings", [])]
+    out.append("<p>" + chart_svg({"WebSocket, ms to terminal": ws["to_terminal_ms"],
+                                  "HTTP full history, ms to terminal": http["to_terminal_ms"]}, "ms per turn")
+               + chart_svg({"WebSocket, bytes sent": ws["bytes_sent"],
+                            "HTTP full history, bytes sent": http["bytes_sent"]}, "bytes per turn") + "</p>")
+    return out

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="simulated time to first token of a generating response (default 0)")
     p.add_argument("--tokens-per-second", type=_non_negative_float, default=0.0, metavar="N",
                    help="simulated streaming rate: each delta waits its tokens / N seconds (default 0 = no wait)")
+    p.add_argument("--per-token-us", type=_non_negative_float, default=0.0, metavar="US",
+                   help="simulated processing cost per uncached input token before the first output "
+                        "(default 0): full-history HTTP turns cost more than cached WebSocket continuations")
     p.add_argument("--defect", action="append", default=[], type=_defect, metavar="NAME",
                    help="break one behaviour (repeatable; see --list-defects)")
     p.add_argument("--list-defects", action="store_true", help="list the named defects and exit")
@@ -137,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         control_events=args.control_events,
         ttft_ms=args.ttft_ms,
         tokens_per_second=args.tokens_per_second,
+        per_token_us=args.per_token_us,
         steering=args.steering,
         lanes=None if args.lanes is None else args.lanes == "on",
     )

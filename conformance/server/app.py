@@ -22,7 +22,7 @@ from .config import ServerConfig, Settings
 from .core import Core
 from .errors import ApiError, bad_request, http_error_body
 from .session import Session
-from .stream import dumps
+from .stream import dumps, processing_s
 from .validate import parse_body, validate_create
 
 log = logging.getLogger("conformance.server")
@@ -193,14 +193,21 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
 async def handle_post_create(request: web.Request, core: Core, owner: str) -> web.StreamResponse:
     req = validate_create(parse_body(await request.read()), websocket=False)
     outcome = core.execute(req, owner, None)
+    cost = processing_s(outcome.events, core.settings.per_token_s)   # --per-token-us
     if not req.stream:
+        if cost:
+            await asyncio.sleep(cost)
         return _json_response(outcome.response)
     resp = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream",
                                                    "Cache-Control": "no-cache"})
     await resp.prepare(request)
     chunks = []
-    for event in outcome.events:
+    for i, event in enumerate(outcome.events):
         chunks.append(b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n")
+        if cost and event["type"] == "response.in_progress" and i + 1 < len(outcome.events):
+            await resp.write(b"".join(chunks))    # created and in_progress first, then the cost
+            chunks = []
+            await asyncio.sleep(cost)
     await resp.write(b"".join(chunks))
     await resp.write_eof()
     return resp

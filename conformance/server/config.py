@@ -93,6 +93,9 @@ class ServerConfig:
     ttft_ms: float = 0.0
     tokens_per_second: float = 0.0
     lanes: bool | None = None  # None: the profile's (openai yes; xai and open-responses no)
+    # processing cost per uncached input token (0 = none): a full-history HTTP turn costs more
+    # than a WebSocket continuation whose history is in the connection cache (perf cases)
+    per_token_us: float = 0.0
     # response.steer (P-steer, §4.9): model-specific in production, so off unless asked for
     steering: bool = False
 
@@ -143,6 +146,7 @@ class Settings:
     control_events: bool = False
     ttft_s: float = 0.0
     tokens_per_second: float = 0.0
+    per_token_s: float = 0.0
     steering: bool = False
     lanes: bool = True
 
@@ -173,6 +177,7 @@ class Settings:
                              f"got {config.terminal_output!r}") from None
         ttft_s = _non_negative(config.ttft_ms, "ttft_ms") / 1000.0
         tps = _non_negative(config.tokens_per_second, "tokens_per_second")
+        per_token_s = _non_negative(config.per_token_us, "per_token_us") / 1e6
         policy = BusyPolicy(config.busy_policy) if config.busy_policy else profile.busy_policy
         if flags.reject_when_busy:
             policy = BusyPolicy.REJECT
@@ -197,6 +202,7 @@ class Settings:
             control_events=bool(config.control_events),
             ttft_s=ttft_s,
             tokens_per_second=tps,
+            per_token_s=per_token_s,
             steering=bool(config.steering),
             lanes=profile.lanes if config.lanes is None else bool(config.lanes),
         )

@@ -49,6 +49,7 @@ from .stream import (
     CONTROL_BEFORE,
     TERMINAL_TYPES,
     Framer,
+    processing_s,
     schedule,
     steered_cut,
     steered_terminal,
@@ -151,7 +152,8 @@ class Session:
         self.pause_s = pause_s
         # a paced turn waits while it streams, so it runs in a worker, never inline
         st = core.settings
-        self.paced = turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
+        self.paced = (turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
+                      or st.per_token_s > 0)
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.named_lanes: set[str] = set()
@@ -439,7 +441,8 @@ class Session:
             self.seq_next += len(events)
         frame = self.framer.frame
         send = self.transport.send
-        offsets = schedule(events, turn_delay_s=self.turn_delay_s, ttft_s=self.settings.ttft_s,
+        ttft_s = self.settings.ttft_s + processing_s(events, self.settings.per_token_s)
+        offsets = schedule(events, turn_delay_s=self.turn_delay_s, ttft_s=ttft_s,
                            tokens_per_second=self.settings.tokens_per_second, pause_s=self.pause_s)
         if offsets is not None:
             loop = asyncio.get_running_loop()

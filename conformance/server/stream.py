@@ -307,6 +307,16 @@ def schedule(events: list[dict], *, turn_delay_s: float = 0.0, ttft_s: float = 0
     return offsets
 
 
+def processing_s(events: list[dict], per_token_s: float) -> float:
+    """The modelled cost of reading a response's uncached input (``per_token_s`` per token of
+    ``usage.input_tokens`` minus ``cached_tokens``; 0 when off or without usage)."""
+    if per_token_s <= 0 or not events:
+        return 0.0
+    usage = (events[-1].get("response") or {}).get("usage") or {}
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    return max(0, (usage.get("input_tokens") or 0) - cached) * per_token_s
+
+
 def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     """Rewrite a response's events for the event-level defects (called only when one is on)."""
     if flags.missing_created_response_fields:

@@ -1,0 +1,261 @@
+"""What the proxy makes of the traffic it forwards (sans-I/O): one ``Watch`` per proxied
+connection, one ``Observer`` for the whole session.
+
+A ``Watch`` feeds the client's frames to ``StreamMonitor.sent`` and the upstream's to
+``StreamMonitor.feed`` (§1.4, §3, §4.3, §4.4 (docs/spec.md), the monitor's scope), records
+which clauses the frames gave the monitor to check (``conformance.reach``), keeps the last
+``transcript_cap`` frames (redacted with the connection's own key) and turns its findings into
+the case record ``conformance.report`` writes. The ``Observer`` numbers connections, logs one
+line per finding and per connection problem, and writes the report directory with mode
+``observed``. No sockets, no asyncio: the relay (relay.py) calls in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any, Callable
+
+from conformance import reach, verdicts as V
+from conformance.client import UsageMeter
+from conformance.monitor import TERMINAL_TYPES, StreamMonitor
+from conformance.report import OBSERVED, write_reports
+from conformance.target import redact
+
+LINE_LIMIT = 4000          # characters of one frame kept in a transcript line
+REACH_BATCH = 64           # parsed frames buffered before the reached clauses are updated
+DEFAULT_TRANSCRIPT_CAP = 400
+DEFAULT_STALL_S = 2.0      # upstream silence before a client's close that makes open responses its fault
+
+
+def bearer_key(headers: Any) -> str:
+    """The key in an ``Authorization: Bearer KEY`` header (empty when there is none)."""
+    try:
+        value = headers.get("Authorization") or ""
+    except Exception:  # noqa: BLE001 - a header object we cannot read carries no key
+        return ""
+    scheme, _, rest = value.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" else value.strip()
+
+
+class Watch:
+    """One proxied connection: monitor, reached clauses, the last frames, usage."""
+
+    def __init__(self, number: int, peer: str, *, registry: V.ClauseRegistry, secret: str = "",
+                 schemas: Any = None, transcript_cap: int = DEFAULT_TRANSCRIPT_CAP,
+                 on_finding: Callable[["Watch", V.Observation], None] | None = None,
+                 stall_s: float = DEFAULT_STALL_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.number, self.peer, self.secret = number, peer, secret
+        self.nodeid = f"proxy::connection-{number:04d}"
+        self.monitor = StreamMonitor(schemas)
+        self.recorder = V.CaseRecorder(registry, (), self.redact)
+        self.transcript: deque[str] = deque(maxlen=max(1, transcript_cap))
+        self.frames = {"from_client": 0, "from_upstream": 0}
+        self.usage = UsageMeter()
+        self.notes: list[str] = []
+        self.closed = False
+        self._on_finding = on_finding
+        self._clock = clock
+        self._t0 = self._last_upstream = clock()
+        self.stall_s = stall_s
+        self._pending: list[dict] = []           # parsed upstream frames not yet given to reach
+        self._lanes: dict[bool, dict] = {}       # one create per lane kind: all reach needs of creates
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secret) if self.secret else text
+
+    def _line(self, arrow: str, data: str | bytes) -> None:
+        if isinstance(data, (bytes, bytearray)):
+            text = f"<binary frame, {len(data)} bytes: {bytes(data[:48]).hex()}{'...' if len(data) > 48 else ''}>"
+        else:
+            text = data.replace("\r", "\\r").replace("\n", "\\n")
+            if len(text) > LINE_LIMIT:
+                text = text[:LINE_LIMIT] + f"...<{len(text) - LINE_LIMIT} more chars>"
+        self.transcript.append(f"{self._clock() - self._t0:10.3f} {arrow} {self.redact(text)}")
+
+    def note(self, text: str) -> None:
+        """A connection event (handshake, close, a peer that vanished), for log and transcript."""
+        text = self.redact(text)
+        self.notes.append(text)
+        self.transcript.append(f"{self._clock() - self._t0:10.3f} -- {text}")
+
+    # --- frames
+
+    def client_frame(self, data: str | bytes) -> None:
+        """The client sent ``data`` (forwarded upstream as it was)."""
+        self.frames["from_client"] += 1
+        self._line(">>", data)
+        try:
+            ev = json.loads(data)
+        except (ValueError, TypeError):
+            return                       # the upstream judges what clients send; we only forward it
+        if isinstance(ev, dict):
+            if ev.get("type") == "response.create":
+                self.usage.creates += 1
+                self._lanes.setdefault("stream_id" in ev, ev)
+            self.monitor.sent(ev)
+
+    def upstream_frame(self, data: str | bytes) -> None:
+        """The upstream sent ``data`` (forwarded to the client as it was)."""
+        self.frames["from_upstream"] += 1
+        self._last_upstream = self._clock()
+        self._line("<<", data)
+        obs = self.monitor.feed(data, self._clock() - self._t0)
+        ev = obs.message
+        if obs.request is not None:
+            # the monitor keeps each request's events for a harness to read; the proxy reads
+            # none, so it drops them to keep long sessions' memory bounded
+            self.monitor.requests[obs.request].events.clear()
+        if isinstance(ev, dict):
+            if ev.get("type") in TERMINAL_TYPES and isinstance(ev.get("response"), dict):
+                self.usage.add_usage(ev["response"].get("usage"))
+            self._pending.append(ev)
+            if len(self._pending) >= REACH_BATCH:
+                self._reach()
+        self._report(obs.findings)
+
+    def _reach(self) -> None:
+        if self._pending:
+            self.recorder.checked |= reach.by_monitor(self._pending, self._lanes.values())
+            self._pending = []
+
+    def _report(self, findings: list) -> None:
+        if not findings:
+            return
+        before = len(self.recorder.observations)
+        self.recorder.add_findings(findings)
+        for o in self.recorder.observations[before:]:
+            if self._on_finding is not None:
+                self._on_finding(self, o)
+
+    def close(self, how: str, judge: bool | None = True) -> None:
+        """The connection is over (``how``: who closed it, with which code). ``judge``: the
+        upstream ended it, so responses it left open are its findings (STREAM-ONE-TERMINAL).
+        When the client left first they are the upstream's only if it had been silent for
+        ``stall_s`` seconds (the client gave up waiting); never when the proxy stopped."""
+        if self.closed:
+            return
+        self.closed = True
+        self.note(how)
+        self._reach()
+        stalled = self._clock() - self._last_upstream >= self.stall_s
+        if judge or (judge is None and stalled):
+            self._report(self.monitor.finish())
+        if not self.recorder.failures(V.NON_STRICT):
+            self.transcript.clear()      # only connections with findings get a transcript
+
+    # --- the case record of conformance.report
+
+    def record(self) -> dict:
+        rec = self.recorder
+        verdict = V.ERROR if rec.errors else rec.verdict()
+        messages = [f"{self.peer}: {self.frames['from_client']} frame(s) from the client, "
+                    f"{self.frames['from_upstream']} from the upstream"]
+        messages += [f"{o.verdict} {o.clause}: {o.message}" for o in rec.failures(V.NON_STRICT)]
+        messages += rec.errors + self.notes[-5:]
+        transcript = ""
+        if verdict in (V.FAIL, V.NON_STRICT, V.ERROR):
+            transcript = "\n".join([f"# {self.nodeid} from {self.peer}", *self.transcript])
+        return {
+            "nodeid": self.nodeid,
+            "clauses": sorted(rec.reached()),
+            "verdict": verdict,
+            "reached": sorted(rec.reached()),
+            "messages": [self.redact(m) for m in dict.fromkeys(messages)][:50],
+            "observations": [o.as_dict() for o in rec.observations][:500],
+            "usage": self.usage.snapshot(),
+            "duration_s": round(self._clock() - self._t0, 3),
+            "transcript": self.redact(transcript),
+            "not_reached": [],
+        }
+
+
+class Observer:
+    """Every connection of one proxy session, and the report it writes."""
+
+    def __init__(self, *, registry: V.ClauseRegistry, upstream: str, listen: str, profile: Any,
+                 schemas: Any = None, transcript_cap: int = DEFAULT_TRANSCRIPT_CAP,
+                 stall_s: float = DEFAULT_STALL_S, log: Callable[[str], None] = lambda line: None) -> None:
+        self.registry, self.upstream, self.listen, self.profile = registry, upstream, listen, profile
+        self.schemas, self.transcript_cap, self.stall_s, self.log = schemas, transcript_cap, stall_s, log
+        self.started = time.time()
+        self.watches: list[Watch] = []
+        self.problems: list[dict] = []         # handshakes that never became a proxied connection
+        self.refused = self.unreachable = 0
+        self._count = 0
+        self._secrets: set[str] = set()        # every key seen, so the report redacts them all
+
+    def _next(self) -> int:
+        self._count += 1
+        return self._count
+
+    def open(self, peer: str, secret: str = "") -> Watch:
+        if secret:
+            self._secrets.add(secret)
+        w = Watch(self._next(), peer, registry=self.registry, secret=secret, schemas=self.schemas,
+                  transcript_cap=self.transcript_cap, on_finding=self._finding, stall_s=self.stall_s)
+        self.watches.append(w)
+        return w
+
+    def _finding(self, w: Watch, o: V.Observation) -> None:
+        self.log(w.redact(f"connection {w.number} {o.verdict} {o.clause} [{o.level}]"
+                          + (f" {o.response_id}" if o.response_id else "") + f": {o.message}"))
+
+    def refused_handshake(self, peer: str, status: int, secret: str = "") -> None:
+        """The upstream refused a client's handshake; the refusal went back to the client as it was."""
+        self.refused += 1
+        self._problem(peer, V.SKIPPED, f"upstream refused the handshake: HTTP {status} (forwarded to the client)",
+                      secret)
+
+    def unreachable_upstream(self, peer: str, detail: str, secret: str = "") -> None:
+        """The upstream could not be reached; the client got HTTP 502."""
+        self.unreachable += 1
+        self._problem(peer, V.ERROR, f"upstream unreachable, answered 502: {detail}", secret)
+
+    def _problem(self, peer: str, verdict: str, message: str, secret: str) -> None:
+        n = self._next()
+        message = redact(message, secret) if secret else message
+        self.log(f"connection {n} from {peer}: {message}")
+        self.problems.append({"nodeid": f"proxy::connection-{n:04d}", "clauses": [], "verdict": verdict,
+                              "reached": [], "messages": [message], "observations": [],
+                              "usage": {}, "duration_s": 0.0, "transcript": "", "not_reached": []})
+
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = redact(text, s)
+        return text
+
+    def records(self) -> list[dict]:
+        return [w.record() for w in self.watches] + list(self.problems)
+
+    def summary(self) -> dict:
+        return {"upstream": self.upstream, "listen": self.listen,
+                "connections": len(self.watches) + len(self.problems),
+                "frames": {k: sum(w.frames[k] for w in self.watches) for k in ("from_client", "from_upstream")},
+                "refused": self.refused, "unreachable": self.unreachable, "transcript_cap": self.transcript_cap}
+
+    def write(self, report_dir: Any, run_id: str) -> dict[str, str]:
+        """Close what is still open and write the report directory (mode ``observed``)."""
+        for w in self.watches:
+            w.close("proxy stopped with the connection open", judge=False)
+        from urllib.parse import urlsplit
+        parts = urlsplit(self.upstream)
+        fingerprint = {"ws_host": parts.netloc.rsplit("@", 1)[-1], "ws_path": parts.path,
+                       "profile": self.profile.name, "profile_source": str(self.profile.source),
+                       "model": ", ".join(sorted(self._models())), "embedded": False,
+                       "auth_header": "Authorization", "capabilities": sorted(self.profile.capabilities())}
+        return write_reports(report_dir, registry=self.registry, records=self.records(),
+                             profile=self.profile.name, fingerprint=fingerprint, started=self.started,
+                             finished=time.time(), strict=False, run_id=run_id,
+                             spec_profiles=sorted(self.profile.spec_profiles), redact=self.redact,
+                             mode=OBSERVED, extra={"observed": self.summary()})
+
+    def _models(self) -> set[str]:
+        out = set()
+        for w in self.watches:
+            for rs in w.monitor.requests[:20]:
+                m = rs.create.get("model") if isinstance(getattr(rs, "create", None), dict) else None
+                if isinstance(m, str):
+                    out.add(m[:80])
+        return out

@@ -1,0 +1,267 @@
+"""The proxy's I/O: a WebSocket server that opens one upstream socket per client and relays
+messages both ways unchanged, telling the ``Observer`` (observe.py) about every frame.
+
+Transport facts from §1 of docs/spec.md: the client's handshake (its headers, the
+``Authorization: Bearer`` key, its query, its subprotocols and its permessage-deflate offer) is
+replayed upstream before the client's upgrade is answered, so a refusal reaches the client as
+the upstream sent it (status, headers, body) and the negotiated subprotocol is the upstream's.
+Text and binary messages are forwarded as they arrived (same type, same bytes); close frames are
+mirrored (code and reason; a peer that vanishes without one is mirrored by dropping the other
+side's TCP connection). Pings are answered on each hop, never forwarded. Nothing here logs a
+header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.http11 import Response
+
+from conformance.proxy.observe import Observer, Watch, bearer_key
+
+# handshake headers that belong to one hop, never forwarded (websockets sets its own)
+HOP_HEADERS = frozenset({
+    "host", "connection", "upgrade", "sec-websocket-key", "sec-websocket-version",
+    "sec-websocket-extensions", "sec-websocket-protocol", "sec-websocket-accept", "content-length",
+    "transfer-encoding", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "date",
+})
+UPSTREAM_OPEN_TIMEOUT = 15.0
+CLOSE_TIMEOUT = 5.0
+NO_STATUS = 1005
+
+
+def _forwarded(headers: Headers) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers.raw_items() if k.lower() not in HOP_HEADERS]
+
+
+def _offered(headers: Headers, name: str) -> list[str]:
+    return [p.strip() for v in headers.get_all(name) for p in v.split(",") if p.strip()]
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host in ("localhost", "::1") or (host or "").startswith("127.")
+
+
+def upstream_url(upstream: str, client_path: str) -> str:
+    """The upstream URL with the client's query parameters added (the path stays the upstream's)."""
+    up = urlsplit(upstream)
+    query = parse_qsl(up.query, keep_blank_values=True) + parse_qsl(urlsplit(client_path).query,
+                                                                     keep_blank_values=True)
+    return urlunsplit((up.scheme, up.netloc, up.path, urlencode(query), ""))
+
+
+def _peer(conn: ServerConnection) -> str:
+    try:
+        host, port = conn.remote_address[:2]
+        return f"{host}:{port}"
+    except Exception:  # noqa: BLE001
+        return "unknown peer"
+
+
+class Relay:
+    """The proxy server: ``await start()``, ``await stop()``; findings go to ``observer``."""
+
+    def __init__(self, upstream: str, observer: Observer, host: str = "127.0.0.1", port: int = 0,
+                 open_timeout: float = UPSTREAM_OPEN_TIMEOUT) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"--upstream must be a ws:// or wss:// URL, got {upstream!r}")
+        self.upstream, self.observer = upstream, observer
+        self.host, self.port, self.open_timeout = host, port, open_timeout
+        self._server: Any = None
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}{urlsplit(self.upstream).path}"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._open_upstream,
+            process_response=self._answer, select_subprotocol=self._subprotocol, compression="deflate",
+            max_size=None, ping_interval=None, close_timeout=CLOSE_TIMEOUT, server_header=None,
+            open_timeout=self.open_timeout + 5)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        for conn in list(self._server.connections):
+            up = getattr(conn, "upstream", None)
+            for ws in (conn, up):
+                if ws is not None and ws.transport is not None:
+                    ws.transport.abort()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            pass      # a handler still winding down: the report is written from what was seen
+        self._server = None
+
+    # --- handshake: the upstream first, then the client's answer
+
+    async def _open_upstream(self, conn: ServerConnection, request: Any) -> Response | None:
+        headers = request.headers
+        peer, secret = _peer(conn), bearer_key(headers)
+        offered = _offered(headers, "Sec-WebSocket-Protocol")
+        deflate = any(e.split(";")[0].strip() == "permessage-deflate"
+                      for e in _offered(headers, "Sec-WebSocket-Extensions"))
+        url = upstream_url(self.upstream, request.path)
+        kwargs: dict[str, Any] = dict(
+            additional_headers=_forwarded(headers), subprotocols=offered or None,
+            compression="deflate" if deflate else None, open_timeout=self.open_timeout, max_size=None,
+            ping_interval=None, close_timeout=CLOSE_TIMEOUT, user_agent_header=None)
+        if _is_loopback(urlsplit(url).hostname):
+            kwargs["proxy"] = None    # never route loopback through an environment proxy
+        try:
+            up = await ws_connect(url, **kwargs)
+        except InvalidStatus as exc:
+            r = exc.response
+            self.observer.refused_handshake(peer, r.status_code, secret)
+            return Response(r.status_code, r.reason_phrase, Headers(_forwarded(r.headers)), r.body or b"")
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI, EOFError) as exc:
+            self.observer.unreachable_upstream(peer, f"{type(exc).__name__}: {exc}", secret)
+            return conn.respond(502, f"proxy: upstream unreachable ({type(exc).__name__})\n")
+        conn.upstream = up                               # type: ignore[attr-defined]
+        conn.watch = self.observer.open(peer, secret)    # type: ignore[attr-defined]
+        return None
+
+    @staticmethod
+    def _subprotocol(conn: ServerConnection, offered: Any) -> Any:
+        up = getattr(conn, "upstream", None)
+        chosen = up.subprotocol if up is not None else None
+        return chosen if chosen in offered else None
+
+    async def _answer(self, conn: ServerConnection, request: Any, response: Response) -> Response:
+        up = getattr(conn, "upstream", None)
+        if up is None:
+            return response
+        if response.status_code != 101:      # the client's handshake failed here: drop the upstream
+            await up.close()
+            w: Watch = conn.watch            # type: ignore[attr-defined]
+            w.close(f"client handshake failed: HTTP {response.status_code}", judge=False)
+            return response
+        for k, v in _forwarded(up.response.headers):
+            if k.lower() != "server" or "Server" not in response.headers:
+                response.headers[k] = v
+        return response
+
+    # --- the relay
+
+    async def _handle(self, client: ServerConnection) -> None:
+        up = getattr(client, "upstream", None)
+        if up is None:
+            return
+        w: Watch = client.watch          # type: ignore[attr-defined]
+        to_up = asyncio.create_task(self._pump(client, up, w.client_frame))
+        to_client = asyncio.create_task(self._pump(up, client, w.upstream_frame))
+        try:
+            done, _ = await asyncio.wait({to_up, to_client}, return_when=asyncio.FIRST_COMPLETED)
+            ended = (to_up if to_up in done else to_client).result()
+            await self._mirror_close(w, ended, up if ended is client else client, ended is up)
+        finally:    # also when the proxy stops: no pump outlives its connection
+            for t in (to_up, to_client):
+                t.cancel()
+            await asyncio.gather(to_up, to_client, return_exceptions=True)
+
+    @staticmethod
+    async def _mirror_close(w: Watch, ended: Any, other: Any, by_upstream: bool) -> None:
+        """``ended`` closed (or vanished): tell the watch, and do the same to ``other``."""
+        who = "upstream" if by_upstream else "client"
+        rcvd = ended.protocol.close_rcvd
+        judge = True if by_upstream else None
+        try:
+            if rcvd is not None:
+                w.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=judge)
+                await other.close(None if rcvd.code == NO_STATUS else rcvd.code, rcvd.reason)
+            else:
+                w.close(f"{who} disconnected without a close frame", judge=judge)
+                if other.transport is not None:
+                    other.transport.abort()
+        except Exception as exc:  # noqa: BLE001 - a half-dead socket must not crash the proxy
+            w.note(f"closing the {'client' if by_upstream else 'upstream'} side: {type(exc).__name__}")
+
+    @staticmethod
+    async def _pump(src: Any, dst: Any, observe: Any) -> Any:
+        """Relay src's messages to dst until one side ends; returns the side that ended."""
+        try:
+            async for message in src:
+                observe(message)
+                try:
+                    await dst.send(message)
+                except ConnectionClosed:
+                    return dst
+        except ConnectionClosed:
+            pass
+        return src
+
+
+class ProxyThread:
+    """A ``Relay`` in a background thread with its own event loop (for tests and embedding)."""
+
+    def __init__(self, upstream: str, observer: Observer, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.relay = Relay(upstream, observer, host, port)
+        self.observer = observer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    url = property(lambda self: self.relay.url)
+    port = property(lambda self: self.relay.port)
+
+    def base_url(self, path: str = "/v1") -> str:
+        return f"http://{self.relay.host}:{self.relay.port}{path}"
+
+    def start(self, timeout: float = 10.0) -> "ProxyThread":
+        self._thread = threading.Thread(target=self._run, name="conformance-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("proxy did not start in time")
+        if self._error is not None:
+            raise RuntimeError(f"proxy failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            self._stopped = asyncio.Event()
+            try:
+                loop.run_until_complete(self.relay.start())
+            except BaseException as exc:  # noqa: BLE001 - reported by start()
+                self._error = exc
+                return
+            finally:
+                self._ready.set()
+            loop.run_until_complete(self._stopped.wait())
+            loop.run_until_complete(self.relay.stop())
+        finally:
+            pending = asyncio.all_tasks(loop)    # pumps of aborted sockets: let them end first
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # `async for` over a socket is an async generator: finalise it on this loop, not in GC
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            return                                   # stopped already (stop is idempotent)
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> "ProxyThread":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
