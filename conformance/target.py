@@ -169,6 +169,12 @@ class Profile:
     data: dict = field(repr=False)
     source: str = ""
 
+    def identity(self) -> dict[str, str]:
+        """The profile's part of a target fingerprint: name, where it came from (no local
+        directory: certificates get published), and a hash of its resolved facts."""
+        return {"profile": self.name, "profile_source": _portable_source(self.source),
+                "profile_sha256": hashlib.sha256(json.dumps(self.data, sort_keys=True).encode()).hexdigest()}
+
     def __getitem__(self, table: str) -> Any:
         return self.data[table]
 
@@ -365,9 +371,7 @@ class Target:
         return {
             "ws_host": parts.netloc.rsplit("@", 1)[-1],
             "ws_path": parts.path,
-            "profile": self.profile.name,
-            "profile_source": _portable_source(self.profile.source),
-            "profile_sha256": hashlib.sha256(json.dumps(self.profile.data, sort_keys=True).encode()).hexdigest(),
+            **self.profile.identity(),
             "model": self.model,
             "embedded": self.is_embedded,
             "auth_header": self.auth_header,

@@ -242,7 +242,7 @@ class Observer:
         from urllib.parse import urlsplit
         parts = urlsplit(self.upstream)
         fingerprint = {"ws_host": parts.netloc.rsplit("@", 1)[-1], "ws_path": parts.path,
-                       "profile": self.profile.name, "profile_source": str(self.profile.source),
+                       **self.profile.identity(),
                        "model": ", ".join(sorted(self._models())), "embedded": False,
                        "auth_header": "Authorization", "capabilities": sorted(self.profile.capabilities())}
         return write_reports(report_dir, registry=self.registry, records=self.records(),
