@@ -33,6 +33,7 @@ def _ws_turn(conn, fields: dict) -> tuple[P.TurnFigures, dict | None]:
 
 
 @pytest.mark.perf
+@pytest.mark.max_requests(perf=True)
 @pytest.mark.clause("PERF-WS-GAIN")
 def test_ws_gain_over_http_full_history(request, target, connect, verdict, reference_server_factory):
     turns = request.config.getoption("perf_turns")

@@ -52,11 +52,16 @@ class Declared:
         return self.creates + self.http
 
 
-def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_default: int) -> Declared:
-    """A case's declared maximum from its ``max_requests`` mark (None: the default)."""
+def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_default: int,
+             perf_turns: int = 0) -> Declared:
+    """A case's declared maximum from its ``max_requests`` mark (None: the default).
+    ``perf=True``: plus ``perf_turns`` (--perf-turns x --perf-repetitions) creates and as many
+    HTTP requests, the two halves of the WebSocket-vs-HTTP loop."""
     if mark is None:
         return Declared(DEFAULT_CREATES, DEFAULT_HTTP, explicit=False)
     kw = dict(mark.kwargs)
+    if kw.pop("perf", False):
+        return Declared(perf_turns + int(kw.get("creates", 0)), perf_turns + int(kw.get("http", 0)))
     if kw.pop("generated", False):
         if generated_budget is not None:
             creates = generated_budget
@@ -65,7 +70,7 @@ def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_
         return Declared(creates + int(kw.get("creates", 0)), int(kw.get("http", 0)))
     unknown = set(kw) - {"creates", "http"}
     if unknown or mark.args:
-        raise ValueError(f"max_requests takes creates=, http= and generated= only, not {sorted(unknown) or mark.args}")
+        raise ValueError(f"max_requests takes creates=, http=, generated= and perf= only, not {sorted(unknown) or mark.args}")
     return Declared(int(kw.get("creates", 0)), int(kw.get("http", 0)))
 
 

@@ -444,7 +444,7 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, _settings(config))
     config.stash[_SESSION] = sess
     _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
-    config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False): the most requests "
+    config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
                                        "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
@@ -572,7 +572,8 @@ def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
     s = sess.settings
     try:
         return B.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
-                          B.GENERATED_EMBEDDED)
+                          B.GENERATED_EMBEDDED,
+                          item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"))
     except ValueError as exc:
         raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 

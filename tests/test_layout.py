@@ -47,8 +47,15 @@ def test_without_the_entry_point_the_root_conftest_registers_the_plugin_once(cas
 
 
 def test_an_option_naming_an_existing_directory_does_not_widen_the_collection(cases, tmp_path):
-    # pytest takes the existing directory for a path argument and then skips testpaths
-    assert _collect("--alluredir", str(tmp_path), "--report-dir", str(tmp_path)) == cases
+    # pytest takes the existing directory for a path argument and then skips testpaths; it
+    # may also take the common ancestor of that directory and the checkout for its rootdir,
+    # which prefixes every node id (hence the README's advice to write --alluredir=DIR)
+    ids = _collect("--alluredir", str(tmp_path), "--report-dir", str(tmp_path))
+    assert [i[i.index("cases/"):] for i in ids] == cases
+
+
+def test_an_option_written_with_equals_keeps_the_node_ids(cases, tmp_path):
+    assert _collect(f"--alluredir={tmp_path}", f"--report-dir={tmp_path}") == cases
 
 
 def test_self_tests_are_collected_from_tests():
