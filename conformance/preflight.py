@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import ssl
 import threading
@@ -35,6 +36,7 @@ from websockets.sync.client import connect as _ws_connect
 DEFAULT_TIMEOUT = 10.0          # seconds per step (--preflight-timeout)
 LISTEN_S = 0.5                  # without a turn: how long to watch for a close right after the upgrade
 _CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
+_OTHER_HTTP = re.compile(r"\bHTTP/\d(?:\.\d)? ([1-5][0-9]{2})\b")
 _TERMINAL = ("response.completed", "response.failed", "response.incomplete")
 
 
@@ -151,7 +153,7 @@ RULES: tuple[Rule, ...] = (
          "the host and port in --target, firewalls and proxies (or raise --preflight-timeout)"),
     Rule("handshake", Outcome.TLS_FAILURE, _ANY, Problem.NOT_WEBSOCKET, "TLS handshake failed{detail_sep}{detail}", _PORT_CHECK),
     Rule("handshake", Outcome.NOT_HTTP, _ANY, Problem.NOT_WEBSOCKET,
-         "the server did not answer the upgrade with HTTP{detail_sep}{detail}", _PORT_CHECK),
+         "the answer to the upgrade is no HTTP response{detail_sep}{detail}", _PORT_CHECK),
     Rule("handshake", Outcome.DROPPED, _ANY, Problem.NOT_WEBSOCKET,
          "the server closed the connection during the upgrade{detail_sep}{detail}", _PORT_CHECK),
     Rule("handshake", Outcome.BAD_UPGRADE, _ANY, Problem.NOT_WEBSOCKET,
@@ -242,6 +244,10 @@ def _handshake_failure(exc: BaseException, redact: Callable[[str], str]) -> Step
         return Step("handshake", Outcome.HTTP_STATUS, status=resp.status_code, detail=_short(detail, redact))
     if isinstance(exc, InvalidMessage):
         dropped = isinstance(exc.__cause__, (EOFError, ConnectionError))
+        http = _OTHER_HTTP.search(str(exc.__cause__ or ""))
+        if http:        # an HTTP answer websockets does not take (e.g. HTTP/1.0): its status says more
+            return Step("handshake", Outcome.HTTP_STATUS, status=int(http.group(1)),
+                        detail=_short(f"{exc}: {exc.__cause__}", redact))
         return Step("handshake", Outcome.DROPPED if dropped else Outcome.NOT_HTTP,
                     detail=_short(f"{exc}: {exc.__cause__}" if exc.__cause__ else exc, redact))
     if isinstance(exc, InvalidURI):
