@@ -204,11 +204,17 @@ def classify(steps: list[Step] | tuple[Step, ...], context: Context = Context())
         rule = _rule_for(step)
         if rule is None or rule.problem is Problem.USABLE:
             continue
-        fields = {**asdict(context), **asdict(step), "path": context.path,
-                  "key_note": "" if context.key_sent else "; no key was sent",
-                  "detail_sep": ": " if step.detail else ""}
-        return Diagnosis(rule.problem, rule.what.format(**fields), rule.check.format(**fields), tuple(steps))
+        what, check = explain(rule, step, context)
+        return Diagnosis(rule.problem, what, check, tuple(steps))
     return Diagnosis(Problem.USABLE, steps=tuple(steps))
+
+
+def explain(rule: Rule, step: Step, context: Context) -> tuple[str, str]:
+    """A rule's two sentences for ``step``: what the problem is, what to check."""
+    fields = {**asdict(context), **asdict(step), "path": context.path,
+              "key_note": "" if context.key_sent else "; no key was sent",
+              "detail_sep": ": " if step.detail else ""}
+    return rule.what.format(**fields), rule.check.format(**fields)
 
 
 # --- the minimal turn ------------------------------------------------------------------------------

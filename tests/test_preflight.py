@@ -267,3 +267,43 @@ def test_a_run_that_cannot_judge_exits_7(tmp_path):
                               tmp_path / "rep", timeout=100)
     assert cert["counts"]["cases"]["ERROR"] >= 1 and cert["counts"]["cases"]["FAIL"] == 0, proc.stdout[-2000:]
     assert proc.returncode == ExitCode.INCOMPLETE, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("rule", PF.RULES, ids=lambda r: f"{r.step}-{r.outcome.value}-{r.problem.value}")
+def test_every_rule_reads_as_one_line(rule):
+    for step in (Step(rule.step, rule.outcome), Step(rule.step, rule.outcome, status=599, code="c",
+                                                         close_code=1008, detail="some detail")):
+        what, check = PF.explain(rule, step, Context(url="wss://h/v1/responses"))
+        assert "\n" not in what + check and "{" not in what + check
+        assert bool(what) == bool(check) == (rule.problem is not Problem.USABLE)
+
+
+def test_the_key_stays_out_of_the_steps():
+    """A server that echoes the auth header in its 401 body: the step keeps only the redacted text."""
+    from conformance.target import redact
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"       # websockets reads the body of an HTTP/1.1 answer
+
+        def do_GET(self):  # noqa: N802
+            body = f"bad key {self.headers.get('Authorization')}".encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        steps = PF.probe(f"ws://127.0.0.1:{srv.server_address[1]}/v1/responses",
+                         {"Authorization": f"Bearer {WRONG_KEY}"}, create=None, timeout=5,
+                         redact=lambda t: redact(t, WRONG_KEY))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    d = classify(steps)
+    assert d.problem is Problem.AUTH_REFUSED and "<redacted-key>" in steps[0].detail
+    assert WRONG_KEY not in json.dumps([s.as_dict() for s in steps]) + d.what + d.check
