@@ -308,6 +308,7 @@ class ConformanceSession:
         self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
         self.plan: str | None = None
         self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
+        self.preflight_line = ""                # the one terminal line of a target that is not usable
 
     @property
     def not_usable(self) -> bool:
@@ -487,7 +488,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     diagnosis, sess.preflight = PF.check_target(sess.target, timeout=sess.settings.preflight_timeout,
                                                 budget=sess.budget)
     if not diagnosis.usable:
-        sess.preflight["line"] = diagnosis.line(sess.preflight["target"])
+        sess.preflight_line = diagnosis.line(sess.preflight["target"])
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -976,7 +977,7 @@ def _run_facts(sess: ConformanceSession) -> dict:
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
-        | ({"preflight": {k: v for k, v in sess.preflight.items() if k != "line"}} if sess.preflight else {})
+        | ({"preflight": sess.preflight} if sess.preflight else {})
 
 
 def fingerprint_of(sess: ConformanceSession) -> dict:
@@ -996,7 +997,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     tr.section("responses-ws-conformance")
     if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
-        tr.write_line(sess.preflight["line"], red=True)
+        tr.write_line(sess.preflight_line, red=True)
         _report_path_lines(tr, sess)
         return
     stall = sess.liveness.recorded()
