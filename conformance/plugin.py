@@ -34,6 +34,8 @@ import pytest
 
 from conformance import client as _client
 from conformance import baseline as BL
+from conformance import exitcodes as X
+from conformance import preflight as PF
 from conformance import budget as B
 from conformance import drift as D
 from conformance import retry as R
@@ -150,6 +152,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
                 help="run only the cases marked with this clause id (repeatable); "
                      "e.g. to re-check one requirement after a fix")
+    g.addoption("--preflight-timeout", type=float, default=PF.DEFAULT_TIMEOUT, metavar="SECONDS",
+                help="deadline of each preflight step (handshake, first turn) before the first case "
+                     f"(default {PF.DEFAULT_TIMEOUT:g}; the turn also at most --turn-timeout)")
+    g.addoption("--no-preflight", action="store_true", default=False,
+                help="skip the preflight: a target that cannot be tested then makes every case ERROR")
     g.addoption("--reference-defect", action="append", default=[], metavar="NAME",
                 help="start the embedded reference server with this defect (repeatable; kill-matrix use)")
     g.addoption("--reference-option", action="append", default=[], metavar="NAME[=VALUE]",
@@ -182,6 +189,8 @@ class Settings:
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
+    preflight_timeout: float = PF.DEFAULT_TIMEOUT
+    preflight: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -235,6 +244,8 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--max-requests must not be negative")
     if opt("run_timeout") is not None and opt("run_timeout") <= 0:
         raise pytest.UsageError("--run-timeout must be positive")
+    if not opt("preflight_timeout") or opt("preflight_timeout") <= 0:
+        raise pytest.UsageError("--preflight-timeout must be positive")
     if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
         raise pytest.UsageError("--max-output-tokens must not be negative (0 = do not send it)")
     clauses = opt("clauses")
@@ -270,7 +281,8 @@ def _settings(config: pytest.Config) -> Settings:
                     run_timeout=opt("run_timeout"), retries=retries,
                     max_requests=opt("max_requests"), baseline=baseline,
                     write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None,
-                    server_overrides=server_overrides)
+                    server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
+                    preflight=not opt("no_preflight"))
 
 
 class ConformanceSession:
@@ -295,6 +307,12 @@ class ConformanceSession:
         self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
         self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
         self.plan: str | None = None
+        self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
+        self.preflight_line = ""                # the one terminal line of a target that is not usable
+
+    @property
+    def not_usable(self) -> bool:
+        return self.preflight is not None and not self.preflight["usable"]
 
     # the embedded server and the Target are built lazily: self-tests never start a server
     def start_server(self, **overrides: Any) -> Any:
@@ -454,6 +472,35 @@ def pytest_configure(config: pytest.Config) -> None:
     if alluredir:
         from conformance.allure_plugin import AllureHooks
         config.pluginmanager.register(AllureHooks(sess, alluredir), "responses-ws-conformance-allure")
+
+
+# --- preflight (controller, --target): issue 15, conformance/preflight.py -------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Before any case, and before xdist starts its workers: can the target be tested at all?"""
+    config = session.config
+    sess = config.stash.get(_SESSION, None)
+    opt = config.option
+    if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
+            or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
+        return
+    diagnosis, sess.preflight = PF.check_target(sess.target, timeout=sess.settings.preflight_timeout,
+                                                budget=sess.budget)
+    if not diagnosis.usable:
+        sess.preflight_line = diagnosis.line(sess.preflight["target"])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool | None:
+    sess = session.config.stash.get(_SESSION, None)
+    return True if sess is not None and sess.not_usable else None     # nothing to collect
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    sess = session.config.stash.get(_SESSION, None)
+    return True if sess is not None and sess.not_usable else None     # nothing runs
 
 
 class _XdistHooks:
@@ -881,7 +928,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if sess is None or sess.is_worker:
         return
     _finish_baseline(session, sess)
-    if not sess.records or sess.settings.report_dir is None:
+    _set_exit_code(session, sess)
+    if (not sess.records and not sess.not_usable) or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
     try:
@@ -896,17 +944,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
-    """A STALE entry fails the run; --write-baseline writes this run's deviations."""
+    """--write-baseline writes this run's deviations (a STALE entry fails the run: _set_exit_code)."""
     s = sess.settings
-    if s.baseline is not None and sess.records:
-        stale = [e for e in _run_facts(sess)["baseline"]["entries"] if e["status"] == BL.STALE]
-        if stale and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if s.write_baseline is not None and sess.records:
         try:
             s.write_baseline.write_text(sess.redact(BL.render(sess.records)), encoding="utf-8")
         except OSError as exc:
             sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
+
+
+def _set_exit_code(session: pytest.Session, sess: ConformanceSession) -> None:
+    """The run's exit code (conformance/exitcodes.py) from the case verdicts, the baseline and the preflight."""
+    stale = 0
+    if sess.settings.baseline is not None and sess.records:
+        stale = _run_facts(sess)["baseline"]["stale"]
+    session.exitstatus = X.exit_code((r["verdict"] for r in sess.records), stale=stale, strict=sess.settings.strict,
+                                     usable=not sess.not_usable, pytest_status=session.exitstatus)
 
 
 def _run_facts(sess: ConformanceSession) -> dict:
@@ -923,7 +976,8 @@ def _run_facts(sess: ConformanceSession) -> dict:
     return {"stalled": sess.liveness.recorded(), "baseline": baseline,
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
-                       "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")}
+                       "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
+        | ({"preflight": sess.preflight} if sess.preflight else {})
 
 
 def fingerprint_of(sess: ConformanceSession) -> dict:
@@ -937,11 +991,15 @@ def fingerprint_of(sess: ConformanceSession) -> dict:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     sess = config.stash.get(_SESSION, None)
-    if sess is None or sess.is_worker or not sess.records:
+    if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
         return
     from conformance.report import summary_lines
     tr = terminalreporter
     tr.section("responses-ws-conformance")
+    if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
+        tr.write_line(sess.preflight_line, red=True)
+        _report_path_lines(tr, sess)
+        return
     stall = sess.liveness.recorded()
     if stall:
         tr.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
@@ -962,6 +1020,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                               f"{bl['file']}", red=True)
     if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
         tr.write_line(f"baseline written: {sess.settings.write_baseline}")
+    _report_path_lines(tr, sess)
+
+
+def _report_path_lines(tr: Any, sess: ConformanceSession) -> None:
     paths = getattr(sess, "report_paths", None)
     if paths:
         tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml; badge.svg)")
@@ -980,7 +1042,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
             + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
-            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s)
+            + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s) \
+        + ([f"conformance preflight: target usable ({', '.join(_step_text(x) for x in sess.preflight['steps'])})"]
+           if sess.preflight and sess.preflight["usable"] else [])
+
+
+def _step_text(step: dict) -> str:
+    return f"{step['step']} {step['outcome']} in {step['elapsed_ms']:g} ms"
 
 
 def _perf_cost(config: pytest.Config, s: Settings) -> list[str]:

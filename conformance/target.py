@@ -290,6 +290,7 @@ def derive_urls(target: str) -> tuple[str, str | None, str]:
             "(e.g. https://api.openai.com/v1)")
     if parts.fragment:
         raise TargetError(f"--target {target!r}: a URL fragment (#...) is not allowed")
+    _check_authority(target, parts)
     if scheme in ("http", "https"):
         ws_scheme = "wss" if scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/responses"
@@ -304,6 +305,21 @@ def derive_urls(target: str) -> tuple[str, str | None, str]:
         base_path = path.rstrip("/")[: -len("/responses")]
         http_base_url = urlunsplit((http_scheme, parts.netloc, base_path, "", ""))
     return ws_url, http_base_url, http_responses_url
+
+
+def _check_authority(target: str, parts: Any) -> None:
+    """Host and port of a --target URL: a usage error before anything runs, not 90 ERROR cases."""
+    if any(ch.isspace() or ord(ch) < 32 for ch in target.strip()):
+        raise TargetError(f"--target {target!r}: a URL has no spaces or control characters (percent-encode them)")
+    try:
+        port = parts.port
+    except ValueError:
+        port_text = parts.netloc.rsplit("@", 1)[-1].rpartition(":")[2]
+        raise TargetError(f"--target {target!r}: port {port_text!r} is not a number from 1 to 65535") from None
+    if port == 0:
+        raise TargetError(f"--target {target!r}: port 0 is not a port a server listens on")
+    if not parts.hostname:
+        raise TargetError(f"--target {target!r}: no host name (e.g. wss://api.openai.com/v1/responses)")
 
 
 @dataclass(eq=False)

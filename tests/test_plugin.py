@@ -129,14 +129,17 @@ def test_strict_fails_should_violations(pytester: pytest.Pytester):
 
 
 def test_unreachable_target_is_error_not_failure(pytester: pytest.Pytester):
+    """Without the preflight (tests/test_preflight.py ends such a run before any case), a case
+    that cannot reach the target is ERROR, never FAIL, and the run exits INCOMPLETE (7)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     _setup(pytester, 'import pytest\n@pytest.mark.clause("TURN-TEXT")\ndef test_pass(connect):\n    connect()\n')
-    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep", "cases",
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep", "cases", "--no-preflight",
                                 "--target", f"ws://127.0.0.1:{port}/v1/responses", "--api-key", "sk-x-unreach-123456")
     result.assert_outcomes(errors=1)
+    assert result.ret == 7
     cert = _cert(pytester)
     assert cert["cases"][0]["verdict"] == "ERROR" and cert["profile"] == "openai"
     assert "TargetUnreachable" in " ".join(cert["cases"][0]["messages"])

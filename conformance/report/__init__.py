@@ -28,6 +28,7 @@ CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSU
 CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
+NOT_USABLE = "NOT-USABLE"     # the preflight found the target untestable: no case ran (conformance/preflight.py)
 SUITE, OBSERVED = "suite", "observed"     # mode: a suite run, or traffic a proxy watched
 OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a full certification run"
 
@@ -88,6 +89,9 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         overall = "FAIL"
     if overall == "PASS" and ((extra or {}).get("baseline") or {}).get("stale"):
         overall = BL.STALE       # a known deviation that is gone: the baseline must be updated
+    preflight = (extra or {}).get("preflight") or {}
+    if preflight.get("usable") is False:
+        overall = NOT_USABLE
     usage = Counter()
     for r in records:
         usage.update(r.get("usage") or {})
@@ -101,6 +105,10 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     cert_ = certification(overall, rows, records)
     if mode == OBSERVED:
         cert_ = cert_ | {"certified": False, "reasons": [OBSERVED_REASON] + cert_["reasons"]}
+    if overall == NOT_USABLE:
+        cert_ = cert_ | {"certified": False, "reasons": [f"target not usable: {preflight.get('message', '')}; "
+                                                         f"check {preflight.get('check', '')}",
+                                                         "no case ran: every clause is UNTESTED"]}
     return {
         "format": "responses-ws-conformance/certificate",
         "certificate_version": CERTIFICATE_VERSION,
