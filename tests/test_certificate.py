@@ -114,14 +114,15 @@ def test_every_verdict_kind_validates(pytester: pytest.Pytester, validator):
     rows = {r["id"]: r for r in cert["clauses"]}
     assert rows["ERR-STATUS-PRESENT"]["verdict"] == "NOT-REACHED"
     assert [c["not_reached"] for c in cert["cases"] if c["verdict"] == "FAIL"] == [["ERR-STATUS-PRESENT"]]
-    assert rows["LANE-FIFO"]["verdict"] == "NOT-REACHED"        # the ERROR case checked nothing
-    assert cert["counts"]["clauses"]["NOT-REACHED"] == 2
+    assert rows["LANE-FIFO"]["verdict"] == "ERROR"        # its only case could not judge
+    assert rows["LANE-FIFO"]["reason"].startswith("cannot judge: test_error ended ERROR")
+    assert cert["counts"]["clauses"]["NOT-REACHED"] == 1 and cert["counts"]["clauses"]["ERROR"] == 1
     _check_badge(rep, cert)
     assert "FAIL · MUST" in badge_text(cert)
     # not certified, and the reasons say why
     certif = cert["certification"]
     assert certif["certified"] is False and certif["reasons"][0] == "overall verdict is FAIL"
-    assert any("NOT-REACHED: " in r and "LANE-FIFO" in r for r in certif["reasons"])
+    assert any("ERROR: " in r and "LANE-FIFO" in r for r in certif["reasons"])
     assert not rows["ZDR-NOTHING-PERSISTED"]["claimed"] and rows["TURN-TEXT"]["claimed"]
     assert (certif["must_pass"], certif["must_claimed"]) == must_counts(cert)
 
