@@ -23,6 +23,7 @@ No pytest import here: the plugin wires this to pytest; the logic is plain and u
 from __future__ import annotations
 
 import contextvars
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -121,6 +122,27 @@ class ClauseRegistry:
         rows = [[c.id, c.level, c.requirement, c.source, list(c.profiles), list(c.requires), c.retired]
                 for c in sorted(self.clauses.values(), key=lambda c: c.id)]
         return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def suggest(registry: ClauseRegistry, cid: str) -> str | None:
+    """The registered clause id a mistyped ``cid`` most likely meant (None: nothing close)."""
+    ids = [c.id for c in registry if not c.retired]
+    upper = {i.upper(): i for i in ids}
+    if cid.upper() in upper:
+        return upper[cid.upper()]
+    close = difflib.get_close_matches(cid.upper().replace("_", "-"), ids, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_ids(registry: ClauseRegistry, ids: Iterable[str], option: str = "--clause") -> str | None:
+    """One line naming the ids that are not in the registry, each with a suggestion where one
+    is close (None: all known)."""
+    unknown = [c for c in ids if c not in registry]
+    if not unknown:
+        return None
+    hints = [f"{c!r} → did you mean {s}?" for c in unknown if (s := suggest(registry, c))]
+    return (f"{option}: unknown clause id(s) {', '.join(unknown)} (not in {registry.path})"
+            + (": " + "; ".join(hints) if hints else ""))
 
 
 def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:
