@@ -479,7 +479,7 @@ def clause_reason(cid: str, verdict: str, recs: list[dict]) -> str:
     if verdict == ERROR:
         errs = [r for r in recs if outcome(r) == ERROR]
         first = next((m for r in errs for m in r.get("messages", []) if m), "")
-        return (f"cannot judge: {names(errs)} ended ERROR" + (f" ({first[:200]})" if first else "")
+        return (f"cannot judge: {names(errs)} ended ERROR" + (f" ({first[:300]})" if first else "")
                 + "; see docs/certification.md on clauses that cannot be judged")
     if verdict == NOT_REACHED:
         ran = [r for r in recs if cid in not_reached(r)]
