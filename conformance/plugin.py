@@ -564,9 +564,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError("clause marks:\n  " + "\n  ".join(problems))
     wanted = config.getoption("select_clauses") or []
     if wanted:
-        unknown = [c for c in wanted if c not in registry]
-        if unknown:
-            raise pytest.UsageError(f"--clause: unknown clause id(s) {', '.join(unknown)} (not in {registry.path})")
+        problem = V.unknown_ids(registry, wanted)      # one line, with a suggestion (difflib)
+        if problem:
+            raise pytest.UsageError(problem)
         keep, drop = [], []
         for item in items:
             (keep if is_case(item) and set(_clause_ids(item)) & set(wanted) else drop).append(item)

@@ -23,6 +23,7 @@ No pytest import here: the plugin wires this to pytest; the logic is plain and u
 from __future__ import annotations
 
 import contextvars
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -121,6 +122,27 @@ class ClauseRegistry:
         rows = [[c.id, c.level, c.requirement, c.source, list(c.profiles), list(c.requires), c.retired]
                 for c in sorted(self.clauses.values(), key=lambda c: c.id)]
         return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def suggest(registry: ClauseRegistry, cid: str) -> str | None:
+    """The registered clause id a mistyped ``cid`` most likely meant (None: nothing close)."""
+    ids = [c.id for c in registry if not c.retired]
+    upper = {i.upper(): i for i in ids}
+    if cid.upper() in upper:
+        return upper[cid.upper()]
+    close = difflib.get_close_matches(cid.upper().replace("_", "-"), ids, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def unknown_ids(registry: ClauseRegistry, ids: Iterable[str], option: str = "--clause") -> str | None:
+    """One line naming the ids that are not in the registry, each with a suggestion where one
+    is close (None: all known)."""
+    unknown = [c for c in ids if c not in registry]
+    if not unknown:
+        return None
+    hints = [f"{c!r} → did you mean {s}?" for c in unknown if (s := suggest(registry, c))]
+    return (f"{option}: unknown clause id(s) {', '.join(unknown)} (not in {registry.path})"
+            + (": " + "; ".join(hints) if hints else ""))
 
 
 def default_clauses_path(rootdir: str | Path | None = None) -> Path | None:
@@ -323,80 +345,167 @@ def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = 
 
 # --- aggregation over cases (certificate clause table) -------------------------------------
 
+FLAKY, KNOWN = "FLAKY", "KNOWN"     # case verdicts of conformance.retry / conformance.baseline
+# case outcomes whose checks count: the case ran to its end or stopped at a violation
+JUDGED = (PASS, FAIL, NON_STRICT, INFO)
+
+
 def _reached(rec: dict) -> set[str]:
     """What a record says its case checked (records without ``reached``: its expectations)."""
     return set(rec.get("reached", ())) | {o["clause"] for o in rec.get("observations", [])
                                           if o["kind"] in ("expect", "violation")}
 
 
+def outcome(rec: dict) -> str:
+    """How the case really ended: a KNOWN case's own verdict (the baseline only excuses it)."""
+    if rec["verdict"] == KNOWN:
+        return (rec.get("known") or {}).get("verdict") or FAIL
+    return rec["verdict"]
+
+
 def not_reached(rec: dict) -> list[str]:
-    """Clauses the case marks but stopped before checking (none for a case that did not run)."""
+    """Clauses the case marks but did not check (none for a case that did not run)."""
     if rec["verdict"] in (UNSUPPORTED, SKIPPED):
         return []
-    reached = _reached(rec)
+    reached = _reached(rec) if outcome(rec) in JUDGED else set()
     return [c for c in rec.get("clauses", []) if c not in reached]
+
+
+def _violated(rec: dict) -> dict[str, str]:
+    """clause -> FAIL / NON-STRICT for what the case violated (any try of a FLAKY case)."""
+    out: dict[str, str] = {}
+    for o in rec.get("observations", []):
+        if not o["ok"] and o["verdict"] in (FAIL, NON_STRICT) and o.get("clause"):
+            out[o["clause"]] = FAIL if FAIL in (o["verdict"], out.get(o["clause"])) else NON_STRICT
+    if FLAKY in (rec["verdict"], outcome(rec)):
+        for t in rec.get("tries", []):
+            for cid in t.get("failed_clauses", []):
+                out.setdefault(cid, FAIL)
+    return out
+
+
+def clause_verdict(touches: list[tuple[str, str, bool, str | None]]) -> str:
+    """The verdict of one clause from what each case did with it.
+
+    ``touches``: one ``(case verdict, its own outcome, reached, violation)`` per case that marks,
+    checked or violated the clause; ``violation`` is FAIL/NON-STRICT or None. See
+    ``clause_table`` for the rules."""
+    plain = [v for cv, _, _, v in touches if v and cv not in (FLAKY, KNOWN)]
+    if FAIL in plain:
+        return FAIL
+    if any(cv == FLAKY for cv, *_ in touches):
+        return FLAKY
+    if plain:
+        return NON_STRICT
+    if any(cv == KNOWN and (v or own == FLAKY) for cv, own, _, v in touches):
+        return KNOWN
+    if any(reached and own in JUDGED for _, own, reached, _ in touches):
+        return PASS
+    ran = [own for _, own, _, _ in touches if own not in (UNSUPPORTED, SKIPPED)]
+    if ran:
+        return ERROR if all(own == ERROR for own in ran) else NOT_REACHED
+    if touches and all(own == UNSUPPORTED for _, own, _, _ in touches):
+        return UNSUPPORTED
+    return UNTESTED
 
 
 def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
     """One row per clause: the cases that mark or checked it, verdict, findings against it.
 
     A clause is checked ("reached") by a case when an expectation for it was evaluated or the
-    monitor applied it to frames the case received (``conformance.reach``). Its verdict:
+    monitor applied it to frames the case received (``conformance.reach``). A check counts only
+    in a case whose own outcome (a KNOWN case's: the verdict the baseline excused) is judged:
+    PASS, FAIL, NON-STRICT or INFO; a case that ended ERROR ("cannot judge", a stalled or
+    unreachable target, a harness bug), SKIPPED (slow, perf, budget) or UNSUPPORTED vouches for
+    nothing, whatever it evaluated before. A violation counts in any case. First row that applies:
 
-    ============  ============================================================
-    FAIL          a case or finding violated it (MUST)
-    NON-STRICT    only violated as a SHOULD
-    PASS          some case reached it and nothing violated it
-    NOT-REACHED   cases mark it, but each stopped (or ended) before checking it
+    ============  ==================================================================
+    FAIL          a MUST violated in a case that is neither FLAKY nor KNOWN
+    FLAKY         a FLAKY case marks, checked or violated it (in any try)
+    NON-STRICT    a SHOULD violated in a case that is neither FLAKY nor KNOWN
+    KNOWN         violated only in KNOWN cases (or a KNOWN case was FLAKY on it)
+    PASS          a judged case checked it, and nothing above applies
+    ERROR         the cases that mark or checked it and ran all ended ERROR
+    NOT-REACHED   cases mark it and ran, but none checked it (e.g. one stopped at an
+                  earlier violation, or the target gave it nothing to check)
     UNSUPPORTED   every case marking it was UNSUPPORTED
-    UNTESTED      no case marks or reached it
-    ============  ============================================================
+    UNTESTED      no case marks it, or only skipped ones (slow, perf, budget)
+    RETIRED       the registry retired it (whatever the cases did)
+    ============  ==================================================================
+
+    So a clause is PASS only when a case checked it and it held (tests/test_verdicts.py proves
+    this with a property test). ``reason`` says in a sentence why a row is not PASS.
     """
-    rows = []
-    by_clause: dict[str, dict] = {c.id: {"cases": set(), "reached": set(), "not_reached": set(),
-                                         "verdicts": [], "findings": []} for c in registry}
+    by_clause: dict[str, dict] = {c.id: {"cases": set(), "touches": [], "not_reached": set(),
+                                         "findings": [], "recs": []} for c in registry}
     for rec in records:
-        marked = set(rec.get("clauses", []))
-        reached = _reached(rec)
-        for cid in marked | reached:
-            if cid in by_clause:
-                by_clause[cid]["cases"].add(rec["nodeid"])
-        for cid in marked:
-            if cid in by_clause:
-                by_clause[cid]["verdicts"].append(rec["verdict"])
-        for cid in reached:
-            if cid in by_clause:
-                by_clause[cid]["reached"].add(rec["nodeid"])
+        marked, reached, violated = set(rec.get("clauses", [])), _reached(rec), _violated(rec)
+        own = outcome(rec)
+        for cid in marked | reached | set(violated):
+            if cid not in by_clause:
+                continue
+            info = by_clause[cid]
+            info["cases"].add(rec["nodeid"])
+            info["touches"].append((rec["verdict"], own, cid in reached, violated.get(cid)))
+            info["recs"].append(rec)
         for cid in not_reached(rec):
             if cid in by_clause:
                 by_clause[cid]["not_reached"].add(rec["nodeid"])
         for o in rec.get("observations", []):
             if o["clause"] in by_clause and not o["ok"]:
                 by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec["nodeid"]))
+    rows = []
     for c in registry:
         info = by_clause[c.id]
-        bad = [o["verdict"] for o in info["findings"] if o["verdict"] in (FAIL, NON_STRICT)]
-        verdicts = info["verdicts"]
-        if bad:
-            verdict = FAIL if FAIL in bad else NON_STRICT
-        elif info["reached"]:
-            verdict = PASS
-        elif info["not_reached"]:
-            verdict = NOT_REACHED
-        elif verdicts and all(v == UNSUPPORTED for v in verdicts):
-            verdict = UNSUPPORTED
-        else:
-            verdict = UNTESTED
-        if c.retired:
-            verdict = "RETIRED"
+        verdict = "RETIRED" if c.retired else clause_verdict(info["touches"])
         rows.append({
             "id": c.id, "level": c.level, "requirement": c.requirement, "source": c.source,
             "profiles": list(c.profiles), "requires": list(c.requires),
             "cases": sorted(info["cases"]), "verdict": verdict,
+            "reason": clause_reason(c.id, verdict, info["recs"]),
             "not_reached": sorted(info["not_reached"]),
             "findings": info["findings"][:50], "findings_total": len(info["findings"]),
         })
     return rows
+
+
+def clause_reason(cid: str, verdict: str, recs: list[dict]) -> str:
+    """Why a clause is not PASS, in a sentence ("" for PASS and the violated verdicts, whose
+    findings say why)."""
+    def names(sel: list[dict]) -> str:
+        ids = sorted({r["nodeid"].split("::")[-1] for r in sel})
+        return ", ".join(ids[:3]) + (" …" if len(ids) > 3 else "")
+
+    if verdict == ERROR:
+        errs = [r for r in recs if outcome(r) == ERROR]
+        first = next((m for r in errs for m in r.get("messages", []) if m), "")
+        return (f"cannot judge: {names(errs)} ended ERROR" + (f" ({first[:300]})" if first else "")
+                + "; see docs/certification.md on clauses that cannot be judged")
+    if verdict == NOT_REACHED:
+        ran = [r for r in recs if cid in not_reached(r)]
+        stopped = [r for r in ran if outcome(r) in (FAIL, NON_STRICT)]
+        said = [o["message"] for r in ran for o in r.get("observations", [])
+                if o["clause"] == cid and o["kind"] == "info" and o["message"]]
+        if said:          # the case said why it did not check the clause (e.g. a profile fact)
+            return said[0][:240] if said[0].startswith("not checked") else f"not checked: {said[0][:240]}"
+        if stopped:
+            return f"not checked: {names(stopped)} stopped at an earlier violation; fix the first failure and run again"
+        if any(outcome(r) == ERROR for r in ran):
+            return f"not checked: {names(ran)} ended ERROR or without checking it"
+        return f"not checked: {names(ran)} ran to its end without anything to check for it"
+    if verdict == UNTESTED:
+        skipped = [r for r in recs if r["verdict"] == SKIPPED]
+        if skipped:
+            first = next((m for r in skipped for m in r.get("messages", []) if m), "skipped")
+            return f"not run: {names(skipped)} skipped ({first[:160]})"
+        return "no case checks it"
+    if verdict == UNSUPPORTED:
+        return "the profile does not claim what it requires"
+    if verdict == FLAKY:
+        return "a case that marks or checked it gave different verdicts on its tries"
+    if verdict == KNOWN:
+        return "violated only in cases the baseline knows"
+    return ""
 
 
 def coverage(rows: list[dict]) -> dict:

@@ -242,6 +242,10 @@ def test_clause_option_selects_cases(pytester: pytest.Pytester):
     bad = pytester.runpytest("-p", "no:cacheprovider", "--no-report", "--clause", "NO-SUCH-CLAUSE", "cases")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown clause id(s) NO-SUCH-CLAUSE" in bad.stderr.str()
+    typo = pytester.runpytest("-p", "no:cacheprovider", "--no-report", "--clause", "ERR-STATUS-PRESNT", "cases")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [ln for ln in typo.stderr.str().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "did you mean ERR-STATUS-PRESENT?" in lines[0], lines
 
 
 BLOCKED_CASES = '''

@@ -25,7 +25,8 @@ from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
 CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
-CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.NOT_REACHED, V.UNSUPPORTED, V.UNTESTED)
+CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.ERROR, V.NOT_REACHED, V.UNSUPPORTED,
+                   V.UNTESTED)
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
 NOT_USABLE = "NOT-USABLE"     # the preflight found the target untestable: no case ran (conformance/preflight.py)
@@ -34,26 +35,8 @@ OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a f
 
 
 def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
-    """The clause table, with FLAKY and KNOWN rows (``conformance.retry``, ``conformance.baseline``):
-    a clause failed only in FLAKY cases is FLAKY, and so is one a FLAKY case checked; a clause
-    failed only in KNOWN cases is KNOWN, and one a KNOWN case checked without failing it PASS."""
-    rows = V.clause_table(registry, records)
-    _relabel(rows, records, R.FLAKY, {V.PASS: R.FLAKY, V.INFO: R.FLAKY, V.UNTESTED: R.FLAKY})
-    _relabel(rows, records, BL.KNOWN, {V.UNTESTED: V.PASS})
-    return rows
-
-
-def _relabel(rows: list[dict], records: list[dict], verdict: str, checked: dict[str, str]) -> None:
-    cases = {r["nodeid"] for r in records if r.get("verdict") == verdict}
-    if not cases:
-        return
-    for row in rows:
-        bad = [f for f in row["findings"] if f["verdict"] in (V.FAIL, V.NON_STRICT)]
-        if row["verdict"] in (V.FAIL, V.NON_STRICT):
-            if bad and all(f["nodeid"] in cases for f in bad):
-                row["verdict"] = verdict
-        elif row["verdict"] in checked and cases & set(row["cases"]):
-            row["verdict"] = checked[row["verdict"]]
+    """The clause table (``verdicts.clause_table``: its rules include FLAKY and KNOWN cases)."""
+    return V.clause_table(registry, records)
 
 
 def suite_version() -> str:

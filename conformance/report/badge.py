@@ -1,9 +1,26 @@
 """``badge.svg``: a shields-style badge made locally from the certificate ("conformance |
 PASS · MUST 41/41"), for a vendor's web page next to the published certificate.
 
-The right half names the overall verdict and how many of the claimed MUST clauses passed
-(claimed: not retired, and the profile claims what the clause requires). Text widths come from a per-character
-table of Verdana 11px (the font shields.io uses), so no font file or network is needed.
+Only ``certification.certified`` makes it green (docs/certification.md); every other state
+has its own words and colour, first row that applies:
+
+=============================  ===================================  ==========
+certificate                    text                                 colour
+=============================  ===================================  ==========
+``mode: observed`` (proxy)     observed · MUST p/m                  blue
+overall NOT-USABLE             not usable                           grey
+certified                      PASS · MUST m/m (· KNOWN k)          green
+overall FAIL/ERROR/FLAKY/      <overall> · MUST p/m                 red/purple/
+NON-STRICT                                                          orange/yellow
+overall STALE                  stale baseline · MUST p/m            orange
+claimed MUST clauses KNOWN     not certified · KNOWN k              amber
+anything else not certified    not certified · MUST p/m             yellow
+=============================  ===================================  ==========
+
+MUST p/m: how many of the m claimed MUST clauses (not retired, and the profile claims what
+the clause requires) are PASS; KNOWN k: clauses a baseline excuses. Text widths come from a
+per-character table of Verdana 11px (the font shields.io uses), so no font file or network is
+needed.
 """
 
 from __future__ import annotations
@@ -11,8 +28,9 @@ from __future__ import annotations
 from html import escape
 
 LABEL = "conformance"
-_COLORS = {"PASS": "#4c1", "FAIL": "#e05d44", "NON-STRICT": "#dfb317", "ERROR": "#8250df",
-           "FLAKY": "#fe7d37", "KNOWN": "#a4a61d"}
+GREEN = "#4c1"
+_COLORS = {"FAIL": "#e05d44", "NON-STRICT": "#dfb317", "ERROR": "#8250df", "FLAKY": "#fe7d37"}
+_OBSERVED, _NOT_USABLE, _STALE, _KNOWN, _NOT_CERTIFIED = "#007ec6", "#9f9f9f", "#fe7d37", "#9a6700", "#dfb317"
 _GREY = "#555"
 
 # advance widths (px) of Verdana at 11px; characters not listed count as the widest group
@@ -28,9 +46,36 @@ def must_counts(cert: dict) -> tuple[int, int]:
     return sum(1 for r in claimed if r["verdict"] == "PASS"), len(claimed)
 
 
-def badge_text(cert: dict) -> str:
+def certified(cert: dict) -> bool:
+    """The one thing that may make the badge green."""
+    return (cert.get("certification") or {}).get("certified") is True and cert.get("mode", "suite") != "observed" \
+        and cert.get("overall") == "PASS"
+
+
+def badge(cert: dict) -> tuple[str, str]:
+    """(text, colour) of the badge's right half, by the table above."""
     passed, claimed = must_counts(cert)
-    return f"{cert['overall']} · MUST {passed}/{claimed}"
+    must = f"MUST {passed}/{claimed}"
+    overall = cert.get("overall", "?")
+    known = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN")
+    known_must = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN" and r["level"] == "MUST" and r["claimed"])
+    if cert.get("mode") == "observed":
+        return f"observed · {must}", _OBSERVED
+    if overall == "NOT-USABLE":
+        return "not usable", _NOT_USABLE
+    if certified(cert):
+        return f"PASS · {must}" + (f" · KNOWN {known}" if known else ""), GREEN
+    if overall in _COLORS:
+        return f"{overall} · {must}", _COLORS[overall]
+    if overall == "STALE":
+        return f"stale baseline · {must}", _STALE
+    if known_must:
+        return f"not certified · KNOWN {known_must}", _KNOWN
+    return f"not certified · {must}", _NOT_CERTIFIED
+
+
+def badge_text(cert: dict) -> str:
+    return badge(cert)[0]
 
 
 def _width(text: str) -> int:
@@ -38,8 +83,7 @@ def _width(text: str) -> int:
 
 
 def render_badge(cert: dict) -> str:
-    value = badge_text(cert)
-    color = _COLORS.get(cert["overall"], _GREY)
+    value, color = badge(cert)
     lw, vw = _width(LABEL), _width(value)
     total = lw + vw
     label, text = escape(LABEL), escape(value)

@@ -95,7 +95,8 @@ def render_html(cert: dict) -> str:
         out += _perf_section(cert["perf"])
 
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
-    order = {"FAIL": 0, "NON-STRICT": 1, "NOT-REACHED": 2, "PASS": 3, "UNTESTED": 4, "UNSUPPORTED": 5, "RETIRED": 6}
+    order = {"FAIL": 0, "FLAKY": 1, "NON-STRICT": 2, "KNOWN": 3, "ERROR": 4, "NOT-REACHED": 5, "PASS": 6, "UNTESTED": 7,
+             "UNSUPPORTED": 8, "RETIRED": 9}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
         if r["findings"]:
@@ -104,6 +105,8 @@ def render_html(cert: dict) -> str:
                             + "</li>" for f in r["findings"][:10])
             detail = f"<details><summary>{r['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
         cases = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
+        if r.get("reason"):
+            cases += f"<br><span class=muted>{escape(r['reason'])}</span>"
         if r.get("not_reached"):
             cases += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
                       + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")

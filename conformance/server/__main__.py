@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -165,14 +166,24 @@ async def _serve(config: ServerConfig) -> None:
         await server.stop()
 
 
+def _list_defects() -> int:
+    width = max(len(n) for n in DEFECTS)
+    try:
+        for d in DEFECTS.values():
+            print(f"{d.name:<{width}}  {d.level:<6}  {d.clause:<30}  {d.summary}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader stopped early (``| head``): that is fine; point stdout at devnull so the
+        # interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_defects:
-        width = max(len(n) for n in DEFECTS)
-        for d in DEFECTS.values():
-            print(f"{d.name:<{width}}  {d.level:<6}  {d.clause:<30}  {d.summary}")
-        return 0
+        return _list_defects()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)

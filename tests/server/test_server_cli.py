@@ -29,6 +29,18 @@ def test_list_defects():
         assert name in r.stdout
 
 
+def test_list_defects_into_a_closed_pipe():
+    """``--list-defects | head``: a reader that stops early is no error and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)              # every write now fails with EPIPE, as after head exits
+    try:
+        r = subprocess.run([PY, "-m", "conformance.server", "--list-defects"], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=15)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0 and r.stderr == ""
+
+
 @pytest.mark.parametrize("args", [["--defect", "nope"], ["--port", "abc"], ["--profile", "azure"],
                                   ["--lifetime", "-1"], ["--busy-policy", "drop"], ["--max-frame-bytes", "0"],
                                   ["--bogus"], ["--omit-terminal-output", "sometimes"], ["--ttft-ms", "-5"],
