@@ -1,7 +1,7 @@
 """``python -m conformance COMMAND``: tools around the suite, one subcommand per module.
 
 ``diff``   — compare two certificates; exit 1 on a regression (conformance.diff, docs/nightly.md)
-``proxy``  — watch real traffic between a client and a target (conformance.proxy, docs/proxy.md)
+``proxy``  — watch real traffic between a client and a target; exit 6 when none reached it (docs/proxy.md)
 """
 
 from __future__ import annotations
