@@ -89,7 +89,8 @@ def decide(suite_exit: int, cert: dict | None, previous: dict | None = None, *,
     except D.CertificateError as exc:
         return Night(JOB_FAILED, f"cannot compare with PREVIOUS: {exc}")
     if d["reasons"]:
-        return Night(WORSE, "worse than PREVIOUS: " + "; ".join(text for _, text in d["reasons"]), d)
+        line = "worse than PREVIOUS: " + "; ".join(text for _, text in d["reasons"])
+        return Night(WORSE, line if len(line) <= 400 else line[:399] + "…", d)
     if suite_exit == NONCONFORMANT:
         return Night(GREEN, f"no worse than PREVIOUS (still nonconformant: overall {overall})", d)
     return Night(GREEN, f"conformant (overall {overall}) and no worse than PREVIOUS", d)

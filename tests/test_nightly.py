@@ -11,12 +11,17 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from websockets.sync.server import serve as ws_serve
 
 from _standalone import KEY, ROOT, standalone_server
+from conformance.server import ServerThread
 
 SCRIPT = ROOT / "scripts" / "nightly.sh"
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
@@ -44,14 +49,6 @@ def clean_night(tmp_path_factory) -> Path:
     return night
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()                        # nothing listens there now
-    return port
-
-
 @pytest.mark.timeout(400)
 def test_clean_then_defect_regression_is_caught(clean_night: Path, tmp_path: Path):
     summary1 = (clean_night / "summary.md").read_text()
@@ -71,22 +68,77 @@ def test_clean_then_defect_regression_is_caught(clean_night: Path, tmp_path: Pat
     assert not any(KEY in p.read_text(errors="replace") for p in (tmp_path / "night2").rglob("*") if p.is_file())
 
 
+@contextmanager
+def _unusable(kind: str):
+    """A target the suite cannot test (issue 15 "Done when"); yields (ws URL, key)."""
+    if kind == "nothing listening":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()                        # nothing listens there now
+        yield f"ws://127.0.0.1:{port}/v1/responses", KEY
+    elif kind in ("wrong key", "wrong path"):
+        srv = ServerThread(api_keys=(KEY,)).start()
+        try:
+            if kind == "wrong key":
+                yield srv.ws_url, "sk-selftest-wrong-key-0000"
+            else:
+                yield srv.ws_url.replace("/v1/responses", "/v2/nothing-here"), KEY
+        finally:
+            srv.stop()
+    elif kind == "plain HTTP server":
+        class Plain(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = b"<html>hello</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_POST = do_GET
+
+            def log_message(self, *args):
+                pass
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
+        t = threading.Thread(target=httpd.serve_forever, daemon=True)
+        t.start()
+        try:
+            yield f"ws://127.0.0.1:{httpd.server_address[1]}/v1/responses", KEY
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+    else:                                # closes right after the upgrade with 1008
+        def handler(ws):
+            ws.close(1008, "policy violation")
+        with ws_serve(handler, "127.0.0.1", 0) as server:
+            t = threading.Thread(target=server.serve_forever, daemon=True)
+            t.start()
+            try:
+                yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/v1/responses", KEY
+            finally:
+                server.shutdown()
+
+
 @pytest.mark.timeout(120)
-def test_nothing_listening_after_a_clean_night_is_red(clean_night: Path, tmp_path: Path):
-    """Issue 15 item 1: with nothing listening and a clean PREVIOUS the night was green
-    ("Regressions: None", exit 0). It is red with one line, whatever PREVIOUS says: exit 6
-    (not usable: the suite's preflight, or no clause checked) or 7 (every case ERROR)."""
-    out = _nightly({**COMMON, "TARGET": f"ws://127.0.0.1:{_closed_port()}/v1/responses",
-                    "REPORT_DIR": str(tmp_path / "night"), "PREVIOUS": str(clean_night / "certificate.json")},
-                   timeout=100)
-    assert out.returncode in (6, 7), out.stdout[-3000:] + out.stderr[-2000:]
+@pytest.mark.parametrize("kind", ["nothing listening", "wrong key", "wrong path", "plain HTTP server",
+                                  "closes with 1008"])
+def test_an_unusable_target_after_a_clean_night_is_red(clean_night: Path, tmp_path: Path, kind: str):
+    """Issue 15 item 1: with nothing listening (or a wrong key…) and a clean PREVIOUS the night
+    was green ("Regressions: None", exit 0). It is red with one line whatever PREVIOUS says:
+    exit 6 (not usable: the suite's preflight, or no clause checked) or 7 (cases ERROR)."""
+    with _unusable(kind) as (url, key):
+        out = _nightly({**COMMON, "OPENAI_API_KEY": key, "TARGET": url, "REPORT_DIR": str(tmp_path / "night"),
+                        "PREVIOUS": str(clean_night / "certificate.json")}, timeout=100)
+    # before the suite's preflight, a server closing with 1008 FAILs the cases (exit 1, red,
+    # "worse than PREVIOUS"); with it, every kind is exit 6
+    allowed = (1, 6, 7) if kind == "closes with 1008" else (6, 7)
+    assert out.returncode in allowed, out.stdout[-3000:] + out.stderr[-2000:]
     verdict = [ln for ln in out.stdout.splitlines() if ln.startswith("nightly: ")]
     assert len(verdict) == 1 and verdict[0].startswith(f"nightly: RED (exit {out.returncode}): "), verdict
     summary = (tmp_path / "night" / "summary.md").read_text()
     assert f"**Night: RED (exit {out.returncode})**" in summary
     assert "## Regressions\n\nNone." not in summary and "GREEN" not in summary
     assert (tmp_path / "night" / "verdict.txt").read_text().startswith(f"exit {out.returncode}: ")
-    assert KEY not in out.stdout + out.stderr
+    assert key not in out.stdout + out.stderr
 
 
 def test_a_bad_option_is_a_usage_error_in_one_line(tmp_path: Path):
