@@ -1,7 +1,7 @@
 """``python -m conformance COMMAND``: tools around the suite, one subcommand per module.
 
-``diff``   — compare two certificates; exit 1 on a regression (conformance.diff, docs/nightly.md)
-``proxy``  — watch real traffic between a client and a target (conformance.proxy, docs/proxy.md)
+``diff``   — compare two certificates; exit 1 when the new run is worse (conformance.diff, docs/nightly.md)
+``proxy``  — watch real traffic between a client and a target; exit 6 when none reached it (docs/proxy.md)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 # subcommand -> (module with add_arguments(parser) and run(args) -> exit status, help)
 COMMANDS = {
-    "diff": ("conformance.diff", "compare two certificate.json files; exit 1 on a regression"),
+    "diff": ("conformance.diff", "compare two certificate.json files; exit 1 when the new run is worse"),
     "proxy": ("conformance.proxy.cli", "forward WebSocket traffic to a target and report what the monitor saw"),
 }
 

@@ -1,32 +1,53 @@
 """Compare two certificates: ``python -m conformance diff OLD.json NEW.json``.
 
-Prints a Markdown report — verdict changes per clause (regressions first), new or vanished
-event types, unknown event types and fields, error codes and types, handshake header names
-(the ``surface`` of ``conformance.drift``), coverage and usage — and exits 1 on a regression:
+Says first whether the new run is worse than the old one, and why, then the details (clause
+and case verdict changes, the ``surface`` of ``conformance.drift``, coverage and usage) as
+Markdown. The rules (docs/nightly.md "What makes a night red"); any one of them exits 1:
 
-=================================================  ==========
-change                                             regression
-=================================================  ==========
-a clause's verdict got worse (rank below)          yes
-a new unknown event type, unknown field or         yes
-unknown (undocumented, ``drift``) error code
-anything else (improvements, vanished types,       no
-new known types, header names, coverage, usage)
-=================================================  ==========
+=================  ==========================================================================
+rule               the new run ...
+=================  ==========================================================================
+not-usable         could not test the target (``overall`` NOT-USABLE)
+incomplete         has cases that could not be judged (``overall`` ERROR)
+regression         has a clause or case verdict in a worse tier (``TIERS``), a worse
+                   ``overall``, or a new unknown event type, field or (undocumented) error code
+coverage           checked a clause the old run checked no longer (so also: fewer clauses)
+certification      is not certified where the old run was
+=================  ==========================================================================
 
-Clause rank, best to worst: PASS, INFO, UNSUPPORTED, UNTESTED, RETIRED (not judged, rank 0),
-KNOWN 1, NON-STRICT 2, FLAKY 3, FAIL 4. No I/O except ``load``.
+Every verdict a certificate can hold has a tier; an unknown verdict makes the certificate
+unreadable (exit 2), it is never ranked like PASS. No I/O except ``load`` and ``run``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from conformance.files import read_document
 
-RANK = {"PASS": 0, "INFO": 0, "UNSUPPORTED": 0, "UNTESTED": 0, "RETIRED": 0,
-        "KNOWN": 1, "NON-STRICT": 2, "FLAKY": 3, "FAIL": 4}
+# Verdict tiers, best first (clause and case verdicts; docs/nightly.md defends the order).
+# A move to a higher tier number is a regression, to a lower one an improvement; a move
+# inside a tier is a change.
+TIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("held", ("PASS", "INFO")),                                   # checked, nothing required violated
+    ("known deviation", ("KNOWN",)),                              # violated, accepted by the baseline
+    ("SHOULD violated", ("NON-STRICT",)),
+    ("does not apply", ("UNSUPPORTED", "RETIRED")),               # the profile or registry says so
+    ("not judged", ("NOT-REACHED", "UNTESTED", "ERROR", "SKIPPED", "(absent)")),
+    ("unstable", ("FLAKY",)),                                     # violated in some tries
+    ("MUST violated", ("FAIL",)),
+)
+RANK = {v: n for n, (_, verdicts) in enumerate(TIERS) for v in verdicts}
+ABSENT = "(absent)"
+# clause verdicts that mean some case checked the clause (coverage)
+CHECKED = frozenset({"PASS", "INFO", "KNOWN", "NON-STRICT", "FLAKY", "FAIL"})
+
+# the run's ``overall``, best first; NOT-USABLE and ERROR also fail the diff on their own
+OVERALL_RANK = {"PASS": 0, "KNOWN": 0, "STALE": 1, "NON-STRICT": 2, "FLAKY": 3, "FAIL": 4,
+                "ERROR": 5, "NOT-USABLE": 6}
+NOT_USABLE, INCOMPLETE = "NOT-USABLE", "ERROR"
+RULES = ("not-usable", "incomplete", "regression", "coverage", "certification")
+
 _FORMAT = "responses-ws-conformance/certificate"
 
 
@@ -34,36 +55,87 @@ class CertificateError(ValueError):
     """A file given to ``diff`` is not a readable certificate; names the file."""
 
 
+def check(cert: dict, name: str = "certificate") -> dict:
+    """``cert`` when every verdict in it is one ``diff`` ranks; else ``CertificateError``."""
+    if not isinstance(cert, dict) or cert.get("format") != _FORMAT:
+        raise CertificateError(f"{name}: not a certificate.json of this suite (format {_FORMAT!r} expected)")
+    if not isinstance(cert.get("clauses"), list):
+        raise CertificateError(f"{name}: clauses: missing or not a list")
+    if not isinstance(cert.get("cases", []), list):
+        raise CertificateError(f"{name}: cases: not a list")
+    if cert.get("overall") not in OVERALL_RANK:
+        raise CertificateError(f"{name}: overall: unknown verdict {cert.get('overall')!r} "
+                               f"(known: {', '.join(OVERALL_RANK)})")
+    for what, key in (("clauses", "id"), ("cases", "nodeid")):
+        for n, row in enumerate(cert.get(what, [])):
+            if not isinstance(row, dict) or not isinstance(row.get(key), str):
+                raise CertificateError(f"{name}: {what}[{n}]: no {key}")
+            if row.get("verdict") not in RANK or row.get("verdict") == ABSENT:
+                raise CertificateError(f"{name}: {what} {row[key]}: unknown verdict {row.get('verdict')!r} "
+                                       f"(known: {', '.join(v for v in RANK if v != ABSENT)})")
+    return cert
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
-    data = read_document(path, "JSON", CertificateError)
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise CertificateError(f"{path}: not a certificate.json of this suite (format {_FORMAT!r} expected)")
-    if not isinstance(data.get("clauses"), list):
-        raise CertificateError(f"{path}: clauses: missing or not a list")
-    return data
+    return check(read_document(path, "JSON", CertificateError), str(path))
 
 
-def _clauses(cert: dict) -> dict[str, dict]:
-    return {r["id"]: r for r in cert.get("clauses", []) if isinstance(r, dict) and "id" in r}
+def _by(cert: dict, what: str, key: str) -> dict[str, dict]:
+    return {r[key]: r for r in cert.get(what, [])}
+
+
+def _kind(old: str, new: str) -> str:
+    ro, rn = RANK[old], RANK[new]
+    return "regression" if rn > ro else ("improvement" if rn < ro else "change")
+
+
+def _changes(a: dict[str, dict], b: dict[str, dict]) -> list[tuple]:
+    """Rows (id, level, old, new, kind), regressions first, the worst new verdict first."""
+    rows = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, {}).get("verdict", ABSENT), b.get(key, {}).get("verdict", ABSENT)
+        if va != vb:
+            rows.append((key, (b.get(key) or a.get(key)).get("level", ""), va, vb, _kind(va, vb)))
+    order = {"regression": 0, "improvement": 1, "change": 2}
+    rows.sort(key=lambda r: (order[r[4]], -RANK[r[3]], r[0]))
+    return rows
+
+
+def checked(cert: dict) -> set[str]:
+    """Ids of the clauses some case of the run checked."""
+    return {r["id"] for r in cert.get("clauses", []) if r.get("verdict") in CHECKED}
+
+
+def preflight_line(cert: dict) -> str:
+    """What the preflight said (a NOT-USABLE certificate's ``preflight`` block), one line."""
+    pre = cert.get("preflight")
+    if isinstance(pre, dict):
+        for key in ("message", "diagnosis", "reason", "problem", "detail"):
+            if isinstance(pre.get(key), str) and pre[key].strip():
+                return " ".join(pre[key].split())
+        return ", ".join(f"{k}={v}" for k, v in pre.items() if isinstance(v, (str, int, float)))[:300]
+    return " ".join(str(pre).split())[:300] if pre else ""
 
 
 def compare(old: dict, new: dict) -> dict:
-    """The differences, as data: ``regressions`` (list of text), ``clauses`` (rows of
-    (id, level, old, new, kind)), ``surface`` changes, ``coverage`` and ``usage`` pairs."""
-    a, b = _clauses(old), _clauses(new)
-    rows = []
-    for cid in sorted(set(a) | set(b)):
-        va = a.get(cid, {}).get("verdict", "(absent)")
-        vb = b.get(cid, {}).get("verdict", "(absent)")
-        if va == vb:
-            continue
-        ra, rb = RANK.get(va, 0), RANK.get(vb, 0)
-        kind = "regression" if rb > ra else ("improvement" if rb < ra else "change")
-        rows.append((cid, (b.get(cid) or a.get(cid))["level"], va, vb, kind))
-    order = {"regression": 0, "improvement": 1, "change": 2}
-    rows.sort(key=lambda r: (order[r[4]], -RANK.get(r[3], 0), r[0]))
-    regressions = [f"clause {cid} ({lvl}): {va} → {vb}" for cid, lvl, va, vb, k in rows if k == "regression"]
+    """The differences, as data: ``reasons`` ((rule, text) pairs; empty: not worse),
+    ``regressions`` (text), ``clauses`` and ``cases`` (rows of (id, level, old, new, kind)),
+    ``lost`` (clauses no longer checked), ``surface`` changes, ``notes``, ``overall``,
+    ``coverage``, ``usage``. Raises ``CertificateError`` on a verdict it cannot rank."""
+    check(old, "old certificate")
+    check(new, "new certificate")
+    clauses = _changes(_by(old, "clauses", "id"), _by(new, "clauses", "id"))
+    old_cases, new_cases = _by(old, "cases", "nodeid"), _by(new, "cases", "nodeid")
+    both = set(old_cases) & set(new_cases)
+    cases = _changes({k: old_cases[k] for k in both}, {k: new_cases[k] for k in both})
+    added, removed = sorted(set(new_cases) - both), sorted(set(old_cases) - both)
+
+    regressions = [f"clause {cid} ({lvl}): {va} → {vb}" for cid, lvl, va, vb, k in clauses if k == "regression"]
+    regressions += [f"case {nid}: {va} → {vb}" for nid, _, va, vb, k in cases if k == "regression"]
+    oa, ob = old["overall"], new["overall"]
+    if OVERALL_RANK[ob] > OVERALL_RANK[oa]:
+        regressions.insert(0, f"overall: {oa} → {ob}")
 
     recorded = ("surface" in old, "surface" in new)
     # a certificate from before drift recording: compare no surface rather than all of it
@@ -79,33 +151,101 @@ def compare(old: dict, new: dict) -> dict:
     for key, what in (("unknown_event_types", "new unknown event type"), ("unknown_fields", "new unknown field"),
                       ("unknown_error_codes", "new unknown error code")):
         regressions += [f"{what} {x}" for x in surface[key][0]]
-    return {"regressions": regressions, "clauses": rows, "surface": surface,
-            "surface_recorded": recorded,
-            "overall": (old.get("overall"), new.get("overall")),
+
+    ca, cb = checked(old), checked(new)
+    verdict_b = {r["id"]: r["verdict"] for r in new["clauses"]}
+    verdict_a = {r["id"]: r["verdict"] for r in old["clauses"]}
+    lost = [(cid, verdict_a[cid], verdict_b.get(cid, ABSENT)) for cid in sorted(ca - cb)]
+
+    reasons: list[tuple[str, str]] = []
+    if ob == NOT_USABLE:
+        said = preflight_line(new)
+        reasons.append(("not-usable", "the new run could not test the target (overall NOT-USABLE)"
+                        + (f": {said}" if said else "")))
+    elif ob == INCOMPLETE:
+        n = sum(1 for c in new.get("cases", []) if c.get("verdict") == "ERROR")
+        reasons.append(("incomplete", f"the new run is incomplete (overall ERROR): {n} case(s) could not be judged"))
+    if regressions:
+        reasons.append(("regression", f"{len(regressions)} regression(s): " + "; ".join(regressions[:3])
+                        + (" …" if len(regressions) > 3 else "")))
+    if lost or len(cb) < len(ca):
+        reasons.append(("coverage", f"the new run checked {len(cb)} clause(s), the old one {len(ca)}; "
+                        f"{len(lost)} no longer checked: "
+                        + ", ".join(f"{cid} ({va} → {vb})" for cid, va, vb in lost[:5])
+                        + (" …" if len(lost) > 5 else "")))
+    was = (old.get("certification") or {}).get("certified") is True
+    now = (new.get("certification") or {}).get("certified") is True
+    if was and not now:
+        why = (new.get("certification") or {}).get("reasons") or []
+        reasons.append(("certification", "certification lost" + (": " + "; ".join(why[:2]) if why else "")))
+
+    notes = []
+    if oa in (NOT_USABLE, INCOMPLETE):
+        notes.append(f"the old run did not test everything (overall {oa}): what it did not judge compares as "
+                     "'not judged', so the new run's findings there may be old ones; compare with the last "
+                     "usable run as well")
+    if old.get("mode", "suite") != new.get("mode", "suite"):
+        notes.append(f"the runs differ in mode: old {old.get('mode', 'suite')}, new {new.get('mode', 'suite')}")
+    return {"reasons": reasons, "regressions": regressions, "clauses": clauses, "cases": cases,
+            "cases_added": added, "cases_removed": removed, "lost": lost, "notes": notes,
+            "surface": surface, "surface_recorded": recorded,
+            "checked": (len(ca), len(cb)),
+            "certified": (was, now),
+            "overall": (oa, ob),
             "coverage": ((old.get("coverage") or {}).get("all", {}), (new.get("coverage") or {}).get("all", {})),
             "usage": (old.get("usage") or {}, new.get("usage") or {})}
 
 
+def verdict_line(d: dict) -> str:
+    """One line: whether the new run is worse, and the first reason."""
+    if not d["reasons"]:
+        return "not worse: no regression, no clause checked less, certification kept"
+    return f"WORSE ({len(d['reasons'])} reason(s)): " + d["reasons"][0][1]
+
+
 def _run(cert: dict) -> str:
     t = cert.get("target") or {}
+    certified = (cert.get("certification") or {}).get("certified")
     return (f"run `{cert.get('run_id', '?')}` ({cert.get('started', '?')}), {t.get('ws_host', '?')}, "
-            f"profile {cert.get('profile', '?')}, model {t.get('model', '?')}: **{cert.get('overall', '?')}**")
+            f"profile {cert.get('profile', '?')}, model {t.get('model', '?')}: **{cert.get('overall', '?')}**, "
+            f"certified: {'yes' if certified else 'no'}")
 
 
 def render(old: dict, new: dict, d: dict | None = None) -> str:
-    """The Markdown report."""
+    """The Markdown report: the verdict and its reasons first, then the details."""
     d = d or compare(old, new)
-    out = ["# Conformance diff", "", f"- old: {_run(old)}", f"- new: {_run(new)}", ""]
+    out = ["# Conformance diff", ""]
+    if d["reasons"]:
+        out += [f"**Worse than the old run** ({len(d['reasons'])} reason(s), exit 1):", ""]
+        out += [f"- {rule}: {text}" for rule, text in d["reasons"]]
+    else:
+        out += ["**Not worse than the old run** (exit 0): no regression, no clause checked less, "
+                "certification kept."]
+    out += [""] + [f"> note: {n}" for n in d["notes"]] + ([""] if d["notes"] else [])
+    out += [f"- old: {_run(old)}", f"- new: {_run(new)}", ""]
     if d["regressions"]:
         out += [f"## Regressions ({len(d['regressions'])})", ""] + [f"- {r}" for r in d["regressions"]] + [""]
     else:
         out += ["## Regressions", "", "None.", ""]
+    if d["lost"]:
+        out += [f"## No longer checked ({len(d['lost'])})", ""]
+        out += [f"- {cid}: {va} → {vb}" for cid, va, vb in d["lost"]] + [""]
     out += ["## Clause verdicts", ""]
     if d["clauses"]:
         out += ["| clause | level | old | new | change |", "|---|---|---|---|---|"]
         out += [f"| {cid} | {lvl} | {va} | {vb} | {k} |" for cid, lvl, va, vb, k in d["clauses"]]
     else:
         out.append("No clause changed its verdict.")
+    out += ["", "## Case verdicts", ""]
+    if d["cases"]:
+        out += ["| case | old | new | change |", "|---|---|---|---|"]
+        out += [f"| {nid} | {va} | {vb} | {k} |" for nid, _, va, vb, k in d["cases"]]
+    else:
+        out.append("No case present in both runs changed its verdict.")
+    for label, ids in (("only in the new run", d["cases_added"]), ("only in the old run", d["cases_removed"])):
+        if ids:
+            out.append(f"\nCases {label} ({len(ids)}): " + ", ".join(f"`{x}`" for x in ids[:20])
+                       + (" …" if len(ids) > 20 else ""))
     out += ["", "## Surface", ""]
     if not all(d["surface_recorded"]):
         out += ["(one certificate records no surface: it predates drift recording)", ""]
@@ -123,10 +263,13 @@ def render(old: dict, new: dict, d: dict | None = None) -> str:
     out += lines or ["No change."]
     ca, cb = d["coverage"]
     ua, ub = d["usage"]
+    (na, nb), (wa, wb) = d["checked"], d["certified"]
     out += ["", "## Coverage and usage", "", "| | old | new |", "|---|---|---|",
+            f"| overall | {d['overall'][0]} | {d['overall'][1]} |",
+            f"| certified | {'yes' if wa else 'no'} | {'yes' if wb else 'no'} |",
+            f"| clauses checked (PASS, FAIL, NON-STRICT, KNOWN, FLAKY) | {na} | {nb} |",
             f"| clauses with a case | {ca.get('with_cases', '?')}/{ca.get('clauses', '?')} | "
-            f"{cb.get('with_cases', '?')}/{cb.get('clauses', '?')} |",
-            f"| clauses judged | {ca.get('judged', '?')} | {cb.get('judged', '?')} |"]
+            f"{cb.get('with_cases', '?')}/{cb.get('clauses', '?')} |"]
     for key in ("creates", "http_requests", "input_tokens", "output_tokens"):
         out.append(f"| {key} | {ua.get(key, '?')} | {ub.get(key, '?')} |")
     return "\n".join(out) + "\n"
@@ -141,14 +284,15 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    """Markdown on stdout (and in --output), exit 1 on a regression, 2 on unusable input."""
+    """Markdown on stdout (and in --output), the verdict line on stderr; exit 0 not worse,
+    1 worse (any rule of the table above), 2 unusable input."""
     import sys
     try:
         old, new = load(args.old), load(args.new)
+        result = compare(old, new)
     except CertificateError as exc:
         print(f"python -m conformance diff: {exc}", file=sys.stderr)
         return 2
-    result = compare(old, new)
     text = render(old, new, result)
     sys.stdout.write(text)
     if args.output:
@@ -157,4 +301,5 @@ def run(args) -> int:
         except OSError as exc:
             print(f"python -m conformance diff: cannot write {args.output}: {exc}", file=sys.stderr)
             return 2
-    return 1 if result["regressions"] else 0
+    print(f"python -m conformance diff: {verdict_line(result)}", file=sys.stderr)
+    return 1 if result["reasons"] else 0

@@ -16,9 +16,17 @@
 #   PYTEST_ARGS       extra pytest arguments (word-split), e.g. "--clause TURN-TEXT"
 #   PYTHON            interpreter with the suite installed (default: python3)
 #
-# Exit status: 0 no regression; 1 a regression against PREVIOUS (or, without PREVIOUS, a run
-# that did not pass: FAIL, FLAKY, STALE); 2 the run produced no certificate (bad options,
-# unreachable harness). The report: $REPORT_DIR/summary.md (and diff.md with PREVIOUS).
+# Exit status (docs/nightly.md, conformance/nightly.py), with one line saying why:
+#   0 the run tested the target and nothing got worse than PREVIOUS (without PREVIOUS: conformant)
+#   1 worse than PREVIOUS: a regression, a clause checked no longer, certification lost
+#     (without PREVIOUS: the run was nonconformant)
+#   2 the job could not judge the night: TARGET or key missing, no certificate, pytest's own
+#     exit (interrupted, internal error, no tests), or PREVIOUS unreadable
+#   4 the suite refused an option or a user file (profile, baseline)
+#   6 the target could not be tested at all (the suite's preflight, or nothing was checked)
+#   7 the run is incomplete: cases could not be judged (overall ERROR, a stalled target)
+# 4, 6 and 7 are red whatever PREVIOUS says. The report: $REPORT_DIR/summary.md (first line:
+# the verdict), verdict.txt (the one line), diff.md with PREVIOUS.
 set -u -o pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,52 +61,16 @@ args=(-m pytest "$here/cases" -q -p no:cacheprovider -rfE
 
 "$py" "${args[@]}" 2>&1 | tee "$report/pytest.log"
 run_status=${PIPESTATUS[0]}
-cert="$report/certificate.json"
-if [ ! -f "$cert" ]; then
-    echo "nightly.sh: the run wrote no certificate (pytest exit $run_status); see $report/pytest.log" >&2
-    exit 2
-fi
-
-{
-    "$py" - "$cert" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1], encoding="utf-8"))
-t = c["target"]
-print(f"# Nightly conformance: {c['overall']}\n")
-if c.get("stalled"):
-    s = c["stalled"]
-    print(f"**Run stopped early ({s.get('reason')}) since {s.get('since')}**: {s.get('message')}\n")
-print(f"Target {t.get('ws_host')}{t.get('ws_path')}, profile {c['profile']}, model {t.get('model')}, "
-      f"run {c['run_id']} ({c['duration_s']} s).\n")
-counts = {k: v for k, v in c["counts"]["cases"].items() if v and k != "total"}
-print("Cases: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (of {c['counts']['cases']['total']}).")
-u = c["usage"]
-print(f"Spent: {u['creates']} response.create, {u['http_requests']} HTTP requests, "
-      f"{u['input_tokens']} input and {u['output_tokens']} output tokens.")
-bl = c.get("baseline")
-if bl:
-    print(f"Baseline: {bl['known']} case(s) KNOWN, {bl['stale']} entry(ies) STALE.")
-    for e in bl["entries"]:
-        if e["status"] == "STALE":
-            print(f"- remove known #{e['index']} ({e.get('clause') or e.get('case')}): it passes now")
-print()
-PY
-} > "$report/summary.md"
-
-status=0
-if [ -n "${PREVIOUS:-}" ] && [ -f "${PREVIOUS}" ]; then
-    "$py" -m conformance diff "$PREVIOUS" "$cert" --output "$report/diff.md" > /dev/null
-    diff_status=$?
-    cat "$report/diff.md" >> "$report/summary.md"
-    if [ "$diff_status" -eq 1 ]; then
-        status=1
-    elif [ "$diff_status" -ne 0 ]; then
-        echo "nightly.sh: the diff against $PREVIOUS failed (exit $diff_status)" >&2
-        status=2
+prev=()
+if [ -n "${PREVIOUS:-}" ]; then
+    if [ -f "$PREVIOUS" ]; then
+        prev=(--previous "$PREVIOUS")
+    else
+        echo "nightly.sh: PREVIOUS=$PREVIOUS not found: no diff (the first night?)" >&2
     fi
-else
-    echo "No previous certificate: no diff (the first night, or PREVIOUS not found)." >> "$report/summary.md"
-    [ "$run_status" -ne 0 ] && status=1
 fi
+# the verdict of the night: exit code of the suite, certificate, diff against PREVIOUS
+"$py" -m conformance.nightly --suite-exit "$run_status" --report "$report" ${prev[@]+"${prev[@]}"}
+status=$?
 echo "nightly.sh: report in $report/summary.md; exit $status"
 exit "$status"

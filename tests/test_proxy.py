@@ -341,6 +341,7 @@ def test_refused_handshake_is_forwarded_and_reported(proxied, tmp_path):
         assert _until_done(conn)[-1].type == "response.completed"
     p.proxy.stop()
     assert p.observer.refused == 1 and any("HTTP 401" in line for line in p.log)
+    assert p.observer.nothing_relayed() is None       # one connection was relayed
     assert not any("sk-wrong-key" in line for line in p.log)
     cert = json.loads(Path(p.observer.write(tmp_path, "20260101-000000-abcdef")["certificate"]).read_text())
     _validate(cert)
@@ -360,6 +361,8 @@ def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
         assert exc.value.response.status_code == 502
     p.proxy.stop()
     assert p.observer.unreachable == 2
+    assert p.observer.nothing_relayed() == ("2 client handshake(s), none relayed: "
+                                            "the upstream was unreachable for 2 handshake(s)")
     cert = json.loads(Path(p.observer.write(tmp_path, "20260101-000000-abcdef")["certificate"]).read_text())
     _validate(cert)
     assert cert["overall"] == "ERROR" and "upstream unreachable" in cert["cases"][0]["messages"][0]
@@ -396,12 +399,29 @@ def test_transcript_is_capped_per_connection(proxied, tmp_path):
 
 # --- the command line ---------------------------------------------------------------------------
 
-def test_cli_writes_the_report_on_sigterm(tmp_path):
-    srv = ServerThread(api_keys=(KEY,)).start()
+def _closed_port() -> int:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                         # nothing listens there now
+    return port
+
+
+def _cli(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "conformance", "proxy", "--listen", "127.0.0.1:0",
-                             "--upstream", srv.ws_url, "--report-dir", str(tmp_path / "rep")],
+    return subprocess.Popen([sys.executable, "-m", "conformance", "proxy", "--listen", "127.0.0.1:0", *args],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+
+def test_cli_writes_the_report_on_sigterm(tmp_path):
+    """Also: an http(s) API base as --target (the socket URL derived like the suite's --target),
+    and the profile from --target-config."""
+    srv = ServerThread(api_keys=(KEY,)).start()
+    config = tmp_path / "my profile" / "acme.toml"
+    config.parent.mkdir()
+    config.write_text('name = "acme-gw"\nextends = "openai"\n', encoding="utf-8")
+    proc = _cli("--target", srv.server.base_url, "--target-config", str(config), "--report-dir", str(tmp_path / "rep"))
     try:
         line = proc.stderr.readline()
         assert "listening on ws://127.0.0.1:" in line, line
@@ -420,12 +440,64 @@ def test_cli_writes_the_report_on_sigterm(tmp_path):
     cert = json.loads((tmp_path / "rep" / "certificate.json").read_text(encoding="utf-8"))
     _validate(cert)
     assert cert["mode"] == "observed" and cert["observed"]["connections"] == 1
+    assert cert["observed"]["upstream"] == srv.ws_url and cert["profile"] == "acme-gw"
     assert (tmp_path / "rep" / "index.html").is_file() and "observed-traffic report" in rest
-    assert KEY not in rest
+    assert KEY not in rest and "warning" not in rest and "nothing observed" not in rest
+
+
+def _rest(proc: subprocess.Popen) -> str:
+    """stderr after the lines read so far: communicate() would skip what readline() buffered."""
+    proc.wait(timeout=20)            # the proxy writes a few lines only: the pipe never fills
+    return proc.stderr.read()
+
+
+def test_cli_with_nothing_reaching_the_upstream_warns_at_start_and_exits_6(tmp_path):
+    """Issue 15 item 10: the upstream is down (a closed port): one warning line at start, the
+    proxy serves on (502 to a client), and it exits 6, not 0: nothing was observed."""
+    proc = _cli("--upstream", f"ws://127.0.0.1:{_closed_port()}/v1/responses", "--duration", "1.5",
+                "--report-dir", str(tmp_path / "rep"))
+    try:
+        line = proc.stderr.readline()
+        url = line.split("listening on ")[1].split(" ")[0]
+        with pytest.raises(InvalidStatus) as exc:
+            connect(url, open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 502
+        rest = _rest(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 6, rest
+    warnings = [ln for ln in rest.splitlines() if "warning: upstream down?" in ln]
+    assert len(warnings) == 1 and "ConnectionRefusedError" in warnings[0]
+    assert "nothing observed: no connection reached the upstream" in rest
+    assert "the upstream was unreachable for 1 handshake(s)" in rest and "Traceback" not in rest
+    assert (tmp_path / "rep" / "certificate.json").is_file()
+
+
+def test_cli_exits_6_when_every_handshake_was_refused(tmp_path):
+    srv = ServerThread(api_keys=(KEY,)).start()
+    proc = _cli("--upstream", srv.ws_url, "--report-dir", str(tmp_path / "rep"))
+    try:
+        url = proc.stderr.readline().split("listening on ")[1].split(" ")[0]
+        with pytest.raises(InvalidStatus) as exc:
+            connect(url, additional_headers={"Authorization": "Bearer sk-wrong-key-000000000000"},
+                    open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        rest = _rest(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        srv.stop()
+    assert proc.returncode == 6, rest
+    assert "none relayed: the upstream refused 1 handshake(s)" in rest and "warning" not in rest
+    assert "sk-wrong-key" not in rest
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--upstream", "http://x/v1"], "ws:// or wss://"),
+    (["--upstream", "ftp://x/v1"], "expected a ws:// or wss:// endpoint URL"),
+    (["--target", "wss://x:port/v1/responses"], "the port is not a number"),
+    (["--upstream", "ws://127.0.0.1:1/v1", "--target-config", "no/such/acme.toml"], "no/such/acme.toml"),
     (["--upstream", "ws://127.0.0.1:1/v1", "--listen", "nonsense"], "HOST:PORT"),
     (["--upstream", "ws://127.0.0.1:1/v1", "--profile", "no-such-profile"], "no-such-profile"),
 ])

@@ -221,6 +221,20 @@ class Observer:
                               "reached": [], "messages": [message], "observations": [],
                               "usage": {}, "duration_s": 0.0, "transcript": "", "not_reached": []})
 
+    def nothing_relayed(self) -> str | None:
+        """None when some client connection reached the upstream (a WebSocket opened there);
+        else one line saying why nothing was observed."""
+        if self.watches:
+            return None
+        if not self.problems:
+            return "no client connected"
+        parts = []
+        if self.refused:
+            parts.append(f"the upstream refused {self.refused} handshake(s)")
+        if self.unreachable:
+            parts.append(f"the upstream was unreachable for {self.unreachable} handshake(s)")
+        return f"{len(self.problems)} client handshake(s), none relayed: " + ", ".join(parts)
+
     def redact(self, text: str) -> str:
         for s in self._secrets:
             text = redact(text, s)

@@ -8,7 +8,8 @@ the upstream sent it (status, headers, body) and the negotiated subprotocol is t
 Text and binary messages are forwarded as they arrived (same type, same bytes); close frames are
 mirrored (code and reason; a peer that vanishes without one is mirrored by dropping the other
 side's TCP connection). Pings are answered on each hop, never forwarded. Nothing here logs a
-header.
+header. ``check_upstream`` is the start-up check (TCP, and TLS for wss, with a deadline): the
+CLI warns when it fails and serves anyway, since the upstream may come up later.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import Response
 
 from conformance.proxy.observe import Observer, Watch, bearer_key
+from conformance.target import TargetError, derive_urls
 
 # handshake headers that belong to one hop, never forwarded (websockets sets its own)
 HOP_HEADERS = frozenset({
@@ -33,6 +35,7 @@ HOP_HEADERS = frozenset({
     "transfer-encoding", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "date",
 })
 UPSTREAM_OPEN_TIMEOUT = 15.0
+UPSTREAM_CHECK_TIMEOUT = 3.0     # the start-up reachability check: a warning, never a wait
 CLOSE_TIMEOUT = 5.0
 NO_STATUS = 1005
 
@@ -57,6 +60,46 @@ def upstream_url(upstream: str, client_path: str) -> str:
     return urlunsplit((up.scheme, up.netloc, up.path, urlencode(query), ""))
 
 
+def socket_url(upstream: str) -> str:
+    """The upstream's socket URL from any form ``--target`` accepts (``ws(s)://`` as is, an
+    ``http(s)://`` API base gets ``/responses``, §1.1); ``ValueError`` naming ``--upstream``."""
+    try:
+        url = derive_urls(upstream)[0]
+        urlsplit(url).port            # raises on a port that is not a number
+    except TargetError as exc:
+        raise ValueError(str(exc).replace("--target ", "--upstream ", 1)) from None
+    except ValueError:
+        raise ValueError(f"--upstream {upstream!r}: the port is not a number (1-65535)") from None
+    return url
+
+
+async def check_upstream(upstream: str, timeout: float = UPSTREAM_CHECK_TIMEOUT) -> str | None:
+    """Can a connection reach the upstream now? Name lookup, TCP connect and, for wss, the TLS
+    handshake, within ``timeout`` seconds; no WebSocket handshake (the proxy has no key of its
+    own). None when it can, else one line saying what failed."""
+    parts = urlsplit(upstream)
+    secure = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        return f"the upstream's port is not a number ({parts.netloc})"
+    where = f"{parts.hostname}:{port}"
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port, ssl=True if secure else None,
+                                    server_hostname=parts.hostname if secure else None), timeout)
+    except asyncio.TimeoutError:
+        return f"{where} did not accept a connection within {timeout:g} s"
+    except (OSError, ValueError) as exc:
+        return f"{where} cannot be reached ({type(exc).__name__}: {exc})"
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    except (asyncio.TimeoutError, OSError):
+        pass
+    return None
+
+
 def _peer(conn: ServerConnection) -> str:
     try:
         host, port = conn.remote_address[:2]
@@ -70,9 +113,9 @@ class Relay:
 
     def __init__(self, upstream: str, observer: Observer, host: str = "127.0.0.1", port: int = 0,
                  open_timeout: float = UPSTREAM_OPEN_TIMEOUT) -> None:
-        parts = urlsplit(upstream)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"--upstream must be a ws:// or wss:// URL, got {upstream!r}")
+        upstream = socket_url(upstream)
+        if not urlsplit(upstream).hostname:
+            raise ValueError(f"--upstream {upstream!r}: no host")
         self.upstream, self.observer = upstream, observer
         self.host, self.port, self.open_timeout = host, port, open_timeout
         self._server: Any = None
