@@ -21,6 +21,7 @@ from conformance import retry as R
 from conformance import verdicts as V
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
+from conformance.report.findings import transcript_file
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
@@ -177,7 +178,7 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):
             tdir.mkdir(exist_ok=True)
-            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rec["nodeid"])[:150] + ".txt"
+            name = transcript_file(rec["nodeid"])
             (tdir / name).write_text(redact(rec["transcript"]), encoding="utf-8")
             case["transcript"] = f"transcripts/{name}"
     paths = {"dir": str(out), "certificate": str(out / "certificate.json"),
@@ -212,7 +213,8 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
     if blocked:
         lines.append(f"blocked by the target's safety system (misalignment_policy_violation, ERROR, not retried): "
                      f"{len(blocked)} case(s): " + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""))
-    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT, V.NOT_REACHED)]
-    for r in failing[:15]:
+    # failing clauses are listed with their findings by conformance.report.terminal
+    unreached = [r for r in rows if r["verdict"] == V.NOT_REACHED]
+    for r in unreached[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines
