@@ -12,7 +12,6 @@ Input: certificate dicts (``cases[]`` with ``findings`` — the failing observat
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from conformance import baseline as BL
@@ -36,12 +35,16 @@ class Group:
     verdict: str                                 # the clause row's verdict
     requirement: str
     cases: list[str] = field(default_factory=list)
-    messages: Counter = field(default_factory=Counter)  # message -> number of cases it was seen in
+    messages: dict[str, list[str]] = field(default_factory=dict)   # message -> the cases it was seen in
 
     @property
     def headline(self) -> str:
         """The message seen in most cases (ties: the first seen)."""
-        return self.messages.most_common(1)[0][0] if self.messages else ""
+        return max(self.messages, key=lambda m: len(self.messages[m])) if self.messages else ""
+
+    def said(self, message: str) -> bool:
+        """True when ``message`` is one this group says for several cases."""
+        return self.shared and len(self.messages.get(sentence(message, 400), ())) > 1
 
     @property
     def shared(self) -> bool:
@@ -85,7 +88,8 @@ def group_by_clause(cert: dict) -> list[Group]:
             row = rows[cid]
             g = groups.setdefault(cid, Group(cid, row["level"], row["verdict"], row["requirement"]))
             g.cases.append(case["nodeid"])
-            g.messages.update(texts)
+            for text in sorted(texts):
+                g.messages.setdefault(text, []).append(case["nodeid"])
     order = {v: i for i, v in enumerate(GROUPED)}
     return sorted(groups.values(), key=lambda g: (order[g.verdict], -len(g.cases), g.clause))
 
