@@ -149,7 +149,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-report", action="store_true", default=False, help="write no report files")
     g.addoption("--long-failures", action="store_true", default=False,
                 help="show pytest's full entry (traceback, transcripts of every try) for each case that did not "
-                     "pass; by default one line per case and findings grouped by clause (-v does the same)")
+                     "pass, as -v or an explicit --tb do; by default one line per case and findings grouped by clause")
     g.addoption("--clauses", default=None, metavar="FILE",
                 help="clause registry (default: the suite's cases/clauses.toml)")
     g.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
@@ -943,7 +943,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if sess is None or sess.is_worker or not sess.records:
         return (yield)
     from conformance.report import terminal as T
-    long = config.getoption("long_failures") or config.getoption("verbose") > 0
+    # an explicit --tb asks for pytest's entries too
+    long = config.getoption("long_failures") or config.getoption("verbose") > 0 or config.option.tbstyle != "auto"
     held = contextlib.nullcontext() if long else T.held_back(terminalreporter.stats,
                                                                  {r["nodeid"] for r in sess.records})
     with held:

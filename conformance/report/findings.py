@@ -112,7 +112,9 @@ def case_reason(case: dict, groups: dict[str, Group] | None = None) -> tuple[str
     devs = deviations(case)
     if verdict == V.ERROR or (not devs and verdict != R.FLAKY):
         text = next((m for m in messages if m.startswith(("ERROR", "stopped:"))), messages[0] if messages else "")
-        return primary(case), sentence(text.removeprefix("ERROR: ") or "no reason recorded")
+        # the suite's generic exception name says nothing to a reader; a specific one does
+        text = text.removeprefix("ERROR: ").removeprefix("HarnessError: ")
+        return primary(case), sentence(text or "no reason recorded")
     if verdict == R.FLAKY:
         tries = next((m for m in messages if m.startswith("tries gave")), "the verdict changed between tries")
         clauses = sorted({c for t in case.get("tries", []) for c in t.get("failed_clauses", [])})
