@@ -1006,8 +1006,6 @@ def _report_args(sess: ConformanceSession) -> dict:
                 spec_profiles=sorted(s.profile.spec_profiles), extra=_run_facts(sess))
 
 
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
     sess = config.stash.get(_SESSION, None)
     if sess is None or sess.is_worker:

@@ -21,7 +21,6 @@ from conformance import retry as R
 from conformance import verdicts as V
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
-from conformance.report.findings import transcript_file
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 
@@ -178,7 +177,7 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
     for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
         if rec.get("transcript"):
             tdir.mkdir(exist_ok=True)
-            name = transcript_file(rec["nodeid"])
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rec["nodeid"])[:150] + ".txt"
             (tdir / name).write_text(redact(rec["transcript"]), encoding="utf-8")
             case["transcript"] = f"transcripts/{name}"
     paths = {"dir": str(out), "certificate": str(out / "certificate.json"),

@@ -132,7 +132,3 @@ def case_reason(case: dict, groups: dict[str, Group] | None = None) -> tuple[str
         reason += "; also " + ", ".join(others)
     return first["clause"], reason
 
-
-def transcript_file(nodeid: str) -> str:
-    """The file name of a case's transcript under ``transcripts/`` of the report directory."""
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in nodeid)[:150] + ".txt"

@@ -59,8 +59,8 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
     by_clause = {g.clause: g for g in groups}
     cases = [c for v in F.NOT_PASSING for c in cert.get("cases", []) if c["verdict"] == v]
     if cases:
-        out.append((f"cases not passing ({len(cases)}): verdict, case, clause: reason → transcript",
-                    {"bold": True}))
+        out.append((f"cases not passing ({len(cases)}): verdict, case, clause: reason → transcript "
+                    "(tracebacks: --long-failures)", {"bold": True}))
     for c in cases:
         clause, reason = F.case_reason(c, by_clause)
         verdict = c["verdict"]
