@@ -91,10 +91,11 @@ def test_harness_error():
 '''
 
 
-def _run(pytester: pytest.Pytester, *extra: str) -> list[str]:
+def _run(pytester: pytest.Pytester, *extra: str, subprocess: bool = False) -> list[str]:
     pytester.mkdir("cases")
     (pytester.path / "cases" / "test_demo.py").write_text(CASES)
-    result = pytester.runpytest("-p", "no:cacheprovider", "cases", *extra)
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    result = run("-p", "no:cacheprovider", "cases", *extra)
     result.assert_outcomes(passed=2, failed=1, errors=1, warnings=1)
     return result.outlines
 
@@ -115,6 +116,15 @@ def test_short_form_by_default(pytester: pytest.Pytester):
     assert lines[-3].startswith("Certified: no — overall verdict is FAIL")
     assert lines[-2].startswith("report: rep") and lines[-2].split()[1].endswith("index.html")
     assert "1 failed" in lines[-1] and "1 error" in lines[-1]     # pytest's counts are unchanged
+
+
+def test_short_form_under_xdist(pytester: pytest.Pytester):
+    pytest.importorskip("xdist")
+    lines = _run(pytester, "--no-report", "-n", "2", subprocess=True)
+    out = "\n".join(lines)
+    assert "FAILURES" not in out and "Traceback" not in out and "conformance transcript" not in out
+    assert sum(" cases/test_demo.py::test_" in ln for ln in lines) == 3     # FAIL, ERROR, NON-STRICT
+    assert lines[-2].startswith("Certified: no — ")
 
 
 @pytest.mark.parametrize("flag", ["--long-failures", "-v", "--tb=short"])
