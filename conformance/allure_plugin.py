@@ -19,6 +19,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.report import allure as A
+from conformance.report import findings as F
 
 _FRAMES_PER_CONNECTION = 2000
 
@@ -48,8 +49,11 @@ class AllureHooks:
         reg = sess.settings.registry
         requests = [rs for conn in state.connections for rs in getattr(conn.monitor, "requests", ())]
         from conformance.plugin import fingerprint_of
+        case = _as_case(record)
+        filed = F.primary(case)
+        primary = reg[filed] if filed in reg else None
         ann = A.case_annotations([reg[c] for c in state.clauses], record["verdict"], sess.settings.profile.name,
-                                 fingerprint_of(sess), requests)
+                                 fingerprint_of(sess), requests, primary=primary)
         for kind, value in ann.labels:
             allure.dynamic.label(kind, redact(value))
         for url, name in ann.links:
@@ -68,9 +72,17 @@ class AllureHooks:
             allure.attach(redact(_frames_json(state.connections)), "frames", AttachmentType.JSON)
         result = _current_result()
         if result is not None and record["verdict"] != V.PASS:
+            # the verdict decides, not the exception that ended the case: a FAIL whose case also
+            # raised "cannot judge" is failed with its clause's message
+            verdict = record["verdict"]
+            result.status = A.allure_status(verdict) or result.status
             details = result.statusDetails or StatusDetails()
+            _, reason = F.case_reason(case)
+            details.message = redact(A.deviation_message(verdict, primary, reason))
             text = "\n".join(record.get("messages", []))
-            details.message = redact(A.status_message(record["verdict"], details.message or text))
+            details.trace = redact(text + ("\n\n" + details.trace if details.trace else ""))
+            if verdict == "FLAKY":
+                details.flaky = True
             result.statusDetails = details
 
     @pytest.hookimpl(trylast=True)
@@ -85,6 +97,11 @@ class AllureHooks:
         props = A.environment_properties(fingerprint_of(sess), sess.settings.profile.name, suite_version(),
                                          sess.settings.profile.spec_profiles)
         (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
+
+
+def _as_case(record: dict) -> dict:
+    """The record in the shape of a certificate case (its failing observations as findings)."""
+    return {**record, "findings": [o for o in record.get("observations", []) if not o.get("ok")]}
 
 
 def _current_result() -> Any:

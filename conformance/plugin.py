@@ -20,6 +20,8 @@ and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import secrets
@@ -147,6 +149,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--report-dir", default=None, metavar="DIR",
                 help="where certificate.json, junit.xml and index.html go (default reports/<run-id>/)")
     g.addoption("--no-report", action="store_true", default=False, help="write no report files")
+    g.addoption("--long-failures", action="store_true", default=False,
+                help="show pytest's full entry (traceback, transcripts of every try) for each case that did not "
+                     "pass, as -v or an explicit --tb do; by default one line per case and findings grouped by clause")
     g.addoption("--clauses", default=None, metavar="FILE",
                 help="clause registry (default: the suite's cases/clauses.toml)")
     g.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
@@ -933,12 +938,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from conformance.report import write_reports
     try:
-        sess.report_paths = write_reports(
-            sess.settings.report_dir, registry=sess.settings.registry, records=sess.records,
-            profile=sess.settings.profile.name, fingerprint=fingerprint_of(sess), started=sess.started,
-            finished=time.time(), strict=sess.settings.strict, run_id=sess.settings.run_id,
-            spec_profiles=sorted(sess.settings.profile.spec_profiles), redact=sess.redact,
-            extra=_run_facts(sess))
+        sess.report_paths = write_reports(sess.settings.report_dir, redact=sess.redact, **_report_args(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
@@ -989,12 +989,27 @@ def fingerprint_of(sess: ConformanceSession) -> dict:
     return fp
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config):
+    """pytest's FAILURES/ERRORS entries of the cases are held back unless -v or --long-failures
+    (``conformance.report.terminal``); the conformance summary comes last."""
     sess = config.stash.get(_SESSION, None)
     if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
-        return
+        return (yield)
+    from conformance.report import terminal as T
+    # an explicit --tb asks for pytest's entries too
+    long = config.getoption("long_failures") or config.getoption("verbose") > 0 or config.option.tbstyle != "auto"
+    held = contextlib.nullcontext() if long else T.held_back(terminalreporter.stats,
+                                                                 {r["nodeid"] for r in sess.records})
+    with held:
+        result = yield
+    _conformance_summary(terminalreporter, sess)
+    return result
+
+
+def _conformance_summary(tr: Any, sess: ConformanceSession) -> None:
     from conformance.report import summary_lines
-    tr = terminalreporter
+    from conformance.report import terminal as T
     tr.section("responses-ws-conformance")
     if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
         tr.write_line(sess.preflight_line, red=True)
@@ -1024,11 +1039,34 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _report_path_lines(tr: Any, sess: ConformanceSession) -> None:
+    from conformance.report import terminal as T
     paths = getattr(sess, "report_paths", None)
-    if paths:
-        tr.write_line(f"report: {paths['dir']}  (open index.html; certificate.json; junit.xml; badge.svg)")
+    cert = _terminal_certificate(sess, paths)
+    for line, markup in T.findings_lines(cert, report_dir=paths and paths["dir"], strict=sess.settings.strict):
+        tr.write_line(line, **markup)
     if getattr(sess, "report_error", None):
         tr.write_line(sess.report_error, red=True)
+    for line, markup in T.verdict_lines(cert, paths):
+        tr.write_line(line, **markup)
+
+
+def _terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
+    """The certificate the run wrote, else (--no-report, or it could not be written) the same built here."""
+    if paths:
+        try:
+            return json.loads(Path(paths["certificate"]).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    from conformance.report import build_certificate
+    return build_certificate(**_report_args(sess))
+
+
+def _report_args(sess: ConformanceSession) -> dict:
+    """What the certificate is built from (written at session finish, shown in the terminal)."""
+    s = sess.settings
+    return dict(registry=s.registry, records=sess.records, profile=s.profile.name, fingerprint=fingerprint_of(sess),
+                started=sess.started, finished=time.time(), strict=s.strict, run_id=s.run_id,
+                spec_profiles=sorted(s.profile.spec_profiles), extra=_run_facts(sess))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

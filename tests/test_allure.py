@@ -49,6 +49,17 @@ def test_unsupported():
 def test_error(target):
     from conformance.client import HarnessError
     raise HarnessError("budget exhausted")
+
+@pytest.mark.clause("WS-NO-SSE-FRAMING", "TURN-TEXT")
+def test_fail_then_cannot_judge(reference_server_factory, connect):
+    from conformance.client import HarnessError
+    server, tgt = reference_server_factory(defects=("sse-framing",))
+    connect(target=tgt).turn(input="hi")
+    raise HarnessError("cannot judge: the response ended too fast")
+
+@pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+def test_error_step(connect):
+    connect().turn(input="hi", store=False, previous_response_id="resp_conformance_missing_0000")
 '''
 
 
@@ -58,7 +69,7 @@ def _run(pytester: pytest.Pytester, *extra: str, subprocess: bool = False) -> Pa
     run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
     result = run("-p", "no:cacheprovider", "--no-report", "--alluredir", "allure", "--api-key", SENTINEL,
                  "cases", *extra)
-    result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
+    result.assert_outcomes(passed=3, failed=2, skipped=1, errors=1)
     return pytester.path / "allure"
 
 
@@ -81,13 +92,18 @@ def _check(root: Path) -> None:
         assert SENTINEL not in p.read_text(encoding="utf-8", errors="replace"), p.name
         assert SENTINEL[-12:] not in p.read_text(encoding="utf-8", errors="replace"), p.name
     res = _results(root)
-    assert set(res) == {"test_two_turns", "test_must_fail", "test_should_fail", "test_unsupported", "test_error"}
+    assert set(res) == {"test_two_turns", "test_must_fail", "test_should_fail", "test_unsupported", "test_error",
+                        "test_fail_then_cannot_judge", "test_error_step"}
+    assert len(list(root.glob("*-result.json"))) == len(res)          # one result per case
 
+    # one epic, feature and story each: allure's Behaviors tree counts every combination
+    for name, r in res.items():
+        assert [len(_labels(r, k)) for k in ("epic", "feature", "story", "severity")] == [1, 1, 1, 1], name
     two = res["test_two_turns"]
     assert two["status"] == "passed"
-    assert _labels(two, "feature") == ["TURN-TEXT", "PREVIOUS-ID-ECHOED"]
+    assert _labels(two, "feature") == ["TURN-TEXT"] and {"TURN-TEXT", "PREVIOUS-ID-ECHOED"} <= set(_labels(two, "tag"))
     assert "§4.3 Event ordering within one response" not in _labels(two, "epic")
-    assert _labels(two, "severity") == ["critical"] and len(_labels(two, "story")) == 2
+    assert _labels(two, "severity") == ["critical"]
     assert all(lk["type"] == "spec" and lk["url"].startswith("docs/spec.md#") for lk in two["links"]) and two["links"]
     params = {p["name"]: p["value"] for p in two["parameters"]}
     assert params["profile"] == "'reference'" and params["target"] == "'embedded reference server'"
@@ -114,6 +130,17 @@ def _check(root: Path) -> None:
     assert uns["status"] == "skipped" and uns["statusDetails"]["message"].startswith("UNSUPPORTED: ")
     err = res["test_error"]
     assert err["status"] == "broken" and err["statusDetails"]["message"].startswith("ERROR: ")
+    assert "budget exhausted" in err["statusDetails"]["message"]
+    # a FAIL whose case then raised "cannot judge" is failed with its clause's message, not broken
+    judged = res["test_fail_then_cannot_judge"]
+    assert judged["status"] == "failed", judged["statusDetails"]
+    assert judged["statusDetails"]["message"].startswith("FAIL: WS-NO-SSE-FRAMING (MUST): ")
+    assert _labels(judged, "feature") == ["WS-NO-SSE-FRAMING"] and "cannot judge" in judged["statusDetails"]["trace"]
+    assert fail["statusDetails"]["message"].startswith("FAIL: WS-SAME-PATH (MUST): ")
+    # a step names the error code of the error event that answered its create
+    step = res["test_error_step"]["steps"][0]
+    assert "→ error previous_response_not_found (status 400)" in step["name"], step["name"]
+    assert all("error None" not in s["name"] for r in res.values() for s in r.get("steps", []))
 
     # each result lands in exactly the category of its verdict (allure matches the whole message)
     cats = json.loads((root / "categories.json").read_text())
@@ -125,7 +152,8 @@ def _check(root: Path) -> None:
                 if r["status"] in c["matchedStatuses"] and re.fullmatch(c["messageRegex"], msg)]
     assert {n: category(r) for n, r in res.items()} == {
         "test_two_turns": [], "test_must_fail": ["FAIL"], "test_should_fail": ["NON-STRICT"],
-        "test_unsupported": ["UNSUPPORTED"], "test_error": ["ERROR"]}
+        "test_unsupported": ["UNSUPPORTED"], "test_error": ["ERROR"], "test_fail_then_cannot_judge": ["FAIL"],
+        "test_error_step": []}
 
     env = dict(line.split("=", 1) for line in (root / "environment.properties").read_text().splitlines())
     assert env["profile"] == "reference" and env["model"] and env["suite.version"]
@@ -175,3 +203,13 @@ def test_lanes_and_steering_are_areas_of_their_own():
     assert areas["LANE-DEFAULT-UNTAGGED"].startswith("§4.3 ")
     assert {a for i, a in areas.items() if i.startswith("STEER-")} == {"§4.9 Steering"}
     assert areas["QUEUE-FIFO"] == "§4.4 Concurrency and queueing"
+
+
+def test_step_outcome_names_the_error_code():
+    nested = {"type": "error", "status": 400, "error": {"type": "invalid_request_error", "code": "x_code"}}
+    assert A.error_outcome(nested) == "error x_code (status 400)"
+    assert A.error_outcome({"type": "error", "code": "flat_code", "message": "m"}) == "error flat_code (no status)"
+    no_code = {"type": "error", "status": 500, "error": {"type": "server_error", "code": None}}
+    assert A.error_outcome(no_code) == "error without code (type server_error) (status 500)"
+    assert A.error_outcome({"type": "error", "error": "text"}) == "error without code (no status)"
+    assert "None" not in A.turn_step(1, type("RS", (), {"create": {}, "error": no_code})()).title

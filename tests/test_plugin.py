@@ -87,7 +87,7 @@ def test_verdicts_outcomes_and_certificate(pytester: pytest.Pytester):
     assert "UNSUPPORTED: ZDR-NOTHING-PERSISTED requires zdr" in out
     assert "slow: needs --run-slow" in out
     assert "NON-STRICT" in out and "responses-ws-conformance" in out
-    assert "WS-SAME-PATH: The WebSocket upgrade is accepted" in out   # clause + requirement in the message
+    assert "WS-SAME-PATH (MUST) in 1 case(s): The WebSocket upgrade is accepted" in out   # clause + requirement
     cert = _cert(pytester)
     verdicts = {c["nodeid"].split("::")[-1]: c["verdict"] for c in cert["cases"]}
     assert verdicts == {"test_pass": "PASS", "test_must_fail": "FAIL", "test_should_fail": "NON-STRICT",

@@ -203,7 +203,8 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
     if blocked:
         lines.append(f"blocked by the target's safety system (misalignment_policy_violation, ERROR, not retried): "
                      f"{len(blocked)} case(s): " + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""))
-    failing = [r for r in rows if r["verdict"] in (V.FAIL, R.FLAKY, V.NON_STRICT, V.NOT_REACHED)]
-    for r in failing[:15]:
+    # failing clauses are listed with their findings by conformance.report.terminal
+    unreached = [r for r in rows if r["verdict"] == V.NOT_REACHED]
+    for r in unreached[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines

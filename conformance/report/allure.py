@@ -1,14 +1,22 @@
 """What a case looks like in allure results (``pytest --alluredir DIR``, allure-pytest).
 
 Plain data, no pytest: ``case_annotations`` turns a case's clauses, verdict and turns into
-labels (epic = spec area, feature = clause id, story = requirement, severity from the clause
-level), links to the clause's section of ``docs/spec.md``, parameters (profile, target and its
+labels, links to the clause's section of ``docs/spec.md``, parameters (profile, target and its
 fingerprint) and one step per turn; ``categories`` and ``environment_properties`` are the two
 files the controller writes into the results directory. ``conformance.allure_plugin`` calls
 these from pytest hooks and hands the result to allure's API.
 
+One result per case in every tab: allure's Behaviors tree files a result under every
+epic x feature x story it carries, so a case gets exactly one of each — the clause it is filed
+under (``conformance.report.findings.primary``: its first deviation, else its first clause):
+epic = that clause's spec area, feature = its id, story = its requirement. Every clause the case
+marks is a ``tag``. The status follows the verdict, not the exception that ended the case
+(``allure_status``): a FAIL that also could not judge something is failed, not broken.
+
 Every category matches the verdict the status message starts with (``FAIL: …``,
-``NON-STRICT: …``): allure tells results apart only by status and message.
+``NON-STRICT: …``): allure tells results apart only by status and message. The message of a
+deviation names its clause and requirement only (``status_message``), so allure groups the cases
+of one clause under one message; the particular findings go to the trace.
 """
 
 from __future__ import annotations
@@ -168,15 +176,20 @@ class Annotations:
 
 
 def case_annotations(clauses: Iterable[Any], verdict: str, profile: str, fingerprint: dict,
-                     requests: Iterable[Any] = ()) -> Annotations:
+                     requests: Iterable[Any] = (), primary: Any = None) -> Annotations:
     """Labels, links, parameters and steps of one case. ``clauses`` are registry ``Clause``
-    objects; ``requests`` the monitor's request states of every connection, in order."""
+    objects (the ones the case marks); ``primary`` the ``Clause`` it is filed under (default:
+    the first of ``clauses``); ``requests`` the monitor's request states of every connection,
+    in order."""
     out = Annotations()
     clauses = list(clauses)
+    primary = primary or (clauses[0] if clauses else None)
+    if primary is not None:     # one of each: Behaviors counts a result once per combination
+        out.labels += [("epic", clause_area(primary)), ("feature", primary.id), ("story", primary.requirement)]
     by_section: dict[str, list[str]] = {}
     for c in clauses:
         section = spec_section(c.source)
-        out.labels += [("epic", clause_area(c)), ("feature", c.id), ("story", c.requirement)]
+        out.labels.append(("tag", c.id))
         if section is not None:
             by_section.setdefault(section, []).append(c.id)
     # one link per section (allure keeps one link per URL), named after its clauses
@@ -207,8 +220,7 @@ def turn_step(n: int, rs: Any) -> Step:
         params["tools"] = str(len(create["tools"]))
     error = getattr(rs, "error", None)
     if isinstance(error, dict):
-        err = error.get("error") if isinstance(error.get("error"), dict) else error
-        outcome = f"error {err.get('code')!s} (status {error.get('status', err.get('status'))})"
+        outcome = error_outcome(error)
     elif getattr(rs, "terminal_type", None):
         outcome = f"{rs.terminal_type} {getattr(rs, 'response_id', '') or ''}".strip()
     else:
@@ -223,6 +235,34 @@ def turn_step(n: int, rs: Any) -> Step:
     problems = [f"{f.clause}: {f.message}" for f in getattr(rs, "findings", ()) or ()
                 if getattr(f, "kind", "violation") == "violation"]
     return Step(title, params, "; ".join(problems)[:500] or None)
+
+
+def error_outcome(event: dict) -> str:
+    """A step's outcome for an error event: its code (nested, or the legacy flat shape), else
+    its type, and the status; says so when the event carries no code at all."""
+    err = event.get("error") if isinstance(event.get("error"), dict) else {}
+    code = err.get("code") or event.get("code")
+    kind = err.get("type") or (event.get("type") if event.get("type") != "error" else None)
+    name = f"error {code}" if code else (f"error without code (type {kind})" if kind else "error without code")
+    status = event.get("status", err.get("status"))
+    return name + (f" (status {status})" if status is not None else " (no status)")
+
+
+# the allure status of a verdict where it is not the one the exception gave (None: keep allure's)
+ALLURE_STATUS = {"FAIL": "failed", "FLAKY": "failed", "ERROR": "broken"}
+_DEVIATION_VERDICTS = ("FAIL", "NON-STRICT", "FLAKY", "KNOWN")
+
+
+def allure_status(verdict: str) -> str | None:
+    return ALLURE_STATUS.get(verdict)
+
+
+def deviation_message(verdict: str, clause: Any, reason: str) -> str:
+    """The status message: for a deviation its clause, level and requirement (the same for every
+    case filed under the clause); otherwise the reason."""
+    if verdict in _DEVIATION_VERDICTS and clause is not None:
+        return status_message(verdict, f"{clause.id} ({clause.level}): {clause.requirement}")
+    return status_message(verdict, reason)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance.report import findings as F
 from conformance.report.allure import area_sort_key
 
 _COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
@@ -97,9 +98,12 @@ def render_html(cert: dict) -> str:
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = {"FAIL": 0, "FLAKY": 1, "NON-STRICT": 2, "KNOWN": 3, "ERROR": 4, "NOT-REACHED": 5, "PASS": 6, "UNTESTED": 7,
              "UNSUPPORTED": 8, "RETIRED": 9}
+    groups = {g.clause: g for g in F.group_by_clause(cert)}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
-        if r["findings"]:
+        if r["id"] in groups:      # each distinct finding once, with the cases it was seen in
+            detail = _grouped_findings(groups[r["id"]])
+        elif r["findings"]:
             items = "".join(f"<li><code>{escape(f.get('nodeid', ''))}</code>: {escape(f['message'])}"
                             + (f" <span class=muted>[{escape(f['evidence'])}]</span>" if f.get("evidence") else "")
                             + "</li>" for f in r["findings"][:10])
@@ -110,14 +114,18 @@ def render_html(cert: dict) -> str:
         if r.get("not_reached"):
             cases += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
                       + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")
-        out.append(f"<tr><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
+        out.append(f"<tr id=\"clause-{escape(r['id'])}\"><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
                    f"<td>{escape(r['requirement'])}<br><span class=muted>{escape(r['source'])}</span></td>"
                    f"<td>{cases}{detail}</td></tr>")
     out.append("</table>")
 
     out.append("<h2>Cases</h2><table><tr><th>Verdict</th><th>Case</th><th>Clauses</th><th>Messages</th></tr>")
     for c in cert["cases"]:
-        msgs = "".join(f"<pre>{escape(m)}</pre>" for m in c.get("messages", [])[:6])
+        own, shared = _case_messages(c, groups)
+        msgs = "".join(f"<pre>{escape(m)}</pre>" for m in own[:6])
+        if shared:
+            msgs += "<p>" + "; ".join(f'the finding under <a href="#clause-{escape(cid)}">{escape(cid)}</a> '
+                                      f"({len(groups[cid].cases)} cases)" for cid in shared) + "</p>"
         if c.get("transcript"):
             msgs += f'<a href="{escape(c["transcript"])}">transcript</a>'
         out.append(f"<tr><td>{_v(c['verdict'])}</td><td><code>{escape(c['nodeid'])}</code></td>"
@@ -132,6 +140,40 @@ def render_html(cert: dict) -> str:
                "A clause is PASS only when some case checked it and it held.</p>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _grouped_findings(g: F.Group) -> str:
+    items = []
+    for message, cases in sorted(g.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:20]:
+        names = ", ".join(escape(n.split("::")[-1]) for n in cases[:8]) + (" …" if len(cases) > 8 else "")
+        items.append(f"<li>{escape(message)} <span class=muted>— {len(cases)} case(s): {names}</span></li>")
+    more = f"<li class=muted>… {len(g.messages) - 20} other message(s)</li>" if len(g.messages) > 20 else ""
+    return (f"<details><summary>{len(g.messages)} distinct finding(s) in {len(g.cases)} case(s)</summary>"
+            f"<ul>{''.join(items)}{more}</ul></details>")
+
+
+def _case_messages(case: dict, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
+    """A case's messages without the findings a clause already says for several cases, and
+    those clauses."""
+    own, shared = [], []
+    for m in case.get("messages", []):
+        verdict, _, rest = m.partition(" ")
+        cid, sep, text = rest.partition(": ")
+        g = groups.get(cid)
+        if verdict in F.DEVIATIONS and sep and g is not None and g.said(_without_evidence(case, cid, text)):
+            if cid not in shared:
+                shared.append(cid)
+            continue
+        own.append(m)
+    return own, shared
+
+
+def _without_evidence(case: dict, cid: str, text: str) -> str:
+    """The finding's message as the case's findings hold it (a message may end with " [evidence]")."""
+    for f in case.get("findings", []):
+        if f["clause"] == cid and text.startswith(f.get("message", "\0")):
+            return f["message"]
+    return text
 
 
 def _polyline(values: list[float], x0: float, dx: float, y0: float, scale: float) -> str:

@@ -1,0 +1,114 @@
+"""The end of a run in the terminal, for a person to read (issue 15 item 8).
+
+By default a conformance case that did not pass gets one line — verdict, case, clause, the
+reason in a sentence, its transcript's path — and a deviation seen in many cases is said once,
+under its clause, with the cases it touched (``conformance.report.findings``). pytest's own
+FAILURES/ERRORS entries of these cases (tracebacks of the suite's code, transcripts of every
+try) are held back while pytest writes its summary (``held_back``); ``-v`` or
+``--long-failures`` shows them as before. The summary ends with whether the target is
+certified and where the report is.
+
+Input: the certificate dict (``docs/certificate.md``). No pytest import: the plugin wires
+these to ``pytest_terminal_summary``.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from conformance import verdicts as V
+from conformance.report import findings as F
+
+CASES_PER_GROUP = 6           # case names shown under a grouped clause; the rest are counted
+NON_STRICT_WARNING = "ConformanceWarning: NON-STRICT"    # the warning each NON-STRICT case emits
+_MARKUP = {V.FAIL: {"red": True}, "FLAKY": {"yellow": True}, V.ERROR: {"purple": True},
+           V.NON_STRICT: {"yellow": True}}
+
+
+def _where(path: str, cwd: str) -> str:
+    """``path`` relative to the current directory when it lies below it, else absolute."""
+    rel = os.path.relpath(path, cwd)
+    return path if rel.startswith("..") else rel
+
+
+def _short_id(nodeid: str) -> str:
+    return nodeid.split("/")[-1]
+
+
+def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None = None,
+                   strict: bool = False) -> list[tuple[str, dict]]:
+    """(text, markup) lines: each failing clause once with the cases it touched, then one line
+    per case that did not pass."""
+    cwd = cwd or os.getcwd()
+    groups = F.group_by_clause(cert)
+    out: list[tuple[str, dict]] = []
+    if groups:
+        out.append((f"findings by clause ({len(groups)} clause(s)):", {"bold": True}))
+    for g in groups:
+        n = len(g.cases)
+        out.append((f"  {g.verdict:<10} {g.clause} ({g.level}) in {n} case(s): {F.sentence(g.requirement, 200)}",
+                    _MARKUP.get(g.verdict, {})))
+        more = f"  (+{len(g.messages) - 1} other message(s))" if len(g.messages) > 1 else ""
+        out.append((f"             {F.sentence(g.headline)}{more}", {}))
+        shown = ", ".join(_short_id(c) for c in g.cases[:CASES_PER_GROUP])
+        if n > CASES_PER_GROUP:
+            shown += f", … +{n - CASES_PER_GROUP} more (index.html)"
+        out.append((f"             cases: {shown}", {}))
+    by_clause = {g.clause: g for g in groups}
+    cases = [c for v in F.NOT_PASSING for c in cert.get("cases", []) if c["verdict"] == v]
+    if cases:
+        out.append((f"cases not passing ({len(cases)}): verdict, case, clause: reason → transcript "
+                    "(tracebacks: --long-failures)", {"bold": True}))
+    for c in cases:
+        clause, reason = F.case_reason(c, by_clause)
+        verdict = c["verdict"]
+        if verdict == V.NON_STRICT and strict:
+            verdict += " (failing under strict)"
+        line = f"  {verdict:<10} {c['nodeid']}  " + (f"{clause}: " if clause else "") + reason
+        if c.get("transcript") and report_dir:
+            line += f"  → {_where(os.path.join(report_dir, c['transcript']), cwd)}"
+        out.append((line, _MARKUP.get(c["verdict"], {})))
+    return out
+
+
+def verdict_lines(cert: dict, report_paths: dict | None, *, cwd: str | None = None) -> list[tuple[str, dict]]:
+    """The last lines: certified or not (with the reasons), and the report's path."""
+    cwd = cwd or os.getcwd()
+    c = cert.get("certification") or {}
+    if c.get("certified"):
+        out = [(f"Certified: yes (MUST {c.get('must_pass')}/{c.get('must_claimed')} claimed clauses PASS)",
+                {"green": True, "bold": True})]
+    else:
+        reasons = "; ".join(c.get("reasons") or [f"overall verdict is {cert.get('overall')}"])
+        out = [(f"Certified: no — {reasons}", {"red": True, "bold": True})]
+    if report_paths:
+        out.append((f"report: {_where(report_paths['dir'], cwd)}{os.sep}index.html  "
+                    "(certificate.json, junit.xml, badge.svg, transcripts/)", {}))
+    return out
+
+
+@contextmanager
+def held_back(stats: dict, nodeids: set[str]) -> Iterator[None]:
+    """Take the reports of these cases out of pytest's ``failed``/``error`` lists, and the
+    NON-STRICT warnings out of its ``warnings`` list, while pytest writes its summary; put
+    them back after (its closing counts still include them)."""
+    kept: dict[str, list] = {}
+    for key in ("failed", "error"):
+        reports = stats.get(key)
+        if reports:
+            kept[key] = reports
+            stats[key] = [r for r in reports if getattr(r, "nodeid", None) not in nodeids]
+    warnings = stats.get("warnings")
+    if warnings:
+        kept["warnings"] = warnings
+        stats["warnings"] = [w for w in warnings if NON_STRICT_WARNING not in str(getattr(w, "message", ""))]
+    try:
+        yield
+    finally:
+        for key, reports in kept.items():
+            # pytest may have added reports meanwhile (teardown warnings): keep those too
+            old = {id(r) for r in reports}
+            added = [r for r in stats.get(key, []) if id(r) not in old]
+            stats[key] = reports + added
