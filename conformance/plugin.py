@@ -35,6 +35,7 @@ import pytest
 from conformance import client as _client
 from conformance import baseline as BL
 from conformance import budget as B
+from conformance import caseid
 from conformance import drift as D
 from conformance import retry as R
 from conformance import reach, verdicts as V
@@ -124,7 +125,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
                      "an entry whose case now passes is STALE (fails the run)")
     g.addoption("--write-baseline", default=None, metavar="FILE",
-                help="write a baseline covering every case of this run that did not pass")
+                help="write a baseline covering every case of this run that did not pass (its folder is "
+                     "created, and checked, before the run)")
+    g.addoption("--write-baseline-by", default=BL.WRITE_BY[0], choices=BL.WRITE_BY,
+                help="--write-baseline entries: one per failed clause (default; a case entry for a case "
+                     "that failed no clause) or one per case")
     g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
                 help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
@@ -181,6 +186,7 @@ class Settings:
     max_requests: int | None = None
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
+    write_baseline_by: str = BL.WRITE_BY[0]
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
 
     @property
@@ -259,6 +265,12 @@ def _settings(config: pytest.Config) -> Settings:
             baseline = BL.load(opt("baseline"), registry.clauses)
         except BL.BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from None
+    write_baseline = None
+    if opt("write_baseline"):
+        try:
+            write_baseline = BL.prepare_output(opt("write_baseline"))
+        except BL.BaselineError as exc:
+            raise pytest.UsageError(f"--write-baseline: {exc}") from None
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
@@ -269,7 +281,7 @@ def _settings(config: pytest.Config) -> Settings:
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
                     run_timeout=opt("run_timeout"), retries=retries,
                     max_requests=opt("max_requests"), baseline=baseline,
-                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None,
+                    write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
                     server_overrides=server_overrides)
 
 
@@ -478,6 +490,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sess = config.stash.get(_SESSION, None)
     if sess is not None:
         sess.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> Any:
+    """A case module's id is its path from its ``cases`` folder, not from pytest's rootdir
+    (``conformance.caseid``): ids, baselines and reports stay the same wherever files are."""
+    nodeid = caseid.module_id(module_path)
+    if nodeid is None or module_path.name == "__init__.py":
+        return None
+    return pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
 
 
 def is_case(item: pytest.Item) -> bool:
@@ -904,7 +926,7 @@ def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if s.write_baseline is not None and sess.records:
         try:
-            s.write_baseline.write_text(sess.redact(BL.render(sess.records)), encoding="utf-8")
+            s.write_baseline.write_text(sess.redact(BL.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
         except OSError as exc:
             sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
 
