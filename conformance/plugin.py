@@ -35,7 +35,7 @@ import pytest
 from conformance import client as _client
 from conformance import baseline as BL
 from conformance import budget as B
-from conformance import caseid
+from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
 from conformance import reach, verdicts as V
@@ -450,6 +450,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
+    config.addinivalue_line("markers", "requires(*capabilities): the case (not its whole clause) needs these "
+                                       "profile capabilities, else UNSUPPORTED")
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
@@ -581,6 +583,9 @@ def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
     caps, specs = sess.capabilities(), s.profile.spec_profiles
+    reason = claims.case_unsupported(item.iter_markers("requires"), caps, s.profile.name)
+    if reason:
+        return reason
     for cid in _clause_ids(item):
         if cid not in s.registry:       # reported as a usage error by the collection check
             continue
@@ -595,7 +600,8 @@ def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
     try:
         return B.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
                           B.GENERATED_EMBEDDED,
-                          item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"))
+                          item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"),
+                          profile=s.profile)
     except ValueError as exc:
         raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 
