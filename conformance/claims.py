@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from conformance.verdicts import unsupported_reason
+
 PLAN, VERDICT, REPORT = "plan", "verdict", "report"
 
 # key -> (what it changes, who reads it)
@@ -52,6 +54,22 @@ EFFECTS: dict[str, tuple[str, str]] = {
     "stream.setup_events": (VERDICT, "left-out setup events: INFO (optional) or FAIL (required), in the monitor"),
     "stream.terminal_output": (VERDICT, "a left-out terminal response.output: INFO (optional) or FAIL (required)"),
 }
+
+
+def unsupported(clause_ids: Iterable[str], requires: Iterable[Any], registry: Any, profile: Any) -> str | None:
+    """Why a case is UNSUPPORTED under ``profile`` before it runs (its own ``requires`` marks,
+    then each clause's ``requires``/``profiles``), or None. Unknown clause ids are left to the
+    collection check."""
+    caps, specs = profile.capabilities(), profile.spec_profiles
+    reason = case_unsupported(requires, caps, profile.name)
+    if reason:
+        return reason
+    for cid in clause_ids:
+        if cid in registry:
+            reason = unsupported_reason(registry[cid], caps, specs, profile.name)
+            if reason:
+                return reason
+    return None
 
 
 def case_unsupported(marks: Iterable[Any], capabilities: frozenset, profile_name: str) -> str | None:

@@ -582,17 +582,7 @@ def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    caps, specs = sess.capabilities(), s.profile.spec_profiles
-    reason = claims.case_unsupported(item.iter_markers("requires"), caps, s.profile.name)
-    if reason:
-        return reason
-    for cid in _clause_ids(item):
-        if cid not in s.registry:       # reported as a usage error by the collection check
-            continue
-        reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
-        if reason:
-            return reason
-    return None
+    return claims.unsupported(_clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
 
 
 def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
@@ -1005,7 +995,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     where = s.target_url or "embedded reference server (127.0.0.1, started on first use)"
     key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
     return [f"conformance target: {where}",
-            f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
+            f"conformance profile: {s.profile.name} ({s.profile.source}"
+            + (f": {s.profile.description}" if s.profile.description else "") + f"); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
             + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
             + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s)
