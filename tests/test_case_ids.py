@@ -27,7 +27,7 @@ SELECT = ["-p", "no:xdist", "--clause", "SEQ-MONOTONIC", "--reference-defect", "
 
 def test_module_id_is_the_path_below_the_innermost_cases_folder():
     assert module_id(Path("/a/repo/cases/test_x.py")) == "cases/test_x.py"
-    assert module_id(Path("/home/cases/repo/cases/sub/test_y.py")) == "cases/sub/test_y.py"
+    assert module_id(Path("/srv/cases/repo/cases/sub/test_y.py")) == "cases/sub/test_y.py"
     assert module_id(Path("/a/repo/tests/test_z.py")) is None
     assert module_id(Path("/a/cases")) is None
 
