@@ -67,6 +67,11 @@ def _judge_expiry(target, conn, expect, lifetime: float, margin: float, after_li
         expect("LIFETIME-LIMIT-ERROR", not problems, errors[0],
                "the error sent at the lifetime limit is not websocket_connection_limit_reached as "
                "specified: " + "; ".join(problems))
+        # the limit is the one the profile states ([connection] lifetime_seconds): far earlier
+        # is not "at the limit", and a client relying on the stated lifetime loses its socket
+        expect("LIFETIME-LIMIT-ERROR", age >= lifetime * EARLY_FRACTION, errors[0],
+               f"the lifetime limit was reported after {age:.1f}s; the lifetime is {lifetime:g}s "
+               f"(profile [connection] lifetime_seconds, or the shortened test lifetime)")
         if conn.closed:
             return
         # still open: whatever comes next, no turn may start on this socket

@@ -23,12 +23,20 @@ an entry's case now passes, or its clause now PASSes         entry STALE: fails 
 ``until`` is today or earlier                               entry EXPIRED: ignored
 ==========================================================  ==================================
 
+``--write-baseline FILE`` writes one entry per failed *clause* by default
+(``--write-baseline-by clause``): three defects give about three entries however many cases
+they touch, an entry outlives a renamed or re-parametrised case, and it names the
+requirement a vendor's reason talks about. A case that failed no clause (ERROR, FLAKY
+without a finding) gets a case entry. ``--write-baseline-by case`` writes one entry per case
+(narrower: a new case failing the same clause is not covered). ``load`` reads both kinds.
+
 No pytest import here; errors are ``BaselineError`` naming the file, the entry and the key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -166,18 +174,71 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
-def render(records: list[dict], today: dt.date | None = None) -> str:
-    """A baseline covering every case of this run that did not pass (one entry per case)."""
-    day = (today or dt.date.today()).isoformat()
-    lines = ["# Known deviations (responses-ws-conformance --baseline); written by --write-baseline",
-             f"# on {day}. Edit the reasons; add `until = YYYY-MM-DD` to make an entry lapse.", ""]
+def prepare_output(path: str | Path) -> Path:
+    """Check (creating its folder) that ``--write-baseline`` can write ``path``, before the run
+    spends anything. Raises ``BaselineError`` with a one-line reason."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise BaselineError(f"{out}: is a directory (give a file name, e.g. {out / 'baseline.toml'})")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BaselineError(f"{out}: cannot create its folder {out.parent}: {exc.strerror or exc}") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise BaselineError(f"{out}: not writable")
+    return out
+
+
+WRITE_BY = ("clause", "case")     # --write-baseline-by; the first is the default
+
+
+def _failed_clauses(rec: dict) -> list[str]:
+    """The clauses a case record failed (FAIL or NON-STRICT findings), as ``Baseline.match`` sees them."""
+    return sorted({o["clause"] for o in rec.get("observations", []) if o.get("clause")
+                   and (o["verdict"] in ("FAIL", "NON-STRICT") if "verdict" in o else not o["ok"])})
+
+
+def _deviations(records: list[dict]) -> list[tuple[dict, str]]:
+    """(record, verdict before any baseline) of every case that did not pass, by node id."""
+    out = []
     for rec in sorted(records, key=lambda r: r["nodeid"]):
         verdict = (rec.get("known") or {}).get("verdict") or rec["verdict"]
-        if verdict not in NON_PASS:
+        if verdict in NON_PASS:
+            out.append((rec, verdict))
+    return out
+
+
+def render(records: list[dict], today: dt.date | None = None, by: str = "clause") -> str:
+    """A baseline covering every case of this run that did not pass.
+
+    ``by="clause"``: one entry per failed clause (with the case verdict when every case that
+    failed it agrees), and a case entry only for a case that failed no clause (ERROR, FLAKY);
+    ``by="case"``: one entry per case."""
+    if by not in WRITE_BY:
+        raise ValueError(f"by: one of {', '.join(WRITE_BY)}, got {by!r}")
+    day = (today or dt.date.today()).isoformat()
+    lines = ["# Known deviations (responses-ws-conformance --baseline); written by --write-baseline",
+             f"# on {day} (one entry per {by}). Edit the reasons; add `until = YYYY-MM-DD` to make an entry lapse.",
+             ""]
+    by_clause: dict[str, list[tuple[dict, str]]] = {}
+    for rec, verdict in _deviations(records):
+        failed = _failed_clauses(rec)
+        if by == "clause" and failed:
+            for c in failed:
+                by_clause.setdefault(c, []).append((rec, verdict))
             continue
         first = next(iter(rec.get("messages") or []), "")[:200]
-        failed = sorted({o["clause"] for o in rec.get("observations", []) if not o["ok"] and o["clause"]})
         lines += ["[[known]]", f"case = {_toml_str(rec['nodeid'])}",
                   f"reason = {_toml_str(f'seen {day}: {verdict} ' + (', '.join(failed) + ': ' if failed else '') + first)}",
                   f"verdict = {_toml_str(verdict)}", ""]
+    for clause, seen in sorted(by_clause.items()):
+        verdicts = sorted({v for _, v in seen})
+        message = next((o.get("message", "") for o in seen[0][0].get("observations", [])
+                        if o.get("clause") == clause and not o.get("ok")), "")[:200]
+        cases = ", ".join(r["nodeid"].rpartition("::")[2] for r, _ in seen[:3]) + (", ..." if len(seen) > 3 else "")
+        reason = f"seen {day}: {'/'.join(verdicts)} in {len(seen)} case(s) ({cases}): {message}"
+        lines += ["[[known]]", f"clause = {_toml_str(clause)}", f"reason = {_toml_str(reason)}"]
+        if len(verdicts) == 1:
+            lines.append(f"verdict = {_toml_str(verdicts[0])}")
+        lines.append("")
     return "\n".join(lines)

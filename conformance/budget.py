@@ -2,7 +2,7 @@
 
 Every case declares the most requests it sends with ``@pytest.mark.max_requests(creates=N,
 http=M)`` (``generated=True`` for the generated conversations: their share is
-``--generated-budget``). The plan — the sum over the selected cases, times the tries
+``--generated-budget``; ``plus="concurrency.max_active"`` adds a limit the profile states). The plan — the sum over the selected cases, times the tries
 ``--retries`` allows — is printed before the first request. With ``--max-requests N``:
 
 =========================================  ============================================
@@ -53,13 +53,20 @@ class Declared:
 
 
 def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_default: int,
-             perf_turns: int = 0) -> Declared:
+             perf_turns: int = 0, profile: Any = None) -> Declared:
     """A case's declared maximum from its ``max_requests`` mark (None: the default).
     ``perf=True``: plus ``perf_turns`` (--perf-turns x --perf-repetitions) creates and as many
-    HTTP requests, the two halves of the WebSocket-vs-HTTP loop."""
+    HTTP requests, the two halves of the WebSocket-vs-HTTP loop. ``plus="table.key"``: plus
+    that profile number of creates (a limit the profile states, e.g. ``concurrency.max_active``)."""
     if mark is None:
         return Declared(DEFAULT_CREATES, DEFAULT_HTTP, explicit=False)
     kw = dict(mark.kwargs)
+    plus = kw.pop("plus", None)
+    if plus is not None:
+        value = profile.get(plus) if profile is not None and isinstance(plus, str) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"max_requests plus={plus!r}: not a numeric profile key")
+        kw["creates"] = int(kw.get("creates", 0)) + int(value)
     if kw.pop("perf", False):
         return Declared(perf_turns + int(kw.get("creates", 0)), perf_turns + int(kw.get("http", 0)))
     if kw.pop("generated", False):
@@ -70,7 +77,7 @@ def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_
         return Declared(creates + int(kw.get("creates", 0)), int(kw.get("http", 0)))
     unknown = set(kw) - {"creates", "http"}
     if unknown or mark.args:
-        raise ValueError(f"max_requests takes creates=, http=, generated= and perf= only, not {sorted(unknown) or mark.args}")
+        raise ValueError(f"max_requests takes creates=, http=, plus=, generated= and perf= only, not {sorted(unknown) or mark.args}")
     return Declared(int(kw.get("creates", 0)), int(kw.get("http", 0)))
 
 

@@ -39,6 +39,7 @@ from conformance import baseline as BL
 from conformance import exitcodes as X
 from conformance import preflight as PF
 from conformance import budget as B
+from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
 from conformance import reach, verdicts as V
@@ -128,7 +129,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
                      "an entry whose case now passes is STALE (fails the run)")
     g.addoption("--write-baseline", default=None, metavar="FILE",
-                help="write a baseline covering every case of this run that did not pass")
+                help="write a baseline covering every case of this run that did not pass (its folder is "
+                     "created, and checked, before the run)")
+    g.addoption("--write-baseline-by", default=BL.WRITE_BY[0], choices=BL.WRITE_BY,
+                help="--write-baseline entries: one per failed clause (default; a case entry for a case "
+                     "that failed no clause) or one per case")
     g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
                 help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
     g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
@@ -193,6 +198,7 @@ class Settings:
     max_requests: int | None = None
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
+    write_baseline_by: str = BL.WRITE_BY[0]
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
     preflight_timeout: float = PF.DEFAULT_TIMEOUT
     preflight: bool = True
@@ -275,6 +281,12 @@ def _settings(config: pytest.Config) -> Settings:
             baseline = BL.load(opt("baseline"), registry.clauses)
         except BL.BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from None
+    write_baseline = None
+    if opt("write_baseline"):
+        try:
+            write_baseline = BL.prepare_output(opt("write_baseline"))
+        except BL.BaselineError as exc:
+            raise pytest.UsageError(f"--write-baseline: {exc}") from None
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):
@@ -285,7 +297,7 @@ def _settings(config: pytest.Config) -> Settings:
                     generated_budget=opt("generated_budget"), turn_cap=turn_cap,
                     run_timeout=opt("run_timeout"), retries=retries,
                     max_requests=opt("max_requests"), baseline=baseline,
-                    write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None,
+                    write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
                     server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
                     preflight=not opt("no_preflight"))
 
@@ -461,6 +473,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
+    config.addinivalue_line("markers", "requires(*capabilities): the case (not its whole clause) needs these "
+                                       "profile capabilities, else UNSUPPORTED")
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
@@ -530,6 +544,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sess = config.stash.get(_SESSION, None)
     if sess is not None:
         sess.stop()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> Any:
+    """A case module's id is its path from its ``cases`` folder, not from pytest's rootdir
+    (``conformance.caseid``): ids, baselines and reports stay the same wherever files are."""
+    nodeid = caseid.module_id(module_path)
+    if nodeid is None or module_path.name == "__init__.py":
+        return None
+    return pytest.Module.from_parent(parent, path=module_path, nodeid=nodeid)
 
 
 def is_case(item: pytest.Item) -> bool:
@@ -610,14 +634,7 @@ def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    caps, specs = sess.capabilities(), s.profile.spec_profiles
-    for cid in _clause_ids(item):
-        if cid not in s.registry:       # reported as a usage error by the collection check
-            continue
-        reason = V.unsupported_reason(s.registry[cid], caps, specs, s.profile.name)
-        if reason:
-            return reason
-    return None
+    return claims.unsupported(_clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
 
 
 def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
@@ -625,7 +642,8 @@ def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
     try:
         return B.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
                           B.GENERATED_EMBEDDED,
-                          item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"))
+                          item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"),
+                          profile=s.profile)
     except ValueError as exc:
         raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 
@@ -948,7 +966,7 @@ def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
     s = sess.settings
     if s.write_baseline is not None and sess.records:
         try:
-            s.write_baseline.write_text(sess.redact(BL.render(sess.records)), encoding="utf-8")
+            s.write_baseline.write_text(sess.redact(BL.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
         except OSError as exc:
             sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
 
@@ -1077,7 +1095,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     where = s.target_url or "embedded reference server (127.0.0.1, started on first use)"
     key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
     return [f"conformance target: {where}",
-            f"conformance profile: {s.profile.name} ({s.profile.source}); model {s.model}; "
+            f"conformance profile: {s.profile.name} ({s.profile.source}"
+            + (f": {s.profile.description}" if s.profile.description else "") + f"); model {s.model}; "
             f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
             + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
             + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s) \

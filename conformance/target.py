@@ -218,6 +218,8 @@ class Profile:
             caps.add("busy_policy_reject")
         if f["stream_field"] == "tolerated":
             caps.add("stream_field_tolerated")
+        if self.data["target"]["keys_checked"]:
+            caps.add("keys_checked")
         if c["latest_only"]:
             caps.add("cache_latest_only")
         if c["zdr"]:

@@ -18,9 +18,10 @@ KEY = "sk-selftest-standalone-0001"
 
 
 @contextmanager
-def standalone_server(*defects: str, start_timeout: float = 20.0) -> Iterator[str]:
-    """Start the reference server on an ephemeral loopback port; yields its ws:// URL."""
-    cmd = [sys.executable, "-m", "conformance.server", "--port", "0", "--api-key", KEY, "--log-level", "WARNING"]
+def standalone_server(*defects: str, start_timeout: float = 20.0, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start the reference server on an ephemeral loopback port (plus server ``args``); yields its ws:// URL."""
+    cmd = [sys.executable, "-m", "conformance.server", "--port", "0", "--api-key", KEY, "--log-level", "WARNING",
+           *args]
     for d in defects:
         cmd += ["--defect", d]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -75,9 +75,64 @@ def test_render_round_trips(tmp_path):
     records = [{"nodeid": "cases/t.py::test_a[x]", "verdict": "FAIL", "messages": ['bad "quote"\n'],
                 "observations": [{"clause": "SEQ-MONOTONIC", "ok": False}]},
                {"nodeid": "cases/t.py::test_b", "verdict": "PASS", "messages": [], "observations": []}]
-    bl = _load(tmp_path, BL.render(records, TODAY))
+    bl = _load(tmp_path, BL.render(records, TODAY, by="case"))
     assert [(e.case, e.verdict) for e in bl.entries] == [("cases/t.py::test_a[x]", "FAIL")]
     assert "SEQ-MONOTONIC" in bl.entries[0].reason
+
+
+def _obs(clause: str, verdict: str = "FAIL") -> dict:
+    return {"clause": clause, "ok": False, "verdict": verdict, "message": f"{clause} broken"}
+
+
+def test_render_by_clause_writes_one_entry_per_failed_clause(tmp_path):
+    records = [{"nodeid": f"cases/t.py::test_{n}", "verdict": "FAIL", "messages": ["m"],
+                "observations": [_obs("SEQ-MONOTONIC"), {"clause": "TURN-TEXT", "ok": True, "verdict": "PASS"}]}
+               for n in range(20)]
+    records += [{"nodeid": "cases/t.py::test_ns", "verdict": "NON-STRICT", "messages": [],
+                 "observations": [_obs("SEQ-FROM-ZERO-BY-ONE", "NON-STRICT")]},
+                {"nodeid": "cases/t.py::test_both", "verdict": "FAIL", "messages": [],
+                 "observations": [_obs("SEQ-FROM-ZERO-BY-ONE", "NON-STRICT"), _obs("SEQ-MONOTONIC"),
+                                  {"clause": "TURN-TEXT", "ok": False, "verdict": "INFO"}]},
+                {"nodeid": "cases/t.py::test_err", "verdict": "ERROR", "messages": ["cannot judge"], "observations": []},
+                {"nodeid": "cases/t.py::test_ok", "verdict": "PASS", "messages": [], "observations": []}]
+    text = BL.render(records, TODAY)            # the default: by clause
+    bl = _load(tmp_path, text)
+    assert [(e.clause, e.case, e.verdict) for e in bl.entries] == [
+        (None, "cases/t.py::test_err", "ERROR"),            # failed no clause: a case entry
+        ("SEQ-FROM-ZERO-BY-ONE", None, None),               # NON-STRICT in one case, FAIL in another
+        ("SEQ-MONOTONIC", None, "FAIL")]
+    assert "21 case(s)" in bl.entries[2].reason and "SEQ-MONOTONIC broken" in bl.entries[2].reason
+    # the entries make every one of those cases KNOWN again (INFO findings are no failure)
+    assert bl.match("cases/t.py::test_both", "FAIL", [], ["SEQ-FROM-ZERO-BY-ONE", "SEQ-MONOTONIC"])
+    assert bl.match("cases/t.py::test_ns", "NON-STRICT", [], ["SEQ-FROM-ZERO-BY-ONE"])
+    assert bl.match("cases/t.py::test_err", "ERROR", ["TURN-TEXT"], [])
+    with pytest.raises(ValueError, match="by: one of clause, case"):
+        BL.render(records, TODAY, by="file")
+
+
+def test_prepare_output_creates_the_folder_or_says_why_not(tmp_path):
+    out = BL.prepare_output(tmp_path / "a" / "b" / "baseline.toml")
+    assert out.parent.is_dir() and not out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(BL.BaselineError, match=r"cannot create its folder"):
+        BL.prepare_output(blocker / "sub" / "baseline.toml")
+    with pytest.raises(BL.BaselineError, match=r"is a directory"):
+        BL.prepare_output(tmp_path)
+
+
+@pytest.mark.timeout(60)
+def test_write_baseline_folder_is_checked_before_the_run(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc, cert, _ = run_cases(["-p", "no:xdist", "--write-baseline", str(blocker / "nightly" / "b.toml")],
+                              tmp_path / "r", timeout=50)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and cert is None
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ERROR: --write-baseline: ") and "cannot create its folder" in lines[0]
+    made = tmp_path / "nightly" / "deep" / "baseline.toml"
+    proc, _, _ = run_cases(["-p", "no:xdist", "--collect-only", "--write-baseline", str(made)], tmp_path / "r2", timeout=50)
+    assert proc.returncode == 0 and made.parent.is_dir()     # created before any case ran
 
 
 @pytest.mark.timeout(240)
@@ -87,7 +142,9 @@ def test_write_then_known_then_stale_end_to_end(tmp_path: Path):
     proc, cert, _ = run_cases([*sel, "--reference-defect", "sequence-not-monotonic", "--write-baseline", str(written)],
                               tmp_path / "r1", timeout=100)
     assert proc.returncode == 1 and cert["overall"] == "FAIL"
-    assert "[[known]]" in written.read_text()
+    text = written.read_text()
+    # one entry per failed clause (swapped numbers also break SEQ-FROM-ZERO-BY-ONE), none per case
+    assert text.count("[[known]]") == 2 and 'clause = "SEQ-MONOTONIC"' in text and "case =" not in text
     proc, cert, _ = run_cases([*sel, "--reference-defect", "sequence-not-monotonic", "--baseline", str(written)],
                               tmp_path / "r2", timeout=100)
     assert proc.returncode == 0, proc.stdout[-2000:]

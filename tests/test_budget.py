@@ -74,5 +74,5 @@ def test_a_bad_max_requests_mark_is_a_usage_error(tmp_path: Path):
     (cases / "test_demo.py").write_text(DEMO.replace("creates=1", "creates=1, sockets=2"))
     proc, cert, _ = run_cases(["-p", "no:xdist"], tmp_path / "rep", cases=cases, timeout=100)
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "test_declares_one_sends_two: max_requests takes creates=, http=, generated= and perf= only, not ['sockets']" \
+    assert "test_declares_one_sends_two: max_requests takes creates=, http=, plus=, generated= and perf= only, not ['sockets']" \
         in proc.stderr + proc.stdout
