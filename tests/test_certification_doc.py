@@ -8,6 +8,7 @@ minute, mostly the lifetime case idling)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -17,10 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "certification.md"
+SCHEMA = ROOT / "schemas" / "certificate.json"
 BLOCK = re.compile(r"<!-- certification-selftest: (\w+) -->\s*\n```sh\n(.*?)\n```", re.S)
 DOC_PORT = "8765"
 DOC_REPORT = "reports/rehearsal"
@@ -117,9 +120,9 @@ def _follow(blocks: dict[str, str], tmp: Path, *server_extra: str) -> dict:
     finally:
         _stop(proc)
     cert_path = report / "certificate.json"
-    import json
-    cert = json.loads(cert_path.read_text()) if cert_path.exists() else None
-    return {"run": run, "check": check, "cert": cert, "seconds": took}
+    text = cert_path.read_text() if cert_path.exists() else None
+    return {"run": run, "check": check, "cert": json.loads(text) if text else None, "text": text or "",
+            "seconds": took}
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +141,16 @@ def followed(blocks, tmp_path_factory) -> dict[str, dict]:
         return {"clean": clean.result(), "defect": broken.result()}
 
 
+def _valid_and_keyless(result: dict, blocks: dict[str, str]) -> None:
+    """The certificate validates, records the doc's run, and holds no trace of the doc's key."""
+    cert = result["cert"]
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    assert [e.message for e in validator.iter_errors(cert)] == []
+    key = re.search(r"OPENAI_API_KEY=(\S+)", blocks["run"]).group(1)
+    assert key not in result["text"]
+    assert cert["run"]["options"]["run_slow"] is True and "-n 2 --run-slow" in cert["run"]["command"]
+
+
 def _diagnosis(result: dict) -> str:
     return (f"run exit {result['run'].returncode} after {result['seconds']:.0f}s\n"
             f"{result['run'].stdout[-3000:]}\n{result['run'].stderr[-1500:]}\ncheck: {result['check'].stdout}")
@@ -150,10 +163,11 @@ def test_the_rehearsal_runs_the_certification_command(blocks):
 
 
 @pytest.mark.timeout(600)
-def test_the_documented_path_certifies_a_conformant_server(followed):
+def test_the_documented_path_certifies_a_conformant_server(followed, blocks):
     result = followed["clean"]
     cert = result["cert"]
     assert cert is not None, _diagnosis(result)
+    _valid_and_keyless(result, blocks)
     assert cert["certification"]["certified"] is True, cert["certification"]["reasons"]
     assert result["run"].returncode == 0, _diagnosis(result)
     verdicts = {r["id"]: r["verdict"] for r in cert["clauses"]}
@@ -162,10 +176,11 @@ def test_the_documented_path_certifies_a_conformant_server(followed):
 
 
 @pytest.mark.timeout(600)
-def test_the_documented_path_does_not_certify_a_defect(followed):
+def test_the_documented_path_does_not_certify_a_defect(followed, blocks):
     result = followed["defect"]
     cert = result["cert"]
     assert cert is not None, _diagnosis(result)
+    _valid_and_keyless(result, blocks)
     assert cert["certification"]["certified"] is False
     reasons = cert["certification"]["reasons"]
     assert any(DEFECT_CLAUSE in r and "FAIL" in r for r in reasons), reasons
