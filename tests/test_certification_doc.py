@@ -188,3 +188,11 @@ def test_the_documented_path_does_not_certify_a_defect(followed, blocks):
     assert result["run"].returncode == 1, _diagnosis(result)
     out = result["check"].stdout
     assert "certified: False" in out and DEFECT_CLAUSE in out, out + result["check"].stderr
+
+
+def test_the_example_profile_loads(tmp_path):
+    from conformance.target import load_profile
+    text = re.search(r"```toml\n(# acme\.toml\n.*?)```", DOC.read_text(encoding="utf-8"), re.S).group(1)
+    (tmp_path / "acme.toml").write_text(text, encoding="utf-8")
+    profile = load_profile(tmp_path / "acme.toml")
+    assert profile.name == "acme" and profile.get("connection.lifetime_seconds") == 1800
