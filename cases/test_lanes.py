@@ -4,13 +4,13 @@ name, per-lane eviction) and §4.5 items 25, 31 and 33 (a cache per lane, forks)
 
 Which response belongs to which create is told by the lane and by a marker in ``metadata``
 (echoed in the Response object), never by generated text; context is told by the nonce probe
-(``conformance/probes.py``). Timing claims (FIFO without overlap, concurrency, the active limit) are
-judged from the frame order: the creates go out back to back, the first asking for a long
-answer (``casekit.long_turn``), on a socket whose turns last a while when the target honours
-test controls (``X-Conformance-Turn-Delay-Ms``); when the timeline does not prove the creates
-arrived while the first response ran, the case says it cannot judge (ERROR, with what the
-target must do). Every case costs at most 4 creates, except the two
-limit cases: LANE-ACTIVE-LIMIT 18 short turns, LANE-NAMED-LIMIT 35 warm-ups (README).
+(``conformance/probes.py``). Timing claims (FIFO without overlap, concurrency, the active
+limit) are judged from the frame order: the creates go out back to back, the first asking for
+a long answer (``casekit.long_turn``), on a socket whose turns last a while when the target
+honours test controls (``X-Conformance-Turn-Delay-Ms``); when the timeline does not prove the
+creates arrived while the first response ran, the case says it cannot judge (ERROR, with what
+the target must do). Every case costs at most 4 creates, except the two limit cases:
+LANE-ACTIVE-LIMIT 18 turns (the first a long one), LANE-NAMED-LIMIT 35 warm-ups (README).
 """
 
 from __future__ import annotations
