@@ -4,11 +4,13 @@ name, per-lane eviction) and §4.5 items 25, 31 and 33 (a cache per lane, forks)
 
 Which response belongs to which create is told by the lane and by a marker in ``metadata``
 (echoed in the Response object), never by generated text; context is told by the nonce probe
-(``conformance/probes.py``). Timing claims (FIFO without overlap, concurrency) are judged from
-the frame order on a socket whose turns last a while (``X-Conformance-Turn-Delay-Ms`` when the
-target honours test controls); when the timeline does not prove the creates arrived in time,
-the case says it cannot judge (ERROR). Every case costs at most 4 creates, except the two
-limit cases: LANE-ACTIVE-LIMIT 18 short turns, LANE-NAMED-LIMIT 35 warm-ups (README).
+(``conformance/probes.py``). Timing claims (FIFO without overlap, concurrency, the active
+limit) are judged from the frame order: the creates go out back to back, the first asking for
+a long answer (``casekit.long_turn``), on a socket whose turns last a while when the target
+honours test controls (``X-Conformance-Turn-Delay-Ms``); when the timeline does not prove the
+creates arrived while the first response ran, the case says it cannot judge (ERROR, with what
+the target must do). Every case costs at most 4 creates, except the two limit cases:
+LANE-ACTIVE-LIMIT 18 turns (the first a long one), LANE-NAMED-LIMIT 35 warm-ups (README).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, TIME_TOOL, expect_monitor_clean, paced, setup_turn
+from conformance.casekit import (IN_FLIGHT_MARGIN_S, PROMPT, RAN, TIME_TOOL, expect_monitor_clean, long_turn,
+                                paced, setup_turn, too_fast)
 from conformance.client import HarnessError, Turn
 from conformance.monitor import TERMINAL_TYPES
 from conformance.probes import plant, probe_fields, recorded_nonces, seen
@@ -100,22 +103,30 @@ def _drain(conn, count: int, timeout: float) -> _Lanes:
     return tl
 
 
-def _sent_in_time(conn, first: _Resp, creates: int) -> bool:
-    """True when the last of ``creates`` creates was sent before the first response's terminal
-    event was received, by more than the round trip of its create (so it reached the server
-    while that response was still running)."""
+def _in_flight(conn, first: _Resp, creates: int) -> tuple[bool, float | None, float]:
+    """Was the last of ``creates`` creates sent before the first response's terminal event was
+    received, by more than the round trip of its create (so it reached the server while that
+    response was still running)? (proved, how long after the last send the terminal came, how
+    long after it had to come)."""
     sent = [t for t, d, text in conn.transcript if d == "sent" and '"response.create"' in str(text)][-creates:]
     recv = [t for t, d, _ in conn.transcript if d == "received"]
-    if first.terminal_at is None or len(sent) < creates or first.terminal_at >= len(recv):
-        return False
-    round_trip = recv[first.created_at] - sent[0]
-    return recv[first.terminal_at] - sent[-1] > round_trip + 0.02
+    if len(sent) < creates or first.created_at >= len(recv):
+        return False, None, IN_FLIGHT_MARGIN_S
+    needed = recv[first.created_at] - sent[0] + IN_FLIGHT_MARGIN_S
+    if first.terminal_at is None or first.terminal_at >= len(recv):
+        return False, None, needed
+    ran = recv[first.terminal_at] - sent[-1]
+    return ran > needed, ran, needed
 
 
-def _cannot_judge(tl: _Lanes) -> HarnessError:
-    return HarnessError("cannot judge: the later creates did not provably reach the target while the first "
-                        "response was running (it ended too soon); against a target without test controls, "
-                        "retry with a slower model. Timeline: " + tl.describe())
+def _sent_in_time(conn, first: _Resp, creates: int) -> bool:
+    return _in_flight(conn, first, creates)[0]
+
+
+def _cannot_judge(target, conn, tl: _Lanes, creates: int) -> HarnessError:
+    _, ran, needed = _in_flight(conn, tl.responses[0], creates) if tl.responses else (False, None, 0.0)
+    return HarnessError(too_fast(target, f"{creates} creates were sent back to back", ran, needed)
+                        + ". Timeline: " + tl.describe())
 
 
 # --- lane names ---------------------------------------------------------------------------------
@@ -145,7 +156,8 @@ def test_lane_fifo(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     count = 3
     for n in range(1, count + 1):
-        conn.create(input=PROMPT, stream_id="fifo", metadata={ORDER_KEY: str(n)}, store=False)
+        first = long_turn(target) if n == 1 else {"input": PROMPT}
+        conn.create(**first, stream_id="fifo", metadata={ORDER_KEY: str(n)}, store=False)
     tl = _drain(conn, count, target.turn_timeout)
     expect("LANE-FIFO", not tl.errors, tl.describe(), "a create queued on a busy lane was answered with an error")
     expect("LANE-FIFO", len(tl.responses) == count and tl.ended() == count, tl.describe(),
@@ -157,14 +169,14 @@ def test_lane_fifo(target, connect, expect):
     expect("LANE-FIFO", orders == [str(n) for n in range(1, count + 1)], tl.describe(),
            f"the lane answered its creates in the order {orders}, expected 1, 2, 3")
     if not _sent_in_time(conn, tl.responses[0], count):
-        raise _cannot_judge(tl)
+        raise _cannot_judge(target, conn, tl, count)
 
 
 @pytest.mark.clause("LANE-CONCURRENT")
 @pytest.mark.max_requests(creates=2)
 def test_lanes_run_concurrently(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
-    conn.create(input=PROMPT, stream_id="conc-a", metadata={ORDER_KEY: "a"}, store=False)
+    conn.create(**long_turn(target), stream_id="conc-a", metadata={ORDER_KEY: "a"}, store=False)
     conn.create(input=PROMPT, stream_id="conc-b", metadata={ORDER_KEY: "b"}, store=False)
     tl = _drain(conn, 2, target.turn_timeout)
     if tl.errors or len(tl.responses) != 2 or tl.ended() != 2:
@@ -173,7 +185,7 @@ def test_lanes_run_concurrently(target, connect, expect):
     first, second = tl.responses
     overlapped = first.terminal_at is not None and second.created_at < first.terminal_at
     if not overlapped and not _sent_in_time(conn, first, 2):
-        raise _cannot_judge(tl)
+        raise _cannot_judge(target, conn, tl, 2)
     expect("LANE-CONCURRENT", overlapped, tl.describe(),
            f"lane {second.lane!r} waited for lane {first.lane!r}: its response was created only after the other "
            "lane's terminal event, although its create had arrived while that response was running")
@@ -296,7 +308,8 @@ def test_active_limit_queues(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
     count = limit + 2
     for n in range(count):
-        conn.create(input=PROMPT, stream_id=f"act-{n}", metadata={ORDER_KEY: str(n)}, store=False)
+        first = long_turn(target) if n == 0 else {"input": PROMPT}
+        conn.create(**first, stream_id=f"act-{n}", metadata={ORDER_KEY: str(n)}, store=False)
     tl = _drain(conn, count, target.turn_timeout * 3)
     expect("LANE-ACTIVE-LIMIT", not tl.errors, tl.describe(),
            f"{count} creates on {count} lanes: {len(tl.errors)} were refused with an error instead of queued")
@@ -304,6 +317,9 @@ def test_active_limit_queues(target, connect, expect):
            f"{count} creates on {count} lanes: {len(tl.responses)} responses started, {tl.ended()} ended")
     expect("LANE-ACTIVE-LIMIT", tl.max_active() <= limit, tl.describe(),
            f"{tl.max_active()} responses were active at once; the limit is {limit} per connection")
+    # the limit was exercised only if every create arrived while the first response still ran
+    if tl.responses and not _sent_in_time(conn, tl.responses[0], count):
+        raise _cannot_judge(target, conn, tl, count)
 
 
 @pytest.mark.clause("LANE-NAMED-LIMIT")

@@ -4,10 +4,12 @@ profile says so — rejected with an error event).
 
 Which response answers which create is told by a marker the create puts in ``metadata``
 (the Response object echoes it), never by generated text. A case can only judge when its
-creates really reach the server while the first response is still streaming: against a
+creates really reach the server while the first response is still streaming: all creates go
+out back to back, the first asking for a long answer (``casekit.long_turn``), and against a
 target with test controls the connection is opened with ``X-Conformance-Turn-Delay-Ms`` so
-every turn takes a while; against real targets the model's latency does the same. When the
-timeline does not prove the overlap, the case says so (ERROR) instead of passing vacuously.
+every turn takes a while. When the timeline does not prove the overlap, the case says so
+(ERROR, with how long the first response ran and how long it had to) instead of passing
+vacuously.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ from typing import Callable
 
 import pytest
 
-from conformance.casekit import paced
+from conformance.casekit import IN_FLIGHT_MARGIN_S, long_turn, paced, too_fast
 from conformance.client import HarnessError
 from conformance.monitor import TERMINAL_TYPES
 
 ORDER_KEY = "conformance_order"
 TURN_DELAY_MS = 100           # long enough for the later creates to land mid-stream on loopback
-OVERLAP_MARGIN_S = 0.02       # above the harness's own per-frame work
 
 
 def _prompt(n: int, of: int) -> str:
@@ -132,23 +133,26 @@ def _overlapping(tl: _Timeline) -> tuple[_Resp, _Resp] | None:
     return None
 
 
-def _overlap_proved(tl: _Timeline, first: _Resp) -> bool:
-    """True when the last create reached the server before the first response ended.
+def _in_flight(tl: _Timeline, first: _Resp) -> tuple[bool, float | None, float]:
+    """Did the last create reach the server before the first response ended? (proved, how
+    long after the last send its terminal event came, how long after it had to come).
 
     The create-to-created round trip bounds twice the one-way latency, so a terminal event
     received later than ``last send + that round trip`` was sent by the server after the last
     create had arrived (frames are read continuously from right after the sends)."""
-    if first.terminal_t is None or len(tl.sent_t) < 2:
-        return False
-    round_trip = first.created_t - tl.sent_t[0]
-    return first.terminal_t - tl.sent_t[-1] > round_trip + OVERLAP_MARGIN_S
+    if len(tl.sent_t) < 2:
+        return False, None, IN_FLIGHT_MARGIN_S
+    needed = first.created_t - tl.sent_t[0] + IN_FLIGHT_MARGIN_S
+    if first.terminal_t is None:
+        return False, None, needed
+    ran = first.terminal_t - tl.sent_t[-1]
+    return ran > needed, ran, needed
 
 
-def _cannot_judge(tl: _Timeline) -> HarnessError:
-    return HarnessError(
-        "cannot judge: the later response.create did not provably arrive while the first response "
-        "was in flight (the first response ended too soon after it was created); against a target "
-        "without test controls, retry with a slower model or a longer prompt. Timeline: " + tl.describe())
+def _cannot_judge(target, tl: _Timeline, first: _Resp) -> HarnessError:
+    _, ran, needed = _in_flight(tl, first)
+    return HarnessError(too_fast(target, f"{len(tl.sent_t)} response.create frames were sent back to back",
+                                 ran, needed) + ". Timeline: " + tl.describe())
 
 
 @pytest.mark.clause("QUEUE-FIFO", "QUEUE-ONE-IN-FLIGHT")
@@ -157,7 +161,8 @@ def test_queued_creates_run_in_order(target, connect, expect):
     conn = _open(target, connect)
     count = 3
     for n in range(1, count + 1):
-        conn.create(input=_prompt(n, count), metadata={ORDER_KEY: str(n)}, store=False)
+        first = long_turn(target) if n == 1 else {"input": _prompt(n, count)}
+        conn.create(**first, metadata={ORDER_KEY: str(n)}, store=False)
     tl = _drain_until(conn, lambda tl: _overlapping(tl) is not None or _answered(tl) >= count,
                       target.turn_timeout)
 
@@ -186,8 +191,8 @@ def test_queued_creates_run_in_order(target, connect, expect):
            f"the responses answered the creates in the order {orders}, expected {expected} "
            f"(one response per create, in the order sent)")
 
-    if not _overlap_proved(tl, tl.responses[0]):
-        raise _cannot_judge(tl)
+    if not _in_flight(tl, tl.responses[0])[0]:
+        raise _cannot_judge(target, tl, tl.responses[0])
 
 
 @pytest.mark.clause("QUEUE-REJECT-CODE", "QUEUE-ONE-IN-FLIGHT")
@@ -195,7 +200,7 @@ def test_queued_creates_run_in_order(target, connect, expect):
 def test_busy_create_rejected(target, connect, expect):
     code = target.profile.busy_error_code
     conn = _open(target, connect)
-    conn.create(input=_prompt(1, 2), metadata={ORDER_KEY: "1"}, store=False)
+    conn.create(**long_turn(target), metadata={ORDER_KEY: "1"}, store=False)
     conn.create(input=_prompt(2, 2), metadata={ORDER_KEY: "2"}, store=False)
 
     def answered(tl: _Timeline) -> bool:
@@ -210,8 +215,8 @@ def test_busy_create_rejected(target, connect, expect):
                            "with): " + tl.describe())
     first_resp = ran[0]
     queued = tl.by_order("2")
-    if queued and not tl.errors and not _overlap_proved(tl, first_resp):
-        raise _cannot_judge(tl)
+    if queued and not tl.errors and not _in_flight(tl, first_resp)[0]:
+        raise _cannot_judge(target, tl, first_resp)
     if queued:   # not rejected; at least it must not have run alongside the first
         expect("QUEUE-ONE-IN-FLIGHT",
                first_resp.terminal_at is not None and first_resp.terminal_at < queued[0].created_at,

@@ -1,10 +1,11 @@
 """Steering (P-steer): spec §2.2 (the ``response.steer`` event), §3.3 (``response.steer.accepted``
 / ``.pending`` / ``.failed``), §4.4 item 23a (the successor and its lane) and §4.9 items 46-49.
 
-A steer must reach a response that is still running: the target turn runs on a socket whose
-turns last a while (``X-Conformance-Turn-Delay-Ms`` when the target honours test controls) and
-the steer is sent as soon as its ``response.created`` arrives. A steer that came too late (the
-target had already ended) says nothing about acceptance: the case cannot judge (ERROR). The
+A steer must reach a response that is still running: the target turn asks for a long answer
+(``casekit.LONG_PROMPT``), runs on a socket whose turns last a while when the target honours
+test controls (``X-Conformance-Turn-Delay-Ms``), and the steer is sent as soon as its
+``response.created`` arrives. A steer that came too late (the target had already ended) says
+nothing about acceptance: the case cannot judge (ERROR, saying what the target must do). The
 successor is told by ``previous_response_id`` = the target; the steer's context by the nonce
 probe (``conformance/probes.py``). Each case costs at most 2 creates (the successor is the
 target's own, not the client's).
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, TIME_TOOL, paced, setup_turn, turn_budget
+from conformance.casekit import LONG_PROMPT, PROMPT, RAN, TIME_TOOL, long_turn, paced, setup_turn, turn_budget
 from conformance.client import HarnessError
 from conformance.model import STEER_ENDED_CODES
 from conformance.monitor import TERMINAL_TYPES
@@ -60,11 +61,19 @@ def _answer(conn, target, target_id: str) -> dict:
     return got[-1]
 
 
+def _too_late(target, target_id: str, ans: dict) -> str:
+    return (f"cannot judge: the steer was sent as soon as response.created of {target_id} arrived, but the "
+            f"target had already ended ({ans.get('type')} {((ans.get('error') or {}).get('code'))!r}). The target "
+            f"must still be streaming one round trip after response.created (the suite asks for a long answer, "
+            f"{LONG_PROMPT!r}, where the case allows): run with a model or deployment whose "
+            "responses take longer (--model), or honour the X-Conformance-Turn-Delay-Ms test control "
+            "([features] test_controls)")
+
+
 def _accepted(conn, target, target_id: str) -> dict:
     ans = _answer(conn, target, target_id)
     if ans.get("type") == "response.steer.failed" and (ans.get("error") or {}).get("code") in ENDED_CODES:
-        raise HarnessError(f"the target {target_id} ended before the steer arrived, so acceptance cannot be "
-                           f"judged (retry with a slower model): {ans}")
+        raise HarnessError(_too_late(target, target_id, ans))
     return ans
 
 
@@ -109,7 +118,7 @@ def _end_ok(expect, term: dict | None, target_id: str) -> None:
 def test_steer_accepted_and_successor(target, connect, expect, lane):
     conn = paced(target, connect, TURN_DELAY_MS)
     # on the reference server the named-lane target has two items, so a steer can stop it between them
-    text = f"[[multi]] {PROMPT}" if lane and target.has("reference_engine") else PROMPT
+    text = long_turn(target)["input"] if lane else LONG_PROMPT
     target_id = _start(conn, target, input=text, store=False, stream_id=lane)
     conn.steer(target_id, STEER_TEXT)
     ans = _accepted(conn, target, target_id)
@@ -135,7 +144,7 @@ def test_steer_accepted_and_successor(target, connect, expect, lane):
 @pytest.mark.max_requests(creates=2)
 def test_steer_input_reaches_successor(target, connect, expect, nonce_factory):
     conn, nonce = paced(target, connect, TURN_DELAY_MS), nonce_factory()
-    target_id = _start(conn, target, input=PROMPT, store=False)
+    target_id = _start(conn, target, input=LONG_PROMPT, store=False)
     conn.steer(target_id, plant(nonce))
     ans = _accepted(conn, target, target_id)
     if ans.get("type") != "response.steer.accepted":
@@ -266,7 +275,7 @@ def test_steer_of_unknown_response_refused(target, connect, expect):
 @pytest.mark.max_requests(creates=1)
 def test_steer_with_stream_id_refused(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
-    target_id = _start(conn, target, input=PROMPT, store=False, stream_id="inv-lane")
+    target_id = _start(conn, target, input=long_turn(target)["input"], store=False, stream_id="inv-lane")
     conn.steer(target_id, STEER_TEXT, stream_id="inv-lane")
     ans = _answer(conn, target, target_id)
     code = (ans.get("error") or {}).get("code") if isinstance(ans.get("error"), dict) else None
@@ -284,11 +293,12 @@ def test_steer_with_stream_id_refused(target, connect, expect):
 @pytest.mark.max_requests(creates=1)
 def test_steer_of_compacting_response_refused(target, connect, expect):
     conn = paced(target, connect, TURN_DELAY_MS)
-    target_id = _start(conn, target, input=PROMPT, store=False, context_management=[{"type": "compaction"}])
+    target_id = _start(conn, target, input=long_turn(target)["input"], store=False,
+                       context_management=[{"type": "compaction"}])
     ans = _failed_answer(conn, target, target_id, STEER_TEXT)
     code = (ans.get("error") or {}).get("code") if isinstance(ans.get("error"), dict) else None
     if code in ENDED_CODES:
-        raise HarnessError(f"the target ended before the steer arrived: {ans}")
+        raise HarnessError(_too_late(target, target_id, ans))
     expect("STEER-NOT-STEERABLE", ans.get("type") == "response.steer.failed" and code == "steering_not_supported",
            ans, f"a steer of a response with automatic compaction got {ans.get('type')} (code {code!r}); "
                 "expected response.steer.failed with steering_not_supported")

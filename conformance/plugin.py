@@ -994,8 +994,24 @@ def _run_facts(sess: ConformanceSession) -> dict:
     return {"stalled": sess.liveness.recorded(), "baseline": baseline,
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
-                       "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
+                       "skipped": skipped}, "run": _run_block(sess)} \
+        | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
         | ({"preflight": sess.preflight} if sess.preflight else {})
+
+
+def _run_block(sess: ConformanceSession) -> dict:
+    """The certificate's ``run``: the command line (key redacted) and the options that shape
+    verdicts (``conformance.release``)."""
+    from conformance.release import run_block
+    s, opt = sess.settings, sess.config.getoption
+    options = {"turn_timeout_s": s.turn_timeout, "turn_cap_s": s.turn_cap, "run_timeout_s": s.run_timeout,
+               "retries": s.retries, "max_requests": s.max_requests, "generated_budget": s.generated_budget,
+               "max_output_tokens": s.max_output_tokens, "strict": s.strict, "run_slow": s.run_slow,
+               "perf": bool(opt("perf")), "clauses": list(opt("select_clauses") or []),
+               "reference_defects": list(s.defects), "reference_options": list(opt("reference_option") or [])}
+    return run_block(args=sess.config.invocation_params.args, redact=sess.redact, options=options,
+                     baseline=s.baseline.path if s.baseline is not None else None,
+                     profile=s.profile.identity())
 
 
 def fingerprint_of(sess: ConformanceSession) -> dict:

@@ -8,14 +8,18 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+import conformance
+from conformance import release
 from conformance import verdicts as V
 from conformance.report import CERTIFICATE_VERSION, build_certificate
+from conformance.target import REDACTED, redact
 from conformance.report.badge import badge_text, must_counts, render_badge
 
 # see tests/test_plugin.py: import what the inner runs use before they run
@@ -23,7 +27,9 @@ import conformance.server  # noqa: E402,F401
 import conformance.monitor  # noqa: E402,F401
 import conformance.schemas  # noqa: E402,F401
 
-SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "certificate.json"
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schemas" / "certificate.json"
+KEY = "sk-selftest-certificate-key-0001"
 
 # one case per case verdict: PASS, FAIL, NON-STRICT, INFO, UNSUPPORTED, ERROR, SKIPPED
 EVERY_VERDICT = '''
@@ -144,6 +150,11 @@ def _record(nodeid: str, clause: str, verdict: str) -> dict:
             "duration_s": 0.1, "usage": {"creates": 1}, "reached": [clause]}
 
 
+_FINGERPRINT = {"ws_host": "h", "ws_path": "/v1/responses", "profile": "openai", "profile_source": "built-in:openai",
+                "profile_sha256": "0" * 64, "model": "m", "embedded": False, "auth_header": "Authorization",
+                "capabilities": []}
+
+
 def test_flaky_and_known_verdicts_validate_and_the_schema_rejects_what_it_does_not_describe(validator):
     registry = V.ClauseRegistry.load(V.default_clauses_path())
     records = [_record("c::a", "TURN-TEXT", V.PASS), _record("c::b", "WS-SAME-PATH", "FLAKY"),
@@ -198,3 +209,67 @@ def test_badge_counts_claimed_must_clauses():
     assert "not certified · MUST 1/2" in svg and ET.fromstring(svg) is not None
     narrow = render_badge(dict(cert, overall="NOT-USABLE"))
     assert int(ET.fromstring(narrow).get("width")) < int(ET.fromstring(svg).get("width"))
+
+
+# --- what pins the run: suite release and commit, command line, options (issue 15 item 9) -------
+
+def test_the_certificate_records_the_command_line_and_the_options_that_shape_verdicts(pytester, validator):
+    baseline = pytester.path / "known.toml"
+    baseline.write_text('[[known]]\nclause = "SEQ-FROM-ZERO-BY-ONE"\nreason = "ticket 1"\n')
+    rep = _run(pytester, f"--api-key={KEY}", "--retries", "2", "--turn-timeout", "7", "--max-requests", "500",
+               f"--baseline={baseline}", "--strict-conformance")
+    text = (rep / "certificate.json").read_text()
+    cert = json.loads(text)
+    assert _errors(validator, cert) == []
+    assert KEY not in text and KEY[:12] not in text
+    run = cert["run"]
+    assert run["command"].startswith("pytest ") and f"'--api-key={REDACTED}'" in run["command"]
+    assert "--retries 2 --turn-timeout 7 --max-requests 500" in run["command"]
+    opts = run["options"]
+    assert (opts["retries"], opts["turn_timeout_s"], opts["turn_cap_s"], opts["max_requests"]) == (2, 7.0, 35.0, 500)
+    assert (opts["strict"], opts["run_slow"], opts["run_timeout_s"], opts["clauses"]) == (True, False, None, [])
+    import hashlib
+    assert opts["baseline"] == {"file": "known.toml", "sha256": hashlib.sha256(baseline.read_bytes()).hexdigest()}
+    assert opts["profile"] == {"name": cert["target"]["profile"], "source": cert["target"]["profile_source"],
+                               "sha256": cert["target"]["profile_sha256"]}
+    assert cert["suite_version"] == conformance.__version__
+
+
+def test_the_key_is_redacted_from_the_command_line_in_every_form():
+    args = ["--target", f"wss://h.example/v1/responses?key={KEY}", "--api-key", KEY, f"--api-key={KEY}",
+            "--api-key", "short", "-n", "2"]
+    line = release.command_line(args, lambda t: redact(t, KEY))
+    assert KEY not in line and "short" not in line
+    assert line == (f"pytest --target 'wss://h.example/v1/responses?key={REDACTED}' --api-key '{REDACTED}' "
+                    f"'--api-key={REDACTED}' --api-key '{REDACTED}' -n 2")
+
+
+def test_the_commit_is_recorded_from_a_checkout_and_absent_without_one(validator, tmp_path, monkeypatch):
+    release.suite_git.cache_clear()
+    try:
+        git = release.suite_git()
+        if (ROOT / ".git").exists() and git is not None:
+            head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+            assert git["commit"] == head and isinstance(git["dirty"], bool)
+        assert release.suite_git(tmp_path) is None                 # not a checkout
+        release.suite_git.cache_clear()
+        monkeypatch.setenv("PATH", str(tmp_path))                   # no git at all: absent, no crash
+        assert release.suite_git() is None
+        cert = build_certificate(registry=V.ClauseRegistry.load(V.default_clauses_path()), records=[],
+                                 profile="openai", fingerprint=_FINGERPRINT, started=0.0, finished=1.0,
+                                 strict=False, run_id="20260101-000000-abcdef")
+        assert "suite_git" not in cert and _errors(validator, cert) == []
+    finally:
+        release.suite_git.cache_clear()
+
+
+def test_the_version_is_the_changelogs_latest_release_and_the_packages():
+    import tomllib
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.M)
+    assert releases and releases[0] == conformance.__version__, releases[:3]
+    assert release.suite_version() == conformance.__version__
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "conformance.__version__"}

@@ -19,6 +19,7 @@ from typing import Callable
 from conformance import baseline as BL
 from conformance import retry as R
 from conformance import verdicts as V
+from conformance.release import suite_git, suite_version
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
 from conformance.report.html import render_html
@@ -39,12 +40,6 @@ def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
     return V.clause_table(registry, records)
 
 
-def suite_version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("responses-ws-conformance")
-    except Exception:  # noqa: BLE001
-        return "unknown"
 
 
 def _iso(t: float) -> str:
@@ -96,6 +91,8 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         "format": "responses-ws-conformance/certificate",
         "certificate_version": CERTIFICATE_VERSION,
         "suite_version": suite_version(),
+        # the commit when run from a checkout (absent otherwise): pins a suite between releases
+        **({"suite_git": dict(git)} if (git := suite_git()) else {}),
         "mode": mode,
         "run_id": run_id,
         "profile": profile,
