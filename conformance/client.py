@@ -40,6 +40,7 @@ MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); Â
 CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
+from conformance.deadlines import output_done
 from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
 
 
@@ -642,6 +643,9 @@ class Connection:
         timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
         if timeout is None:
             limit = self._full_turn(rs)
+            if limit is None:       # it started on a target that finishes no response
+                LIVENESS.started_while_stalled()
+                limit = "the target stalled"
         else:               # a deliberate peek: a fixed deadline, never judged
             limit = f"{timeout:g}s"
             deadline = self._deadline(timeout)
@@ -675,7 +679,7 @@ class Connection:
                 self.monitor.findings.append(miss)
                 findings.append(miss)
         if timeout is None and LIVENESS is not None:
-            LIVENESS.turn_ended(status)
+            LIVENESS.turn_ended(status, started=rs.state == "streaming" or bool(rs.events))
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
@@ -706,10 +710,12 @@ class Connection:
                     error=error, status=status, findings=findings, timings=timings,
                     close_code=self.close_code if self.closed else None, detail=detail)
 
-    def _full_turn(self, rs: Any) -> str:
+    def _full_turn(self, rs: Any) -> str | None:
         """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
-        deadline (``turn_timeout`` since the last frame), the turn cap, the run deadline.
-        Returns which deadline applies, for messages."""
+        deadline (``turn_timeout`` since the last frame; ``idle_after_done`` once its output is
+        done, ``conformance.deadlines``), the turn cap, the run deadline. Returns which
+        deadline applies, for messages; None when the response started while the run's
+        target is stalled on unfinished responses (the caller raises ``TargetStalled``)."""
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
@@ -719,15 +725,28 @@ class Connection:
         if left is not None and now + left < hard:
             hard = now + left
             why += ", run deadline (--run-timeout)"
-        last = now
+        watch_start = LIVENESS is not None and LIVENESS.stalled() is not None
+        after_done = min(idle, getattr(self.target, "idle_after_done", idle) or idle)
+        last, done_wait = now, False
         while rs.state not in ("done", "rejected") and not self.closed:
+            if watch_start and rs.state == "streaming":
+                return None
             now = time.monotonic()
-            deadline = min(last + idle, hard)
+            done_wait = after_done < idle and output_done(rs)
+            deadline = min(last + (after_done if done_wait else idle), hard)
             if now >= deadline:
                 break
             if self._recv_one(deadline) is not None:
                 last = time.monotonic()     # any frame shows the target is alive
+        if done_wait and rs.state not in ("done", "rejected") and not self.closed:
+            why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
+                   f"turn cap {cap:g}s (--turn-cap)")
         return why
+
+    def ended_requests(self) -> int:
+        """How many requests of this socket have ended by the monitor's attribution (terminal
+        event or error, whatever id it names): for cases that read their own timeline."""
+        return sum(1 for rs in self.monitor.requests if rs.state in ("done", "rejected"))
 
     def _event_times(self, request: int) -> dict[str, float]:
         pairs = [(o, t) for o, t in zip(self.observed, self._obs_times) if o.request == request]

@@ -40,6 +40,7 @@ from conformance import retry as R
 from conformance import reach, verdicts as V
 from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
                                 ServerError, TargetStalled, TargetUnreachable)
+from conformance.deadlines import turn_timeouts
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
@@ -182,6 +183,7 @@ class Settings:
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
+    idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
 
     @property
     def embedded(self) -> bool:
@@ -220,9 +222,7 @@ def _settings(config: pytest.Config) -> Settings:
     auth_header = opt("auth_header") or profile.get("target.auth_header", "Authorization")
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", auth_header):
         raise pytest.UsageError(f"--auth-header {auth_header!r}: not a valid HTTP header name")
-    timeout = opt("turn_timeout")
-    if timeout is None:
-        timeout = 60.0 if target_url else 10.0
+    timeout, idle_after_done = turn_timeouts(opt("turn_timeout"), profile, not target_url)
     if timeout <= 0:
         raise pytest.UsageError("--turn-timeout must be positive")
     turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
@@ -270,7 +270,7 @@ def _settings(config: pytest.Config) -> Settings:
                     run_timeout=opt("run_timeout"), retries=retries,
                     max_requests=opt("max_requests"), baseline=baseline,
                     write_baseline=Path(opt("write_baseline")) if opt("write_baseline") else None,
-                    server_overrides=server_overrides)
+                    server_overrides=server_overrides, idle_after_done=idle_after_done)
 
 
 class ConformanceSession:
@@ -328,7 +328,7 @@ class ConformanceSession:
                       model=s.model, api_key=s.api_key if api_key is None else api_key,
                       auth_header=s.auth_header, http_responses_url=http_responses,
                       max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
+                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
 
     @property
     def target(self) -> Target:
