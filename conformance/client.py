@@ -719,8 +719,11 @@ class Connection:
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
+        if getattr(LIVENESS, "idle_limit", None):    # a retry after a deadline ending
+            idle = min(idle, LIVENESS.idle_limit)
         hard = now + cap
-        why = f"idle deadline {idle:g}s (--turn-timeout), turn cap {cap:g}s (--turn-cap)"
+        why = f"idle deadline {idle:g}s (--turn-timeout{'; shortened for a retry' if idle < self.target.turn_timeout else ''}), " \
+              f"turn cap {cap:g}s (--turn-cap)"
         left = LIVENESS.remaining() if LIVENESS is not None else None
         if left is not None and now + left < hard:
             hard = now + left

@@ -57,6 +57,7 @@ class Liveness:
         self.case = ""                          # the case running in this process
         self._stalled: dict | None = None       # cached once seen: a stall is final
         self.case_deadlines = 0                 # turns of this process ended by a deadline
+        self.idle_limit: float | None = None    # a retry's shorter idle deadline (retry.retry_idle)
 
     def _locked(self):
         return locked_json(self.path, {})

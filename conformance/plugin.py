@@ -394,10 +394,11 @@ class CaseState:
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
 
-    def keep_try(self, exc: BaseException | None) -> None:
-        """Remember the try that just ended (verdict, messages, failed clauses, transcript)."""
+    def keep_try(self, exc: BaseException | None, **retry: Any) -> None:
+        """Remember the try that just ended (verdict, messages, failed clauses, transcript;
+        ``retry``: its transient reason and the backoff after it, conformance.retry)."""
         rec = self.recorder
-        self.tries.append({
+        self.tries.append({k: v for k, v in retry.items() if v is not None} | {
             "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
             "verdict": self.verdict or V.PASS,
             "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
@@ -411,9 +412,9 @@ class CaseState:
         self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
         self.verdict, self.collected, self.judged = kept["verdict"], True, True
 
-    def next_try(self, exc: BaseException | None) -> None:
+    def next_try(self, exc: BaseException | None, **retry: Any) -> None:
         """Keep the try that ended and start another on fresh connections."""
-        self.keep_try(exc)
+        self.keep_try(exc, **retry)
         for conn in self.connections:
             conn.close()
         rec = self.recorder
@@ -537,7 +538,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess = _session(item.config)
     s = sess.settings
     ids = _clause_ids(item)
-    sess.liveness.case = item.nodeid
+    sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
@@ -690,9 +691,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         return None
     fn = pyfuncitem.obj
     kwargs = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
-    attempt = 0
+    attempt = transient_tries = 0
+    live = _client.LIVENESS
     while True:
-        attempt += 1
+        deadlines_before = live.case_deadlines if live is not None else 0
         token = V.bind(state.recorder)
         exc: Exception | None = None
         try:
@@ -702,30 +704,49 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         finally:
             V.unbind(token)
         verdict = _judge(state, exc)
-        if attempt > retries or not R.retryable(verdict, exc):
-            break
-        if _client.LIVENESS is not None and _client.LIVENESS.stalled():
+        # --- issue 21: transient refusals, deterministic findings, deadline endings (retry.py)
+        reason = R.transient(exc) if verdict == V.ERROR else None
+        if reason:
+            transient_tries += 1
+            if transient_tries > R.MAX_TRANSIENT:
+                break
+        else:
+            attempt += 1
+            failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
+            det = verdict == V.FAIL and R.deterministic(failed, [f for c in state.connections for f in c.findings])
+            if det and attempt <= retries:
+                state.messages.append("not retried: every failure rests on frames the target sent")
+            if attempt > retries or not R.retryable(verdict, exc, det):
+                break
+        if live is not None and live.stalled():
             break                           # no try can run any more
         budget = _session(pyfuncitem.config).budget
         budget.release()
         if budget.reserve(state.declared):
             state.messages.append("no retry: it does not fit in --max-requests")
             break
-        state.next_try(exc)
-        time.sleep(R.retry_delay(exc, attempt))
+        if live is not None and live.case_deadlines > deadlines_before:
+            live.idle_limit = R.retry_idle(_session(pyfuncitem.config).settings.turn_timeout)
+        delay = R.retry_delay(exc, max(attempt, transient_tries))
+        state.next_try(exc, transient=reason, backoff_s=delay)
+        time.sleep(delay)
     if state.tries:
-        state.keep_try(exc)
+        state.keep_try(exc, transient=reason)
         # a try stopped because the target stalled meanwhile did not run: it does not count
         ran = [t for t in state.tries if not isinstance(t["exc"], TargetStalled)] or state.tries
-        if ran[-1] is not state.tries[-1]:
-            state.restore(ran[-1])
-            exc = ran[-1]["exc"]
+        judged = [t for t in ran if not t.get("transient")] or ran
+        if judged[-1] is not state.tries[-1]:
+            state.restore(judged[-1])
+            exc = judged[-1]["exc"]
         verdicts = [t["verdict"] for t in ran]
-        if R.combine(verdicts) == R.FLAKY:
+        if R.combine(verdicts, [t.get("transient") for t in ran]) == R.FLAKY:
             state.verdict, state.flaky = R.FLAKY, True
             state.messages.append("tries gave " + ", ".join(verdicts))
             return True
-        state.messages.append(f"{len(verdicts)} tries, every one {verdicts[0]}")
+        retried = [t["transient"] for t in ran if t.get("transient")]
+        state.messages.append(f"{len(verdicts)} tries, every one {judged[-1]['verdict']}" if not retried else
+                              f"{len(verdicts)} tries: {len(retried)} ended ERROR for a transient reason "
+                              f"({', '.join(retried)}) and were run again; the verdict is the other tries'")
     if exc is not None:
         raise exc
     return True
@@ -827,7 +848,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     if state.known:
         record_tries["known"] = state.known
     if state.tries:
-        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
+        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses", "transient", "backoff_s")
+                                  if k in t} for t in state.tries]
     record = record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
@@ -920,7 +942,7 @@ def _run_facts(sess: ConformanceSession) -> dict:
         entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
         baseline = {"file": os.path.basename(bl.path), "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
                     "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
-    return {"stalled": sess.liveness.recorded(), "baseline": baseline,
+    return {"stalled": sess.liveness.recorded(), "retries": R.summary(sess.records), "baseline": baseline,
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}} | {"perf": r["perf"] for r in sess.records if r.get("perf")}
