@@ -402,6 +402,7 @@ class Connection:
         self._obs_times: list[float] = []
         self._sent_at: dict[int, float] = {}
         self._key_seen = False                  # some frame carried the key: redact Turn data
+        self.refusals: list[tuple] = []         # transient error events seen: (reason, retry_after)
         self.response_headers: dict[str, str] = {}
         self._finished = False
         try:
@@ -624,8 +625,17 @@ class Connection:
         self._obs_times.append(self._now())
         if obs.message is not None:
             self.messages.append(obs.message)
-            if obs.message.get("type") in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
+            typ = obs.message.get("type")
+            if typ in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
                 METER.add_usage(obs.message["response"].get("usage"))
+            elif typ == "error" and (_is_rate_limit(obs.message) or _is_server_error(obs.message)):
+                # the target refused part of the work: whatever the case makes of it, the
+                # try's evidence is incomplete (conformance.retry: a transient reason)
+                self.refusals.append(("rate_limit", _retry_after(obs.message)) if _is_rate_limit(obs.message)
+                                     else ("server_error", None))
+            elif typ == "response.created" and LIVENESS is not None:
+                # a response started on a target that finishes none: whatever waits, stop now
+                LIVENESS.started_while_stalled()
         return obs
 
     def _deadline(self, timeout: float | None) -> float:
@@ -643,9 +653,6 @@ class Connection:
         timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
         if timeout is None:
             limit = self._full_turn(rs)
-            if limit is None:       # it started on a target that finishes no response
-                LIVENESS.started_while_stalled()
-                limit = "the target stalled"
         else:               # a deliberate peek: a fixed deadline, never judged
             limit = f"{timeout:g}s"
             deadline = self._deadline(timeout)
@@ -710,12 +717,11 @@ class Connection:
                     error=error, status=status, findings=findings, timings=timings,
                     close_code=self.close_code if self.closed else None, detail=detail)
 
-    def _full_turn(self, rs: Any) -> str | None:
+    def _full_turn(self, rs: Any) -> str:
         """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
         deadline (``turn_timeout`` since the last frame; ``idle_after_done`` once its output is
         done, ``conformance.deadlines``), the turn cap, the run deadline. Returns which
-        deadline applies, for messages; None when the response started while the run's
-        target is stalled on unfinished responses (the caller raises ``TargetStalled``)."""
+        deadline applies, for messages."""
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
@@ -728,12 +734,9 @@ class Connection:
         if left is not None and now + left < hard:
             hard = now + left
             why += ", run deadline (--run-timeout)"
-        watch_start = LIVENESS is not None and LIVENESS.stalled() is not None
         after_done = min(idle, getattr(self.target, "idle_after_done", idle) or idle)
         last, done_wait = now, False
         while rs.state not in ("done", "rejected") and not self.closed:
-            if watch_start and rs.state == "streaming":
-                return None
             now = time.monotonic()
             done_wait = after_done < idle and output_done(rs)
             deadline = min(last + (after_done if done_wait else idle), hard)
@@ -750,6 +753,10 @@ class Connection:
         """How many requests of this socket have ended by the monitor's attribution (terminal
         event or error, whatever id it names): for cases that read their own timeline."""
         return sum(1 for rs in self.monitor.requests if rs.state in ("done", "rejected"))
+
+    def frame_times(self, request: int) -> list[float]:
+        """Receive times of the frames attributed to ``request`` (seconds since the open)."""
+        return [t for o, t in zip(self.observed, self._obs_times) if o.request == request]
 
     def _event_times(self, request: int) -> dict[str, float]:
         pairs = [(o, t) for o, t in zip(self.observed, self._obs_times) if o.request == request]

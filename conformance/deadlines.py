@@ -18,6 +18,11 @@ idle, after the output is    10 s                the profile's ``[deadlines] idl
 done
 ===========================  ==================  =============================================
 
+A *quiet period* (listening for stray frames after a terminal event) lasts a few of the
+largest gaps between the frames of the response it follows, within [QUIET_MIN, its cap]: a
+target that streamed its events 20 ms apart would send a stray one at about that pace, so
+two seconds of silence per case would be spent for nothing (issue 15 item 12).
+
 No I/O, no pytest import.
 """
 
@@ -59,3 +64,16 @@ def output_done(rs: Any) -> bool:
     if not isinstance(item, dict) or item.get("type") not in FINAL_ITEM_TYPES:
         return False
     return all(it.done for it in getattr(rs.grammar, "order", ()))
+
+
+QUIET_MIN = 0.2          # seconds
+QUIET_GAPS = 3           # this many of the response's largest gap between frames
+
+
+def quiet_period(frame_times: list[float], cap: float) -> float:
+    """How long to listen after a terminal event, from the receive times of its response's
+    frames (the first gap, the time to the first frame, left out: it is the target thinking)."""
+    gaps = [b - a for a, b in zip(frame_times[1:], frame_times[2:])]
+    if not gaps:
+        return max(QUIET_MIN, cap)
+    return min(cap, max(QUIET_MIN, QUIET_GAPS * max(gaps)))

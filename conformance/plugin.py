@@ -705,7 +705,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             V.unbind(token)
         verdict = _judge(state, exc)
         # --- issue 21: transient refusals, deterministic findings, deadline endings (retry.py)
-        reason = R.transient(exc) if verdict == V.ERROR else None
+        reason = (R.transient(exc) if verdict == V.ERROR else None) or \
+            (R.refused(state.connections) if verdict in (V.FAIL, V.ERROR) else None)
         if reason:
             transient_tries += 1
             if transient_tries > R.MAX_TRANSIENT:
@@ -727,7 +728,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             break
         if live is not None and live.case_deadlines > deadlines_before:
             live.idle_limit = R.retry_idle(_session(pyfuncitem.config).settings.turn_timeout)
-        delay = R.retry_delay(exc, max(attempt, transient_tries))
+        delay = R.retry_delay(exc, max(attempt, transient_tries), R.refused_after(state.connections))
         state.next_try(exc, transient=reason, backoff_s=delay)
         time.sleep(delay)
     if state.tries:
@@ -745,8 +746,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             return True
         retried = [t["transient"] for t in ran if t.get("transient")]
         state.messages.append(f"{len(verdicts)} tries, every one {judged[-1]['verdict']}" if not retried else
-                              f"{len(verdicts)} tries: {len(retried)} ended ERROR for a transient reason "
-                              f"({', '.join(retried)}) and were run again; the verdict is the other tries'")
+                              f"{len(verdicts)} tries: {len(retried)} refused for a transient reason "
+                              f"({', '.join(retried)}), run again; the verdict is the other tries'")
     if exc is not None:
         raise exc
     return True

@@ -51,6 +51,24 @@ def transient(exc: BaseException | None) -> str | None:
     return None
 
 
+def refused(connections: list) -> str | None:
+    """The transient reason a try's connections were refused for (an error event with a rate
+    limit or a server error, whatever the case made of it), or None."""
+    for conn in connections:
+        for reason, _ in getattr(conn, "refusals", ()):
+            return reason
+    return None
+
+
+def refused_after(connections: list) -> float | None:
+    """The delay the first rate-limit error event of a try asked for, if it named one."""
+    for conn in connections:
+        for reason, after in getattr(conn, "refusals", ()):
+            if reason == "rate_limit" and after is not None:
+                return after
+    return None
+
+
 def retryable(verdict: str, exc: BaseException | None, deterministic: bool = False) -> bool:
     """Is this try's outcome worth another try? (``deterministic``: see ``deterministic``)"""
     if verdict == V.FAIL:
@@ -64,11 +82,12 @@ def retryable(verdict: str, exc: BaseException | None, deterministic: bool = Fal
     return isinstance(exc, HarnessError) and not isinstance(exc, (TargetStalled, Blocked))
 
 
-def retry_delay(exc: BaseException | None, attempt: int) -> float:
+def retry_delay(exc: BaseException | None, attempt: int, asked: float | None = None) -> float:
     """Seconds to wait before try ``attempt + 1``: the delay a rate limit asked for (its
-    error's "try again in", ``retry_after``, or a refused handshake's ``Retry-After`` header;
+    error's "try again in", ``retry_after`` (``asked``: an error event the case read itself),
+    or a refused handshake's ``Retry-After`` header;
     capped at RETRY_AFTER_CAP), else a short backoff."""
-    after = getattr(exc, "retry_after", None) if isinstance(exc, RateLimited) else None
+    after = getattr(exc, "retry_after", None) if isinstance(exc, RateLimited) else asked
     if isinstance(exc, HandshakeRefused):
         header = next((v for k, v in exc.headers.items() if k.lower() == "retry-after"), "")
         after = float(header) if header.strip().replace(".", "", 1).isdigit() else None
