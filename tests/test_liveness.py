@@ -111,6 +111,34 @@ def test_an_unanswered_create_is_a_create_answered_finding(reference_server_fact
         assert sum(1 for _, d, _ in conn.transcript if d == "sent") == 3
 
 
+def test_on_an_unfinished_stall_errors_are_judged_and_a_response_that_starts_stops(
+        reference_server_factory, tmp_path, monkeypatch):
+    _, tgt = reference_server_factory()
+    live = Liveness(tmp_path / "liveness.json")
+    live.case = "cases/x.py::first"
+    for _ in range(3):
+        live.turn_ended("timeout", started=True)
+    monkeypatch.setattr(C, "LIVENESS", live)
+    with Connection.open(tgt) as conn:
+        refused = conn.turn(input="hi", background=True)      # a create refused with an error still runs
+        assert refused.status == "error"
+        with pytest.raises(TargetStalled, match=r"since cases/x.py::first"):
+            conn.turn(input="hi")                              # ends at response.created, not by a deadline
+        assert conn.messages[-1]["type"] == "response.created"
+
+
+def test_the_idle_deadline_after_the_output_is_done_is_shorter(reference_server_factory):
+    _, tgt = reference_server_factory(defects=("missing-terminal-event",))
+    tgt.turn_timeout, tgt.idle_after_done = 30.0, 0.3
+    with Connection.open(tgt) as conn:
+        t0 = time.monotonic()
+        turn = conn.turn(input="Reply with the single word: ok")
+        took = time.monotonic() - t0
+    assert turn.status == "timeout" and "after its output was done" in turn.detail, turn.summary()
+    assert took < 15                                           # a hang guard: far below the 30 s idle deadline
+    assert [f.clause for f in turn.violations] == ["STREAM-ONE-TERMINAL"]
+
+
 # --- end to end: a standalone server as --target ---------------------------------------------
 
 @pytest.mark.timeout(300)
