@@ -1,6 +1,8 @@
 # Two commands for a newcomer:
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
-#   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
+#   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix,
+#                   adversarial endings with a 1 s idle deadline: -m "not endings" leaves those ~2 min out)
+#   make bench      bench/bench_*.py; bench_endings.py: the five adversarial endings with default options (~5 min)
 #   make schemas    regenerate schemas/ from schemas/tools/build.py, then check the committed files match
 PY ?= python3
 VENV ?= .venv

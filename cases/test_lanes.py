@@ -97,7 +97,9 @@ def _drain(conn, count: int, timeout: float) -> _Lanes:
     """Read until ``count`` creates are answered (terminal event or error) or the deadline."""
     deadline = time.monotonic() + timeout
     tl = _read(conn.messages)
-    while tl.ended() < count and not conn.closed and time.monotonic() < deadline:
+    # the monitor's count too: a terminal event ends its response whatever id it names
+    while tl.ended() < count and conn.ended_requests() < count and not conn.closed \
+            and time.monotonic() < deadline:
         conn.recv_until(lambda m: True, timeout=deadline - time.monotonic())
         tl = _read(conn.messages)
     return tl

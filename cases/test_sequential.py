@@ -115,7 +115,9 @@ def _drain_until(conn, done: Callable[[_Timeline], bool], timeout: float) -> _Ti
     an unusual rejection (e.g. one carrying a sequence_number) cannot stall the wait."""
     deadline = time.monotonic() + timeout
     tl = _timeline(conn)
-    while not done(tl) and not conn.closed and time.monotonic() < deadline:
+    # ... and by the monitor: a terminal event ends its response whatever id it names
+    while not done(tl) and conn.ended_requests() < len(conn.monitor.requests) and not conn.closed \
+            and time.monotonic() < deadline:
         conn.recv_until(lambda m: True, timeout=deadline - time.monotonic())
         tl = _timeline(conn)
     return tl

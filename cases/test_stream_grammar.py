@@ -16,6 +16,7 @@ import pytest
 
 from conformance.casekit import PROMPT, TURN_BUDGET, expect_monitor_clean, turn_budget
 from conformance.client import HarnessError
+from conformance.deadlines import quiet_period
 from conformance.monitor import TERMINAL_STATUS, TERMINAL_TYPES
 from conformance.schemas import get_schemas
 
@@ -43,9 +44,11 @@ COUNTRY_TOOL = {
 
 # --- helpers -----------------------------------------------------------------------------
 
-def _quiet_period(target) -> float:
-    """How long to listen for stray frames after a terminal event."""
-    return 0.2 if target.is_embedded else min(2.0, target.turn_timeout / 10)
+def _quiet_period(target, conn, turn) -> float:
+    """How long to listen for stray frames after a terminal event: a few of the response's
+    largest gaps between frames, at most 2 s (conformance/deadlines.py)."""
+    cap = 0.2 if target.is_embedded else min(2.0, target.turn_timeout / 10)
+    return quiet_period(conn.frame_times(turn.request), cap)
 
 
 def _started(turn, what: str):
@@ -68,7 +71,7 @@ def _check_quiet_after(expect, conn, target, turn) -> None:
     """Listen briefly after the terminal event: nothing of that response may follow it."""
     if turn.status not in TERMINAL_STATUS.values():
         return
-    late = [o.message for o in conn.recv_frames(_quiet_period(target)) if o.message is not None]
+    late = [o.message for o in conn.recv_frames(_quiet_period(target, conn, turn)) if o.message is not None]
     # nothing else is pending on the connection, so any response event now is a stray one
     stray = [m.get("type") for m in late if _is_grammar_event(m)]
     expect("STREAM-ONE-TERMINAL", not any(t in TERMINAL_TYPES for t in stray), stray,

@@ -53,6 +53,8 @@ EFFECTS: dict[str, tuple[str, str]] = {
     "errors.not_found_status": (VERDICT, "the status expected with previous_response_not_found (0: any 4xx)"),
     "stream.setup_events": (VERDICT, "left-out setup events: INFO (optional) or FAIL (required), in the monitor"),
     "stream.terminal_output": (VERDICT, "a left-out terminal response.output: INFO (optional) or FAIL (required)"),
+    "deadlines.turn_timeout": (VERDICT, "the idle deadline of a turn unless --turn-timeout (conformance/deadlines.py)"),
+    "deadlines.idle_after_done": (VERDICT, "the idle deadline once a turn's output is done (conformance/deadlines.py)"),
 }
 
 

@@ -40,6 +40,7 @@ MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); Â
 CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
+from conformance.deadlines import output_done
 from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
 
 
@@ -401,6 +402,7 @@ class Connection:
         self._obs_times: list[float] = []
         self._sent_at: dict[int, float] = {}
         self._key_seen = False                  # some frame carried the key: redact Turn data
+        self.refusals: list[tuple] = []         # transient error events seen: (reason, retry_after)
         self.response_headers: dict[str, str] = {}
         self._finished = False
         try:
@@ -623,8 +625,17 @@ class Connection:
         self._obs_times.append(self._now())
         if obs.message is not None:
             self.messages.append(obs.message)
-            if obs.message.get("type") in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
+            typ = obs.message.get("type")
+            if typ in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
                 METER.add_usage(obs.message["response"].get("usage"))
+            elif typ == "error" and (_is_rate_limit(obs.message) or _is_server_error(obs.message)):
+                # the target refused part of the work: whatever the case makes of it, the
+                # try's evidence is incomplete (conformance.retry: a transient reason)
+                self.refusals.append(("rate_limit", _retry_after(obs.message)) if _is_rate_limit(obs.message)
+                                     else ("server_error", None))
+            elif typ == "response.created" and LIVENESS is not None:
+                # a response started on a target that finishes none: whatever waits, stop now
+                LIVENESS.started_while_stalled()
         return obs
 
     def _deadline(self, timeout: float | None) -> float:
@@ -675,7 +686,7 @@ class Connection:
                 self.monitor.findings.append(miss)
                 findings.append(miss)
         if timeout is None and LIVENESS is not None:
-            LIVENESS.turn_ended(status)
+            LIVENESS.turn_ended(status, started=rs.state == "streaming" or bool(rs.events))
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
@@ -708,26 +719,44 @@ class Connection:
 
     def _full_turn(self, rs: Any) -> str:
         """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
-        deadline (``turn_timeout`` since the last frame), the turn cap, the run deadline.
-        Returns which deadline applies, for messages."""
+        deadline (``turn_timeout`` since the last frame; ``idle_after_done`` once its output is
+        done, ``conformance.deadlines``), the turn cap, the run deadline. Returns which
+        deadline applies, for messages."""
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
+        if getattr(LIVENESS, "idle_limit", None):    # a retry after a deadline ending
+            idle = min(idle, LIVENESS.idle_limit)
         hard = now + cap
-        why = f"idle deadline {idle:g}s (--turn-timeout), turn cap {cap:g}s (--turn-cap)"
+        why = f"idle deadline {idle:g}s (--turn-timeout{'; shortened for a retry' if idle < self.target.turn_timeout else ''}), " \
+              f"turn cap {cap:g}s (--turn-cap)"
         left = LIVENESS.remaining() if LIVENESS is not None else None
         if left is not None and now + left < hard:
             hard = now + left
             why += ", run deadline (--run-timeout)"
-        last = now
+        after_done = min(idle, getattr(self.target, "idle_after_done", idle) or idle)
+        last, done_wait = now, False
         while rs.state not in ("done", "rejected") and not self.closed:
             now = time.monotonic()
-            deadline = min(last + idle, hard)
+            done_wait = after_done < idle and output_done(rs)
+            deadline = min(last + (after_done if done_wait else idle), hard)
             if now >= deadline:
                 break
             if self._recv_one(deadline) is not None:
                 last = time.monotonic()     # any frame shows the target is alive
+        if done_wait and rs.state not in ("done", "rejected") and not self.closed:
+            why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
+                   f"turn cap {cap:g}s (--turn-cap)")
         return why
+
+    def ended_requests(self) -> int:
+        """How many requests of this socket have ended by the monitor's attribution (terminal
+        event or error, whatever id it names): for cases that read their own timeline."""
+        return sum(1 for rs in self.monitor.requests if rs.state in ("done", "rejected"))
+
+    def frame_times(self, request: int) -> list[float]:
+        """Receive times of the frames attributed to ``request`` (seconds since the open)."""
+        return [t for o, t in zip(self.observed, self._obs_times) if o.request == request]
 
     def _event_times(self, request: int) -> dict[str, float]:
         pairs = [(o, t) for o, t in zip(self.observed, self._obs_times) if o.request == request]

@@ -45,6 +45,7 @@ from conformance import retry as R
 from conformance import reach, verdicts as V
 from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
                                 ServerError, TargetStalled, TargetUnreachable)
+from conformance.deadlines import turn_timeouts
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
 from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
@@ -202,6 +203,7 @@ class Settings:
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
     preflight_timeout: float = PF.DEFAULT_TIMEOUT
     preflight: bool = True
+    idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
 
     @property
     def embedded(self) -> bool:
@@ -240,9 +242,7 @@ def _settings(config: pytest.Config) -> Settings:
     auth_header = opt("auth_header") or profile.get("target.auth_header", "Authorization")
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", auth_header):
         raise pytest.UsageError(f"--auth-header {auth_header!r}: not a valid HTTP header name")
-    timeout = opt("turn_timeout")
-    if timeout is None:
-        timeout = 60.0 if target_url else 10.0
+    timeout, idle_after_done = turn_timeouts(opt("turn_timeout"), profile, not target_url)
     if timeout <= 0:
         raise pytest.UsageError("--turn-timeout must be positive")
     turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
@@ -299,7 +299,7 @@ def _settings(config: pytest.Config) -> Settings:
                     max_requests=opt("max_requests"), baseline=baseline,
                     write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
                     server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
-                    preflight=not opt("no_preflight"))
+                    preflight=not opt("no_preflight"), idle_after_done=idle_after_done)
 
 
 class ConformanceSession:
@@ -363,7 +363,7 @@ class ConformanceSession:
                       model=s.model, api_key=s.api_key if api_key is None else api_key,
                       auth_header=s.auth_header, http_responses_url=http_responses,
                       max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
+                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
 
     @property
     def target(self) -> Target:
@@ -429,10 +429,11 @@ class CaseState:
     def transcripts(self, limit: int = 400) -> str:
         return "\n\n".join(c.transcript_text(limit) for c in self.connections)
 
-    def keep_try(self, exc: BaseException | None) -> None:
-        """Remember the try that just ended (verdict, messages, failed clauses, transcript)."""
+    def keep_try(self, exc: BaseException | None, **retry: Any) -> None:
+        """Remember the try that just ended (verdict, messages, failed clauses, transcript;
+        ``retry``: its transient reason and the backoff after it, conformance.retry)."""
         rec = self.recorder
-        self.tries.append({
+        self.tries.append({k: v for k, v in retry.items() if v is not None} | {
             "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
             "verdict": self.verdict or V.PASS,
             "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
@@ -446,9 +447,9 @@ class CaseState:
         self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
         self.verdict, self.collected, self.judged = kept["verdict"], True, True
 
-    def next_try(self, exc: BaseException | None) -> None:
+    def next_try(self, exc: BaseException | None, **retry: Any) -> None:
         """Keep the try that ended and start another on fresh connections."""
-        self.keep_try(exc)
+        self.keep_try(exc, **retry)
         for conn in self.connections:
             conn.close()
         rec = self.recorder
@@ -613,7 +614,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess = _session(item.config)
     s = sess.settings
     ids = _clause_ids(item)
-    sess.liveness.case = item.nodeid
+    sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
     item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
@@ -760,9 +761,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         return None
     fn = pyfuncitem.obj
     kwargs = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
-    attempt = 0
+    attempt = transient_tries = 0
+    live = _client.LIVENESS
     while True:
-        attempt += 1
+        deadlines_before = live.case_deadlines if live is not None else 0
         token = V.bind(state.recorder)
         exc: Exception | None = None
         try:
@@ -772,30 +774,50 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         finally:
             V.unbind(token)
         verdict = _judge(state, exc)
-        if attempt > retries or not R.retryable(verdict, exc):
-            break
-        if _client.LIVENESS is not None and _client.LIVENESS.stalled():
+        # --- issue 21: transient refusals, deterministic findings, deadline endings (retry.py)
+        reason = (R.transient(exc) if verdict == V.ERROR else None) or \
+            (R.refused(state.connections) if verdict in (V.FAIL, V.ERROR) else None)
+        if reason:
+            transient_tries += 1
+            if transient_tries > R.MAX_TRANSIENT:
+                break
+        else:
+            attempt += 1
+            failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
+            det = verdict == V.FAIL and R.deterministic(failed, [f for c in state.connections for f in c.findings])
+            if det and attempt <= retries:
+                state.messages.append("not retried: every failure rests on frames the target sent")
+            if attempt > retries or not R.retryable(verdict, exc, det):
+                break
+        if live is not None and live.stalled():
             break                           # no try can run any more
         budget = _session(pyfuncitem.config).budget
         budget.release()
         if budget.reserve(state.declared):
             state.messages.append("no retry: it does not fit in --max-requests")
             break
-        state.next_try(exc)
-        time.sleep(R.retry_delay(exc, attempt))
+        if live is not None and live.case_deadlines > deadlines_before:
+            live.idle_limit = R.retry_idle(_session(pyfuncitem.config).settings.turn_timeout)
+        delay = R.retry_delay(exc, max(attempt, transient_tries), R.refused_after(state.connections))
+        state.next_try(exc, transient=reason, backoff_s=delay)
+        time.sleep(delay)
     if state.tries:
-        state.keep_try(exc)
+        state.keep_try(exc, transient=reason)
         # a try stopped because the target stalled meanwhile did not run: it does not count
         ran = [t for t in state.tries if not isinstance(t["exc"], TargetStalled)] or state.tries
-        if ran[-1] is not state.tries[-1]:
-            state.restore(ran[-1])
-            exc = ran[-1]["exc"]
+        judged = [t for t in ran if not t.get("transient")] or ran
+        if judged[-1] is not state.tries[-1]:
+            state.restore(judged[-1])
+            exc = judged[-1]["exc"]
         verdicts = [t["verdict"] for t in ran]
-        if R.combine(verdicts) == R.FLAKY:
+        if R.combine(verdicts, [t.get("transient") for t in ran]) == R.FLAKY:
             state.verdict, state.flaky = R.FLAKY, True
             state.messages.append("tries gave " + ", ".join(verdicts))
             return True
-        state.messages.append(f"{len(verdicts)} tries, every one {verdicts[0]}")
+        retried = [t["transient"] for t in ran if t.get("transient")]
+        state.messages.append(f"{len(verdicts)} tries, every one {judged[-1]['verdict']}" if not retried else
+                              f"{len(verdicts)} tries: {len(retried)} refused for a transient reason "
+                              f"({', '.join(retried)}), run again; the verdict is the other tries'")
     if exc is not None:
         raise exc
     return True
@@ -897,7 +919,8 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
     if state.known:
         record_tries["known"] = state.known
     if state.tries:
-        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses")} for t in state.tries]
+        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses", "transient", "backoff_s")
+                                  if k in t} for t in state.tries]
     record = record_tries | {
         "nodeid": item.nodeid,
         "clauses": list(state.clauses),
@@ -991,7 +1014,7 @@ def _run_facts(sess: ConformanceSession) -> dict:
         entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
         baseline = {"file": os.path.basename(bl.path), "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
                     "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
-    return {"stalled": sess.liveness.recorded(), "baseline": baseline,
+    return {"stalled": sess.liveness.recorded(), "retries": R.summary(sess.records), "baseline": baseline,
             "surface": D.merge(r.get("surface") for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}, "run": _run_block(sess)} \
@@ -1113,7 +1136,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}"
             + (f": {s.profile.description}" if s.profile.description else "") + f"); model {s.model}; "
-            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle, cap {s.turn_cap:g}s; "
+            f"key {key} via {s.auth_header}; turn timeout {s.turn_timeout:g}s idle "
+            f"({s.idle_after_done or s.turn_timeout:g}s once the output is done), cap {s.turn_cap:g}s; "
             + (f"run timeout {s.run_timeout:g}s; " if s.run_timeout else "") + f"retries {s.retries}; "
             + f"max_output_tokens {s.max_output_tokens}; strict {s.strict}"] + _perf_cost(config, s) \
         + ([f"conformance preflight: target usable ({', '.join(_step_text(x) for x in sess.preflight['steps'])})"]

@@ -76,6 +76,12 @@ _DEFAULTS: dict[str, Any] = {
     "errors": {
         "not_found_status": 400,
     },
+    # conformance/deadlines.py: idle deadlines of a turn (0 = the default: 60 s, --turn-timeout
+    # wins) and, shorter, once its output is done (docs/nightly.md, "Deadlines")
+    "deadlines": {
+        "turn_timeout": 0.0,
+        "idle_after_done": 10.0,
+    },
     # §4.3 item 16a: what the monitor lets a stream leave out ("optional": INFO, not FAIL)
     "stream": {
         "setup_events": "optional",
@@ -338,6 +344,7 @@ class Target:
     max_output_tokens: int = 16
     turn_timeout: float = 60.0      # idle deadline of a turn: seconds since its last frame
     turn_cap: float = 0.0           # overall cap of one turn (0: five idle deadlines)
+    idle_after_done: float = 0.0    # idle deadline once the output is done (0: turn_timeout; deadlines.py)
     strict: bool = False
     run_slow: bool = False
     is_embedded: bool = False

@@ -22,29 +22,43 @@ TURN_DELAY_HEADER = "X-Conformance-Turn-Delay-Ms"
 
 # --- the shared stall state ----------------------------------------------------------------
 
-def test_three_deadline_turns_in_a_row_stall_the_target_across_processes(tmp_path):
+def test_three_deadline_turns_over_the_run_stall_the_target_across_processes(tmp_path):
     path = tmp_path / "run" / "liveness.json"
     a, b = Liveness(path), Liveness(path)         # two xdist workers of one run
     a.case, b.case = "cases/a.py::one", "cases/b.py::two"
     a.turn_ended("timeout")
-    b.turn_ended("timeout")
-    b.turn_ended("completed")                      # a response that ended resets the count
-    assert a.stalled() is None
-    a.turn_ended("timeout")
-    b.turn_ended("error")                          # a rejection neither counts nor resets
+    b.turn_ended("completed")                      # passes in between do not reset the count
+    b.turn_ended("error")
     b.turn_ended("closed")
     b.turn_ended("timeout")
-    assert b.stalled() is None
+    assert a.stalled() is None and b.stalled() is None
     a.case = "cases/a.py::three"
     a.turn_ended("timeout")
     stall = b.stalled()
     assert stall and stall["since"] == "cases/a.py::one" and stall["reason"] == "stalled"
+    assert stall["kind"] == "unanswered"            # no response of them started: no create is sent
     with pytest.raises(TargetStalled, match=r"target stalled since cases/a.py::one"):
         b.check()
     a.turn_ended("completed")                      # a stall is final
     assert Liveness(path).recorded()["since"] == "cases/a.py::one"
     a.cleanup()
     assert not path.exists()
+
+
+def test_unfinished_responses_stop_generating_turns_only(tmp_path):
+    path = tmp_path / "liveness.json"
+    live = Liveness(path)
+    live.case = "cases/x.py::first"
+    for _ in range(3):
+        live.turn_ended("timeout", started=True)
+    assert live.stalled()["kind"] == "unfinished"
+    live.check()                                    # creates are still sent: errors get judged
+    with pytest.raises(TargetStalled, match=r"since cases/x.py::first .*generating turn"):
+        live.started_while_stalled()
+    other = Liveness(path)
+    other.turn_ended("timeout", started=False)      # then a create got no answer at all
+    with pytest.raises(TargetStalled):
+        live.check()
 
 
 def test_run_deadline_stops_the_run(tmp_path):
@@ -95,6 +109,34 @@ def test_an_unanswered_create_is_a_create_answered_finding(reference_server_fact
         with pytest.raises(TargetStalled):
             conn.create(input="hi")                   # no fourth request is sent
         assert sum(1 for _, d, _ in conn.transcript if d == "sent") == 3
+
+
+def test_on_an_unfinished_stall_errors_are_judged_and_a_response_that_starts_stops(
+        reference_server_factory, tmp_path, monkeypatch):
+    _, tgt = reference_server_factory()
+    live = Liveness(tmp_path / "liveness.json")
+    live.case = "cases/x.py::first"
+    for _ in range(3):
+        live.turn_ended("timeout", started=True)
+    monkeypatch.setattr(C, "LIVENESS", live)
+    with Connection.open(tgt) as conn:
+        refused = conn.turn(input="hi", background=True)      # a create refused with an error still runs
+        assert refused.status == "error"
+        with pytest.raises(TargetStalled, match=r"since cases/x.py::first"):
+            conn.turn(input="hi")                              # ends at response.created, not by a deadline
+        assert conn.messages[-1]["type"] == "response.created"
+
+
+def test_the_idle_deadline_after_the_output_is_done_is_shorter(reference_server_factory):
+    _, tgt = reference_server_factory(defects=("missing-terminal-event",))
+    tgt.turn_timeout, tgt.idle_after_done = 30.0, 0.3
+    with Connection.open(tgt) as conn:
+        t0 = time.monotonic()
+        turn = conn.turn(input="Reply with the single word: ok")
+        took = time.monotonic() - t0
+    assert turn.status == "timeout" and "after its output was done" in turn.detail, turn.summary()
+    assert took < 15                                           # a hang guard: far below the 30 s idle deadline
+    assert [f.clause for f in turn.violations] == ["STREAM-ONE-TERMINAL"]
 
 
 # --- end to end: a standalone server as --target ---------------------------------------------

@@ -72,6 +72,8 @@ FLIPS: dict[str, Flip] = {
     "errors.not_found_status": Flip(404, RUN, args=("--clause", "CACHE-MISS-STORE-FALSE")),
     "stream.setup_events": Flip("required", RUN, base={"stream.setup_events": "optional"},
                                 args=("--clause", "CREATE-FLAT-PAYLOAD", "--reference-option", "omit-setup-events")),
+    "deadlines.turn_timeout": Flip(7.0, HEADER),
+    "deadlines.idle_after_done": Flip(3.0, HEADER),
     "stream.terminal_output": Flip("required", RUN, base={"stream.terminal_output": "optional"},
                                    args=("--clause", "CREATE-FLAT-PAYLOAD", "--reference-option", "omit-terminal-output")),
 }

@@ -13,8 +13,9 @@ rule events                   steps, in order                                 cl
                               (a mis-tag); else created opens an
                               "unsolicited" request (noted), queued is
                               unattributed
-2    ``response.in_progress``, id seen; the lane's newest streaming response; STREAM-CREATED-FIRST,
-     terminal events          the connection's only streaming one; a pending  STREAM-TERMINAL-RESPONSE
+2    ``response.in_progress``, id seen; the lane's newest (in_progress) or    STREAM-CREATED-FIRST,
+     terminal events          oldest (terminal) streaming response; the       STREAM-TERMINAL-RESPONSE
+                              connection's only streaming one; a pending
                               create, started implicitly; else unattributed
 3    item, part and delta     the lane's one streaming response; the owner of STREAM-CREATED-FIRST,
      events                   the announced ``item_id``; among the lane's     STREAM-TERMINAL-LAST
@@ -373,8 +374,10 @@ class Attribution:
             return rs, rid
         key = self._lane_key(ev)
         lane = self._lanes.get(key)
-        if lane is not None and lane.streaming:  # the lane's newest streaming response
-            return lane.streaming[-1], rid
+        if lane is not None and lane.streaming:
+            if typ != "response.in_progress":  # a terminal event naming no known id ends the
+                return lane.streaming[0], rid  # lane's oldest (responses of a lane end in order)
+            return lane.streaming[-1], rid  # in_progress: the lane's newest streaming response
         rs = self._sole_streaming() or self._implicit(ev, typ)  # the only streaming one; a pending create
         if rs is None:
             self._unattributed(ev, f"{typ} for {short(rid)} outside any started response")
