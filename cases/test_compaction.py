@@ -23,7 +23,7 @@ import pytest
 from conformance.casekit import PROMPT, TURN_BUDGET, turn_budget
 from conformance.client import HarnessError, http_request
 from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
-from conformance.schemas import get_schemas
+from conformance.schemas import P_OPEN, schemas_for
 
 CONTEXT_MANAGEMENT = [{"type": "compaction", "compact_threshold": 1000}]
 
@@ -104,7 +104,12 @@ def test_compact_endpoint_shape(target, expect, nonce_factory):
     expect("COMPACT-ENDPOINT-SHAPE", len(compactions) >= 1, [i.get("type") if isinstance(i, dict) else i
                                                              for i in output],
            "output holds no compaction item")
-    schemas = get_schemas()
+    schemas = schemas_for(target.profile)
+    if schemas.variant == P_OPEN:
+        # the Open Responses CompactResource: kept messages are Message resources (§5.1)
+        issues = schemas.validate_def("compact-resource", body)
+        expect("COMPACT-ENDPOINT-SHAPE", not issues, [str(i) for i in issues[:3]],
+               "the body does not match the Open Responses CompactResource (P-open, §5.1)")
     for item in compactions:
         issues = schemas.validate_def("output-item", item)
         expect("COMPACT-ENDPOINT-SHAPE", not issues, issues[:3],

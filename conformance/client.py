@@ -164,11 +164,12 @@ def _retry_after(error: Any) -> float | None:
 
 
 def _make_monitor(target: Any = None) -> Any:
-    """The connection's monitor: real schemas, the leniencies of the target's profile ([stream])."""
-    from conformance.schemas import get_schemas
+    """The connection's monitor: the schemas its profile's claims select (spec §5.1) and the
+    leniencies of its ``[stream]``."""
+    from conformance.schemas import schemas_for
     profile = getattr(target, "profile", None)
     options = profile.monitor_options() if hasattr(profile, "monitor_options") else {}
-    return StreamMonitor(get_schemas(), **options)
+    return StreamMonitor(schemas_for(profile), **options)
 
 
 # --- Turn ------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@ Extension tolerance (spec §3.1): unknown fields are allowed everywhere, and an 
 ``type`` has no schema is an extension, which counts as valid (the caller reports it). A
 message that is not an object, or has no string ``type``, is invalid.
 
+Profile variants (docs/spec.md §5.1): a profile that claims P-open is checked against
+``schemas/p-open/index.json`` (``schemas_for``), the OpenAI shapes plus what the published
+Open Responses schema requires; every other profile against ``schemas/index.json``.
+
 ``schemas/`` is found next to the package (``<repo>/schemas``), or in the packaged copy
 ``conformance/_schemas``, unless the environment variable ``RESPONSES_WS_SCHEMAS_DIR``
 names another directory.
@@ -34,10 +38,13 @@ from typing import Any
 
 import jsonschema_rs
 
-__all__ = ["ENV_VAR", "SchemaIssue", "SchemaSet", "get_schemas", "schemas_dir"]
+__all__ = ["ENV_VAR", "P_OPEN", "SchemaIssue", "SchemaSet", "get_schemas", "schemas_dir", "schemas_for"]
 
 ENV_VAR = "RESPONSES_WS_SCHEMAS_DIR"
 _ENVELOPE_DEF = "event"
+P_OPEN = "P-open"
+# spec profile -> the directory (under schemas/) of its schema set; others use schemas/ itself
+VARIANT_DIRS = {P_OPEN: "p-open"}
 _MAX_MESSAGE = 240
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
@@ -79,6 +86,7 @@ class SchemaSet:
         self.root = Path(root)
         index = json.loads((self.root / "index.json").read_text(encoding="utf-8"))
         self.version: int = index["version"]
+        self.variant: str | None = index.get("variant")  # None: the OpenAI shapes
         self._resources: dict[str, dict] = {}
         self._events: dict[str, tuple[str, str, str]] = {}  # type -> (direction, surface, uri)
         self._defs: dict[str, str] = {}  # name -> uri
@@ -219,13 +227,24 @@ def _issue(err) -> SchemaIssue:
     return SchemaIssue(pointer, rule, message)
 
 
-_CACHE: dict[str | None, SchemaSet] = {}
+_CACHE: dict[str | tuple | None, SchemaSet] = {}
 
 
-def get_schemas() -> SchemaSet:
-    """The schema set of ``schemas_dir()``, loaded on first use and cached (no I/O afterwards)."""
-    key = os.environ.get(ENV_VAR)
+def get_schemas(variant: str | None = None) -> SchemaSet:
+    """The schema set of ``schemas_dir()`` (or of its ``variant``, e.g. ``"P-open"``), loaded on
+    first use and cached (no I/O afterwards)."""
+    if variant is not None and variant not in VARIANT_DIRS:
+        raise KeyError(f"no schema variant {variant!r} (known: {', '.join(VARIANT_DIRS)})")
+    env = os.environ.get(ENV_VAR)
+    key = env if variant is None else (env, variant)
     s = _CACHE.get(key)
     if s is None:
-        s = _CACHE[key] = SchemaSet(schemas_dir())
+        root = schemas_dir()
+        s = _CACHE[key] = SchemaSet(root / VARIANT_DIRS[variant] if variant else root)
     return s
+
+
+def schemas_for(profile: Any) -> SchemaSet:
+    """The schema set a profile's claims select: P-open's when it claims P-open, else OpenAI's."""
+    claims = getattr(profile, "spec_profiles", None) or ()
+    return get_schemas(P_OPEN if P_OPEN in claims else None)

@@ -7,7 +7,10 @@ defect) or NON-STRICT (a SHOULD defect). The clean server is covered by ``make s
 which must pass. A defect whose clause has no case at all fails here too: a defect nobody can
 catch proves nothing.
 
-The runs are subprocesses (each its own pytest session and server), a few at a time.
+A defect of a profile fact (``Defect.profile``, e.g. a field only the Open Responses schema
+requires) is judged under that profile, and must be tolerated (its clause PASS) under the
+default profile. The runs are subprocesses (each its own pytest session and server), a few at a
+time; only the defects the selected tests name are run (so ``-k`` keeps the matrix small).
 """
 
 from __future__ import annotations
@@ -33,12 +36,22 @@ WORKERS = 2
 EXPECTED = {"MUST": "FAIL", "SHOULD": "NON-STRICT"}
 
 
-def _run(name: str, report_root: Path) -> dict:
+def _profile_args(profile: str) -> list[str]:
+    if not profile:
+        return []
+    if profile.endswith(".toml"):
+        return ["--target-config", str(ROOT / profile)]
+    return ["--profile", profile]
+
+
+def _run(name: str, report_root: Path, profile: str | None = None) -> dict:
+    """One run of the defect's clause; ``profile`` None: the defect's own (Defect.profile)."""
     defect = DEFECTS[name]
-    report = report_root / name
+    profile = defect.profile if profile is None else profile
+    report = report_root / (name + ("@" + Path(profile).stem if profile else ""))
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--reference-defect", name, "--clause", defect.clause, "--turn-timeout", TURN_TIMEOUT,
-           "--report-dir", str(report)]
+           "--report-dir", str(report), *_profile_args(profile)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
@@ -56,11 +69,31 @@ def _run(name: str, report_root: Path) -> dict:
             "tail": proc.stdout[-1500:]}
 
 
+def _selected(request: pytest.FixtureRequest, test_name: str) -> list[str]:
+    """The defect names of the collected (selected) items of one test function."""
+    return sorted({item.callspec.params["name"] for item in request.session.items
+                   if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")})
+
+
 @pytest.fixture(scope="module")
-def matrix() -> dict[str, dict]:
+def matrix(request: pytest.FixtureRequest) -> dict[str, dict]:
+    names = _selected(request, "test_defect_is_killed")
     with tempfile.TemporaryDirectory(prefix="kill-matrix-") as tmp:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            futures = {name: pool.submit(_run, name, Path(tmp)) for name in DEFECTS}
+            futures = {name: pool.submit(_run, name, Path(tmp)) for name in names}
+            return {name: f.result() for name, f in futures.items()}
+
+
+PROFILE_DEFECTS = sorted(n for n, d in DEFECTS.items() if d.profile)
+
+
+@pytest.fixture(scope="module")
+def elsewhere(request: pytest.FixtureRequest) -> dict[str, dict]:
+    """The profile defects run under the default profile, where the fact they break is not claimed."""
+    names = _selected(request, "test_profile_defect_is_tolerated_elsewhere")
+    with tempfile.TemporaryDirectory(prefix="kill-matrix-elsewhere-") as tmp:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            futures = {name: pool.submit(_run, name, Path(tmp), "") for name in names}
             return {name: f.result() for name, f in futures.items()}
 
 
@@ -77,3 +110,17 @@ def test_defect_is_killed(matrix: dict[str, dict], name: str) -> None:
     assert clause["verdict"] == want, (
         f"{name} ({defect.level} {defect.clause}) survived: the clause got {clause['verdict']}, expected {want}\n"
         f"cases: {result['cases']}\n{result['tail']}")
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", PROFILE_DEFECTS)
+def test_profile_defect_is_tolerated_elsewhere(elsewhere: dict[str, dict], name: str) -> None:
+    """A defect of a profile fact is no defect where the profile does not claim that fact."""
+    defect = DEFECTS[name]
+    result = elsewhere[name]
+    assert "error" not in result, f"{name}: the run could not be judged: {result['error']}"
+    clause = result["clause"]
+    assert clause is not None and clause["cases"], f"{name}: no case checked {defect.clause} under the default profile"
+    assert clause["verdict"] == "PASS", (
+        f"{name} is a {defect.profile} fact but failed {defect.clause} under the default profile "
+        f"({clause['verdict']})\ncases: {result['cases']}\n{result['tail']}")

@@ -41,7 +41,8 @@ TOOL = {"type": "function", "name": "get_weather", "description": "Get current w
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                        "additionalProperties": False}, "strict": True}
 # the defects the monitor can see in a client's traffic: their clause is one it governs
-VISIBLE = sorted(name for name, d in DEFECTS.items() if d.clause in MONITOR_SCOPE)
+# a defect of a profile fact (Defect.profile) is tolerated under this proxy's profile (openai)
+VISIBLE = sorted(name for name, d in DEFECTS.items() if d.clause in MONITOR_SCOPE and not d.profile)
 # two creates sent back to back interleave only when the first is still streaming
 SERVER_OPTIONS = {"interleave-responses": {"ttft_ms": 100}}
 
@@ -505,3 +506,11 @@ def test_cli_bad_options_get_a_clear_message(args, message):
     r = subprocess.run([sys.executable, "-m", "conformance", "proxy", *args], capture_output=True, text=True,
                        timeout=30, cwd=ROOT)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_observer_checks_the_schemas_its_profile_claims():
+    registry = V.ClauseRegistry.load(V.default_clauses_path())
+    for name, variant in (("open-responses", "P-open"), ("openai", None)):
+        obs = Observer(registry=registry, upstream="ws://127.0.0.1:9/v1/responses", listen="127.0.0.1:0",
+                       profile=load_profile(name))
+        assert getattr(obs.schemas, "variant", None) == variant, name

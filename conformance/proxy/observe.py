@@ -178,6 +178,9 @@ class Observer:
                  schemas: Any = None, transcript_cap: int = DEFAULT_TRANSCRIPT_CAP,
                  stall_s: float = DEFAULT_STALL_S, log: Callable[[str], None] = lambda line: None) -> None:
         self.registry, self.upstream, self.listen, self.profile = registry, upstream, listen, profile
+        if schemas is None and "P-open" in (getattr(profile, "spec_profiles", None) or ()):
+            from conformance.schemas import schemas_for
+            schemas = schemas_for(profile)  # the P-open shapes (docs/spec.md §5.1)
         self.schemas, self.transcript_cap, self.stall_s, self.log = schemas, transcript_cap, stall_s, log
         self.started = time.time()
         self.watches: list[Watch] = []

@@ -43,6 +43,9 @@ class Profile:
     rejected_fields: tuple[str, ...] = ()
     store_true_hydrates: bool = True
     lanes: bool = True  # stream_id lanes (P-lanes, §4.4 items 20-23a)
+    # every error carries a string code (the Open Responses WebSocketErrorEvent, spec §5.1);
+    # OpenAI sends code null for some validation errors
+    error_code_required: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,10 +64,11 @@ PROFILES: dict[str, Profile] = {
     "open-responses": Profile(
         "open-responses",
         "Open Responses 2026-04-24 WebSocket transport: stream, stream_options, background and "
-        "generate are rejected with a 400 error; no lanes",
+        "generate are rejected with a 400 error; no lanes; every error has a string code",
         generate_false=False,
         lanes=False,
         rejected_fields=("stream", "stream_options", "background", "generate"),
+        error_code_required=True,
     ),
 }
 

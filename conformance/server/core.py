@@ -101,6 +101,8 @@ class Core:
             if gen.blocked_mid_stream is not None and not websocket:
                 raise gen.blocked_mid_stream  # over HTTP the block comes before any output
         except ApiError as err:
+            if err.code is None and settings.profile.error_code_required:
+                err.code = "invalid_input"  # P-open: WebSocketErrorEvent needs a string code (§5.1)
             if prev is not None and err.evicts and cache is not None and self._evicts(req):
                 cache.evict(prev, ANY_LANE if flags.fork_failure_evicts_parent else req.stream_id)
             raise
@@ -174,7 +176,8 @@ class Core:
             carried = entry.context
         context = list(carried) + list(items)
         output, in_tokens, out_tokens = engine.compact(instructions, context, self.ids.new,
-                                                       drop_nonces=self.flags.compaction_drops_context)
+                                                       drop_nonces=self.flags.compaction_drops_context,
+                                                       items_as_given=self.flags.compact_items_as_given)
         return {
             "id": self.ids.new("cmp"),
             "object": "response" if self.flags.compact_wrong_object else "response.compaction",

@@ -18,10 +18,18 @@ class Defect:
     clause: str
     summary: str
     level: str = "MUST"
+    # the profile the kill matrix judges it under: a built-in name or a TOML file relative to
+    # the repository ("" = the default); a defect of a profile fact is tolerated elsewhere
+    profile: str = ""
 
 
-def _d(name: str, clause: str, summary: str, level: str = "MUST") -> tuple[str, Defect]:
-    return name, Defect(name, clause, summary, level)
+def _d(name: str, clause: str, summary: str, level: str = "MUST", profile: str = "") -> tuple[str, Defect]:
+    return name, Defect(name, clause, summary, level, profile)
+
+
+# P-open (docs/spec.md §5.1): fields the published Open Responses schema requires
+P_OPEN_PROFILE = "open-responses"
+P_OPEN_COMPACT_PROFILE = "tests/data/profiles/open-responses-compact.toml"  # P-open + compact endpoint
 
 
 DEFECTS: dict[str, Defect] = dict(
@@ -173,6 +181,16 @@ DEFECTS: dict[str, Defect] = dict(
         _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
            "The connection cache keeps every response, not only the latest per lane: an older store=false "
            "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),
+        # P-open fields (§5.1): killed under P-open, tolerated under the OpenAI profiles
+        _d("response-without-penalty", "SCHEMA-SERVER-EVENT",
+           "Response objects leave out presence_penalty (the Open Responses ResponseResource requires it).",
+           profile=P_OPEN_PROFILE),
+        _d("tools-echo-without-strict", "SCHEMA-SERVER-EVENT",
+           "Response.tools echoes function tools without strict (the Open Responses FunctionTool requires it).",
+           profile=P_OPEN_PROFILE),
+        _d("compact-items-as-given", "COMPACT-ENDPOINT-SHAPE",
+           "POST /responses/compact keeps the user messages as the client sent them (no id, no status, "
+           "string content) instead of as Message resources.", profile=P_OPEN_COMPACT_PROFILE),
         # lanes (§4.4 items 20-23a, §4.5 items 25, 31, 33)
         _d("stream-id-not-validated", "CREATE-INVALID-STREAM-ID",
            "Any string is taken as a lane name: an empty, too long or badly formed stream_id opens a lane."),
@@ -302,6 +320,9 @@ class Flags:
     unknown_event_ignored_after_create: bool = False
     orphan_call_id_accepted: bool = False
     keeps_older_responses: bool = False
+    response_without_penalty: bool = False
+    tools_echo_without_strict: bool = False
+    compact_items_as_given: bool = False
     stream_id_not_validated: bool = False
     lane_jobs_overlap: bool = False
     lanes_serialised: bool = False
@@ -340,7 +361,7 @@ _EVENT_DEFECTS = (
     "deltas_dont_add_up", "terminal_not_last", "output_mismatch", "created_not_first",
     "missing_created_response_fields", "no_in_progress", "part_never_closed", "output_index_skips",
     "delta_for_unannounced_item", "completed_without_usage", "function_args_done_without_name",
-    "item_left_open_at_terminal",
+    "item_left_open_at_terminal", "response_without_penalty", "tools_echo_without_strict",
 )
 
 

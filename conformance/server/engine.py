@@ -380,13 +380,26 @@ def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_ca
     return gen
 
 
+def message_resource(item: dict, new_id: Callable[[str], str]) -> dict:
+    """A kept input message as a Message resource (``id``, ``status``, content parts), the shape
+    of the Open Responses ``CompactResource`` output and of OpenAI's own example (spec §5.1)."""
+    content = item.get("content")
+    if isinstance(content, str):
+        content = [{"type": "input_text", "text": content}]
+    out = {"id": item.get("id") or new_id("msg"), "type": "message", "status": item.get("status") or "completed"}
+    out.update((k, v) for k, v in item.items() if k not in ("id", "type", "status", "content"))
+    out["content"] = content
+    return out
+
+
 def compact(instructions: str | None, items: Sequence, new_id: Callable[[str], str],
-            drop_nonces: bool = False) -> tuple[list, int, int]:
-    """The compacted window for POST /responses/compact: user messages kept verbatim, every
-    other item folded into one ``compaction`` item whose ``encrypted_content`` this engine can
-    read back (so nonces survive compaction).  Returns (output, input_tokens, output_tokens).
-    ``drop_nonces`` (the compaction-drops-context defect) strips nonce-like codes from what is
-    folded."""
+            drop_nonces: bool = False, items_as_given: bool = False) -> tuple[list, int, int]:
+    """The compacted window for POST /responses/compact: user messages kept (as Message
+    resources), every other item folded into one ``compaction`` item whose
+    ``encrypted_content`` this engine can read back (so nonces survive compaction).  Returns
+    (output, input_tokens, output_tokens).  ``drop_nonces`` (the compaction-drops-context
+    defect) strips nonce-like codes from what is folded; ``items_as_given`` (the
+    compact-items-as-given defect) echoes the kept messages as the client sent them."""
     kept = [it for it in items if _is_user_message(it)]
     folded: list[str] = []
     for it in items:
@@ -395,9 +408,12 @@ def compact(instructions: str | None, items: Sequence, new_id: Callable[[str], s
     if drop_nonces:
         folded = [NONCE_RE.sub("", t) for t in folded]
     blob = encode_compaction(folded)
-    output = [dict(it) for it in kept]
-    for it in output:
-        it.setdefault("type", "message")
+    if items_as_given:
+        output = [dict(it) for it in kept]
+        for it in output:
+            it.setdefault("type", "message")
+    else:
+        output = [message_resource(it, new_id) for it in kept]
     output.append({"id": new_id("cmp"), "type": "compaction", "encrypted_content": blob})
     in_tokens = tokens_of(context_texts(instructions, items))
     out_tokens = tokens_of(folded)

@@ -39,11 +39,31 @@ ARGUMENT_CHUNKS = 3
 _DEFAULT_TEXT = {"format": {"type": "text"}, "verbosity": "medium"}
 
 
+def _number(value, default: float) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def echoed_tool(tool: dict) -> dict:
+    """A tool as Response.tools echoes it: a function tool in full, with ``description``,
+    ``parameters`` and ``strict`` (default true) as the Open Responses ``FunctionTool``
+    requires and api.openai.com echoes them (spec §5.1)."""
+    if tool.get("type") != "function":
+        return tool
+    echoed = dict(tool)
+    echoed.setdefault("description", None)
+    echoed.setdefault("parameters", None)
+    echoed.setdefault("strict", True)
+    return echoed
+
+
 def response_object(req, response_id: str, created_at: int, previous_response_id: str | None) -> dict:
-    """The in_progress Response of §3.6 (output [], usage null, completed_at null)."""
+    """The in_progress Response of §3.6 (output [], usage null, completed_at null), with every
+    field the Open Responses ``ResponseResource`` requires (§5.1) under every profile."""
     body = req.body
     reasoning = req.reasoning or {}
     text = body.get("text")
+    if isinstance(text, dict) and text and "format" not in text:
+        text = {"format": {"type": "text"}, **text}
     return {
         "id": response_id,
         "object": "response",
@@ -59,6 +79,8 @@ def response_object(req, response_id: str, created_at: int, previous_response_id
         "model": req.model,
         "output": [],
         "parallel_tool_calls": req.parallel_tool_calls,
+        "presence_penalty": _number(body.get("presence_penalty"), 0.0),
+        "frequency_penalty": _number(body.get("frequency_penalty"), 0.0),
         "previous_response_id": previous_response_id,
         "prompt_cache_key": body.get("prompt_cache_key"),
         "prompt_cache_options": body.get("prompt_cache_options"),
@@ -69,7 +91,7 @@ def response_object(req, response_id: str, created_at: int, previous_response_id
         "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
         "text": text if isinstance(text, dict) and text else _DEFAULT_TEXT,
         "tool_choice": req.tool_choice,
-        "tools": req.tools,
+        "tools": [echoed_tool(t) for t in req.tools],
         "top_logprobs": body.get("top_logprobs") or 0,
         "top_p": 1.0 if body.get("top_p") is None else body["top_p"],
         "truncation": body.get("truncation") or "disabled",
@@ -319,6 +341,17 @@ def processing_s(events: list[dict], per_token_s: float) -> float:
 
 def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     """Rewrite a response's events for the event-level defects (called only when one is on)."""
+    # P-open fields of the Response (§5.1): killed under P-open, tolerated under OpenAI
+    if flags.response_without_penalty or flags.tools_echo_without_strict:
+        for e in events:
+            resp = e.get("response")
+            if isinstance(resp, dict):
+                resp = dict(resp)
+                if flags.response_without_penalty:
+                    resp.pop("presence_penalty", None)
+                if flags.tools_echo_without_strict:
+                    resp["tools"] = [{k: v for k, v in t.items() if k != "strict"} for t in resp.get("tools", ())]
+                e["response"] = resp
     if flags.missing_created_response_fields:
         for e in events:
             if "response" in e:

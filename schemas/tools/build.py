@@ -809,6 +809,150 @@ def outputs() -> dict[Path, str]:
         files[ROOT / "vectors" / f"{name}.json"] = dump(vs)
         index["vectors"].append(f"vectors/{name}.json")
     files[ROOT / "index.json"] = dump(index)
+    files.update(p_open_outputs())
+    return files
+
+
+# ---------------------------------------------------------------------------------------
+# P-open: the schema set of the Open Responses profile (docs/spec.md §5.1). Its hand-written
+# definitions in p-open/defs/ add what the published Open Responses schema requires
+# (openresponses/openresponses@1e33c10f, public/openapi/openapi.json) to the OpenAI shapes;
+# only the events that carry those shapes get a P-open schema here, every other event keeps
+# its OpenAI schema. Vectors carry `valid` (P-open) and `valid_openai` (the OpenAI set).
+
+P_OPEN = "p-open"
+P_OPEN_SOURCE = "openresponses/openresponses@1e33c10fb3c19480751658eae966dad8e9c91514 public/openapi/openapi.json"
+P_OPEN_DEFS = ["response", "item", "output-item", "tool", "ws-error", "compact-resource"]
+P_OPEN_EVENTS = ["response.queued", "response.created", "response.in_progress", "response.completed",
+                 "response.failed", "response.incomplete", "response.output_item.added",
+                 "response.output_item.done"]
+
+
+def _rebase(obj):
+    """A generated event schema moved one level down (p-open/server/): shared defs stay shared."""
+    if isinstance(obj, dict):
+        return {k: _rebase(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rebase(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("../defs/common.json"):
+        return "../" + obj
+    return obj
+
+
+def p_open_server_schema(t: str) -> dict:
+    if t == "error":
+        sch = error_schema()
+        sch["description"] = "WebSocket `error` event under P-open: the Open Responses WebSocketErrorEvent (p-open/defs/ws-error.json)."
+    else:
+        sch = _rebase(server_schema(t, SHARED[t]))
+        sch["description"] += " P-open: the response or item is checked against p-open/defs/."
+    sch["$id"] = f"{BASE}{P_OPEN}/server/{t}.json"
+    return sch
+
+
+P_OPEN_RESPONSE_EXTRA = {"presence_penalty": 0.0, "frequency_penalty": 0.0, "background": False}
+FUNCTION_TOOL = {"type": "function", "name": "get_weather", "description": None,
+                 "parameters": {"type": "object"}, "strict": True}
+
+
+def p_open_vectors() -> list[dict]:
+    out: list[dict] = []
+
+    def add(desc, inst, valid, valid_openai, pointer=None, rule=None, def_name=None):
+        t = None if def_name else inst.get("type")
+        v = V(desc, t, inst, valid, pointer, rule)
+        v["valid_openai"] = valid_openai
+        if def_name:
+            v["def"] = def_name
+        out.append(v)
+
+    resp = dict(RESPONSES["response.completed"], **P_OPEN_RESPONSE_EXTRA, tools=[FUNCTION_TOOL])
+    comp = {"type": "response.completed", "response": resp, "sequence_number": 8}
+    add("Response with every field ResponseResource requires", comp, True, True)
+    add("unknown Response fields stay extensions", deep_set(comp, ["response", "x_vendor"], {"a": 1}), True, True)
+    for f in ["presence_penalty", "frequency_penalty", "background", "store", "service_tier", "top_logprobs",
+              "truncation", "text", "reasoning", "usage", "completed_at", "previous_response_id",
+              "max_tool_calls", "safety_identifier", "prompt_cache_key", "status"]:
+        add(f"Response without {f} (required by ResponseResource)", deep_set(comp, ["response", f], DELETE),
+            False, True, "/response/" + f, "required")
+    add("presence_penalty must be a number", deep_set(comp, ["response", "presence_penalty"], "0"),
+        False, True, "/response/presence_penalty", "type")
+    add("temperature may not be null", deep_set(comp, ["response", "temperature"], None),
+        False, True, "/response/temperature", "type")
+    add("created_at is an integer", deep_set(comp, ["response", "created_at"], 1790000000.5),
+        False, True, "/response/created_at", "type")
+    add("echoed function tool without strict", deep_set(comp, ["response", "tools", 0, "strict"], DELETE),
+        False, True, "/response/tools/0/strict", "required")
+    add("echoed function tool with strict null", deep_set(comp, ["response", "tools", 0, "strict"], None), True, True)
+    add("echoed function tool without description", deep_set(comp, ["response", "tools", 0, "description"], DELETE),
+        False, True, "/response/tools/0/description", "required")
+    add("echoed function tool without parameters", deep_set(comp, ["response", "tools", 0, "parameters"], DELETE),
+        False, True, "/response/tools/0/parameters", "required")
+    add("strict must be a boolean or null", deep_set(comp, ["response", "tools", 0, "strict"], "yes"),
+        False, False, "/response/tools/0/strict", "type")
+    fc = {"id": "fc_vec_0001", "type": "function_call", "status": "completed", "call_id": "call_vec_0001",
+          "name": "get_weather", "arguments": "{}"}
+    done = {"type": "response.output_item.done", "sequence_number": 5, "output_index": 0, "item": fc}
+    add("function_call item with id and status", done, True, True)
+    add("function_call item without id", deep_set(done, ["item", "id"], DELETE), False, True, "/item/id", "required")
+    add("function_call item without status", deep_set(done, ["item", "status"], DELETE),
+        False, True, "/item/status", "required")
+    add("message item without status (both profiles require it)",
+        dict(done, item={k: v for k, v in MESSAGE_DONE.items() if k != "status"}), False, False, "/item/status", "required")
+
+    err = {"type": "error", "status": 400,
+           "error": {"type": "invalid_request_error", "code": "previous_response_not_found",
+                     "message": "Previous response with id 'resp_vec_0001' not found.", "param": "previous_response_id"}}
+    add("error with status and code", err, True, True)
+    add("error without status (WebSocketErrorEvent requires it)", deep_set(err, ["status"], DELETE),
+        False, True, "/status", "required")
+    add("error without error.type (optional in WebSocketErrorEvent)", deep_set(err, ["error", "type"], DELETE),
+        True, False)
+    add("error.code null (WebSocketErrorEvent needs a string)", deep_set(err, ["error", "code"], None),
+        False, True, "/error/code", "type")
+    add("error without error.param", deep_set(err, ["error", "param"], DELETE), True, True)
+    add("unknown error fields stay extensions", deep_set(err, ["error", "x_detail"], [1]), True, True)
+    add("status must be an integer", deep_set(err, ["status"], "400"), False, False, "/status", "type")
+
+    user_msg = {"id": "msg_vec_0100", "type": "message", "status": "completed", "role": "user",
+                "content": [{"type": "input_text", "text": "Keep it short."}]}
+    body = {"id": "cmp_vec_0001", "object": "response.compaction", "created_at": 1790000000,
+            "output": [user_msg, {"id": "cmp_vec_0002", "type": "compaction", "encrypted_content": "gAAA"}],
+            "usage": USAGE}
+    add("compacted window of Message resources", body, True, None, def_name="compact-resource")
+    add("kept message without id", deep_set(body, ["output", 0, "id"], DELETE), False, None,
+        "/output/0/id", "required", def_name="compact-resource")
+    add("kept message without status", deep_set(body, ["output", 0, "status"], DELETE), False, None,
+        "/output/0/status", "required", def_name="compact-resource")
+    add("kept message with string content", deep_set(body, ["output", 0, "content"], "Keep it short."), False, None,
+        "/output/0/content", "type", def_name="compact-resource")
+    add("usage is required", deep_set(body, ["usage"], DELETE), False, None, "/usage", "required",
+        def_name="compact-resource")
+    return out
+
+
+def p_open_outputs() -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    root = ROOT / P_OPEN
+    index = {"$comment": GENERATED, "version": 1, "variant": "P-open", "base": BASE + P_OPEN + "/",
+             "source": P_OPEN_SOURCE, "events": {}, "defs": {}, "vectors": []}
+    for t in ["error", *P_OPEN_EVENTS]:
+        files[root / "server" / f"{t}.json"] = dump(p_open_server_schema(t))
+    server = {**SHARED, **WS_ONLY, **BETA}
+    for t in ["error", *server]:
+        rel = f"server/{t}.json" if t in P_OPEN_EVENTS or t == "error" else f"../server/{t}.json"
+        index["events"][t] = {"direction": "server", "schema": rel, "surface": SERVER_SURFACE[t]}
+    for t in client_schemas():
+        index["events"][t] = {"direction": "client", "schema": f"../client/{t}.json", "surface": CLIENT_SURFACE[t]}
+    # the OpenAI definitions the P-open ones build on are loaded too, under "openai/<name>"
+    for d in DEFS:
+        name = f"openai/{d}" if d in P_OPEN_DEFS else d
+        index["defs"][name] = f"../defs/{d}.json"
+    for d in P_OPEN_DEFS:
+        index["defs"][d] = f"defs/{d}.json"
+    files[root / "vectors" / "differences.json"] = dump(p_open_vectors())
+    index["vectors"].append("vectors/differences.json")
+    files[root / "index.json"] = dump(index)
     return files
 
 

@@ -764,6 +764,27 @@ def c_pending_steer_survives_close(srv):
     return "KIWI-7342" in nonces_of(t)
 
 
+# P-open fields (spec §5.1): the Response, its tools echo and the compacted window
+def _lifecycle_responses(srv, **fields) -> list[dict]:
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="hi", store=False, **fields)
+    return [e["response"] for e in t.events if isinstance(e.get("response"), dict)]
+
+
+def c_response_without_penalty(srv):
+    return any("presence_penalty" not in r for r in _lifecycle_responses(srv))
+
+
+def c_tools_echo_without_strict(srv):
+    tool = {k: v for k, v in WEATHER_TOOL.items() if k != "strict"}
+    return any("strict" not in t for r in _lifecycle_responses(srv, tools=[tool]) for t in r["tools"])
+
+
+def c_compact_items_as_given(srv):
+    kept = [i for i in _compact(srv, CONVERSATION)["output"] if i.get("type") == "message"]
+    return not kept or any("id" not in i or "status" not in i or isinstance(i.get("content"), str) for i in kept)
+
+
 # defects whose behaviour needs the server started with a switch (the checks run on both)
 NEEDS = {name: {"steering": True} for name in DEFECTS if "steer" in name}
 
