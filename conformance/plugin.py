@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
 
@@ -221,6 +221,19 @@ def _strict(config: pytest.Config) -> bool:
         return False
 
 
+def _validate_reference_defects(names: Iterable[str]) -> None:
+    """An unknown --reference-defect is a usage error (one line, a suggestion), not 90 ERROR cases."""
+    import difflib
+    from conformance.server.defects import DEFECTS
+    unknown = [n for n in names if n not in DEFECTS]
+    if unknown:
+        hints = [f"{n!r} → did you mean {m[0]}?" for n in unknown
+                 if (m := difflib.get_close_matches(n, list(DEFECTS), n=1))]
+        raise pytest.UsageError(f"--reference-defect: unknown defect(s) {', '.join(unknown)}"
+                                + (f": {'; '.join(hints)}" if hints else "")
+                                + " (python -m conformance.server --list-defects lists them)")
+
+
 def _settings(config: pytest.Config) -> Settings:
     opt = config.getoption
     target_url = opt("target")
@@ -287,6 +300,7 @@ def _settings(config: pytest.Config) -> Settings:
             write_baseline = BL.prepare_output(opt("write_baseline"))
         except BL.BaselineError as exc:
             raise pytest.UsageError(f"--write-baseline: {exc}") from None
+    _validate_reference_defects(opt("reference_defect") or ())
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
     report_dir = None
     if not opt("no_report"):

@@ -292,3 +292,14 @@ def test_misalignment_block_is_never_retried(pytester: pytest.Pytester):
     cert = _cert(pytester)
     assert len(cert["blocked"]) == 3
     assert cert["usage"]["creates"] == 2 and cert["usage"]["http_requests"] == 1     # one try each
+
+
+def test_an_unknown_reference_defect_is_a_usage_error_with_a_suggestion(pytester):
+    """Bad input gets one line (exit 4), not a run of cases that all ERROR."""
+    cases = Path(__file__).resolve().parent.parent / "cases"
+    result = pytester.runpytest_subprocess(str(cases), "-p", "no:cacheprovider", "--no-report",
+                                           "--reference-defect", "reject-when-bussy")
+    assert result.ret == 4
+    err = result.stderr.str()
+    assert "unknown defect(s) reject-when-bussy" in err and "did you mean reject-when-busy?" in err
+    assert "Traceback" not in err + result.stdout.str()

@@ -472,7 +472,11 @@ def test_cli_with_nothing_reaching_the_upstream_warns_at_start_and_exits_6(tmp_p
     assert len(warnings) == 1 and "ConnectionRefusedError" in warnings[0]
     assert "nothing observed: no connection reached the upstream" in rest
     assert "the upstream was unreachable for 1 handshake(s)" in rest and "Traceback" not in rest
-    assert (tmp_path / "rep" / "certificate.json").is_file()
+    cert = json.loads((tmp_path / "rep" / "certificate.json").read_text())
+    # nothing watched: the certificate and badge say so instead of an empty PASS
+    assert cert["overall"] == "NOT-USABLE" and cert["observed"]["relayed"] == 0
+    assert not cert["certification"]["certified"] and "nothing observed" in " ".join(cert["certification"]["reasons"])
+    assert "observed · nothing" in (tmp_path / "rep" / "badge.svg").read_text()
 
 
 def test_cli_exits_6_when_every_handshake_was_refused(tmp_path):

@@ -248,7 +248,7 @@ class Observer:
 
     def summary(self) -> dict:
         return {"upstream": self.upstream, "listen": self.listen,
-                "connections": len(self.watches) + len(self.problems),
+                "connections": len(self.watches) + len(self.problems), "relayed": len(self.watches),
                 "frames": {k: sum(w.frames[k] for w in self.watches) for k in ("from_client", "from_upstream")},
                 "refused": self.refused, "unreachable": self.unreachable, "transcript_cap": self.transcript_cap}
 

@@ -68,7 +68,9 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     if overall == "PASS" and ((extra or {}).get("baseline") or {}).get("stale"):
         overall = BL.STALE       # a known deviation that is gone: the baseline must be updated
     preflight = (extra or {}).get("preflight") or {}
-    if preflight.get("usable") is False:
+    # observed traffic with no connection relayed: nothing was watched, nothing can read PASS
+    nothing_observed = mode == OBSERVED and ((extra or {}).get("observed") or {}).get("relayed") == 0
+    if preflight.get("usable") is False or nothing_observed:
         overall = NOT_USABLE
     usage = Counter()
     for r in records:
@@ -83,7 +85,10 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     cert_ = certification(overall, rows, records)
     if mode == OBSERVED:
         cert_ = cert_ | {"certified": False, "reasons": [OBSERVED_REASON] + cert_["reasons"]}
-    if overall == NOT_USABLE:
+    if nothing_observed:
+        cert_ = cert_ | {"certified": False, "reasons": [OBSERVED_REASON, "nothing observed: no client connection "
+                                                         "reached the upstream"]}
+    elif overall == NOT_USABLE:
         cert_ = cert_ | {"certified": False, "reasons": [f"target not usable: {preflight.get('message', '')}; "
                                                          f"check {preflight.get('check', '')}",
                                                          "no case ran: every clause is UNTESTED"]}

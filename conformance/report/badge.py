@@ -7,6 +7,7 @@ has its own words and colour, first row that applies:
 =============================  ===================================  ==========
 certificate                    text                                 colour
 =============================  ===================================  ==========
+observed, nothing relayed       observed · nothing                   grey
 ``mode: observed`` (proxy)     observed · MUST p/m                  blue
 overall NOT-USABLE             not usable                           grey
 certified                      PASS · MUST m/m (· KNOWN k)          green
@@ -60,7 +61,7 @@ def badge(cert: dict) -> tuple[str, str]:
     known = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN")
     known_must = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN" and r["level"] == "MUST" and r["claimed"])
     if cert.get("mode") == "observed":
-        return f"observed · {must}", _OBSERVED
+        return ("observed · nothing", _NOT_USABLE) if overall == "NOT-USABLE" else (f"observed · {must}", _OBSERVED)
     if overall == "NOT-USABLE":
         return "not usable", _NOT_USABLE
     if certified(cert):
