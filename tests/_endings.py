@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from websockets.exceptions import ConnectionClosed
+
 from conformance.monitor import TERMINAL_TYPES
 from conformance.proxy.relay import ProxyThread, Relay
 
@@ -148,7 +150,10 @@ class EndingRelay(Relay):
                         self.refused += 1
                         await src.send(json.dumps(RATE_LIMIT_EVENT))
                         continue
-                await dst.send(message)
+                try:
+                    await dst.send(message)
+                except ConnectionClosed:
+                    return dst       # the upstream closed (e.g. 1009 on a big frame): mirror its close
         except Exception:  # noqa: BLE001 - either side closing ends the pump
             pass
         return src

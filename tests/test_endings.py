@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from pathlib import Path
+
 import pytest
 
 from _endings import ending_relay
@@ -107,24 +109,26 @@ def test_an_adversarial_ending_fails_its_clause_in_bounded_time(tmp_path, ending
         assert cert["stalled"] is None
 
 
+# the certification rehearsal of docs/certification.md: realistic latency, a short lifetime
+REHEARSAL_SERVER = ("--steering", "--ttft-ms", "150", "--tokens-per-second", "100", "--lifetime", "10")
+REHEARSAL_PROFILE = Path(__file__).resolve().parent.parent / "docs" / "rehearsal.toml"
+
+
 @pytest.mark.endings
 @pytest.mark.timeout(300)
-def test_a_rate_limit_on_every_fourth_connection_is_retried_not_flaky(tmp_path):
-    with standalone_server() as url:
-        _, clean, _ = run_cases(["--target", url, "--api-key", KEY], tmp_path / "clean", timeout=240)
-        with ending_relay(url, "rate-limit") as relay:
-            proc, cert, _ = run_cases(["--target", relay.url, "--api-key", KEY], tmp_path / "rep", timeout=240)
-    assert clean is not None and cert is not None, proc.stdout[-3000:]
+def test_a_rate_limit_on_every_fourth_connection_is_retried_and_still_certifies(tmp_path):
+    """Issue 21: a clean server behind a relay that answers the first create of every fourth
+    connection with a 429 is certified by a run with the default retry options, and the
+    certificate counts every retry (a transient refusal is not flakiness)."""
+    with standalone_server(args=REHEARSAL_SERVER) as url, ending_relay(url, "rate-limit") as relay:
+        proc, cert, _ = run_cases(["--target", relay.url, "--api-key", KEY, f"--target-config={REHEARSAL_PROFILE}",
+                                   "-n", "2", "--run-slow"], tmp_path / "rep", timeout=240)
+    assert cert is not None, proc.stdout[-3000:]
     assert relay.refused > 0
     assert cert["retries"]["transient"] == relay.refused           # every 429 retried, none judged
     assert cert["retries"]["by_reason"] == {"rate_limit": relay.refused}
     assert cert["counts"]["cases"]["FLAKY"] == 0 and cert["counts"]["cases"]["FAIL"] == 0
-    # the same verdicts as without the relay (but for a case that could not judge either way:
-    # whether a fast server leaves a response in flight is timing, issue 15)
-    timing = {c["nodeid"] for run in (clean, cert) for c in run["cases"]
-              if any("cannot judge" in m for m in c["messages"])}
-    assert {c["nodeid"]: c["verdict"] for c in cert["cases"] if c["nodeid"] not in timing} == \
-        {c["nodeid"]: c["verdict"] for c in clean["cases"] if c["nodeid"] not in timing}
-    assert cert["certification"]["certified"] or not clean["certification"]["certified"]
+    assert cert["certification"]["certified"], cert["certification"]["reasons"]
+    assert proc.returncode == 0, proc.stdout[-3000:]
     retried = [c for c in cert["cases"] if c.get("tries")]
     assert all(t.get("backoff_s") == 1.0 for c in retried for t in c["tries"] if t.get("transient"))
