@@ -501,7 +501,7 @@ def test_cli_exits_6_when_every_handshake_was_refused(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--upstream", "ftp://x/v1"], "expected a ws:// or wss:// endpoint URL"),
-    (["--target", "wss://x:port/v1/responses"], "the port is not a number"),
+    (["--target", "wss://x:port/v1/responses"], "is not a number from 1 to 65535"),
     (["--upstream", "ws://127.0.0.1:1/v1", "--target-config", "no/such/acme.toml"], "no/such/acme.toml"),
     (["--upstream", "ws://127.0.0.1:1/v1", "--listen", "nonsense"], "HOST:PORT"),
     (["--upstream", "ws://127.0.0.1:1/v1", "--profile", "no-such-profile"], "no-such-profile"),
