@@ -31,6 +31,7 @@ def night(cert: dict) -> dict:
             "overall": cert.get("overall"), "certified": bool(c.get("certified")),
             "must_pass": int(c.get("must_pass", 0)), "must_claimed": int(c.get("must_claimed", 0)),
             "fail": sorted(r["id"] for r in cert["clauses"] if r["verdict"] == "FAIL"),
+            "fail_count": sum(r["verdict"] == "FAIL" for r in cert["clauses"]),
             "creates": int(u.get("creates", 0)),
             "tokens": int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0))}
 
@@ -109,8 +110,6 @@ def page(t: dict) -> str:
 
 def render(t: dict) -> dict[str, str]:
     """File name -> text: ``trend.html`` and one ``diff-NN.md`` per changed night."""
-    for n in t["nights"]:
-        n["fail_count"] = len(n["fail"])
     files = {"trend.html": page(t)}
     files |= {diff_name(i): n["diff"] for i, n in enumerate(t["nights"]) if n["changed"]}
     return files
