@@ -1,6 +1,8 @@
 """``python -m conformance COMMAND``: tools around the suite, one subcommand per module.
 
 ``diff``   — compare two certificates; exit 1 when the new run is worse (conformance.diff, docs/nightly.md)
+``matrix`` — put certificates side by side as an HTML page and a Markdown table (conformance.matrix)
+``trend``  — draw the nightly history of one target (conformance.trend, docs/nightly.md)
 ``proxy``  — watch real traffic between a client and a target; exit 6 when none reached it (docs/proxy.md)
 """
 
@@ -13,6 +15,8 @@ import sys
 # subcommand -> (module with add_arguments(parser) and run(args) -> exit status, help)
 COMMANDS = {
     "diff": ("conformance.diff", "compare two certificate.json files; exit 1 when the new run is worse"),
+    "matrix": ("conformance.matrix", "certificates side by side: clauses down, targets across (HTML and Markdown)"),
+    "trend": ("conformance.trend", "the nightly history of one target: MUST passes, FAIL clauses, spend per night"),
     "proxy": ("conformance.proxy.cli", "forward WebSocket traffic to a target and report what the monitor saw"),
 }
 
