@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,26 +76,43 @@ def _selected(request: pytest.FixtureRequest, test_name: str) -> list[str]:
                    if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")})
 
 
+class _OnDemand(dict):
+    """Runs a defect when its test first asks for it."""
+
+    def __init__(self, run) -> None:
+        super().__init__()
+        self._run = run
+
+    def __missing__(self, name: str) -> dict:
+        self[name] = self._run(name)
+        return self[name]
+
+
+def _results(request: pytest.FixtureRequest, test_name: str, tmp: Path, profile: str | None) -> dict[str, dict]:
+    """The runs of the selected defects: a few at a time, or one per test under pytest-xdist,
+    where every worker collects every item and xdist itself spreads the defects over workers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return _OnDemand(lambda name: _run(name, tmp, profile))
+    names = _selected(request, test_name)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {name: pool.submit(_run, name, tmp, profile) for name in names}
+        return {name: f.result() for name, f in futures.items()}
+
+
 @pytest.fixture(scope="module")
-def matrix(request: pytest.FixtureRequest) -> dict[str, dict]:
-    names = _selected(request, "test_defect_is_killed")
+def matrix(request: pytest.FixtureRequest) -> Iterator[dict[str, dict]]:
     with tempfile.TemporaryDirectory(prefix="kill-matrix-") as tmp:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            futures = {name: pool.submit(_run, name, Path(tmp)) for name in names}
-            return {name: f.result() for name, f in futures.items()}
+        yield _results(request, "test_defect_is_killed", Path(tmp), None)
 
 
 PROFILE_DEFECTS = sorted(n for n, d in DEFECTS.items() if d.profile)
 
 
 @pytest.fixture(scope="module")
-def elsewhere(request: pytest.FixtureRequest) -> dict[str, dict]:
+def elsewhere(request: pytest.FixtureRequest) -> Iterator[dict[str, dict]]:
     """The profile defects run under the default profile, where the fact they break is not claimed."""
-    names = _selected(request, "test_profile_defect_is_tolerated_elsewhere")
     with tempfile.TemporaryDirectory(prefix="kill-matrix-elsewhere-") as tmp:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            futures = {name: pool.submit(_run, name, Path(tmp), "") for name in names}
-            return {name: f.result() for name, f in futures.items()}
+        yield _results(request, "test_profile_defect_is_tolerated_elsewhere", Path(tmp), "")
 
 
 @pytest.mark.timeout(900)
