@@ -32,3 +32,28 @@ def test_both_keys_are_redacted():
     first, other = "sk-first-SENTINEL-aaaaaaaa", "sk-other-SENTINEL-bbbbbbbb"
     out = TN.redact_keys(f"Bearer {first} then Bearer {other}", first, other, "")
     assert first not in out and other not in out
+
+
+OTHER_SENTINEL = "sk-report-OTHER-TENANT-5e1f0a9b7c3d"
+CASE = '''
+import pytest
+
+@pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+def test_miss(connect):
+    connect().turn(input="hi", store=False, previous_response_id="resp_conformance_missing_0000")
+'''
+
+
+def test_the_other_key_is_in_no_report_file(pytester: pytest.Pytester):
+    """Sentinel: the second key given on the command line is written nowhere."""
+    pytester.mkdir("cases")
+    (pytester.path / "cases" / "test_demo.py").write_text(CASE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep",
+                                "--other-tenant-key", OTHER_SENTINEL, "cases")
+    result.assert_outcomes(passed=1)
+    files = [p for p in (pytester.path / "rep").rglob("*") if p.is_file()]
+    assert any(p.name == "certificate.json" for p in files)
+    for p in files:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        assert OTHER_SENTINEL not in text and OTHER_SENTINEL[-12:] not in text, p.name
+    assert OTHER_SENTINEL not in result.stdout.str() + result.stderr.str()
