@@ -48,7 +48,8 @@ from conformance.client import (METER, Blocked, Connection, HandshakeRefused, Ha
 from conformance.deadlines import turn_timeouts
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
-from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
+from conformance import tenants as TN
+from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
@@ -101,6 +102,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="endpoint under test: a ws(s):// socket URL used as is, or an http(s):// API base "
                      "URL (…/v1) from which the socket URL is derived like the SDKs do. "
                      "Without it the embedded reference server is started on loopback.")
+    g.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
+                help="key of another tenant, for the tenant-isolation clauses (default: "
+                     "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
     g.addoption("--api-key", default=None, metavar="KEY",
                 help="API key (default: $OPENAI_API_KEY; a fixed local key for the embedded server)")
     g.addoption("--auth-header", default=None, metavar="NAME",
@@ -204,6 +208,7 @@ class Settings:
     preflight_timeout: float = PF.DEFAULT_TIMEOUT
     preflight: bool = True
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
+    other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
 
     @property
     def embedded(self) -> bool:
@@ -313,7 +318,8 @@ def _settings(config: pytest.Config) -> Settings:
                     max_requests=opt("max_requests"), baseline=baseline,
                     write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
                     server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
-                    preflight=not opt("no_preflight"), idle_after_done=idle_after_done)
+                    preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
+                    other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key, embedded=target_url is None))
 
 
 class ConformanceSession:
@@ -354,7 +360,7 @@ class ConformanceSession:
         s = self.settings
         p = s.profile
         # the embedded server follows the profile's facts where its config has a switch
-        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=(s.api_key or EMBEDDED_KEY,),
+        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=TN.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
                                    test_controls=True,
                                    profile=_server_profile(p), defects=s.defects,
                                    lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
@@ -403,7 +409,7 @@ class ConformanceSession:
 
     def redact(self, text: str) -> str:
         """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
-        return redact(text, self.settings.api_key)
+        return TN.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
 
     def stop(self) -> None:
         _client.LIVENESS = _client.BUDGET = None

@@ -21,6 +21,7 @@ import conformance.schemas  # noqa: E402,F401
 pytest.importorskip("allure_pytest")
 
 SENTINEL = "sk-allure-SENTINEL-7f3a9c2e51d04b86"
+OTHER_SENTINEL = "sk-allure-OTHER-TENANT-c41d9e07a2b3"  # --other-tenant-key, §4.5 item 35a
 
 CASES = '''
 import pytest
@@ -68,7 +69,7 @@ def _run(pytester: pytest.Pytester, *extra: str, subprocess: bool = False) -> Pa
     (pytester.path / "cases" / "test_allure_demo.py").write_text(CASES)
     run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
     result = run("-p", "no:cacheprovider", "--no-report", "--alluredir", "allure", "--api-key", SENTINEL,
-                 "cases", *extra)
+                 "--other-tenant-key", OTHER_SENTINEL, "cases", *extra)
     result.assert_outcomes(passed=3, failed=2, skipped=1, errors=1)
     return pytester.path / "allure"
 
@@ -91,6 +92,8 @@ def _check(root: Path) -> None:
     for p in files:                                   # the key appears in no allure file
         assert SENTINEL not in p.read_text(encoding="utf-8", errors="replace"), p.name
         assert SENTINEL[-12:] not in p.read_text(encoding="utf-8", errors="replace"), p.name
+        assert OTHER_SENTINEL not in p.read_text(encoding="utf-8", errors="replace"), p.name
+        assert OTHER_SENTINEL[-12:] not in p.read_text(encoding="utf-8", errors="replace"), p.name
     res = _results(root)
     assert set(res) == {"test_two_turns", "test_must_fail", "test_should_fail", "test_unsupported", "test_error",
                         "test_fail_then_cannot_judge", "test_error_step"}

@@ -73,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = ephemeral)")
-    p.add_argument("--api-key", action="append", default=[], metavar="KEY",
-                   help="accepted bearer key (repeatable); without it any non-empty key is accepted")
+    p.add_argument("--api-key", action="append", default=[], metavar="KEY[:TENANT]",
+                   help="accepted bearer key (repeatable), optionally with its tenant: keys of one "
+                        "tenant share stored responses, a key without one is its own tenant; "
+                        "without --api-key any non-empty key is accepted")
     p.add_argument("--profile", choices=sorted(PROFILES), default="openai",
                    help="server behaviour profile (default openai)")
     p.add_argument("--lifetime", type=_positive_float, default=None, metavar="SECONDS",

@@ -43,7 +43,8 @@ def _error_response(err: ApiError) -> web.Response:
 
 
 def _authenticate(request: web.Request, core: Core) -> str:
-    """The API key (the owner of what this client stores); raises the 401 to send."""
+    """The key's tenant (the owner of what this client stores, §4.5 item 35a); raises the
+    401 to send."""
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
@@ -55,7 +56,7 @@ def _authenticate(request: web.Request, core: Core) -> str:
     keys = core.settings.api_keys
     if keys and key not in keys:
         raise ApiError(401, "invalid_api_key", "Incorrect API key provided.", None)
-    return key
+    return core.settings.tenant_of(key)
 
 
 def _route(handler):

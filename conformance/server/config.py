@@ -128,6 +128,25 @@ def _non_negative(value, name: str) -> float:
     return v
 
 
+def parse_api_keys(entries) -> dict[str, str]:
+    """``KEY[:TENANT]`` entries -> {key: tenant} (spec §4.5 item 35a); a key without a
+    tenant is its own tenant.  A key is everything before the first ``:``."""
+    tenants: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise ValueError(f"api key must be a string, got {entry!r}")
+        key, colon, tenant = entry.partition(":")
+        key, tenant = key.strip(), tenant.strip()
+        if not key:
+            raise ValueError("api key must not be empty (form KEY or KEY:TENANT)")
+        if colon and not tenant:
+            raise ValueError("api key has an empty tenant after ':' (form KEY or KEY:TENANT)")
+        if key in tenants and tenants[key] != (tenant or key):
+            raise ValueError("api key given twice with different tenants")
+        tenants[key] = tenant or key
+    return tenants
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str
@@ -153,6 +172,12 @@ class Settings:
     per_token_s: float = 0.0
     steering: bool = False
     lanes: bool = True
+    # key -> tenant (spec §4.5 item 35a): keys of one tenant share stored responses
+    tenants: dict = field(default_factory=dict, hash=False)
+
+    def tenant_of(self, key: str) -> str:
+        """The owner of what ``key`` stores: its tenant, or the key itself."""
+        return self.tenants.get(key, key)
 
     @property
     def store_true_hydrates(self) -> bool:
@@ -185,10 +210,12 @@ class Settings:
         policy = BusyPolicy(config.busy_policy) if config.busy_policy else profile.busy_policy
         if flags.reject_when_busy:
             policy = BusyPolicy.REJECT
+        tenants = parse_api_keys(config.api_keys or ())
         return cls(
+            tenants=tenants,
             host=config.host,
             port=int(config.port),
-            api_keys=frozenset(config.api_keys or ()),
+            api_keys=frozenset(tenants),
             profile=profile,
             lifetime_s=lifetime,
             test_controls=bool(config.test_controls),

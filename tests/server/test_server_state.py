@@ -114,6 +114,43 @@ def test_other_keys_ids_are_not_found(server):
     assert status == 200 and body["id"] == t1.id
 
 
+def test_keys_of_one_tenant_share_responses_others_do_not(make_server):
+    """§4.5 item 35a: KEY:TENANT; keys of one tenant share the store, other tenants get
+    previous_response_not_found and 404 (store=true and store=false)."""
+    srv = make_server(api_keys=(f"{KEY_A}:acme", f"{KEY_B}:acme", "key-other:globex"))
+    with WS(srv.ws_url, key=KEY_A) as ws:
+        kept = ws.turn(input="remember MANGO-3535", store=True)
+        unkept = ws.turn(input="remember KIWI-3536", store=False)
+    with WS(srv.ws_url, key=KEY_B) as ws:  # same tenant, new connection: shared
+        t2 = ws.turn(input="probe", previous_response_id=kept.id, **probe_fields())
+    assert nonces_of(t2) == ["MANGO-3535"]
+    status, body = http("GET", f"{srv.base_url}/responses/{kept.id}", key=KEY_B)
+    assert status == 200 and body["id"] == kept.id
+    with WS(srv.ws_url, key="key-other") as ws:
+        for ref in (kept, unkept):
+            assert_not_found(ws.turn(input="probe", previous_response_id=ref.id), ref.id)
+    for method in ("GET", "DELETE"):
+        status, _ = http(method, f"{srv.base_url}/responses/{kept.id}", key="key-other")
+        assert status == 404
+    status, _ = http("GET", f"{srv.base_url}/responses/{kept.id}", key=KEY_A)
+    assert status == 200  # the other tenant's DELETE removed nothing
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("k:", "empty tenant"), (":acme", "must not be empty"), ("", "must not be empty"),
+])
+def test_bad_key_tenant_entries_are_refused_at_start(entry, message):
+    from conformance.server.config import ServerConfig, Settings
+    with pytest.raises(ValueError, match=message):
+        Settings.from_config(ServerConfig(api_keys=(entry,)))
+
+
+def test_one_key_twice_with_two_tenants_is_refused():
+    from conformance.server.config import ServerConfig, Settings
+    with pytest.raises(ValueError, match="different tenants"):
+        Settings.from_config(ServerConfig(api_keys=("k:a", "k:b")))
+
+
 def test_zdr_persists_nothing(make_server):
     srv = make_server(zdr=True)
     with WS(srv.ws_url) as ws:

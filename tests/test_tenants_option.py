@@ -1,0 +1,59 @@
+"""The other tenant's key (conformance/tenants.py, spec §4.5 item 35a): where it comes from,
+the embedded server's key list, and redaction of both keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import tenants as TN
+from conformance.server.config import parse_api_keys
+
+
+def test_option_then_environment_then_embedded_default():
+    env = {TN.ENV: "sk-env-other-1234567890"}
+    assert TN.other_tenant_key("sk-opt-other", "sk-first", embedded=False, environ=env) == "sk-opt-other"
+    assert TN.other_tenant_key(None, "sk-first", embedded=False, environ=env) == "sk-env-other-1234567890"
+    assert TN.other_tenant_key(None, "sk-first", embedded=False, environ={}) == ""
+    assert TN.other_tenant_key(None, "sk-first", embedded=True, environ={}) == TN.EMBEDDED_OTHER_KEY
+
+
+def test_the_first_key_again_is_a_usage_error():
+    with pytest.raises(pytest.UsageError, match="must differ"):
+        TN.other_tenant_key("sk-same", "sk-same", embedded=False, environ={})
+
+
+def test_embedded_keys_put_the_other_key_in_another_tenant():
+    tenants = parse_api_keys(TN.embedded_api_keys("sk-first", "sk-second"))
+    assert tenants["sk-first"] != tenants["sk-second"]
+    assert TN.embedded_api_keys("sk-first", "") == ("sk-first",)
+
+
+def test_both_keys_are_redacted():
+    first, other = "sk-first-SENTINEL-aaaaaaaa", "sk-other-SENTINEL-bbbbbbbb"
+    out = TN.redact_keys(f"Bearer {first} then Bearer {other}", first, other, "")
+    assert first not in out and other not in out
+
+
+OTHER_SENTINEL = "sk-report-OTHER-TENANT-5e1f0a9b7c3d"
+CASE = '''
+import pytest
+
+@pytest.mark.clause("CACHE-MISS-STORE-FALSE")
+def test_miss(connect):
+    connect().turn(input="hi", store=False, previous_response_id="resp_conformance_missing_0000")
+'''
+
+
+def test_the_other_key_is_in_no_report_file(pytester: pytest.Pytester):
+    """Sentinel: the second key given on the command line is written nowhere."""
+    pytester.mkdir("cases")
+    (pytester.path / "cases" / "test_demo.py").write_text(CASE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir", "rep",
+                                "--other-tenant-key", OTHER_SENTINEL, "cases")
+    result.assert_outcomes(passed=1)
+    files = [p for p in (pytester.path / "rep").rglob("*") if p.is_file()]
+    assert any(p.name == "certificate.json" for p in files)
+    for p in files:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        assert OTHER_SENTINEL not in text and OTHER_SENTINEL[-12:] not in text, p.name
+    assert OTHER_SENTINEL not in result.stdout.str() + result.stderr.str()
