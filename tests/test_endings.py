@@ -114,7 +114,6 @@ REHEARSAL_SERVER = ("--steering", "--ttft-ms", "150", "--tokens-per-second", "10
 REHEARSAL_PROFILE = Path(__file__).resolve().parent.parent / "docs" / "rehearsal.toml"
 
 
-@pytest.mark.endings
 @pytest.mark.timeout(300)
 def test_a_rate_limit_on_every_fourth_connection_is_retried_and_still_certifies(tmp_path):
     """Issue 21: a clean server behind a relay that answers the first create of every fourth
