@@ -366,7 +366,8 @@ def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
                                             "the upstream was unreachable for 2 handshake(s)")
     cert = json.loads(Path(p.observer.write(tmp_path, "20260101-000000-abcdef")["certificate"]).read_text())
     _validate(cert)
-    assert cert["overall"] == "ERROR" and "upstream unreachable" in cert["cases"][0]["messages"][0]
+    # nothing was relayed, so nothing was observed: the one-line NOT-USABLE verdict, not ERROR
+    assert cert["overall"] == "NOT-USABLE" and "upstream unreachable" in cert["cases"][0]["messages"][0]
 
 
 def test_client_vanishing_mid_response_is_not_the_upstreams_fault(proxied):
