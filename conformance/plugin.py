@@ -45,6 +45,7 @@ from conformance import retry as R
 from conformance import reach, verdicts as V
 from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
                                 ServerError, TargetStalled, TargetUnreachable)
+from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.deadlines import turn_timeouts
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
@@ -392,6 +393,14 @@ class ConformanceSession:
                 self._target = self.target_for(ws_url, base, embedded=False)
         return self._target
 
+    def fingerprint(self) -> dict:
+        """The target's fingerprint; an embedded server that never started is not started for it."""
+        if self._target is not None or not self.settings.embedded:
+            return self.target.fingerprint()       # with --target, building the Target does no I/O
+        fp = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+        fp["ws_host"] = "embedded reference server"
+        return fp
+
     def pytest_runtest_logreport(self, report: Any) -> None:
         """Collect one record per case; under xdist the controller sees every worker's report."""
         record = getattr(report, "conformance_record", None)
@@ -419,66 +428,8 @@ class ConformanceSession:
 
 
 _SESSION = pytest.StashKey[ConformanceSession]()
-_CASE = pytest.StashKey["CaseState"]()
-
-
-@dataclass
-class CaseState:
-    recorder: V.CaseRecorder
-    clauses: tuple[str, ...]
-    connections: list[Connection] = field(default_factory=list)
-    spent_before: dict = field(default_factory=METER.snapshot)
-    verdict: str | None = None
-    messages: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    collected: bool = False             # this try's monitor findings are in the recorder
-    judged: bool = False                # this try has its verdict
-    flaky: bool = False
-    tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
-    declared: Any = None                # its max_requests (conformance.budget.Declared)
-    known: dict | None = None           # the baseline entries that made it KNOWN
-    blocked: bool = False                # the target's safety system refused a turn (§3.10)
-    perf: dict | None = None     # the perf case's figures (conformance/perf.py), for the certificate
-
-    def transcripts(self, limit: int = 400) -> str:
-        return "\n\n".join(c.transcript_text(limit) for c in self.connections)
-
-    def keep_try(self, exc: BaseException | None, **retry: Any) -> None:
-        """Remember the try that just ended (verdict, messages, failed clauses, transcript;
-        ``retry``: its transient reason and the backoff after it, conformance.retry)."""
-        rec = self.recorder
-        self.tries.append({k: v for k, v in retry.items() if v is not None} | {
-            "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
-            "verdict": self.verdict or V.PASS,
-            "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
-            "failed_clauses": sorted({o.clause for o in rec.failures(V.NON_STRICT)}),
-            "observations": [o.as_dict() for o in rec.observations][:200],
-            "transcript": rec.redact(self.transcripts())[-100_000:],
-        })
-
-    def restore(self, kept: dict) -> None:
-        """Make an earlier try the case's outcome again."""
-        self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
-        self.verdict, self.collected, self.judged = kept["verdict"], True, True
-
-    def next_try(self, exc: BaseException | None, **retry: Any) -> None:
-        """Keep the try that ended and start another on fresh connections."""
-        self.keep_try(exc, **retry)
-        for conn in self.connections:
-            conn.close()
-        rec = self.recorder
-        self.recorder = V.CaseRecorder(rec.registry, rec.clauses, rec.redact)
-        self.connections, self.messages = [], []
-        self.verdict, self.collected, self.judged = None, False, False
-
-
 def _session(config: pytest.Config) -> ConformanceSession:
     return config.stash[_SESSION]
-
-
-def case_state(item: pytest.Item) -> CaseState | None:
-    """The conformance state of a case (None for an item that is not a case)."""
-    return item.stash.get(_CASE, None)
 
 
 # --- configure / collection ------------------------------------------------------------------
@@ -631,11 +582,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
-    item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
+    item.stash[CASE_KEY] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     reason = _static_skip(item, sess)
     if reason:
         pytest.skip(reason)
-    state = item.stash[_CASE]
+    state = item.stash[CASE_KEY]
     state.declared = _declared(item, sess)
     reason = sess.budget.reserve(state.declared)
     if reason:
@@ -687,14 +638,14 @@ def _write_line(config: pytest.Config, line: str) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     _client.LIVENESS = None
-    if item.stash.get(_CASE, None) is not None:
+    if item.stash.get(CASE_KEY, None) is not None:
         _session(item.config).budget.release()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     __tracebackhide__ = True
-    state: CaseState | None = item.stash.get(_CASE, None)
+    state: CaseState | None = item.stash.get(CASE_KEY, None)
     if state is None:
         return (yield)
     token = V.bind(state.recorder)
@@ -769,7 +720,7 @@ def _judge(state: CaseState, exc: Exception | None) -> str:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     """Run a case, and again on fresh connections while ``retry.retryable`` says so (up to
     ``--retries`` more tries); differing verdicts make it FLAKY (``conformance.retry``)."""
-    state: CaseState | None = pyfuncitem.stash.get(_CASE, None)
+    state: CaseState | None = pyfuncitem.stash.get(CASE_KEY, None)
     retries = _session(pyfuncitem.config).settings.retries
     if state is None or retries <= 0:
         return None
@@ -857,7 +808,7 @@ def _collect_findings(state: CaseState) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    state: CaseState | None = item.stash.get(_CASE, None)
+    state: CaseState | None = item.stash.get(CASE_KEY, None)
     if state is None:
         return report
     if report.skipped and report.when in ("setup", "call"):   # slow, unsupported clause, verdict.unsupported
@@ -1051,15 +1002,6 @@ def _run_block(sess: ConformanceSession) -> dict:
                      profile=s.profile.identity())
 
 
-def fingerprint_of(sess: ConformanceSession) -> dict:
-    """The target's fingerprint; an embedded server that never started is not started for it."""
-    if sess._target is not None or not sess.settings.embedded:
-        return sess.target.fingerprint()       # with --target, building the Target does no I/O
-    fp = sess.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-    fp["ws_host"] = "embedded reference server"
-    return fp
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config):
     """pytest's FAILURES/ERRORS entries of the cases are held back unless -v or --long-failures
@@ -1135,7 +1077,7 @@ def _terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
 def _report_args(sess: ConformanceSession) -> dict:
     """What the certificate is built from (written at session finish, shown in the terminal)."""
     s = sess.settings
-    return dict(registry=s.registry, records=sess.records, profile=s.profile.name, fingerprint=fingerprint_of(sess),
+    return dict(registry=s.registry, records=sess.records, profile=s.profile.name, fingerprint=sess.fingerprint(),
                 started=sess.started, finished=time.time(), strict=s.strict, run_id=s.run_id,
                 spec_profiles=sorted(s.profile.spec_profiles), extra=_run_facts(sess))
 
@@ -1195,11 +1137,11 @@ def target(conformance_session: ConformanceSession) -> Target:
 
 
 def _state(request: pytest.FixtureRequest) -> CaseState:
-    state = request.node.stash.get(_CASE, None)
+    state = request.node.stash.get(CASE_KEY, None)
     if state is None:   # used outside a conformance case (e.g. a self-test): make one
         s = _session(request.config).settings
         state = CaseState(V.CaseRecorder(s.registry, ()), ())
-        request.node.stash[_CASE] = state
+        request.node.stash[CASE_KEY] = state
     return state
 
 
