@@ -28,9 +28,8 @@ import secrets
 import string
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
@@ -46,43 +45,14 @@ from conformance import reach, verdicts as V
 from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
                                 ServerError, TargetStalled, TargetUnreachable)
 from conformance.casestate import CASE_KEY, CaseState, case_state
-from conformance.deadlines import turn_timeouts
+from conformance.options import EMBEDDED_KEY, Settings, build_settings
 from conformance.liveness import Liveness, describe as describe_stall
 from conformance.runstate import run_dir
-from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile, redact
+from conformance.target import Target, derive_urls, load_profile, redact
 
-EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
 _SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02": "openai",
                     "xai": "xai", "open-responses": "open-responses"}
-
-
-# --reference-option NAME[=VALUE] -> (ServerConfig field, allowed values, value of the bare NAME):
-# the server's streaming variations (§3.4 control events, §4.3 item 16a in docs/spec.md)
-REFERENCE_OPTIONS: dict[str, tuple[str, tuple, Any]] = {
-    "omit-setup-events": ("omit_setup_events", (), True),
-    "omit-terminal-output": ("terminal_output", ("empty", "null", "missing"), "empty"),
-    "control-events": ("control_events", (), True),
-}
-
-
-def reference_overrides(options: Any) -> dict[str, Any]:
-    """ServerConfig overrides for ``--reference-option`` values; ValueError names a bad one."""
-    out: dict[str, Any] = {}
-    for text in options:
-        name, _, value = str(text).partition("=")
-        spec = REFERENCE_OPTIONS.get(name)
-        if spec is None:
-            raise ValueError(f"--reference-option {text!r}: unknown; known: {', '.join(REFERENCE_OPTIONS)}")
-        fld, allowed, bare = spec
-        if not value:
-            out[fld] = bare
-        elif value in allowed:
-            out[fld] = value
-        else:
-            raise ValueError(f"--reference-option {text!r}: " + (f"takes one of {', '.join(allowed)}" if allowed
-                                                                 else "takes no value"))
-    return out
 
 
 def _server_profile(profile: Any) -> str:
@@ -177,145 +147,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 # --- session state ---------------------------------------------------------------------------
-
-@dataclass
-class Settings:
-    target_url: str | None
-    api_key: str
-    auth_header: str
-    model: str
-    profile: Any
-    strict: bool
-    turn_timeout: float
-    max_output_tokens: int
-    run_slow: bool
-    defects: tuple[str, ...]
-    report_dir: Path | None
-    run_id: str
-    registry: V.ClauseRegistry
-    generated_budget: int | None = None
-    turn_cap: float = 0.0
-    run_timeout: float | None = None
-    retries: int = 0
-    max_requests: int | None = None
-    baseline: Any = None                # conformance.baseline.Baseline
-    write_baseline: Path | None = None
-    write_baseline_by: str = BL.WRITE_BY[0]
-    server_overrides: dict = field(default_factory=dict)  # from --reference-option
-    preflight_timeout: float = PF.DEFAULT_TIMEOUT
-    preflight: bool = True
-    idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
-
-    @property
-    def embedded(self) -> bool:
-        return self.target_url is None
-
-
-def _strict(config: pytest.Config) -> bool:
-    if config.getoption("strict_conformance"):
-        return True
-    if getattr(config.option, "strict", False):
-        return True
-    try:
-        return bool(config.getini("strict"))
-    except (ValueError, KeyError):
-        return False
-
-
-def _validate_reference_defects(names: Iterable[str]) -> None:
-    """An unknown --reference-defect is a usage error (one line, a suggestion), not 90 ERROR cases."""
-    import difflib
-    from conformance.server.defects import DEFECTS
-    unknown = [n for n in names if n not in DEFECTS]
-    if unknown:
-        hints = [f"{n!r} → did you mean {m[0]}?" for n in unknown
-                 if (m := difflib.get_close_matches(n, list(DEFECTS), n=1))]
-        raise pytest.UsageError(f"--reference-defect: unknown defect(s) {', '.join(unknown)}"
-                                + (f": {'; '.join(hints)}" if hints else "")
-                                + " (python -m conformance.server --list-defects lists them)")
-
-
-def _settings(config: pytest.Config) -> Settings:
-    opt = config.getoption
-    target_url = opt("target")
-    try:
-        if opt("target_config"):
-            profile = load_profile(Path(opt("target_config")))
-        else:
-            profile = load_profile(opt("profile") or ("openai" if target_url else "reference"))
-    except ProfileError as exc:
-        raise pytest.UsageError(f"profile: {exc}") from None
-    if target_url:
-        try:
-            derive_urls(target_url)
-        except TargetError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        api_key = opt("api_key") or os.environ.get("OPENAI_API_KEY", "")
-    else:
-        api_key = opt("api_key") or EMBEDDED_KEY
-    auth_header = opt("auth_header") or profile.get("target.auth_header", "Authorization")
-    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", auth_header):
-        raise pytest.UsageError(f"--auth-header {auth_header!r}: not a valid HTTP header name")
-    timeout, idle_after_done = turn_timeouts(opt("turn_timeout"), profile, not target_url)
-    if timeout <= 0:
-        raise pytest.UsageError("--turn-timeout must be positive")
-    turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
-    if turn_cap <= 0:
-        raise pytest.UsageError("--turn-cap must be positive")
-    retries = opt("retries") if opt("retries") is not None else (1 if target_url else 0)
-    if retries < 0:
-        raise pytest.UsageError("--retries must not be negative")
-    if opt("max_requests") is not None and opt("max_requests") < 0:
-        raise pytest.UsageError("--max-requests must not be negative")
-    if opt("run_timeout") is not None and opt("run_timeout") <= 0:
-        raise pytest.UsageError("--run-timeout must be positive")
-    if not opt("preflight_timeout") or opt("preflight_timeout") <= 0:
-        raise pytest.UsageError("--preflight-timeout must be positive")
-    if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
-        raise pytest.UsageError("--max-output-tokens must not be negative (0 = do not send it)")
-    clauses = opt("clauses")
-    path = Path(clauses) if clauses else V.default_clauses_path(config.rootpath)
-    if path is None:
-        raise pytest.UsageError("clause registry not found: pass --clauses FILE (cases/clauses.toml)")
-    try:
-        registry = V.ClauseRegistry.load(path)
-    except V.RegistryError as exc:
-        raise pytest.UsageError(f"--clauses: {exc}") from None
-    if opt("generated_budget") is not None and opt("generated_budget") < 0:
-        raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
-    try:
-        server_overrides = reference_overrides(opt("reference_option") or ())
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    if server_overrides and target_url:
-        raise pytest.UsageError("--reference-option applies to the embedded reference server, not to --target")
-    baseline = None
-    if opt("baseline"):
-        try:
-            baseline = BL.load(opt("baseline"), registry.clauses)
-        except BL.BaselineError as exc:
-            raise pytest.UsageError(f"--baseline: {exc}") from None
-    write_baseline = None
-    if opt("write_baseline"):
-        try:
-            write_baseline = BL.prepare_output(opt("write_baseline"))
-        except BL.BaselineError as exc:
-            raise pytest.UsageError(f"--write-baseline: {exc}") from None
-    _validate_reference_defects(opt("reference_defect") or ())
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    report_dir = None
-    if not opt("no_report"):
-        report_dir = (Path(opt("report_dir")) if opt("report_dir") else Path.cwd() / "reports" / run_id).resolve()
-    return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
-                    _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
-                    tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
-                    generated_budget=opt("generated_budget"), turn_cap=turn_cap,
-                    run_timeout=opt("run_timeout"), retries=retries,
-                    max_requests=opt("max_requests"), baseline=baseline,
-                    write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
-                    server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
-                    preflight=not opt("no_preflight"), idle_after_done=idle_after_done)
-
 
 class ConformanceSession:
     """Per-process state: settings, the embedded server, the case records (controller)."""
@@ -444,7 +275,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
-    sess = ConformanceSession(config, _settings(config))
+    sess = ConformanceSession(config, build_settings(config))
     config.stash[_SESSION] = sess
     _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
     config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
