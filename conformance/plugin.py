@@ -46,20 +46,12 @@ from conformance.client import (METER, Blocked, Connection, HandshakeRefused, Ha
                                 ServerError, TargetStalled, TargetUnreachable)
 from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.options import EMBEDDED_KEY, Settings, build_settings
-from conformance.liveness import Liveness, describe as describe_stall
+from conformance.session import SESSION_KEY, ConformanceSession, server_profile
+from conformance.liveness import describe as describe_stall
 from conformance.runstate import run_dir
-from conformance.target import Target, derive_urls, load_profile, redact
+from conformance.target import Target, load_profile, redact
 
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
-_SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02": "openai",
-                    "xai": "xai", "open-responses": "open-responses"}
-
-
-def _server_profile(profile: Any) -> str:
-    """The reference server's profile for a suite profile (by name, else its built-in parent)."""
-    return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
-
-
 class ConformanceWarning(UserWarning):
     """A SHOULD clause was violated (verdict NON-STRICT)."""
 
@@ -148,119 +140,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # --- session state ---------------------------------------------------------------------------
 
-class ConformanceSession:
-    """Per-process state: settings, the embedded server, the case records (controller)."""
-
-    def __init__(self, config: pytest.Config, settings: Settings):
-        self.config = config
-        self.settings = settings
-        self.server: Any = None
-        self._target: Target | None = None
-        self.records: list[dict] = []
-        self.started = time.time()
-        self.is_worker = hasattr(config, "workerinput")
-        if self.is_worker:   # share the controller's run id and report dir
-            wi = config.workerinput
-            settings.run_id = wi.get("conformance_run_id", settings.run_id)
-            if wi.get("conformance_report_dir"):
-                settings.report_dir = Path(wi["conformance_report_dir"])
-            self.started = wi.get("conformance_started", self.started)
-        # shared by the xdist workers of this run through a file named after the run id
-        deadline = self.started + settings.run_timeout if settings.run_timeout else None
-        self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
-        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
-        self.plan: str | None = None
-        self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
-        self.preflight_line = ""                # the one terminal line of a target that is not usable
-
-    @property
-    def not_usable(self) -> bool:
-        return self.preflight is not None and not self.preflight["usable"]
-
-    # the embedded server and the Target are built lazily: self-tests never start a server
-    def start_server(self, **overrides: Any) -> Any:
-        try:
-            from conformance.server import ServerConfig, ServerThread
-        except ImportError as exc:
-            raise HarnessError(f"the reference server is not available: {exc}") from None
-        s = self.settings
-        p = s.profile
-        # the embedded server follows the profile's facts where its config has a switch
-        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=(s.api_key or EMBEDDED_KEY,),
-                                   test_controls=True,
-                                   profile=_server_profile(p), defects=s.defects,
-                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
-                                   steering=bool(p.features["steering"]))
-        if p.busy_policy in ("queue", "reject"):
-            cfg["busy_policy"] = p.busy_policy
-        if p.busy_error_code:
-            cfg["busy_error_code"] = p.busy_error_code
-        cfg.update(s.server_overrides)
-        cfg.update(overrides)
-        server = ServerThread(ServerConfig(**cfg))
-        server.start()
-        return server
-
-    def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
-                   api_key: str | None = None) -> Target:
-        s = self.settings
-        _, derived_base, http_responses = derive_urls(ws_url)
-        return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
-                      model=s.model, api_key=s.api_key if api_key is None else api_key,
-                      auth_header=s.auth_header, http_responses_url=http_responses,
-                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
-
-    @property
-    def target(self) -> Target:
-        if self._target is None:
-            s = self.settings
-            if s.embedded:
-                if self.server is None:
-                    self.server = self.start_server()
-                self._target = self.target_for(self.server.ws_url, self.server.base_url, embedded=True)
-            else:
-                ws_url, base, _ = derive_urls(s.target_url)
-                self._target = self.target_for(ws_url, base, embedded=False)
-        return self._target
-
-    def fingerprint(self) -> dict:
-        """The target's fingerprint; an embedded server that never started is not started for it."""
-        if self._target is not None or not self.settings.embedded:
-            return self.target.fingerprint()       # with --target, building the Target does no I/O
-        fp = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-        fp["ws_host"] = "embedded reference server"
-        return fp
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        """Collect one record per case; under xdist the controller sees every worker's report."""
-        record = getattr(report, "conformance_record", None)
-        if record is not None and report.when == "teardown":
-            self.records.append(record)
-
-    def capabilities(self) -> frozenset:
-        return self.settings.profile.capabilities()
-
-    def redact(self, text: str) -> str:
-        """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
-        return redact(text, self.settings.api_key)
-
-    def stop(self) -> None:
-        _client.LIVENESS = _client.BUDGET = None
-        if not self.is_worker:
-            B.remove_plan(run_dir(self.settings.run_id))
-            self.liveness.cleanup()
-            self.budget.cleanup()       # the last one removes the run directory
-        if self.server is not None:
-            try:
-                self.server.stop()
-            finally:
-                self.server = None
-
-
-_SESSION = pytest.StashKey[ConformanceSession]()
 def _session(config: pytest.Config) -> ConformanceSession:
-    return config.stash[_SESSION]
+    return config.stash[SESSION_KEY]
 
 
 # --- configure / collection ------------------------------------------------------------------
@@ -276,7 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
     sess = ConformanceSession(config, build_settings(config))
-    config.stash[_SESSION] = sess
+    config.stash[SESSION_KEY] = sess
     _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
     config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
                                        "a case sends (generated: plus --generated-budget)")
@@ -296,7 +177,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Before any case, and before xdist starts its workers: can the target be tested at all?"""
     config = session.config
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     opt = config.option
     if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
             or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
@@ -309,13 +190,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: pytest.Session) -> bool | None:
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     return True if sess is not None and sess.not_usable else None     # nothing to collect
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     return True if sess is not None and sess.not_usable else None     # nothing runs
 
 
@@ -338,7 +219,7 @@ class _XdistHooks:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is not None:
         sess.stop()
 
@@ -447,7 +328,7 @@ def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The planned maximum of requests, before the first one (a worker hands it to the controller)."""
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     if sess is None:
         return
     plans = [_declared(i, sess) for i in session.items if is_case(i) and not _static_skip(i, sess)]
@@ -766,7 +647,7 @@ def pytest_report_teststatus(report: Any, config: pytest.Config):
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return
     _finish_baseline(session, sess)
@@ -837,7 +718,7 @@ def _run_block(sess: ConformanceSession) -> dict:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config):
     """pytest's FAILURES/ERRORS entries of the cases are held back unless -v or --long-failures
     (``conformance.report.terminal``); the conformance summary comes last."""
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
         return (yield)
     from conformance.report import terminal as T
@@ -914,7 +795,7 @@ def _report_args(sess: ConformanceSession) -> dict:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return []
     s = sess.settings
@@ -1055,7 +936,7 @@ def reference_server_factory(conformance_session: ConformanceSession):
     def _factory(profile: str | None = None, **overrides: Any):
         prof = load_profile(profile) if profile else conformance_session.settings.profile
         if profile:
-            overrides.setdefault("profile", _server_profile(prof))
+            overrides.setdefault("profile", server_profile(prof))
             overrides.setdefault("lifetime_s", prof.lifetime_seconds)
             overrides.setdefault("zdr", bool(prof.cache["zdr"]))
         overrides.setdefault("defects", ())
