@@ -16,6 +16,11 @@ and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
   verdict (``conformance.verdicts``); the controller (or the only process) collects one
   record per case from the teardown reports (these travel through xdist) and writes
   ``certificate.json``, ``junit.xml`` and ``index.html`` (``conformance.report``).
+
+As in pytest-xdist, this module holds the hooks, the option declarations and the fixtures;
+the work lives in ``conformance.options`` (Settings, validators), ``conformance.session``,
+``conformance.casestate`` and ``conformance.runreport``. Nothing in ``conformance/`` imports
+this module back (tests/test_import_graph.py).
 """
 
 from __future__ import annotations

@@ -103,3 +103,8 @@ def test_relative_and_package_imports_are_followed(tmp_path: Path):
 
 def test_a_graph_without_cycle_passes():
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_nothing_in_conformance_imports_the_plugin_back():
+    importers = sorted(name for name, deps in import_graph().items() if "conformance.plugin" in deps)
+    assert importers == []
