@@ -44,12 +44,11 @@ from conformance import budget as B
 from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
-from conformance import reach, verdicts as V
-from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
-                                ServerError, TargetStalled, TargetUnreachable)
+from conformance import verdicts as V
+from conformance.client import METER, Connection, HarnessError, TargetStalled
 from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.options import EMBEDDED_KEY, Settings, build_settings
-from conformance import runreport as RR
+from conformance import judging, runreport as RR
 from conformance.session import SESSION_KEY, ConformanceSession, server_profile
 from conformance.runstate import run_dir
 from conformance.target import Target, load_profile, redact
@@ -368,9 +367,9 @@ def pytest_runtest_call(item: pytest.Item):
         try:
             result = yield
         except Exception as exc:
-            _judge(state, exc)
+            judging.judge(state, exc)
             raise
-        verdict = _judge(state, None)
+        verdict = judging.judge(state, None)
         rec = state.recorder
         if verdict == R.FLAKY:
             pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
@@ -386,49 +385,6 @@ def pytest_runtest_call(item: pytest.Item):
         return result
     finally:
         V.unbind(token)
-
-
-def _judge(state: CaseState, exc: Exception | None) -> str:
-    """The verdict of the current try from how the case ended (once per try)."""
-    if state.judged:
-        return state.verdict or V.PASS
-    state.judged = True
-    state.blocked = isinstance(exc, Blocked)
-    rec = state.recorder
-    if state.flaky:
-        verdict = R.FLAKY
-    elif exc is None:
-        _collect_findings(state)
-        verdict = rec.verdict()
-    elif isinstance(exc, V.ClauseViolation):
-        _collect_findings(state)
-        verdict = V.FAIL
-    elif isinstance(exc, HarnessError):
-        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled, Blocked)) \
-                and _must_findings(state):
-            # the case could not go on because the target broke a MUST (an unanswered
-            # create, a response without end): that is the verdict, not "cannot judge"
-            verdict = V.FAIL
-            state.messages.append(f"stopped: {rec.redact(str(exc))[:300]}")
-        else:
-            verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))}")
-    elif isinstance(exc, HandshakeRefused):
-        verdict = V.ERROR
-        state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
-                              f"check the key and URL: {rec.redact(exc.body[:200])}")
-    elif isinstance(exc, AssertionError):   # a plain assert in a case: blame its first clause
-        _collect_findings(state)
-        msg = rec.redact(str(exc).split("\n")[0][:300])
-        if state.clauses:
-            c = rec.registry[state.clauses[0]]
-            rec.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
-        verdict = V.FAIL
-    else:                                   # a bug in the case or the harness: cannot judge
-        verdict = V.ERROR
-        state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))[:300]}")
-    state.verdict = verdict
-    return verdict
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -453,7 +409,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             exc = e
         finally:
             V.unbind(token)
-        verdict = _judge(state, exc)
+        verdict = judging.judge(state, exc)
         # --- issue 21: transient refusals, deterministic findings, deadline endings (retry.py)
         reason = (R.transient(exc) if verdict == V.ERROR else None) or \
             (R.refused(state.connections) if verdict in (V.FAIL, V.ERROR) else None)
@@ -503,23 +459,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     return True
 
 
-def _must_findings(state: CaseState) -> bool:
-    """Collect the findings now; True when one of them violates a MUST clause."""
-    _collect_findings(state)
-    return any(o.verdict == V.FAIL for o in state.recorder.observations)
-
-
-def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per try: at its end), and the
-    clauses the monitor applied to its frames: checked only when findings are read."""
-    if state.collected:
-        return
-    state.collected = True
-    for conn in state.connections:
-        state.recorder.add_findings(conn.findings)
-        state.recorder.checked |= reach.by_connection(conn)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
@@ -538,7 +477,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY):
             if state.connections or state.tries:
                 report.sections.append(("conformance transcript", _all_transcripts(state)))
-        _apply_baseline(item, state, report)
+        judging.apply_baseline(item, state, report)
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
         if report.failed and state.verdict != V.FAIL:
@@ -550,23 +489,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("conformance_clauses", " ".join(state.clauses)))
         report.user_properties.append(("conformance_verdict", record["verdict"]))
     return report
-
-
-def _apply_baseline(item: pytest.Item, state: CaseState, report: Any) -> None:
-    """A non-pass the baseline knows becomes KNOWN: shown, reported as passed."""
-    baseline = _session(item.config).settings.baseline
-    if baseline is None or state.verdict is None:
-        return
-    failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
-    entries = baseline.match(item.nodeid, state.verdict, state.clauses, failed)
-    if not entries:
-        return
-    state.known = {"verdict": state.verdict, "entries": [e.index for e in entries],
-                   "reasons": [f"{e.label}: {e.reason}" for e in entries]}
-    state.messages.append(f"KNOWN ({state.verdict}) by {baseline.path} " + "; ".join(state.known["reasons"]))
-    state.verdict = BL.KNOWN
-    if report.failed:
-        report.outcome, report.longrepr = "passed", None
 
 
 def _short(report: Any) -> str:
