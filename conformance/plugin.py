@@ -19,7 +19,7 @@ and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
 
 As in pytest-xdist, this module holds the hooks, the option declarations and the fixtures;
 the work lives in ``conformance.options`` (Settings, validators), ``conformance.session``,
-``conformance.casestate`` and ``conformance.runreport``. Nothing in ``conformance/`` imports
+``conformance.casestate``, ``conformance.judging`` and ``conformance.runreport``. Nothing in ``conformance/`` imports
 this module back (tests/test_import_graph.py).
 """
 
