@@ -15,7 +15,7 @@ import json
 import pytest
 
 from conformance import perf as P
-from conformance.plugin import case_state
+from conformance.casestate import case_state
 
 # the embedded server's modelled cost of reading one uncached input token
 REFERENCE_PER_TOKEN_US = 200.0

@@ -19,6 +19,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.report import allure as A
+from conformance.casestate import case_state
 from conformance.report import findings as F
 
 _FRAMES_PER_CONNECTION = 2000
@@ -35,7 +36,6 @@ class AllureHooks:
         report = yield
         record = getattr(report, "conformance_record", None)
         if report.when == "teardown" and record is not None:
-            from conformance.plugin import case_state
             self._annotate(case_state(item), record)
         return report
 
@@ -48,12 +48,11 @@ class AllureHooks:
         sess, redact = self.sess, self.sess.redact
         reg = sess.settings.registry
         requests = [rs for conn in state.connections for rs in getattr(conn.monitor, "requests", ())]
-        from conformance.plugin import fingerprint_of
         case = _as_case(record)
         filed = F.primary(case)
         primary = reg[filed] if filed in reg else None
         ann = A.case_annotations([reg[c] for c in state.clauses], record["verdict"], sess.settings.profile.name,
-                                 fingerprint_of(sess), requests, primary=primary)
+                                 sess.fingerprint(), requests, primary=primary)
         for kind, value in ann.labels:
             allure.dynamic.label(kind, redact(value))
         for url, name in ann.links:
@@ -90,11 +89,10 @@ class AllureHooks:
         sess = self.sess
         if sess.is_worker:
             return
-        from conformance.plugin import fingerprint_of
         from conformance.report import suite_version
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "categories.json").write_text(json.dumps(A.categories(), indent=2), encoding="utf-8")
-        props = A.environment_properties(fingerprint_of(sess), sess.settings.profile.name, suite_version(),
+        props = A.environment_properties(sess.fingerprint(), sess.settings.profile.name, suite_version(),
                                          sess.settings.profile.spec_profiles)
         (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
 

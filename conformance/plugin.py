@@ -16,80 +16,44 @@ and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
   verdict (``conformance.verdicts``); the controller (or the only process) collects one
   record per case from the teardown reports (these travel through xdist) and writes
   ``certificate.json``, ``junit.xml`` and ``index.html`` (``conformance.report``).
+
+As in pytest-xdist, this module holds the hooks, the option declarations and the fixtures;
+the work lives in ``conformance.options`` (Settings, validators), ``conformance.session``,
+``conformance.casestate``, ``conformance.judging`` and ``conformance.runreport``. Nothing in ``conformance/`` imports
+this module back (tests/test_import_graph.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import secrets
 import string
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
 from conformance import client as _client
 from conformance import baseline as BL
-from conformance import exitcodes as X
 from conformance import preflight as PF
 from conformance import budget as B
 from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
-from conformance import reach, verdicts as V
-from conformance.client import (METER, Blocked, Connection, HandshakeRefused, HarnessError, RateLimited,
-                                ServerError, TargetStalled, TargetUnreachable)
-from conformance.deadlines import turn_timeouts
-from conformance.liveness import Liveness, describe as describe_stall
+from conformance import verdicts as V
+from conformance.client import METER, Connection, HarnessError, TargetStalled
+from conformance.casestate import CASE_KEY, CaseState, case_state
+from conformance.options import EMBEDDED_KEY, Settings, build_settings
+from conformance import judging, runreport as RR
+from conformance.session import SESSION_KEY, ConformanceSession, server_profile
 from conformance.runstate import run_dir
-from conformance import tenants as TN
-from conformance.target import ProfileError, Target, TargetError, derive_urls, load_profile
+from conformance.target import Target, load_profile, redact
 
-EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
 NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
-_SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02": "openai",
-                    "xai": "xai", "open-responses": "open-responses"}
-
-
-# --reference-option NAME[=VALUE] -> (ServerConfig field, allowed values, value of the bare NAME):
-# the server's streaming variations (§3.4 control events, §4.3 item 16a in docs/spec.md)
-REFERENCE_OPTIONS: dict[str, tuple[str, tuple, Any]] = {
-    "omit-setup-events": ("omit_setup_events", (), True),
-    "omit-terminal-output": ("terminal_output", ("empty", "null", "missing"), "empty"),
-    "control-events": ("control_events", (), True),
-}
-
-
-def reference_overrides(options: Any) -> dict[str, Any]:
-    """ServerConfig overrides for ``--reference-option`` values; ValueError names a bad one."""
-    out: dict[str, Any] = {}
-    for text in options:
-        name, _, value = str(text).partition("=")
-        spec = REFERENCE_OPTIONS.get(name)
-        if spec is None:
-            raise ValueError(f"--reference-option {text!r}: unknown; known: {', '.join(REFERENCE_OPTIONS)}")
-        fld, allowed, bare = spec
-        if not value:
-            out[fld] = bare
-        elif value in allowed:
-            out[fld] = value
-        else:
-            raise ValueError(f"--reference-option {text!r}: " + (f"takes one of {', '.join(allowed)}" if allowed
-                                                                 else "takes no value"))
-    return out
-
-
-def _server_profile(profile: Any) -> str:
-    """The reference server's profile for a suite profile (by name, else its built-in parent)."""
-    return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
-
-
 class ConformanceWarning(UserWarning):
     """A SHOULD clause was violated (verdict NON-STRICT)."""
 
@@ -181,310 +145,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 # --- session state ---------------------------------------------------------------------------
 
-@dataclass
-class Settings:
-    target_url: str | None
-    api_key: str
-    auth_header: str
-    model: str
-    profile: Any
-    strict: bool
-    turn_timeout: float
-    max_output_tokens: int
-    run_slow: bool
-    defects: tuple[str, ...]
-    report_dir: Path | None
-    run_id: str
-    registry: V.ClauseRegistry
-    generated_budget: int | None = None
-    turn_cap: float = 0.0
-    run_timeout: float | None = None
-    retries: int = 0
-    max_requests: int | None = None
-    baseline: Any = None                # conformance.baseline.Baseline
-    write_baseline: Path | None = None
-    write_baseline_by: str = BL.WRITE_BY[0]
-    server_overrides: dict = field(default_factory=dict)  # from --reference-option
-    preflight_timeout: float = PF.DEFAULT_TIMEOUT
-    preflight: bool = True
-    idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
-    other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
-
-    @property
-    def embedded(self) -> bool:
-        return self.target_url is None
-
-
-def _strict(config: pytest.Config) -> bool:
-    if config.getoption("strict_conformance"):
-        return True
-    if getattr(config.option, "strict", False):
-        return True
-    try:
-        return bool(config.getini("strict"))
-    except (ValueError, KeyError):
-        return False
-
-
-def _validate_reference_defects(names: Iterable[str]) -> None:
-    """An unknown --reference-defect is a usage error (one line, a suggestion), not 90 ERROR cases."""
-    import difflib
-    from conformance.server.defects import DEFECTS
-    unknown = [n for n in names if n not in DEFECTS]
-    if unknown:
-        hints = [f"{n!r} → did you mean {m[0]}?" for n in unknown
-                 if (m := difflib.get_close_matches(n, list(DEFECTS), n=1))]
-        raise pytest.UsageError(f"--reference-defect: unknown defect(s) {', '.join(unknown)}"
-                                + (f": {'; '.join(hints)}" if hints else "")
-                                + " (python -m conformance.server --list-defects lists them)")
-
-
-def _settings(config: pytest.Config) -> Settings:
-    opt = config.getoption
-    target_url = opt("target")
-    try:
-        if opt("target_config"):
-            profile = load_profile(Path(opt("target_config")))
-        else:
-            profile = load_profile(opt("profile") or ("openai" if target_url else "reference"))
-    except ProfileError as exc:
-        raise pytest.UsageError(f"profile: {exc}") from None
-    if target_url:
-        try:
-            derive_urls(target_url)
-        except TargetError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        api_key = opt("api_key") or os.environ.get("OPENAI_API_KEY", "")
-    else:
-        api_key = opt("api_key") or EMBEDDED_KEY
-    auth_header = opt("auth_header") or profile.get("target.auth_header", "Authorization")
-    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", auth_header):
-        raise pytest.UsageError(f"--auth-header {auth_header!r}: not a valid HTTP header name")
-    timeout, idle_after_done = turn_timeouts(opt("turn_timeout"), profile, not target_url)
-    if timeout <= 0:
-        raise pytest.UsageError("--turn-timeout must be positive")
-    turn_cap = opt("turn_cap") if opt("turn_cap") is not None else 5 * timeout
-    if turn_cap <= 0:
-        raise pytest.UsageError("--turn-cap must be positive")
-    retries = opt("retries") if opt("retries") is not None else (1 if target_url else 0)
-    if retries < 0:
-        raise pytest.UsageError("--retries must not be negative")
-    if opt("max_requests") is not None and opt("max_requests") < 0:
-        raise pytest.UsageError("--max-requests must not be negative")
-    if opt("run_timeout") is not None and opt("run_timeout") <= 0:
-        raise pytest.UsageError("--run-timeout must be positive")
-    if not opt("preflight_timeout") or opt("preflight_timeout") <= 0:
-        raise pytest.UsageError("--preflight-timeout must be positive")
-    if opt("max_output_tokens") is not None and opt("max_output_tokens") < 0:
-        raise pytest.UsageError("--max-output-tokens must not be negative (0 = do not send it)")
-    clauses = opt("clauses")
-    path = Path(clauses) if clauses else V.default_clauses_path(config.rootpath)
-    if path is None:
-        raise pytest.UsageError("clause registry not found: pass --clauses FILE (cases/clauses.toml)")
-    try:
-        registry = V.ClauseRegistry.load(path)
-    except V.RegistryError as exc:
-        raise pytest.UsageError(f"--clauses: {exc}") from None
-    if opt("generated_budget") is not None and opt("generated_budget") < 0:
-        raise pytest.UsageError("--generated-budget: give a number of requests >= 0")
-    try:
-        server_overrides = reference_overrides(opt("reference_option") or ())
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    if server_overrides and target_url:
-        raise pytest.UsageError("--reference-option applies to the embedded reference server, not to --target")
-    baseline = None
-    if opt("baseline"):
-        try:
-            baseline = BL.load(opt("baseline"), registry.clauses)
-        except BL.BaselineError as exc:
-            raise pytest.UsageError(f"--baseline: {exc}") from None
-    write_baseline = None
-    if opt("write_baseline"):
-        try:
-            write_baseline = BL.prepare_output(opt("write_baseline"))
-        except BL.BaselineError as exc:
-            raise pytest.UsageError(f"--write-baseline: {exc}") from None
-    _validate_reference_defects(opt("reference_defect") or ())
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    report_dir = None
-    if not opt("no_report"):
-        report_dir = (Path(opt("report_dir")) if opt("report_dir") else Path.cwd() / "reports" / run_id).resolve()
-    return Settings(target_url, api_key, auth_header, opt("model") or profile.default_model, profile,
-                    _strict(config), timeout, opt("max_output_tokens") or 0, opt("run_slow"),
-                    tuple(opt("reference_defect") or ()), report_dir, run_id, registry,
-                    generated_budget=opt("generated_budget"), turn_cap=turn_cap,
-                    run_timeout=opt("run_timeout"), retries=retries,
-                    max_requests=opt("max_requests"), baseline=baseline,
-                    write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
-                    server_overrides=server_overrides, preflight_timeout=opt("preflight_timeout"),
-                    preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
-                    other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key, embedded=target_url is None))
-
-
-class ConformanceSession:
-    """Per-process state: settings, the embedded server, the case records (controller)."""
-
-    def __init__(self, config: pytest.Config, settings: Settings):
-        self.config = config
-        self.settings = settings
-        self.server: Any = None
-        self._target: Target | None = None
-        self.records: list[dict] = []
-        self.started = time.time()
-        self.is_worker = hasattr(config, "workerinput")
-        if self.is_worker:   # share the controller's run id and report dir
-            wi = config.workerinput
-            settings.run_id = wi.get("conformance_run_id", settings.run_id)
-            if wi.get("conformance_report_dir"):
-                settings.report_dir = Path(wi["conformance_report_dir"])
-            self.started = wi.get("conformance_started", self.started)
-        # shared by the xdist workers of this run through a file named after the run id
-        deadline = self.started + settings.run_timeout if settings.run_timeout else None
-        self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
-        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
-        self.plan: str | None = None
-        self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
-        self.preflight_line = ""                # the one terminal line of a target that is not usable
-
-    @property
-    def not_usable(self) -> bool:
-        return self.preflight is not None and not self.preflight["usable"]
-
-    # the embedded server and the Target are built lazily: self-tests never start a server
-    def start_server(self, **overrides: Any) -> Any:
-        try:
-            from conformance.server import ServerConfig, ServerThread
-        except ImportError as exc:
-            raise HarnessError(f"the reference server is not available: {exc}") from None
-        s = self.settings
-        p = s.profile
-        # the embedded server follows the profile's facts where its config has a switch
-        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=TN.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
-                                   test_controls=True,
-                                   profile=_server_profile(p), defects=s.defects,
-                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
-                                   steering=bool(p.features["steering"]))
-        if p.busy_policy in ("queue", "reject"):
-            cfg["busy_policy"] = p.busy_policy
-        if p.busy_error_code:
-            cfg["busy_error_code"] = p.busy_error_code
-        cfg.update(s.server_overrides)
-        cfg.update(overrides)
-        server = ServerThread(ServerConfig(**cfg))
-        server.start()
-        return server
-
-    def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
-                   api_key: str | None = None) -> Target:
-        s = self.settings
-        _, derived_base, http_responses = derive_urls(ws_url)
-        return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
-                      model=s.model, api_key=s.api_key if api_key is None else api_key,
-                      auth_header=s.auth_header, http_responses_url=http_responses,
-                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
-
-    @property
-    def target(self) -> Target:
-        if self._target is None:
-            s = self.settings
-            if s.embedded:
-                if self.server is None:
-                    self.server = self.start_server()
-                self._target = self.target_for(self.server.ws_url, self.server.base_url, embedded=True)
-            else:
-                ws_url, base, _ = derive_urls(s.target_url)
-                self._target = self.target_for(ws_url, base, embedded=False)
-        return self._target
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        """Collect one record per case; under xdist the controller sees every worker's report."""
-        record = getattr(report, "conformance_record", None)
-        if record is not None and report.when == "teardown":
-            self.records.append(record)
-
-    def capabilities(self) -> frozenset:
-        return self.settings.profile.capabilities()
-
-    def redact(self, text: str) -> str:
-        """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
-        return TN.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
-
-    def stop(self) -> None:
-        _client.LIVENESS = _client.BUDGET = None
-        if not self.is_worker:
-            B.remove_plan(run_dir(self.settings.run_id))
-            self.liveness.cleanup()
-            self.budget.cleanup()       # the last one removes the run directory
-        if self.server is not None:
-            try:
-                self.server.stop()
-            finally:
-                self.server = None
-
-
-_SESSION = pytest.StashKey[ConformanceSession]()
-_CASE = pytest.StashKey["CaseState"]()
-
-
-@dataclass
-class CaseState:
-    recorder: V.CaseRecorder
-    clauses: tuple[str, ...]
-    connections: list[Connection] = field(default_factory=list)
-    spent_before: dict = field(default_factory=METER.snapshot)
-    verdict: str | None = None
-    messages: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    collected: bool = False             # this try's monitor findings are in the recorder
-    judged: bool = False                # this try has its verdict
-    flaky: bool = False
-    tries: list[dict] = field(default_factory=list)     # earlier tries (with --retries)
-    declared: Any = None                # its max_requests (conformance.budget.Declared)
-    known: dict | None = None           # the baseline entries that made it KNOWN
-    blocked: bool = False                # the target's safety system refused a turn (§3.10)
-    perf: dict | None = None     # the perf case's figures (conformance/perf.py), for the certificate
-
-    def transcripts(self, limit: int = 400) -> str:
-        return "\n\n".join(c.transcript_text(limit) for c in self.connections)
-
-    def keep_try(self, exc: BaseException | None, **retry: Any) -> None:
-        """Remember the try that just ended (verdict, messages, failed clauses, transcript;
-        ``retry``: its transient reason and the backoff after it, conformance.retry)."""
-        rec = self.recorder
-        self.tries.append({k: v for k, v in retry.items() if v is not None} | {
-            "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
-            "verdict": self.verdict or V.PASS,
-            "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
-            "failed_clauses": sorted({o.clause for o in rec.failures(V.NON_STRICT)}),
-            "observations": [o.as_dict() for o in rec.observations][:200],
-            "transcript": rec.redact(self.transcripts())[-100_000:],
-        })
-
-    def restore(self, kept: dict) -> None:
-        """Make an earlier try the case's outcome again."""
-        self.recorder, self.connections, self.messages = kept["recorder"], kept["connections"], kept["own_messages"]
-        self.verdict, self.collected, self.judged = kept["verdict"], True, True
-
-    def next_try(self, exc: BaseException | None, **retry: Any) -> None:
-        """Keep the try that ended and start another on fresh connections."""
-        self.keep_try(exc, **retry)
-        for conn in self.connections:
-            conn.close()
-        rec = self.recorder
-        self.recorder = V.CaseRecorder(rec.registry, rec.clauses, rec.redact)
-        self.connections, self.messages = [], []
-        self.verdict, self.collected, self.judged = None, False, False
-
-
 def _session(config: pytest.Config) -> ConformanceSession:
-    return config.stash[_SESSION]
-
-
-def case_state(item: pytest.Item) -> CaseState | None:
-    """The conformance state of a case (None for an item that is not a case)."""
-    return item.stash.get(_CASE, None)
+    return config.stash[SESSION_KEY]
 
 
 # --- configure / collection ------------------------------------------------------------------
@@ -499,8 +161,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
-    sess = ConformanceSession(config, _settings(config))
-    config.stash[_SESSION] = sess
+    sess = ConformanceSession(config, build_settings(config))
+    config.stash[SESSION_KEY] = sess
     _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
     config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
                                        "a case sends (generated: plus --generated-budget)")
@@ -520,7 +182,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Before any case, and before xdist starts its workers: can the target be tested at all?"""
     config = session.config
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     opt = config.option
     if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
             or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
@@ -533,13 +195,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: pytest.Session) -> bool | None:
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     return True if sess is not None and sess.not_usable else None     # nothing to collect
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     return True if sess is not None and sess.not_usable else None     # nothing runs
 
 
@@ -562,7 +224,7 @@ class _XdistHooks:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is not None:
         sess.stop()
 
@@ -637,11 +299,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
-    item.stash[_CASE] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
+    item.stash[CASE_KEY] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
     reason = _static_skip(item, sess)
     if reason:
         pytest.skip(reason)
-    state = item.stash[_CASE]
+    state = item.stash[CASE_KEY]
     state.declared = _declared(item, sess)
     reason = sess.budget.reserve(state.declared)
     if reason:
@@ -671,7 +333,7 @@ def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The planned maximum of requests, before the first one (a worker hands it to the controller)."""
-    sess = session.config.stash.get(_SESSION, None)
+    sess = session.config.stash.get(SESSION_KEY, None)
     if sess is None:
         return
     plans = [_declared(i, sess) for i in session.items if is_case(i) and not _static_skip(i, sess)]
@@ -693,14 +355,14 @@ def _write_line(config: pytest.Config, line: str) -> None:
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     _client.LIVENESS = None
-    if item.stash.get(_CASE, None) is not None:
+    if item.stash.get(CASE_KEY, None) is not None:
         _session(item.config).budget.release()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     __tracebackhide__ = True
-    state: CaseState | None = item.stash.get(_CASE, None)
+    state: CaseState | None = item.stash.get(CASE_KEY, None)
     if state is None:
         return (yield)
     token = V.bind(state.recorder)
@@ -708,9 +370,9 @@ def pytest_runtest_call(item: pytest.Item):
         try:
             result = yield
         except Exception as exc:
-            _judge(state, exc)
+            judging.judge(state, exc)
             raise
-        verdict = _judge(state, None)
+        verdict = judging.judge(state, None)
         rec = state.recorder
         if verdict == R.FLAKY:
             pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
@@ -728,54 +390,11 @@ def pytest_runtest_call(item: pytest.Item):
         V.unbind(token)
 
 
-def _judge(state: CaseState, exc: Exception | None) -> str:
-    """The verdict of the current try from how the case ended (once per try)."""
-    if state.judged:
-        return state.verdict or V.PASS
-    state.judged = True
-    state.blocked = isinstance(exc, Blocked)
-    rec = state.recorder
-    if state.flaky:
-        verdict = R.FLAKY
-    elif exc is None:
-        _collect_findings(state)
-        verdict = rec.verdict()
-    elif isinstance(exc, V.ClauseViolation):
-        _collect_findings(state)
-        verdict = V.FAIL
-    elif isinstance(exc, HarnessError):
-        if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled, Blocked)) \
-                and _must_findings(state):
-            # the case could not go on because the target broke a MUST (an unanswered
-            # create, a response without end): that is the verdict, not "cannot judge"
-            verdict = V.FAIL
-            state.messages.append(f"stopped: {rec.redact(str(exc))[:300]}")
-        else:
-            verdict = V.ERROR
-            state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))}")
-    elif isinstance(exc, HandshakeRefused):
-        verdict = V.ERROR
-        state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
-                              f"check the key and URL: {rec.redact(exc.body[:200])}")
-    elif isinstance(exc, AssertionError):   # a plain assert in a case: blame its first clause
-        _collect_findings(state)
-        msg = rec.redact(str(exc).split("\n")[0][:300])
-        if state.clauses:
-            c = rec.registry[state.clauses[0]]
-            rec.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
-        verdict = V.FAIL
-    else:                                   # a bug in the case or the harness: cannot judge
-        verdict = V.ERROR
-        state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))[:300]}")
-    state.verdict = verdict
-    return verdict
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     """Run a case, and again on fresh connections while ``retry.retryable`` says so (up to
     ``--retries`` more tries); differing verdicts make it FLAKY (``conformance.retry``)."""
-    state: CaseState | None = pyfuncitem.stash.get(_CASE, None)
+    state: CaseState | None = pyfuncitem.stash.get(CASE_KEY, None)
     retries = _session(pyfuncitem.config).settings.retries
     if state is None or retries <= 0:
         return None
@@ -793,7 +412,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
             exc = e
         finally:
             V.unbind(token)
-        verdict = _judge(state, exc)
+        verdict = judging.judge(state, exc)
         # --- issue 21: transient refusals, deterministic findings, deadline endings (retry.py)
         reason = (R.transient(exc) if verdict == V.ERROR else None) or \
             (R.refused(state.connections) if verdict in (V.FAIL, V.ERROR) else None)
@@ -843,27 +462,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     return True
 
 
-def _must_findings(state: CaseState) -> bool:
-    """Collect the findings now; True when one of them violates a MUST clause."""
-    _collect_findings(state)
-    return any(o.verdict == V.FAIL for o in state.recorder.observations)
-
-
-def _collect_findings(state: CaseState) -> None:
-    """Add the monitor findings of every connection (once per try: at its end), and the
-    clauses the monitor applied to its frames: checked only when findings are read."""
-    if state.collected:
-        return
-    state.collected = True
-    for conn in state.connections:
-        state.recorder.add_findings(conn.findings)
-        state.recorder.checked |= reach.by_connection(conn)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    state: CaseState | None = item.stash.get(_CASE, None)
+    state: CaseState | None = item.stash.get(CASE_KEY, None)
     if state is None:
         return report
     if report.skipped and report.when in ("setup", "call"):   # slow, unsupported clause, verdict.unsupported
@@ -878,7 +480,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if report.failed and state.verdict in (V.FAIL, V.ERROR, V.NON_STRICT, R.FLAKY):
             if state.connections or state.tries:
                 report.sections.append(("conformance transcript", _all_transcripts(state)))
-        _apply_baseline(item, state, report)
+        judging.apply_baseline(item, state, report)
         report.conformance_verdict = state.verdict
     elif report.when == "teardown":
         if report.failed and state.verdict != V.FAIL:
@@ -890,23 +492,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.user_properties.append(("conformance_clauses", " ".join(state.clauses)))
         report.user_properties.append(("conformance_verdict", record["verdict"]))
     return report
-
-
-def _apply_baseline(item: pytest.Item, state: CaseState, report: Any) -> None:
-    """A non-pass the baseline knows becomes KNOWN: shown, reported as passed."""
-    baseline = _session(item.config).settings.baseline
-    if baseline is None or state.verdict is None:
-        return
-    failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
-    entries = baseline.match(item.nodeid, state.verdict, state.clauses, failed)
-    if not entries:
-        return
-    state.known = {"verdict": state.verdict, "entries": [e.index for e in entries],
-                   "reasons": [f"{e.label}: {e.reason}" for e in entries]}
-    state.messages.append(f"KNOWN ({state.verdict}) by {baseline.path} " + "; ".join(state.known["reasons"]))
-    state.verdict = BL.KNOWN
-    if report.failed:
-        report.outcome, report.longrepr = "passed", None
 
 
 def _short(report: Any) -> str:
@@ -990,87 +575,25 @@ def pytest_report_teststatus(report: Any, config: pytest.Config):
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return
-    _finish_baseline(session, sess)
-    _set_exit_code(session, sess)
+    RR.finish_baseline(session, sess)
+    RR.set_exit_code(session, sess)
     if (not sess.records and not sess.not_usable) or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
     try:
-        sess.report_paths = write_reports(sess.settings.report_dir, redact=sess.redact, **_report_args(sess))
+        sess.report_paths = write_reports(sess.settings.report_dir, redact=sess.redact, **RR.report_args(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
-
-
-def _finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
-    """--write-baseline writes this run's deviations (a STALE entry fails the run: _set_exit_code)."""
-    s = sess.settings
-    if s.write_baseline is not None and sess.records:
-        try:
-            s.write_baseline.write_text(sess.redact(BL.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
-        except OSError as exc:
-            sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
-
-
-def _set_exit_code(session: pytest.Session, sess: ConformanceSession) -> None:
-    """The run's exit code (conformance/exitcodes.py) from the case verdicts, the baseline and the preflight."""
-    stale = 0
-    if sess.settings.baseline is not None and sess.records:
-        stale = _run_facts(sess)["baseline"]["stale"]
-    session.exitstatus = X.exit_code((r["verdict"] for r in sess.records), stale=stale, strict=sess.settings.strict,
-                                     usable=not sess.not_usable, pytest_status=session.exitstatus)
-
-
-def _run_facts(sess: ConformanceSession) -> dict:
-    """Certificate fields beyond the clause and case tables."""
-    skipped = sum(1 for r in sess.records if r["verdict"] == V.SKIPPED
-                  and any(m.startswith("budget:") for m in r.get("messages", [])))
-    baseline = None
-    bl = sess.settings.baseline
-    if bl is not None:
-        from conformance.report import clause_rows
-        entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
-        baseline = {"file": os.path.basename(bl.path), "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
-                    "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
-    return {"stalled": sess.liveness.recorded(), "retries": R.summary(sess.records), "baseline": baseline,
-            "surface": D.merge(r.get("surface") for r in sess.records),
-            "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
-                       "skipped": skipped}, "run": _run_block(sess)} \
-        | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
-        | ({"preflight": sess.preflight} if sess.preflight else {})
-
-
-def _run_block(sess: ConformanceSession) -> dict:
-    """The certificate's ``run``: the command line (key redacted) and the options that shape
-    verdicts (``conformance.release``)."""
-    from conformance.release import run_block
-    s, opt = sess.settings, sess.config.getoption
-    options = {"turn_timeout_s": s.turn_timeout, "turn_cap_s": s.turn_cap, "run_timeout_s": s.run_timeout,
-               "retries": s.retries, "max_requests": s.max_requests, "generated_budget": s.generated_budget,
-               "max_output_tokens": s.max_output_tokens, "strict": s.strict, "run_slow": s.run_slow,
-               "perf": bool(opt("perf")), "clauses": list(opt("select_clauses") or []),
-               "reference_defects": list(s.defects), "reference_options": list(opt("reference_option") or [])}
-    return run_block(args=sess.config.invocation_params.args, redact=sess.redact, options=options,
-                     baseline=s.baseline.path if s.baseline is not None else None,
-                     profile=s.profile.identity())
-
-
-def fingerprint_of(sess: ConformanceSession) -> dict:
-    """The target's fingerprint; an embedded server that never started is not started for it."""
-    if sess._target is not None or not sess.settings.embedded:
-        return sess.target.fingerprint()       # with --target, building the Target does no I/O
-    fp = sess.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-    fp["ws_host"] = "embedded reference server"
-    return fp
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config):
     """pytest's FAILURES/ERRORS entries of the cases are held back unless -v or --long-failures
     (``conformance.report.terminal``); the conformance summary comes last."""
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
         return (yield)
     from conformance.report import terminal as T
@@ -1080,74 +603,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                                                  {r["nodeid"] for r in sess.records})
     with held:
         result = yield
-    _conformance_summary(terminalreporter, sess)
+    RR.conformance_summary(terminalreporter, sess)
     return result
 
 
-def _conformance_summary(tr: Any, sess: ConformanceSession) -> None:
-    from conformance.report import summary_lines
-    from conformance.report import terminal as T
-    tr.section("responses-ws-conformance")
-    if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
-        tr.write_line(sess.preflight_line, red=True)
-        _report_path_lines(tr, sess)
-        return
-    stall = sess.liveness.recorded()
-    if stall:
-        tr.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
-                      red=True)
-    for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
-        tr.write_line(line)
-    facts = _run_facts(sess)
-    budget = facts["budget"]
-    if budget["max_requests"] is not None:
-        tr.write_line(f"budget: --max-requests {budget['max_requests']}; {budget['skipped']} case(s) SKIPPED (budget)")
-    if facts["baseline"] is not None:
-        bl = facts["baseline"]
-        tr.write_line(f"baseline {bl['file']}: {bl['known']} case(s) KNOWN, {bl['stale']} entry(ies) STALE")
-        for e in bl["entries"]:
-            if e["status"] == BL.STALE:
-                what = f"clause {e['clause']}" if e["clause"] else f"case {e['case']}"
-                tr.write_line(f"  STALE known #{e['index']} ({what}): it passes now; remove this entry from "
-                              f"{bl['file']}", red=True)
-    if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
-        tr.write_line(f"baseline written: {sess.settings.write_baseline}")
-    _report_path_lines(tr, sess)
-
-
-def _report_path_lines(tr: Any, sess: ConformanceSession) -> None:
-    from conformance.report import terminal as T
-    paths = getattr(sess, "report_paths", None)
-    cert = _terminal_certificate(sess, paths)
-    for line, markup in T.findings_lines(cert, report_dir=paths and paths["dir"], strict=sess.settings.strict):
-        tr.write_line(line, **markup)
-    if getattr(sess, "report_error", None):
-        tr.write_line(sess.report_error, red=True)
-    for line, markup in T.verdict_lines(cert, paths):
-        tr.write_line(line, **markup)
-
-
-def _terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
-    """The certificate the run wrote, else (--no-report, or it could not be written) the same built here."""
-    if paths:
-        try:
-            return json.loads(Path(paths["certificate"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-    from conformance.report import build_certificate
-    return build_certificate(**_report_args(sess))
-
-
-def _report_args(sess: ConformanceSession) -> dict:
-    """What the certificate is built from (written at session finish, shown in the terminal)."""
-    s = sess.settings
-    return dict(registry=s.registry, records=sess.records, profile=s.profile.name, fingerprint=fingerprint_of(sess),
-                started=sess.started, finished=time.time(), strict=s.strict, run_id=s.run_id,
-                spec_profiles=sorted(s.profile.spec_profiles), extra=_run_facts(sess))
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    sess = config.stash.get(_SESSION, None)
+    sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return []
     s = sess.settings
@@ -1201,11 +662,11 @@ def target(conformance_session: ConformanceSession) -> Target:
 
 
 def _state(request: pytest.FixtureRequest) -> CaseState:
-    state = request.node.stash.get(_CASE, None)
+    state = request.node.stash.get(CASE_KEY, None)
     if state is None:   # used outside a conformance case (e.g. a self-test): make one
         s = _session(request.config).settings
         state = CaseState(V.CaseRecorder(s.registry, ()), ())
-        request.node.stash[_CASE] = state
+        request.node.stash[CASE_KEY] = state
     return state
 
 
@@ -1288,7 +749,7 @@ def reference_server_factory(conformance_session: ConformanceSession):
     def _factory(profile: str | None = None, **overrides: Any):
         prof = load_profile(profile) if profile else conformance_session.settings.profile
         if profile:
-            overrides.setdefault("profile", _server_profile(prof))
+            overrides.setdefault("profile", server_profile(prof))
             overrides.setdefault("lifetime_s", prof.lifetime_seconds)
             overrides.setdefault("zdr", bool(prof.cache["zdr"]))
         overrides.setdefault("defects", ())

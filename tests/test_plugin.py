@@ -211,7 +211,7 @@ def test_bad_reference_option_is_a_usage_error(pytester: pytest.Pytester, args, 
 
 
 def test_reference_options_become_server_config():
-    from conformance.plugin import reference_overrides
+    from conformance.options import reference_overrides
     assert reference_overrides(["omit-setup-events", "omit-terminal-output", "control-events"]) == {
         "omit_setup_events": True, "terminal_output": "empty", "control_events": True}
     assert reference_overrides(["omit-terminal-output=missing"]) == {"terminal_output": "missing"}

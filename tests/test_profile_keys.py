@@ -16,7 +16,8 @@ import pytest
 
 from _standalone import KEY, ROOT, clause_verdicts, run_cases, standalone_server
 from conformance import budget as B
-from conformance import claims, plugin
+from conformance import claims, options, plugin
+from conformance.session import SESSION_KEY
 from conformance.target import _DEFAULTS, profile_from_table
 from conformance.verdicts import ClauseRegistry, default_clauses_path
 
@@ -168,8 +169,8 @@ def _header(table: dict, tmp_path: Path) -> list[str]:
     opts = {"target_config": str(path), "no_report": True, "max_output_tokens": 16, "preflight_timeout": 10.0}
     config = SimpleNamespace(getoption=lambda name: opts.get(name), option=SimpleNamespace(),
                              getini=lambda name: False, rootpath=ROOT)
-    settings = plugin._settings(config)
-    config.stash = {plugin._SESSION: SimpleNamespace(is_worker=False, settings=settings, preflight=None)}
+    settings = options.build_settings(config)
+    config.stash = {SESSION_KEY: SimpleNamespace(is_worker=False, settings=settings, preflight=None)}
     return [line.replace(str(path), "<file>") for line in plugin.pytest_report_header(config)]
 
 

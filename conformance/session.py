@@ -1,0 +1,146 @@
+"""The conformance session: one per pytest process (the controller, or each xdist worker).
+
+It holds the run's settings, the embedded reference server and the ``Target`` (both built
+lazily, so self-tests never start a server), the run's liveness and request budget, and the
+case records the controller collects from the teardown reports (docs/design.md "Plugin",
+"Reports"). ``conformance.plugin`` creates it in ``pytest_configure``; the reports and the
+allure integration read it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import budget as B
+from conformance import tenants as TN
+from conformance import client as _client
+from conformance.client import HarnessError
+from conformance.liveness import Liveness
+from conformance.options import EMBEDDED_KEY, Settings
+from conformance.runstate import run_dir
+from conformance.target import Target, derive_urls
+
+_SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02": "openai",
+                    "xai": "xai", "open-responses": "open-responses"}
+
+
+def server_profile(profile: Any) -> str:
+    """The reference server's profile for a suite profile (by name, else its built-in parent)."""
+    return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
+
+
+class ConformanceSession:
+    """Per-process state: settings, the embedded server, the case records (controller)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings):
+        self.config = config
+        self.settings = settings
+        self.server: Any = None
+        self._target: Target | None = None
+        self.records: list[dict] = []
+        self.started = time.time()
+        self.is_worker = hasattr(config, "workerinput")
+        if self.is_worker:   # share the controller's run id and report dir
+            wi = config.workerinput
+            settings.run_id = wi.get("conformance_run_id", settings.run_id)
+            if wi.get("conformance_report_dir"):
+                settings.report_dir = Path(wi["conformance_report_dir"])
+            self.started = wi.get("conformance_started", self.started)
+        # shared by the xdist workers of this run through a file named after the run id
+        deadline = self.started + settings.run_timeout if settings.run_timeout else None
+        self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
+        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
+        self.plan: str | None = None
+        self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
+        self.preflight_line = ""                # the one terminal line of a target that is not usable
+
+    @property
+    def not_usable(self) -> bool:
+        return self.preflight is not None and not self.preflight["usable"]
+
+    # the embedded server and the Target are built lazily: self-tests never start a server
+    def start_server(self, **overrides: Any) -> Any:
+        try:
+            from conformance.server import ServerConfig, ServerThread
+        except ImportError as exc:
+            raise HarnessError(f"the reference server is not available: {exc}") from None
+        s = self.settings
+        p = s.profile
+        # the embedded server follows the profile's facts where its config has a switch
+        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=TN.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
+                                   test_controls=True,
+                                   profile=server_profile(p), defects=s.defects,
+                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
+                                   steering=bool(p.features["steering"]))
+        if p.busy_policy in ("queue", "reject"):
+            cfg["busy_policy"] = p.busy_policy
+        if p.busy_error_code:
+            cfg["busy_error_code"] = p.busy_error_code
+        cfg.update(s.server_overrides)
+        cfg.update(overrides)
+        server = ServerThread(ServerConfig(**cfg))
+        server.start()
+        return server
+
+    def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
+                   api_key: str | None = None) -> Target:
+        s = self.settings
+        _, derived_base, http_responses = derive_urls(ws_url)
+        return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
+                      model=s.model, api_key=s.api_key if api_key is None else api_key,
+                      auth_header=s.auth_header, http_responses_url=http_responses,
+                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
+                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            s = self.settings
+            if s.embedded:
+                if self.server is None:
+                    self.server = self.start_server()
+                self._target = self.target_for(self.server.ws_url, self.server.base_url, embedded=True)
+            else:
+                ws_url, base, _ = derive_urls(s.target_url)
+                self._target = self.target_for(ws_url, base, embedded=False)
+        return self._target
+
+    def fingerprint(self) -> dict:
+        """The target's fingerprint; an embedded server that never started is not started for it."""
+        if self._target is not None or not self.settings.embedded:
+            return self.target.fingerprint()       # with --target, building the Target does no I/O
+        fp = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+        fp["ws_host"] = "embedded reference server"
+        return fp
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        """Collect one record per case; under xdist the controller sees every worker's report."""
+        record = getattr(report, "conformance_record", None)
+        if record is not None and report.when == "teardown":
+            self.records.append(record)
+
+    def capabilities(self) -> frozenset:
+        return self.settings.profile.capabilities()
+
+    def redact(self, text: str) -> str:
+        """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
+        return TN.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
+
+    def stop(self) -> None:
+        _client.LIVENESS = _client.BUDGET = None
+        if not self.is_worker:
+            B.remove_plan(run_dir(self.settings.run_id))
+            self.liveness.cleanup()
+            self.budget.cleanup()       # the last one removes the run directory
+        if self.server is not None:
+            try:
+                self.server.stop()
+            finally:
+                self.server = None
+
+
+SESSION_KEY = pytest.StashKey[ConformanceSession]()
