@@ -1,6 +1,8 @@
 # Two commands for a newcomer:
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
 #   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
+#                   on 4 pytest-xdist workers (the suite runs they start mostly wait on sockets)
+#   make check      the inner loop: the self-tests that start no whole suite run (under a minute)
 #   make bench      bench/bench_*.py (bench_endings.py: the five adversarial endings with default options,
 #                   ~5 min), then the same endings as self-tests with a 1 s idle deadline (marker
 #                   `endings`, ~2.5 min; kept out of selftest so that CI stays well under 15 minutes)
@@ -9,8 +11,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+XDIST ?= -n 4
 
-.PHONY: install suite selftest bench schemas clean
+.PHONY: install suite selftest check bench schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +29,10 @@ suite: install
 	$(BIN)/pytest cases $(PYTEST_ARGS)
 
 selftest: install
-	$(BIN)/pytest tests -m "not endings" $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not endings" $(XDIST) $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/pytest tests -m "not endings and not suite_run" $(XDIST) -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
