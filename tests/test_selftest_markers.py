@@ -1,9 +1,9 @@
-"""The self-test markers in tests/conftest.py name files that exist, so that a renamed module
+"""The self-test markers of tests/_markers.py name files that exist, so that a renamed module
 cannot slip from `make selftest` into `make check` unnoticed."""
 
 from pathlib import Path
 
-from conftest import SUITE_RUNS
+from _markers import SUITE_RUNS
 
 TESTS = Path(__file__).resolve().parent
 
