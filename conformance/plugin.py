@@ -157,8 +157,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
-    config.addinivalue_line("markers", "requires(*capabilities): the case (not its whole clause) needs these "
-                                       "profile capabilities, else UNSUPPORTED")
+    config.addinivalue_line("markers", "requires(*capabilities, reason=''): the case (not its whole clause) "
+                                       "needs these profile capabilities, else UNSUPPORTED before it runs")
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")

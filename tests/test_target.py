@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.target import (PROFILES_DIR, ProfileError, Target, TargetError, builtin_profiles,
-                                derive_urls,
-                                load_profile, redact)
+                                derive_urls, load_profile, redact)
 
 KEY = "sk-proj-VERYSECRET-abcdefghijklmnop"
 
