@@ -9,7 +9,8 @@ booleans.  ``Flags`` is derived from ``DEFECTS``: each defect is declared once, 
 Adding a defect is one entry in ``DEFECTS``: ``_d(name, clause, summary[, level][, profile]
 [, rewrites=FRAMES|EVENTS])``; the server then reads ``flags.<name with '-' -> '_'>`` where
 the behaviour breaks.  ``--list-defects``, ``--reference-defect`` and the kill matrix
-(tests/server/test_kill_matrix.py) pick it up from here.
+(tests/test_kill_matrix.py) pick it up from here; tests/server/test_server_defects.py asks
+for a direct check ``c_<name>`` of the broken behaviour.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ DEFECTS: dict[str, Defect] = dict(
         _d("flat-error-shape", "ERR-CODE-NESTED",
            "Error events use the legacy flat shape (code/message/param at top level, no error object)."),
         _d("sequence-per-connection", "SEQ-FROM-ZERO-BY-ONE",
-           "sequence_number counts per connection: the second response does not start at 0.", "SHOULD", rewrites=EVENTS),
+           "sequence_number counts per connection: the second response does not start at 0.", "SHOULD",
+           rewrites=EVENTS),
         _d("sequence-gaps", "SEQ-FROM-ZERO-BY-ONE",
            "sequence_number goes up by 2, leaving gaps.", "SHOULD", rewrites=EVENTS),
         _d("sequence-not-monotonic", "SEQ-MONOTONIC",
@@ -120,11 +122,14 @@ DEFECTS: dict[str, Defect] = dict(
         _d("text-frames-not-json-object", "WS-TEXT-JSON-FRAMES",
            "Every response.in_progress event is sent as a JSON array wrapping the event.", rewrites=FRAMES),
         _d("no-in-progress", "STREAM-IN-PROGRESS-FOLLOWS",
-           "response.in_progress is never sent: the first item follows response.created directly.", "SHOULD", rewrites=EVENTS),
+           "response.in_progress is never sent: the first item follows response.created directly.", "SHOULD",
+           rewrites=EVENTS),
         _d("part-never-closed", "STREAM-ITEM-LIFECYCLE",
-           "content_part.done is never sent: output_item.done follows the .done of the text or refusal directly.", rewrites=EVENTS),
+           "content_part.done is never sent: output_item.done follows the .done of the text or refusal directly.",
+           rewrites=EVENTS),
         _d("output-index-skips", "STREAM-INDEXES-IN-ORDER",
-           "output_index starts at 1: the first item is announced (and streamed) at index 1, the next at 2.", rewrites=EVENTS),
+           "output_index starts at 1: the first item is announced (and streamed) at index 1, the next at 2.",
+           rewrites=EVENTS),
         _d("delta-for-unannounced-item", "STREAM-ANNOUNCED-ITEM",
            "output_text.delta and output_text.done events carry an item_id that no output_item.added "
            "announced (the announced message itself is never streamed).", rewrites=EVENTS),
@@ -181,7 +186,8 @@ DEFECTS: dict[str, Defect] = dict(
            "The compaction item of POST /responses/compact loses the nonce-like codes of the compacted "
            "window, so a new chain started from it does not see them."),
         _d("function-args-done-without-name", "FC-DONE-NAME",
-           "response.function_call_arguments.done leaves out name (as production does).", "SHOULD", rewrites=EVENTS),
+           "response.function_call_arguments.done leaves out name (as production does).", "SHOULD",
+           rewrites=EVENTS),
         _d("item-left-open-at-terminal", "STREAM-ITEM-DONE-BEFORE-TERMINAL",
            "The last output_item.done is never sent; the terminal response.output still holds the item.",
            "SHOULD", rewrites=EVENTS),
