@@ -99,12 +99,11 @@ def test_failed_continuation_evicts(target, connect, expect, kind):
 
 @pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
 @pytest.mark.max_requests(creates=3)
+@pytest.mark.requires("reference_engine", reason="a response that fails mid-stream can only be provoked on the "
+                                                 "reference server ([[fail]] trigger)")
 def test_failed_response_evicts(target, connect, expect):
     # the mid-stream variant: turn 2 starts and ends response.failed (a 5xx). Only the
     # embedded reference server can be made to fail on purpose (its [[fail]] trigger).
-    if not target.has("reference_engine"):
-        expect.unsupported("a response that fails mid-stream can only be provoked on the "
-                            "reference server ([[fail]] trigger)")
     conn = connect()
     first = _first_turn(conn, target, "text_turn")
     failed = conn.turn(previous_response_id=first.response_id, store=False,

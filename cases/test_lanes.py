@@ -306,7 +306,7 @@ def test_failed_same_lane_continuation_evicts(target, connect, expect):
 @pytest.mark.clause("LANE-ACTIVE-LIMIT")
 @pytest.mark.max_requests(creates=2, plus="concurrency.max_active")
 def test_active_limit_queues(target, connect, expect):
-    limit = int(target.profile.get("concurrency.max_active"))
+    limit = target.profile.max_active
     conn = paced(target, connect, TURN_DELAY_MS)
     count = limit + 2
     for n in range(count):
@@ -327,7 +327,7 @@ def test_active_limit_queues(target, connect, expect):
 @pytest.mark.clause("LANE-NAMED-LIMIT")
 @pytest.mark.max_requests(creates=3, plus="concurrency.max_named_lanes")
 def test_named_limit(target, connect, expect):
-    limit = int(target.profile.get("concurrency.max_named_lanes"))
+    limit = target.profile.max_named_lanes
     conn = connect()
     warm = {"generate": False} if target.has("generate_false") else {}
     for n in range(1, limit + 1):

@@ -144,9 +144,9 @@ def test_reasoning_summary_stream(target, connect, expect, verdict):
 
 @pytest.mark.clause(*GRAMMAR)
 @pytest.mark.max_requests(creates=1)
+@pytest.mark.requires("reference_engine",
+                      reason="two messages in one response need the reference engine's [[multi]] trigger")
 def test_two_message_stream(target, connect, expect):
-    if not target.has("reference_engine"):
-        pytest.skip("UNSUPPORTED: two messages in one response need the reference engine's [[multi]] trigger")
     conn = connect()
     turn = _started(conn.turn(input=f"{PROMPT} [[multi]]", store=False, max_output_tokens=TURN_BUDGET),
                     "[[multi]] turn")
@@ -175,9 +175,9 @@ def test_parallel_function_calls_stream(target, connect, expect, verdict):
 
 @pytest.mark.clause(*GRAMMAR)
 @pytest.mark.max_requests(creates=1)
+@pytest.mark.requires("reference_engine",
+                      reason="a refusal is not model-free; only the reference engine's [[refuse]] trigger is")
 def test_refusal_stream(target, connect, expect):
-    if not target.has("reference_engine"):
-        pytest.skip("UNSUPPORTED: a refusal is not model-free; only the reference engine's [[refuse]] trigger is")
     conn = connect()
     turn = _started(conn.turn(input=f"[[refuse]] {PROMPT}", store=False, max_output_tokens=TURN_BUDGET),
                     "[[refuse]] turn")

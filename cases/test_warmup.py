@@ -50,7 +50,7 @@ def test_warmup_produces_no_output(target, connect, expect):
     expect("WARMUP-NO-OUTPUT", not produced, turn,
            f"the warm-up streamed output events: {', '.join(dict.fromkeys(produced))}")
     output = (turn.response or {}).get("output")
-    if output is None and target.profile.get("stream.terminal_output") == "optional":
+    if output is None and target.profile.terminal_output == "optional":
         output = turn.output  # missing or null: a client fills in the streamed items (§4.3 item 16a)
     expect("WARMUP-NO-OUTPUT", output == [], turn,
            f"the warm-up's terminal response has output {json.dumps(output)[:200]}, expected []")

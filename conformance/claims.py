@@ -7,9 +7,12 @@ spend), a verdict (what a case expects), or what the report names; any other key
 as unknown when the profile is loaded. ``tests/test_profile_keys.py`` flips each key of
 ``EFFECTS`` and sees the difference; a key missing here fails that test.
 
-Case-level requirements: ``@pytest.mark.requires("capability", ...)`` on a case that checks
-only part of a clause (e.g. the wrong-key refusal of WS-AUTH-BEARER needs ``keys_checked``,
-the missing-key refusal does not) makes that case alone UNSUPPORTED, before it runs.
+Case-level requirements: ``@pytest.mark.requires("capability", ..., reason="...")`` on a case
+that checks only part of a clause (e.g. the wrong-key refusal of WS-AUTH-BEARER needs
+``keys_checked``, the missing-key refusal does not) makes that case alone UNSUPPORTED, before
+it runs. It is the one way a case says what the profile must claim (tests/test_profile_keys.py
+checks that no case decides UNSUPPORTED from the profile while it runs); only an answer of
+the target itself ("rejected generate:false") is ``verdict.unsupported(reason)`` at run time.
 """
 
 from __future__ import annotations
@@ -59,11 +62,13 @@ EFFECTS: dict[str, tuple[str, str]] = {
 
 
 def unsupported(clause_ids: Iterable[str], requires: Iterable[Any], registry: Any, profile: Any) -> str | None:
-    """Why a case is UNSUPPORTED under ``profile`` before it runs (its own ``requires`` marks,
-    then each clause's ``requires``/``profiles``), or None. Unknown clause ids are left to the
-    collection check."""
+    """Why a case is UNSUPPORTED under ``profile`` before it runs, or None: its own ``requires``
+    marks, then each clause's ``requires``/``profiles``, then the marks that carry their own
+    ``reason`` (they say what the case itself cannot provoke, so a clause that does not apply
+    at all is named first). Unknown clause ids are left to the collection check."""
     caps, specs = profile.capabilities(), profile.spec_profiles
-    reason = case_unsupported(requires, caps, profile.name)
+    marks = list(requires)
+    reason = case_unsupported([mark for mark in marks if "reason" not in mark.kwargs], caps, profile.name)
     if reason:
         return reason
     for cid in clause_ids:
@@ -71,12 +76,18 @@ def unsupported(clause_ids: Iterable[str], requires: Iterable[Any], registry: An
             reason = unsupported_reason(registry[cid], caps, specs, profile.name)
             if reason:
                 return reason
-    return None
+    return case_unsupported([mark for mark in marks if "reason" in mark.kwargs], caps, profile.name)
 
 
 def case_unsupported(marks: Iterable[Any], capabilities: frozenset, profile_name: str) -> str | None:
-    """Why a case's own ``requires`` marks make it UNSUPPORTED under this profile, or None."""
-    missing = [c for mark in marks for c in mark.args if c not in capabilities]
+    """Why a case's own ``requires`` marks make it UNSUPPORTED under this profile, or None.
+    A mark's ``reason`` (``{profile}`` stands for the profile's name) replaces the default text."""
+    missing = []
+    for mark in marks:
+        lacking = [capability for capability in mark.args if capability not in capabilities]
+        if lacking and mark.kwargs.get("reason"):
+            return "UNSUPPORTED: " + mark.kwargs["reason"].format(profile=profile_name)
+        missing += lacking
     if not missing:
         return None
     return (f"UNSUPPORTED: this case requires {', '.join(dict.fromkeys(missing))}, "

@@ -168,7 +168,7 @@ class Capabilities:
             generate_false=bool(profile.features["generate_false"]),
             lifetime_s=lifetime if lifetime else None,
             lanes=bool(profile.features["lanes"]),
-            max_named_lanes=int(profile.get("concurrency.max_named_lanes")),
+            max_named_lanes=profile.max_named_lanes,
             background_rejected=bool(profile.features["background_rejected"]),
             not_found_status=profile.not_found_status,
             steering=bool(profile.features["steering"]),

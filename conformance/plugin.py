@@ -49,6 +49,7 @@ from conformance.client import METER, Connection, HarnessError, TargetStalled
 from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.options import EMBEDDED_KEY, Settings, build_settings
 from conformance import judging, runreport as RR
+from conformance.profile_names import BUILTIN_PROFILES
 from conformance.session import SESSION_KEY, ConformanceSession, server_profile
 from conformance.runstate import run_dir
 from conformance.target import Target, load_profile, redact
@@ -76,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "any other header gets the bare key, e.g. api-key)")
     g.addoption("--model", default=None, help="model for every turn (default: the profile's default_model)")
     g.addoption("--profile", default=None, metavar="NAME",
-                help="built-in profile: openai, openai-2026-02, xai, open-responses, reference "
+                help=f"built-in profile: {', '.join(BUILTIN_PROFILES)} "
                      "(default: openai with --target, reference without)")
     g.addoption("--target-config", default=None, metavar="FILE",
                 help="a profile TOML file (a copy of a built-in one, or `extends = \"openai\"` plus changes); "
@@ -156,8 +157,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
-    config.addinivalue_line("markers", "requires(*capabilities): the case (not its whole clause) needs these "
-                                       "profile capabilities, else UNSUPPORTED")
+    config.addinivalue_line("markers", "requires(*capabilities, reason=''): the case (not its whole clause) "
+                                       "needs these profile capabilities, else UNSUPPORTED before it runs")
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")

@@ -21,16 +21,16 @@ from conformance import client as _client
 from conformance.client import HarnessError
 from conformance.liveness import Liveness
 from conformance.options import EMBEDDED_KEY, Settings
+from conformance.profile_names import BUILTIN_PROFILES, DEFAULT_SERVER_PROFILE
 from conformance.runstate import run_dir
 from conformance.target import Target, derive_urls
 
-_SERVER_PROFILES = {"reference": "openai", "openai": "openai", "openai-2026-02": "openai",
-                    "xai": "xai", "open-responses": "open-responses"}
 
 
 def server_profile(profile: Any) -> str:
     """The reference server's profile for a suite profile (by name, else its built-in parent)."""
-    return _SERVER_PROFILES.get(profile.name) or _SERVER_PROFILES.get(profile.get("extends") or "", "openai")
+    return (BUILTIN_PROFILES.get(profile.name)
+            or BUILTIN_PROFILES.get(profile.get("extends") or "", DEFAULT_SERVER_PROFILE))
 
 
 class ConformanceSession:

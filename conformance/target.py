@@ -6,8 +6,11 @@ Implements the "Profiles and targets" part of ``docs/design.md`` and the
 keep the query) and auth §1.2 (``Authorization: Bearer <key>``).
 
 A profile is TOML data (``conformance/profiles/*.toml`` or a vendor's ``--target-config``
-file, which may ``extends = "<built-in name>"``). Cases read facts only through ``Target``;
-they never look at the URL to decide what a server supports.
+file, which may ``extends = "<built-in name>"``; the built-in names are
+``conformance/profile_names.py``). Cases read facts only through ``Target``, one way: a
+capability with ``target.has(name)`` (or a ``requires`` mark), any other fact as an attribute
+of ``target.profile`` (``target.profile.max_active``), never by dotted key
+(tests/test_profile_keys.py). They never look at the URL to decide what a server supports.
 
 The API key is a secret: it is kept out of ``repr``/``str`` of every object here and
 ``Target.redact(text)`` removes it from any text before it is shown or written.
@@ -25,6 +28,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from conformance.files import read_document
+from conformance.profile_names import BUILTIN_PROFILES
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -120,7 +124,8 @@ def _portable_source(source: str) -> str:
 
 
 def builtin_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+    """The built-in profile names (conformance/profile_names.py; each has a file here)."""
+    return sorted(BUILTIN_PROFILES)
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
@@ -202,10 +207,15 @@ class Profile:
     max_frame_bytes = property(lambda self: int(self.data["connection"]["max_frame_bytes"]))
     busy_policy = property(lambda self: self.data["concurrency"]["busy_policy"])
     busy_error_code = property(lambda self: self.data["concurrency"]["busy_error_code"])
+    max_active = property(lambda self: int(self.data["concurrency"]["max_active"]))
+    max_named_lanes = property(lambda self: int(self.data["concurrency"]["max_named_lanes"]))
     features = property(lambda self: self.data["features"])
     cache = property(lambda self: self.data["cache"])
     not_found_status = property(lambda self: int(self.data["errors"]["not_found_status"]))
     stream = property(lambda self: self.data["stream"])
+    # §4.3 item 16a: "required" or "optional"
+    setup_events = property(lambda self: self.data["stream"]["setup_events"])
+    terminal_output = property(lambda self: self.data["stream"]["terminal_output"])
 
     def monitor_options(self) -> dict[str, str]:
         """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives."""

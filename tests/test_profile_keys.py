@@ -5,6 +5,7 @@ nothing, fails here."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -247,3 +248,102 @@ def test_lane_limits_set_the_declared_budget():
     plan = _plan(table)
     assert plan["test_lanes.py::test_active_limit_queues"] == str(B.Declared(66, 0))
     assert plan["test_lanes.py::test_named_limit"] == str(B.Declared(131, 0))
+
+
+# --- one way to read a fact, one way to be UNSUPPORTED (issue 16 item 5) ----------------------
+
+CASES = ROOT / "cases"
+
+
+def _profile_reads_by_key(tree: ast.AST) -> list[int]:
+    """Lines where a profile fact is read by dotted key or subscript (``profile.get("a.b")``,
+    ``profile["a"]``, ``profile.features["x"]``) instead of as an attribute."""
+    def is_profile(node: ast.AST) -> bool:
+        return ((isinstance(node, ast.Attribute) and node.attr == "profile")
+                or (isinstance(node, ast.Name) and node.id == "profile"))
+
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and is_profile(node.func.value)):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and (
+                is_profile(node.value) or (isinstance(node.value, ast.Attribute) and is_profile(node.value.value)
+                                           and node.value.attr in ("features", "cache", "stream", "data"))):
+            lines.append(node.lineno)
+    return lines
+
+
+def _unsupported_while_running(tree: ast.AST) -> list[int]:
+    """Lines where a case decides UNSUPPORTED while it runs from what the profile claims
+    (``if not target.has(...): verdict.unsupported(...)``) or skips with an UNSUPPORTED text."""
+    def says_unsupported(call: ast.Call) -> bool:
+        first = call.args[0] if call.args else None
+        if isinstance(first, ast.JoinedStr):
+            first = first.values[0] if first.values else None
+        return isinstance(first, ast.Constant) and str(first.value).startswith("UNSUPPORTED")
+
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "skip"
+                and says_unsupported(node)):
+            lines.append(node.lineno)
+        if isinstance(node, ast.If):
+            asks_profile = any((isinstance(n, ast.Attribute) and n.attr in ("has", "profile", "capabilities"))
+                               for n in ast.walk(node.test))
+            calls = [n for body in node.body for n in ast.walk(body)
+                     if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "unsupported"]
+            if asks_profile and calls:
+                lines += [call.lineno for call in calls]
+    return lines
+
+
+def _case_files() -> list[Path]:
+    """The cases and the helpers only cases use (docs/design.md layout)."""
+    helpers = [ROOT / "conformance" / name for name in ("casekit.py", "probes.py", "statemachine.py")]
+    return sorted(CASES.rglob("*.py")) + helpers
+
+
+def test_cases_read_profile_facts_one_way():
+    bad = [f"{path.relative_to(ROOT)}:{line}" for path in _case_files()
+           for line in _profile_reads_by_key(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "read profile facts as attributes of target.profile (or target.has):\n" + "\n".join(bad)
+
+
+def test_cases_are_unsupported_only_through_requires():
+    bad = [f"{path.relative_to(ROOT)}:{line}" for path in _case_files()
+           for line in _unsupported_while_running(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "use @pytest.mark.requires(capability, reason=...) instead:\n" + "\n".join(bad)
+
+
+def test_the_scanners_catch_the_other_ways():
+    sample = ast.parse(
+        'x = target.profile.get("concurrency.max_active")\n'
+        'y = target.profile.features["lanes"]\n'
+        'z = profile["stream"]\n'
+        'ok = target.profile.max_active\n'
+        'if not target.has("lanes"):\n'
+        '    verdict.unsupported("no lanes")\n'
+        'pytest.skip("UNSUPPORTED: no lanes")\n'
+        'pytest.skip(f"UNSUPPORTED: {why}")\n'
+        'if turn.status == "error":\n'
+        '    verdict.unsupported("the target rejected it")\n')
+    assert _profile_reads_by_key(sample) == [1, 2, 3]
+    assert sorted(_unsupported_while_running(sample)) == [6, 7, 8]
+
+
+def test_requires_marks_keep_their_reasons():
+    """A ``requires`` mark with a reason is the UNSUPPORTED text users saw when the case
+    decided it while running; the case never starts."""
+    plan = _plan(_table(Flip(None, PLAN, base={"features.reference_engine": False, "features.test_controls": False}),
+                        None))
+    assert plan["test_stream_grammar.py::test_two_message_stream"] == (
+        "UNSUPPORTED: two messages in one response need the reference engine's [[multi]] trigger")
+    assert plan["test_eviction.py::test_failed_response_evicts"] == (
+        "UNSUPPORTED: a response that fails mid-stream can only be provoked on the reference server "
+        "([[fail]] trigger)")
+    assert plan["test_transport.py::test_silence_then_normal_end_passes"] == (
+        "UNSUPPORTED: a mid-response pause needs the X-Conformance-Pause-Ms test control "
+        "(profile 'flip' has no test controls)")
+    reference = _plan(_table(Flip(None, PLAN), None))
+    assert not reference["test_stream_grammar.py::test_two_message_stream"].startswith("UNSUPPORTED")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.target import (ProfileError, Target, TargetError, builtin_profiles, derive_urls,
-                                load_profile, redact)
+from conformance.target import (PROFILES_DIR, ProfileError, Target, TargetError, builtin_profiles,
+                                derive_urls, load_profile, redact)
 
 KEY = "sk-proj-VERYSECRET-abcdefghijklmnop"
 
@@ -39,6 +39,34 @@ def test_every_builtin_profile_loads():
         assert p.name == name and p.description
         assert p.lifetime_seconds > 0
         assert p.default_model
+
+
+def test_the_profile_list_names_the_profile_files():
+    """conformance/profile_names.py is the one list of built-in profiles: it names exactly the
+    TOML files (each file's `name` its own), the server plays each with a profile it has, and
+    the --profile help is built from it."""
+    from conformance.plugin import pytest_addoption
+    from conformance.profile_names import BUILTIN_PROFILES, SERVER_PROFILES
+    from conformance.server.config import PROFILES as SERVER_BEHAVIOURS
+
+    files = {path.stem for path in PROFILES_DIR.glob("*.toml")}
+    assert files == set(BUILTIN_PROFILES)
+    assert all(load_profile(name).name == name for name in files)
+    assert list(SERVER_BEHAVIOURS) == list(SERVER_PROFILES)
+    assert set(BUILTIN_PROFILES.values()) == set(SERVER_PROFILES)
+    help_texts = []
+
+    class Recorder:  # stands in for pytest's parser and its groups
+        def __getattr__(self, name):
+            return self.call
+
+        def call(self, *names, **kwargs):
+            if "--profile" in names:
+                help_texts.append(kwargs["help"])
+            return self
+
+    pytest_addoption(Recorder())
+    assert help_texts and all(name in help_texts[0] for name in BUILTIN_PROFILES)
 
 
 def test_profile_facts_and_capabilities():

@@ -11,6 +11,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+from ..profile_names import SERVER_PROFILES
 from .defects import Flags, resolve_flags
 
 
@@ -48,20 +49,21 @@ class Profile:
     error_code_required: bool = False
 
 
-PROFILES: dict[str, Profile] = {
-    "openai": Profile(
+# the facts of each server profile; which profiles exist is conformance/profile_names.py
+_DEFINED: tuple[Profile, ...] = (
+    Profile(
         "openai",
         "api.openai.com today: queue busy creates, 60-minute lifetime, generate:false warm-up, "
         "stream tolerated, store=true ids hydrate across connections",
     ),
-    "xai": Profile(
+    Profile(
         "xai",
         "like openai without lanes (stream_id is an unsupported parameter), with a 25-minute "
         "connection lifetime",
         lifetime_s=1500.0,
         lanes=False,
     ),
-    "open-responses": Profile(
+    Profile(
         "open-responses",
         "Open Responses 2026-04-24 WebSocket transport: stream, stream_options, background and "
         "generate are rejected with a 400 error; no lanes; every error has a string code",
@@ -70,7 +72,17 @@ PROFILES: dict[str, Profile] = {
         rejected_fields=("stream", "stream_options", "background", "generate"),
         error_code_required=True,
     ),
-}
+)
+
+
+def _by_name(names: tuple[str, ...]) -> dict[str, Profile]:
+    defined = {profile.name: profile for profile in _DEFINED}
+    missing, unlisted = set(names) - set(defined), set(defined) - set(names)
+    assert not missing and not unlisted, f"server profiles out of step: {missing or unlisted}"
+    return {name: defined[name] for name in names}
+
+
+PROFILES: dict[str, Profile] = _by_name(SERVER_PROFILES)
 
 
 @dataclass

@@ -4,12 +4,18 @@ A defect makes the server break exactly one behaviour, named after the clause of
 ``cases/clauses.toml`` it violates.  The kill matrix starts the server with one defect
 at a time and proves that the suite notices.  ``resolve_flags`` turns the chosen names
 into a frozen :class:`Flags` record once, at start-up, so that the hot path only reads
-booleans.
+booleans.  ``Flags`` is derived from ``DEFECTS``: each defect is declared once, here.
+
+Adding a defect is one entry in ``DEFECTS``: ``_d(name, clause, summary[, level][, profile]
+[, rewrites=FRAMES|EVENTS])``; the server then reads ``flags.<name with '-' -> '_'>`` where
+the behaviour breaks.  ``--list-defects``, ``--reference-defect`` and the kill matrix
+(tests/test_kill_matrix.py) pick it up from here; tests/server/test_server_defects.py asks
+for a direct check ``c_<name>`` of the broken behaviour.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, make_dataclass
 
 
 @dataclass(frozen=True)
@@ -21,10 +27,21 @@ class Defect:
     # the profile the kill matrix judges it under: a built-in name or a TOML file relative to
     # the repository ("" = the default); a defect of a profile fact is tolerated elsewhere
     profile: str = ""
+    # FRAMES: rewrites frames on their way out; EVENTS: rewrites the event list of a turn
+    rewrites: str = ""
+
+    @property
+    def attribute(self) -> str:
+        """Its ``Flags`` attribute: the name with '-' -> '_'."""
+        return self.name.replace("-", "_")
 
 
-def _d(name: str, clause: str, summary: str, level: str = "MUST", profile: str = "") -> tuple[str, Defect]:
-    return name, Defect(name, clause, summary, level, profile)
+FRAMES, EVENTS = "frames", "events"
+
+
+def _d(name: str, clause: str, summary: str, level: str = "MUST", profile: str = "",
+       rewrites: str = "") -> tuple[str, Defect]:
+    return name, Defect(name, clause, summary, level, profile, rewrites)
 
 
 # P-open (docs/spec.md §5.1): fields the published Open Responses schema requires
@@ -51,19 +68,20 @@ DEFECTS: dict[str, Defect] = dict(
         _d("flat-error-shape", "ERR-CODE-NESTED",
            "Error events use the legacy flat shape (code/message/param at top level, no error object)."),
         _d("sequence-per-connection", "SEQ-FROM-ZERO-BY-ONE",
-           "sequence_number counts per connection: the second response does not start at 0.", "SHOULD"),
+           "sequence_number counts per connection: the second response does not start at 0.", "SHOULD",
+           rewrites=EVENTS),
         _d("sequence-gaps", "SEQ-FROM-ZERO-BY-ONE",
-           "sequence_number goes up by 2, leaving gaps.", "SHOULD"),
+           "sequence_number goes up by 2, leaving gaps.", "SHOULD", rewrites=EVENTS),
         _d("sequence-not-monotonic", "SEQ-MONOTONIC",
-           "Two sequence numbers inside each generating response are swapped."),
+           "Two sequence numbers inside each generating response are swapped.", rewrites=EVENTS),
         _d("missing-terminal-event", "STREAM-ONE-TERMINAL",
-           "The terminal event (response.completed/incomplete/failed) is never sent."),
+           "The terminal event (response.completed/incomplete/failed) is never sent.", rewrites=EVENTS),
         _d("deltas-dont-add-up", "STREAM-DELTAS-ADD-UP",
-           "One text delta is dropped, so the deltas do not add up to the .done text."),
+           "One text delta is dropped, so the deltas do not add up to the .done text.", rewrites=EVENTS),
         _d("sse-framing", "WS-NO-SSE-FRAMING",
-           "Frames are wrapped in SSE framing (event:/data: lines) instead of bare JSON."),
+           "Frames are wrapped in SSE framing (event:/data: lines) instead of bare JSON.", rewrites=FRAMES),
         _d("binary-frames", "WS-TEXT-JSON-FRAMES",
-           "Server events are sent as binary frames instead of text frames."),
+           "Server events are sent as binary frames instead of text frames.", rewrites=FRAMES),
         _d("silent-after-handshake", "TURN-TEXT",
            "The upgrade succeeds but no frame is ever answered."),
         _d("create-never-answered", "CREATE-ANSWERED",
@@ -88,32 +106,35 @@ DEFECTS: dict[str, Defect] = dict(
         _d("no-auth", "WS-AUTH-BEARER",
            "The upgrade is accepted without (or with an invalid) Authorization header."),
         _d("terminal-not-last", "STREAM-TERMINAL-LAST",
-           "An output_item.done of the response is sent again after its terminal event."),
+           "An output_item.done of the response is sent again after its terminal event.", rewrites=EVENTS),
         _d("output-mismatch", "STREAM-DONE-MATCHES-OUTPUT",
-           "The terminal response.output holds a different text than the streamed .done events."),
+           "The terminal response.output holds a different text than the streamed .done events.", rewrites=EVENTS),
         _d("created-not-first", "STREAM-CREATED-FIRST",
-           "response.in_progress is sent before response.created."),
+           "response.in_progress is sent before response.created.", rewrites=EVENTS),
         _d("default-lane-tagged", "LANE-DEFAULT-UNTAGGED",
-           "Default-lane events carry stream_id \"default\"."),
+           "Default-lane events carry stream_id \"default\".", rewrites=FRAMES),
         _d("usage-ignores-history", "CONT-USAGE-COUNTS-CONTEXT",
            "usage.input_tokens counts only the new input and instructions, not the carried history.", "SHOULD"),
         _d("stream-true-rejected", "CREATE-STREAM-TOLERATED",
            "stream:true in a WebSocket response.create is rejected with an error.", "SHOULD"),
         _d("missing-created-response-fields", "SCHEMA-SERVER-EVENT",
-           "The response object in lifecycle events lacks the schema-required field tools."),
+           "The response object in lifecycle events lacks the schema-required field tools.", rewrites=EVENTS),
         _d("text-frames-not-json-object", "WS-TEXT-JSON-FRAMES",
-           "Every response.in_progress event is sent as a JSON array wrapping the event."),
+           "Every response.in_progress event is sent as a JSON array wrapping the event.", rewrites=FRAMES),
         _d("no-in-progress", "STREAM-IN-PROGRESS-FOLLOWS",
-           "response.in_progress is never sent: the first item follows response.created directly.", "SHOULD"),
+           "response.in_progress is never sent: the first item follows response.created directly.", "SHOULD",
+           rewrites=EVENTS),
         _d("part-never-closed", "STREAM-ITEM-LIFECYCLE",
-           "content_part.done is never sent: output_item.done follows the .done of the text or refusal directly."),
+           "content_part.done is never sent: output_item.done follows the .done of the text or refusal directly.",
+           rewrites=EVENTS),
         _d("output-index-skips", "STREAM-INDEXES-IN-ORDER",
-           "output_index starts at 1: the first item is announced (and streamed) at index 1, the next at 2."),
+           "output_index starts at 1: the first item is announced (and streamed) at index 1, the next at 2.",
+           rewrites=EVENTS),
         _d("delta-for-unannounced-item", "STREAM-ANNOUNCED-ITEM",
            "output_text.delta and output_text.done events carry an item_id that no output_item.added "
-           "announced (the announced message itself is never streamed)."),
+           "announced (the announced message itself is never streamed).", rewrites=EVENTS),
         _d("completed-without-usage", "STREAM-TERMINAL-RESPONSE",
-           "The response in response.completed carries usage null."),
+           "The response in response.completed carries usage null.", rewrites=EVENTS),
         _d("incomplete-item-then-completed", "STREAM-INCOMPLETE-ITEM-LAST",
            "A message cut by max_output_tokens ends incomplete, but the response ends response.completed "
            "(status completed)."),
@@ -165,10 +186,11 @@ DEFECTS: dict[str, Defect] = dict(
            "The compaction item of POST /responses/compact loses the nonce-like codes of the compacted "
            "window, so a new chain started from it does not see them."),
         _d("function-args-done-without-name", "FC-DONE-NAME",
-           "response.function_call_arguments.done leaves out name (as production does).", "SHOULD"),
+           "response.function_call_arguments.done leaves out name (as production does).", "SHOULD",
+           rewrites=EVENTS),
         _d("item-left-open-at-terminal", "STREAM-ITEM-DONE-BEFORE-TERMINAL",
            "The last output_item.done is never sent; the terminal response.output still holds the item.",
-           "SHOULD"),
+           "SHOULD", rewrites=EVENTS),
         _d("oversize-frame-dropped", "CLIENT-OVERSIZE-FRAME",
            "A client frame larger than --max-frame-bytes is read and silently dropped: no 1009 close, no "
            "error event.", "SHOULD"),
@@ -184,10 +206,10 @@ DEFECTS: dict[str, Defect] = dict(
         # P-open fields (§5.1): killed under P-open, tolerated under the OpenAI profiles
         _d("response-without-penalty", "SCHEMA-SERVER-EVENT",
            "Response objects leave out presence_penalty (the Open Responses ResponseResource requires it).",
-           profile=P_OPEN_PROFILE),
+           profile=P_OPEN_PROFILE, rewrites=EVENTS),
         _d("tools-echo-without-strict", "SCHEMA-SERVER-EVENT",
            "Response.tools echoes function tools without strict (the Open Responses FunctionTool requires it).",
-           profile=P_OPEN_PROFILE),
+           profile=P_OPEN_PROFILE, rewrites=EVENTS),
         _d("compact-items-as-given", "COMPACT-ENDPOINT-SHAPE",
            "POST /responses/compact keeps the user messages as the client sent them (no id, no status, "
            "string content) instead of as Message resources.", profile=P_OPEN_COMPACT_PROFILE),
@@ -251,118 +273,19 @@ DEFECTS: dict[str, Defect] = dict(
 )
 
 
-@dataclass(frozen=True)
-class Flags:
-    """The defects resolved into booleans (attribute = defect name with '-' -> '_')."""
-
-    ignore_previous_response_id: bool = False
-    reject_when_busy: bool = False
-    interleave_responses: bool = False
-    no_eviction: bool = False
-    store_false_shared_across_connections: bool = False
-    renamed_not_found_code: bool = False
-    not_found_status_404: bool = False
-    flat_error_shape: bool = False
-    sequence_per_connection: bool = False
-    sequence_gaps: bool = False
-    sequence_not_monotonic: bool = False
-    missing_terminal_event: bool = False
-    deltas_dont_add_up: bool = False
-    sse_framing: bool = False
-    binary_frames: bool = False
-    silent_after_handshake: bool = False
-    create_never_answered: bool = False
-    closes_mid_response: bool = False
-    generate_false_ignored: bool = False
-    warmup_not_chainable: bool = False
-    previous_id_not_echoed: bool = False
-    never_expires: bool = False
-    closes_after_error: bool = False
-    background_accepted: bool = False
-    requires_model_query: bool = False
-    no_auth: bool = False
-    terminal_not_last: bool = False
-    output_mismatch: bool = False
-    created_not_first: bool = False
-    default_lane_tagged: bool = False
-    usage_ignores_history: bool = False
-    stream_true_rejected: bool = False
-    missing_created_response_fields: bool = False
-    text_frames_not_json_object: bool = False
-    no_in_progress: bool = False
-    part_never_closed: bool = False
-    output_index_skips: bool = False
-    delta_for_unannounced_item: bool = False
-    completed_without_usage: bool = False
-    incomplete_item_then_completed: bool = False
-    sequence_missing: bool = False
-    forced_tool_ignored: bool = False
-    max_output_tokens_ignored: bool = False
-    flat_fields_ignored: bool = False
-    error_without_type: bool = False
-    error_without_status: bool = False
-    malformed_json_ignored: bool = False
-    unknown_event_ignored: bool = False
-    binary_frame_processed: bool = False
-    conversation_ignored: bool = False
-    store_false_not_cached: bool = False
-    store_true_not_cached: bool = False
-    no_hydration: bool = False
-    warmup_drops_input: bool = False
-    cache_survives_reconnect: bool = False
-    drops_previous_output: bool = False
-    turn_after_limit: bool = False
-    compact_wrong_object: bool = False
-    compaction_drops_context: bool = False
-    function_args_done_without_name: bool = False
-    item_left_open_at_terminal: bool = False
-    oversize_frame_dropped: bool = False
-    unknown_event_ignored_after_create: bool = False
-    orphan_call_id_accepted: bool = False
-    keeps_older_responses: bool = False
-    response_without_penalty: bool = False
-    tools_echo_without_strict: bool = False
-    compact_items_as_given: bool = False
-    stream_id_not_validated: bool = False
-    lane_jobs_overlap: bool = False
-    lanes_serialised: bool = False
-    lane_terminal_untagged: bool = False
-    lane_error_untagged: bool = False
-    lane_reuse_continues: bool = False
-    one_cache_slot: bool = False
-    fork_takes_parent: bool = False
-    fork_failure_evicts_parent: bool = False
-    named_lane_no_eviction: bool = False
-    active_limit_rejects: bool = False
-    active_limit_off_by_one: bool = False
-    named_limit_off_by_one: bool = False
-    named_lanes_released: bool = False
-    steer_refused: bool = False
-    steered_reason_missing: bool = False
-    steer_no_successor: bool = False
-    steer_input_lost: bool = False
-    steer_pending_input_dropped: bool = False
-    steer_accepts_finished: bool = False
-    steer_unknown_wrong_code: bool = False
-    steer_extra_fields_accepted: bool = False
-    steer_compaction_accepted: bool = False
-    steer_failed_no_echo: bool = False
-    steer_failed_new_id: bool = False
-    pending_steer_survives_close: bool = False
-    # derived: any defect that rewrites frames on their way out
-    rewrites_frames: bool = field(default=False)
-    # derived: any defect that rewrites the event list of a turn
-    rewrites_events: bool = field(default=False)
+def _flags_type() -> type:
+    """The ``Flags`` record: one boolean per declared defect (attribute = name with '-' -> '_'),
+    plus the derived ``rewrites_frames`` / ``rewrites_events``."""
+    names = [defect.attribute for defect in DEFECTS.values()]
+    assert len(set(names)) == len(names), "two defects map to one attribute"
+    columns = [(name, bool, field(default=False)) for name in (*names, "rewrites_frames", "rewrites_events")]
+    flags = make_dataclass("Flags", columns, frozen=True)
+    flags.__module__ = __name__
+    flags.__doc__ = "The defects resolved into booleans (attribute = defect name with '-' -> '_')."
+    return flags
 
 
-_FRAME_DEFECTS = ("sse_framing", "binary_frames", "text_frames_not_json_object", "default_lane_tagged")
-_EVENT_DEFECTS = (
-    "sequence_per_connection", "sequence_gaps", "sequence_not_monotonic", "missing_terminal_event",
-    "deltas_dont_add_up", "terminal_not_last", "output_mismatch", "created_not_first",
-    "missing_created_response_fields", "no_in_progress", "part_never_closed", "output_index_skips",
-    "delta_for_unannounced_item", "completed_without_usage", "function_args_done_without_name",
-    "item_left_open_at_terminal", "response_without_penalty", "tools_echo_without_strict",
-)
+Flags = _flags_type()
 
 
 class UnknownDefect(ValueError):
@@ -377,9 +300,8 @@ def resolve_flags(names) -> Flags:
         raise UnknownDefect(
             "unknown defect(s): " + ", ".join(unknown) + "; known: " + ", ".join(sorted(DEFECTS))
         )
-    values = {n.replace("-", "_"): True for n in names}
-    known = {f.name for f in fields(Flags)}
-    assert set(values) <= known, "DEFECTS and Flags are out of step"
-    values["rewrites_frames"] = any(values.get(k) for k in _FRAME_DEFECTS)
-    values["rewrites_events"] = any(values.get(k) for k in _EVENT_DEFECTS)
+    chosen = [DEFECTS[name] for name in names]
+    values = {defect.attribute: True for defect in chosen}
+    values["rewrites_frames"] = any(defect.rewrites == FRAMES for defect in chosen)
+    values["rewrites_events"] = any(defect.rewrites == EVENTS for defect in chosen)
     return Flags(**values)

@@ -811,6 +811,23 @@ def test_defects_name_real_clauses_with_their_level():
         assert d.summary.strip()
 
 
+def test_flags_are_derived_from_the_one_declaration():
+    """Each defect is declared once (DEFECTS); Flags has one boolean per defect, in order, plus
+    the two derived ones, and a defect's `rewrites` sets the derived flag it belongs to."""
+    from dataclasses import fields
+
+    from conformance.server.defects import EVENTS, FRAMES, Flags, resolve_flags
+
+    attributes = [defect.attribute for defect in DEFECTS.values()]
+    assert [column.name for column in fields(Flags)] == [*attributes, "rewrites_frames", "rewrites_events"]
+    for name, defect in DEFECTS.items():
+        assert defect.rewrites in ("", FRAMES, EVENTS), name
+        flags = resolve_flags([name])
+        assert getattr(flags, defect.attribute) is True
+        assert flags.rewrites_frames is (defect.rewrites == FRAMES), name
+        assert flags.rewrites_events is (defect.rewrites == EVENTS), name
+
+
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_defect_breaks_its_behaviour(name, server, make_server):
     check = CHECKS.get(name)
