@@ -324,7 +324,7 @@ def client_schemas() -> dict[str, dict]:
             "stream_id": {"$ref": COMMON + "client_stream_id"},
             "generate": {"type": "boolean", "description": "false = warm-up without generation (spec §4.7)."},
             "multi_agent": {"$ref": "../defs/create-body.json#/$defs/multi_agent"},
-            "client_metadata": {"$ref": COMMON + "string_map"},
+            "client_metadata": {"$ref": COMMON + "client_metadata"},
         },
     })
     steer = head("response.steer",
@@ -353,7 +353,7 @@ def client_schemas() -> dict[str, dict]:
 
 
 DEFS = ["common", "event", "response", "usage", "output-item", "content-part", "annotation",
-        "input-item", "tool", "create-body", "steer", "ws-error"]
+        "input-item", "tool", "create-body", "steer", "ws-error", "response-metadata"]
 
 # ---------------------------------------------------------------------------------------
 # Vectors
@@ -474,6 +474,10 @@ def special_server_vectors() -> dict[str, list[dict]]:
         deep_set(comp, ["response", "parallel_tool_calls"], "yes"), False, "/response/parallel_tool_calls", "type")
     add("response.completed", "Response.id is required", deep_set(comp, ["response", "id"], DELETE),
         False, "/response/id", "required")
+    add("response.completed", "end_turn on the completed response (Codex reads it)",
+        deep_set(comp, ["response", "end_turn"], True), True)
+    add("response.completed", "end_turn must be a boolean", deep_set(comp, ["response", "end_turn"], "true"),
+        False, "/response/end_turn", "type")
     inc = {"type": "response.incomplete", "response": RESPONSES["response.incomplete"], "sequence_number": 9}
     add("response.incomplete", "incomplete_details.reason steered (steering)",
         deep_set(inc, ["response", "incomplete_details"], {"reason": "steered"}), True)
@@ -722,6 +726,26 @@ def client_vectors() -> dict[str, list[dict]]:
         dict(base, prompt_cache_options={"comparison_response_id": 5}), False, "/prompt_cache_options/comparison_response_id", "type")
     add(c, "prompt_cache_options must be an object", dict(base, prompt_cache_options="explicit"),
         False, "/prompt_cache_options", "type")
+    # update 2026-12 (spec §2.1): access_programs, and W3C trace context in client_metadata
+    add(c, "access_programs cyber daybreak_blue (openai-python 3.20.0)",
+        dict(base, access_programs={"cyber": "daybreak_blue"}), True)
+    add(c, "access_programs may be empty", dict(base, access_programs={}), True)
+    add(c, "access_programs: other programs are tolerated",
+        dict(base, access_programs={"cyber": "standard", "x_new_program": "on"}), True)
+    add(c, "access_programs must be an object", dict(base, access_programs="cyber"),
+        False, "/access_programs", "type")
+    add(c, "access_programs.cyber is a closed enum", dict(base, access_programs={"cyber": "daybreak_green"}),
+        False, "/access_programs/cyber", "enum")
+    trace = {"ws_request_header_traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+             "ws_request_header_tracestate": "congo=t61rcWkgMzE"}
+    add(c, "client_metadata carries W3C trace context (Codex)", dict(base, client_metadata=trace), True)
+    add(c, "a later traceparent version may append fields",
+        dict(base, client_metadata={"ws_request_header_traceparent": trace["ws_request_header_traceparent"] + "-ff"}), True)
+    add(c, "ws_request_header_traceparent must be a W3C traceparent",
+        dict(base, client_metadata=dict(trace, ws_request_header_traceparent="4bf92f3577b34da6")),
+        False, "/client_metadata/ws_request_header_traceparent", "pattern")
+    add(c, "client_metadata values are strings", dict(base, client_metadata=dict(trace, ws_request_header_tracestate=1)),
+        False, "/client_metadata/ws_request_header_tracestate", "type")
     bp_part = {"type": "input_text", "text": "Stable prefix.", "prompt_cache_breakpoint": {"mode": "explicit"}}
     add(c, "prompt_cache_breakpoint on an input_text part",
         dict(base, input=[{"role": "developer", "content": [bp_part]}]), True)
@@ -776,6 +800,40 @@ def extension_vectors() -> list[dict]:
     return out
 
 
+def control_vectors() -> list[dict]:
+    """The control event response.metadata against defs/response-metadata.json (spec §3.4). Its
+    type has no event schema (an extension in a stream), so each vector names the definition."""
+    out = []
+
+    def add(desc, inst, valid, pointer=None, rule=None):
+        v = V(desc, "response.metadata", inst, valid, pointer, rule, extension=True)
+        v["def"] = "response-metadata"
+        out.append(v)
+
+    buffering = {"type": "response.metadata",
+                 "metadata": {"type": "safety_buffering", "use_cases": [], "retry_model": None}}
+    add("safety buffering notice (update 2026-11-30)", buffering, True)
+    seen = {"type": "response.metadata",
+            "headers": {"openai-model": "gpt-5.6", "x-codex-turn-state": "ts_vec_0001"},
+            "metadata": {"openai_verification_recommendation": ["trusted_access_for_cyber"],
+                         "openai_chatgpt_moderation_metadata": {"presentation": "inline"}}}
+    add("headers, verification recommendation and moderation metadata (Codex)", seen, True)
+    add("unknown verification values and fields are tolerated",
+        deep_set(deep_set(seen, ["metadata", "openai_verification_recommendation"], ["x_new_program"]),
+                 ["x_vendor"], 1), True)
+    add("headers must be an object", deep_set(seen, ["headers"], ["openai-model"]), False, "/headers", "type")
+    add("openai-model header must be a string", deep_set(seen, ["headers", "openai-model"], 5),
+        False, "/headers/openai-model", "type")
+    add("openai_verification_recommendation is a list",
+        deep_set(seen, ["metadata", "openai_verification_recommendation"], "trusted_access_for_cyber"),
+        False, "/metadata/openai_verification_recommendation", "type")
+    add("openai_verification_recommendation entries are strings",
+        deep_set(seen, ["metadata", "openai_verification_recommendation"], [1]),
+        False, "/metadata/openai_verification_recommendation/0", "type")
+    add("metadata must be an object", deep_set(seen, ["metadata"], "safety_buffering"), False, "/metadata", "type")
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 
 
@@ -805,6 +863,7 @@ def outputs() -> dict[Path, str]:
     for t, vs in client_vectors().items():
         vec[f"client/{t}"] = vs
     vec["extensions"] = extension_vectors()
+    vec["control"] = control_vectors()
     for name, vs in vec.items():
         files[ROOT / "vectors" / f"{name}.json"] = dump(vs)
         index["vectors"].append(f"vectors/{name}.json")
