@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the terminal event's response.output is [] (default), null or missing (WebSocket only)")
     p.add_argument("--control-events", action="store_true",
                    help="send ping, codex.rate_limits and response.metadata before each response and "
-                        "codex.keepalive after it (no response id, no sequence_number)")
+                        "codex.keepalive after it (no response id, no sequence_number); "
+                        "response.completed carries end_turn, as from the Codex backend")
     p.add_argument("--lanes", choices=["on", "off"], default=None,
                    help="stream_id lanes (default: the profile's; on for openai, off for xai and open-responses)")
     p.add_argument("--steering", action="store_true",

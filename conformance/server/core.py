@@ -144,6 +144,8 @@ class Core:
 
         if websocket and blocked is None and (settings.omit_setup_events or settings.terminal_output != "full"):
             events = stream.streaming_variations(events, settings.omit_setup_events, settings.terminal_output)
+        if websocket and blocked is None and settings.control_events:
+            events = stream.with_end_turn(events)  # the Codex backend's field (§3.6)
         if flags.rewrites_events and blocked is None:
             events = stream.apply_event_defects(events, flags)
         stream.number(events, seq_start, flags, req.stream_id)

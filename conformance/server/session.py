@@ -46,9 +46,9 @@ from .state import ConnectionCache
 from .engine import TurnStatus
 from .stream import (
     CONTROL_AFTER,
-    CONTROL_BEFORE,
     TERMINAL_TYPES,
     Framer,
+    control_before,
     processing_s,
     schedule,
     steered_cut,
@@ -393,7 +393,7 @@ class Session:
         control = self.settings.control_events
         frame = self.framer.frame
         if control:
-            await self.transport.send_many([frame(dict(e)) for e in CONTROL_BEFORE])
+            await self.transport.send_many([frame(e) for e in control_before(req.model)])
         kept = self.core.kept_steers
         if kept and req.previous_response_id in kept:  # the defect: another connection's steer input
             self.pending_steers[req.previous_response_id] = kept.pop(req.previous_response_id)

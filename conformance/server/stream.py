@@ -9,8 +9,9 @@ events into WebSocket frames (text, one JSON object each).  The event-level and 
 defects are applied here, off the hot path unless one is enabled.
 
 Variations the official SDK tolerates (§4.3 item 16a): ``streaming_variations`` drops the
-setup events and empties the terminal ``output``; ``CONTROL_BEFORE``/``CONTROL_AFTER`` are
-the unsequenced control events sent around a response (§3.4).  ``blocked_mid_stream`` cuts a
+setup events and empties the terminal ``output``; ``control_before``/``CONTROL_AFTER`` are
+the unsequenced control events sent around a response (§3.4), and ``with_end_turn`` adds the
+``end_turn`` Codex reads (§3.6).  ``blocked_mid_stream`` cuts a
 response after its first delta with a safety-block ``error`` (§3.10).  ``schedule`` says when
 each event of a response goes out (test-control delays, simulated model latency).
 """
@@ -299,6 +300,34 @@ CONTROL_BEFORE = (
      "metadata": {"type": "safety_buffering", "use_cases": [], "retry_model": None}},
 )
 CONTROL_AFTER = ({"type": "codex.keepalive"},)
+# What else Codex reads from response.metadata (update 2026-12, schemas/defs/response-metadata.json)
+TURN_STATE = "ts_reference"
+VERIFICATION = ["trusted_access_for_cyber"]
+
+
+def control_before(model: str) -> list[dict]:
+    """The control events before a response; ``response.metadata`` also carries the response
+    headers (``openai-model``, ``x-codex-turn-state``) and the metadata fields Codex reads."""
+    out = [copy.deepcopy(e) for e in CONTROL_BEFORE]
+    meta = out[-1]
+    meta["headers"] = {"openai-model": model, "x-codex-turn-state": TURN_STATE}
+    meta["metadata"].update(openai_verification_recommendation=list(VERIFICATION),
+                            openai_chatgpt_moderation_metadata={})
+    return out
+
+
+_TOOL_CALLS = frozenset({"function_call", "custom_tool_call"})
+
+
+def with_end_turn(events: list[dict]) -> list[dict]:
+    """``end_turn`` on the response of ``response.completed``, as Codex reads it (§3.6, update
+    2026-12): false when the output asks for a tool call (the turn goes on), else true."""
+    term = events[-1] if events else None
+    if term is None or term["type"] != "response.completed":
+        return events
+    output = term["response"].get("output") or ()
+    end_turn = not any(isinstance(i, dict) and i.get("type") in _TOOL_CALLS for i in output)
+    return events[:-1] + [dict(term, response=dict(term["response"], end_turn=end_turn))]
 
 
 def schedule(events: list[dict], *, turn_delay_s: float = 0.0, ttft_s: float = 0.0,

@@ -252,6 +252,23 @@ def _check_tool_choice(value, tools: list):
     return value
 
 
+CYBER_PROGRAMS = ("standard", "daybreak_blue", "daybreak_red")
+
+
+def _check_access_programs(value) -> None:
+    """§2.1 (update 2026-12): ``{cyber?: standard|daybreak_blue|daybreak_red}``; other programs
+    are tolerated. Every key of this server holds every program, so none is refused with 403."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise invalid_type("access_programs", "an object", value)
+    cyber = value.get("cyber")
+    if cyber is not None and cyber not in CYBER_PROGRAMS:
+        raise bad_request("invalid_value",
+                          "Invalid value for 'access_programs.cyber': expected one of 'standard', "
+                          "'daybreak_blue' or 'daybreak_red'.", "access_programs.cyber")
+
+
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
                     generate_supported: bool = True, conversation_ignored: bool = False,
@@ -322,6 +339,8 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
         value = body.get(name)
         if value is not None and not isinstance(value, dict):
             raise invalid_type(name, "an object", value)
+
+    _check_access_programs(body.get("access_programs"))
 
     tools = _check_tools(body.get("tools"))
     tool_choice = _check_tool_choice(body.get("tool_choice"), tools)

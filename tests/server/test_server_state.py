@@ -439,6 +439,27 @@ def test_prompt_cache_options_accepted_and_echoed(server):
         assert ws.turn(input="fine").status == "completed"
 
 
+def test_access_programs_and_trace_context_accepted(server):
+    """§2.1 (update 2026-12): access_programs {cyber} is checked and accepted over both
+    surfaces; the trace-context client_metadata keys Codex sends per frame are accepted."""
+    trace = {"ws_request_header_traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+             "ws_request_header_tracestate": "congo=t61rcWkgMzE"}
+    with WS(server.ws_url) as ws:
+        for program in ("standard", "daybreak_blue", "daybreak_red"):
+            t = ws.turn(input="x", access_programs={"cyber": program}, client_metadata=trace)
+            assert t.status == "completed", t.error
+        for bad, param in (("cyber", "access_programs"), ({"cyber": "daybreak_green"}, "access_programs.cyber")):
+            t = ws.turn(input="x", access_programs=bad)
+            assert t.error["status"] == 400 and t.error["error"]["param"] == param
+        assert ws.turn(input="fine", access_programs=None).status == "completed"
+    status, body = http("POST", f"{server.base_url}/responses",
+                        body={"model": "m", "input": "hi", "access_programs": {"cyber": "standard"}})
+    assert status == 200 and body["status"] == "completed"
+    status, body = http("POST", f"{server.base_url}/responses",
+                        body={"model": "m", "input": "hi", "access_programs": {"cyber": 1}})
+    assert status == 400 and body["error"]["param"] == "access_programs.cyber"
+
+
 def test_openai_profile_tolerates_stream_fields(server):
     with WS(server.ws_url) as ws:
         t = ws.turn(input="x", stream=True, stream_options={"include_obfuscation": False})

@@ -145,6 +145,22 @@ def test_control_events_surround_every_response(make_server):
     assert grammar_problems(first) == []
 
 
+def test_control_events_carry_what_codex_reads(make_server):
+    """§3.4, §3.6 (update 2026-12): response.metadata carries the response headers and the
+    metadata fields Codex reads; response.completed carries end_turn (false after a tool call)."""
+    srv = make_server(control_events=True)
+    with WS(srv.ws_url) as ws:
+        text = ws.turn(input="hi", model="gpt-6-sol")
+        call = ws.turn(input="weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required")
+    meta = [e for e in text.events if e["type"] == "response.metadata"]
+    assert len(meta) == 1 and SCHEMAS.validate_def("response-metadata", meta[0]) == []
+    assert meta[0]["headers"] == {"openai-model": "gpt-6-sol", "x-codex-turn-state": "ts_reference"}
+    assert meta[0]["metadata"]["openai_verification_recommendation"] == ["trusted_access_for_cyber"]
+    assert text.response["end_turn"] is True and schema_problems(text.events) == []
+    assert any(i["type"] == "function_call" for i in call.response["output"])
+    assert call.response["end_turn"] is False
+
+
 def test_no_control_events_by_default(server):
     with WS(server.ws_url) as ws:
         t = ws.turn(input="hi")
