@@ -161,6 +161,13 @@ def test_control_events_carry_what_codex_reads(make_server):
     assert call.response["end_turn"] is False
 
 
+def test_end_turn_only_on_a_completed_response():
+    from conformance.server.stream import with_end_turn
+    incomplete = [{"type": "response.created"}, {"type": "response.incomplete", "response": {"output": []}}]
+    assert with_end_turn(incomplete) == incomplete and "end_turn" not in incomplete[-1]["response"]
+    assert with_end_turn([]) == []
+
+
 def test_no_control_events_by_default(server):
     with WS(server.ws_url) as ws:
         t = ws.turn(input="hi")
