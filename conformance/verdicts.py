@@ -17,7 +17,9 @@ UNSUPPORTED    a marked clause needs what the target lacks             skipped
 ERROR          could not judge (unreachable, harness or case bug)      error
 =============  ======================================================  ==================
 
-No pytest import here: the plugin wires this to pytest; the logic is plain and unit-tested.
+The verdict words themselves (and their pytest outcomes, letters, colours) are declared in
+``conformance.vocabulary``. No pytest import here: the plugin wires this to pytest; the logic
+is plain and unit-tested.
 """
 
 from __future__ import annotations
