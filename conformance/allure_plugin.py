@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from conformance import verdicts as V
-from conformance.report import allure as A
+from conformance.report import allure as allure_report
 from conformance.casestate import case_state
 from conformance.report import findings as F
+from conformance.vocabulary import FLAKY, PASS
 
 _FRAMES_PER_CONNECTION = 2000
 
@@ -51,8 +51,8 @@ class AllureHooks:
         case = _as_case(record)
         filed = F.primary(case)
         primary = reg[filed] if filed in reg else None
-        ann = A.case_annotations([reg[c] for c in state.clauses], record["verdict"], sess.settings.profile.name,
-                                 sess.fingerprint(), requests, primary=primary)
+        ann = allure_report.case_annotations([reg[c] for c in state.clauses], record["verdict"],
+                                             sess.settings.profile.name, sess.fingerprint(), requests, primary=primary)
         for kind, value in ann.labels:
             allure.dynamic.label(kind, redact(value))
         for url, name in ann.links:
@@ -70,17 +70,17 @@ class AllureHooks:
             allure.attach(redact(state.transcripts(limit=None)), "transcript", AttachmentType.TEXT)
             allure.attach(redact(_frames_json(state.connections)), "frames", AttachmentType.JSON)
         result = _current_result()
-        if result is not None and record["verdict"] != V.PASS:
+        if result is not None and record["verdict"] != PASS:
             # the verdict decides, not the exception that ended the case: a FAIL whose case also
             # raised "cannot judge" is failed with its clause's message
             verdict = record["verdict"]
-            result.status = A.allure_status(verdict) or result.status
+            result.status = allure_report.allure_status(verdict) or result.status
             details = result.statusDetails or StatusDetails()
             _, reason = F.case_reason(case)
-            details.message = redact(A.deviation_message(verdict, primary, reason))
+            details.message = redact(allure_report.deviation_message(verdict, primary, reason))
             text = "\n".join(record.get("messages", []))
             details.trace = redact(text + ("\n\n" + details.trace if details.trace else ""))
-            if verdict == "FLAKY":
+            if verdict == FLAKY:
                 details.flaky = True
             result.statusDetails = details
 
@@ -91,9 +91,9 @@ class AllureHooks:
             return
         from conformance.report import suite_version
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "categories.json").write_text(json.dumps(A.categories(), indent=2), encoding="utf-8")
-        props = A.environment_properties(sess.fingerprint(), sess.settings.profile.name, suite_version(),
-                                         sess.settings.profile.spec_profiles)
+        (self.dir / "categories.json").write_text(json.dumps(allure_report.categories(), indent=2), encoding="utf-8")
+        props = allure_report.environment_properties(sess.fingerprint(), sess.settings.profile.name, suite_version(),
+                                                     sess.settings.profile.spec_profiles)
         (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
 
 

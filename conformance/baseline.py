@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from conformance.files import read_document
+from conformance.vocabulary import ERROR, EXPIRED, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, PASS, STALE, UNUSED
 
-KNOWN, STALE, EXPIRED = "KNOWN", "STALE", "EXPIRED"
-NON_PASS = ("FAIL", "NON-STRICT", "ERROR", "FLAKY")
-PASSING = ("PASS", "INFO")
+NON_PASS = (FAIL, NON_STRICT, ERROR, FLAKY)
+PASSING = (PASS, INFO)
 _KEYS = ("clause", "case", "reason", "verdict", "until")
 
 
@@ -112,9 +112,9 @@ class Baseline:
                 status = KNOWN
             elif e.case is not None:
                 ran = [r for r in records if r["nodeid"] == e.case]
-                status = STALE if ran and all(r["verdict"] in PASSING for r in ran) else "UNUSED"
+                status = STALE if ran and all(r["verdict"] in PASSING for r in ran) else UNUSED
             else:
-                status = STALE if row_verdict.get(e.clause) == "PASS" else "UNUSED"
+                status = STALE if row_verdict.get(e.clause) == PASS else UNUSED
             out.append(e.as_dict() | {"status": status})
         return out
 
@@ -195,7 +195,7 @@ WRITE_BY = ("clause", "case")     # --write-baseline-by; the first is the defaul
 def _failed_clauses(rec: dict) -> list[str]:
     """The clauses a case record failed (FAIL or NON-STRICT findings), as ``Baseline.match`` sees them."""
     return sorted({o["clause"] for o in rec.get("observations", []) if o.get("clause")
-                   and (o["verdict"] in ("FAIL", "NON-STRICT") if "verdict" in o else not o["ok"])})
+                   and (o["verdict"] in (FAIL, NON_STRICT) if "verdict" in o else not o["ok"])})
 
 
 def _deviations(records: list[dict]) -> list[tuple[dict, str]]:

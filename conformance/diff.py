@@ -24,28 +24,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.files import read_document
+from conformance.vocabulary import (ABSENT, ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, NOT_USABLE, OVERALL_RANK,
+                                    PASS, TIERS)
 
-# Verdict tiers, best first (clause and case verdicts; docs/nightly.md defends the order).
-# A move to a higher tier number is a regression, to a lower one an improvement; a move
-# inside a tier is a change.
-TIERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("held", ("PASS", "INFO")),                                   # checked, nothing required violated
-    ("known deviation", ("KNOWN",)),                              # violated, accepted by the baseline
-    ("SHOULD violated", ("NON-STRICT",)),
-    ("does not apply", ("UNSUPPORTED", "RETIRED")),               # the profile or registry says so
-    ("not judged", ("NOT-REACHED", "UNTESTED", "ERROR", "SKIPPED", "(absent)")),
-    ("unstable", ("FLAKY",)),                                     # violated in some tries
-    ("MUST violated", ("FAIL",)),
-)
-RANK = {v: n for n, (_, verdicts) in enumerate(TIERS) for v in verdicts}
-ABSENT = "(absent)"
+# Verdict tiers, best first, and the ranks of ``overall``: conformance.vocabulary declares
+# them with the verdicts (docs/nightly.md defends the order).
+RANK = {verdict: n for n, (_, verdicts) in enumerate(TIERS) for verdict in verdicts}
 # clause verdicts that mean some case checked the clause (coverage)
-CHECKED = frozenset({"PASS", "INFO", "KNOWN", "NON-STRICT", "FLAKY", "FAIL"})
-
-# the run's ``overall``, best first; NOT-USABLE and ERROR also fail the diff on their own
-OVERALL_RANK = {"PASS": 0, "KNOWN": 0, "STALE": 1, "NON-STRICT": 2, "FLAKY": 3, "FAIL": 4,
-                "ERROR": 5, "NOT-USABLE": 6}
-NOT_USABLE, INCOMPLETE = "NOT-USABLE", "ERROR"
+CHECKED = frozenset({PASS, INFO, KNOWN, NON_STRICT, FLAKY, FAIL})
+INCOMPLETE = ERROR      # the ``overall`` of a run with cases it could not judge
 RULES = ("not-usable", "incomplete", "regression", "coverage", "certification")
 
 _FORMAT = "responses-ws-conformance/certificate"
@@ -163,7 +150,7 @@ def compare(old: dict, new: dict) -> dict:
         reasons.append(("not-usable", "the new run could not test the target (overall NOT-USABLE)"
                         + (f": {said}" if said else "")))
     elif ob == INCOMPLETE:
-        n = sum(1 for c in new.get("cases", []) if c.get("verdict") == "ERROR")
+        n = sum(1 for c in new.get("cases", []) if c.get("verdict") == ERROR)
         reasons.append(("incomplete", f"the new run is incomplete (overall ERROR): {n} case(s) could not be judged"))
     if regressions:
         reasons.append(("regression", f"{len(regressions)} regression(s): " + "; ".join(regressions[:3])

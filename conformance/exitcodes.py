@@ -29,6 +29,8 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Iterable
 
+from conformance.vocabulary import ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, PASS
+
 
 class ExitCode(IntEnum):
     CONFORMANT = 0
@@ -42,10 +44,10 @@ class ExitCode(IntEnum):
 PYTEST_INTERRUPTED, PYTEST_INTERNAL_ERROR, PYTEST_USAGE_ERROR, PYTEST_NO_TESTS = 2, 3, 4, 5
 _PYTEST_KEEPS = (PYTEST_INTERRUPTED, PYTEST_INTERNAL_ERROR, PYTEST_USAGE_ERROR)
 
-_NONCONFORMANT = frozenset({"FAIL", "FLAKY"})
-_CANNOT_JUDGE = frozenset({"ERROR"})
+_NONCONFORMANT = frozenset({FAIL, FLAKY})
+_CANNOT_JUDGE = frozenset({ERROR})
 # a case with one of these verdicts ran against the target and judged something
-_JUDGED = frozenset({"PASS", "FAIL", "FLAKY", "KNOWN", "NON-STRICT", "INFO", "ERROR"})
+_JUDGED = frozenset({PASS, FAIL, FLAKY, KNOWN, NON_STRICT, INFO, ERROR})
 
 
 def exit_code(verdicts: Iterable[str], *, stale: int = 0, strict: bool = False, usable: bool = True,
@@ -61,7 +63,7 @@ def exit_code(verdicts: Iterable[str], *, stale: int = 0, strict: bool = False, 
     if not seen:
         return int(pytest_status)
     kinds = set(seen)
-    if kinds & _NONCONFORMANT or stale > 0 or (strict and "NON-STRICT" in kinds):
+    if kinds & _NONCONFORMANT or stale > 0 or (strict and NON_STRICT in kinds):
         return ExitCode.NONCONFORMANT
     if kinds & _CANNOT_JUDGE or not kinds & _JUDGED:
         return ExitCode.INCOMPLETE

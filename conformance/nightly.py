@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance import diff as D
+from conformance import diff, vocabulary
 
 # the suite's exit codes (docs/nightly.md; conformance.exitcodes when it exists)
 CONFORMANT, NONCONFORMANT, USAGE_ERROR, NOT_USABLE, INCOMPLETE = 0, 1, 4, 6, 7
@@ -60,15 +60,15 @@ def decide(suite_exit: int, cert: dict | None, previous: dict | None = None, *,
     if suite_exit == USAGE_ERROR:
         return Night(USAGE_ERROR, f"usage error (suite exit 4): {_usage_line(log)}")
     overall = (cert or {}).get("overall")
-    if suite_exit == NOT_USABLE or overall == D.NOT_USABLE:
-        said = D.preflight_line(cert or {})
+    if suite_exit == NOT_USABLE or overall == vocabulary.NOT_USABLE:
+        said = diff.preflight_line(cert or {})
         return Night(NOT_USABLE, f"the target could not be tested (suite exit {suite_exit}, NOT-USABLE)"
                      + (f": {said}" if said else ": see pytest.log"))
-    if cert is not None and cert.get("clauses") and not D.checked(cert) and suite_exit in (0, 1):
+    if cert is not None and cert.get("clauses") and not diff.checked(cert) and suite_exit in (0, 1):
         return Night(NOT_USABLE, f"the run checked no clause (suite exit {suite_exit}, overall {overall}): "
                                  "nothing was tested")
-    if suite_exit == INCOMPLETE or overall == D.INCOMPLETE:
-        errors = sum(1 for c in (cert or {}).get("cases", []) if c.get("verdict") == "ERROR")
+    if suite_exit == INCOMPLETE or overall == diff.INCOMPLETE:
+        errors = sum(1 for c in (cert or {}).get("cases", []) if c.get("verdict") == vocabulary.ERROR)
         stalled = (cert or {}).get("stalled") or {}
         why = f"; the run stopped early: {stalled.get('message')}" if stalled.get("message") else ""
         return Night(INCOMPLETE, f"incomplete (suite exit {suite_exit}, overall {overall}): "
@@ -85,8 +85,8 @@ def decide(suite_exit: int, cert: dict | None, previous: dict | None = None, *,
             return Night(WORSE, f"nonconformant (suite exit 1, overall {overall}) and no PREVIOUS to compare with")
         return Night(GREEN, f"conformant (overall {overall}); no PREVIOUS to compare with")
     try:
-        d = D.compare(previous, cert)
-    except D.CertificateError as exc:
+        d = diff.compare(previous, cert)
+    except diff.CertificateError as exc:
         return Night(JOB_FAILED, f"cannot compare with PREVIOUS: {exc}")
     if d["reasons"]:
         line = "worse than PREVIOUS: " + "; ".join(text for _, text in d["reasons"])
@@ -124,11 +124,11 @@ def summary(cert: dict | None, night: Night, previous: dict | None = None) -> st
         if bl:
             out.append(f"Baseline: {bl.get('known')} case(s) KNOWN, {bl.get('stale')} entry(ies) STALE.")
             for e in bl.get("entries", []):
-                if e.get("status") == "STALE":
+                if e.get("status") == vocabulary.STALE:
                     out.append(f"- remove known #{e.get('index')} ({e.get('clause') or e.get('case')}): it passes now")
         out.append("")
     if night.diff is not None and previous is not None and cert is not None:
-        out.append(D.render(previous, cert, night.diff))
+        out.append(diff.render(previous, cert, night.diff))
     elif previous is None:
         out.append("No previous certificate: no diff (the first night, or PREVIOUS not found).")
     return "\n".join(out) + "\n"
@@ -165,14 +165,14 @@ def _night(args: argparse.Namespace) -> int:
     previous, previous_error = None, ""
     if args.previous:
         try:
-            previous = D.load(args.previous)
-        except D.CertificateError as exc:
+            previous = diff.load(args.previous)
+        except diff.CertificateError as exc:
             previous_error = str(exc)
     night = decide(args.suite_exit, cert, previous, previous_error=previous_error, log=log)
     text = summary(cert, night, previous)
     (report / "summary.md").write_text(text, encoding="utf-8")
     if night.diff is not None and cert is not None and previous is not None:
-        (report / "diff.md").write_text(D.render(previous, cert, night.diff), encoding="utf-8")
+        (report / "diff.md").write_text(diff.render(previous, cert, night.diff), encoding="utf-8")
     (report / "verdict.txt").write_text(f"exit {night.status}: {night.reason}\n", encoding="utf-8")
     print(f"nightly: {'GREEN' if night.status == 0 else 'RED'} (exit {night.status}): {night.reason}")
     return night.status

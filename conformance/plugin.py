@@ -49,6 +49,7 @@ from conformance.client import METER, Connection, HarnessError, TargetStalled
 from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.options import EMBEDDED_KEY, Settings, build_settings
 from conformance import judging, runreport as RR
+from conformance import vocabulary
 from conformance.profile_names import BUILTIN_PROFILES
 from conformance.session import SESSION_KEY, ConformanceSession, server_profile
 from conformance.runstate import run_dir
@@ -471,7 +472,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return report
     if report.skipped and report.when in ("setup", "call"):   # slow, unsupported clause, verdict.unsupported
         reason = _skip_reason(report)
-        state.verdict = V.UNSUPPORTED if reason.startswith("UNSUPPORTED") else V.SKIPPED
+        state.verdict = V.UNSUPPORTED if reason.startswith(V.UNSUPPORTED) else V.SKIPPED
         state.messages.append(reason)
     if report.when == "setup":
         if report.failed:
@@ -556,17 +557,9 @@ def _all_transcripts(state: CaseState) -> str:
 
 def pytest_report_teststatus(report: Any, config: pytest.Config):
     verdict = getattr(report, "conformance_verdict", None)
-    if verdict is None:
+    if verdict is None or report.when != "call":
         return None
-    if report.when == "call" and report.failed and verdict == V.ERROR:
-        return "error", "E", "ERROR"
-    if report.when == "call" and verdict == BL.KNOWN:
-        return "passed", "K", ("KNOWN", {"yellow": True})
-    if report.when == "call" and report.failed and verdict == R.FLAKY:
-        return "failed", "Y", ("FLAKY", {"yellow": True})
-    if report.when == "call" and report.passed and verdict == V.NON_STRICT:
-        return "passed", "N", ("NON-STRICT", {"yellow": True})
-    return None
+    return vocabulary.teststatus(verdict, report.outcome)
 
 
 

@@ -28,10 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance import verdicts as V
 from conformance.client import Blocked, HandshakeRefused, HarnessError, RateLimited, ServerError, TargetStalled
+from conformance.vocabulary import ERROR, FAIL, FLAKY, PASS
 
-FLAKY = "FLAKY"
 RETRY_AFTER_CAP = 60.0      # seconds: a longer Retry-After is cut to this
 DEFAULT_BACKOFF = 1.0       # seconds before a retry that names no delay (times the try number)
 MAX_TRANSIENT = 3           # transient tries run again per case, beside --retries
@@ -71,9 +70,9 @@ def refused_after(connections: list) -> float | None:
 
 def retryable(verdict: str, exc: BaseException | None, deterministic: bool = False) -> bool:
     """Is this try's outcome worth another try? (``deterministic``: see ``deterministic``)"""
-    if verdict == V.FAIL:
+    if verdict == FAIL:
         return not deterministic
-    if verdict != V.ERROR or exc is None:
+    if verdict != ERROR or exc is None:
         return False
     if transient(exc):
         return True
@@ -119,7 +118,7 @@ def combine(verdicts: list[str], transients: list | None = None) -> str:
         judged = [v for v, t in zip(verdicts, transients) if not t]
         verdicts = judged or verdicts
     if not verdicts:
-        return V.PASS
+        return PASS
     return verdicts[0] if len(set(verdicts)) == 1 else FLAKY
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from conformance import diff as D
+from conformance import diff
+from conformance.vocabulary import FAIL
 
 
 class TrendError(ValueError):
@@ -30,8 +31,8 @@ def night(cert: dict) -> dict:
     return {"started": str(cert.get("started", "?")), "run_id": cert.get("run_id", "?"),
             "overall": cert.get("overall"), "certified": bool(c.get("certified")),
             "must_pass": int(c.get("must_pass", 0)), "must_claimed": int(c.get("must_claimed", 0)),
-            "fail": sorted(r["id"] for r in cert["clauses"] if r["verdict"] == "FAIL"),
-            "fail_count": sum(r["verdict"] == "FAIL" for r in cert["clauses"]),
+            "fail": sorted(r["id"] for r in cert["clauses"] if r["verdict"] == FAIL),
+            "fail_count": sum(r["verdict"] == FAIL for r in cert["clauses"]),
             "creates": int(u.get("creates", 0)),
             "tokens": int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0))}
 
@@ -47,7 +48,7 @@ def build(certs: list[dict]) -> dict:
     if not certs:
         raise TrendError("no certificate given")
     for n, cert in enumerate(certs):
-        D.check(cert, f"certificate {n + 1}")
+        diff.check(cert, f"certificate {n + 1}")
     certs = sorted(certs, key=lambda c: str(c.get("started", "")))
     targets = {((c.get("target") or {}).get("ws_host"), (c.get("target") or {}).get("model")) for c in certs}
     if len(targets) > 1:
@@ -57,9 +58,9 @@ def build(certs: list[dict]) -> dict:
     for n, cert in enumerate(certs):
         row = night(cert) | {"changed": False, "diff": None}
         if n:
-            d = D.compare(certs[n - 1], cert)
+            d = diff.compare(certs[n - 1], cert)
             if changed(d):
-                row |= {"changed": True, "diff": D.render(certs[n - 1], cert, d)}
+                row |= {"changed": True, "diff": diff.render(certs[n - 1], cert, d)}
         nights.append(row)
     host, model = targets.pop()
     return {"target": {"host": host, "model": model}, "nights": nights}
@@ -128,7 +129,7 @@ def collect(paths: list[str]) -> list[dict]:
             files += found
         else:
             files.append(p)
-    return [D.load(f) for f in files]
+    return [diff.load(f) for f in files]
 
 
 def add_arguments(p) -> None:
@@ -141,7 +142,7 @@ def run(args) -> int:
     import sys
     try:
         t = build(collect(args.sources))
-    except (D.CertificateError, TrendError) as exc:
+    except (diff.CertificateError, TrendError) as exc:
         print(f"python -m conformance trend: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)

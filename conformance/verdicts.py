@@ -17,7 +17,9 @@ UNSUPPORTED    a marked clause needs what the target lacks             skipped
 ERROR          could not judge (unreachable, harness or case bug)      error
 =============  ======================================================  ==================
 
-No pytest import here: the plugin wires this to pytest; the logic is plain and unit-tested.
+The verdict words themselves (and their pytest outcomes, letters, colours) are declared in
+``conformance.vocabulary``. No pytest import here: the plugin wires this to pytest; the logic
+is plain and unit-tested.
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from conformance.files import read_document
+from conformance.vocabulary import (ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, NOT_REACHED, PASS, RETIRED,
+                                    SKIPPED, UNSUPPORTED, UNTESTED)
 
-PASS, FAIL, NON_STRICT, INFO, UNSUPPORTED, ERROR, UNTESTED, SKIPPED = (
-    "PASS", "FAIL", "NON-STRICT", "INFO", "UNSUPPORTED", "ERROR", "UNTESTED", "SKIPPED")
-NOT_REACHED = "NOT-REACHED"     # clause table: cases mark the clause, none got to check it
 LEVELS = ("MUST", "SHOULD", "MAY")
 _RANK = {PASS: 0, INFO: 1, NON_STRICT: 2, FAIL: 3}
 
@@ -345,7 +346,6 @@ def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = 
 
 # --- aggregation over cases (certificate clause table) -------------------------------------
 
-FLAKY, KNOWN = "FLAKY", "KNOWN"     # case verdicts of conformance.retry / conformance.baseline
 # case outcomes whose checks count: the case ran to its end or stopped at a violation
 JUDGED = (PASS, FAIL, NON_STRICT, INFO)
 
@@ -457,7 +457,7 @@ def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
     rows = []
     for c in registry:
         info = by_clause[c.id]
-        verdict = "RETIRED" if c.retired else clause_verdict(info["touches"])
+        verdict = RETIRED if c.retired else clause_verdict(info["touches"])
         rows.append({
             "id": c.id, "level": c.level, "requirement": c.requirement, "source": c.source,
             "profiles": list(c.profiles), "requires": list(c.requires),
@@ -514,7 +514,7 @@ def coverage(rows: list[dict]) -> dict:
         judged = [r for r in sel if r["verdict"] in (PASS, FAIL, NON_STRICT)]
         return {"clauses": len(sel), "with_cases": len(tested), "judged": len(judged),
                 "ratio": round(len(tested) / len(sel), 4) if sel else 0.0}
-    active = [r for r in rows if r["verdict"] != "RETIRED"]
+    active = [r for r in rows if r["verdict"] != RETIRED]
     out = {"all": cov(active)}
     for level in LEVELS:
         out[level] = cov([r for r in active if r["level"] == level])

@@ -16,28 +16,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from conformance import baseline as BL
-from conformance import retry as R
-from conformance import verdicts as V
+from conformance import retry
+from conformance import verdicts
 from conformance.release import suite_git, suite_version
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
+from conformance.vocabulary import (CASE_VERDICTS, CLAUSE_VERDICTS, ERROR, FAIL, FLAKY, NON_STRICT, NOT_REACHED,
+                                    NOT_USABLE, PASS, RETIRED, STALE)
 
-CASE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.INFO, V.UNSUPPORTED, V.ERROR, V.SKIPPED)
-CLAUSE_VERDICTS = (V.PASS, V.FAIL, R.FLAKY, BL.KNOWN, V.NON_STRICT, V.ERROR, V.NOT_REACHED, V.UNSUPPORTED,
-                   V.UNTESTED)
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
-NOT_USABLE = "NOT-USABLE"     # the preflight found the target untestable: no case ran (conformance/preflight.py)
 SUITE, OBSERVED = "suite", "observed"     # mode: a suite run, or traffic a proxy watched
 OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a full certification run"
 
 
-def clause_rows(registry: V.ClauseRegistry, records: list[dict]) -> list[dict]:
+def clause_rows(registry: verdicts.ClauseRegistry, records: list[dict]) -> list[dict]:
     """The clause table (``verdicts.clause_table``: its rules include FLAKY and KNOWN cases)."""
-    return V.clause_table(registry, records)
+    return verdicts.clause_table(registry, records)
 
 
 
@@ -46,7 +43,7 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profile: str,
+def build_certificate(*, registry: verdicts.ClauseRegistry, records: list[dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
                       run_id: str, spec_profiles: list[str] | tuple = (), mode: str = SUITE,
                       extra: dict | None = None) -> dict:
@@ -56,17 +53,17 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
         row["area"] = clause_area(registry[row["id"]])
-        row["claimed"] = row["verdict"] != "RETIRED" and V.unsupported_reason(registry[row["id"]], caps, specs,
-                                                                             profile) is None
+        row["claimed"] = row["verdict"] != RETIRED and verdicts.unsupported_reason(registry[row["id"]], caps, specs,
+                                                                                   profile) is None
     counts = Counter(r["verdict"] for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
-    overall = "FAIL" if counts[V.FAIL] else ("ERROR" if counts[V.ERROR] else (
-        R.FLAKY if R.flaky_blocks_pass(records, registry) else (
-            "NON-STRICT" if counts[V.NON_STRICT] else "PASS")))
-    if strict and overall == "NON-STRICT":
-        overall = "FAIL"
-    if overall == "PASS" and ((extra or {}).get("baseline") or {}).get("stale"):
-        overall = BL.STALE       # a known deviation that is gone: the baseline must be updated
+    overall = FAIL if counts[FAIL] else (ERROR if counts[ERROR] else (
+        FLAKY if retry.flaky_blocks_pass(records, registry) else (
+            NON_STRICT if counts[NON_STRICT] else PASS)))
+    if strict and overall == NON_STRICT:
+        overall = FAIL
+    if overall == PASS and ((extra or {}).get("baseline") or {}).get("stale"):
+        overall = STALE       # a known deviation that is gone: the baseline must be updated
     preflight = (extra or {}).get("preflight") or {}
     # observed traffic with no connection relayed: nothing was watched, nothing can read PASS
     nothing_observed = mode == OBSERVED and ((extra or {}).get("observed") or {}).get("relayed") == 0
@@ -76,7 +73,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
     for r in records:
         usage.update(r.get("usage") or {})
     cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
-             | {"not_reached": V.not_reached(r)}
+             | {"not_reached": verdicts.not_reached(r)}
              | {"usage": r.get("usage") or {}}
              | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
              | ({"tries": r["tries"]} if r.get("tries") else {})
@@ -116,7 +113,7 @@ def build_certificate(*, registry: V.ClauseRegistry, records: list[dict], profil
         **(extra or {}),
         "counts": {"cases": {v: counts.get(v, 0) for v in CASE_VERDICTS} | {"total": len(records)},
                    "clauses": {v: clause_counts.get(v, 0) for v in CLAUSE_VERDICTS}},
-        "coverage": V.coverage(rows),
+        "coverage": verdicts.coverage(rows),
         # what the run spent on the target (tokens as reported by the target's usage objects)
         "usage": {k: usage.get(k, 0) for k in ("creates", "http_requests", "input_tokens", "output_tokens")},
         "blocked": blocked_cases(records),
@@ -134,17 +131,17 @@ def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
     """Certified (docs/certification.md): overall PASS, every claimed MUST clause PASS, no
     FLAKY case; ``reasons`` says what is missing otherwise."""
     reasons = []
-    if overall != V.PASS:
+    if overall != PASS:
         reasons.append(f"overall verdict is {overall}")
-    short = [r for r in rows if r["level"] == "MUST" and r["claimed"] and r["verdict"] != V.PASS]
+    short = [r for r in rows if r["level"] == "MUST" and r["claimed"] and r["verdict"] != PASS]
     for verdict, ids in sorted(_group(short).items()):
         reasons.append(f"{len(ids)} claimed MUST clause(s) {verdict}: {', '.join(ids)}")
-    flaky = [r["nodeid"] for r in records if r["verdict"] == "FLAKY"]
+    flaky = [r["nodeid"] for r in records if r["verdict"] == FLAKY]
     if flaky:
         reasons.append(f"{len(flaky)} FLAKY case(s): {', '.join(sorted(flaky))}")
     must = [r for r in rows if r["level"] == "MUST" and r["claimed"]]
     return {"certified": not reasons, "reasons": reasons,
-            "must_claimed": len(must), "must_pass": sum(1 for r in must if r["verdict"] == V.PASS)}
+            "must_claimed": len(must), "must_pass": sum(1 for r in must if r["verdict"] == PASS)}
 
 
 def _group(rows: list[dict]) -> dict[str, list[str]]:
@@ -154,7 +151,7 @@ def _group(rows: list[dict]) -> dict[str, list[str]]:
     return out
 
 
-def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records: list[dict], profile: str,
+def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, records: list[dict], profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
                   spec_profiles: list[str] | tuple = (),
                   redact: Callable[[str], str] = lambda t: t, mode: str = SUITE,
@@ -182,10 +179,10 @@ def write_reports(report_dir: str | Path, *, registry: V.ClauseRegistry, records
     return paths
 
 
-def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str) -> list[str]:
+def summary_lines(records: list[dict], registry: verdicts.ClauseRegistry, profile: str) -> list[str]:
     counts = Counter(r["verdict"] for r in records)
     rows = clause_rows(registry, records)
-    cov = V.coverage(rows)
+    cov = verdicts.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
     lines = [
         f"profile {profile}: {len(records)} cases: " + ", ".join(
@@ -206,7 +203,7 @@ def summary_lines(records: list[dict], registry: V.ClauseRegistry, profile: str)
         lines.append(f"blocked by the target's safety system (misalignment_policy_violation, ERROR, not retried): "
                      f"{len(blocked)} case(s): " + ", ".join(blocked[:10]) + (" ..." if len(blocked) > 10 else ""))
     # failing clauses are listed with their findings by conformance.report.terminal
-    unreached = [r for r in rows if r["verdict"] == V.NOT_REACHED]
+    unreached = [r for r in rows if r["verdict"] == NOT_REACHED]
     for r in unreached[:15]:
         lines.append(f"  {r['verdict']:<10} {r['id']} ({r['level']}): {r['requirement']}")
     return lines

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from conformance.vocabulary import ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, STALE, UNSUPPORTED
+
 SEVERITY = {"MUST": "critical", "SHOULD": "normal", "MAY": "minor"}
 _LEVEL_RANK = {"MUST": 0, "SHOULD": 1, "MAY": 2}
 
@@ -59,23 +61,23 @@ SPEC_SECTIONS = {
 SPEC_DOC = "docs/spec.md"
 _SECTION_RE = re.compile(r"§(\d+(?:\.\d+)?)(?:\s+(?:item|question)\s+(\d+))?")
 
-# (name, statuses it applies to, the verdict the status message starts with)
+# (the verdict the status message starts with, what it means, statuses it applies to)
 _CATEGORY_TABLE = (
-    ("FAIL: a MUST clause was violated", ("failed",), "FAIL"),
-    ("NON-STRICT: only SHOULD clauses were violated", ("passed", "failed"), "NON-STRICT"),
-    ("ERROR: the run could not judge (not a conformance verdict)", ("broken", "failed"), "ERROR"),
-    ("FLAKY: the verdict changed between tries", ("passed", "failed", "broken"), "FLAKY"),
-    ("KNOWN: a deviation recorded in the baseline", ("passed", "failed", "broken", "skipped"), "KNOWN"),
-    ("STALE: a baseline entry whose case now passes", ("passed", "failed", "broken"), "STALE"),
-    ("UNSUPPORTED: the profile does not claim the feature", ("skipped",), "UNSUPPORTED"),
-    ("INFO: observations and extensions only", ("passed",), "INFO"),
+    (FAIL, "a MUST clause was violated", ("failed",)),
+    (NON_STRICT, "only SHOULD clauses were violated", ("passed", "failed")),
+    (ERROR, "the run could not judge (not a conformance verdict)", ("broken", "failed")),
+    (FLAKY, "the verdict changed between tries", ("passed", "failed", "broken")),
+    (KNOWN, "a deviation recorded in the baseline", ("passed", "failed", "broken", "skipped")),
+    (STALE, "a baseline entry whose case now passes", ("passed", "failed", "broken")),
+    (UNSUPPORTED, "the profile does not claim the feature", ("skipped",)),
+    (INFO, "observations and extensions only", ("passed",)),
 )
 
 
 def categories() -> list[dict]:
     """``categories.json``: one category per verdict that is not a plain PASS."""
-    return [{"name": name, "matchedStatuses": list(statuses), "messageRegex": f"(?s){re.escape(verdict)}:.*"}
-            for name, statuses, verdict in _CATEGORY_TABLE]
+    return [{"name": f"{verdict}: {meaning}", "matchedStatuses": list(statuses),
+             "messageRegex": f"(?s){re.escape(verdict)}:.*"} for verdict, meaning, statuses in _CATEGORY_TABLE]
 
 
 def status_message(verdict: str, message: str | None) -> str:
@@ -249,8 +251,8 @@ def error_outcome(event: dict) -> str:
 
 
 # the allure status of a verdict where it is not the one the exception gave (None: keep allure's)
-ALLURE_STATUS = {"FAIL": "failed", "FLAKY": "failed", "ERROR": "broken"}
-_DEVIATION_VERDICTS = ("FAIL", "NON-STRICT", "FLAKY", "KNOWN")
+ALLURE_STATUS = {FAIL: "failed", FLAKY: "failed", ERROR: "broken"}
+_DEVIATION_VERDICTS = (FAIL, NON_STRICT, FLAKY, KNOWN)
 
 
 def allure_status(verdict: str) -> str | None:

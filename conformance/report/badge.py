@@ -28,10 +28,14 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance.vocabulary import BADGE_COLOURS, ERROR, FAIL, FLAKY, KNOWN, NON_STRICT, NOT_USABLE, PASS, STALE
+
 LABEL = "conformance"
-GREEN = "#4c1"
-_COLORS = {"FAIL": "#e05d44", "NON-STRICT": "#dfb317", "ERROR": "#8250df", "FLAKY": "#fe7d37"}
-_OBSERVED, _NOT_USABLE, _STALE, _KNOWN, _NOT_CERTIFIED = "#007ec6", "#9f9f9f", "#fe7d37", "#9a6700", "#dfb317"
+GREEN = BADGE_COLOURS[PASS]
+# overall verdicts the badge names with their own colour
+_COLORS = {verdict: BADGE_COLOURS[verdict] for verdict in (FAIL, NON_STRICT, ERROR, FLAKY)}
+_NOT_USABLE, _STALE, _KNOWN = BADGE_COLOURS[NOT_USABLE], BADGE_COLOURS[STALE], BADGE_COLOURS[KNOWN]
+_OBSERVED, _NOT_CERTIFIED = "#007ec6", "#dfb317"
 _GREY = "#555"
 
 # advance widths (px) of Verdana at 11px; characters not listed count as the widest group
@@ -44,13 +48,13 @@ _WIDTHS = {**dict.fromkeys("il.:|!'", 3.5), **dict.fromkeys("fjrt() ", 4.5),
 def must_counts(cert: dict) -> tuple[int, int]:
     """(MUST clauses PASS, MUST clauses claimed) from the certificate's clause table."""
     claimed = [r for r in cert["clauses"] if r["level"] == "MUST" and r["claimed"]]
-    return sum(1 for r in claimed if r["verdict"] == "PASS"), len(claimed)
+    return sum(1 for r in claimed if r["verdict"] == PASS), len(claimed)
 
 
 def certified(cert: dict) -> bool:
     """The one thing that may make the badge green."""
     return (cert.get("certification") or {}).get("certified") is True and cert.get("mode", "suite") != "observed" \
-        and cert.get("overall") == "PASS"
+        and cert.get("overall") == PASS
 
 
 def badge(cert: dict) -> tuple[str, str]:
@@ -58,17 +62,17 @@ def badge(cert: dict) -> tuple[str, str]:
     passed, claimed = must_counts(cert)
     must = f"MUST {passed}/{claimed}"
     overall = cert.get("overall", "?")
-    known = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN")
-    known_must = sum(1 for r in cert["clauses"] if r["verdict"] == "KNOWN" and r["level"] == "MUST" and r["claimed"])
+    known = sum(1 for r in cert["clauses"] if r["verdict"] == KNOWN)
+    known_must = sum(1 for r in cert["clauses"] if r["verdict"] == KNOWN and r["level"] == "MUST" and r["claimed"])
     if cert.get("mode") == "observed":
-        return ("observed · nothing", _NOT_USABLE) if overall == "NOT-USABLE" else (f"observed · {must}", _OBSERVED)
-    if overall == "NOT-USABLE":
+        return ("observed · nothing", _NOT_USABLE) if overall == NOT_USABLE else (f"observed · {must}", _OBSERVED)
+    if overall == NOT_USABLE:
         return "not usable", _NOT_USABLE
     if certified(cert):
         return f"PASS · {must}" + (f" · KNOWN {known}" if known else ""), GREEN
     if overall in _COLORS:
         return f"{overall} · {must}", _COLORS[overall]
-    if overall == "STALE":
+    if overall == STALE:
         return f"stale baseline · {must}", _STALE
     if known_must:
         return f"not certified · KNOWN {known_must}", _KNOWN

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conformance import baseline as BL
-from conformance import retry as R
-from conformance import verdicts as V
+from conformance.vocabulary import ERROR, FAIL, FLAKY, KNOWN, NON_STRICT, PASS
 
-DEVIATIONS = (V.FAIL, V.NON_STRICT)              # finding verdicts that are deviations
+
+DEVIATIONS = (FAIL, NON_STRICT)                  # finding verdicts that are deviations
 # clause verdicts whose findings are listed, in the order shown (KNOWN ones are the baseline's)
-GROUPED = (V.FAIL, R.FLAKY, V.NON_STRICT)
+GROUPED = (FAIL, FLAKY, NON_STRICT)
 # case verdicts that get one line each, in the order shown
-NOT_PASSING = (V.FAIL, R.FLAKY, V.ERROR, V.NON_STRICT)
+NOT_PASSING = (FAIL, FLAKY, ERROR, NON_STRICT)
 SENTENCE = 160                                   # characters of a reason on one line
 
 
@@ -67,7 +66,7 @@ def deviations(case: dict) -> list[dict]:
             continue
         key = (f["clause"], sentence(f.get("message", ""), 400))
         seen.setdefault(key, dict(f, _order=n))
-    out = sorted(seen.values(), key=lambda f: (f["verdict"] != V.FAIL, marked.get(f["clause"], len(marked)),
+    out = sorted(seen.values(), key=lambda f: (f["verdict"] != FAIL, marked.get(f["clause"], len(marked)),
                                                f["_order"]))
     return [{k: v for k, v in f.items() if k != "_order"} for f in out]
 
@@ -78,7 +77,7 @@ def group_by_clause(cert: dict) -> list[Group]:
     rows = {r["id"]: r for r in cert.get("clauses", []) if r["verdict"] in GROUPED}
     groups: dict[str, Group] = {}
     for case in cert.get("cases", []):
-        if case["verdict"] in (BL.KNOWN, V.PASS):
+        if case["verdict"] in (KNOWN, PASS):
             continue
         messages: dict[str, set[str]] = {}
         for f in deviations(case):
@@ -110,12 +109,12 @@ def case_reason(case: dict, groups: dict[str, Group] | None = None) -> tuple[str
     verdict = case["verdict"]
     messages = [m for m in case.get("messages", []) if m]
     devs = deviations(case)
-    if verdict == V.ERROR or (not devs and verdict != R.FLAKY):
-        text = next((m for m in messages if m.startswith(("ERROR", "stopped:"))), messages[0] if messages else "")
+    if verdict == ERROR or (not devs and verdict != FLAKY):
+        text = next((m for m in messages if m.startswith((ERROR, "stopped:"))), messages[0] if messages else "")
         # the suite's generic exception name says nothing to a reader; a specific one does
         text = text.removeprefix("ERROR: ").removeprefix("HarnessError: ")
         return primary(case), sentence(text or "no reason recorded")
-    if verdict == R.FLAKY:
+    if verdict == FLAKY:
         tries = next((m for m in messages if m.startswith("tries gave")), "the verdict changed between tries")
         clauses = sorted({c for t in case.get("tries", []) for c in t.get("failed_clauses", [])})
         return (clauses[0] if clauses else primary(case)), sentence(

@@ -7,11 +7,7 @@ from html import escape
 
 from conformance.report import findings as F
 from conformance.report.allure import area_sort_key
-
-_COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "NON-STRICT": "#9a6700", "INFO": "#0969da",
-           "UNSUPPORTED": "#6e7781", "UNTESTED": "#8c959f", "ERROR": "#8250df", "SKIPPED": "#6e7781",
-           "RETIRED": "#8c959f", "NOT-REACHED": "#bc4c00", "FLAKY": "#bc4c00", "KNOWN": "#6e7781",
-           "STALE": "#9a6700"}
+from conformance.vocabulary import HTML_COLOURS, HTML_ORDER
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
@@ -25,7 +21,7 @@ details{margin:2px 0} pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa
 
 
 def _v(verdict: str) -> str:
-    return f'<span class="v" style="color:{_COLORS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
+    return f'<span class="v" style="color:{HTML_COLOURS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
 
 
 def _areas(clauses: list[dict]) -> list[str]:
@@ -52,7 +48,7 @@ def render_html(cert: dict) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>Responses API WebSocket mode — " + ("observed traffic (not a certification)</h1>"
                                                     if cert.get("mode") == "observed" else "conformance certificate</h1>"),
-        f'<p><span class="badge" style="background:{_COLORS.get(cert["overall"], "#1f2328")}">'
+        f'<p><span class="badge" style="background:{HTML_COLOURS.get(cert["overall"], "#1f2328")}">'
         f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
         f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
         f'suite {escape(cert["suite_version"])}{", strict" if cert.get("strict") else ""}</span></p>',
@@ -96,8 +92,7 @@ def render_html(cert: dict) -> str:
         out += _perf_section(cert["perf"])
 
     out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
-    order = {"FAIL": 0, "FLAKY": 1, "NON-STRICT": 2, "KNOWN": 3, "ERROR": 4, "NOT-REACHED": 5, "PASS": 6, "UNTESTED": 7,
-             "UNSUPPORTED": 8, "RETIRED": 9}
+    order = HTML_ORDER
     groups = {g.clause: g for g in F.group_by_clause(cert)}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""

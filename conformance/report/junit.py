@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections import Counter
 
-from conformance import verdicts as V
+from conformance.vocabulary import ERROR, FAIL, INFO, NON_STRICT, PASS, SKIPPED, UNSUPPORTED
 
 _CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)}
 
@@ -25,11 +25,11 @@ def render_junit(cert: dict, records: list[dict]) -> str:
     by_id = {r["nodeid"]: r for r in records}
     counts = Counter(r["verdict"] for r in records)
     strict = cert.get("strict", False)
-    failures = counts[V.FAIL] + (counts[V.NON_STRICT] if strict else 0)
+    failures = counts[FAIL] + (counts[NON_STRICT] if strict else 0)
     suites = ET.Element("testsuites")
     suite = ET.SubElement(suites, "testsuite", {
         "name": "responses-ws-conformance", "tests": str(len(records)), "failures": str(failures),
-        "errors": str(counts[V.ERROR]), "skipped": str(counts[V.UNSUPPORTED] + counts[V.SKIPPED]),
+        "errors": str(counts[ERROR]), "skipped": str(counts[UNSUPPORTED] + counts[SKIPPED]),
         "time": str(cert.get("duration_s", 0)), "timestamp": cert.get("started", "")})
     props = ET.SubElement(suite, "properties")
     for k, v in (("profile", cert["profile"]), ("suite_version", cert["suite_version"]),
@@ -48,15 +48,15 @@ def render_junit(cert: dict, records: list[dict]) -> str:
         ET.SubElement(tp, "property", {"name": "verdict", "value": case["verdict"]})
         msg = _clean("\n".join(case.get("messages", [])))
         verdict = case["verdict"]
-        if verdict == V.FAIL or (verdict == V.NON_STRICT and strict):
+        if verdict == FAIL or (verdict == NON_STRICT and strict):
             el = ET.SubElement(tc, "failure", {"message": msg.split("\n")[0][:500], "type": verdict})
             el.text = msg
-        elif verdict == V.ERROR:
-            el = ET.SubElement(tc, "error", {"message": msg.split("\n")[0][:500], "type": "ERROR"})
+        elif verdict == ERROR:
+            el = ET.SubElement(tc, "error", {"message": msg.split("\n")[0][:500], "type": ERROR})
             el.text = msg
-        elif verdict in (V.UNSUPPORTED, V.SKIPPED):
+        elif verdict in (UNSUPPORTED, SKIPPED):
             ET.SubElement(tc, "skipped", {"message": msg.split("\n")[0][:500] or verdict})
-        if rec.get("transcript") and verdict not in (V.PASS, V.INFO):
+        if rec.get("transcript") and verdict not in (PASS, INFO):
             ET.SubElement(tc, "system-out").text = _clean(rec["transcript"])
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -18,13 +18,11 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from conformance import verdicts as V
 from conformance.report import findings as F
+from conformance.vocabulary import MARKUP, NON_STRICT
 
 CASES_PER_GROUP = 6           # case names shown under a grouped clause; the rest are counted
 NON_STRICT_WARNING = "ConformanceWarning: NON-STRICT"    # the warning each NON-STRICT case emits
-_MARKUP = {V.FAIL: {"red": True}, "FLAKY": {"yellow": True}, V.ERROR: {"purple": True},
-           V.NON_STRICT: {"yellow": True}}
 
 
 def _where(path: str, cwd: str) -> str:
@@ -49,7 +47,7 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
     for g in groups:
         n = len(g.cases)
         out.append((f"  {g.verdict:<10} {g.clause} ({g.level}) in {n} case(s): {F.sentence(g.requirement, 200)}",
-                    _MARKUP.get(g.verdict, {})))
+                    MARKUP.get(g.verdict, {})))
         more = f"  (+{len(g.messages) - 1} other message(s))" if len(g.messages) > 1 else ""
         out.append((f"             {F.sentence(g.headline)}{more}", {}))
         shown = ", ".join(_short_id(c) for c in g.cases[:CASES_PER_GROUP])
@@ -64,12 +62,12 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
     for c in cases:
         clause, reason = F.case_reason(c, by_clause)
         verdict = c["verdict"]
-        if verdict == V.NON_STRICT and strict:
+        if verdict == NON_STRICT and strict:
             verdict += " (failing under strict)"
         line = f"  {verdict:<10} {c['nodeid']}  " + (f"{clause}: " if clause else "") + reason
         if c.get("transcript") and report_dir:
             line += f"  → {_where(os.path.join(report_dir, c['transcript']), cwd)}"
-        out.append((line, _MARKUP.get(c["verdict"], {})))
+        out.append((line, MARKUP.get(c["verdict"], {})))
     return out
 
 
