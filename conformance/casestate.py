@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conformance import verdicts as V
-from conformance.client import METER, Connection
+from conformance.client import Connection
 
 CASE_KEY = pytest.StashKey["CaseState"]()
 
@@ -21,7 +21,7 @@ class CaseState:
     recorder: V.CaseRecorder
     clauses: tuple[str, ...]
     connections: list[Connection] = field(default_factory=list)
-    spent_before: dict = field(default_factory=METER.snapshot)
+    spent_before: dict = field(default_factory=dict)   # the run meter's snapshot at its start
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)

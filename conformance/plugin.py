@@ -37,7 +37,6 @@ from typing import Any
 
 import pytest
 
-from conformance import client as _client
 from conformance import baseline as BL
 from conformance import preflight as PF
 from conformance import budget as B
@@ -45,7 +44,7 @@ from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
 from conformance import verdicts as V
-from conformance.client import METER, Connection, HarnessError, TargetStalled
+from conformance.client import Connection, HarnessError, TargetStalled
 from conformance.casestate import CASE_KEY, CaseState, case_state
 from conformance.options import EMBEDDED_KEY, Settings, build_settings
 from conformance import judging, runreport as RR
@@ -164,7 +163,6 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
     sess = ConformanceSession(config, build_settings(config))
     config.stash[SESSION_KEY] = sess
-    _client.BUDGET = sess.budget            # charges only a case's reservation (none outside cases)
     config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
                                        "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
@@ -298,9 +296,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     s = sess.settings
     ids = _clause_ids(item)
     sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
-    _client.LIVENESS = sess.liveness        # only conformance cases count toward a stall
+    sess.run.liveness = sess.liveness       # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
-    item.stash[CASE_KEY] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids)
+    item.stash[CASE_KEY] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids,
+                                     spent_before=sess.run.meter.snapshot())
     reason = _static_skip(item, sess)
     if reason:
         pytest.skip(reason)
@@ -355,7 +354,7 @@ def _write_line(config: pytest.Config, line: str) -> None:
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    _client.LIVENESS = None
+    _session(item.config).run.liveness = None
     if item.stash.get(CASE_KEY, None) is not None:
         _session(item.config).budget.release()
 
@@ -402,7 +401,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     fn = pyfuncitem.obj
     kwargs = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
     attempt = transient_tries = 0
-    live = _client.LIVENESS
+    live = _session(pyfuncitem.config).run.liveness
     while True:
         deadlines_before = live.case_deadlines if live is not None else 0
         token = V.bind(state.recorder)
@@ -509,6 +508,7 @@ def _skip_reason(report: Any) -> str:
 
 
 def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
+    run = _session(item.config).run
     rec = state.recorder
     verdict = state.verdict or V.PASS
     if verdict == V.PASS and rec.observations:
@@ -535,7 +535,7 @@ def _record(item: pytest.Item, state: CaseState, report: Any) -> dict:
         "messages": [rec.redact(m) for m in dict.fromkeys(messages)][:50],
         "observations": [o.as_dict() for o in rec.observations][:500],
         "connections": len(state.connections),
-        "usage": {k: v - state.spent_before.get(k, 0) for k, v in METER.snapshot().items()},
+        "usage": {k: v - state.spent_before.get(k, 0) for k, v in run.meter.snapshot().items()},
         "duration_s": round(time.monotonic() - state.started, 3),
         "transcript": rec.redact(transcript),
         "blocked": state.blocked,
