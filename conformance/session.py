@@ -23,7 +23,7 @@ from conformance.runcontext import RunContext
 from conformance.options import EMBEDDED_KEY, Settings
 from conformance.profile_names import BUILTIN_PROFILES, DEFAULT_SERVER_PROFILE
 from conformance.runstate import run_dir
-from conformance.target import Target, derive_urls
+from conformance.target import Target, derive_urls, load_profile
 
 
 
@@ -87,6 +87,19 @@ class ConformanceSession:
         server = ServerThread(ServerConfig(**cfg))
         server.start()
         return server
+
+    def extra_server(self, profile: str | None = None, **overrides: Any) -> tuple[Any, Target]:
+        """A fresh embedded reference server (``overrides``: its config, e.g. ``defects=``; with
+        ``profile``, that built-in profile's facts) and a Target for it; the caller stops it."""
+        prof = load_profile(profile) if profile else self.settings.profile
+        if profile:
+            overrides.setdefault("profile", server_profile(prof))
+            overrides.setdefault("lifetime_s", prof.lifetime_seconds)
+            overrides.setdefault("zdr", bool(prof.cache["zdr"]))
+        overrides.setdefault("defects", ())
+        server = self.start_server(**overrides)
+        keys = overrides.get("api_keys") or (self.settings.api_key or EMBEDDED_KEY,)
+        return server, self.target_for(server.ws_url, server.base_url, embedded=True, profile=prof, api_key=keys[0])
 
     def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
                    api_key: str | None = None) -> Target:
