@@ -20,6 +20,16 @@ from conformance import claims
 from conformance import verdicts
 from conformance.session import ConformanceSession
 
+MARKERS = (     # the marks a case may carry (pytest --markers)
+    "clause(*ids): the clause ids from cases/clauses.toml that a case checks",
+    "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)",
+    "perf: a measurement (INFO only); needs --perf",
+    "requires(*capabilities, reason=''): the case (not its whole clause) "
+    "needs these profile capabilities, else UNSUPPORTED before it runs",
+    "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
+    "a case sends (generated: plus --generated-budget)",
+)
+
 
 def is_case(item: pytest.Item) -> bool:
     """A conformance case: marked with clause, or defined in a module under a ``cases`` dir."""

@@ -1,26 +1,16 @@
-"""The pytest plugin (entry point ``responses_ws_conformance``): options, fixtures, clause
-marks, verdict hooks and reports.
+"""The pytest plugin (entry point ``responses_ws_conformance``): hooks, option registration
+and fixtures, as in pytest-xdist; the work lives in modules of its own.
 
-Implements the plugin layer of ``docs/design.md`` ("Data flow of one case" steps 1, 4
-and 5, "Verdicts", "Reports") on top of the seams in ``docs/interfaces.md``:
-
-* options build a ``Target`` (``conformance.target``); without ``--target`` the reference
-  server (``conformance.server.ServerThread``) is started on loopback, once per process
-  (each pytest-xdist worker starts its own);
-* every case carries ``@pytest.mark.clause(...)`` with ids from the clause registry; clauses
-  whose ``requires``/``profiles`` the target does not claim make the case UNSUPPORTED (a skip
-  whose reason starts with ``UNSUPPORTED:``) before it runs;
-* fixtures ``target``, ``connect``, ``expect``/``verdict``, ``nonce``, ``reference_server``,
-  ``reference_server_factory``;
-* after a case, its expectations and the monitor findings of its connections give the
-  verdict (``conformance.verdicts``); the controller (or the only process) collects one
-  record per case from the teardown reports (these travel through xdist) and writes
-  ``certificate.json``, ``junit.xml`` and ``index.html`` (``conformance.report``).
-
-As in pytest-xdist, this module holds the hooks, the option declarations and the fixtures;
-the work lives in ``conformance.options`` (Settings, validators), ``conformance.session``,
-``conformance.casestate``, ``conformance.judging`` and ``conformance.runreport``. Nothing in ``conformance/`` imports
-this module back (tests/test_import_graph.py).
+Implements the plugin layer of ``docs/design.md`` ("Data flow of one case" steps 1, 4 and 5,
+"Verdicts", "Reports") on the seams of ``docs/interfaces.md``: ``options`` (declarations,
+validators, ``Settings``), ``session`` (the run: target, embedded server, run context),
+``collection`` (which items are cases, clause marks, static skips, request plan),
+``casestate`` (one case's state, the ``verdict`` handle), ``tries`` (``--retries``),
+``judging`` (a try's verdict and its pytest outcome), ``casereport`` (what a case's reports
+carry, its record), ``header`` and ``runreport`` (before and after the run). Fixtures:
+``target``, ``connect``, ``expect``/``verdict``, ``nonce``, ``reference_server``,
+``reference_server_factory``. Nothing in ``conformance/`` imports this module back
+(tests/test_import_graph.py).
 """
 
 from __future__ import annotations
@@ -32,108 +22,26 @@ from typing import Any
 import pytest
 
 from conformance import baseline as BL
-from conformance import preflight as PF
-from conformance import budget as B
-from conformance import caseid, casereport, collection, header, tries
+from conformance import budget, caseid, casereport, collection, header, judging, tries
+from conformance import preflight
 from conformance import retry as R
+from conformance import runreport
 from conformance import verdicts as V
+from conformance.casestate import CASE_KEY, CaseState, Verdict, case_state  # noqa: F401 - case_state: for readers
 from conformance.client import Connection
-from conformance.casestate import CASE_KEY, CaseState, Verdict, case_state  # noqa: F401 - case_state: the allure integration's reader
 from conformance.collection import is_case  # noqa: F401 - part of the plugin's surface
-from conformance.judging import ConformanceWarning  # noqa: F401 - the NON-STRICT warning, filterable as plugin.ConformanceWarning
-from conformance.options import EMBEDDED_KEY, build_settings  # noqa: F401 - EMBEDDED_KEY: the self-tests' key
-from conformance import judging, runreport as RR
-from conformance.profile_names import BUILTIN_PROFILES
+from conformance.judging import ConformanceWarning  # noqa: F401 - filterable as plugin.ConformanceWarning
+from conformance.options import EMBEDDED_KEY, add_options, build_settings  # noqa: F401 - EMBEDDED_KEY: self-tests'
 from conformance.probes import NONCE_RE, new_nonce  # noqa: F401 - NONCE_RE: the token's pattern
-from conformance.session import SESSION_KEY, ConformanceSession
 from conformance.runstate import run_dir
+from conformance.session import SESSION_KEY, ConformanceSession
 from conformance.target import Target
-
 
 
 # --- options ---------------------------------------------------------------------------------
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("responses-ws-conformance", "Responses API WebSocket conformance")
-    g.addoption("--target", default=None, metavar="URL",
-                help="endpoint under test: a ws(s):// socket URL used as is, or an http(s):// API base "
-                     "URL (…/v1) from which the socket URL is derived like the SDKs do. "
-                     "Without it the embedded reference server is started on loopback.")
-    g.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
-                help="key of another tenant, for the tenant-isolation clauses (default: "
-                     "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
-    g.addoption("--api-key", default=None, metavar="KEY",
-                help="API key (default: $OPENAI_API_KEY; a fixed local key for the embedded server)")
-    g.addoption("--auth-header", default=None, metavar="NAME",
-                help="header carrying the key (default Authorization, sent as 'Bearer KEY'; "
-                     "any other header gets the bare key, e.g. api-key)")
-    g.addoption("--model", default=None, help="model for every turn (default: the profile's default_model)")
-    g.addoption("--profile", default=None, metavar="NAME",
-                help=f"built-in profile: {', '.join(BUILTIN_PROFILES)} "
-                     "(default: openai with --target, reference without)")
-    g.addoption("--target-config", default=None, metavar="FILE",
-                help="a profile TOML file (a copy of a built-in one, or `extends = \"openai\"` plus changes); "
-                     "overrides --profile")
-    g.addoption("--strict-conformance", action="store_true", default=False,
-                help="NON-STRICT verdicts (SHOULD violations) fail; pytest's own --strict does the same")
-    g.addoption("--turn-timeout", type=float, default=None, metavar="SECONDS",
-                help="idle deadline of one turn: seconds without a frame before the turn is given up "
-                     "(default 60 against a real target, 10 against the embedded server)")
-    g.addoption("--turn-cap", type=float, default=None, metavar="SECONDS",
-                help="overall cap of one turn however lively the stream (default 5 x --turn-timeout)")
-    g.addoption("--retries", type=int, default=None, metavar="N",
-                help="run a case that ends FAIL or ERROR for a transient reason up to N more times on fresh "
-                     "connections; differing verdicts make it FLAKY (default 1 with --target, 0 embedded)")
-    g.addoption("--max-requests", type=int, default=None, metavar="N",
-                help="hard cap on response.create frames plus HTTP requests for the whole run (all xdist "
-                     "workers); cases that no longer fit are SKIPPED with reason 'budget'")
-    g.addoption("--baseline", default=None, metavar="FILE",
-                help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
-                     "an entry whose case now passes is STALE (fails the run)")
-    g.addoption("--write-baseline", default=None, metavar="FILE",
-                help="write a baseline covering every case of this run that did not pass (its folder is "
-                     "created, and checked, before the run)")
-    g.addoption("--write-baseline-by", default=BL.WRITE_BY[0], choices=BL.WRITE_BY,
-                help="--write-baseline entries: one per failed clause (default; a case entry for a case "
-                     "that failed no clause) or one per case")
-    g.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
-                help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
-    g.addoption("--max-output-tokens", type=int, default=16, metavar="N",
-                help="max_output_tokens sent with every turn unless a case sets it (default 16, the minimum OpenAI accepts)")
-    g.addoption("--generated-budget", type=int, default=None, metavar="N",
-                help="response.create requests the generated conversations (hypothesis state machine) may "
-                     "spend; default: off against a real target (so every case costs a few requests), "
-                     "the case's own larger budget against the embedded server")
-    g.addoption("--run-slow", action="store_true", default=False,
-                help="run cases marked slow (e.g. the real 60-minute lifetime)")
-    g.addoption("--perf", action="store_true", default=False,
-                help="run the perf cases: the WebSocket's gain over HTTP with full history, measured "
-                     "(costs 2 x --perf-turns x --perf-repetitions turns on a real target)")
-    g.addoption("--perf-turns", type=int, default=20, metavar="N",
-                help="tool-call turns of the perf agent loop (default 20)")
-    g.addoption("--perf-repetitions", type=int, default=3, metavar="R",
-                help="repetitions of the perf loop per transport, for the spread of the gain (default 3)")
-    g.addoption("--report-dir", default=None, metavar="DIR",
-                help="where certificate.json, junit.xml and index.html go (default reports/<run-id>/)")
-    g.addoption("--no-report", action="store_true", default=False, help="write no report files")
-    g.addoption("--long-failures", action="store_true", default=False,
-                help="show pytest's full entry (traceback, transcripts of every try) for each case that did not "
-                     "pass, as -v or an explicit --tb do; by default one line per case and findings grouped by clause")
-    g.addoption("--clauses", default=None, metavar="FILE",
-                help="clause registry (default: the suite's cases/clauses.toml)")
-    g.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
-                help="run only the cases marked with this clause id (repeatable); "
-                     "e.g. to re-check one requirement after a fix")
-    g.addoption("--preflight-timeout", type=float, default=PF.DEFAULT_TIMEOUT, metavar="SECONDS",
-                help="deadline of each preflight step (handshake, first turn) before the first case "
-                     f"(default {PF.DEFAULT_TIMEOUT:g}; the turn also at most --turn-timeout)")
-    g.addoption("--no-preflight", action="store_true", default=False,
-                help="skip the preflight: a target that cannot be tested then makes every case ERROR")
-    g.addoption("--reference-defect", action="append", default=[], metavar="NAME",
-                help="start the embedded reference server with this defect (repeatable; kill-matrix use)")
-    g.addoption("--reference-option", action="append", default=[], metavar="NAME[=VALUE]",
-                help="start the embedded reference server with a streaming variation (repeatable): "
-                     "omit-setup-events, omit-terminal-output[=empty|null|missing], control-events")
+    add_options(parser.getgroup("responses-ws-conformance", "Responses API WebSocket conformance"))
 
 
 # --- session state ---------------------------------------------------------------------------
@@ -146,18 +54,13 @@ def _session(config: pytest.Config) -> ConformanceSession:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
-    config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
-    config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
-    config.addinivalue_line("markers", "requires(*capabilities, reason=''): the case (not its whole clause) "
-                                       "needs these profile capabilities, else UNSUPPORTED before it runs")
+    for marker in collection.MARKERS:
+        config.addinivalue_line("markers", marker)
     for opt in ("perf_turns", "perf_repetitions"):
         if config.getoption(opt) < 1:
             raise pytest.UsageError(f"--{opt.replace('_', '-')} must be at least 1")
     sess = ConformanceSession(config, build_settings(config))
     config.stash[SESSION_KEY] = sess
-    config.addinivalue_line("markers", "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
-                                       "a case sends (generated: plus --generated-budget)")
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
@@ -179,8 +82,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
             or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
         return
-    diagnosis, sess.preflight = PF.check_target(sess.target, timeout=sess.settings.preflight_timeout,
-                                                budget=sess.budget)
+    diagnosis, sess.preflight = preflight.check_target(sess.target, timeout=sess.settings.preflight_timeout,
+                                                       budget=sess.budget)
     if not diagnosis.usable:
         sess.preflight_line = diagnosis.line(sess.preflight["target"])
 
@@ -203,7 +106,7 @@ class _XdistHooks:
         """Print the plan the workers computed, once, before the first case runs."""
         sess = _session(node.config)
         if sess.plan is None:
-            sess.plan = B.read_plan(run_dir(sess.settings.run_id))
+            sess.plan = budget.read_plan(run_dir(sess.settings.run_id))
             if sess.plan:
                 _write_line(node.config, sess.plan)
 
@@ -277,7 +180,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if line is None:
         return
     if sess.is_worker:
-        B.write_plan(run_dir(sess.settings.run_id), line)
+        budget.write_plan(run_dir(sess.settings.run_id), line)
     else:
         sess.plan = line
         _write_line(session.config, line)
@@ -351,8 +254,6 @@ def pytest_report_teststatus(report: Any, config: pytest.Config):
     return None
 
 
-
-
 # --- end of session: reports -----------------------------------------------------------------
 
 @pytest.hookimpl(trylast=True)
@@ -361,13 +262,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return
-    RR.finish_baseline(session, sess)
-    RR.set_exit_code(session, sess)
+    runreport.finish_baseline(session, sess)
+    runreport.set_exit_code(session, sess)
     if (not sess.records and not sess.not_usable) or sess.settings.report_dir is None:
         return
     from conformance.report import write_reports
     try:
-        sess.report_paths = write_reports(sess.settings.report_dir, redact=sess.redact, **RR.report_args(sess))
+        sess.report_paths = write_reports(sess.settings.report_dir, redact=sess.redact, **runreport.report_args(sess))
     except OSError as exc:
         sess.report_error = f"could not write reports to {sess.settings.report_dir}: {exc}"
 
@@ -386,7 +287,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                                                  {r["nodeid"] for r in sess.records})
     with held:
         result = yield
-    RR.conformance_summary(terminalreporter, sess)
+    runreport.conformance_summary(terminalreporter, sess)
     return result
 
 
