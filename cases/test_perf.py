@@ -56,7 +56,8 @@ def test_ws_gain_over_http_full_history(request, target, connect, verdict, refer
                 break
             prev, ws_next = resp["id"], [P.tool_output(call)]
             body = P.http_body(history, target.model, target.max_output_tokens)
-            resp, call = P.step(http, lambda: P.post_streaming(url, headers, body, target.turn_timeout))
+            resp, call = P.step(http, lambda: P.post_streaming(url, headers, body, target.turn_timeout,
+                                                                target.run.meter))
             if call is None:
                 broken.append(f"HTTP turn {k + 1}: no tool call")
                 break

@@ -1,6 +1,7 @@
 """What the plugin knows about one running case: its recorder, connections, tries and verdict
 (docs/design.md "Plugin"). Plain data with no hooks; ``conformance.plugin`` fills it in and the
-reports and the allure integration read it through :func:`case_state`."""
+reports and the allure integration read it through :func:`case_state`. ``Verdict`` is the
+case's handle on it (the ``verdict``/``expect`` fixture)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from conformance import verdicts as V
-from conformance.client import METER, Connection
+from conformance.client import Connection
 
 CASE_KEY = pytest.StashKey["CaseState"]()
 
@@ -21,7 +22,7 @@ class CaseState:
     recorder: V.CaseRecorder
     clauses: tuple[str, ...]
     connections: list[Connection] = field(default_factory=list)
-    spent_before: dict = field(default_factory=METER.snapshot)
+    spent_before: dict = field(default_factory=dict)   # the run meter's snapshot at its start
     verdict: str | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -69,3 +70,24 @@ class CaseState:
 def case_state(item: pytest.Item) -> CaseState | None:
     """The conformance state of a case (None for an item that is not a case)."""
     return item.stash.get(CASE_KEY, None)
+
+
+class Verdict:
+    """The case's verdict handle: ``verdict.expect(...)``, ``verdict.unsupported(reason)``,
+    ``verdict.info(message)``. Calling it is ``expect``."""
+
+    def __init__(self, state: CaseState):
+        self._state = state
+
+    def __call__(self, clause_id: str, condition: Any, evidence: Any = None, message: str = "") -> bool:
+        __tracebackhide__ = True
+        return self._state.recorder.expect(clause_id, condition, evidence, message)
+
+    expect = __call__
+
+    def unsupported(self, reason: str) -> None:
+        """The target answered that it does not support the feature: UNSUPPORTED (skip)."""
+        pytest.skip(f"UNSUPPORTED: {self._state.recorder.redact(reason)}")
+
+    def info(self, message: str, clause_id: str = "") -> None:
+        self._state.recorder.info(message, clause_id)

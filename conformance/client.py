@@ -16,6 +16,10 @@ flow of one case" in ``docs/design.md``; transport facts from ``docs/spec.md``
   the ``Turn`` says ``timeout`` or ``closed`` and carries the monitor's findings.
 * The API key never appears in a transcript, a repr or an exception message: every text that
   leaves this module goes through ``Target.redact``.
+* Every ``response.create`` and HTTP request answers to the target's run context
+  (``Target.run``, ``conformance.runcontext``): the budget is charged, a stalled target gets
+  none, the usage meter counts. The module itself keeps no state; ``Turn`` lives in
+  ``conformance.turn``.
 """
 
 from __future__ import annotations
@@ -33,15 +37,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import connect as _ws_connect
 
+from conformance.deadlines import output_done
+from conformance.monitor import TERMINAL_STATUS, TERMINAL_TYPES, Finding, Phase, StreamMonitor
 from conformance.target import Target
+from conformance.turn import Turn, TurnStatus  # noqa: F401 - Turn re-exported: cases import it from here
 
 _CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
 MAX_FRAME_BYTES = 16 * 2**20   # bigger server frames close the socket (1009); §1.4 suggests 8-10 MiB
 CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
-
-from conformance.deadlines import output_done
-from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
+_ENDED_PHASES = frozenset({Phase.DONE, Phase.REJECTED})   # request phases after which nothing is awaited
 
 
 class HarnessError(Exception):
@@ -94,37 +99,6 @@ class HandshakeRefused(Exception):
         super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
 
 
-@dataclass
-class UsageMeter:
-    """What this process has spent on targets: requests sent and tokens billed. The plugin
-    takes a snapshot around each case, so the certificate says what a run costs."""
-
-    creates: int = 0            # response.create frames sent on sockets
-    http_requests: int = 0
-    input_tokens: int = 0       # from the usage of terminal responses (and HTTP bodies)
-    output_tokens: int = 0
-
-    def snapshot(self) -> dict[str, int]:
-        return {"creates": self.creates, "http_requests": self.http_requests,
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-
-    def add_usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            for key in ("input_tokens", "output_tokens"):
-                value = usage.get(key)
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                    setattr(self, key, getattr(self, key) + value)
-
-
-METER = UsageMeter()
-# the run's liveness state (``conformance.liveness.Liveness``), set by the plugin: told how
-# each full turn ended, asked before each response.create; None outside a run
-LIVENESS: Any = None
-# the run's request budget (``conformance.budget.Budget``), set by the plugin: charged before
-# every response.create and HTTP request; None outside a run
-BUDGET: Any = None
-
-
 def _is_rate_limit(error: Any) -> bool:
     if not isinstance(error, dict):
         return False
@@ -172,125 +146,6 @@ def _make_monitor(target: Any = None) -> Any:
     return StreamMonitor(schemas_for(profile), **options)
 
 
-# --- Turn ------------------------------------------------------------------------------------
-
-@dataclass
-class Turn:
-    """The outcome of one ``response.create``.
-
-    ``status``: ``completed | incomplete | failed`` (terminal event), ``error`` (request-scoped
-    error event), ``timeout`` (deadline passed), ``closed`` (socket closed first).
-    A full turn's deadline is idle time (``Target.turn_timeout`` since the last frame) under
-    an overall cap (``Target.turn_cap``), §1.5 (docs/spec.md).
-    """
-
-    request: int
-    create: dict
-    events: list[dict]
-    response: dict | None
-    error: dict | None
-    status: str
-    findings: list
-    timings: dict[str, float]
-    close_code: int | None = None
-    detail: str = ""
-
-    @property
-    def response_id(self) -> str | None:
-        if self.response and self.response.get("id"):
-            return self.response["id"]
-        for ev in self.events:
-            r = ev.get("response")
-            if isinstance(r, dict) and r.get("id"):
-                return r["id"]
-        return None
-
-    @property
-    def error_code(self) -> str | None:
-        if not self.error:
-            return None
-        inner = self.error.get("error")
-        if isinstance(inner, dict):
-            return inner.get("code")
-        return self.error.get("code")
-
-    @property
-    def error_status(self) -> int | None:
-        if not self.error:
-            return None
-        status = self.error.get("status", self.error.get("status_code"))
-        return status if isinstance(status, int) else None
-
-    @property
-    def error_message(self) -> str | None:
-        if not self.error:
-            return None
-        inner = self.error.get("error")
-        return inner.get("message") if isinstance(inner, dict) else self.error.get("message")
-
-    @property
-    def event_types(self) -> list[str]:
-        return [ev.get("type", "?") for ev in self.events]
-
-    @property
-    def output(self) -> list[dict]:
-        """The output items as a client sees them: the terminal ``response.output``, or, when it
-        is missing, null or empty, the items of the ``output_item.done`` events in
-        ``output_index`` order (what the official SDK's WebSocket helper fills in, §4.3 item 16a)."""
-        out = (self.response or {}).get("output")
-        if isinstance(out, list) and out:
-            return out
-        done = [ev for ev in self.events if ev.get("type") == "response.output_item.done"
-                and isinstance(ev.get("item"), dict)]
-        done.sort(key=lambda ev: ev["output_index"] if type(ev.get("output_index")) is int else len(done))
-        return [ev["item"] for ev in done]
-
-    @property
-    def output_text(self) -> str:
-        parts = []
-        for item in self.output:
-            if isinstance(item, dict) and item.get("type") == "message":
-                for part in item.get("content") or []:
-                    if isinstance(part, dict) and part.get("type") == "output_text":
-                        parts.append(str(part.get("text", "")))
-        return "".join(parts)
-
-    @property
-    def function_calls(self) -> list[dict]:
-        return [i for i in self.output if isinstance(i, dict) and i.get("type") == "function_call"]
-
-    @property
-    def usage(self) -> dict | None:
-        u = (self.response or {}).get("usage")
-        return u if isinstance(u, dict) else None
-
-    @property
-    def violations(self) -> list:
-        return [f for f in self.findings if getattr(f, "kind", "violation") == "violation"]
-
-    def summary(self) -> str:
-        """A short, key-free evidence line for messages and reports."""
-        bits = [f"status={self.status}"]
-        if self.response_id:
-            bits.append(f"response_id={self.response_id}")
-        if self.error is not None:
-            bits.append(f"error.code={self.error_code!r} status={self.error_status!r}")
-            if self.error_message:
-                bits.append(f"message={self.error_message[:160]!r}")
-        if self.close_code is not None:
-            bits.append(f"close_code={self.close_code}")
-        types = self.event_types
-        if types:
-            tail = types[-4:]
-            bits.append(f"events[{len(types)}]=" + ("..., " if len(types) > 4 else "") + ", ".join(tail))
-        if self.detail:
-            bits.append(self.detail)
-        return " ".join(bits)
-
-    def __repr__(self) -> str:
-        return f"Turn(request={self.request}, {self.summary()})"
-
-
 # --- plain HTTP (same-path and compact checks) ------------------------------------------------
 
 @dataclass
@@ -322,9 +177,8 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     handlers = [urllib.request.ProxyHandler({})] if _is_loopback(urlsplit(url).hostname) else []
     opener = urllib.request.build_opener(*handlers)
     deadline = target.turn_timeout if timeout is None else timeout
-    if BUDGET is not None:
-        BUDGET.take("http")
-    METER.http_requests += 1
+    target.run.charge("http")
+    target.run.meter.http_requests += 1
     try:
         with opener.open(req, timeout=deadline) as resp:
             status, rh, raw = resp.status, dict(resp.headers.items()), resp.read(4 * 2**20)
@@ -340,7 +194,7 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
                         target.redact(raw.decode("utf-8", "replace")))
     if 200 <= status < 300:
         body = result.json()
-        METER.add_usage(body.get("usage") if isinstance(body, dict) else None)
+        target.run.meter.add_usage(body.get("usage") if isinstance(body, dict) else None)
     elif _is_blocked(result.json()):
         raise Blocked(f"{method} {urlsplit(url).path} was blocked by the target's safety system "
                       f"({MISALIGNMENT}, HTTP {status})")
@@ -388,6 +242,7 @@ class Connection:
 
     def __init__(self, target: Target, ws: Any, url: str, t0: float, monitor: Any = None):
         self.target = target
+        self.run = target.run       # the budget charged, the liveness asked (conformance.runcontext)
         self._ws = ws
         self.url = url
         self.t0 = t0
@@ -522,9 +377,8 @@ class Connection:
         Sending on a closed socket is recorded and ignored (the next wait says ``closed``).
         With ``timeout``, a send the peer does not take within it (it stopped reading) gives
         up on the socket: the connection counts as closed, not by the peer."""
-        if isinstance(event, dict) and event.get("type") == "response.create" and not _charged \
-                and BUDGET is not None:
-            BUDGET.take("creates")
+        if isinstance(event, dict) and event.get("type") == "response.create" and not _charged:
+            self.run.charge("creates")
         if isinstance(event, dict):
             data: str | bytes = json.dumps(event, separators=(",", ":"))
         elif isinstance(event, (str, bytes, bytearray)):
@@ -533,7 +387,7 @@ class Connection:
             raise HarnessError(f"send() takes a dict, str or bytes, not {type(event).__name__}")
         self._record("sent", data)
         if isinstance(event, dict) and event.get("type") == "response.create":
-            METER.creates += 1
+            self.run.meter.creates += 1
         if self.closed:
             return
         if timeout is not None:
@@ -579,10 +433,7 @@ class Connection:
         for k, v in fields.items():
             if v is not None:
                 event[k] = v
-        if LIVENESS is not None:
-            LIVENESS.check()        # a stalled target gets no more requests
-        if BUDGET is not None:
-            BUDGET.take("creates")
+        self.run.before_create()        # a stalled target gets no more requests
         number = self.monitor.sent(event)
         if number is None:
             raise HarnessError("monitor did not register the response.create")
@@ -628,15 +479,15 @@ class Connection:
             self.messages.append(obs.message)
             typ = obs.message.get("type")
             if typ in TERMINAL_TYPES and isinstance(obs.message.get("response"), dict):
-                METER.add_usage(obs.message["response"].get("usage"))
+                self.run.meter.add_usage(obs.message["response"].get("usage"))
             elif typ == "error" and (_is_rate_limit(obs.message) or _is_server_error(obs.message)):
                 # the target refused part of the work: whatever the case makes of it, the
                 # try's evidence is incomplete (conformance.retry: a transient reason)
                 self.refusals.append(("rate_limit", _retry_after(obs.message)) if _is_rate_limit(obs.message)
                                      else ("server_error", None))
-            elif typ == "response.created" and LIVENESS is not None:
+            elif typ == "response.created":
                 # a response started on a target that finishes none: whatever waits, stop now
-                LIVENESS.started_while_stalled()
+                self.run.response_started()
         return obs
 
     def _deadline(self, timeout: float | None) -> float:
@@ -657,27 +508,27 @@ class Connection:
         else:               # a deliberate peek: a fixed deadline, never judged
             limit = f"{timeout:g}s"
             deadline = self._deadline(timeout)
-            while rs.state not in ("done", "rejected") and not self.closed and time.monotonic() < deadline:
+            while rs.state not in _ENDED_PHASES and not self.closed and time.monotonic() < deadline:
                 self._recv_one(deadline)
         # connection-level findings seen while waiting (frames matched to no request)
         loose = [f for o in self.observed[start_obs:] if o.request is None for f in o.findings]
         findings = list(rs.findings) + [f for f in loose if f not in rs.findings]
-        if rs.state == "done" and rs.terminal_type:
-            status = rs.terminal_type.split(".", 1)[1]
-        elif rs.state in ("done", "rejected"):
-            status = "error"
+        if rs.state == Phase.DONE and rs.terminal_type:
+            status = TurnStatus(TERMINAL_STATUS.get(rs.terminal_type, TurnStatus.ERROR))
+        elif rs.state in _ENDED_PHASES:
+            status = TurnStatus.ERROR
         elif self.closed:
-            status = "closed"
+            status = TurnStatus.CLOSED
         else:
-            status = "timeout"
+            status = TurnStatus.TIMEOUT
             miss = None
-            if timeout is None and rs.state == "streaming":
+            if timeout is None and rs.state == Phase.STREAMING:
                 # a full turn deadline passed after response.created: the terminal event is
                 # missing, not late (a deliberate short peek with timeout= is not judged)
                 miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
                                message=f"response {rs.response_id} started but sent no terminal event "
                                        f"({limit})")
-            elif timeout is None and rs.state == "pending" and not rs.events:
+            elif timeout is None and rs.state == Phase.PENDING and not rs.events:
                 # an open connection, and not even response.created/queued or an error (§1.5)
                 miss = Finding(clause="CREATE-ANSWERED",
                                message=f"request {request} (response.create) got no answer at all: no "
@@ -686,28 +537,28 @@ class Connection:
                 rs.findings.append(miss)
                 self.monitor.findings.append(miss)
                 findings.append(miss)
-        if timeout is None and LIVENESS is not None:
-            LIVENESS.turn_ended(status, started=rs.state == "streaming" or bool(rs.events))
+        if timeout is None:
+            self.run.turn_ended(status, started=rs.state == Phase.STREAMING or bool(rs.events))
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
-        if status == "closed":
+        if status == TurnStatus.CLOSED:
             detail = self.close_detail
-        elif status == "timeout":
+        elif status == TurnStatus.TIMEOUT:
             detail = f"no end of request {request} ({limit})"
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
-        if status == "error" and _is_rate_limit(error):
+        if status == TurnStatus.ERROR and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
             err = (error or {}).get("error") if isinstance((error or {}).get("error"), dict) else error or {}
             raise RateLimited(self.target.redact(
                 f"request {request} was rate-limited (status 429, code {err.get('code')!r}); "
                 "retry later or lower the run's concurrency"), _retry_after(error))
-        if status == "error" and _is_blocked(error):
+        if status == TurnStatus.ERROR and _is_blocked(error):
             # the target refusing (§3.10): neither a protocol FAIL nor worth a retry
             where = "mid-response" if events and events[0].get("type") != "error" else "before streaming"
             raise Blocked(self.target.redact(
                 f"request {request} was blocked by the target's safety system ({MISALIGNMENT}, {where})"))
-        if status == "error" and _is_server_error(error):
+        if status == TurnStatus.ERROR and _is_server_error(error):
             raise ServerError(self.target.redact(
                 f"request {request} failed on the server side (code {self.target.redact(str(_code(error)))!r}, "
                 f"status {(error or {}).get('status')!r}): the case cannot judge"))
@@ -726,18 +577,18 @@ class Connection:
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
-        if getattr(LIVENESS, "idle_limit", None):    # a retry after a deadline ending
-            idle = min(idle, LIVENESS.idle_limit)
+        if self.run.idle_limit:    # a retry after a deadline ending
+            idle = min(idle, self.run.idle_limit)
         hard = now + cap
         why = f"idle deadline {idle:g}s (--turn-timeout{'; shortened for a retry' if idle < self.target.turn_timeout else ''}), " \
               f"turn cap {cap:g}s (--turn-cap)"
-        left = LIVENESS.remaining() if LIVENESS is not None else None
+        left = self.run.remaining()
         if left is not None and now + left < hard:
             hard = now + left
             why += ", run deadline (--run-timeout)"
         after_done = min(idle, getattr(self.target, "idle_after_done", idle) or idle)
         last, done_wait = now, False
-        while rs.state not in ("done", "rejected") and not self.closed:
+        while rs.state not in _ENDED_PHASES and not self.closed:
             now = time.monotonic()
             done_wait = after_done < idle and output_done(rs)
             deadline = min(last + (after_done if done_wait else idle), hard)
@@ -745,7 +596,7 @@ class Connection:
                 break
             if self._recv_one(deadline) is not None:
                 last = time.monotonic()     # any frame shows the target is alive
-        if done_wait and rs.state not in ("done", "rejected") and not self.closed:
+        if done_wait and rs.state not in _ENDED_PHASES and not self.closed:
             why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
                    f"turn cap {cap:g}s (--turn-cap)")
         return why
@@ -753,7 +604,7 @@ class Connection:
     def ended_requests(self) -> int:
         """How many requests of this socket have ended by the monitor's attribution (terminal
         event or error, whatever id it names): for cases that read their own timeline."""
-        return sum(1 for rs in self.monitor.requests if rs.state in ("done", "rejected"))
+        return sum(1 for rs in self.monitor.requests if rs.state in _ENDED_PHASES)
 
     def frame_times(self, request: int) -> list[float]:
         """Receive times of the frames attributed to ``request`` (seconds since the open)."""

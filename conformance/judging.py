@@ -1,11 +1,13 @@
 """The verdict of one try of a case: how the case ended (``judge``), the monitor findings of
 its connections (``collect_findings``), and the baseline turning a known non-pass into KNOWN
-(``apply_baseline``). docs/design.md "Verdicts"; ``conformance.plugin`` calls these from its
+(``apply_baseline``), and the verdict given to pytest as its outcome
+(``raise_outcome``). docs/design.md "Verdicts"; ``conformance.plugin`` calls these from its
 call and report hooks.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -18,6 +20,28 @@ from conformance.casestate import CaseState
 from conformance.client import (Blocked, HandshakeRefused, HarnessError, RateLimited, ServerError,
                                 TargetStalled, TargetUnreachable)
 from conformance.session import SESSION_KEY
+
+
+class ConformanceWarning(UserWarning):
+    """A SHOULD clause was violated (verdict NON-STRICT)."""
+
+
+def raise_outcome(state: CaseState, verdict: str, strict: bool) -> None:
+    """Give pytest the case's verdict: FLAKY and FAIL (and NON-STRICT under ``strict``) fail
+    the test, ERROR raises ``HarnessError``, NON-STRICT otherwise warns."""
+    __tracebackhide__ = True
+    rec = state.recorder
+    if verdict == R.FLAKY:
+        pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
+    if verdict == V.ERROR:
+        raise HarnessError("; ".join(rec.errors))
+    if verdict == V.FAIL:
+        pytest.fail("conformance failures (MUST):\n" + rec.failure_text(V.FAIL), pytrace=False)
+    if verdict == V.NON_STRICT:
+        text = rec.failure_text(V.NON_STRICT)
+        if strict:
+            pytest.fail("SHOULD clauses violated (NON-STRICT, failing under strict):\n" + text, pytrace=False)
+        warnings.warn(ConformanceWarning("NON-STRICT: SHOULD clauses violated:\n" + text), stacklevel=1)
 
 
 def judge(state: CaseState, exc: Exception | None) -> str:

@@ -1,8 +1,8 @@
 """The run's options after the command line: :class:`Settings` and the checks that build it.
 
-``pytest_addoption`` (the declarations) stays in ``conformance.plugin``: it is a pytest hook,
-and pytest-xdist keeps its declarations beside its hooks too; this module holds what the
-options *mean*: one small validator per option that can be wrong, each raising
+The hook ``pytest_addoption`` stays in ``conformance.plugin``; it calls :func:`add_options`,
+the declarations (flags, defaults, help), so each option's declaration sits in the module that
+says what it *means*: one small validator per option that can be wrong, each raising
 ``pytest.UsageError`` with one line (exit 4, docs/design.md "Exit codes"), and
 :func:`build_settings`, which builds ``Settings`` by keyword.
 """
@@ -25,6 +25,7 @@ from conformance import preflight as PF
 from conformance import tenants as TN
 from conformance import verdicts as V
 from conformance.deadlines import turn_timeouts
+from conformance.profile_names import BUILTIN_PROFILES
 from conformance.target import ProfileError, TargetError, derive_urls, load_profile
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
@@ -36,6 +37,89 @@ REFERENCE_OPTIONS: dict[str, tuple[str, tuple, Any]] = {
     "omit-terminal-output": ("terminal_output", ("empty", "null", "missing"), "empty"),
     "control-events": ("control_events", (), True),
 }
+
+
+def add_options(group: Any) -> None:
+    """Declare the suite's command-line options in ``group`` (pytest's option group)."""
+    group.addoption("--target", default=None, metavar="URL",
+                help="endpoint under test: a ws(s):// socket URL used as is, or an http(s):// API base "
+                     "URL (…/v1) from which the socket URL is derived like the SDKs do. "
+                     "Without it the embedded reference server is started on loopback.")
+    group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
+                help="key of another tenant, for the tenant-isolation clauses (default: "
+                     "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
+    group.addoption("--api-key", default=None, metavar="KEY",
+                help="API key (default: $OPENAI_API_KEY; a fixed local key for the embedded server)")
+    group.addoption("--auth-header", default=None, metavar="NAME",
+                help="header carrying the key (default Authorization, sent as 'Bearer KEY'; "
+                     "any other header gets the bare key, e.g. api-key)")
+    group.addoption("--model", default=None, help="model for every turn (default: the profile's default_model)")
+    group.addoption("--profile", default=None, metavar="NAME",
+                help=f"built-in profile: {', '.join(BUILTIN_PROFILES)} "
+                     "(default: openai with --target, reference without)")
+    group.addoption("--target-config", default=None, metavar="FILE",
+                help="a profile TOML file (a copy of a built-in one, or `extends = \"openai\"` plus changes); "
+                     "overrides --profile")
+    group.addoption("--strict-conformance", action="store_true", default=False,
+                help="NON-STRICT verdicts (SHOULD violations) fail; pytest's own --strict does the same")
+    group.addoption("--turn-timeout", type=float, default=None, metavar="SECONDS",
+                help="idle deadline of one turn: seconds without a frame before the turn is given up "
+                     "(default 60 against a real target, 10 against the embedded server)")
+    group.addoption("--turn-cap", type=float, default=None, metavar="SECONDS",
+                help="overall cap of one turn however lively the stream (default 5 x --turn-timeout)")
+    group.addoption("--retries", type=int, default=None, metavar="N",
+                help="run a case that ends FAIL or ERROR for a transient reason up to N more times on fresh "
+                     "connections; differing verdicts make it FLAKY (default 1 with --target, 0 embedded)")
+    group.addoption("--max-requests", type=int, default=None, metavar="N",
+                help="hard cap on response.create frames plus HTTP requests for the whole run (all xdist "
+                     "workers); cases that no longer fit are SKIPPED with reason 'budget'")
+    group.addoption("--baseline", default=None, metavar="FILE",
+                help="TOML file of known deviations: a matching non-pass becomes KNOWN (does not fail the run); "
+                     "an entry whose case now passes is STALE (fails the run)")
+    group.addoption("--write-baseline", default=None, metavar="FILE",
+                help="write a baseline covering every case of this run that did not pass (its folder is "
+                     "created, and checked, before the run)")
+    group.addoption("--write-baseline-by", default=BL.WRITE_BY[0], choices=BL.WRITE_BY,
+                help="--write-baseline entries: one per failed clause (default; a case entry for a case "
+                     "that failed no clause) or one per case")
+    group.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
+                help="cap of the whole run: after it, cases that need a turn end ERROR at once (default: none)")
+    group.addoption("--max-output-tokens", type=int, default=16, metavar="N",
+                help="max_output_tokens sent with every turn unless a case sets it (default 16, the minimum OpenAI accepts)")
+    group.addoption("--generated-budget", type=int, default=None, metavar="N",
+                help="response.create requests the generated conversations (hypothesis state machine) may "
+                     "spend; default: off against a real target (so every case costs a few requests), "
+                     "the case's own larger budget against the embedded server")
+    group.addoption("--run-slow", action="store_true", default=False,
+                help="run cases marked slow (e.g. the real 60-minute lifetime)")
+    group.addoption("--perf", action="store_true", default=False,
+                help="run the perf cases: the WebSocket's gain over HTTP with full history, measured "
+                     "(costs 2 x --perf-turns x --perf-repetitions turns on a real target)")
+    group.addoption("--perf-turns", type=int, default=20, metavar="N",
+                help="tool-call turns of the perf agent loop (default 20)")
+    group.addoption("--perf-repetitions", type=int, default=3, metavar="R",
+                help="repetitions of the perf loop per transport, for the spread of the gain (default 3)")
+    group.addoption("--report-dir", default=None, metavar="DIR",
+                help="where certificate.json, junit.xml and index.html go (default reports/<run-id>/)")
+    group.addoption("--no-report", action="store_true", default=False, help="write no report files")
+    group.addoption("--long-failures", action="store_true", default=False,
+                help="show pytest's full entry (traceback, transcripts of every try) for each case that did not "
+                     "pass, as -v or an explicit --tb do; by default one line per case and findings grouped by clause")
+    group.addoption("--clauses", default=None, metavar="FILE",
+                help="clause registry (default: the suite's cases/clauses.toml)")
+    group.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
+                help="run only the cases marked with this clause id (repeatable); "
+                     "e.g. to re-check one requirement after a fix")
+    group.addoption("--preflight-timeout", type=float, default=PF.DEFAULT_TIMEOUT, metavar="SECONDS",
+                help="deadline of each preflight step (handshake, first turn) before the first case "
+                     f"(default {PF.DEFAULT_TIMEOUT:g}; the turn also at most --turn-timeout)")
+    group.addoption("--no-preflight", action="store_true", default=False,
+                help="skip the preflight: a target that cannot be tested then makes every case ERROR")
+    group.addoption("--reference-defect", action="append", default=[], metavar="NAME",
+                help="start the embedded reference server with this defect (repeatable; kill-matrix use)")
+    group.addoption("--reference-option", action="append", default=[], metavar="NAME[=VALUE]",
+                help="start the embedded reference server with a streaming variation (repeatable): "
+                     "omit-setup-events, omit-terminal-output[=empty|null|missing], control-events")
 
 
 def reference_overrides(options: Any) -> dict[str, Any]:

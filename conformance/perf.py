@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from conformance.client import METER
+from conformance.usage import UsageMeter
 
 STEP_TOOL = {"type": "function", "name": "step", "description": "Run one step of the task.",
              "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"],
@@ -151,8 +151,10 @@ def http_body(history: list[dict], model: str, max_output_tokens: int) -> dict:
 
 # --- I/O: one streamed POST /responses ----------------------------------------------------------
 
-def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float) -> tuple[TurnFigures, dict | None]:
-    """POST ``body`` (``stream: true``) and read the SSE events with their arrival times.
+def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float,
+                   meter: UsageMeter) -> tuple[TurnFigures, dict | None]:
+    """POST ``body`` (``stream: true``) and read the SSE events with their arrival times; the
+    request and its billed tokens count on ``meter`` (the run's, ``Target.run.meter``).
     Returns the turn's figures and the terminal response (None when there was none)."""
     data = json.dumps(body).encode()
     parts = urlsplit(url)
@@ -161,7 +163,7 @@ def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     t0 = time.monotonic()
     deadline = t0 + timeout
-    METER.http_requests += 1
+    meter.http_requests += 1
     created = delta = terminal = None
     response = None
     try:
@@ -194,6 +196,6 @@ def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float
         pass
     finally:
         conn.close()
-    METER.add_usage((response or {}).get("usage"))
+    meter.add_usage((response or {}).get("usage"))
     inp, cached = usage_tokens(response)
     return TurnFigures(created, delta, terminal, len(data), inp, cached, ok=terminal is not None), response

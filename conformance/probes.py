@@ -13,9 +13,24 @@ that is ``HarnessError`` (verdict ERROR); ignoring a forced tool is TURN-FUNCTIO
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import string
 from typing import Any
 
 from conformance.client import HarnessError, Turn
+
+NONCE_RE = re.compile(r"\b[A-Z]{3,12}-[0-9]{4,8}\b")
+
+
+def new_nonce() -> str:
+    """A fresh nonce-like token (``\\b[A-Z]{3,12}-[0-9]{4,8}\\b``), e.g. ``QZVKE-48213``."""
+    letters = "".join(secrets.choice(string.ascii_uppercase) for _ in range(5))
+    digits = "".join(secrets.choice(string.digits) for _ in range(5))
+    token = f"{letters}-{digits}"
+    assert NONCE_RE.fullmatch(token)
+    return token
+
 
 # the forced call must be able to finish (reasoning models spend tokens first)
 PROBE_BUDGET = 256

@@ -17,13 +17,13 @@ import pytest
 
 from conformance import budget as B
 from conformance import tenants as TN
-from conformance import client as _client
 from conformance.client import HarnessError
 from conformance.liveness import Liveness
+from conformance.runcontext import RunContext
 from conformance.options import EMBEDDED_KEY, Settings
 from conformance.profile_names import BUILTIN_PROFILES, DEFAULT_SERVER_PROFILE
 from conformance.runstate import run_dir
-from conformance.target import Target, derive_urls
+from conformance.target import Target, derive_urls, load_profile
 
 
 
@@ -54,6 +54,8 @@ class ConformanceSession:
         deadline = self.started + settings.run_timeout if settings.run_timeout else None
         self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
         self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
+        # what the targets of this run charge; the liveness joins it only while a case runs
+        self.run = RunContext(budget=self.budget)
         self.plan: str | None = None
         self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
         self.preflight_line = ""                # the one terminal line of a target that is not usable
@@ -86,6 +88,19 @@ class ConformanceSession:
         server.start()
         return server
 
+    def extra_server(self, profile: str | None = None, **overrides: Any) -> tuple[Any, Target]:
+        """A fresh embedded reference server (``overrides``: its config, e.g. ``defects=``; with
+        ``profile``, that built-in profile's facts) and a Target for it; the caller stops it."""
+        prof = load_profile(profile) if profile else self.settings.profile
+        if profile:
+            overrides.setdefault("profile", server_profile(prof))
+            overrides.setdefault("lifetime_s", prof.lifetime_seconds)
+            overrides.setdefault("zdr", bool(prof.cache["zdr"]))
+        overrides.setdefault("defects", ())
+        server = self.start_server(**overrides)
+        keys = overrides.get("api_keys") or (self.settings.api_key or EMBEDDED_KEY,)
+        return server, self.target_for(server.ws_url, server.base_url, embedded=True, profile=prof, api_key=keys[0])
+
     def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
                    api_key: str | None = None) -> Target:
         s = self.settings
@@ -94,7 +109,8 @@ class ConformanceSession:
                       model=s.model, api_key=s.api_key if api_key is None else api_key,
                       auth_header=s.auth_header, http_responses_url=http_responses,
                       max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded)
+                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded,
+                      run=self.run)
 
     @property
     def target(self) -> Target:
@@ -131,7 +147,7 @@ class ConformanceSession:
         return TN.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
 
     def stop(self) -> None:
-        _client.LIVENESS = _client.BUDGET = None
+        self.run.liveness = self.run.budget = None
         if not self.is_worker:
             B.remove_plan(run_dir(self.settings.run_id))
             self.liveness.cleanup()

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from conformance.files import read_document
 from conformance.profile_names import BUILTIN_PROFILES
+from conformance.runcontext import RunContext
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -359,6 +360,8 @@ class Target:
     run_slow: bool = False
     is_embedded: bool = False
     capabilities: frozenset = field(default=frozenset())
+    # the run's budget, liveness and usage meter every request to this target answers to
+    run: RunContext = field(default_factory=RunContext, repr=False)
 
     def __post_init__(self) -> None:
         if not self.capabilities:

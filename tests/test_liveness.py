@@ -13,9 +13,9 @@ import time
 import pytest
 
 from _standalone import KEY, clause_verdicts, run_cases, standalone_server
-from conformance import client as C
 from conformance.client import Connection, TargetStalled
 from conformance.liveness import Liveness
+from conformance.runcontext import RunContext
 
 TURN_DELAY_HEADER = "X-Conformance-Turn-Delay-Ms"
 
@@ -96,11 +96,11 @@ def test_the_turn_cap_ends_a_lively_turn(slow_target):
     assert [f.clause for f in turn.violations] == ["STREAM-ONE-TERMINAL"]
 
 
-def test_an_unanswered_create_is_a_create_answered_finding(reference_server_factory, tmp_path, monkeypatch):
+def test_an_unanswered_create_is_a_create_answered_finding(reference_server_factory, tmp_path):
     _, tgt = reference_server_factory(defects=("create-never-answered",))
     tgt.turn_timeout = 0.5
     live = Liveness(tmp_path / "liveness.json")
-    monkeypatch.setattr(C, "LIVENESS", live)
+    tgt.run = RunContext(liveness=live)      # this target's run: the liveness asked, no budget
     with Connection.open(tgt) as conn:
         for _ in range(3):
             turn = conn.turn(input="hi")
@@ -112,13 +112,13 @@ def test_an_unanswered_create_is_a_create_answered_finding(reference_server_fact
 
 
 def test_on_an_unfinished_stall_errors_are_judged_and_a_response_that_starts_stops(
-        reference_server_factory, tmp_path, monkeypatch):
+        reference_server_factory, tmp_path):
     _, tgt = reference_server_factory()
     live = Liveness(tmp_path / "liveness.json")
     live.case = "cases/x.py::first"
     for _ in range(3):
         live.turn_ended("timeout", started=True)
-    monkeypatch.setattr(C, "LIVENESS", live)
+    tgt.run = RunContext(liveness=live)      # this target's run: the liveness asked, no budget
     with Connection.open(tgt) as conn:
         refused = conn.turn(input="hi", background=True)      # a create refused with an error still runs
         assert refused.status == "error"

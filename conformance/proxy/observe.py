@@ -18,7 +18,7 @@ from collections import deque
 from typing import Any, Callable
 
 from conformance import reach, verdicts as V
-from conformance.client import UsageMeter
+from conformance.usage import UsageMeter
 from conformance.monitor import TERMINAL_TYPES, StreamMonitor
 from conformance.report import OBSERVED, write_reports
 from conformance.target import redact

@@ -1,0 +1,110 @@
+"""Which items are conformance cases, what they claim, and what holds them back before they run.
+
+A case carries ``@pytest.mark.clause(...)`` with ids from the clause registry (or lives under
+a ``cases`` folder); ``check_clause_marks`` lists bad marks, ``select`` keeps the cases of
+``--clause``; ``static_skip`` says why a case does not run at all (slow, perf, UNSUPPORTED by
+the profile's claims, ``conformance.claims``); ``declared`` reads its ``max_requests`` mark
+(``conformance.budget``). docs/design.md "Clauses", "Plugin"; ``conformance.plugin`` calls these
+from its collection and setup hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import budget
+from conformance import claims
+from conformance import verdicts
+from conformance.session import ConformanceSession
+
+MARKERS = (     # the marks a case may carry (pytest --markers)
+    "clause(*ids): the clause ids from cases/clauses.toml that a case checks",
+    "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)",
+    "perf: a measurement (INFO only); needs --perf",
+    "requires(*capabilities, reason=''): the case (not its whole clause) "
+    "needs these profile capabilities, else UNSUPPORTED before it runs",
+    "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
+    "a case sends (generated: plus --generated-budget)",
+)
+
+
+def is_case(item: pytest.Item) -> bool:
+    """A conformance case: marked with clause, or defined in a module under a ``cases`` dir."""
+    if item.get_closest_marker("clause") is not None:
+        return True
+    path = getattr(item, "path", None)
+    return path is not None and "cases" in Path(path).parts[:-1]
+
+
+def clause_ids(item: pytest.Item) -> tuple[str, ...]:
+    ids: list[str] = []
+    for mark in item.iter_markers("clause"):
+        for arg in mark.args:
+            if isinstance(arg, (list, tuple)):
+                ids.extend(arg)
+            else:
+                ids.append(arg)
+    return tuple(dict.fromkeys(ids))
+
+
+def check_clause_marks(items: list[pytest.Item], registry: Any) -> list[str]:
+    """One line per case without a clause mark, or naming an unknown or retired clause."""
+    problems = []
+    for item in items:
+        if not is_case(item):
+            continue
+        ids = clause_ids(item)
+        if not ids:
+            problems.append(f"{item.nodeid}: a conformance case needs @pytest.mark.clause(\"ID\", ...)")
+        for cid in ids:
+            if not isinstance(cid, str) or cid not in registry:
+                problems.append(f"{item.nodeid}: unknown clause id {cid!r} (not in {registry.path})")
+            elif registry[cid].retired:
+                problems.append(f"{item.nodeid}: clause {cid!r} is retired")
+    return problems
+
+
+def select(items: list[pytest.Item], registry: Any, wanted: list[str]) -> tuple[list, list]:
+    """``--clause``: the cases marked with one of ``wanted`` and the items left out; a
+    ``pytest.UsageError`` (one line, with a suggestion) for an unknown id."""
+    problem = verdicts.unknown_ids(registry, wanted)
+    if problem:
+        raise pytest.UsageError(problem)
+    keep, drop = [], []
+    for item in items:
+        (keep if is_case(item) and set(clause_ids(item)) & set(wanted) else drop).append(item)
+    return keep, drop
+
+
+def static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
+    """Why a case is skipped before it runs (slow, perf, UNSUPPORTED), or None."""
+    s = sess.settings
+    if item.get_closest_marker("slow") is not None and not s.run_slow:
+        return "slow: needs --run-slow"
+    if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
+        return "perf: needs --perf"
+    return claims.unsupported(clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
+
+
+def declared(item: pytest.Item, sess: ConformanceSession) -> budget.Declared:
+    """The most requests the case sends (its ``max_requests`` mark)."""
+    s = sess.settings
+    try:
+        return budget.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
+                               budget.GENERATED_EMBEDDED,
+                               item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"),
+                               profile=s.profile)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+
+
+def plan(items: list[pytest.Item], sess: ConformanceSession) -> str | None:
+    """The planned maximum of requests of the cases that will run (``budget.plan_line``), or
+    None when no item is a case."""
+    if not any(is_case(i) for i in items):
+        return None
+    plans = [declared(i, sess) for i in items if is_case(i) and not static_skip(i, sess)]
+    return budget.plan_line(plans, 1 + sess.settings.retries, sess.settings.max_requests)
