@@ -27,7 +27,7 @@ def annotate(item: pytest.Item, state: CaseState, report: Any, run: RunContext) 
     at teardown, the case's record)."""
     if report.skipped and report.when in ("setup", "call"):   # slow, unsupported clause, verdict.unsupported
         reason = skip_reason(report)
-        state.verdict = verdicts.UNSUPPORTED if reason.startswith("UNSUPPORTED") else verdicts.SKIPPED
+        state.verdict = verdicts.UNSUPPORTED if reason.startswith(verdicts.UNSUPPORTED) else verdicts.SKIPPED
         state.messages.append(reason)
     if report.when == "setup":
         if report.failed:
