@@ -44,6 +44,7 @@ from conformance import budget as B
 from conformance import caseid, claims
 from conformance import drift as D
 from conformance import retry as R
+from conformance import tenants as TN
 from conformance import verdicts as V
 from conformance.client import METER, Connection, HarnessError, TargetStalled
 from conformance.casestate import CASE_KEY, CaseState, case_state
@@ -157,6 +158,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the clause ids from cases/clauses.toml that a case checks")
     config.addinivalue_line("markers", "slow: needs --run-slow (e.g. the real 60-minute connection lifetime)")
     config.addinivalue_line("markers", "perf: a measurement (INFO only); needs --perf")
+    config.addinivalue_line("markers", f"other_tenant: a tenant-isolation case; {TN.NEEDS_KEY}")
     config.addinivalue_line("markers", "requires(*capabilities, reason=''): the case (not its whole clause) "
                                        "needs these profile capabilities, else UNSUPPORTED before it runs")
     for opt in ("perf_turns", "perf_repetitions"):
@@ -318,7 +320,10 @@ def _static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    return claims.unsupported(_clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
+    reason = claims.unsupported(_clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
+    if reason is None and item.get_closest_marker("other_tenant") is not None and not s.other_tenant_key:
+        reason = TN.NEEDS_KEY       # tenant isolation, §4.5 item 35a: UNTESTED, saying how to test it
+    return reason
 
 
 def _declared(item: pytest.Item, sess: ConformanceSession) -> B.Declared:

@@ -47,6 +47,9 @@ _DEFAULTS: dict[str, Any] = {
         "default_model": "gpt-5.6",
         "auth_header": "Authorization",
         "keys_checked": True,
+        # §4.5 item 35a: keys of more than one tenant (capability multi_tenant): tenant
+        # isolation applies, and is judged with --other-tenant-key
+        "multi_tenant": True,
     },
     "connection": {
         "lifetime_seconds": 3600.0,
@@ -234,8 +237,9 @@ class Profile:
             caps.add("busy_policy_reject")
         if f["stream_field"] == "tolerated":
             caps.add("stream_field_tolerated")
-        if self.data["target"]["keys_checked"]:
-            caps.add("keys_checked")
+        for fact in ("keys_checked", "multi_tenant"):
+            if self.data["target"][fact]:
+                caps.add(fact)
         if c["latest_only"]:
             caps.add("cache_latest_only")
         if c["zdr"]:

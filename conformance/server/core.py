@@ -37,7 +37,9 @@ class Core:
         self.flags = settings.flags
         self.ids = IdFactory()
         self.store = ResponseStore(None if settings.zdr else settings.store_path)
-        self.shared_false = SharedStoreFalse() if self.flags.store_false_shared_across_connections else None
+        self.shared_false = (SharedStoreFalse(any_owner=self.flags.tenant_continues_store_false)
+                             if self.flags.store_false_shared_across_connections
+                             or self.flags.tenant_continues_store_false else None)
         self.hydrates = settings.store_true_hydrates and not self.flags.no_hydration
         # only for the cache-survives-reconnect defect: closed connections' caches, per key
         self.closed_caches = ClosedCaches() if self.flags.cache_survives_reconnect else None
@@ -57,7 +59,7 @@ class Core:
                 return entry, True
         if self.hydrates and not (self.flags.store_true_not_cached and cache is not None
                                   and cache.made_here(response_id)):
-            entry = self.store.get(response_id, owner)
+            entry = self.store.get(response_id, owner, any_owner=self.flags.tenant_continues_store_true)
             if entry is not None:
                 return entry, False
         if self.shared_false is not None:
@@ -69,7 +71,7 @@ class Core:
     def get_stored(self, response_id: str, owner: str) -> dict | None:
         if self.settings.zdr:
             return None
-        entry = self.store.get(response_id, owner)
+        entry = self.store.get(response_id, owner, any_owner=self.flags.tenant_get_across)
         return None if entry is None else entry.response
 
     # -- the turn ------------------------------------------------------------------------
