@@ -90,7 +90,7 @@ def test_other_tenant_gets_nothing_of_the_first(target, connect, other_tenant, e
                     f"in the events of a continuation of the first tenant's response (turn {probe.status})")
 
 
-# --- HTTP: GET / DELETE /responses/{id} ---------------------------------------------------------
+# --- HTTP: GET / DELETE /responses/{id} (clauses requiring stored_responses: not under ZDR) -----
 
 def _response_url(target, response_id: str) -> str:
     if not target.http_base_url:

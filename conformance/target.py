@@ -246,6 +246,8 @@ class Profile:
             caps.add("zdr")
         elif c["store_true_hydrates"]:
             caps.add("store_true_hydrates")
+        if f["http_endpoint"] and not c["zdr"]:
+            caps.add("stored_responses")    # GET/DELETE /responses/{id} have something to act on
         return frozenset(caps)
 
 

@@ -114,3 +114,21 @@ def test_a_single_tenant_profile_does_not_claim_isolation(two_tenant_server, tmp
     rows = [row for row in cert["clauses"] if row["id"] in TENANT_CLAUSES]
     assert {row["verdict"] for row in rows} == {"UNSUPPORTED"} and not any(row["claimed"] for row in rows)
     assert not any("multi-tenancy" in reason for reason in cert["certification"]["reasons"])
+
+
+@pytest.mark.parametrize("table, applies", [
+    ({"name": "plain", "extends": "openai"}, set(TENANT_CLAUSES)),
+    ({"name": "zdr", "extends": "openai", "cache": {"zdr": True}},            # nothing stored to GET/DELETE
+     set(TENANT_CLAUSES) - {"TENANT-HTTP-GET", "TENANT-HTTP-DELETE"}),
+    ({"name": "ws-only", "extends": "openai", "features": {"http_endpoint": False}},
+     set(TENANT_CLAUSES) - {"TENANT-HTTP-GET", "TENANT-HTTP-DELETE"}),
+    ({"name": "single", "extends": "openai", "target": {"multi_tenant": False}}, set()),
+])
+def test_which_tenant_clauses_a_profile_claims(table, applies):
+    from conformance.target import profile_from_table
+    from conformance.verdicts import ClauseRegistry, default_clauses_path, unsupported_reason
+
+    registry, profile = ClauseRegistry.load(default_clauses_path()), profile_from_table(table)
+    claimed = {cid for cid in TENANT_CLAUSES
+               if unsupported_reason(registry[cid], profile.capabilities(), profile.spec_profiles, profile.name) is None}
+    assert claimed == applies
