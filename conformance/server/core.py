@@ -12,6 +12,7 @@ the streaming variations of the settings apply (§4.3 item 16a).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -66,7 +67,12 @@ class Core:
             entry = self.shared_false.get(response_id, owner)
             if entry is not None:
                 return entry, False
-        raise previous_not_found(response_id, self.flags)
+        refusal = previous_not_found(response_id, self.flags)
+        if self.flags.tenant_refusal_quotes_context:
+            foreign = self.store.get(response_id, owner, any_owner=True)
+            if foreign is not None:     # the defect: the refusal quotes what the owner said
+                refusal.message += f" It belongs to another project; it began: {json.dumps(foreign.context[:1])}"
+        raise refusal
 
     def get_stored(self, response_id: str, owner: str) -> dict | None:
         if self.settings.zdr:

@@ -280,6 +280,9 @@ DEFECTS: dict[str, Defect] = dict(
            "GET /responses/{id} ignores the owner: a key of another tenant reads the stored response."),
         _d("tenant-delete-across", "TENANT-HTTP-DELETE",
            "DELETE /responses/{id} ignores the owner: a key of another tenant deletes the stored response."),
+        _d("tenant-refusal-quotes-context", "TENANT-NO-CONTEXT-LEAK",
+           "Another tenant's continuation of a store=true response is refused with previous_response_not_found, "
+           "but the error message quotes the first item of the response's context."),
     ]
 )
 

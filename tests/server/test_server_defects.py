@@ -814,6 +814,14 @@ def c_tenant_continues_store_false(srv):
     return _continued_by_other_tenant(srv, store=False)
 
 
+def c_tenant_refusal_quotes_context(srv):
+    with WS(srv.ws_url, key=KEY_A) as ws:
+        first = ws.turn(input="plant KIWI-7342", store=True)
+    with WS(srv.ws_url, key=KEY_B) as other:
+        refused = other.turn(input="probe", store=True, previous_response_id=first.id)
+    return refused.error_code == "previous_response_not_found" and "KIWI-7342" in json.dumps(refused.error)
+
+
 def _stored_by_first_tenant(srv) -> str:
     with WS(srv.ws_url, key=KEY_A) as ws:
         return f"{srv.base_url}/responses/{ws.turn(input='keep', store=True).id}"
