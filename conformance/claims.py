@@ -32,6 +32,8 @@ EFFECTS: dict[str, tuple[str, str]] = {
     "target.default_model": (PLAN, "the model of every turn unless --model (Settings.model)"),
     "target.auth_header": (PLAN, "the header carrying the key unless --auth-header"),
     "target.keys_checked": (PLAN, "capability keys_checked: the wrong-key refusal case (cases/test_transport.py)"),
+    "target.multi_tenant": (PLAN, "capability multi_tenant: the tenant-isolation clauses (cases/test_tenants.py); "
+                                  "claimed and UNTESTED, they keep the certificate from certifying"),
     "connection.lifetime_seconds": (VERDICT, "the lifetime the slow lifetime case waits for and judges; the embedded server's lifetime"),
     "connection.limit_error_code": (VERDICT, "the error code expected at the lifetime limit (cases/test_lifetime.py)"),
     "connection.max_frame_bytes": (VERDICT, "the oversize-frame case: 0 reports (INFO), a limit is judged (cases/test_errors.py)"),

@@ -17,6 +17,7 @@ import pytest
 
 from conformance import budget
 from conformance import claims
+from conformance import tenants
 from conformance import verdicts
 from conformance.session import ConformanceSession
 
@@ -26,6 +27,7 @@ MARKERS = (     # the marks a case may carry (pytest --markers)
     "perf: a measurement (INFO only); needs --perf",
     "requires(*capabilities, reason=''): the case (not its whole clause) "
     "needs these profile capabilities, else UNSUPPORTED before it runs",
+    f"other_tenant: a tenant-isolation case; {tenants.NEEDS_KEY}",
     "max_requests(creates=0, http=0, generated=False, perf=False): the most requests "
     "a case sends (generated: plus --generated-budget)",
 )
@@ -86,7 +88,10 @@ def static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    return claims.unsupported(clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
+    reason = claims.unsupported(clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
+    if reason is None and item.get_closest_marker("other_tenant") is not None and not s.other_tenant_key:
+        reason = tenants.NEEDS_KEY      # tenant isolation, §4.5 item 35a: UNTESTED, saying how to test it
+    return reason
 
 
 def declared(item: pytest.Item, sess: ConformanceSession) -> budget.Declared:

@@ -48,6 +48,9 @@ _DEFAULTS: dict[str, Any] = {
         "default_model": "gpt-5.6",
         "auth_header": "Authorization",
         "keys_checked": True,
+        # §4.5 item 35a: keys of more than one tenant (capability multi_tenant): tenant
+        # isolation applies, and is judged with --other-tenant-key
+        "multi_tenant": True,
     },
     "connection": {
         "lifetime_seconds": 3600.0,
@@ -235,14 +238,17 @@ class Profile:
             caps.add("busy_policy_reject")
         if f["stream_field"] == "tolerated":
             caps.add("stream_field_tolerated")
-        if self.data["target"]["keys_checked"]:
-            caps.add("keys_checked")
+        for fact in ("keys_checked", "multi_tenant"):
+            if self.data["target"][fact]:
+                caps.add(fact)
         if c["latest_only"]:
             caps.add("cache_latest_only")
         if c["zdr"]:
             caps.add("zdr")
         elif c["store_true_hydrates"]:
             caps.add("store_true_hydrates")
+        if f["http_endpoint"] and not c["zdr"]:
+            caps.add("stored_responses")    # GET/DELETE /responses/{id} have something to act on
         return frozenset(caps)
 
 

@@ -17,6 +17,9 @@ from conformance.target import redact
 ENV = "CONFORMANCE_OTHER_TENANT_KEY"
 EMBEDDED_OTHER_KEY = "sk-conformance-other-tenant-0000"  # the embedded server's second tenant
 EMBEDDED_OTHER_TENANT = "other-tenant"
+# why a tenant-isolation case did not run (its clauses then read UNTESTED with this reason)
+NEEDS_KEY = (f"needs --other-tenant-key (or ${ENV}): a key of another tenant of the target, "
+             "to test tenant isolation")
 
 
 def other_tenant_key(option: str | None, first: str, *, embedded: bool, environ=os.environ) -> str:

@@ -110,7 +110,9 @@ def test_an_adversarial_ending_fails_its_clause_in_bounded_time(tmp_path, ending
 
 
 # the certification rehearsal of docs/certification.md: realistic latency, a short lifetime
-REHEARSAL_SERVER = ("--steering", "--ttft-ms", "150", "--tokens-per-second", "100", "--lifetime", "10")
+OTHER_TENANT_KEY = "sk-selftest-other-tenant-0003"     # tenant isolation (§4.5 item 35a) is certified too
+REHEARSAL_SERVER = ("--steering", "--ttft-ms", "150", "--tokens-per-second", "100", "--lifetime", "10",
+                    "--api-key", f"{OTHER_TENANT_KEY}:other")
 REHEARSAL_PROFILE = Path(__file__).resolve().parent.parent / "docs" / "rehearsal.toml"
 
 
@@ -121,7 +123,8 @@ def test_a_rate_limit_on_every_fourth_connection_is_retried_and_still_certifies(
     certificate counts every retry (a transient refusal is not flakiness)."""
     with standalone_server(args=REHEARSAL_SERVER) as url, ending_relay(url, "rate-limit") as relay:
         proc, cert, _ = run_cases(["--target", relay.url, "--api-key", KEY, f"--target-config={REHEARSAL_PROFILE}",
-                                   "-n", "2", "--run-slow"], tmp_path / "rep", timeout=240)
+                                   "--other-tenant-key", OTHER_TENANT_KEY, "-n", "2", "--run-slow"],
+                                  tmp_path / "rep", timeout=240)
     assert cert is not None, proc.stdout[-3000:]
     assert relay.refused > 0
     assert cert["retries"]["transient"] == relay.refused           # every 429 retried, none judged

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from conformance.server.defects import DEFECTS
+from conformance.tenants import ENV as OTHER_TENANT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -53,7 +54,8 @@ def _run(name: str, report_root: Path, profile: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--reference-defect", name, "--clause", defect.clause, "--turn-timeout", TURN_TIMEOUT,
            "--report-dir", str(report), *_profile_args(profile)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
     except subprocess.TimeoutExpired:

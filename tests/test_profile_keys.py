@@ -44,6 +44,7 @@ FLIPS: dict[str, Flip] = {
     "target.default_model": Flip("vendor-model-7", HEADER),
     "target.auth_header": Flip("api-key", HEADER),
     "target.keys_checked": Flip(False, PLAN),
+    "target.multi_tenant": Flip(False, PLAN),
     "connection.lifetime_seconds": Flip(30, RUN, base={"connection.lifetime_seconds": 2, "features.test_controls": False},
                                         args=("--run-slow", "--clause", "LIFETIME-LIMIT-ERROR"),
                                         server=("--lifetime", "2")),

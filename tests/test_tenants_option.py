@@ -57,3 +57,78 @@ def test_the_other_key_is_in_no_report_file(pytester: pytest.Pytester):
         text = p.read_text(encoding="utf-8", errors="replace")
         assert OTHER_SENTINEL not in text and OTHER_SENTINEL[-12:] not in text, p.name
     assert OTHER_SENTINEL not in result.stdout.str() + result.stderr.str()
+
+
+# --- against a --target: UNTESTED without the key, judged with it, UNSUPPORTED single-tenant --
+
+TENANT_CLAUSES = ("TENANT-CONTINUE-STORE-TRUE", "TENANT-CONTINUE-STORE-FALSE", "TENANT-HTTP-GET",
+                  "TENANT-HTTP-DELETE", "TENANT-NO-CONTEXT-LEAK")
+OTHER_KEY = "sk-selftest-other-tenant-0002"
+
+
+def _tenant_run(url: str, tmp_path, *extra: str) -> dict:
+    from _standalone import KEY, run_cases
+
+    args = ["-p", "no:xdist", "--target", url, "--api-key", KEY, "--turn-timeout", "10", "--retries", "0",
+            *[a for clause in TENANT_CLAUSES for a in ("--clause", clause)], *extra]
+    proc, cert, _ = run_cases(args, tmp_path, timeout=120)
+    assert cert is not None, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return cert
+
+
+@pytest.fixture(scope="module")
+def two_tenant_server():
+    from _standalone import standalone_server
+
+    with standalone_server(args=("--api-key", f"{OTHER_KEY}:globex")) as url:
+        yield url
+
+
+@pytest.mark.timeout(180)
+def test_without_the_key_isolation_is_untested_and_not_certified(two_tenant_server, tmp_path, monkeypatch):
+    monkeypatch.delenv(TN.ENV, raising=False)
+    cert = _tenant_run(two_tenant_server, tmp_path)
+    rows = {row["id"]: row for row in cert["clauses"] if row["id"] in TENANT_CLAUSES}
+    assert {cid: row["verdict"] for cid, row in rows.items()} == {cid: "UNTESTED" for cid in TENANT_CLAUSES}
+    assert all("--other-tenant-key" in row["reason"] for row in rows.values()), rows
+    assert cert["certification"]["certified"] is False
+    assert any("multi-tenancy" in reason and "--other-tenant-key" in reason
+               for reason in cert["certification"]["reasons"]), cert["certification"]["reasons"]
+
+
+@pytest.mark.timeout(180)
+def test_with_the_key_isolation_is_judged(two_tenant_server, tmp_path, monkeypatch):
+    monkeypatch.delenv(TN.ENV, raising=False)
+    cert = _tenant_run(two_tenant_server, tmp_path, "--other-tenant-key", OTHER_KEY)
+    verdicts = {row["id"]: row["verdict"] for row in cert["clauses"] if row["id"] in TENANT_CLAUSES}
+    assert verdicts == {cid: "PASS" for cid in TENANT_CLAUSES}
+    assert not any("multi-tenancy" in reason for reason in cert["certification"]["reasons"])
+
+
+@pytest.mark.timeout(180)
+def test_a_single_tenant_profile_does_not_claim_isolation(two_tenant_server, tmp_path, monkeypatch):
+    monkeypatch.delenv(TN.ENV, raising=False)
+    profile = tmp_path / "single.toml"
+    profile.write_text('name = "single"\nextends = "openai"\n\n[target]\nmulti_tenant = false\n', encoding="utf-8")
+    cert = _tenant_run(two_tenant_server, tmp_path / "rep", "--target-config", str(profile))
+    rows = [row for row in cert["clauses"] if row["id"] in TENANT_CLAUSES]
+    assert {row["verdict"] for row in rows} == {"UNSUPPORTED"} and not any(row["claimed"] for row in rows)
+    assert not any("multi-tenancy" in reason for reason in cert["certification"]["reasons"])
+
+
+@pytest.mark.parametrize("table, applies", [
+    ({"name": "plain", "extends": "openai"}, set(TENANT_CLAUSES)),
+    ({"name": "zdr", "extends": "openai", "cache": {"zdr": True}},            # nothing stored to GET/DELETE
+     set(TENANT_CLAUSES) - {"TENANT-HTTP-GET", "TENANT-HTTP-DELETE"}),
+    ({"name": "ws-only", "extends": "openai", "features": {"http_endpoint": False}},
+     set(TENANT_CLAUSES) - {"TENANT-HTTP-GET", "TENANT-HTTP-DELETE"}),
+    ({"name": "single", "extends": "openai", "target": {"multi_tenant": False}}, set()),
+])
+def test_which_tenant_clauses_a_profile_claims(table, applies):
+    from conformance.target import profile_from_table
+    from conformance.verdicts import ClauseRegistry, default_clauses_path, unsupported_reason
+
+    registry, profile = ClauseRegistry.load(default_clauses_path()), profile_from_table(table)
+    claimed = {cid for cid in TENANT_CLAUSES
+               if unsupported_reason(registry[cid], profile.capabilities(), profile.spec_profiles, profile.name) is None}
+    assert claimed == applies

@@ -24,7 +24,7 @@ from conformance.report.badge import render_badge
 from conformance.report.html import render_html
 from conformance.report.junit import render_junit
 from conformance.vocabulary import (CASE_VERDICTS, CLAUSE_VERDICTS, ERROR, FAIL, FLAKY, NON_STRICT, NOT_REACHED,
-                                    NOT_USABLE, PASS, RETIRED, STALE)
+                                    NOT_USABLE, PASS, RETIRED, STALE, UNTESTED)
 
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
@@ -136,6 +136,11 @@ def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
     short = [r for r in rows if r["level"] == "MUST" and r["claimed"] and r["verdict"] != PASS]
     for verdict, ids in sorted(_group(short).items()):
         reasons.append(f"{len(ids)} claimed MUST clause(s) {verdict}: {', '.join(ids)}")
+    # §4.5 item 35a: a multi-tenant claim (capability multi_tenant) needs a key of another tenant
+    isolation = [r["id"] for r in short if r["verdict"] == UNTESTED and "multi_tenant" in r.get("requires", ())]
+    if isolation:
+        reasons.append("the profile claims multi-tenancy ([target] multi_tenant) but tenant isolation is "
+                       f"UNTESTED ({', '.join(isolation)}): run with --other-tenant-key, a key of another tenant")
     flaky = [r["nodeid"] for r in records if r["verdict"] == FLAKY]
     if flaky:
         reasons.append(f"{len(flaky)} FLAKY case(s): {', '.join(sorted(flaky))}")

@@ -235,7 +235,7 @@ async def handle_get_one(request: web.Request, core: Core, owner: str) -> web.Re
 @_route
 async def handle_delete_one(request: web.Request, core: Core, owner: str) -> web.Response:
     rid = request.match_info["response_id"]
-    if core.settings.zdr or not core.store.delete(rid, owner):
+    if core.settings.zdr or not core.store.delete(rid, owner, any_owner=core.flags.tenant_delete_across):
         raise _not_found(rid)
     return _json_response({"id": rid, "object": "response", "deleted": True})
 

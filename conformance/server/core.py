@@ -12,6 +12,7 @@ the streaming variations of the settings apply (§4.3 item 16a).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -37,7 +38,9 @@ class Core:
         self.flags = settings.flags
         self.ids = IdFactory()
         self.store = ResponseStore(None if settings.zdr else settings.store_path)
-        self.shared_false = SharedStoreFalse() if self.flags.store_false_shared_across_connections else None
+        self.shared_false = (SharedStoreFalse(any_owner=self.flags.tenant_continues_store_false)
+                             if self.flags.store_false_shared_across_connections
+                             or self.flags.tenant_continues_store_false else None)
         self.hydrates = settings.store_true_hydrates and not self.flags.no_hydration
         # only for the cache-survives-reconnect defect: closed connections' caches, per key
         self.closed_caches = ClosedCaches() if self.flags.cache_survives_reconnect else None
@@ -57,19 +60,24 @@ class Core:
                 return entry, True
         if self.hydrates and not (self.flags.store_true_not_cached and cache is not None
                                   and cache.made_here(response_id)):
-            entry = self.store.get(response_id, owner)
+            entry = self.store.get(response_id, owner, any_owner=self.flags.tenant_continues_store_true)
             if entry is not None:
                 return entry, False
         if self.shared_false is not None:
             entry = self.shared_false.get(response_id, owner)
             if entry is not None:
                 return entry, False
-        raise previous_not_found(response_id, self.flags)
+        refusal = previous_not_found(response_id, self.flags)
+        if self.flags.tenant_refusal_quotes_context:
+            foreign = self.store.get(response_id, owner, any_owner=True)
+            if foreign is not None:     # the defect: the refusal quotes what the owner said
+                refusal.message += f" It belongs to another project; it began: {json.dumps(foreign.context[:1])}"
+        raise refusal
 
     def get_stored(self, response_id: str, owner: str) -> dict | None:
         if self.settings.zdr:
             return None
-        entry = self.store.get(response_id, owner)
+        entry = self.store.get(response_id, owner, any_owner=self.flags.tenant_get_across)
         return None if entry is None else entry.response
 
     # -- the turn ------------------------------------------------------------------------

@@ -269,6 +269,20 @@ DEFECTS: dict[str, Defect] = dict(
         _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
            "Steer input waiting after response.steer.pending outlives its connection: the next create that "
            "continues the target, on any connection, gets it."),
+        # tenant isolation (§4.5 item 35a): each ignores who owns a response on one path
+        _d("tenant-continues-store-true", "TENANT-CONTINUE-STORE-TRUE",
+           "Hydrating a store=true id for a continuation ignores its owner: a key of another tenant continues "
+           "it, with its context."),
+        _d("tenant-continues-store-false", "TENANT-CONTINUE-STORE-FALSE",
+           "store=false responses are kept in a server-wide cache without an owner check, so any key on any "
+           "connection (another tenant's too) continues them."),
+        _d("tenant-get-across", "TENANT-HTTP-GET",
+           "GET /responses/{id} ignores the owner: a key of another tenant reads the stored response."),
+        _d("tenant-delete-across", "TENANT-HTTP-DELETE",
+           "DELETE /responses/{id} ignores the owner: a key of another tenant deletes the stored response."),
+        _d("tenant-refusal-quotes-context", "TENANT-NO-CONTEXT-LEAK",
+           "Another tenant's continuation of a store=true response is refused with previous_response_not_found, "
+           "but the error message quotes the first item of the response's context."),
     ]
 )
 

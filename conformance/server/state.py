@@ -143,14 +143,15 @@ class ResponseStore:
             self._append({"op": "put", "id": entry.id, "owner": entry.owner,
                           "context": list(entry.context), "response": entry.response})
 
-    def get(self, response_id: str, owner: str) -> Entry | None:
+    def get(self, response_id: str, owner: str, any_owner: bool = False) -> Entry | None:
+        """The entry if ``owner`` owns it (``any_owner``: only for the tenant defects)."""
         entry = self._entries.get(response_id)
-        if entry is None or entry.owner != owner:
+        if entry is None or (entry.owner != owner and not any_owner):
             return None
         return entry
 
-    def delete(self, response_id: str, owner: str) -> bool:
-        entry = self.get(response_id, owner)
+    def delete(self, response_id: str, owner: str, any_owner: bool = False) -> bool:
+        entry = self.get(response_id, owner, any_owner)
         if entry is None:
             return False
         del self._entries[response_id]
@@ -183,15 +184,17 @@ class ClosedCaches:
 
 
 class SharedStoreFalse:
-    """Only for the store-false-shared-across-connections defect: a server-wide cache of
-    store=false responses (exactly what the spec forbids)."""
+    """Only for the store-false-shared-across-connections defect (and, with ``any_owner``,
+    tenant-continues-store-false): a server-wide cache of store=false responses (exactly what
+    the spec forbids)."""
 
-    def __init__(self) -> None:
+    def __init__(self, any_owner: bool = False) -> None:
         self._entries: dict[str, Entry] = {}
+        self._any_owner = any_owner
 
     def put(self, entry: Entry) -> None:
         self._entries[entry.id] = entry
 
     def get(self, response_id: str, owner: str) -> Entry | None:
         entry = self._entries.get(response_id)
-        return entry if entry is not None and entry.owner == owner else None
+        return entry if entry is not None and (entry.owner == owner or self._any_owner) else None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from srv_helpers import (
     KEY_A,
+    KEY_B,
     MODEL,
     TERMINAL,
     WEATHER_TOOL,
@@ -783,6 +785,56 @@ def c_tools_echo_without_strict(srv):
 def c_compact_items_as_given(srv):
     kept = [i for i in _compact(srv, CONVERSATION)["output"] if i.get("type") == "message"]
     return not kept or any("id" not in i or "status" not in i or isinstance(i.get("content"), str) for i in kept)
+
+
+# --- tenant isolation (§4.5 item 35a): KEY_A and KEY_B are two tenants -----------------------
+
+def _http_status(method: str, url: str, key: str) -> int:
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as res:
+            return res.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _continued_by_other_tenant(srv, store: bool) -> bool:
+    with WS(srv.ws_url, key=KEY_A) as ws:
+        first = ws.turn(input="plant KIWI-7342", store=store)
+        with WS(srv.ws_url, key=KEY_B) as other:     # the owner's socket stays open
+            probe = other.turn(input="probe", store=store, previous_response_id=first.id, **probe_fields())
+    return probe.error is None and "KIWI-7342" in nonces_of(probe)
+
+
+def c_tenant_continues_store_true(srv):
+    return _continued_by_other_tenant(srv, store=True)
+
+
+def c_tenant_continues_store_false(srv):
+    return _continued_by_other_tenant(srv, store=False)
+
+
+def c_tenant_refusal_quotes_context(srv):
+    with WS(srv.ws_url, key=KEY_A) as ws:
+        first = ws.turn(input="plant KIWI-7342", store=True)
+    with WS(srv.ws_url, key=KEY_B) as other:
+        refused = other.turn(input="probe", store=True, previous_response_id=first.id)
+    return refused.error_code == "previous_response_not_found" and "KIWI-7342" in json.dumps(refused.error)
+
+
+def _stored_by_first_tenant(srv) -> str:
+    with WS(srv.ws_url, key=KEY_A) as ws:
+        return f"{srv.base_url}/responses/{ws.turn(input='keep', store=True).id}"
+
+
+def c_tenant_get_across(srv):
+    return _http_status("GET", _stored_by_first_tenant(srv), KEY_B) == 200
+
+
+def c_tenant_delete_across(srv):
+    url = _stored_by_first_tenant(srv)
+    _http_status("DELETE", url, KEY_B)
+    return _http_status("GET", url, KEY_A) == 404
 
 
 # defects whose behaviour needs the server started with a switch (the checks run on both)
