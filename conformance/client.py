@@ -41,7 +41,7 @@ CLOSE_TIMEOUT = 3.0
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 
 from conformance.deadlines import output_done
-from conformance.monitor import TERMINAL_TYPES, Finding, StreamMonitor
+from conformance.monitor import TERMINAL_TYPES, StreamMonitor
 
 
 class HarnessError(Exception):
@@ -670,22 +670,10 @@ class Connection:
             status = "closed"
         else:
             status = "timeout"
-            miss = None
-            if timeout is None and rs.state == "streaming":
-                # a full turn deadline passed after response.created: the terminal event is
-                # missing, not late (a deliberate short peek with timeout= is not judged)
-                miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
-                               message=f"response {rs.response_id} started but sent no terminal event "
-                                       f"({limit})")
-            elif timeout is None and rs.state == "pending" and not rs.events:
-                # an open connection, and not even response.created/queued or an error (§1.5)
-                miss = Finding(clause="CREATE-ANSWERED",
-                               message=f"request {request} (response.create) got no answer at all: no "
-                                       f"response.created, response.queued or error ({limit})")
-            if miss is not None:
-                rs.findings.append(miss)
-                self.monitor.findings.append(miss)
-                findings.append(miss)
+            if timeout is None:  # a full turn's deadline (a deliberate short peek is not judged)
+                miss = self.monitor.timed_out(request, limit)
+                if miss is not None:
+                    findings.append(miss)
         if timeout is None and LIVENESS is not None:
             LIVENESS.turn_ended(status, started=rs.state == "streaming" or bool(rs.events))
         timings["elapsed"] = self._now() - timings["sent"]

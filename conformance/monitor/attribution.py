@@ -50,6 +50,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.monitor.clauses import (
+    ERR_CODE_NESTED, LANE_DEFAULT_UNTAGGED, LANE_TAGGED, PREVIOUS_ID_ECHOED, QUEUE_ONE_IN_FLIGHT,
+    STREAM_ANNOUNCED_ITEM, STREAM_CREATED_FIRST, STREAM_ONE_TERMINAL, STREAM_TERMINAL_LAST,
+    STREAM_TERMINAL_RESPONSE,
+)
 from conformance.monitor.events import CONNECTION_LEVEL_CODES, DELTA_INFO, DONE_INFO, valid_lane_name
 from conformance.monitor.grammar import STRICT, Grammar, Item, Leniency
 from conformance.monitor.records import VIOLATION, Finding, Observed, short
@@ -180,7 +185,7 @@ class Attribution:
         key = ("unattributed", ev["type"])
         if key not in self._once:
             self._once.add(key)
-            self._add("STREAM-CREATED-FIRST", message)
+            self._add(STREAM_CREATED_FIRST, message)
 
     # --- a request's life
 
@@ -191,7 +196,7 @@ class Attribution:
             return
         if lane.streaming:
             other = lane.streaming[-1]
-            self._add("QUEUE-ONE-IN-FLIGHT",
+            self._add(QUEUE_ONE_IN_FLIGHT,
                       f"response {rid!r} started while {other.response_id!r} (request {other.index}) "
                       f"of the same lane was still streaming", rs)
         rs.state = STREAMING
@@ -225,10 +230,10 @@ class Attribution:
         if sid == rs.lane:
             return
         if rs.lane is None:
-            rs.grammar.once_add(self._add, rs, "lane", "LANE-DEFAULT-UNTAGGED",
+            rs.grammar.once_add(self._add, rs, "lane", LANE_DEFAULT_UNTAGGED,
                                 f"{ev['type']} carries stream_id {short(sid)} but its create named no lane")
         else:
-            rs.grammar.once_add(self._add, rs, "lane", "LANE-TAGGED",
+            rs.grammar.once_add(self._add, rs, "lane", LANE_TAGGED,
                                 f"{ev['type']} carries stream_id {short(sid)}, expected {rs.lane!r}")
 
     def _attach_unsequenced(self, rs: RequestState, ev: dict) -> None:
@@ -248,7 +253,7 @@ class Attribution:
     def _after_end(self, rs: RequestState, ev: dict) -> None:
         rs.events.append(ev)
         self._obs.request = rs.index
-        rs.grammar.once_add(self._add, rs, "after-end", "STREAM-TERMINAL-LAST",
+        rs.grammar.once_add(self._add, rs, "after-end", STREAM_TERMINAL_LAST,
                             f"{ev['type']} arrived after the response ended ({rs.terminal_type or 'error event'})")
 
     def _check_previous(self, rs: RequestState, resp: dict, typ: str) -> None:
@@ -257,7 +262,7 @@ class Attribution:
         expected = rs.create.get("previous_response_id")
         got = resp.get("previous_response_id")
         if expected != got:
-            rs.grammar.once_add(self._add, rs, "prev", "PREVIOUS-ID-ECHOED",
+            rs.grammar.once_add(self._add, rs, "prev", PREVIOUS_ID_ECHOED,
                                 f"{typ}: response.previous_response_id is {short(got)}, the create sent {short(expected)}")
 
     # --- rule 1: response.created / response.queued
@@ -328,7 +333,7 @@ class Attribution:
             return
         if rs.state == STREAMING:
             self._attach(rs, ev, typ)
-            self._add("STREAM-CREATED-FIRST", "response.queued after the response started", rs)
+            self._add(STREAM_CREATED_FIRST, "response.queued after the response started", rs)
             return
         g.queued = True
         self._attach(rs, ev, typ)
@@ -345,7 +350,7 @@ class Attribution:
                 return
             self._attach(rs, ev, typ)
             if rs.created is not None:
-                self._add("STREAM-CREATED-FIRST", f"second response.created for {rid!r}", rs)
+                self._add(STREAM_CREATED_FIRST, f"second response.created for {rid!r}", rs)
             else:
                 rs.created = resp
             return
@@ -410,13 +415,13 @@ class Attribution:
                     rs.response = resp
                 rs.grammar.shared_number(self._add, rs, ev, typ)
             elif rs.state == DONE:
-                self._add("STREAM-ONE-TERMINAL", f"{typ} is a second terminal event (first: {rs.terminal_type})", rs)
+                self._add(STREAM_ONE_TERMINAL, f"{typ} is a second terminal event (first: {rs.terminal_type})", rs)
             else:
                 self._after_end(rs, ev)
             return
         self._attach(rs, ev, typ)
         if type(resp) is not dict:  # a MUST under every profile (§4.3 items 15, 16a)
-            self._add("STREAM-TERMINAL-RESPONSE", f"{typ} carries no response object", rs, pointer="/response")
+            self._add(STREAM_TERMINAL_RESPONSE, f"{typ} carries no response object", rs, pointer="/response")
             self._end(rs, DONE, typ)
             return
         rs.grammar.terminal(self._add, rs, typ, resp, rid)
@@ -573,7 +578,7 @@ class Attribution:
             self._obs.request = rs.index
             g.seq = seq
             if ev.get("output_index") != it.output_index:
-                g.once_add(self._add, rs, ("oi", iid), "STREAM-ANNOUNCED-ITEM",
+                g.once_add(self._add, rs, ("oi", iid), STREAM_ANNOUNCED_ITEM,
                            f"{typ} for item {iid!r} has output_index {short(ev.get('output_index'))}, "
                            f"the item was announced at {it.output_index}")
         else:
@@ -607,7 +612,7 @@ class Attribution:
     def _h_error(self, ev: dict, typ: str) -> None:
         err = ev.get("error")
         if type(err) is not dict and "code" in ev:
-            self._add("ERR-CODE-NESTED",
+            self._add(ERR_CODE_NESTED,
                       f"error event uses the flat legacy shape (top-level code {short(ev.get('code'))}, no error object)",
                       pointer="/code")
         key = self._lane_key(ev)

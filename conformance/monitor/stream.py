@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from conformance.monitor.attribution import STREAMING, Attribution
+from conformance.monitor.clauses import CREATE_ANSWERED, STREAM_ONE_TERMINAL
+from conformance.monitor.attribution import PENDING, STREAMING, Attribution
 from conformance.monitor.events import (DELTA_INFO, DONE_INFO, INDEX_EVENTS, INJECT_EVENTS, ITEM_EVENTS,
                                         PART_EVENTS, PLAIN_EVENTS, STEER_EVENTS, SUMMARY_PART_EVENTS,
                                         TERMINAL_STATUS)
@@ -113,9 +114,26 @@ class StreamMonitor(Attribution):
         out: list[Finding] = []
         for rs in self.requests:
             if rs.state == STREAMING:
-                out.append(self._add("STREAM-ONE-TERMINAL",
+                out.append(self._add(STREAM_ONE_TERMINAL,
                                      "the stream ended without a terminal event for this response", rs))
         return out
+
+    def timed_out(self, request: int, limit: str) -> Finding | None:
+        """A full turn's deadline (``limit``, as the harness words it) passed while ``request``
+        had not ended and the connection stayed open: the finding that makes, recorded with the
+        request's (None when the request was answered but is not streaming)."""
+        rs = self.requests[request]
+        if rs.state == STREAMING:  # started, then no terminal event: missing, not late
+            miss = Finding(STREAM_ONE_TERMINAL, f"response {rs.response_id} started but sent no terminal event "
+                                                f"({limit})", response_id=rs.response_id)
+        elif rs.state == PENDING and not rs.events:  # not even created/queued or an error (§1.5)
+            miss = Finding(CREATE_ANSWERED, f"request {request} (response.create) got no answer at all: no "
+                                            f"response.created, response.queued or error ({limit})")
+        else:
+            return None
+        rs.findings.append(miss)
+        self.findings.append(miss)
+        return miss
 
     # --- dispatch
 
