@@ -440,6 +440,21 @@ def test_every_monitor_clause_is_declared_once():
     assert set(monitor_clauses.EMITTED) - set(reach.MONITOR_SCOPE) == {"CREATE-ANSWERED"}
 
 
+def test_rules_table_names_its_handlers_and_every_clause():
+    from conformance.monitor.attribution import ATTACHED, RULES, Attribution
+
+    book = Attribution()
+    for row in RULES:
+        assert callable(getattr(book, row.handler)), row.handler
+        assert row.rule.endswith(".") and row.rule.count(". ") == 0, row.rule  # one sentence
+        assert set(row.clauses) <= monitor_clauses.EMITTED
+    framing = {"WS-TEXT-JSON-FRAMES", "WS-NO-SSE-FRAMING", "SCHEMA-SERVER-EVENT", "ERR-ENVELOPE"}
+    named = {clause for row in RULES for clause in row.clauses} | set(ATTACHED) | framing | {"CREATE-ANSWERED"}
+    assert named == monitor_clauses.EMITTED
+    table = book.handlers()
+    assert {"error", "response.created", "response.output_text.delta"} <= set(table)
+
+
 def test_timed_out_findings_come_from_the_monitor():
     m = StreamMonitor(PERMISSIVE)
     m.sent({"type": "response.create"})

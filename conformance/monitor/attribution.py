@@ -1,191 +1,119 @@
-"""Attribution: which request a server frame answers, per lane (§4.4, §4.9, §4.10 of docs/spec.md).
+"""Attribution: which request a server frame answers, per lane, and the rules that then check
+it (§4.3, §4.4, §4.9, §4.10 of docs/spec.md).
 
 A *lane* is the create's ``stream_id`` (absent: the default lane); creates wait in a FIFO per
-lane until answered. Each rule tries its steps in order; a comment in the code names each step.
-
-==== ======================== =============================================== ======================
-rule events                   steps, in order                                 clauses it reports
-==== ======================== =============================================== ======================
-1    ``response.created``,    id seen; the lane's response started without an QUEUE-ONE-IN-FLIGHT,
-     ``response.queued``      id; the steered response's successor (§4.9 item PREVIOUS-ID-ECHOED,
-                              47); the lane's oldest pending create; an       STREAM-CREATED-FIRST
-                              expected successor; any lane's oldest pending
-                              (a mis-tag); else created opens an
-                              "unsolicited" request (noted), queued is
-                              unattributed
-2    ``response.in_progress``, id seen; the lane's newest (in_progress) or    STREAM-CREATED-FIRST,
-     terminal events          oldest (terminal) streaming response; the       STREAM-TERMINAL-RESPONSE
-                              connection's only streaming one; a pending
-                              create, started implicitly; else unattributed
-3    item, part and delta     the lane's one streaming response; the owner of STREAM-CREATED-FIRST,
-     events                   the announced ``item_id``; among the lane's     STREAM-TERMINAL-LAST
-                              streaming ones the one whose next number it
-                              carries, else the newest; the lane's pending
-                              create, implicitly; the only streaming one; the
-                              lane's last finished one; any lane's pending;
-                              else unattributed
-4    ``error``                the lane's live response when sequenced, or     LANE-TAGGED (unless
-                              when nothing is pending and no other client     exempt, §6 question
-                              event awaits an answer; untagged and sequenced: 17)
-                              the only streaming response; else it rejects
-                              the lane's oldest pending create, else any
-                              lane's; else ``connection_errors``
-5    ``response.steer.*``,    the response named; the lane's only streaming   SEQ-* (shared
-     ``response.inject.*``    one; else unattributed                          numbering, §3.5)
-6    extensions (§3.1)        control events (no ``sequence_number``, no      SEQ-*
-                              response id, §3.4): none; else the lane's only
-                              streaming one
-==== ======================== =============================================== ======================
+lane until answered. ``RULES`` below is the dispatch table: per event type its handler, the
+clauses it (and the grammar step it calls) reports, and the rule in one sentence; a comment in
+each handler names the steps it tries, in order. ``Attribution.handlers()`` builds the table
+the ``StreamMonitor`` dispatches with.
 
 Every attached event is also checked for its lane tag (``LANE-DEFAULT-UNTAGGED``,
-``LANE-TAGGED``, §4.3 item 18). A mid-stream error ends its response (state ``done``, no terminal type); a
-terminal event of it that follows is accepted, other events are ``STREAM-TERMINAL-LAST``.
-Steer and inject events may follow the terminal event. A steer's automatic successor is a
-request of its own (``origin="steer"``), so request numbers may skip values after a steer.
+``LANE-TAGGED``, §4.3 item 18). A mid-stream error ends its response (state ``done``, no
+terminal type); a terminal event of it that follows is accepted, other events are
+``STREAM-TERMINAL-LAST``. Steer and inject events may follow the terminal event. A steer's
+automatic successor is a request of its own (``origin="steer"``), so request numbers may skip
+values after a steer.
 """
 from __future__ import annotations
 
-import enum
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from conformance.monitor.clauses import (
-    ERR_CODE_NESTED, LANE_DEFAULT_UNTAGGED, LANE_TAGGED, PREVIOUS_ID_ECHOED, QUEUE_ONE_IN_FLIGHT,
-    STREAM_ANNOUNCED_ITEM, STREAM_CREATED_FIRST, STREAM_ONE_TERMINAL, STREAM_TERMINAL_LAST,
+    EXT_UNKNOWN_TOLERATED, ERR_CODE_NESTED, FC_DONE_NAME, LANE_DEFAULT_UNTAGGED, LANE_TAGGED,
+    PREVIOUS_ID_ECHOED, QUEUE_ONE_IN_FLIGHT, SEQ_FROM_ZERO_BY_ONE, SEQ_MONOTONIC, SEQ_PRESENT,
+    STREAM_ANNOUNCED_ITEM, STREAM_CREATED_FIRST, STREAM_DELTAS_ADD_UP, STREAM_DONE_MATCHES_OUTPUT,
+    STREAM_IN_PROGRESS_FOLLOWS, STREAM_INCOMPLETE_ITEM_LAST, STREAM_INDEXES_IN_ORDER,
+    STREAM_ITEM_DONE_BEFORE_TERMINAL, STREAM_ITEM_LIFECYCLE, STREAM_ONE_TERMINAL, STREAM_TERMINAL_LAST,
     STREAM_TERMINAL_RESPONSE,
 )
-from conformance.monitor.events import CONNECTION_LEVEL_CODES, DELTA_INFO, DONE_INFO, valid_lane_name
-from conformance.monitor.grammar import STRICT, Grammar, Item, Leniency
-from conformance.monitor.records import VIOLATION, Finding, Observed, short
+from conformance.monitor.events import (CONNECTION_LEVEL_CODES, DELTA_INFO, DONE_INFO, INDEX_EVENTS, INJECT_EVENTS,
+                                        ITEM_EVENTS, PART_EVENTS, PLAIN_EVENTS, STEER_EVENTS, SUMMARY_PART_EVENTS,
+                                        TERMINAL_STATUS, valid_lane_name)
+from conformance.monitor.grammar import Item
+from conformance.monitor.records import short
+from conformance.monitor.requests import DONE, PENDING, REJECTED, STREAMING, Lane, Phase, Requests, RequestState
 
 
-class Phase(enum.StrEnum):
-    """Where a request is: waiting for an answer, streaming, ended, or rejected by an error."""
-
-    PENDING = "pending"
-    STREAMING = "streaming"
-    DONE = "done"
-    REJECTED = "rejected"
+Handler = Callable[[dict, str], None]
 
 
-PENDING, STREAMING, DONE, REJECTED = Phase.PENDING, Phase.STREAMING, Phase.DONE, Phase.REJECTED
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the dispatch table: ``events`` go to ``handler`` (an ``Attribution`` method),
+    which reports ``clauses`` (itself or through the grammar step it calls)."""
+
+    events: tuple[str, ...]
+    handler: str
+    clauses: tuple[str, ...]
+    rule: str
 
 
-@dataclass(eq=False)
-class RequestState:
-    """One request (a ``response.create``, or a steer's automatic successor) and its outcome."""
+# what every handler may also report for an event it attaches: its lane tag, its number, the
+# response's in_progress due, and an event after the response ended
+ATTACHED = (LANE_DEFAULT_UNTAGGED, LANE_TAGGED, SEQ_PRESENT, SEQ_MONOTONIC, SEQ_FROM_ZERO_BY_ONE,
+            STREAM_IN_PROGRESS_FOLLOWS, STREAM_TERMINAL_LAST)
+# the dispatch table, in order (a later row wins for a type two rows name); rows with no events
+# are the fallbacks the StreamMonitor picks by the schemas' verdict on a type no row names
+RULES: tuple[Rule, ...] = (
+    Rule(("error",), "_h_error", (ERR_CODE_NESTED, LANE_TAGGED),
+         "Ends the lane's live response when sequenced (or when no client event awaits an answer), "
+         "else rejects the lane's oldest pending create, else any lane's, else is connection-level."),
+    Rule(("response.queued",), "_h_queued", (STREAM_CREATED_FIRST, QUEUE_ONE_IN_FLIGHT),
+         "Queues the request its id, the lane's oldest pending create or an expected steer successor "
+         "names; after the start only right after a response.created with status queued."),
+    Rule(("response.created",), "_h_created", (STREAM_CREATED_FIRST, QUEUE_ONE_IN_FLIGHT, PREVIOUS_ID_ECHOED),
+         "Starts, once, the response of the lane's oldest pending create (or a steer successor, another "
+         "lane's create, else an unsolicited request), one streaming per lane, previous id echoed."),
+    Rule(("response.in_progress",), "_h_in_progress", (STREAM_CREATED_FIRST,),
+         "Follows response.created in the response its id names, else the lane's newest streaming one."),
+    Rule(("response.output_item.added",), "_h_item_added",
+         (STREAM_ITEM_LIFECYCLE, STREAM_INDEXES_IN_ORDER, STREAM_INCOMPLETE_ITEM_LAST),
+         "Announces an item of the lane's live response at the next output_index."),
+    Rule(("response.output_item.done",), "_h_item_done",
+         (STREAM_ITEM_LIFECYCLE, STREAM_ANNOUNCED_ITEM, STREAM_DONE_MATCHES_OUTPUT),
+         "Closes an announced open item; its final form matches what streamed for it."),
+    Rule((PART_EVENTS[0], SUMMARY_PART_EVENTS[0]), "_h_part_added",
+         (STREAM_ANNOUNCED_ITEM, STREAM_ITEM_LIFECYCLE, STREAM_INDEXES_IN_ORDER),
+         "Opens a part of an announced open item at the next index."),
+    Rule((PART_EVENTS[1], SUMMARY_PART_EVENTS[1]), "_h_part_done",
+         (STREAM_ANNOUNCED_ITEM, STREAM_ITEM_LIFECYCLE, STREAM_DONE_MATCHES_OUTPUT),
+         "Closes an open part; its text is what its deltas added up to."),
+    Rule(tuple(TERMINAL_STATUS), "_h_terminal",
+         (STREAM_ONE_TERMINAL, STREAM_TERMINAL_RESPONSE, STREAM_ITEM_DONE_BEFORE_TERMINAL, STREAM_ITEM_LIFECYCLE,
+          STREAM_INCOMPLETE_ITEM_LAST, STREAM_DONE_MATCHES_OUTPUT, PREVIOUS_ID_ECHOED),
+         "Ends, once, the response its id names (else the lane's oldest streaming one) with a response "
+         "object whose output is the items streamed."),
+    Rule(tuple(DELTA_INFO), "_h_delta", (STREAM_ANNOUNCED_ITEM, STREAM_ITEM_LIFECYCLE),
+         "Adds to an open part or value of an announced open item."),
+    Rule(tuple(DONE_INFO), "_h_text_done",
+         (STREAM_ANNOUNCED_ITEM, STREAM_ITEM_LIFECYCLE, STREAM_DELTAS_ADD_UP, FC_DONE_NAME),
+         "Ends a text or arguments value: its deltas added up (a function call's with the item's name)."),
+    Rule(ITEM_EVENTS, "_h_item_event", (STREAM_ANNOUNCED_ITEM,), "Names an announced open item by item_id."),
+    Rule(INDEX_EVENTS, "_h_index_event", (STREAM_ANNOUNCED_ITEM,), "Names an announced item by output_index."),
+    Rule(PLAIN_EVENTS, "_h_plain", (), "Belongs to the lane's live response."),
+    Rule(STEER_EVENTS, "_h_steer", (),
+         "Numbered with the response it names (else the lane's only live one); accepted expects its successor."),
+    Rule(INJECT_EVENTS, "_h_inject", (), "Numbered with the response it names, else the lane's only live one."),
+    Rule((), "generic_event", (STREAM_ANNOUNCED_ITEM,),
+         "A type the schemas know and no row names: an item event, an index event, else a plain one."),
+    Rule((), "extension_event", (EXT_UNKNOWN_TOLERATED,),
+         "An extension (§3.1): a control event belongs to no response, another is numbered with the "
+         "lane's only live one."),
+)
 
-    index: int
-    create: dict
-    lane: str | None
-    events: list = field(default_factory=list)
-    response_id: str | None = None
-    response: dict | None = None
-    error: dict | None = None
-    state: Phase = PENDING
-    terminal_type: str | None = None
-    findings: list = field(default_factory=list)
-    origin: str = "create"  # "create" | "steer" (automatic successor) | "unsolicited"
-    created: dict | None = None  # the response object of response.created
-    grammar: Grammar = field(default_factory=Grammar, repr=False)
 
+class Attribution(Requests):
+    """The rules of one connection: which request each event answers, and its checks (``RULES``)."""
 
-class Lane:
-    """The requests of one ``stream_id``."""
-
-    __slots__ = ("pending", "streaming", "last", "steered")
-
-    def __init__(self) -> None:
-        self.pending: deque = deque()  # creates not answered yet, oldest first
-        self.streaming: list = []
-        self.last: RequestState | None = None  # the last response that ended
-        self.steered: list = []  # responses with an accepted steer whose successor is expected
-
-
-class Attribution:
-    """The requests of one connection and the handlers that tie each event to one of them."""
-
-    def __init__(self, lenient: Leniency = STRICT) -> None:
-        self.lenient = lenient
-        self.requests: list[RequestState] = []
-        self.findings: list[Finding] = []
-        self.connection_errors: list[dict] = []
-        self.notes: list[str] = []
-        self.internal_errors: list[str] = []
-        self.unattributed: list[dict] = []
-        self._lanes: dict[Any, Lane] = {None: Lane()}
-        self._by_id: dict[str, RequestState] = {}
-        self._item_owner: dict[str, RequestState] = {}
-        self._once: set = set()  # dedupe keys of findings of no request
-        self._steers_sent: list[dict] = []
-        self._unanswered_other = 0  # client events other than creates that await an answer
-        self._obs: Observed | None = None
-        self._loose: list[Finding] = []  # findings of the current frame made before attribution
-        self._report = self._add  # bound once: the grammar's finding sink on the hot paths
-
-    # --- findings
-
-    def _add(self, clause: str, message: str, rs: RequestState | None = None, kind: str = VIOLATION,
-             pointer: str | None = None) -> Finding:
-        obs = self._obs
-        f = Finding(clause, message, kind, obs.index if obs is not None else None,
-                    rs.response_id if rs is not None else None, pointer)
-        self.findings.append(f)
-        if obs is not None:
-            obs.findings.append(f)
-        if rs is not None:
-            rs.findings.append(f)
-        elif obs is not None:
-            self._loose.append(f)
-        return f
-
-    def _request(self, create: dict, lane: str | None, origin: str = "create") -> RequestState:
-        """A new request, numbered in order, with the profile's leniencies."""
-        rs = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
-        self.requests.append(rs)
-        return rs
-
-    # --- lanes and pending creates
-
-    def _lane(self, key: Any) -> Lane:
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = Lane()
-        return lane
-
-    @staticmethod
-    def _lane_key(ev: dict) -> Any:
-        sid = ev.get("stream_id")
-        if sid is None or type(sid) is str:
-            return sid
-        return ("invalid", short(sid))
-
-    def _take_pending(self, key: Any) -> RequestState | None:
-        """The lane's oldest pending create, else the oldest of any lane."""
-        lane = self._lanes.get(key)
-        if lane is not None and lane.pending:
-            return lane.pending.popleft()
-        best: Lane | None = None
-        for other in self._lanes.values():
-            if other.pending and (best is None or other.pending[0].index < best.pending[0].index):
-                best = other
-        if best is not None:
-            return best.pending.popleft()
-        return None
-
-    def _sole_streaming(self) -> RequestState | None:
-        """The only streaming response of the connection (any lane); None when there are none or several."""
-        streaming = [rs for ln in self._lanes.values() for rs in ln.streaming]
-        return streaming[0] if len(streaming) == 1 else None
-
-    def _unattributed(self, ev: dict, message: str) -> None:
-        """An event that belongs to no request; STREAM-CREATED-FIRST once per connection and type."""
-        self.unattributed.append(ev)
-        key = ("unattributed", ev["type"])
-        if key not in self._once:
-            self._once.add(key)
-            self._add(STREAM_CREATED_FIRST, message)
+    def handlers(self) -> dict[str, Handler]:
+        """The dispatch table of ``RULES``: event type -> this connection's handler."""
+        table: dict[str, Handler] = {}
+        for row in RULES:
+            handler = getattr(self, row.handler)
+            for typ in row.events:
+                table[typ] = handler
+        return table
 
     # --- a request's life
 
@@ -196,7 +124,7 @@ class Attribution:
             return
         if lane.streaming:
             other = lane.streaming[-1]
-            self._add(QUEUE_ONE_IN_FLIGHT,
+            self.add(QUEUE_ONE_IN_FLIGHT,
                       f"response {rid!r} started while {other.response_id!r} (request {other.index}) "
                       f"of the same lane was still streaming", rs)
         rs.state = STREAMING
@@ -204,7 +132,7 @@ class Attribution:
         if type(rid) is str:
             rs.response_id = rid
             self._by_id.setdefault(rid, rs)
-        rs.grammar.first_event(self._add, rs, first_type)
+        rs.grammar.first_event(self.add, rs, first_type)
 
     def _implicit(self, ev: dict, typ: str) -> RequestState | None:
         """An event of a response that has not started: take the pending create it answers."""
@@ -230,30 +158,30 @@ class Attribution:
         if sid == rs.lane:
             return
         if rs.lane is None:
-            rs.grammar.once_add(self._add, rs, "lane", LANE_DEFAULT_UNTAGGED,
+            rs.grammar.once_add(self.add, rs, "lane", LANE_DEFAULT_UNTAGGED,
                                 f"{ev['type']} carries stream_id {short(sid)} but its create named no lane")
         else:
-            rs.grammar.once_add(self._add, rs, "lane", LANE_TAGGED,
+            rs.grammar.once_add(self.add, rs, "lane", LANE_TAGGED,
                                 f"{ev['type']} carries stream_id {short(sid)}, expected {rs.lane!r}")
 
     def _attach_unsequenced(self, rs: RequestState, ev: dict) -> None:
         rs.events.append(ev)
-        self._obs.request = rs.index
+        self.frame.request = rs.index
         if ev.get("stream_id") != rs.lane:
             self._lane_check(rs, ev)
 
     def _attach(self, rs: RequestState, ev: dict, typ: str) -> None:
         """A streaming event of the live response rs: its lane, then its grammar step."""
         rs.events.append(ev)
-        self._obs.request = rs.index
+        self.frame.request = rs.index
         if ev.get("stream_id") != rs.lane:
             self._lane_check(rs, ev)
         rs.grammar.step(self._report, rs, ev, typ)
 
     def _after_end(self, rs: RequestState, ev: dict) -> None:
         rs.events.append(ev)
-        self._obs.request = rs.index
-        rs.grammar.once_add(self._add, rs, "after-end", STREAM_TERMINAL_LAST,
+        self.frame.request = rs.index
+        rs.grammar.once_add(self.add, rs, "after-end", STREAM_TERMINAL_LAST,
                             f"{ev['type']} arrived after the response ended ({rs.terminal_type or 'error event'})")
 
     def _check_previous(self, rs: RequestState, resp: dict, typ: str) -> None:
@@ -262,7 +190,7 @@ class Attribution:
         expected = rs.create.get("previous_response_id")
         got = resp.get("previous_response_id")
         if expected != got:
-            rs.grammar.once_add(self._add, rs, "prev", PREVIOUS_ID_ECHOED,
+            rs.grammar.once_add(self.add, rs, "prev", PREVIOUS_ID_ECHOED,
                                 f"{typ}: response.previous_response_id is {short(got)}, the create sent {short(expected)}")
 
     # --- rule 1: response.created / response.queued
@@ -291,7 +219,7 @@ class Attribution:
             return rs
         if ev.get("type") == "response.created":  # answers nothing: still check its stream
             rs = self._request({}, key if type(key) is str else None, origin="unsolicited")
-            self.notes.append(f"frame {self._obs.index}: response.created {short(rid)} answers no create "
+            self.notes.append(f"frame {self.frame.index}: response.created {short(rid)} answers no create "
                               f"(request {rs.index} opened as unsolicited)")
             return rs
         return None
@@ -333,7 +261,7 @@ class Attribution:
             return
         if rs.state == STREAMING:
             self._attach(rs, ev, typ)
-            self._add(STREAM_CREATED_FIRST, "response.queued after the response started", rs)
+            self.add(STREAM_CREATED_FIRST, "response.queued after the response started", rs)
             return
         g.queued = True
         self._attach(rs, ev, typ)
@@ -350,7 +278,7 @@ class Attribution:
                 return
             self._attach(rs, ev, typ)
             if rs.created is not None:
-                self._add(STREAM_CREATED_FIRST, f"second response.created for {rid!r}", rs)
+                self.add(STREAM_CREATED_FIRST, f"second response.created for {rid!r}", rs)
             else:
                 rs.created = resp
             return
@@ -408,23 +336,23 @@ class Attribution:
             self._begin(rs, rid, typ)
         if rs.state != STREAMING:
             rs.events.append(ev)
-            self._obs.request = rs.index
+            self.frame.request = rs.index
             if rs.terminal_type is None and rs.error is not None:
                 rs.terminal_type = typ  # error mid-stream, then its terminal event: accepted (once)
                 if type(resp) is dict:
                     rs.response = resp
-                rs.grammar.shared_number(self._add, rs, ev, typ)
+                rs.grammar.shared_number(self.add, rs, ev, typ)
             elif rs.state == DONE:
-                self._add(STREAM_ONE_TERMINAL, f"{typ} is a second terminal event (first: {rs.terminal_type})", rs)
+                self.add(STREAM_ONE_TERMINAL, f"{typ} is a second terminal event (first: {rs.terminal_type})", rs)
             else:
                 self._after_end(rs, ev)
             return
         self._attach(rs, ev, typ)
         if type(resp) is not dict:  # a MUST under every profile (§4.3 items 15, 16a)
-            self._add(STREAM_TERMINAL_RESPONSE, f"{typ} carries no response object", rs, pointer="/response")
+            self.add(STREAM_TERMINAL_RESPONSE, f"{typ} carries no response object", rs, pointer="/response")
             self._end(rs, DONE, typ)
             return
-        rs.grammar.terminal(self._add, rs, typ, resp, rid)
+        rs.grammar.terminal(self.add, rs, typ, resp, rid)
         self._check_previous(rs, resp, typ)
         rs.response = resp
         self._end(rs, DONE, typ)
@@ -496,7 +424,7 @@ class Attribution:
                 self._after_end(rs, ev)
                 return None
             self._attach(rs, ev, typ)
-            return g.announced_by_index(self._add, rs, typ, oi, it)
+            return g.announced_by_index(self.add, rs, typ, oi, it)
         iid = ev.get("item_id")
         if type(iid) is not str:
             iid = None
@@ -509,7 +437,7 @@ class Attribution:
         self._attach(rs, ev, typ)
         if it is None and iid is not None and self.lenient.setup_events:  # an implicit item: its owner
             self._item_owner.setdefault(iid, rs)
-        return g.announced(self._add, rs, ev, typ, it, iid)
+        return g.announced(self.add, rs, ev, typ, it, iid)
 
     def _h_plain(self, ev: dict, typ: str) -> RequestState | None:
         """An event without an item reference: attached to its live response, which is returned
@@ -527,7 +455,7 @@ class Attribution:
         rs = self._h_plain(ev, typ)
         if rs is None:
             return
-        iid = rs.grammar.item_added(self._add, rs, ev, self._item_owner)
+        iid = rs.grammar.item_added(self.add, rs, ev, self._item_owner)
         if iid is not None:
             self._item_owner.setdefault(iid, rs)
 
@@ -544,17 +472,17 @@ class Attribution:
         self._attach(rs, ev, typ)
         if it is None and iid is not None and self.lenient.setup_events:
             self._item_owner.setdefault(iid, rs)
-        rs.grammar.item_done(self._add, rs, ev, iid, it)
+        rs.grammar.item_done(self.add, rs, ev, iid, it)
 
     def _h_part_added(self, ev: dict, typ: str) -> None:
         rs, it = self._routed_item(ev, typ)
         if it is not None:
-            rs.grammar.part_added(self._add, rs, ev, typ, it)
+            rs.grammar.part_added(self.add, rs, ev, typ, it)
 
     def _h_part_done(self, ev: dict, typ: str) -> None:
         rs, it = self._routed_item(ev, typ)
         if it is not None:
-            rs.grammar.part_done(self._add, rs, ev, typ, it)
+            rs.grammar.part_done(self.add, rs, ev, typ, it)
 
     def _h_delta(self, ev: dict, typ: str) -> None:
         # the hottest path: one live response on the lane, its announced open item, the next number
@@ -575,10 +503,10 @@ class Attribution:
                 and sid == rs.lane and last is not None and type(seq) is int and seq == last + 1):
             # what _attach and Grammar.announced would do for such an event, inline
             rs.events.append(ev)
-            self._obs.request = rs.index
+            self.frame.request = rs.index
             g.seq = seq
             if ev.get("output_index") != it.output_index:
-                g.once_add(self._add, rs, ("oi", iid), STREAM_ANNOUNCED_ITEM,
+                g.once_add(self.add, rs, ("oi", iid), STREAM_ANNOUNCED_ITEM,
                            f"{typ} for item {iid!r} has output_index {short(ev.get('output_index'))}, "
                            f"the item was announced at {it.output_index}")
         else:
@@ -590,7 +518,7 @@ class Attribution:
     def _h_text_done(self, ev: dict, typ: str) -> None:
         rs, it = self._routed_item(ev, typ)
         if it is not None:
-            rs.grammar.text_done(self._add, rs, ev, typ, it, DONE_INFO[typ])
+            rs.grammar.text_done(self.add, rs, ev, typ, it, DONE_INFO[typ])
 
     def _h_item_event(self, ev: dict, typ: str) -> None:
         self._routed_item(ev, typ)
@@ -598,7 +526,7 @@ class Attribution:
     def _h_index_event(self, ev: dict, typ: str) -> None:
         self._routed_item(ev, typ, by_index=True)
 
-    def _h_generic(self, ev: dict, typ: str) -> None:
+    def generic_event(self, ev: dict, typ: str) -> None:
         """A type the schemas know but the grammar has no rule for."""
         if "item_id" in ev:
             self._h_item_event(ev, typ)
@@ -612,7 +540,7 @@ class Attribution:
     def _h_error(self, ev: dict, typ: str) -> None:
         err = ev.get("error")
         if type(err) is not dict and "code" in ev:
-            self._add(ERR_CODE_NESTED,
+            self.add(ERR_CODE_NESTED,
                       f"error event uses the flat legacy shape (top-level code {short(ev.get('code'))}, no error object)",
                       pointer="/code")
         key = self._lane_key(ev)
@@ -640,7 +568,7 @@ class Attribution:
             self.connection_errors.append(ev)
             return
         rs.events.append(ev)
-        self._obs.request = rs.index
+        self.frame.request = rs.index
         rs.error = ev
         rs.state = REJECTED
         sid = ev.get("stream_id")
@@ -666,7 +594,7 @@ class Attribution:
             self.unattributed.append(ev)
             return None
         self._attach_unsequenced(rs, ev)
-        rs.grammar.shared_number(self._add, rs, ev, typ)
+        rs.grammar.shared_number(self.add, rs, ev, typ)
         return rs
 
     def _h_steer(self, ev: dict, typ: str) -> None:
@@ -690,7 +618,7 @@ class Attribution:
 
     # --- rule 6: extensions
 
-    def _h_extension_event(self, ev: dict, typ: str) -> None:
+    def extension_event(self, ev: dict, typ: str) -> None:
         if "sequence_number" not in ev and "response_id" not in ev and "response" not in ev:
             return  # a control event (ping, codex.rate_limits, ...; §3.4): no response owns it
         sid = ev.get("stream_id")
@@ -698,6 +626,6 @@ class Attribution:
         if lane is not None and len(lane.streaming) == 1:
             rs = lane.streaming[0]
             rs.events.append(ev)
-            self._obs.request = rs.index
-            rs.grammar.shared_number(self._add, rs, ev, typ)
+            self.frame.request = rs.index
+            rs.grammar.shared_number(self.add, rs, ev, typ)
 

@@ -121,4 +121,3 @@ CREATE_ANSWERED = _declare("CREATE-ANSWERED", None)
 
 SCOPE: MappingProxyType[str, tuple[Applies, Needs]] = MappingProxyType(_scope)
 EMITTED: frozenset[str] = frozenset(_emitted)
-del _scope, _emitted
