@@ -83,9 +83,9 @@ class Requests:
         if type(event) is dict and event.get("type") == "response.create":
             sid = event.get("stream_id")
             lane = sid if type(sid) is str else None
-            rs = self._request(event, lane)
-            self._lane(lane).pending.append(rs)
-            return rs.index
+            request = self._request(event, lane)
+            self._lane(lane).pending.append(request)
+            return request.index
         if type(event) is dict and event.get("type") == "response.steer":
             self._steers_sent.append(event)
         self._unanswered_other += 1
@@ -98,8 +98,8 @@ class Requests:
         once per connection for frames of no request, to keep reports small; ``dedupe_keys``
         maps such a finding's id to its key."""
         loose, self.loose = self.loose, []
-        rs = self.requests[frame.request] if frame.request is not None else None
-        once = rs.grammar.once if rs is not None else self._once
+        request = self.requests[frame.request] if frame.request is not None else None
+        once = request.grammar.once if request is not None else self._once
         for finding in loose:
             key = dedupe_keys.pop(id(finding), None)
             if key is not None:
@@ -107,10 +107,10 @@ class Requests:
                     self._drop(frame, finding)
                     continue
                 once.add(key)
-            if rs is not None:
+            if request is not None:
                 if finding.response_id is None:
-                    finding.response_id = rs.response_id
-                rs.findings.append(finding)
+                    finding.response_id = request.response_id
+                request.findings.append(finding)
         dedupe_keys.clear()
 
     def _drop(self, frame: Observed, finding: Finding) -> None:
@@ -122,25 +122,25 @@ class Requests:
 
     # --- findings
 
-    def add(self, clause: str, message: str, rs: RequestState | None = None, kind: str = VIOLATION,
+    def add(self, clause: str, message: str, request: RequestState | None = None, kind: str = VIOLATION,
              pointer: str | None = None) -> Finding:
         obs = self.frame
-        f = Finding(clause, message, kind, obs.index if obs is not None else None,
-                    rs.response_id if rs is not None else None, pointer)
-        self.findings.append(f)
+        finding = Finding(clause, message, kind, obs.index if obs is not None else None,
+                    request.response_id if request is not None else None, pointer)
+        self.findings.append(finding)
         if obs is not None:
-            obs.findings.append(f)
-        if rs is not None:
-            rs.findings.append(f)
+            obs.findings.append(finding)
+        if request is not None:
+            request.findings.append(finding)
         elif obs is not None:
-            self.loose.append(f)
-        return f
+            self.loose.append(finding)
+        return finding
 
     def _request(self, create: dict, lane: str | None, origin: str = "create") -> RequestState:
         """A new request, numbered in order, with the profile's leniencies."""
-        rs = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
-        self.requests.append(rs)
-        return rs
+        request = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
+        self.requests.append(request)
+        return request
 
     # --- lanes and pending creates
 
@@ -151,8 +151,8 @@ class Requests:
         return lane
 
     @staticmethod
-    def _lane_key(ev: dict) -> Any:
-        sid = ev.get("stream_id")
+    def _lane_key(event: dict) -> Any:
+        sid = event.get("stream_id")
         if sid is None or type(sid) is str:
             return sid
         return ("invalid", short(sid))
@@ -172,13 +172,13 @@ class Requests:
 
     def _sole_streaming(self) -> RequestState | None:
         """The only streaming response of the connection (any lane); None when there are none or several."""
-        streaming = [rs for ln in self._lanes.values() for rs in ln.streaming]
+        streaming = [request for ln in self._lanes.values() for request in ln.streaming]
         return streaming[0] if len(streaming) == 1 else None
 
-    def _unattributed(self, ev: dict, message: str) -> None:
+    def _unattributed(self, event: dict, message: str) -> None:
         """An event that belongs to no request; STREAM-CREATED-FIRST once per connection and type."""
-        self.unattributed.append(ev)
-        key = ("unattributed", ev["type"])
+        self.unattributed.append(event)
+        key = ("unattributed", event["type"])
         if key not in self._once:
             self._once.add(key)
             self.add(STREAM_CREATED_FIRST, message)

@@ -72,31 +72,31 @@ class StreamMonitor:
         attribution = self._attribution
         attribution.frame = obs
         try:
-            ev = typ = None
+            event = typ = None
             if type(data) is str:  # the common case first: a text frame holding an event
                 try:
-                    ev = _loads(data)
-                    typ = ev.get("type") if type(ev) is dict else None
+                    event = _loads(data)
+                    typ = event.get("type") if type(event) is dict else None
                 except Exception:
                     pass
             if type(typ) is not str:
-                ev = decode(data, self._add)  # framing findings (parses again)
-                if ev is None:
+                event = decode(data, self._add)  # framing findings (parses again)
+                if event is None:
                     return obs
-                typ = ev["type"]
-            obs.message = ev
+                typ = event["type"]
+            obs.message = event
             is_valid = self._is_valid
             if is_valid is None:
                 is_valid = self._is_valid = self._schemas.resolve()
-            if not is_valid(ev):
-                self._schemas.issues(ev, typ, self._add, self._dedupe_keys)
+            if not is_valid(event):
+                self._schemas.issues(event, typ, self._add, self._dedupe_keys)
             entry = self._dispatch.get(typ)
             if entry is None:
                 entry = self._resolve_type(typ)
             handler, known = entry
-            if known is not None and not known.issuperset(ev):
-                self._schemas.unknown_fields(ev, typ, known, self._add)
-            handler(ev, typ)
+            if known is not None and not known.issuperset(event):
+                self._schemas.unknown_fields(event, typ, known, self._add)
+            handler(event, typ)
         except Exception as exc:  # the monitor never raises on input
             self.internal_errors.append(f"frame {idx}: {type(exc).__name__}: {exc}")
         finally:
@@ -112,26 +112,26 @@ class StreamMonitor:
         self._finished = True
         self._attribution.frame = None
         out: list[Finding] = []
-        for rs in self.requests:
-            if rs.state == STREAMING:
+        for request in self.requests:
+            if request.state == STREAMING:
                 out.append(self._add(STREAM_ONE_TERMINAL,
-                                     "the stream ended without a terminal event for this response", rs))
+                                     "the stream ended without a terminal event for this response", request))
         return out
 
     def timed_out(self, request: int, limit: str) -> Finding | None:
         """A full turn's deadline (``limit``, as the harness words it) passed while ``request``
         had not ended and the connection stayed open: the finding that makes, recorded with the
         request's (None when the request was answered but is not streaming)."""
-        rs = self.requests[request]
-        if rs.state == STREAMING:  # started, then no terminal event: missing, not late
-            miss = Finding(STREAM_ONE_TERMINAL, f"response {rs.response_id} started but sent no terminal event "
-                                                f"({limit})", response_id=rs.response_id)
-        elif rs.state == PENDING and not rs.events:  # not even created/queued or an error (§1.5)
+        record = self.requests[request]
+        if record.state == STREAMING:  # started, then no terminal event: missing, not late
+            miss = Finding(STREAM_ONE_TERMINAL, f"response {record.response_id} started but sent no terminal event "
+                                                f"({limit})", response_id=record.response_id)
+        elif record.state == PENDING and not record.events:  # not even created/queued or an error (§1.5)
             miss = Finding(CREATE_ANSWERED, f"request {request} (response.create) got no answer at all: no "
                                             f"response.created, response.queued or error ({limit})")
         else:
             return None
-        rs.findings.append(miss)
+        record.findings.append(miss)
         self.findings.append(miss)
         return miss
 
@@ -150,6 +150,6 @@ class StreamMonitor:
         self._dispatch[typ] = entry
         return entry
 
-    def _h_extension(self, ev: dict, typ: str) -> None:
+    def _h_extension(self, event: dict, typ: str) -> None:
         self._schemas.unknown_type(typ, self._add)
-        self._attribution.extension_event(ev, typ)
+        self._attribution.extension_event(event, typ)
