@@ -125,8 +125,8 @@ class Attribution(Requests):
         if lane.streaming:
             other = lane.streaming[-1]
             self.add(QUEUE_ONE_IN_FLIGHT,
-                      f"response {rid!r} started while {other.response_id!r} (request {other.index}) "
-                      f"of the same lane was still streaming", request)
+                     f"response {rid!r} started while {other.response_id!r} (request {other.index}) "
+                     f"of the same lane was still streaming", request)
         request.state = STREAMING
         lane.streaming.append(request)
         if type(rid) is str:
@@ -159,10 +159,10 @@ class Attribution(Requests):
             return
         if request.lane is None:
             request.grammar.once_add(self.add, request, "lane", LANE_DEFAULT_UNTAGGED,
-                                f"{event['type']} carries stream_id {short(sid)} but its create named no lane")
+                                     f"{event['type']} carries stream_id {short(sid)} but its create named no lane")
         else:
             request.grammar.once_add(self.add, request, "lane", LANE_TAGGED,
-                                f"{event['type']} carries stream_id {short(sid)}, expected {request.lane!r}")
+                                     f"{event['type']} carries stream_id {short(sid)}, expected {request.lane!r}")
 
     def _attach_unsequenced(self, request: RequestState, event: dict) -> None:
         request.events.append(event)
@@ -182,8 +182,8 @@ class Attribution(Requests):
         request.events.append(event)
         self.frame.request = request.index
         request.grammar.once_add(self.add, request, "after-end", STREAM_TERMINAL_LAST,
-                            f"{event['type']} arrived after the response ended "
-                            f"({request.terminal_type or 'error event'})")
+                                 f"{event['type']} arrived after the response ended "
+                                 f"({request.terminal_type or 'error event'})")
 
     def _check_previous(self, request: RequestState, resp: dict, typ: str) -> None:
         if request.origin == "unsolicited":
@@ -192,8 +192,8 @@ class Attribution(Requests):
         got = resp.get("previous_response_id")
         if expected != got:
             request.grammar.once_add(self.add, request, "prev", PREVIOUS_ID_ECHOED,
-                                f"{typ}: response.previous_response_id is {short(got)}, "
-                                f"the create sent {short(expected)}")
+                                     f"{typ}: response.previous_response_id is {short(got)}, "
+                                     f"the create sent {short(expected)}")
 
     # --- rule 1: response.created / response.queued
 
@@ -511,8 +511,8 @@ class Attribution(Requests):
             grammar.seq = seq
             if event.get("output_index") != item.output_index:
                 grammar.once_add(self.add, request, ("oi", iid), STREAM_ANNOUNCED_ITEM,
-                           f"{typ} for item {iid!r} has output_index {short(event.get('output_index'))}, "
-                           f"the item was announced at {item.output_index}")
+                                 f"{typ} for item {iid!r} has output_index {short(event.get('output_index'))}, "
+                                 f"the item was announced at {item.output_index}")
         else:
             item = self._item_for(request, event, typ)
             if item is None:
@@ -545,9 +545,9 @@ class Attribution(Requests):
         err = event.get("error")
         if type(err) is not dict and "code" in event:
             self.add(ERR_CODE_NESTED,
-                      f"error event uses the flat legacy shape (top-level code {short(event.get('code'))}, "
-                      "no error object)",
-                      pointer="/code")
+                     f"error event uses the flat legacy shape (top-level code {short(event.get('code'))}, "
+                     "no error object)",
+                     pointer="/code")
         key = self._lane_key(event)
         lane = self._lanes.get(key)
         has_seq = "sequence_number" in event

@@ -123,10 +123,10 @@ class Requests:
     # --- findings
 
     def add(self, clause: str, message: str, request: RequestState | None = None, kind: str = VIOLATION,
-             pointer: str | None = None) -> Finding:
+            pointer: str | None = None) -> Finding:
         obs = self.frame
         finding = Finding(clause, message, kind, obs.index if obs is not None else None,
-                    request.response_id if request is not None else None, pointer)
+                          request.response_id if request is not None else None, pointer)
         self.findings.append(finding)
         if obs is not None:
             obs.findings.append(finding)
