@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect as _ws_connect
 
 from conformance.deadlines import output_done
-from conformance.monitor import TERMINAL_STATUS, TERMINAL_TYPES, Finding, Phase, StreamMonitor
+from conformance.monitor import TERMINAL_STATUS, TERMINAL_TYPES, Phase, StreamMonitor
 from conformance.target import Target
 from conformance.turn import Turn, TurnStatus  # noqa: F401 - Turn re-exported: cases import it from here
 
@@ -521,22 +521,10 @@ class Connection:
             status = TurnStatus.CLOSED
         else:
             status = TurnStatus.TIMEOUT
-            miss = None
-            if timeout is None and rs.state == Phase.STREAMING:
-                # a full turn deadline passed after response.created: the terminal event is
-                # missing, not late (a deliberate short peek with timeout= is not judged)
-                miss = Finding(clause="STREAM-ONE-TERMINAL", response_id=rs.response_id,
-                               message=f"response {rs.response_id} started but sent no terminal event "
-                                       f"({limit})")
-            elif timeout is None and rs.state == Phase.PENDING and not rs.events:
-                # an open connection, and not even response.created/queued or an error (§1.5)
-                miss = Finding(clause="CREATE-ANSWERED",
-                               message=f"request {request} (response.create) got no answer at all: no "
-                                       f"response.created, response.queued or error ({limit})")
-            if miss is not None:
-                rs.findings.append(miss)
-                self.monitor.findings.append(miss)
-                findings.append(miss)
+            if timeout is None:  # a full turn's deadline (a deliberate short peek is not judged)
+                miss = self.monitor.timed_out(request, limit)
+                if miss is not None:
+                    findings.append(miss)
         if timeout is None:
             self.run.turn_ended(status, started=rs.state == Phase.STREAMING or bool(rs.events))
         timings["elapsed"] = self._now() - timings["sent"]

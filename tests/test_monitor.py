@@ -9,15 +9,19 @@
 """
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import random
+import re
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+from conformance import reach
 from conformance.monitor import PERMISSIVE, Finding, StreamMonitor
+from conformance.monitor import clauses as monitor_clauses
 
 EXAMPLES = Path(__file__).resolve().parent / "data" / "examples"  # in-repo; a missing file fails
 
@@ -413,6 +417,58 @@ def test_every_monitor_clause_is_registered():
     registry = Path(__file__).resolve().parents[1] / "cases" / "clauses.toml"
     ids = {c["id"] for c in tomllib.loads(registry.read_text(encoding="utf-8"))["clause"]}
     assert GRAMMAR_CLAUSES | {"EXT-UNKNOWN-TOLERATED"} <= ids
+    assert monitor_clauses.EMITTED <= ids, sorted(monitor_clauses.EMITTED - ids)
+
+
+_CLAUSE_ID = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+")
+
+
+def test_every_monitor_clause_is_declared_once():
+    """The monitor names clauses by the constants of monitor/clauses.py only: a clause-id
+    string anywhere else in conformance/monitor/ would be an undeclared clause it can emit."""
+    package = Path(__file__).resolve().parents[1] / "conformance" / "monitor"
+    stray = []
+    for path in sorted(package.glob("*.py")):
+        if path.name == "clauses.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _CLAUSE_ID.fullmatch(node.value):
+                stray.append(f"{path.name}:{node.lineno} {node.value}")
+    assert not stray, stray
+    assert GRAMMAR_CLAUSES | {"EXT-UNKNOWN-TOLERATED"} <= monitor_clauses.EMITTED
+    assert set(reach.MONITOR_SCOPE) <= monitor_clauses.EMITTED
+    assert set(monitor_clauses.EMITTED) - set(reach.MONITOR_SCOPE) == {"CREATE-ANSWERED"}
+
+
+def test_rules_table_names_its_handlers_and_every_clause():
+    from conformance.monitor.attribution import ATTACHED, RULES, Attribution
+
+    book = Attribution()
+    for row in RULES:
+        assert callable(getattr(book, row.handler)), row.handler
+        assert row.rule.endswith(".") and row.rule.count(". ") == 0, row.rule  # one sentence
+        assert set(row.clauses) <= monitor_clauses.EMITTED
+    framing = {"WS-TEXT-JSON-FRAMES", "WS-NO-SSE-FRAMING", "SCHEMA-SERVER-EVENT", "ERR-ENVELOPE"}
+    named = {clause for row in RULES for clause in row.clauses} | set(ATTACHED) | framing | {"CREATE-ANSWERED"}
+    assert named == monitor_clauses.EMITTED
+    table = book.handlers()
+    assert {"error", "response.created", "response.output_text.delta"} <= set(table)
+
+
+def test_timed_out_findings_come_from_the_monitor():
+    m = StreamMonitor(PERMISSIVE)
+    m.sent({"type": "response.create"})
+    m.sent({"type": "response.create"})
+    m.sent({"type": "response.create"})
+    m.feed(json.dumps({"type": "response.created", "sequence_number": 0,
+                       "response": {"id": "resp_1", "object": "response", "status": "in_progress", "output": []}}))
+    m.feed(json.dumps({"type": "error", "error": {"type": "invalid_request_error", "code": "x", "message": "no"}}))
+    started = m.timed_out(0, "30s")
+    assert started is not None and started.clause == "STREAM-ONE-TERMINAL" and started.response_id == "resp_1"
+    assert m.requests[1].state == "rejected" and m.timed_out(1, "30s") is None
+    silent = m.timed_out(2, "30s")
+    assert silent is not None and silent.clause == "CREATE-ANSWERED" and "30s" in silent.message
+    assert started in m.requests[0].findings and silent in m.requests[2].findings and silent in m.findings
 
 
 @pytest.mark.parametrize("mid", ["seq-by-two", "seq-from-one", "seq-gap"])

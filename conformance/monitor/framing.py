@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+from conformance.monitor.clauses import (
+    ERR_ENVELOPE, EXT_UNKNOWN_TOLERATED, SCHEMA_SERVER_EVENT, WS_NO_SSE_FRAMING, WS_TEXT_JSON_FRAMES,
+)
 from conformance.monitor.events import KNOWN_EVENT_TYPES, WILD_EXTENSIONS
 from conformance.monitor.records import EXTENSION, short
 
@@ -55,13 +58,13 @@ def decode(data: Any, add: Callable[..., Any]) -> dict | None:
             return None
     if type(ev) is not dict:
         if ev == "[DONE]":
-            add("WS-NO-SSE-FRAMING", "frame is a [DONE] sentinel")
+            add(WS_NO_SSE_FRAMING, "frame is a [DONE] sentinel")
         else:
-            add("WS-TEXT-JSON-FRAMES", f"frame is JSON but not an object: {short(ev)}")
+            add(WS_TEXT_JSON_FRAMES, f"frame is JSON but not an object: {short(ev)}")
         return None
     typ = ev.get("type")
     if type(typ) is not str:
-        add("WS-TEXT-JSON-FRAMES", f"event has no string 'type': {short(typ)}", pointer="/type")
+        add(WS_TEXT_JSON_FRAMES, f"event has no string 'type': {short(typ)}", pointer="/type")
         return None
     return ev
 
@@ -71,18 +74,18 @@ def _binary(data: Any, add: Callable[..., Any]) -> str | None:
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
-            add("WS-TEXT-JSON-FRAMES", f"binary frame of {len(data)} bytes (not UTF-8 text)")
+            add(WS_TEXT_JSON_FRAMES, f"binary frame of {len(data)} bytes (not UTF-8 text)")
             return None
-        add("WS-TEXT-JSON-FRAMES", f"binary frame of {len(data)} bytes (server events are text frames)")
+        add(WS_TEXT_JSON_FRAMES, f"binary frame of {len(data)} bytes (server events are text frames)")
         return text
-    add("WS-TEXT-JSON-FRAMES", f"frame of type {type(data).__name__}, not text")
+    add(WS_TEXT_JSON_FRAMES, f"frame of type {type(data).__name__}, not text")
     return None
 
 
 def _not_json(text: str, add: Callable[..., Any]) -> dict | None:
     stripped = text.strip()
     if stripped == "[DONE]" or stripped.startswith(_SSE_PREFIXES) or "\ndata:" in text:
-        add("WS-NO-SSE-FRAMING", f"SSE framing in a WebSocket frame: {short(stripped, 80)}")
+        add(WS_NO_SSE_FRAMING, f"SSE framing in a WebSocket frame: {short(stripped, 80)}")
         payload = "\n".join(line[5:].strip() for line in stripped.splitlines() if line.startswith("data:"))
         if payload and payload != "[DONE]":
             try:
@@ -92,7 +95,7 @@ def _not_json(text: str, add: Callable[..., Any]) -> dict | None:
             if type(ev) is dict:
                 return ev
         return None
-    add("WS-TEXT-JSON-FRAMES", f"frame is not JSON: {short(text, 80)}")
+    add(WS_TEXT_JSON_FRAMES, f"frame is not JSON: {short(text, 80)}")
     return None
 
 
@@ -164,9 +167,9 @@ class SchemaDispatch:
         if typ == "error":
             if not isinstance(ev.get("error"), dict) and "code" in ev:
                 return  # the legacy flat shape: reported once, as ERR-CODE-NESTED
-            clause = "ERR-ENVELOPE"
+            clause = ERR_ENVELOPE
         else:
-            clause = "SCHEMA-SERVER-EVENT"
+            clause = SCHEMA_SERVER_EVENT
         try:
             found = list(self.schemas.validate(ev))
         except Exception as exc:
@@ -193,11 +196,11 @@ class SchemaDispatch:
         for key in ev:
             if key not in known and (typ, key) not in self._ext_seen:
                 self._ext_seen.add((typ, key))
-                add("EXT-UNKNOWN-TOLERATED", f"unknown field {short(key)} on {typ}", kind=EXTENSION,
+                add(EXT_UNKNOWN_TOLERATED, f"unknown field {short(key)} on {typ}", kind=EXTENSION,
                     pointer="/" + str(key).replace("~", "~0").replace("/", "~1"))
 
     def unknown_type(self, typ: str, add: Callable[..., Any]) -> None:
         """An unknown event type: an extension, once per type."""
         if typ not in self._ext_seen:
             self._ext_seen.add(typ)
-            add("EXT-UNKNOWN-TOLERATED", f"unknown event type {short(typ)}", kind=EXTENSION, pointer="/type")
+            add(EXT_UNKNOWN_TOLERATED, f"unknown event type {short(typ)}", kind=EXTENSION, pointer="/type")

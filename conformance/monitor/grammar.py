@@ -18,6 +18,12 @@ from __future__ import annotations
 import enum
 from typing import Any, Callable
 
+from conformance.monitor.clauses import (
+    FC_DONE_NAME, SEQ_FROM_ZERO_BY_ONE, SEQ_MONOTONIC, SEQ_PRESENT, STREAM_ANNOUNCED_ITEM,
+    STREAM_CREATED_FIRST, STREAM_DELTAS_ADD_UP, STREAM_DONE_MATCHES_OUTPUT, STREAM_IN_PROGRESS_FOLLOWS,
+    STREAM_INCOMPLETE_ITEM_LAST, STREAM_INDEXES_IN_ORDER, STREAM_ITEM_DONE_BEFORE_TERMINAL,
+    STREAM_ITEM_LIFECYCLE, STREAM_TERMINAL_RESPONSE,
+)
 from conformance.monitor.events import FAMILIES, LIFECYCLE_START, PART_FAMILY, TERMINAL_STATUS
 from conformance.monitor.records import INFO, short
 
@@ -127,7 +133,7 @@ class Grammar:
             self.in_progress_due = False
             # a warm-up (generate:false) ends right after created, without in_progress
             if typ != "response.in_progress" and not _is_empty_terminal(ev, typ):
-                add("STREAM-IN-PROGRESS-FOLLOWS", f"{typ} follows response.created; response.in_progress expected first",
+                add(STREAM_IN_PROGRESS_FOLLOWS, f"{typ} follows response.created; response.in_progress expected first",
                     rs)
 
     def _number(self, add: Add, rs: Any, seq: Any, typ: str) -> None:
@@ -136,18 +142,18 @@ class Grammar:
             last = self.seq
             if last is None:
                 if seq != 0:
-                    self.once_add(add, rs, "seq", "SEQ-FROM-ZERO-BY-ONE",
+                    self.once_add(add, rs, "seq", SEQ_FROM_ZERO_BY_ONE,
                                   f"first sequence_number of the response is {seq}, not 0 ({typ})")
                 self.seq = seq
             elif seq <= last:
-                self.once_add(add, rs, "seq", "SEQ-MONOTONIC",
+                self.once_add(add, rs, "seq", SEQ_MONOTONIC,
                               f"sequence_number {seq} of {typ} does not exceed the previous {last}")
             else:
-                self.once_add(add, rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
+                self.once_add(add, rs, "seq1", SEQ_FROM_ZERO_BY_ONE,
                               f"sequence_number jumps from {last} to {seq} ({typ})")
                 self.seq = seq
         else:
-            self.once_add(add, rs, "seqp", "SEQ-PRESENT",
+            self.once_add(add, rs, "seqp", SEQ_PRESENT,
                           f"{typ} has no non-negative integer sequence_number ({short(seq)})")
             # count it as numbered: the next event's gap is this defect, not another one
             self.seq = 0 if self.seq is None else self.seq + 1
@@ -158,18 +164,18 @@ class Grammar:
         if type(seq) is int and seq >= 0:
             last = self.seq
             if last is not None and seq <= last:
-                self.once_add(add, rs, "seq", "SEQ-MONOTONIC",
+                self.once_add(add, rs, "seq", SEQ_MONOTONIC,
                               f"sequence_number {seq} of {typ} does not exceed the previous {last}")
             else:
                 if last is not None and seq != last + 1:
-                    self.once_add(add, rs, "seq1", "SEQ-FROM-ZERO-BY-ONE",
+                    self.once_add(add, rs, "seq1", SEQ_FROM_ZERO_BY_ONE,
                                   f"sequence_number jumps from {last} to {seq} ({typ})")
                 self.seq = seq
 
     def first_event(self, add: Add, rs: Any, first_type: str) -> None:
         """The response starts with ``first_type`` (item 11: queued or created first)."""
         if first_type not in LIFECYCLE_START and not self.queued:
-            add("STREAM-CREATED-FIRST", f"first event of the response is {first_type}, not response.created", rs)
+            add(STREAM_CREATED_FIRST, f"first event of the response is {first_type}, not response.created", rs)
 
     # --- items
 
@@ -183,13 +189,13 @@ class Grammar:
             iid = None
         oi = ev.get("output_index")
         if self.incomplete_item is not None:
-            add("STREAM-INCOMPLETE-ITEM-LAST",
+            add(STREAM_INCOMPLETE_ITEM_LAST,
                 f"item {iid!r} added after item {self.incomplete_item.id!r} ended incomplete", rs)
         if oi != len(self.order):
-            add("STREAM-INDEXES-IN-ORDER", f"output_item.added has output_index {short(oi)}, expected {len(self.order)}",
+            add(STREAM_INDEXES_IN_ORDER, f"output_item.added has output_index {short(oi)}, expected {len(self.order)}",
                 rs, pointer="/output_index")
         if iid is not None and (iid in self.items or iid in ids_elsewhere):
-            add("STREAM-ITEM-LIFECYCLE", f"output_item.added repeats item id {iid!r}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"output_item.added repeats item id {iid!r}", rs)
         self.new_item(iid, oi)
         return iid
 
@@ -207,33 +213,33 @@ class Grammar:
         """``output_item.done`` (items 12, 14, 16)."""
         if it is None:
             if not self.lenient.setup_events:
-                add("STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} that was never added", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} that was never added", rs)
                 return
-            self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE", f"output_item.done for item {short(iid)} "
+            self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} "
                                   "that no output_item.added announced")
             it = self.new_item(iid, ev.get("output_index"))
         if it.done:
-            add("STREAM-ITEM-LIFECYCLE", f"second output_item.done for item {short(iid)}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"second output_item.done for item {short(iid)}", rs)
             return
         item = ev.get("item")
         if type(item) is not dict:
             item = {}
         oi = ev.get("output_index")
         if oi != it.output_index:
-            add("STREAM-ANNOUNCED-ITEM",
+            add(STREAM_ANNOUNCED_ITEM,
                 f"output_item.done for {iid!r} has output_index {short(oi)}, announced at {it.output_index}", rs)
         for label, parts in (("content part", it.parts), ("summary part", it.summary_parts)):
             for idx, state in parts.items():
                 if state != PartState.CLOSED:
-                    add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} while its {label} {idx} is still open",
+                    add(STREAM_ITEM_LIFECYCLE, f"output_item.done for {iid!r} while its {label} {idx} is still open",
                         rs)
         for base, idx in it.deltas:
             if (base, idx) not in it.done_values and FAMILIES[base][2] is None:  # parts: see content_part.done
-                add("STREAM-ITEM-LIFECYCLE", f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
         for (base, idx), value in it.done_values.items():
             got = output_value(item, base, idx)
             if got != value:
-                add("STREAM-DONE-MATCHES-OUTPUT", f"output_item.done {iid!r}: {family_label(base, idx)} is {short(got)}, "
+                add(STREAM_DONE_MATCHES_OUTPUT, f"output_item.done {iid!r}: {family_label(base, idx)} is {short(got)}, "
                     f"the .done event had {short(value)}", rs)
         it.done = True
         if item.get("status") == "incomplete":
@@ -242,20 +248,20 @@ class Grammar:
     def announced(self, add: Add, rs: Any, ev: dict, typ: str, it: Item | None, iid: Any) -> Item | None:
         """The open item an item event references by ``item_id`` (item 13: announced item)."""
         if it is None and iid is not None and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
+            self._tolerated_setup(add, rs, STREAM_ANNOUNCED_ITEM,
                                   f"{typ} references item_id {short(iid)}, not announced by output_item.added")
             return self.new_item(iid, ev.get("output_index"))
         if it is None:
-            self.once_add(add, rs, ("id", iid), "STREAM-ANNOUNCED-ITEM",
+            self.once_add(add, rs, ("id", iid), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references item_id {short(iid)}, not announced by output_item.added")
             return None
         if it.done:
-            self.once_add(add, rs, ("done", iid), "STREAM-ANNOUNCED-ITEM",
+            self.once_add(add, rs, ("done", iid), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references item {iid!r} after its output_item.done")
             return None
         oi = ev.get("output_index")
         if oi != it.output_index:
-            self.once_add(add, rs, ("oi", iid), "STREAM-ANNOUNCED-ITEM",
+            self.once_add(add, rs, ("oi", iid), STREAM_ANNOUNCED_ITEM,
                           f"{typ} for item {iid!r} has output_index {short(oi)}, the item was announced at "
                           f"{it.output_index}")
         return it
@@ -263,15 +269,15 @@ class Grammar:
     def announced_by_index(self, add: Add, rs: Any, typ: str, oi: Any, it: Item | None) -> Item | None:
         """The open item an event references by ``output_index`` only."""
         if it is None and type(oi) is int and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, "STREAM-ANNOUNCED-ITEM",
+            self._tolerated_setup(add, rs, STREAM_ANNOUNCED_ITEM,
                                   f"{typ} references output_index {oi}, not announced by output_item.added")
             return self.new_item(None, oi)
         if it is None:
-            self.once_add(add, rs, ("oi", short(oi)), "STREAM-ANNOUNCED-ITEM",
+            self.once_add(add, rs, ("oi", short(oi)), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references output_index {short(oi)}, not announced by output_item.added")
             return None
         if it.done:
-            self.once_add(add, rs, ("done", it.output_index), "STREAM-ANNOUNCED-ITEM",
+            self.once_add(add, rs, ("done", it.output_index), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references output_index {short(oi)} after its output_item.done")
             return None
         return it
@@ -290,14 +296,14 @@ class Grammar:
         except TypeError:  # not even hashable, so not an index (the schema reports it)
             return
         if added:
-            add("STREAM-ITEM-LIFECYCLE", f"{typ}: {field_} {short(idx)} of {it.id!r} added twice", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ}: {field_} {short(idx)} of {it.id!r} added twice", rs)
             return
         for other, state in parts.items():
             if state != PartState.CLOSED:
-                add("STREAM-ITEM-LIFECYCLE", f"{typ} {short(idx)} of {it.id!r} while part {other} is still open", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"{typ} {short(idx)} of {it.id!r} while part {other} is still open", rs)
                 break
         if idx != expected:
-            add("STREAM-INDEXES-IN-ORDER", f"{typ} of {it.id!r} has {field_} {short(idx)}, expected {expected}",
+            add(STREAM_INDEXES_IN_ORDER, f"{typ} of {it.id!r} has {field_} {short(idx)}, expected {expected}",
                 rs, pointer="/" + field_)
         parts[idx] = PartState.OPEN
         nxt = (idx + 1) if type(idx) is int else expected + 1
@@ -316,16 +322,16 @@ class Grammar:
         except TypeError:
             return
         if state is None and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE", f"{typ} for part {short(idx)} of {it.id!r} "
+            self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {it.id!r} "
                                   "that was never added")
         elif state is None:
-            add("STREAM-ITEM-LIFECYCLE", f"{typ} for part {short(idx)} of {it.id!r} that was never added", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {it.id!r} that was never added", rs)
             return
         if state == PartState.CLOSED:
-            add("STREAM-ITEM-LIFECYCLE", f"second {typ} for part {idx} of {it.id!r}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"second {typ} for part {idx} of {it.id!r}", rs)
             return
         if state == PartState.DELTAS:
-            add("STREAM-ITEM-LIFECYCLE", f"{typ} for part {idx} of {it.id!r} before the .done of its deltas", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {idx} of {it.id!r} before the .done of its deltas", rs)
         parts[idx] = PartState.CLOSED
         part = ev.get("part")
         if type(part) is not dict:
@@ -340,7 +346,7 @@ class Grammar:
             base, fld = fam
         value = it.done_values.get((base, idx))
         if value is not None and part.get(fld) != value:
-            add("STREAM-DONE-MATCHES-OUTPUT", f"{typ} part {idx} of {it.id!r}: {fld} is {short(part.get(fld))}, "
+            add(STREAM_DONE_MATCHES_OUTPUT, f"{typ} part {idx} of {it.id!r}: {fld} is {short(part.get(fld))}, "
                 f"the .done event had {short(value)}", rs)
 
     def delta(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
@@ -354,11 +360,11 @@ class Grammar:
             except TypeError:
                 return
             if state is None and self.lenient.setup_events:
-                self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
+                self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE,
                                       f"{typ} for {idx_field} {short(idx)} of {it.id!r} before its part was added")
                 _open_part(it, container, idx, PartState.DELTAS)
             elif state is None or state in _NO_MORE_DELTAS:
-                self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), "STREAM-ITEM-LIFECYCLE",
+                self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), STREAM_ITEM_LIFECYCLE,
                               f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
                               + ("before its part was added" if state is None else "after its part's .done"))
                 if state is None:
@@ -369,7 +375,7 @@ class Grammar:
         else:
             key = (base, -1)
             if key in it.done_values:
-                self.once_add(add, rs, ("delta-after", it.id, base), "STREAM-ITEM-LIFECYCLE",
+                self.once_add(add, rs, ("delta-after", it.id, base), STREAM_ITEM_LIFECYCLE,
                               f"{typ} for {it.id!r} after {base}.done")
         delta = ev.get("delta")
         acc = it.deltas.get(key)
@@ -384,7 +390,7 @@ class Grammar:
         key = (base, idx)
         try:
             if key in it.done_values:
-                add("STREAM-ITEM-LIFECYCLE", f"second {typ} for {it.id!r}", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"second {typ} for {it.id!r}", rs)
                 return
         except TypeError:
             return
@@ -392,23 +398,23 @@ class Grammar:
             parts = it.parts if container == "part" else it.summary_parts
             state = parts.get(idx)
             if state is None and self.lenient.setup_events:
-                self._tolerated_setup(add, rs, "STREAM-ITEM-LIFECYCLE",
+                self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE,
                                       f"{typ} for {idx_field} {short(idx)} of {it.id!r} without an open part")
                 _open_part(it, container, idx, PartState.TEXT_DONE)
             elif state is None or state in _NO_MORE_DELTAS:
-                add("STREAM-ITEM-LIFECYCLE", f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
+                add(STREAM_ITEM_LIFECYCLE, f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
                     + ("without an open part" if state is None else "after its part closed"), rs)
             else:
                 parts[idx] = PartState.TEXT_DONE
         if base == FC_ARGUMENTS and type(ev.get("name")) is not str:  # §3.2: production leaves it out
-            self.once_add(add, rs, "fc-name", "FC-DONE-NAME",
+            self.once_add(add, rs, "fc-name", FC_DONE_NAME,
                           f"{typ} for {it.id!r} carries no name (the OpenAPI spec lists it)")
         value = ev.get(fld)
         it.done_values[key] = value
         acc = it.deltas.get(key)
         joined = "".join(acc) if acc else ""
         if type(value) is str and joined != value:
-            add("STREAM-DELTAS-ADD-UP", f"{typ} for {it.id!r}: deltas add up to {short(joined)}, .done has {short(value)}",
+            add(STREAM_DELTAS_ADD_UP, f"{typ} for {it.id!r}: deltas add up to {short(joined)}, .done has {short(value)}",
                 rs, pointer="/" + fld)
 
     # --- the terminal event
@@ -418,19 +424,19 @@ class Grammar:
         want = TERMINAL_STATUS[typ]
         status = resp.get("status")
         if status != want:
-            add("STREAM-TERMINAL-RESPONSE", f"{typ} carries response.status {short(status)}, expected {want!r}",
+            add(STREAM_TERMINAL_RESPONSE, f"{typ} carries response.status {short(status)}, expected {want!r}",
                 rs, pointer="/response/status")
         if rs.response_id is not None and rid != rs.response_id:
-            add("STREAM-TERMINAL-RESPONSE", f"{typ} carries response id {short(rid)}, response.created had "
+            add(STREAM_TERMINAL_RESPONSE, f"{typ} carries response id {short(rid)}, response.created had "
                 f"{rs.response_id!r}", rs, pointer="/response/id")
         if typ == "response.completed" and type(resp.get("usage")) is not dict:
-            add("STREAM-TERMINAL-RESPONSE", "response.completed without usage", rs, pointer="/response/usage")
+            add(STREAM_TERMINAL_RESPONSE, "response.completed without usage", rs, pointer="/response/usage")
         if typ == "response.completed":  # at failed or incomplete, open items are tolerated
             open_items = [it for it in self.order if not it.done]
             if open_items:
                 self._open_at_terminal(add, rs, open_items, resp.get("output"))
         if self.incomplete_item is not None and typ != "response.incomplete":
-            add("STREAM-INCOMPLETE-ITEM-LAST",
+            add(STREAM_INCOMPLETE_ITEM_LAST,
                 f"item {self.incomplete_item.id!r} ended incomplete but the response ends with {typ}", rs)
         if typ != "response.failed" and self.order:  # a failed response may drop partial output
             self._compare_output(add, rs, resp)
@@ -443,10 +449,10 @@ class Grammar:
         held = [it.id for it in open_items if it.id is not None and it.id in ids]
         lost = [it.id for it in open_items if it.id is None or it.id not in ids]
         if held:
-            add("STREAM-ITEM-DONE-BEFORE-TERMINAL", f"response.completed while items are open: {held} "
+            add(STREAM_ITEM_DONE_BEFORE_TERMINAL, f"response.completed while items are open: {held} "
                 "(the terminal output holds them)", rs)
         if lost:
-            add("STREAM-ITEM-LIFECYCLE", f"response.completed while items are open: {lost}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"response.completed while items are open: {lost}", rs)
 
     def _compare_output(self, add: Add, rs: Any, resp: dict) -> None:
         """Each streamed item's ``.done`` values against ``response.output`` (by id, else by
@@ -455,11 +461,11 @@ class Grammar:
         output = resp.get("output")
         if not output and self.lenient.terminal_output:
             what = "missing" if "output" not in resp else ("null" if output is None else "empty")
-            add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output is {what} (the terminal output is "
+            add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output is {what} (the terminal output is "
                 "optional for this target, §4.3 item 16a)", rs, kind=INFO)
             return
         if output is None:
-            add("STREAM-DONE-MATCHES-OUTPUT", "terminal response.output is "
+            add(STREAM_DONE_MATCHES_OUTPUT, "terminal response.output is "
                 + ("missing" if "output" not in resp else "null") + " after streamed items", rs,
                 pointer="/response/output")
             return
@@ -479,10 +485,10 @@ class Grammar:
             for (base, idx), value in it.done_values.items():
                 got = output_value(out, base, idx)
                 if got != value:
-                    add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output item {it.id!r}: "
+                    add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output item {it.id!r}: "
                         f"{family_label(base, idx)} is {short(got)}, the .done event had {short(value)}", rs)
         if missing:
-            add("STREAM-DONE-MATCHES-OUTPUT", f"terminal response.output lacks streamed items {missing}"
+            add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output lacks streamed items {missing}"
                 + (" (output is empty)" if not output else ""), rs)
 
 

@@ -1,0 +1,184 @@
+"""A request of one connection, as the monitor tracks it: its ``Phase``, its ``RequestState``
+(what it was sent and what answered it), the ``Lane`` (``stream_id``) whose FIFO it waits in,
+and ``Requests``, the book of one connection's requests and findings that the rules of
+``attribution`` write (§4.4, §4.10 of docs/spec.md)."""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.monitor.clauses import STREAM_CREATED_FIRST
+from conformance.monitor.grammar import STRICT, Grammar, Leniency
+from conformance.monitor.records import VIOLATION, Finding, Observed, short
+
+
+class Phase(enum.StrEnum):
+    """Where a request is: waiting for an answer, streaming, ended, or rejected by an error."""
+
+    PENDING = "pending"
+    STREAMING = "streaming"
+    DONE = "done"
+    REJECTED = "rejected"
+
+
+PENDING, STREAMING, DONE, REJECTED = Phase.PENDING, Phase.STREAMING, Phase.DONE, Phase.REJECTED
+
+
+@dataclass(eq=False)
+class RequestState:
+    """One request (a ``response.create``, or a steer's automatic successor) and its outcome."""
+
+    index: int
+    create: dict
+    lane: str | None
+    events: list = field(default_factory=list)
+    response_id: str | None = None
+    response: dict | None = None
+    error: dict | None = None
+    state: Phase = PENDING
+    terminal_type: str | None = None
+    findings: list = field(default_factory=list)
+    origin: str = "create"  # "create" | "steer" (automatic successor) | "unsolicited"
+    created: dict | None = None  # the response object of response.created
+    grammar: Grammar = field(default_factory=Grammar, repr=False)
+
+
+class Lane:
+    """The requests of one ``stream_id``."""
+
+    __slots__ = ("pending", "streaming", "last", "steered")
+
+    def __init__(self) -> None:
+        self.pending: deque = deque()  # creates not answered yet, oldest first
+        self.streaming: list = []
+        self.last: RequestState | None = None  # the last response that ended
+        self.steered: list = []  # responses with an accepted steer whose successor is expected
+
+
+class Requests:
+    """The requests of one connection, their lanes, and the findings made about them."""
+
+    def __init__(self, lenient: Leniency = STRICT) -> None:
+        self.lenient = lenient
+        self.requests: list[RequestState] = []
+        self.findings: list[Finding] = []
+        self.connection_errors: list[dict] = []
+        self.notes: list[str] = []
+        self.internal_errors: list[str] = []
+        self.unattributed: list[dict] = []
+        self._lanes: dict[Any, Lane] = {None: Lane()}
+        self._by_id: dict[str, RequestState] = {}
+        self._item_owner: dict[str, RequestState] = {}
+        self._once: set = set()  # dedupe keys of findings of no request
+        self._steers_sent: list[dict] = []
+        self._unanswered_other = 0  # client events other than creates that await an answer
+        self.frame: Observed | None = None
+        self.loose: list[Finding] = []  # findings of the current frame made before attribution
+        self._report = self.add  # bound once: the grammar's finding sink on the hot paths
+
+    def sent(self, event: Any) -> int | None:
+        """The client sent ``event``; returns the request number of a ``response.create``."""
+        if type(event) is dict and event.get("type") == "response.create":
+            sid = event.get("stream_id")
+            lane = sid if type(sid) is str else None
+            request = self._request(event, lane)
+            self._lane(lane).pending.append(request)
+            return request.index
+        if type(event) is dict and event.get("type") == "response.steer":
+            self._steers_sent.append(event)
+        self._unanswered_other += 1
+        return None
+
+    def settle(self, frame: Observed, dedupe_keys: dict[int, tuple]) -> None:
+        """Findings made before the frame was attributed (framing, schema) join its request.
+
+        A schema issue (same event type, pointer and rule) is reported once per request, or
+        once per connection for frames of no request, to keep reports small; ``dedupe_keys``
+        maps such a finding's id to its key."""
+        loose, self.loose = self.loose, []
+        request = self.requests[frame.request] if frame.request is not None else None
+        once = request.grammar.once if request is not None else self._once
+        for finding in loose:
+            key = dedupe_keys.pop(id(finding), None)
+            if key is not None:
+                if key in once:
+                    self._drop(frame, finding)
+                    continue
+                once.add(key)
+            if request is not None:
+                if finding.response_id is None:
+                    finding.response_id = request.response_id
+                request.findings.append(finding)
+        dedupe_keys.clear()
+
+    def _drop(self, frame: Observed, finding: Finding) -> None:
+        for found in (frame.findings, self.findings):
+            for index in range(len(found) - 1, -1, -1):
+                if found[index] is finding:
+                    del found[index]
+                    break
+
+    # --- findings
+
+    def add(self, clause: str, message: str, request: RequestState | None = None, kind: str = VIOLATION,
+            pointer: str | None = None) -> Finding:
+        obs = self.frame
+        finding = Finding(clause, message, kind, obs.index if obs is not None else None,
+                          request.response_id if request is not None else None, pointer)
+        self.findings.append(finding)
+        if obs is not None:
+            obs.findings.append(finding)
+        if request is not None:
+            request.findings.append(finding)
+        elif obs is not None:
+            self.loose.append(finding)
+        return finding
+
+    def _request(self, create: dict, lane: str | None, origin: str = "create") -> RequestState:
+        """A new request, numbered in order, with the profile's leniencies."""
+        request = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
+        self.requests.append(request)
+        return request
+
+    # --- lanes and pending creates
+
+    def _lane(self, key: Any) -> Lane:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane()
+        return lane
+
+    @staticmethod
+    def _lane_key(event: dict) -> Any:
+        sid = event.get("stream_id")
+        if sid is None or type(sid) is str:
+            return sid
+        return ("invalid", short(sid))
+
+    def _take_pending(self, key: Any) -> RequestState | None:
+        """The lane's oldest pending create, else the oldest of any lane."""
+        lane = self._lanes.get(key)
+        if lane is not None and lane.pending:
+            return lane.pending.popleft()
+        best: Lane | None = None
+        for other in self._lanes.values():
+            if other.pending and (best is None or other.pending[0].index < best.pending[0].index):
+                best = other
+        if best is not None:
+            return best.pending.popleft()
+        return None
+
+    def _sole_streaming(self) -> RequestState | None:
+        """The only streaming response of the connection (any lane); None when there are none or several."""
+        streaming = [request for ln in self._lanes.values() for request in ln.streaming]
+        return streaming[0] if len(streaming) == 1 else None
+
+    def _unattributed(self, event: dict, message: str) -> None:
+        """An event that belongs to no request; STREAM-CREATED-FIRST once per connection and type."""
+        self.unattributed.append(event)
+        key = ("unattributed", event["type"])
+        if key not in self._once:
+            self._once.add(key)
+            self.add(STREAM_CREATED_FIRST, message)
