@@ -6,6 +6,8 @@ Prompts are tiny and every turn is capped by the target's max_output_tokens.
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from conformance.casekit import PROMPT, RAN, TURN_BUDGET, expect_monitor_clean, no_response_events, turn_budget
@@ -89,6 +91,58 @@ def test_frames_are_text_json(connect, expect):
            "a server frame was not a text frame holding one JSON object with a string type")
     sse = [x[:80] for x in received if x.lstrip().startswith(("data:", "event:")) or x.strip() == "[DONE]"]
     expect("WS-NO-SSE-FRAMING", not sse, sse, "SSE framing or a [DONE] sentinel in a server frame")
+
+
+# --- a server frame over 1 MiB (§1.4, update 2026-12) -----------------------------------------
+
+LARGE_FRAME_BYTES = 2**20
+# instructions this long make every lifecycle event echoing them larger than 1 MiB; a run of one
+# character keeps the token count (and the cost on a real target) low
+LARGE_INSTRUCTIONS_BYTES = LARGE_FRAME_BYTES + 64 * 1024
+
+
+def _large_instructions(nonce: str) -> str:
+    head, tail = f"Large-frame check {nonce} begins.\n", f"\nLarge-frame check {nonce} ends. Reply OK."
+    return head + "=" * (LARGE_INSTRUCTIONS_BYTES - len(head) - len(tail)) + tail
+
+
+@pytest.mark.clause("WS-LARGE-SERVER-FRAME")
+@pytest.mark.max_requests(creates=1)
+def test_large_server_frame_arrives_whole(target, connect, expect):
+    """The terminal event echoes about 1.06 MiB of instructions: a relay that caps messages at
+    1 MiB cuts, drops or closes it. Costly on a real target (the instructions are input
+    tokens), so there it runs only with --run-slow."""
+    if not (target.is_embedded or target.run_slow):
+        pytest.skip("costly on a real target (about 1.06 MiB of instructions as input tokens): "
+                    "run with --run-slow to check that server frames over 1 MiB arrive whole")
+    limit = target.profile.max_frame_bytes
+    if limit and limit < LARGE_INSTRUCTIONS_BYTES + 4096:
+        pytest.skip(f"the profile's max_frame_bytes {limit} is below the "
+                    f"{LARGE_INSTRUCTIONS_BYTES + 4096}-byte create this case must send")
+    instructions = _large_instructions(secrets.token_hex(8))
+    conn = connect()
+    start = len(conn.transcript)
+    turn = conn.turn(input=PROMPT, instructions=instructions)
+    received = [x for _, d, x in conn.transcript[start:] if d == "received"]
+    if turn.status == "error":
+        raise HarnessError(f"cannot judge: the target refused the {len(instructions)}-byte instructions "
+                           f"({(turn.error or {}).get('error', turn.error)}); a model with a larger context "
+                           "window is needed")
+    if turn.status == "closed" and not received and not limit:
+        raise HarnessError(f"cannot judge: the target closed (code {turn.close_code}) after our "
+                           f"{len(instructions)}-byte create without sending a frame; it may limit client "
+                           "frames: set the profile's max_frame_bytes if it accepts this size")
+    expect("WS-LARGE-SERVER-FRAME", turn.status in ("completed", "incomplete", "failed"), turn,
+           f"no terminal event arrived (turn {turn.status}, close code {turn.close_code}) for a response "
+           f"whose events echo {len(instructions)} bytes of instructions: frames over 1 MiB were cut, "
+           "dropped or closed")
+    echoed = (turn.response or {}).get("instructions")
+    if not isinstance(echoed, str):
+        raise HarnessError("cannot judge: the terminal event does not echo the instructions as a string, "
+                           "so it is not larger than 1 MiB")
+    expect("WS-LARGE-SERVER-FRAME", echoed == instructions, turn,
+           f"the terminal event echoed {len(echoed)} of the {len(instructions)} bytes of instructions "
+           "sent, not the same text: the large frame was altered on its way")
 
 
 @pytest.mark.clause("CREATE-STREAM-TOLERATED")

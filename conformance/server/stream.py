@@ -456,6 +456,10 @@ def number(events: list[dict], start: int = 0, flags: Flags | None = None,
     return events
 
 
+# the message-size limit of common WebSocket clients and relays (§1.4, update 2026-12)
+LARGE_FRAME_BYTES = 2**20
+
+
 class Framer:
     """Serialises server events into frames: ``(payload, binary)``.  Text frames carry one
     JSON object each; the frame-level defects rewrite them."""
@@ -478,4 +482,6 @@ class Framer:
             data = dumps(event)
         if f.sse_framing:
             data = b"event: " + str(event.get("type")).encode() + b"\ndata: " + data + b"\n\n"
+        if f.large_frames_truncated and len(data) > LARGE_FRAME_BYTES:
+            data = data[:LARGE_FRAME_BYTES]
         return data, f.binary_frames

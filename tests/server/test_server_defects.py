@@ -149,6 +149,12 @@ def c_binary_frames(srv):
     return any(isinstance(r, bytes) for r in t.raw)
 
 
+def c_large_frames_truncated(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x", instructions="=" * (2**20 + 1024), timeout=2.0)
+    return any(len(r) == 2**20 for r in t.raw) and not any(e.get("type") == "response.completed" for e in t.events)
+
+
 def c_text_frames_not_json_object(srv):
     with WS(srv.ws_url) as ws:
         t = ws.turn(input="x")
