@@ -6,6 +6,7 @@ must never leak into transcripts, reprs or exception messages.
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import threading
@@ -169,6 +170,19 @@ def test_huge_frame_closes_cleanly(hostile):
     assert turn.status == "closed", turn
     assert conn.close_code == 1009 or "1009" in turn.detail or "too big" in turn.detail.lower(), turn.detail
     assert time.monotonic() - t0 < 10
+
+
+def test_frame_size_follows_the_profile(hostile):
+    """A profile whose max_frame_bytes is above MAX_FRAME_BYTES raises the client's own limit:
+    the suite's client accepts any frame size the profile allows (§1.4, update 2026-12)."""
+    target = _target(hostile, "/huge", timeout=5)
+    target.profile = copy.deepcopy(target.profile)
+    target.profile.data["connection"]["max_frame_bytes"] = MAX_FRAME_BYTES + 1024
+    with Connection.open(target) as conn:
+        conn.turn(input="x")
+    assert conn.close_code != 1009, conn.close_detail
+    sizes = [len(x) for _, direction, x in conn.transcript if direction == "received"]
+    assert any(f"{MAX_FRAME_BYTES + 10 - 256 * 1024} more chars" in x for _, _, x in conn.transcript), sizes
 
 
 def test_handshake_refused_redacts_echoed_key(hostile):
