@@ -82,6 +82,9 @@ def case_record(nodeid: str, state: CaseState, run: RunContext) -> dict:
     record_tries = {"surface": drift.of_connections(conns.values())}
     if state.known:
         record_tries["known"] = state.known
+    in_place = [reason for conn in conns.values() for reason in getattr(conn, "retried_in_place", ())]
+    if in_place:
+        record_tries["retried_in_place"] = in_place      # counted in the certificate's retries block
     if state.tries:
         record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses", "transient", "backoff_s")
                                   if k in t} for t in state.tries]

@@ -45,6 +45,8 @@ from conformance.turn import Turn, TurnStatus  # noqa: F401 - Turn re-exported: 
 _CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
 MAX_FRAME_BYTES = 16 * 2**20   # at least; server frames over 1 MiB are normal (§1.4, update 2026-12)
 CLOSE_TIMEOUT = 3.0
+IN_PLACE_RETRIES = 2          # a turn's create refused for a transient reason is sent again this often
+IN_PLACE_WAIT_CAP_S = 10.0    # the longest a turn waits before sending its refused create again
 _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 _ENDED_PHASES = frozenset({Phase.DONE, Phase.REJECTED})   # request phases after which nothing is awaited
 
@@ -259,6 +261,7 @@ class Connection:
         self._sent_at: dict[int, float] = {}
         self._key_seen = False                  # some frame carried the key: redact Turn data
         self.refusals: list[tuple] = []         # transient error events seen: (reason, retry_after)
+        self.retried_in_place: list[str] = []   # reasons of creates that turn() sent again (conformance.retry)
         self.response_headers: dict[str, str] = {}
         self._finished = False
         try:
@@ -611,7 +614,35 @@ class Connection:
         return out
 
     def turn(self, timeout: float | None = None, **fields: Any) -> Turn:
-        return self.wait(self.create(**fields), timeout=timeout)
+        """``wait(create(**fields))``. A create refused before any response started, for a
+        transient reason (rate limit, server error: issue 21), is sent again on the same open
+        connection after the delay the error asks for, at most ``IN_PLACE_RETRIES`` times; such
+        a refusal goes to ``retried_in_place`` (counted in the certificate), not to ``refusals``
+        (which would make the whole try run again)."""
+        refused: HarnessError | None = None
+        for attempt in range(IN_PLACE_RETRIES + 1):
+            seen = len(self.refusals)
+            try:
+                request = self.create(**fields)
+                result = self.wait(request, timeout=timeout)
+            except (RateLimited, ServerError) as exc:
+                fresh = self.refusals[seen:]
+                if (attempt == IN_PLACE_RETRIES or self.closed or not fresh
+                        or self.monitor.requests[request].response_id is not None):   # it had started
+                    raise
+                refused = exc
+            except HarnessError:
+                if refused is not None:       # the socket went away while we waited: the refusal stands
+                    raise refused from None
+                raise
+            else:
+                if refused is not None and result.status == TurnStatus.CLOSED:
+                    raise refused             # the target closed instead of answering the resend
+                return result
+            del self.refusals[seen:]
+            self.retried_in_place.extend(reason for reason, _ in fresh)
+            time.sleep(min(fresh[0][1] or 1.0, IN_PLACE_WAIT_CAP_S))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def recv_until(self, predicate: Callable[[dict], bool], timeout: float) -> list[dict]:
         """Receive messages until ``predicate(message)`` holds (that message included), the

@@ -123,11 +123,13 @@ def combine(verdicts: list[str], transients: list | None = None) -> str:
 
 
 def summary(records: list[dict]) -> dict:
-    """The certificate's ``retries`` block: transient tries run again, in how many cases, why."""
+    """The certificate's ``retries`` block: transient tries run again and creates sent again in
+    place (``Connection.turn``), in how many cases, why."""
     by_reason: dict[str, int] = {}
     cases = 0
     for rec in records:
         reasons = [t["transient"] for t in rec.get("tries", []) if t.get("transient")]
+        reasons += rec.get("retried_in_place", [])       # creates a turn sent again on its connection
         cases += bool(reasons)
         for r in reasons:
             by_reason[r] = by_reason.get(r, 0) + 1

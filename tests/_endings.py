@@ -148,7 +148,9 @@ class EndingRelay(Relay):
                     if self.ending == "rate-limit" and state["creates"] == 1 \
                             and state["number"] % RATE_LIMIT_EVERY == 0:
                         self.refused += 1
-                        await src.send(json.dumps(RATE_LIMIT_EVENT))
+                        # a lane-tagged create's error carries its stream_id (clause LANE-TAGGED), as a server's would
+                        lane = {"stream_id": ev["stream_id"]} if "stream_id" in ev else {}
+                        await src.send(json.dumps(RATE_LIMIT_EVENT | lane))
                         continue
                 try:
                     await dst.send(message)

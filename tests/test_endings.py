@@ -129,8 +129,12 @@ def test_a_rate_limit_on_every_fourth_connection_is_retried_and_still_certifies(
     assert relay.refused > 0
     assert cert["retries"]["transient"] == relay.refused           # every 429 retried, none judged
     assert cert["retries"]["by_reason"] == {"rate_limit": relay.refused}
-    assert cert["counts"]["cases"]["FLAKY"] == 0 and cert["counts"]["cases"]["FAIL"] == 0
-    assert cert["certification"]["certified"], cert["certification"]["reasons"]
+    errors = [(c["nodeid"], c.get("messages", [])[:3]) for c in cert["cases"] if c["verdict"] != "PASS"
+              and c["verdict"] not in ("UNSUPPORTED", "SKIPPED", "INFO")]
+    assert cert["counts"]["cases"]["FLAKY"] == 0 and cert["counts"]["cases"]["FAIL"] == 0, errors
+    errors = [(c["nodeid"], c.get("messages", [])[:3]) for c in cert["cases"] if c["verdict"] != "PASS"
+              and c["verdict"] not in ("UNSUPPORTED", "SKIPPED", "INFO")]
+    assert cert["certification"]["certified"], (cert["certification"]["reasons"], errors)
     assert proc.returncode == 0, proc.stdout[-3000:]
     retried = [c for c in cert["cases"] if c.get("tries")]
     assert all(t.get("backoff_s") == 1.0 for c in retried for t in c["tries"] if t.get("transient"))
