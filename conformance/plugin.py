@@ -21,12 +21,10 @@ from typing import Any
 
 import pytest
 
-from conformance import baseline as BL
 from conformance import budget, caseid, casereport, collection, header, judging, tries
 from conformance import preflight
-from conformance import retry as R
 from conformance import runreport
-from conformance import verdicts as V
+from conformance import verdicts
 from conformance.casestate import CASE_KEY, CaseState, Verdict, case_state  # noqa: F401 - case_state: for readers
 from conformance.client import Connection
 from conformance.collection import is_case  # noqa: F401 - part of the plugin's surface
@@ -160,7 +158,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     sess.run.liveness = sess.liveness       # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
-    item.stash[CASE_KEY] = CaseState(V.CaseRecorder(s.registry, ids, sess.redact), ids,
+    item.stash[CASE_KEY] = CaseState(verdicts.CaseRecorder(s.registry, ids, sess.redact), ids,
                                      spent_before=sess.run.meter.snapshot())
     reason = collection.static_skip(item, sess)
     if reason:
@@ -205,7 +203,7 @@ def pytest_runtest_call(item: pytest.Item):
     state: CaseState | None = item.stash.get(CASE_KEY, None)
     if state is None:
         return (yield)
-    token = V.bind(state.recorder)
+    token = verdicts.bind(state.recorder)
     try:
         try:
             result = yield
@@ -215,7 +213,7 @@ def pytest_runtest_call(item: pytest.Item):
         judging.raise_outcome(state, judging.judge(state, None), _session(item.config).settings.strict)
         return result
     finally:
-        V.unbind(token)
+        verdicts.unbind(token)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -317,7 +315,7 @@ def _state(request: pytest.FixtureRequest) -> CaseState:
     state = request.node.stash.get(CASE_KEY, None)
     if state is None:   # used outside a conformance case (e.g. a self-test): make one
         s = _session(request.config).settings
-        state = CaseState(V.CaseRecorder(s.registry, ()), ())
+        state = CaseState(verdicts.CaseRecorder(s.registry, ()), ())
         request.node.stash[CASE_KEY] = state
     return state
 
