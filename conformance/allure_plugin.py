@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from conformance.report import allure as allure_report
+from conformance.caserecord import CaseRecord
 from conformance.casestate import case_state
-from conformance.report import findings as F
+from conformance.report import allure as allure_report
+from conformance.report import findings
 from conformance.vocabulary import FLAKY, PASS
 
 _FRAMES_PER_CONNECTION = 2000
@@ -36,10 +37,10 @@ class AllureHooks:
         report = yield
         record = getattr(report, "conformance_record", None)
         if report.when == "teardown" and record is not None:
-            self._annotate(case_state(item), record)
+            self._annotate(case_state(item), CaseRecord.from_json(record))
         return report
 
-    def _annotate(self, state: Any, record: dict) -> None:
+    def _annotate(self, state: Any, record: CaseRecord) -> None:
         import allure
         from allure_commons import plugin_manager
         from allure_commons.model2 import StatusDetails
@@ -48,10 +49,9 @@ class AllureHooks:
         sess, redact = self.sess, self.sess.redact
         reg = sess.settings.registry
         requests = [rs for conn in state.connections for rs in getattr(conn.monitor, "requests", ())]
-        case = _as_case(record)
-        filed = F.primary(case)
+        filed = findings.primary(record)
         primary = reg[filed] if filed in reg else None
-        ann = allure_report.case_annotations([reg[c] for c in state.clauses], record["verdict"],
+        ann = allure_report.case_annotations([reg[c] for c in state.clauses], record.verdict,
                                              sess.settings.profile.name, sess.fingerprint(), requests, primary=primary)
         for kind, value in ann.labels:
             allure.dynamic.label(kind, redact(value))
@@ -70,15 +70,15 @@ class AllureHooks:
             allure.attach(redact(state.transcripts(limit=None)), "transcript", AttachmentType.TEXT)
             allure.attach(redact(_frames_json(state.connections)), "frames", AttachmentType.JSON)
         result = _current_result()
-        if result is not None and record["verdict"] != PASS:
+        if result is not None and record.verdict != PASS:
             # the verdict decides, not the exception that ended the case: a FAIL whose case also
             # raised "cannot judge" is failed with its clause's message
-            verdict = record["verdict"]
+            verdict = record.verdict
             result.status = allure_report.allure_status(verdict) or result.status
             details = result.statusDetails or StatusDetails()
-            _, reason = F.case_reason(case)
+            _, reason = findings.case_reason(record)
             details.message = redact(allure_report.deviation_message(verdict, primary, reason))
-            text = "\n".join(record.get("messages", []))
+            text = "\n".join(record.messages)
             details.trace = redact(text + ("\n\n" + details.trace if details.trace else ""))
             if verdict == FLAKY:
                 details.flaky = True
@@ -95,11 +95,6 @@ class AllureHooks:
         props = allure_report.environment_properties(sess.fingerprint(), sess.settings.profile.name, suite_version(),
                                                      sess.settings.profile.spec_profiles)
         (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
-
-
-def _as_case(record: dict) -> dict:
-    """The record in the shape of a certificate case (its failing observations as findings)."""
-    return {**record, "findings": [o for o in record.get("observations", []) if not o.get("ok")]}
 
 
 def _current_result() -> Any:

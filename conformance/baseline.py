@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 from conformance.files import read_document
 from conformance.vocabulary import ERROR, EXPIRED, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, PASS, STALE, UNUSED
 
@@ -99,10 +101,11 @@ class Baseline:
         return []
 
     # --- the whole run -------------------------------------------------------------------
-    def review(self, records: list[dict], rows: list[dict]) -> list[dict]:
+    def review(self, records: Iterable[CaseRecord | dict], rows: list[dict]) -> list[dict]:
         """Every entry with its status: KNOWN (used), STALE (what it covers passes now),
         EXPIRED, or UNUSED (nothing it covers ran, or it still deviates unmatched)."""
-        used = {i for r in records for i in (r.get("known") or {}).get("entries", [])}
+        records = caserecord.all_of(records)
+        used = {i for r in records for i in r.known_entries}
         row_verdict = {r["id"]: r["verdict"] for r in rows}
         out = []
         for e in self.entries:
@@ -111,8 +114,8 @@ class Baseline:
             elif e.index in used:
                 status = KNOWN
             elif e.case is not None:
-                ran = [r for r in records if r["nodeid"] == e.case]
-                status = STALE if ran and all(r["verdict"] in PASSING for r in ran) else UNUSED
+                ran = [r for r in records if r.nodeid == e.case]
+                status = STALE if ran and all(r.verdict in PASSING for r in ran) else UNUSED
             else:
                 status = STALE if row_verdict.get(e.clause) == PASS else UNUSED
             out.append(e.as_dict() | {"status": status})
@@ -192,23 +195,23 @@ def prepare_output(path: str | Path) -> Path:
 WRITE_BY = ("clause", "case")     # --write-baseline-by; the first is the default
 
 
-def _failed_clauses(rec: dict) -> list[str]:
+def _failed_clauses(rec: CaseRecord) -> list[str]:
     """The clauses a case record failed (FAIL or NON-STRICT findings), as ``Baseline.match`` sees them."""
-    return sorted({o["clause"] for o in rec.get("observations", []) if o.get("clause")
+    return sorted({o["clause"] for o in rec.observations if o.get("clause")
                    and (o["verdict"] in (FAIL, NON_STRICT) if "verdict" in o else not o["ok"])})
 
 
-def _deviations(records: list[dict]) -> list[tuple[dict, str]]:
+def _deviations(records: Iterable[CaseRecord | dict]) -> list[tuple[CaseRecord, str]]:
     """(record, verdict before any baseline) of every case that did not pass, by node id."""
     out = []
-    for rec in sorted(records, key=lambda r: r["nodeid"]):
-        verdict = (rec.get("known") or {}).get("verdict") or rec["verdict"]
+    for rec in caserecord.by_nodeid(caserecord.all_of(records)):
+        verdict = rec.known.verdict if rec.known is not None else rec.verdict
         if verdict in NON_PASS:
             out.append((rec, verdict))
     return out
 
 
-def render(records: list[dict], today: dt.date | None = None, by: str = "clause") -> str:
+def render(records: Iterable[CaseRecord | dict], today: dt.date | None = None, by: str = "clause") -> str:
     """A baseline covering every case of this run that did not pass.
 
     ``by="clause"``: one entry per failed clause (with the case verdict when every case that
@@ -220,22 +223,22 @@ def render(records: list[dict], today: dt.date | None = None, by: str = "clause"
     lines = ["# Known deviations (responses-ws-conformance --baseline); written by --write-baseline",
              f"# on {day} (one entry per {by}). Edit the reasons; add `until = YYYY-MM-DD` to make an entry lapse.",
              ""]
-    by_clause: dict[str, list[tuple[dict, str]]] = {}
+    by_clause: dict[str, list[tuple[CaseRecord, str]]] = {}
     for rec, verdict in _deviations(records):
         failed = _failed_clauses(rec)
         if by == "clause" and failed:
             for c in failed:
                 by_clause.setdefault(c, []).append((rec, verdict))
             continue
-        first = next(iter(rec.get("messages") or []), "")[:200]
-        lines += ["[[known]]", f"case = {_toml_str(rec['nodeid'])}",
+        first = next(iter(rec.messages), "")[:200]
+        lines += ["[[known]]", f"case = {_toml_str(rec.nodeid)}",
                   f"reason = {_toml_str(f'seen {day}: {verdict} ' + (', '.join(failed) + ': ' if failed else '') + first)}",
                   f"verdict = {_toml_str(verdict)}", ""]
     for clause, seen in sorted(by_clause.items()):
         verdicts = sorted({v for _, v in seen})
-        message = next((o.get("message", "") for o in seen[0][0].get("observations", [])
+        message = next((o.get("message", "") for o in seen[0][0].observations
                         if o.get("clause") == clause and not o.get("ok")), "")[:200]
-        cases = ", ".join(r["nodeid"].rpartition("::")[2] for r, _ in seen[:3]) + (", ..." if len(seen) > 3 else "")
+        cases = ", ".join(r.name for r, _ in seen[:3]) + (", ..." if len(seen) > 3 else "")
         reason = f"seen {day}: {'/'.join(verdicts)} in {len(seen)} case(s) ({cases}): {message}"
         lines += ["[[known]]", f"clause = {_toml_str(clause)}", f"reason = {_toml_str(reason)}"]
         if len(verdicts) == 1:

@@ -1,13 +1,15 @@
 """What a case's pytest reports carry: its verdict after each phase, its transcripts on a
-non-pass, and at teardown its record (the dict the certificate, baseline, JUnit, allure and
-diff read; docs/design.md "Reports", docs/certificate.md). ``conformance.plugin`` calls
-:func:`annotate` from ``pytest_runtest_makereport``; the records travel to the controller on
-the teardown reports (pytest-xdist).
+non-pass, and at teardown its record (``conformance.caserecord.CaseRecord``, which the
+certificate, baseline, JUnit, allure and diff read; docs/design.md "Reports",
+docs/certificate.md). ``conformance.plugin`` calls :func:`annotate` from
+``pytest_runtest_makereport``; the records travel to the controller on the teardown reports
+(pytest-xdist), as ``CaseRecord.to_dict``.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from conformance import drift
 from conformance import judging
 from conformance import retry
 from conformance import verdicts
+from conformance.caserecord import CaseRecord, KnownRecord, TryRecord
 from conformance.casestate import CaseState
 from conformance.runcontext import RunContext
 
@@ -44,10 +47,10 @@ def annotate(item: pytest.Item, state: CaseState, report: Any, run: RunContext) 
             state.verdict = verdicts.ERROR
             state.messages.append("ERROR in teardown: " + state.recorder.redact(short(report)))
         record = case_record(item.nodeid, state, run)
-        report.conformance_record = record
-        report.conformance_verdict = record["verdict"]
+        report.conformance_record = record.to_dict()     # JSON-able: it travels from an xdist worker
+        report.conformance_verdict = record.verdict
         report.user_properties.append(("conformance_clauses", " ".join(state.clauses)))
-        report.user_properties.append(("conformance_verdict", record["verdict"]))
+        report.user_properties.append(("conformance_verdict", record.verdict))
 
 
 def short(report: Any) -> str:
@@ -64,47 +67,41 @@ def skip_reason(report: Any) -> str:
     return str(longrepr or "")
 
 
-def case_record(nodeid: str, state: CaseState, run: RunContext) -> dict:
+def case_record(nodeid: str, state: CaseState, run: RunContext) -> CaseRecord:
     """The case's record: verdict, clauses, messages, observations, usage (its share of
     ``run.meter``), tries, transcript on a non-pass."""
-    rec = state.recorder
+    recorder = state.recorder
     verdict = state.verdict or verdicts.PASS
-    if verdict == verdicts.PASS and rec.observations:
-        verdict = rec.verdict()
+    if verdict == verdicts.PASS and recorder.observations:
+        verdict = recorder.verdict()
     messages = list(state.messages)
-    for o in rec.failures(verdicts.NON_STRICT):
-        messages.append(f"{o.verdict} {o.clause}: {o.message}" + (f" [{o.evidence}]" if o.evidence else ""))
-    messages.extend(rec.errors)
+    for obs in recorder.failures(verdicts.NON_STRICT):
+        messages.append(f"{obs.verdict} {obs.clause}: {obs.message}" + (f" [{obs.evidence}]" if obs.evidence else ""))
+    messages.extend(recorder.errors)
     transcript = ""
     if verdict in TRANSCRIPT_VERDICTS and (state.connections or state.tries):
         transcript = all_transcripts(state)[-200_000:]
     conns = {id(c): c for c in [*(c for t in state.tries for c in t["connections"]), *state.connections]}
-    record_tries = {"surface": drift.of_connections(conns.values())}
-    if state.known:
-        record_tries["known"] = state.known
     in_place = [reason for conn in conns.values() for reason in getattr(conn, "retried_in_place", ())]
-    if in_place:
-        record_tries["retried_in_place"] = in_place      # counted in the certificate's retries block
-    if state.tries:
-        record_tries["tries"] = [{k: t[k] for k in ("verdict", "messages", "failed_clauses", "transient", "backoff_s")
-                                  if k in t} for t in state.tries]
-    record = record_tries | {
-        "nodeid": nodeid,
-        "clauses": list(state.clauses),
-        "verdict": verdict,
-        "reached": sorted(rec.reached()),
-        "messages": [rec.redact(m) for m in dict.fromkeys(messages)][:50],
-        "observations": [o.as_dict() for o in rec.observations][:500],
-        "connections": len(state.connections),
-        "usage": {k: v - state.spent_before.get(k, 0) for k, v in run.meter.snapshot().items()},
-        "duration_s": round(time.monotonic() - state.started, 3),
-        "transcript": rec.redact(transcript),
-        "blocked": state.blocked,
-    }
-    if state.perf is not None:
-        record["perf"] = state.perf
-    record["not_reached"] = verdicts.not_reached(record)
-    return record
+    record = CaseRecord(
+        nodeid=nodeid,
+        verdict=verdict,
+        clauses=tuple(state.clauses),
+        messages=tuple([recorder.redact(m) for m in dict.fromkeys(messages)][:50]),
+        duration_s=round(time.monotonic() - state.started, 3),
+        usage={k: v - state.spent_before.get(k, 0) for k, v in run.meter.snapshot().items()},
+        observations=tuple(obs.as_dict() for obs in recorder.observations[:500]),
+        tries=tuple(TryRecord.from_json(attempt) for attempt in state.tries),
+        known=KnownRecord.from_json(state.known),
+        transcript=recorder.redact(transcript),
+        reached=tuple(sorted(recorder.reached())),
+        connections=len(state.connections),
+        blocked=state.blocked,
+        surface=drift.of_connections(conns.values()),
+        retried_in_place=tuple(in_place),         # counted in the certificate's retries block
+        perf=state.perf,
+    )
+    return replace(record, not_reached=tuple(verdicts.not_reached(record)))
 
 
 def all_transcripts(state: CaseState) -> str:

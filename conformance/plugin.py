@@ -275,7 +275,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     # an explicit --tb asks for pytest's entries too
     long = config.getoption("long_failures") or config.getoption("verbose") > 0 or config.option.tbstyle != "auto"
     held = contextlib.nullcontext() if long else T.held_back(terminalreporter.stats,
-                                                                 {r["nodeid"] for r in sess.records})
+                                                                 {r.nodeid for r in sess.records})
     with held:
         result = yield
     runreport.conformance_summary(terminalreporter, sess)

@@ -26,8 +26,10 @@ A FLAKY case whose clauses include a MUST keeps the certificate's overall verdic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 from conformance.client import Blocked, HandshakeRefused, HarnessError, RateLimited, ServerError, TargetStalled
 from conformance.vocabulary import ERROR, FAIL, FLAKY, PASS
 
@@ -122,28 +124,25 @@ def combine(verdicts: list[str], transients: list | None = None) -> str:
     return verdicts[0] if len(set(verdicts)) == 1 else FLAKY
 
 
-def summary(records: list[dict]) -> dict:
+def summary(records: Iterable[CaseRecord | dict]) -> dict:
     """The certificate's ``retries`` block: transient tries run again and creates sent again in
     place (``Connection.turn``), in how many cases, why."""
     by_reason: dict[str, int] = {}
     cases = 0
-    for rec in records:
-        reasons = [t["transient"] for t in rec.get("tries", []) if t.get("transient")]
-        reasons += rec.get("retried_in_place", [])       # creates a turn sent again on its connection
+    for rec in caserecord.all_of(records):
+        reasons = rec.transient_reasons()      # with creates a turn sent again on its connection
         cases += bool(reasons)
-        for r in reasons:
-            by_reason[r] = by_reason.get(r, 0) + 1
+        for reason in reasons:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
     return {"transient": sum(by_reason.values()), "cases": cases, "by_reason": dict(sorted(by_reason.items()))}
 
 
-def flaky_blocks_pass(records: list[dict], registry: Any) -> bool:
+def flaky_blocks_pass(records: Iterable[CaseRecord | dict], registry: Any) -> bool:
     """A FLAKY case with a MUST clause among those it marks or failed keeps overall from PASS."""
-    for rec in records:
-        if rec.get("verdict") != FLAKY:
+    for rec in caserecord.all_of(records):
+        if rec.verdict != FLAKY:
             continue
-        ids = set(rec.get("clauses", []))
-        for t in rec.get("tries", []):
-            ids.update(t.get("failed_clauses", []))
+        ids = set(rec.clauses) | rec.failed_in_tries()
         if any(cid in registry and registry[cid].level == "MUST" for cid in ids):
             return True
     return False

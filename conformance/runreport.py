@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from conformance import baseline as BL
-from conformance import drift as D
-from conformance import exitcodes as X
-from conformance import retry as R
-from conformance import verdicts as V
+from conformance import baseline
+from conformance import drift
+from conformance import exitcodes
+from conformance import retry
+from conformance import vocabulary
 from conformance.liveness import describe as describe_stall
 from conformance.session import ConformanceSession
 
@@ -30,7 +30,7 @@ def finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
     s = sess.settings
     if s.write_baseline is not None and sess.records:
         try:
-            s.write_baseline.write_text(sess.redact(BL.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
+            s.write_baseline.write_text(sess.redact(baseline.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
         except OSError as exc:
             sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
 
@@ -40,26 +40,27 @@ def set_exit_code(session: pytest.Session, sess: ConformanceSession) -> None:
     stale = 0
     if sess.settings.baseline is not None and sess.records:
         stale = run_facts(sess)["baseline"]["stale"]
-    session.exitstatus = X.exit_code((r["verdict"] for r in sess.records), stale=stale, strict=sess.settings.strict,
-                                     usable=not sess.not_usable, pytest_status=session.exitstatus)
+    session.exitstatus = exitcodes.exit_code((r.verdict for r in sess.records), stale=stale,
+                                             strict=sess.settings.strict, usable=not sess.not_usable, pytest_status=session.exitstatus)
 
 
 def run_facts(sess: ConformanceSession) -> dict:
     """Certificate fields beyond the clause and case tables."""
-    skipped = sum(1 for r in sess.records if r["verdict"] == V.SKIPPED
-                  and any(m.startswith("budget:") for m in r.get("messages", [])))
-    baseline = None
-    bl = sess.settings.baseline
-    if bl is not None:
+    skipped = sum(1 for r in sess.records if r.verdict == vocabulary.SKIPPED
+                  and any(m.startswith("budget:") for m in r.messages))
+    review = None
+    known = sess.settings.baseline
+    if known is not None:
         from conformance.report import clause_rows
-        entries = bl.review(sess.records, clause_rows(sess.settings.registry, sess.records))
-        baseline = {"file": os.path.basename(bl.path), "known": sum(1 for r in sess.records if r["verdict"] == BL.KNOWN),
-                    "stale": sum(1 for e in entries if e["status"] == BL.STALE), "entries": entries}
-    return {"stalled": sess.liveness.recorded(), "retries": R.summary(sess.records), "baseline": baseline,
-            "surface": D.merge(r.get("surface") for r in sess.records),
+        entries = known.review(sess.records, clause_rows(sess.settings.registry, sess.records))
+        review = {"file": os.path.basename(known.path),
+                  "known": sum(1 for r in sess.records if r.verdict == vocabulary.KNOWN),
+                  "stale": sum(1 for e in entries if e["status"] == vocabulary.STALE), "entries": entries}
+    return {"stalled": sess.liveness.recorded(), "retries": retry.summary(sess.records), "baseline": review,
+            "surface": drift.merge(r.surface for r in sess.records),
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}, "run": run_block(sess)} \
-        | {"perf": r["perf"] for r in sess.records if r.get("perf")} \
+        | {"perf": r.perf for r in sess.records if r.perf} \
         | ({"preflight": sess.preflight} if sess.preflight else {})
 
 
@@ -80,7 +81,6 @@ def run_block(sess: ConformanceSession) -> dict:
 
 def conformance_summary(tr: Any, sess: ConformanceSession) -> None:
     from conformance.report import summary_lines
-    from conformance.report import terminal as T
     tr.section("responses-ws-conformance")
     if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
         tr.write_line(sess.preflight_line, red=True)
@@ -97,27 +97,28 @@ def conformance_summary(tr: Any, sess: ConformanceSession) -> None:
     if budget["max_requests"] is not None:
         tr.write_line(f"budget: --max-requests {budget['max_requests']}; {budget['skipped']} case(s) SKIPPED (budget)")
     if facts["baseline"] is not None:
-        bl = facts["baseline"]
-        tr.write_line(f"baseline {bl['file']}: {bl['known']} case(s) KNOWN, {bl['stale']} entry(ies) STALE")
-        for e in bl["entries"]:
-            if e["status"] == BL.STALE:
+        review = facts["baseline"]
+        tr.write_line(f"baseline {review['file']}: {review['known']} case(s) KNOWN, "
+                      f"{review['stale']} entry(ies) STALE")
+        for e in review["entries"]:
+            if e["status"] == vocabulary.STALE:
                 what = f"clause {e['clause']}" if e["clause"] else f"case {e['case']}"
                 tr.write_line(f"  STALE known #{e['index']} ({what}): it passes now; remove this entry from "
-                              f"{bl['file']}", red=True)
+                              f"{review['file']}", red=True)
     if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
         tr.write_line(f"baseline written: {sess.settings.write_baseline}")
     report_path_lines(tr, sess)
 
 
 def report_path_lines(tr: Any, sess: ConformanceSession) -> None:
-    from conformance.report import terminal as T
+    from conformance.report import terminal
     paths = getattr(sess, "report_paths", None)
     cert = terminal_certificate(sess, paths)
-    for line, markup in T.findings_lines(cert, report_dir=paths and paths["dir"], strict=sess.settings.strict):
+    for line, markup in terminal.findings_lines(cert, report_dir=paths and paths["dir"], strict=sess.settings.strict):
         tr.write_line(line, **markup)
     if getattr(sess, "report_error", None):
         tr.write_line(sess.report_error, red=True)
-    for line, markup in T.verdict_lines(cert, paths):
+    for line, markup in terminal.verdict_lines(cert, paths):
         tr.write_line(line, **markup)
 
 

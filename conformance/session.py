@@ -17,6 +17,7 @@ import pytest
 
 from conformance import budget as B
 from conformance import tenants as TN
+from conformance.caserecord import CaseRecord
 from conformance.client import HarnessError
 from conformance.liveness import Liveness
 from conformance.runcontext import RunContext
@@ -41,7 +42,7 @@ class ConformanceSession:
         self.settings = settings
         self.server: Any = None
         self._target: Target | None = None
-        self.records: list[dict] = []
+        self.records: list[CaseRecord] = []
         self.started = time.time()
         self.is_worker = hasattr(config, "workerinput")
         if self.is_worker:   # share the controller's run id and report dir
@@ -137,7 +138,7 @@ class ConformanceSession:
         """Collect one record per case; under xdist the controller sees every worker's report."""
         record = getattr(report, "conformance_record", None)
         if record is not None and report.when == "teardown":
-            self.records.append(record)
+            self.records.append(CaseRecord.from_json(record))
 
     def capabilities(self) -> frozenset:
         return self.settings.profile.capabilities()

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 from conformance.files import read_document
 from conformance.vocabulary import (ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, NOT_REACHED, PASS, RETIRED,
                                     SKIPPED, UNSUPPORTED, UNTESTED)
@@ -350,36 +352,34 @@ def expect(clause_id: str, condition: Any, evidence: Any = None, message: str = 
 JUDGED = (PASS, FAIL, NON_STRICT, INFO)
 
 
-def _reached(rec: dict) -> set[str]:
+def _reached(rec: CaseRecord) -> set[str]:
     """What a record says its case checked (records without ``reached``: its expectations)."""
-    return set(rec.get("reached", ())) | {o["clause"] for o in rec.get("observations", [])
-                                          if o["kind"] in ("expect", "violation")}
+    return set(rec.reached or ()) | {o["clause"] for o in rec.observations if o["kind"] in ("expect", "violation")}
 
 
-def outcome(rec: dict) -> str:
+def outcome(rec: CaseRecord) -> str:
     """How the case really ended: a KNOWN case's own verdict (the baseline only excuses it)."""
-    if rec["verdict"] == KNOWN:
-        return (rec.get("known") or {}).get("verdict") or FAIL
-    return rec["verdict"]
+    return rec.own_verdict
 
 
-def not_reached(rec: dict) -> list[str]:
+def not_reached(rec: CaseRecord | dict) -> list[str]:
     """Clauses the case marks but did not check (none for a case that did not run)."""
-    if rec["verdict"] in (UNSUPPORTED, SKIPPED):
+    rec = caserecord.of(rec)
+    if rec.verdict in (UNSUPPORTED, SKIPPED):
         return []
     reached = _reached(rec) if outcome(rec) in JUDGED else set()
-    return [c for c in rec.get("clauses", []) if c not in reached]
+    return [c for c in rec.clauses if c not in reached]
 
 
-def _violated(rec: dict) -> dict[str, str]:
+def _violated(rec: CaseRecord) -> dict[str, str]:
     """clause -> FAIL / NON-STRICT for what the case violated (any try of a FLAKY case)."""
     out: dict[str, str] = {}
-    for o in rec.get("observations", []):
+    for o in rec.observations:
         if not o["ok"] and o["verdict"] in (FAIL, NON_STRICT) and o.get("clause"):
             out[o["clause"]] = FAIL if FAIL in (o["verdict"], out.get(o["clause"])) else NON_STRICT
-    if FLAKY in (rec["verdict"], outcome(rec)):
-        for t in rec.get("tries", []):
-            for cid in t.get("failed_clauses", []):
+    if FLAKY in (rec.verdict, outcome(rec)):
+        for attempt in rec.tries:
+            for cid in attempt.failed_clauses:
                 out.setdefault(cid, FAIL)
     return out
 
@@ -409,7 +409,7 @@ def clause_verdict(touches: list[tuple[str, str, bool, str | None]]) -> str:
     return UNTESTED
 
 
-def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
+def clause_table(registry: ClauseRegistry, records: Iterable[CaseRecord | dict]) -> list[dict]:
     """One row per clause: the cases that mark or checked it, verdict, findings against it.
 
     A clause is checked ("reached") by a case when an expectation for it was evaluated or the
@@ -438,22 +438,22 @@ def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
     """
     by_clause: dict[str, dict] = {c.id: {"cases": set(), "touches": [], "not_reached": set(),
                                          "findings": [], "recs": []} for c in registry}
-    for rec in records:
-        marked, reached, violated = set(rec.get("clauses", [])), _reached(rec), _violated(rec)
+    for rec in caserecord.all_of(records):
+        marked, reached, violated = set(rec.clauses), _reached(rec), _violated(rec)
         own = outcome(rec)
         for cid in marked | reached | set(violated):
             if cid not in by_clause:
                 continue
             info = by_clause[cid]
-            info["cases"].add(rec["nodeid"])
-            info["touches"].append((rec["verdict"], own, cid in reached, violated.get(cid)))
+            info["cases"].add(rec.nodeid)
+            info["touches"].append((rec.verdict, own, cid in reached, violated.get(cid)))
             info["recs"].append(rec)
         for cid in not_reached(rec):
             if cid in by_clause:
-                by_clause[cid]["not_reached"].add(rec["nodeid"])
-        for o in rec.get("observations", []):
+                by_clause[cid]["not_reached"].add(rec.nodeid)
+        for o in rec.observations:
             if o["clause"] in by_clause and not o["ok"]:
-                by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec["nodeid"]))
+                by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec.nodeid))
     rows = []
     for c in registry:
         info = by_clause[c.id]
@@ -469,22 +469,22 @@ def clause_table(registry: ClauseRegistry, records: list[dict]) -> list[dict]:
     return rows
 
 
-def clause_reason(cid: str, verdict: str, recs: list[dict]) -> str:
+def clause_reason(cid: str, verdict: str, recs: list[CaseRecord]) -> str:
     """Why a clause is not PASS, in a sentence ("" for PASS and the violated verdicts, whose
     findings say why)."""
-    def names(sel: list[dict]) -> str:
-        ids = sorted({r["nodeid"].split("::")[-1] for r in sel})
+    def names(sel: list[CaseRecord]) -> str:
+        ids = sorted({r.nodeid.split("::")[-1] for r in sel})
         return ", ".join(ids[:3]) + (" …" if len(ids) > 3 else "")
 
     if verdict == ERROR:
         errs = [r for r in recs if outcome(r) == ERROR]
-        first = next((m for r in errs for m in r.get("messages", []) if m), "")
+        first = next((m for r in errs for m in r.messages if m), "")
         return (f"cannot judge: {names(errs)} ended ERROR" + (f" ({first[:300]})" if first else "")
                 + "; see docs/certification.md on clauses that cannot be judged")
     if verdict == NOT_REACHED:
         ran = [r for r in recs if cid in not_reached(r)]
         stopped = [r for r in ran if outcome(r) in (FAIL, NON_STRICT)]
-        said = [o["message"] for r in ran for o in r.get("observations", [])
+        said = [o["message"] for r in ran for o in r.observations
                 if o["clause"] == cid and o["kind"] == "info" and o["message"]]
         if said:          # the case said why it did not check the clause (e.g. a profile fact)
             return said[0][:240] if said[0].startswith("not checked") else f"not checked: {said[0][:240]}"
@@ -494,9 +494,9 @@ def clause_reason(cid: str, verdict: str, recs: list[dict]) -> str:
             return f"not checked: {names(ran)} ended ERROR or without checking it"
         return f"not checked: {names(ran)} ran to its end without anything to check for it"
     if verdict == UNTESTED:
-        skipped = [r for r in recs if r["verdict"] == SKIPPED]
+        skipped = [r for r in recs if r.verdict == SKIPPED]
         if skipped:
-            first = next((m for r in skipped for m in r.get("messages", []) if m), "skipped")
+            first = next((m for r in skipped for m in r.messages if m), "skipped")
             return f"not run: {names(skipped)} skipped ({first[:160]})"
         return "no case checks it"
     if verdict == UNSUPPORTED:

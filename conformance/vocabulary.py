@@ -33,6 +33,7 @@ UNTESTED = "UNTESTED"           # clause: no case marks it, or only skipped ones
 RETIRED = "RETIRED"             # clause: the registry retired it
 NOT_USABLE = "NOT-USABLE"       # overall: the preflight found the target untestable
 ABSENT = "(absent)"             # diff: the clause or case is missing from one certificate
+VerdictWord = str               # the type of a field that holds one of the words above
 
 # what a verdict applies to
 CASE, CLAUSE, OVERALL, ENTRY, DIFF = "case", "clause", "overall", "baseline entry", "diff"

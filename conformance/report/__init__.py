@@ -2,8 +2,9 @@
 ``docs/certificate.md``), ``junit.xml``, ``index.html``, ``badge.svg`` and the terminal summary.
 
 Implements "Reports" and the clause table / coverage of "Clauses" in ``docs/design.md``.
-Input: the case records the plugin collects (one per case, JSON-able, key already redacted)
-and the clause registry. No pytest import; every writer is a plain function.
+Input: the case records the plugin collects (``conformance.caserecord.CaseRecord``, one per
+case, key already redacted; a dict is read with ``CaseRecord.from_json``) and the clause
+registry. No pytest import; every writer is a plain function.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import platform
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Iterable
 
+from conformance import caserecord
 from conformance import retry
 from conformance import verdicts
+from conformance.caserecord import CaseRecord
 from conformance.release import suite_git, suite_version
 from conformance.report.allure import clause_area
 from conformance.report.badge import render_badge
@@ -32,7 +36,7 @@ SUITE, OBSERVED = "suite", "observed"     # mode: a suite run, or traffic a prox
 OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a full certification run"
 
 
-def clause_rows(registry: verdicts.ClauseRegistry, records: list[dict]) -> list[dict]:
+def clause_rows(registry: verdicts.ClauseRegistry, records: Iterable[CaseRecord | dict]) -> list[dict]:
     """The clause table (``verdicts.clause_table``: its rules include FLAKY and KNOWN cases)."""
     return verdicts.clause_table(registry, records)
 
@@ -43,19 +47,20 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def build_certificate(*, registry: verdicts.ClauseRegistry, records: list[dict], profile: str,
+def build_certificate(*, registry: verdicts.ClauseRegistry, records: Iterable[CaseRecord | dict], profile: str,
                       fingerprint: dict, started: float, finished: float, strict: bool,
                       run_id: str, spec_profiles: list[str] | tuple = (), mode: str = SUITE,
                       extra: dict | None = None) -> dict:
     """The certificate; ``mode`` OBSERVED for traffic the proxy watched (never certified),
     ``extra`` adds optional top-level blocks (``observed``, ``perf``) of schemas/certificate.json."""
+    records = caserecord.all_of(records)
     rows = clause_rows(registry, records)
     caps, specs = frozenset(fingerprint.get("capabilities", ())), frozenset(spec_profiles)
     for row in rows:    # claimed: the clause applies to what the profile says the target does
         row["area"] = clause_area(registry[row["id"]])
         row["claimed"] = row["verdict"] != RETIRED and verdicts.unsupported_reason(registry[row["id"]], caps, specs,
                                                                                    profile) is None
-    counts = Counter(r["verdict"] for r in records)
+    counts = Counter(r.verdict for r in records)
     clause_counts = Counter(r["verdict"] for r in rows)
     overall = FAIL if counts[FAIL] else (ERROR if counts[ERROR] else (
         FLAKY if retry.flaky_blocks_pass(records, registry) else (
@@ -71,14 +76,8 @@ def build_certificate(*, registry: verdicts.ClauseRegistry, records: list[dict],
         overall = NOT_USABLE
     usage = Counter()
     for r in records:
-        usage.update(r.get("usage") or {})
-    cases = [{k: r[k] for k in ("nodeid", "clauses", "verdict", "messages", "duration_s")}
-             | {"not_reached": verdicts.not_reached(r)}
-             | {"usage": r.get("usage") or {}}
-             | {"findings": [o for o in r.get("observations", []) if not o["ok"]][:50]}
-             | ({"tries": r["tries"]} if r.get("tries") else {})
-             | ({"known": r["known"]} if r.get("known") else {})
-             for r in sorted(records, key=lambda r: r["nodeid"])]
+        usage.update(r.usage)
+    cases = [replace(r, not_reached=tuple(verdicts.not_reached(r))).to_json() for r in caserecord.by_nodeid(records)]
     cert_ = certification(overall, rows, records)
     if mode == OBSERVED:
         cert_ = cert_ | {"certified": False, "reasons": [OBSERVED_REASON] + cert_["reasons"]}
@@ -122,12 +121,12 @@ def build_certificate(*, registry: verdicts.ClauseRegistry, records: list[dict],
     }
 
 
-def blocked_cases(records: list[dict]) -> list[str]:
+def blocked_cases(records: Iterable[CaseRecord]) -> list[str]:
     """Node ids of the cases the target's safety system blocked (ERROR, §3.10), sorted."""
-    return sorted(r["nodeid"] for r in records if r.get("blocked"))
+    return sorted(r.nodeid for r in records if r.blocked)
 
 
-def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
+def certification(overall: str, rows: list[dict], records: Iterable[CaseRecord | dict]) -> dict:
     """Certified (docs/certification.md): overall PASS, every claimed MUST clause PASS, no
     FLAKY case; ``reasons`` says what is missing otherwise."""
     reasons = []
@@ -141,7 +140,7 @@ def certification(overall: str, rows: list[dict], records: list[dict]) -> dict:
     if isolation:
         reasons.append("the profile claims multi-tenancy ([target] multi_tenant) but tenant isolation is "
                        f"UNTESTED ({', '.join(isolation)}): run with --other-tenant-key, a key of another tenant")
-    flaky = [r["nodeid"] for r in records if r["verdict"] == FLAKY]
+    flaky = [r.nodeid for r in caserecord.all_of(records) if r.verdict == FLAKY]
     if flaky:
         reasons.append(f"{len(flaky)} FLAKY case(s): {', '.join(sorted(flaky))}")
     must = [r for r in rows if r["level"] == "MUST" and r["claimed"]]
@@ -156,7 +155,8 @@ def _group(rows: list[dict]) -> dict[str, list[str]]:
     return out
 
 
-def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, records: list[dict], profile: str,
+def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, records: Iterable[CaseRecord | dict],
+                  profile: str,
                   fingerprint: dict, started: float, finished: float, strict: bool, run_id: str,
                   spec_profiles: list[str] | tuple = (),
                   redact: Callable[[str], str] = lambda t: t, mode: str = SUITE,
@@ -165,16 +165,11 @@ def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, 
     non-passing cases)."""
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
+    tdir = out / "transcripts"
+    records = [_with_transcript_file(r, tdir, redact) for r in caserecord.by_nodeid(caserecord.all_of(records))]
     cert = build_certificate(registry=registry, records=records, profile=profile, fingerprint=fingerprint,
                              started=started, finished=finished, strict=strict, run_id=run_id,
                              spec_profiles=spec_profiles, mode=mode, extra=extra)
-    tdir = out / "transcripts"
-    for case, rec in zip(cert["cases"], sorted(records, key=lambda r: r["nodeid"])):
-        if rec.get("transcript"):
-            tdir.mkdir(exist_ok=True)
-            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rec["nodeid"])[:150] + ".txt"
-            (tdir / name).write_text(redact(rec["transcript"]), encoding="utf-8")
-            case["transcript"] = f"transcripts/{name}"
     paths = {"dir": str(out), "certificate": str(out / "certificate.json"),
              "junit": str(out / "junit.xml"), "html": str(out / "index.html"), "badge": str(out / "badge.svg")}
     (out / "certificate.json").write_text(redact(json.dumps(cert, indent=2, sort_keys=False)), encoding="utf-8")
@@ -184,8 +179,19 @@ def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, 
     return paths
 
 
-def summary_lines(records: list[dict], registry: verdicts.ClauseRegistry, profile: str) -> list[str]:
-    counts = Counter(r["verdict"] for r in records)
+def _with_transcript_file(record: CaseRecord, tdir: Path, redact: Callable[[str], str]) -> CaseRecord:
+    """Write a non-passing case's transcript to ``tdir``; the record names the file."""
+    if not record.transcript:
+        return record
+    tdir.mkdir(exist_ok=True)
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in record.nodeid)[:150] + ".txt"
+    (tdir / name).write_text(redact(record.transcript), encoding="utf-8")
+    return replace(record, transcript_path=f"transcripts/{name}")
+
+
+def summary_lines(records: Iterable[CaseRecord | dict], registry: verdicts.ClauseRegistry, profile: str) -> list[str]:
+    records = caserecord.all_of(records)
+    counts = Counter(r.verdict for r in records)
     rows = clause_rows(registry, records)
     cov = verdicts.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
@@ -200,7 +206,7 @@ def summary_lines(records: list[dict], registry: verdicts.ClauseRegistry, profil
     ]
     spent = Counter()
     for r in records:
-        spent.update(r.get("usage") or {})
+        spent.update(r.usage)
     lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
                  f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
     blocked = blocked_cases(records)

@@ -7,13 +7,17 @@ clause and the reason in a sentence (``case_reason``), pointing to the clause in
 repeating a finding the clause already says.
 
 Input: certificate dicts (``cases[]`` with ``findings`` — the failing observations — and
-``clauses[]`` rows, ``docs/certificate.md``). Plain data, no pytest, no I/O.
+``clauses[]`` rows, ``docs/certificate.md``); a case is read as a ``CaseRecord``
+(``conformance.caserecord``; a certificate's case dict is read with its ``from_json``). Plain
+data, no pytest, no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 from conformance.vocabulary import ERROR, FAIL, FLAKY, KNOWN, NON_STRICT, PASS
 
 
@@ -56,12 +60,13 @@ def sentence(text: str, limit: int = SENTENCE) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def deviations(case: dict) -> list[dict]:
+def deviations(case: CaseRecord | dict) -> list[dict]:
     """A case's failing findings (FAIL, then NON-STRICT), one per clause and message: the
     clauses the case marks first (in their order), then the others as seen."""
-    marked = {c: i for i, c in enumerate(case.get("clauses", []))}
+    case = caserecord.of(case)
+    marked = {c: i for i, c in enumerate(case.clauses)}
     seen: dict[tuple[str, str], dict] = {}
-    for n, f in enumerate(case.get("findings", [])):
+    for n, f in enumerate(case.failing):
         if f.get("verdict") not in DEVIATIONS:
             continue
         key = (f["clause"], sentence(f.get("message", ""), 400))
@@ -76,8 +81,8 @@ def group_by_clause(cert: dict) -> list[Group]:
     findings violate it and its distinct messages; most cases first within a verdict."""
     rows = {r["id"]: r for r in cert.get("clauses", []) if r["verdict"] in GROUPED}
     groups: dict[str, Group] = {}
-    for case in cert.get("cases", []):
-        if case["verdict"] in (KNOWN, PASS):
+    for case in caserecord.all_of(cert.get("cases", [])):
+        if case.verdict in (KNOWN, PASS):
             continue
         messages: dict[str, set[str]] = {}
         for f in deviations(case):
@@ -86,28 +91,29 @@ def group_by_clause(cert: dict) -> list[Group]:
         for cid, texts in messages.items():
             row = rows[cid]
             g = groups.setdefault(cid, Group(cid, row["level"], row["verdict"], row["requirement"]))
-            g.cases.append(case["nodeid"])
+            g.cases.append(case.nodeid)
             for text in sorted(texts):
-                g.messages.setdefault(text, []).append(case["nodeid"])
+                g.messages.setdefault(text, []).append(case.nodeid)
     order = {v: i for i, v in enumerate(GROUPED)}
     return sorted(groups.values(), key=lambda g: (order[g.verdict], -len(g.cases), g.clause))
 
 
-def primary(case: dict) -> str | None:
+def primary(case: CaseRecord | dict) -> str | None:
     """The clause a non-passing case is filed under: its first deviation, else its first clause."""
+    case = caserecord.of(case)
     devs = deviations(case)
     if devs:
         return devs[0]["clause"]
-    clauses = case.get("clauses") or []
-    return clauses[0] if clauses else None
+    return case.clauses[0] if case.clauses else None
 
 
-def case_reason(case: dict, groups: dict[str, Group] | None = None) -> tuple[str | None, str]:
+def case_reason(case: CaseRecord | dict, groups: dict[str, Group] | None = None) -> tuple[str | None, str]:
     """(clause, reason in a sentence) of a non-passing case. A finding its clause's group
     already says for several cases is named, not repeated; other failing clauses are listed."""
+    case = caserecord.of(case)
     groups = groups or {}
-    verdict = case["verdict"]
-    messages = [m for m in case.get("messages", []) if m]
+    verdict = case.verdict
+    messages = [m for m in case.messages if m]
     devs = deviations(case)
     if verdict == ERROR or (not devs and verdict != FLAKY):
         text = next((m for m in messages if m.startswith((ERROR, "stopped:"))), messages[0] if messages else "")
@@ -116,7 +122,7 @@ def case_reason(case: dict, groups: dict[str, Group] | None = None) -> tuple[str
         return primary(case), sentence(text or "no reason recorded")
     if verdict == FLAKY:
         tries = next((m for m in messages if m.startswith("tries gave")), "the verdict changed between tries")
-        clauses = sorted({c for t in case.get("tries", []) for c in t.get("failed_clauses", [])})
+        clauses = sorted(case.failed_in_tries())
         return (clauses[0] if clauses else primary(case)), sentence(
             tries + (f" (failed: {', '.join(clauses)})" if clauses else ""))
     first = devs[0]

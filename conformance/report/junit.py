@@ -9,8 +9,12 @@ pytest-xdist; a user's own ``--junitxml`` still gets the properties via ``user_p
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import Counter
+from typing import Iterable
+from xml.etree import ElementTree
+
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 
 from conformance.vocabulary import ERROR, FAIL, INFO, NON_STRICT, PASS, SKIPPED, UNSUPPORTED
 
@@ -21,42 +25,43 @@ def _clean(text: str) -> str:
     return str(text).translate(_CONTROL)
 
 
-def render_junit(cert: dict, records: list[dict]) -> str:
-    by_id = {r["nodeid"]: r for r in records}
-    counts = Counter(r["verdict"] for r in records)
+def render_junit(cert: dict, records: Iterable[CaseRecord | dict]) -> str:
+    """The JUnit XML of a run: ``cert`` gives the run's facts, ``records`` the cases."""
+    records = caserecord.by_nodeid(caserecord.all_of(records))
+    counts = Counter(r.verdict for r in records)
     strict = cert.get("strict", False)
     failures = counts[FAIL] + (counts[NON_STRICT] if strict else 0)
-    suites = ET.Element("testsuites")
-    suite = ET.SubElement(suites, "testsuite", {
+    suites = ElementTree.Element("testsuites")
+    suite = ElementTree.SubElement(suites, "testsuite", {
         "name": "responses-ws-conformance", "tests": str(len(records)), "failures": str(failures),
         "errors": str(counts[ERROR]), "skipped": str(counts[UNSUPPORTED] + counts[SKIPPED]),
         "time": str(cert.get("duration_s", 0)), "timestamp": cert.get("started", "")})
-    props = ET.SubElement(suite, "properties")
-    for k, v in (("profile", cert["profile"]), ("suite_version", cert["suite_version"]),
-                 ("run_id", cert["run_id"]), ("overall", cert["overall"]),
-                 ("target_host", cert["target"].get("ws_host", "")), ("model", cert["target"].get("model", ""))):
-        ET.SubElement(props, "property", {"name": k, "value": _clean(v)})
-    for case in cert["cases"]:
-        rec = by_id.get(case["nodeid"], {})
-        path, _, name = case["nodeid"].rpartition("::")
-        tc = ET.SubElement(suite, "testcase", {"classname": path.replace("/", ".").removesuffix(".py"),
-                                               "name": _clean(name or case["nodeid"]),
-                                               "time": str(case.get("duration_s", 0))})
-        tp = ET.SubElement(tc, "properties")
-        for cid in case["clauses"]:
-            ET.SubElement(tp, "property", {"name": "clause", "value": cid})
-        ET.SubElement(tp, "property", {"name": "verdict", "value": case["verdict"]})
-        msg = _clean("\n".join(case.get("messages", [])))
-        verdict = case["verdict"]
+    props = ElementTree.SubElement(suite, "properties")
+    for key, value in (("profile", cert["profile"]), ("suite_version", cert["suite_version"]),
+                       ("run_id", cert["run_id"]), ("overall", cert["overall"]),
+                       ("target_host", cert["target"].get("ws_host", "")),
+                       ("model", cert["target"].get("model", ""))):
+        ElementTree.SubElement(props, "property", {"name": key, "value": _clean(value)})
+    for case in records:
+        path, _, name = case.nodeid.rpartition("::")
+        testcase = ElementTree.SubElement(suite, "testcase", {"classname": path.replace("/", ".").removesuffix(".py"),
+                                                              "name": _clean(name or case.nodeid),
+                                                              "time": str(case.duration_s)})
+        case_props = ElementTree.SubElement(testcase, "properties")
+        for cid in case.clauses:
+            ElementTree.SubElement(case_props, "property", {"name": "clause", "value": cid})
+        ElementTree.SubElement(case_props, "property", {"name": "verdict", "value": case.verdict})
+        msg = _clean("\n".join(case.messages))
+        verdict = case.verdict
         if verdict == FAIL or (verdict == NON_STRICT and strict):
-            el = ET.SubElement(tc, "failure", {"message": msg.split("\n")[0][:500], "type": verdict})
-            el.text = msg
+            element = ElementTree.SubElement(testcase, "failure", {"message": msg.split("\n")[0][:500], "type": verdict})
+            element.text = msg
         elif verdict == ERROR:
-            el = ET.SubElement(tc, "error", {"message": msg.split("\n")[0][:500], "type": ERROR})
-            el.text = msg
+            element = ElementTree.SubElement(testcase, "error", {"message": msg.split("\n")[0][:500], "type": ERROR})
+            element.text = msg
         elif verdict in (UNSUPPORTED, SKIPPED):
-            ET.SubElement(tc, "skipped", {"message": msg.split("\n")[0][:500] or verdict})
-        if rec.get("transcript") and verdict not in (PASS, INFO):
-            ET.SubElement(tc, "system-out").text = _clean(rec["transcript"])
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+            ElementTree.SubElement(testcase, "skipped", {"message": msg.split("\n")[0][:500] or verdict})
+        if case.transcript and verdict not in (PASS, INFO):
+            ElementTree.SubElement(testcase, "system-out").text = _clean(case.transcript)
+    ElementTree.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ElementTree.tostring(suites, encoding="unicode") + "\n"

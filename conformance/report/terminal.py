@@ -18,7 +18,8 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from conformance.report import findings as F
+from conformance import caserecord
+from conformance.report import findings
 from conformance.vocabulary import MARKUP, NON_STRICT
 
 CASES_PER_GROUP = 6           # case names shown under a grouped clause; the rest are counted
@@ -40,34 +41,36 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
     """(text, markup) lines: each failing clause once with the cases it touched, then one line
     per case that did not pass."""
     cwd = cwd or os.getcwd()
-    groups = F.group_by_clause(cert)
+    groups = findings.group_by_clause(cert)
     out: list[tuple[str, dict]] = []
     if groups:
         out.append((f"findings by clause ({len(groups)} clause(s)):", {"bold": True}))
     for g in groups:
         n = len(g.cases)
-        out.append((f"  {g.verdict:<10} {g.clause} ({g.level}) in {n} case(s): {F.sentence(g.requirement, 200)}",
+        requirement = findings.sentence(g.requirement, 200)
+        out.append((f"  {g.verdict:<10} {g.clause} ({g.level}) in {n} case(s): {requirement}",
                     MARKUP.get(g.verdict, {})))
         more = f"  (+{len(g.messages) - 1} other message(s))" if len(g.messages) > 1 else ""
-        out.append((f"             {F.sentence(g.headline)}{more}", {}))
+        out.append((f"             {findings.sentence(g.headline)}{more}", {}))
         shown = ", ".join(_short_id(c) for c in g.cases[:CASES_PER_GROUP])
         if n > CASES_PER_GROUP:
             shown += f", … +{n - CASES_PER_GROUP} more (index.html)"
         out.append((f"             cases: {shown}", {}))
     by_clause = {g.clause: g for g in groups}
-    cases = [c for v in F.NOT_PASSING for c in cert.get("cases", []) if c["verdict"] == v]
+    records = caserecord.all_of(cert.get("cases", []))
+    cases = [case for verdict in findings.NOT_PASSING for case in records if case.verdict == verdict]
     if cases:
         out.append((f"cases not passing ({len(cases)}): verdict, case, clause: reason → transcript "
                     "(tracebacks: --long-failures)", {"bold": True}))
-    for c in cases:
-        clause, reason = F.case_reason(c, by_clause)
-        verdict = c["verdict"]
+    for case in cases:
+        clause, reason = findings.case_reason(case, by_clause)
+        verdict = case.verdict
         if verdict == NON_STRICT and strict:
             verdict += " (failing under strict)"
-        line = f"  {verdict:<10} {c['nodeid']}  " + (f"{clause}: " if clause else "") + reason
-        if c.get("transcript") and report_dir:
-            line += f"  → {_where(os.path.join(report_dir, c['transcript']), cwd)}"
-        out.append((line, MARKUP.get(c["verdict"], {})))
+        line = f"  {verdict:<10} {case.nodeid}  " + (f"{clause}: " if clause else "") + reason
+        if case.transcript_path and report_dir:
+            line += f"  → {_where(os.path.join(report_dir, case.transcript_path), cwd)}"
+        out.append((line, MARKUP.get(case.verdict, {})))
     return out
 
 
