@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conformance.caserecord import CaseRecord
 from conformance.files import read_document
 from conformance.vocabulary import (ABSENT, ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT, NOT_USABLE, OVERALL_RANK,
                                     PASS, TIERS)
@@ -68,8 +69,18 @@ def load(path: str | Path) -> dict:
     return check(read_document(path, "JSON", CertificateError), str(path))
 
 
-def _by(cert: dict, what: str, key: str) -> dict[str, dict]:
-    return {r[key]: r for r in cert.get(what, [])}
+def _clause_verdicts(cert: dict) -> dict[str, str]:
+    return {r["id"]: r["verdict"] for r in cert.get("clauses", [])}
+
+
+def _clause_levels(*certs: dict) -> dict[str, str]:
+    """Each clause's level (the later certificate's where both have it)."""
+    return {r["id"]: r.get("level", "") for cert in certs for r in cert.get("clauses", [])}
+
+
+def cases(cert: dict) -> list[CaseRecord]:
+    """The certificate's cases (any version of the certificate)."""
+    return [CaseRecord.from_json(case) for case in cert.get("cases", [])]
 
 
 def _kind(old: str, new: str) -> str:
@@ -77,13 +88,15 @@ def _kind(old: str, new: str) -> str:
     return "regression" if rn > ro else ("improvement" if rn < ro else "change")
 
 
-def _changes(a: dict[str, dict], b: dict[str, dict]) -> list[tuple]:
-    """Rows (id, level, old, new, kind), regressions first, the worst new verdict first."""
+def _changes(a: dict[str, str], b: dict[str, str], levels: dict[str, str] | None = None) -> list[tuple]:
+    """Rows (id, level, old, new, kind) from the verdicts by id of two runs, regressions first,
+    the worst new verdict first."""
     rows = []
+    levels = levels or {}
     for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, {}).get("verdict", ABSENT), b.get(key, {}).get("verdict", ABSENT)
+        va, vb = a.get(key, ABSENT), b.get(key, ABSENT)
         if va != vb:
-            rows.append((key, (b.get(key) or a.get(key)).get("level", ""), va, vb, _kind(va, vb)))
+            rows.append((key, levels.get(key, ""), va, vb, _kind(va, vb)))
     order = {"regression": 0, "improvement": 1, "change": 2}
     rows.sort(key=lambda r: (order[r[4]], -RANK[r[3]], r[0]))
     return rows
@@ -112,14 +125,15 @@ def compare(old: dict, new: dict) -> dict:
     ``coverage``, ``usage``. Raises ``CertificateError`` on a verdict it cannot rank."""
     check(old, "old certificate")
     check(new, "new certificate")
-    clauses = _changes(_by(old, "clauses", "id"), _by(new, "clauses", "id"))
-    old_cases, new_cases = _by(old, "cases", "nodeid"), _by(new, "cases", "nodeid")
+    clauses = _changes(_clause_verdicts(old), _clause_verdicts(new), _clause_levels(old, new))
+    old_cases = {case.nodeid: case.verdict for case in cases(old)}
+    new_cases = {case.nodeid: case.verdict for case in cases(new)}
     both = set(old_cases) & set(new_cases)
-    cases = _changes({k: old_cases[k] for k in both}, {k: new_cases[k] for k in both})
+    case_rows = _changes({k: old_cases[k] for k in both}, {k: new_cases[k] for k in both})
     added, removed = sorted(set(new_cases) - both), sorted(set(old_cases) - both)
 
     regressions = [f"clause {cid} ({lvl}): {va} → {vb}" for cid, lvl, va, vb, k in clauses if k == "regression"]
-    regressions += [f"case {nid}: {va} → {vb}" for nid, _, va, vb, k in cases if k == "regression"]
+    regressions += [f"case {nid}: {va} → {vb}" for nid, _, va, vb, k in case_rows if k == "regression"]
     oa, ob = old["overall"], new["overall"]
     if OVERALL_RANK[ob] > OVERALL_RANK[oa]:
         regressions.insert(0, f"overall: {oa} → {ob}")
@@ -140,8 +154,7 @@ def compare(old: dict, new: dict) -> dict:
         regressions += [f"{what} {x}" for x in surface[key][0]]
 
     ca, cb = checked(old), checked(new)
-    verdict_b = {r["id"]: r["verdict"] for r in new["clauses"]}
-    verdict_a = {r["id"]: r["verdict"] for r in old["clauses"]}
+    verdict_b, verdict_a = _clause_verdicts(new), _clause_verdicts(old)
     lost = [(cid, verdict_a[cid], verdict_b.get(cid, ABSENT)) for cid in sorted(ca - cb)]
 
     reasons: list[tuple[str, str]] = []
@@ -150,7 +163,7 @@ def compare(old: dict, new: dict) -> dict:
         reasons.append(("not-usable", "the new run could not test the target (overall NOT-USABLE)"
                         + (f": {said}" if said else "")))
     elif ob == INCOMPLETE:
-        n = sum(1 for c in new.get("cases", []) if c.get("verdict") == ERROR)
+        n = sum(1 for case in cases(new) if case.verdict == ERROR)
         reasons.append(("incomplete", f"the new run is incomplete (overall ERROR): {n} case(s) could not be judged"))
     if regressions:
         reasons.append(("regression", f"{len(regressions)} regression(s): " + "; ".join(regressions[:3])
@@ -173,7 +186,7 @@ def compare(old: dict, new: dict) -> dict:
                      "usable run as well")
     if old.get("mode", "suite") != new.get("mode", "suite"):
         notes.append(f"the runs differ in mode: old {old.get('mode', 'suite')}, new {new.get('mode', 'suite')}")
-    return {"reasons": reasons, "regressions": regressions, "clauses": clauses, "cases": cases,
+    return {"reasons": reasons, "regressions": regressions, "clauses": clauses, "cases": case_rows,
             "cases_added": added, "cases_removed": removed, "lost": lost, "notes": notes,
             "surface": surface, "surface_recorded": recorded,
             "checked": (len(ca), len(cb)),

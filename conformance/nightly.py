@@ -68,7 +68,7 @@ def decide(suite_exit: int, cert: dict | None, previous: dict | None = None, *,
         return Night(NOT_USABLE, f"the run checked no clause (suite exit {suite_exit}, overall {overall}): "
                                  "nothing was tested")
     if suite_exit == INCOMPLETE or overall == diff.INCOMPLETE:
-        errors = sum(1 for c in (cert or {}).get("cases", []) if c.get("verdict") == vocabulary.ERROR)
+        errors = sum(1 for case in diff.cases(cert or {}) if case.verdict == vocabulary.ERROR)
         stalled = (cert or {}).get("stalled") or {}
         why = f"; the run stopped early: {stalled.get('message')}" if stalled.get("message") else ""
         return Night(INCOMPLETE, f"incomplete (suite exit {suite_exit}, overall {overall}): "
