@@ -11,7 +11,7 @@ open at the terminal event that its ``output`` holds are a SHOULD finding (16b);
 ``function_call_arguments.done`` without ``name`` too (§3.2). Each finding of a kind is
 reported once per response. The attribution
 decides which response an event belongs to; the methods here judge it and report through
-``add(clause, message, rs, pointer=...)``.
+``add(clause, message, request, pointer=...)``.
 """
 from __future__ import annotations
 
@@ -97,243 +97,247 @@ class Grammar:
         self.once: set = set()  # dedupe keys of findings reported once per response
         self.queued = False  # response.queued came first (or right after a queued response.created)
 
-    def once_add(self, add: Add, rs: Any, key: Any, clause: str, message: str, **kw: Any) -> None:
+    def once_add(self, add: Add, request: Any, key: Any, clause: str, message: str, **fields: Any) -> None:
         """A finding reported once per response and ``(clause, key)``."""
-        k = (clause, key)
-        if k not in self.once:
-            self.once.add(k)
-            add(clause, message, rs, **kw)
+        once_key = (clause, key)
+        if once_key not in self.once:
+            self.once.add(once_key)
+            add(clause, message, request, **fields)
 
-    def _tolerated_setup(self, add: Add, rs: Any, clause: str, what: str) -> None:
+    def _tolerated_setup(self, add: Add, request: Any, clause: str, what: str) -> None:
         """A left-out setup event under ``setup_events = "optional"``: INFO, once per response."""
-        self.once_add(add, rs, "setup-optional", clause,
+        self.once_add(add, request, "setup-optional", clause,
                       f"{what} (setup events are optional for this target, §4.3 item 16a)", kind=INFO)
 
-    def new_item(self, iid: str | None, oi: Any) -> Item:
+    def new_item(self, iid: str | None, output_index: Any) -> Item:
         """An item of this response: announced, or (setup events optional) first seen in a
         delta, ``.done`` or ``output_item.done``."""
-        it = Item(iid, oi)
-        self.order.append(it)
-        if type(oi) is int:
-            self.by_output_index.setdefault(oi, it)
+        item = Item(iid, output_index)
+        self.order.append(item)
+        if type(output_index) is int:
+            self.by_output_index.setdefault(output_index, item)
         if iid is not None:
-            self.items.setdefault(iid, it)
-        return it
+            self.items.setdefault(iid, item)
+        return item
 
     # --- every event of the live response: sequence numbers, in_progress after created
 
-    def step(self, add: Add, rs: Any, ev: dict, typ: str) -> None:
-        seq = ev.get("sequence_number")
+    def step(self, add: Add, request: Any, event: dict, typ: str) -> None:
+        seq = event.get("sequence_number")
         last = self.seq
         if last is not None and type(seq) is int and seq == last + 1:
             self.seq = seq
         else:
-            self._number(add, rs, seq, typ)
+            self._number(add, request, seq, typ)
         if self.in_progress_due and typ != "response.created":
             self.in_progress_due = False
             # a warm-up (generate:false) ends right after created, without in_progress
-            if typ != "response.in_progress" and not _is_empty_terminal(ev, typ):
+            if typ != "response.in_progress" and not _is_empty_terminal(event, typ):
                 add(STREAM_IN_PROGRESS_FOLLOWS, f"{typ} follows response.created; response.in_progress expected first",
-                    rs)
+                    request)
 
-    def _number(self, add: Add, rs: Any, seq: Any, typ: str) -> None:
+    def _number(self, add: Add, request: Any, seq: Any, typ: str) -> None:
         """A sequence_number other than the expected next one (§3.5, §4.3 item 17)."""
         if type(seq) is int and seq >= 0:
             last = self.seq
             if last is None:
                 if seq != 0:
-                    self.once_add(add, rs, "seq", SEQ_FROM_ZERO_BY_ONE,
+                    self.once_add(add, request, "seq", SEQ_FROM_ZERO_BY_ONE,
                                   f"first sequence_number of the response is {seq}, not 0 ({typ})")
                 self.seq = seq
             elif seq <= last:
-                self.once_add(add, rs, "seq", SEQ_MONOTONIC,
+                self.once_add(add, request, "seq", SEQ_MONOTONIC,
                               f"sequence_number {seq} of {typ} does not exceed the previous {last}")
             else:
-                self.once_add(add, rs, "seq1", SEQ_FROM_ZERO_BY_ONE,
+                self.once_add(add, request, "seq1", SEQ_FROM_ZERO_BY_ONE,
                               f"sequence_number jumps from {last} to {seq} ({typ})")
                 self.seq = seq
         else:
-            self.once_add(add, rs, "seqp", SEQ_PRESENT,
+            self.once_add(add, request, "seqp", SEQ_PRESENT,
                           f"{typ} has no non-negative integer sequence_number ({short(seq)})")
             # count it as numbered: the next event's gap is this defect, not another one
             self.seq = 0 if self.seq is None else self.seq + 1
 
-    def shared_number(self, add: Add, rs: Any, ev: dict, typ: str) -> None:
+    def shared_number(self, add: Add, request: Any, event: dict, typ: str) -> None:
         """steer/inject/extension events: part of the response's numbering, any time (§3.5)."""
-        seq = ev.get("sequence_number")
+        seq = event.get("sequence_number")
         if type(seq) is int and seq >= 0:
             last = self.seq
             if last is not None and seq <= last:
-                self.once_add(add, rs, "seq", SEQ_MONOTONIC,
+                self.once_add(add, request, "seq", SEQ_MONOTONIC,
                               f"sequence_number {seq} of {typ} does not exceed the previous {last}")
             else:
                 if last is not None and seq != last + 1:
-                    self.once_add(add, rs, "seq1", SEQ_FROM_ZERO_BY_ONE,
+                    self.once_add(add, request, "seq1", SEQ_FROM_ZERO_BY_ONE,
                                   f"sequence_number jumps from {last} to {seq} ({typ})")
                 self.seq = seq
 
-    def first_event(self, add: Add, rs: Any, first_type: str) -> None:
+    def first_event(self, add: Add, request: Any, first_type: str) -> None:
         """The response starts with ``first_type`` (item 11: queued or created first)."""
         if first_type not in LIFECYCLE_START and not self.queued:
-            add(STREAM_CREATED_FIRST, f"first event of the response is {first_type}, not response.created", rs)
+            add(STREAM_CREATED_FIRST, f"first event of the response is {first_type}, not response.created", request)
 
     # --- items
 
-    def item_added(self, add: Add, rs: Any, ev: dict, ids_elsewhere: Any) -> str | None:
+    def item_added(self, add: Add, request: Any, event: dict, ids_elsewhere: Any) -> str | None:
         """``output_item.added`` (items 12, 16); returns the new item's id (None: no id)."""
-        item = ev.get("item")
+        item = event.get("item")
         if type(item) is not dict:
             return None
         iid = item.get("id")
         if type(iid) is not str:
             iid = None
-        oi = ev.get("output_index")
+        output_index = event.get("output_index")
         if self.incomplete_item is not None:
             add(STREAM_INCOMPLETE_ITEM_LAST,
-                f"item {iid!r} added after item {self.incomplete_item.id!r} ended incomplete", rs)
-        if oi != len(self.order):
-            add(STREAM_INDEXES_IN_ORDER, f"output_item.added has output_index {short(oi)}, expected {len(self.order)}",
-                rs, pointer="/output_index")
+                f"item {iid!r} added after item {self.incomplete_item.id!r} ended incomplete", request)
+        if output_index != len(self.order):
+            add(STREAM_INDEXES_IN_ORDER,
+                f"output_item.added has output_index {short(output_index)}, expected {len(self.order)}",
+                request, pointer="/output_index")
         if iid is not None and (iid in self.items or iid in ids_elsewhere):
-            add(STREAM_ITEM_LIFECYCLE, f"output_item.added repeats item id {iid!r}", rs)
-        self.new_item(iid, oi)
+            add(STREAM_ITEM_LIFECYCLE, f"output_item.added repeats item id {iid!r}", request)
+        self.new_item(iid, output_index)
         return iid
 
-    def done_item(self, ev: dict) -> tuple[str | None, Item | None]:
+    def done_item(self, event: dict) -> tuple[str | None, Item | None]:
         """The item an ``output_item.done`` closes: by id, else by output_index."""
-        item = ev.get("item")
+        item = event.get("item")
         iid = item.get("id") if type(item) is dict else None
         if type(iid) is not str:
             iid = None
-        oi = ev.get("output_index")
+        output_index = event.get("output_index")
         return iid, (self.items.get(iid) if iid is not None
-                     else (self.by_output_index.get(oi) if type(oi) is int else None))
+                     else (self.by_output_index.get(output_index) if type(output_index) is int else None))
 
-    def item_done(self, add: Add, rs: Any, ev: dict, iid: str | None, it: Item | None) -> None:
+    def item_done(self, add: Add, request: Any, event: dict, iid: str | None, tracked: Item | None) -> None:
         """``output_item.done`` (items 12, 14, 16)."""
-        if it is None:
+        if tracked is None:
             if not self.lenient.setup_events:
-                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} that was never added", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} that was never added", request)
                 return
-            self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} "
+            self._tolerated_setup(add, request, STREAM_ITEM_LIFECYCLE, f"output_item.done for item {short(iid)} "
                                   "that no output_item.added announced")
-            it = self.new_item(iid, ev.get("output_index"))
-        if it.done:
-            add(STREAM_ITEM_LIFECYCLE, f"second output_item.done for item {short(iid)}", rs)
+            tracked = self.new_item(iid, event.get("output_index"))
+        if tracked.done:
+            add(STREAM_ITEM_LIFECYCLE, f"second output_item.done for item {short(iid)}", request)
             return
-        item = ev.get("item")
+        item = event.get("item")
         if type(item) is not dict:
             item = {}
-        oi = ev.get("output_index")
-        if oi != it.output_index:
+        output_index = event.get("output_index")
+        if output_index != tracked.output_index:
             add(STREAM_ANNOUNCED_ITEM,
-                f"output_item.done for {iid!r} has output_index {short(oi)}, announced at {it.output_index}", rs)
-        for label, parts in (("content part", it.parts), ("summary part", it.summary_parts)):
+                f"output_item.done for {iid!r} has output_index {short(output_index)}, "
+                f"announced at {tracked.output_index}", request)
+        for label, parts in (("content part", tracked.parts), ("summary part", tracked.summary_parts)):
             for idx, state in parts.items():
                 if state != PartState.CLOSED:
                     add(STREAM_ITEM_LIFECYCLE, f"output_item.done for {iid!r} while its {label} {idx} is still open",
-                        rs)
-        for base, idx in it.deltas:
-            if (base, idx) not in it.done_values and FAMILIES[base][2] is None:  # parts: see content_part.done
-                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for {iid!r} without {base}.done after its deltas", rs)
-        for (base, idx), value in it.done_values.items():
+                        request)
+        for base, idx in tracked.deltas:
+            if (base, idx) not in tracked.done_values and FAMILIES[base][2] is None:  # parts: see content_part.done
+                add(STREAM_ITEM_LIFECYCLE, f"output_item.done for {iid!r} without {base}.done after its deltas",
+                    request)
+        for (base, idx), value in tracked.done_values.items():
             got = output_value(item, base, idx)
             if got != value:
                 add(STREAM_DONE_MATCHES_OUTPUT, f"output_item.done {iid!r}: {family_label(base, idx)} is {short(got)}, "
-                    f"the .done event had {short(value)}", rs)
-        it.done = True
+                    f"the .done event had {short(value)}", request)
+        tracked.done = True
         if item.get("status") == "incomplete":
-            self.incomplete_item = it
+            self.incomplete_item = tracked
 
-    def announced(self, add: Add, rs: Any, ev: dict, typ: str, it: Item | None, iid: Any) -> Item | None:
+    def announced(self, add: Add, request: Any, event: dict, typ: str, item: Item | None, iid: Any) -> Item | None:
         """The open item an item event references by ``item_id`` (item 13: announced item)."""
-        if it is None and iid is not None and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, STREAM_ANNOUNCED_ITEM,
+        if item is None and iid is not None and self.lenient.setup_events:
+            self._tolerated_setup(add, request, STREAM_ANNOUNCED_ITEM,
                                   f"{typ} references item_id {short(iid)}, not announced by output_item.added")
-            return self.new_item(iid, ev.get("output_index"))
-        if it is None:
-            self.once_add(add, rs, ("id", iid), STREAM_ANNOUNCED_ITEM,
+            return self.new_item(iid, event.get("output_index"))
+        if item is None:
+            self.once_add(add, request, ("id", iid), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references item_id {short(iid)}, not announced by output_item.added")
             return None
-        if it.done:
-            self.once_add(add, rs, ("done", iid), STREAM_ANNOUNCED_ITEM,
+        if item.done:
+            self.once_add(add, request, ("done", iid), STREAM_ANNOUNCED_ITEM,
                           f"{typ} references item {iid!r} after its output_item.done")
             return None
-        oi = ev.get("output_index")
-        if oi != it.output_index:
-            self.once_add(add, rs, ("oi", iid), STREAM_ANNOUNCED_ITEM,
-                          f"{typ} for item {iid!r} has output_index {short(oi)}, the item was announced at "
-                          f"{it.output_index}")
-        return it
+        output_index = event.get("output_index")
+        if output_index != item.output_index:
+            self.once_add(add, request, ("oi", iid), STREAM_ANNOUNCED_ITEM,
+                          f"{typ} for item {iid!r} has output_index {short(output_index)}, the item was announced at "
+                          f"{item.output_index}")
+        return item
 
-    def announced_by_index(self, add: Add, rs: Any, typ: str, oi: Any, it: Item | None) -> Item | None:
+    def announced_by_index(self, add: Add, request: Any, typ: str, output_index: Any, item: Item | None) -> Item | None:
         """The open item an event references by ``output_index`` only."""
-        if it is None and type(oi) is int and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, STREAM_ANNOUNCED_ITEM,
-                                  f"{typ} references output_index {oi}, not announced by output_item.added")
-            return self.new_item(None, oi)
-        if it is None:
-            self.once_add(add, rs, ("oi", short(oi)), STREAM_ANNOUNCED_ITEM,
-                          f"{typ} references output_index {short(oi)}, not announced by output_item.added")
+        if item is None and type(output_index) is int and self.lenient.setup_events:
+            self._tolerated_setup(add, request, STREAM_ANNOUNCED_ITEM,
+                                  f"{typ} references output_index {output_index}, not announced by output_item.added")
+            return self.new_item(None, output_index)
+        if item is None:
+            self.once_add(add, request, ("oi", short(output_index)), STREAM_ANNOUNCED_ITEM,
+                          f"{typ} references output_index {short(output_index)}, not announced by output_item.added")
             return None
-        if it.done:
-            self.once_add(add, rs, ("done", it.output_index), STREAM_ANNOUNCED_ITEM,
-                          f"{typ} references output_index {short(oi)} after its output_item.done")
+        if item.done:
+            self.once_add(add, request, ("done", item.output_index), STREAM_ANNOUNCED_ITEM,
+                          f"{typ} references output_index {short(output_index)} after its output_item.done")
             return None
-        return it
+        return item
 
     # --- parts and deltas
 
-    def part_added(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
+    def part_added(self, add: Add, request: Any, event: dict, typ: str, item: Item) -> None:
         """``content_part.added`` / ``reasoning_summary_part.added`` (item 12)."""
         summary = typ == "response.reasoning_summary_part.added"
-        parts = it.summary_parts if summary else it.parts
+        parts = item.summary_parts if summary else item.parts
         field_ = "summary_index" if summary else "content_index"
-        idx = ev.get(field_)
-        expected = it.next_summary if summary else it.next_part
+        idx = event.get(field_)
+        expected = item.next_summary if summary else item.next_part
         try:
             added = idx in parts
         except TypeError:  # not even hashable, so not an index (the schema reports it)
             return
         if added:
-            add(STREAM_ITEM_LIFECYCLE, f"{typ}: {field_} {short(idx)} of {it.id!r} added twice", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ}: {field_} {short(idx)} of {item.id!r} added twice", request)
             return
         for other, state in parts.items():
             if state != PartState.CLOSED:
-                add(STREAM_ITEM_LIFECYCLE, f"{typ} {short(idx)} of {it.id!r} while part {other} is still open", rs)
+                add(STREAM_ITEM_LIFECYCLE, f"{typ} {short(idx)} of {item.id!r} while part {other} is still open",
+                    request)
                 break
         if idx != expected:
-            add(STREAM_INDEXES_IN_ORDER, f"{typ} of {it.id!r} has {field_} {short(idx)}, expected {expected}",
-                rs, pointer="/" + field_)
+            add(STREAM_INDEXES_IN_ORDER, f"{typ} of {item.id!r} has {field_} {short(idx)}, expected {expected}",
+                request, pointer="/" + field_)
         parts[idx] = PartState.OPEN
         nxt = (idx + 1) if type(idx) is int else expected + 1
         if summary:
-            it.next_summary = max(it.next_summary, nxt)
+            item.next_summary = max(item.next_summary, nxt)
         else:
-            it.next_part = max(it.next_part, nxt)
+            item.next_part = max(item.next_part, nxt)
 
-    def part_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item) -> None:
+    def part_done(self, add: Add, request: Any, event: dict, typ: str, item: Item) -> None:
         """``content_part.done`` / ``reasoning_summary_part.done`` (items 12, 14)."""
         summary = typ == "response.reasoning_summary_part.done"
-        parts = it.summary_parts if summary else it.parts
-        idx = ev.get("summary_index" if summary else "content_index")
+        parts = item.summary_parts if summary else item.parts
+        idx = event.get("summary_index" if summary else "content_index")
         try:
             state = parts.get(idx)
         except TypeError:
             return
         if state is None and self.lenient.setup_events:
-            self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {it.id!r} "
+            self._tolerated_setup(add, request, STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {item.id!r} "
                                   "that was never added")
         elif state is None:
-            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {it.id!r} that was never added", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {short(idx)} of {item.id!r} that was never added", request)
             return
         if state == PartState.CLOSED:
-            add(STREAM_ITEM_LIFECYCLE, f"second {typ} for part {idx} of {it.id!r}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"second {typ} for part {idx} of {item.id!r}", request)
             return
         if state == PartState.DELTAS:
-            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {idx} of {it.id!r} before the .done of its deltas", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"{typ} for part {idx} of {item.id!r} before the .done of its deltas", request)
         parts[idx] = PartState.CLOSED
-        part = ev.get("part")
+        part = event.get("part")
         if type(part) is not dict:
             return
         if summary:
@@ -344,28 +348,28 @@ class Grammar:
             if fam is None:
                 return
             base, fld = fam
-        value = it.done_values.get((base, idx))
+        value = item.done_values.get((base, idx))
         if value is not None and part.get(fld) != value:
-            add(STREAM_DONE_MATCHES_OUTPUT, f"{typ} part {idx} of {it.id!r}: {fld} is {short(part.get(fld))}, "
-                f"the .done event had {short(value)}", rs)
+            add(STREAM_DONE_MATCHES_OUTPUT, f"{typ} part {idx} of {item.id!r}: {fld} is {short(part.get(fld))}, "
+                f"the .done event had {short(value)}", request)
 
-    def delta(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
+    def delta(self, add: Add, request: Any, event: dict, typ: str, item: Item, info: tuple) -> None:
         """A ``.delta`` of a family (item 12): inside its open part, before its ``.done``."""
         base, _fld, idx_field, container = info
-        idx = ev.get(idx_field) if idx_field is not None else -1
+        idx = event.get(idx_field) if idx_field is not None else -1
         if container is not None:
-            parts = it.parts if container == "part" else it.summary_parts
+            parts = item.parts if container == "part" else item.summary_parts
             try:
                 state = parts.get(idx)
             except TypeError:
                 return
             if state is None and self.lenient.setup_events:
-                self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE,
-                                      f"{typ} for {idx_field} {short(idx)} of {it.id!r} before its part was added")
-                _open_part(it, container, idx, PartState.DELTAS)
+                self._tolerated_setup(add, request, STREAM_ITEM_LIFECYCLE,
+                                      f"{typ} for {idx_field} {short(idx)} of {item.id!r} before its part was added")
+                _open_part(item, container, idx, PartState.DELTAS)
             elif state is None or state in _NO_MORE_DELTAS:
-                self.once_add(add, rs, ("delta-part", it.id, base, short(idx)), STREAM_ITEM_LIFECYCLE,
-                              f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
+                self.once_add(add, request, ("delta-part", item.id, base, short(idx)), STREAM_ITEM_LIFECYCLE,
+                              f"{typ} for {idx_field} {short(idx)} of {item.id!r} "
                               + ("before its part was added" if state is None else "after its part's .done"))
                 if state is None:
                     return
@@ -374,87 +378,88 @@ class Grammar:
             key = (base, idx)
         else:
             key = (base, -1)
-            if key in it.done_values:
-                self.once_add(add, rs, ("delta-after", it.id, base), STREAM_ITEM_LIFECYCLE,
-                              f"{typ} for {it.id!r} after {base}.done")
-        delta = ev.get("delta")
-        acc = it.deltas.get(key)
+            if key in item.done_values:
+                self.once_add(add, request, ("delta-after", item.id, base), STREAM_ITEM_LIFECYCLE,
+                              f"{typ} for {item.id!r} after {base}.done")
+        delta = event.get("delta")
+        acc = item.deltas.get(key)
         if acc is None:
-            acc = it.deltas[key] = []
+            acc = item.deltas[key] = []
         acc.append(delta if type(delta) is str else "")
 
-    def text_done(self, add: Add, rs: Any, ev: dict, typ: str, it: Item, info: tuple) -> None:
+    def text_done(self, add: Add, request: Any, event: dict, typ: str, item: Item, info: tuple) -> None:
         """The ``.done`` of a family (items 12, 14): once, in its part, equal to its deltas."""
         base, fld, idx_field, container = info
-        idx = ev.get(idx_field) if idx_field is not None else -1
+        idx = event.get(idx_field) if idx_field is not None else -1
         key = (base, idx)
         try:
-            if key in it.done_values:
-                add(STREAM_ITEM_LIFECYCLE, f"second {typ} for {it.id!r}", rs)
+            if key in item.done_values:
+                add(STREAM_ITEM_LIFECYCLE, f"second {typ} for {item.id!r}", request)
                 return
         except TypeError:
             return
         if container is not None:
-            parts = it.parts if container == "part" else it.summary_parts
+            parts = item.parts if container == "part" else item.summary_parts
             state = parts.get(idx)
             if state is None and self.lenient.setup_events:
-                self._tolerated_setup(add, rs, STREAM_ITEM_LIFECYCLE,
-                                      f"{typ} for {idx_field} {short(idx)} of {it.id!r} without an open part")
-                _open_part(it, container, idx, PartState.TEXT_DONE)
+                self._tolerated_setup(add, request, STREAM_ITEM_LIFECYCLE,
+                                      f"{typ} for {idx_field} {short(idx)} of {item.id!r} without an open part")
+                _open_part(item, container, idx, PartState.TEXT_DONE)
             elif state is None or state in _NO_MORE_DELTAS:
-                add(STREAM_ITEM_LIFECYCLE, f"{typ} for {idx_field} {short(idx)} of {it.id!r} "
-                    + ("without an open part" if state is None else "after its part closed"), rs)
+                add(STREAM_ITEM_LIFECYCLE, f"{typ} for {idx_field} {short(idx)} of {item.id!r} "
+                    + ("without an open part" if state is None else "after its part closed"), request)
             else:
                 parts[idx] = PartState.TEXT_DONE
-        if base == FC_ARGUMENTS and type(ev.get("name")) is not str:  # §3.2: production leaves it out
-            self.once_add(add, rs, "fc-name", FC_DONE_NAME,
-                          f"{typ} for {it.id!r} carries no name (the OpenAPI spec lists it)")
-        value = ev.get(fld)
-        it.done_values[key] = value
-        acc = it.deltas.get(key)
+        if base == FC_ARGUMENTS and type(event.get("name")) is not str:  # §3.2: production leaves it out
+            self.once_add(add, request, "fc-name", FC_DONE_NAME,
+                          f"{typ} for {item.id!r} carries no name (the OpenAPI spec lists it)")
+        value = event.get(fld)
+        item.done_values[key] = value
+        acc = item.deltas.get(key)
         joined = "".join(acc) if acc else ""
         if type(value) is str and joined != value:
-            add(STREAM_DELTAS_ADD_UP, f"{typ} for {it.id!r}: deltas add up to {short(joined)}, .done has {short(value)}",
-                rs, pointer="/" + fld)
+            add(STREAM_DELTAS_ADD_UP,
+                f"{typ} for {item.id!r}: deltas add up to {short(joined)}, .done has {short(value)}",
+                request, pointer="/" + fld)
 
     # --- the terminal event
 
-    def terminal(self, add: Add, rs: Any, typ: str, resp: dict, rid: Any) -> None:
+    def terminal(self, add: Add, request: Any, typ: str, resp: dict, rid: Any) -> None:
         """The terminal event's response (items 12, 14-16): status, id, usage, items, output."""
         want = TERMINAL_STATUS[typ]
         status = resp.get("status")
         if status != want:
             add(STREAM_TERMINAL_RESPONSE, f"{typ} carries response.status {short(status)}, expected {want!r}",
-                rs, pointer="/response/status")
-        if rs.response_id is not None and rid != rs.response_id:
+                request, pointer="/response/status")
+        if request.response_id is not None and rid != request.response_id:
             add(STREAM_TERMINAL_RESPONSE, f"{typ} carries response id {short(rid)}, response.created had "
-                f"{rs.response_id!r}", rs, pointer="/response/id")
+                f"{request.response_id!r}", request, pointer="/response/id")
         if typ == "response.completed" and type(resp.get("usage")) is not dict:
-            add(STREAM_TERMINAL_RESPONSE, "response.completed without usage", rs, pointer="/response/usage")
+            add(STREAM_TERMINAL_RESPONSE, "response.completed without usage", request, pointer="/response/usage")
         if typ == "response.completed":  # at failed or incomplete, open items are tolerated
-            open_items = [it for it in self.order if not it.done]
+            open_items = [item for item in self.order if not item.done]
             if open_items:
-                self._open_at_terminal(add, rs, open_items, resp.get("output"))
+                self._open_at_terminal(add, request, open_items, resp.get("output"))
         if self.incomplete_item is not None and typ != "response.incomplete":
             add(STREAM_INCOMPLETE_ITEM_LAST,
-                f"item {self.incomplete_item.id!r} ended incomplete but the response ends with {typ}", rs)
+                f"item {self.incomplete_item.id!r} ended incomplete but the response ends with {typ}", request)
         if typ != "response.failed" and self.order:  # a failed response may drop partial output
-            self._compare_output(add, rs, resp)
+            self._compare_output(add, request, resp)
 
     @staticmethod
-    def _open_at_terminal(add: Add, rs: Any, open_items: list, output: Any) -> None:
+    def _open_at_terminal(add: Add, request: Any, open_items: list, output: Any) -> None:
         """Items without ``output_item.done`` at response.completed: a SHOULD finding for those
         the terminal ``output`` holds (item 16b), the MUST of item 12 for the others."""
         ids = {o.get("id") for o in output if type(o) is dict} if type(output) is list else set()
-        held = [it.id for it in open_items if it.id is not None and it.id in ids]
-        lost = [it.id for it in open_items if it.id is None or it.id not in ids]
+        held = [item.id for item in open_items if item.id is not None and item.id in ids]
+        lost = [item.id for item in open_items if item.id is None or item.id not in ids]
         if held:
             add(STREAM_ITEM_DONE_BEFORE_TERMINAL, f"response.completed while items are open: {held} "
-                "(the terminal output holds them)", rs)
+                "(the terminal output holds them)", request)
         if lost:
-            add(STREAM_ITEM_LIFECYCLE, f"response.completed while items are open: {lost}", rs)
+            add(STREAM_ITEM_LIFECYCLE, f"response.completed while items are open: {lost}", request)
 
-    def _compare_output(self, add: Add, rs: Any, resp: dict) -> None:
+    def _compare_output(self, add: Add, request: Any, resp: dict) -> None:
         """Each streamed item's ``.done`` values against ``response.output`` (by id, else by
         position); a missing, null or empty output after streamed items is reported too (item
         14), as INFO when the profile makes the terminal output optional (item 16a)."""
@@ -462,54 +467,54 @@ class Grammar:
         if not output and self.lenient.terminal_output:
             what = "missing" if "output" not in resp else ("null" if output is None else "empty")
             add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output is {what} (the terminal output is "
-                "optional for this target, §4.3 item 16a)", rs, kind=INFO)
+                "optional for this target, §4.3 item 16a)", request, kind=INFO)
             return
         if output is None:
             add(STREAM_DONE_MATCHES_OUTPUT, "terminal response.output is "
-                + ("missing" if "output" not in resp else "null") + " after streamed items", rs,
+                + ("missing" if "output" not in resp else "null") + " after streamed items", request,
                 pointer="/response/output")
             return
         if type(output) is not list:
             return
         by_id = {o["id"]: o for o in output if type(o) is dict and type(o.get("id")) is str}
         missing: list = []
-        for pos, it in enumerate(self.order):
-            if not it.done:
+        for pos, item in enumerate(self.order):
+            if not item.done:
                 continue
-            out = by_id.get(it.id) if it.id is not None else None
-            if out is None and it.id is None and pos < len(output) and type(output[pos]) is dict:
+            out = by_id.get(item.id) if item.id is not None else None
+            if out is None and item.id is None and pos < len(output) and type(output[pos]) is dict:
                 out = output[pos]
             if out is None:
-                missing.append(it.id if it.id is not None else f"#{pos}")
+                missing.append(item.id if item.id is not None else f"#{pos}")
                 continue
-            for (base, idx), value in it.done_values.items():
+            for (base, idx), value in item.done_values.items():
                 got = output_value(out, base, idx)
                 if got != value:
-                    add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output item {it.id!r}: "
-                        f"{family_label(base, idx)} is {short(got)}, the .done event had {short(value)}", rs)
+                    add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output item {item.id!r}: "
+                        f"{family_label(base, idx)} is {short(got)}, the .done event had {short(value)}", request)
         if missing:
             add(STREAM_DONE_MATCHES_OUTPUT, f"terminal response.output lacks streamed items {missing}"
-                + (" (output is empty)" if not output else ""), rs)
+                + (" (output is empty)" if not output else ""), request)
 
 
-def _open_part(it: Item, container: str, idx: Any, state: PartState) -> None:
+def _open_part(item: Item, container: str, idx: Any, state: PartState) -> None:
     """A part first seen in a delta or ``.done`` (setup events optional); later parts are
     expected after it."""
     nxt = idx + 1 if type(idx) is int else None
     if container == "part":
-        it.parts[idx] = state
+        item.parts[idx] = state
         if nxt is not None:
-            it.next_part = max(it.next_part, nxt)
+            item.next_part = max(item.next_part, nxt)
     else:
-        it.summary_parts[idx] = state
+        item.summary_parts[idx] = state
         if nxt is not None:
-            it.next_summary = max(it.next_summary, nxt)
+            item.next_summary = max(item.next_summary, nxt)
 
 
-def _is_empty_terminal(ev: dict, typ: str) -> bool:
+def _is_empty_terminal(event: dict, typ: str) -> bool:
     if typ not in TERMINAL_STATUS:
         return False
-    resp = ev.get("response")
+    resp = event.get("response")
     return type(resp) is dict and not resp.get("output")
 
 
