@@ -130,12 +130,12 @@ def _retry_after(error: Any) -> float | None:
     inner = error.get("error") if isinstance(error.get("error"), dict) else {}
     for src in (error, inner):
         for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
-            v = src.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-                return float(v) * scale
-    m = re.search(r"try again in\s+([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b", str(inner.get("message", "")), re.I)
-    if m:
-        return float(m.group(1)) / (1000 if m.group(2).lower() == "ms" else 1)
+            value = src.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+                return float(value) * scale
+    found = re.search(r"try again in\s+([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\b", str(inner.get("message", "")), re.I)
+    if found:
+        return float(found.group(1)) / (1000 if found.group(2).lower() == "ms" else 1)
     return None
 
 
@@ -183,16 +183,16 @@ def http_request(target: Target, method: str, url: str, body: Any = None, *,
     target.run.meter.http_requests += 1
     try:
         with opener.open(req, timeout=deadline) as resp:
-            status, rh, raw = resp.status, dict(resp.headers.items()), resp.read(4 * 2**20)
+            status, response_headers, raw = resp.status, dict(resp.headers.items()), resp.read(4 * 2**20)
     except urllib.error.HTTPError as exc:
-        status, rh = exc.code, dict(exc.headers.items()) if exc.headers else {}
+        status, response_headers = exc.code, dict(exc.headers.items()) if exc.headers else {}
         try:
             raw = exc.read(4 * 2**20)
         except Exception:  # noqa: BLE001
             raw = b""
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise TargetUnreachable(target.redact(f"{method} {url}: {type(exc).__name__}: {exc}")) from None
-    result = HttpResult(status, {k: target.redact(v) for k, v in rh.items()},
+    result = HttpResult(status, {k: target.redact(v) for k, v in response_headers.items()},
                         target.redact(raw.decode("utf-8", "replace")))
     if 200 <= status < 300:
         body = result.json()
@@ -242,12 +242,12 @@ def _is_loopback(host: str | None) -> bool:
 class Connection:
     """One WebSocket to the target: recording, monitored, deadline-bounded."""
 
-    def __init__(self, target: Target, ws: Any, url: str, t0: float, monitor: Any = None):
+    def __init__(self, target: Target, websocket: Any, url: str, opened_at: float, monitor: Any = None):
         self.target = target
         self.run = target.run       # the budget charged, the liveness asked (conformance.runcontext)
-        self._ws = ws
+        self._ws = websocket
         self.url = url
-        self.t0 = t0
+        self.t0 = opened_at
         self.monitor = monitor if monitor is not None else _make_monitor(target)
         self.transcript: list[tuple[float, str, str]] = []
         self.closed = False
@@ -265,7 +265,7 @@ class Connection:
         self.response_headers: dict[str, str] = {}
         self._finished = False
         try:
-            self.response_headers = {k: target.redact(v) for k, v in ws.response.headers.raw_items()}
+            self.response_headers = {k: target.redact(v) for k, v in websocket.response.headers.raw_items()}
         except Exception:  # noqa: BLE001
             pass
 
@@ -286,9 +286,9 @@ class Connection:
             kwargs["proxy"] = None  # never route loopback through an environment proxy
         if "legacy" in _CONNECT_PARAMS:    # websockets >= 17: a plain connection, not a context manager
             kwargs["legacy"] = True
-        t0 = time.monotonic()
+        opened_at = time.monotonic()
         try:
-            ws = _ws_connect(url, **kwargs)
+            websocket = _ws_connect(url, **kwargs)
         except InvalidStatus as exc:
             resp = exc.response
             body = b""
@@ -309,7 +309,7 @@ class Connection:
             what = type(exc).__name__
             raise TargetUnreachable(target.redact(
                 f"cannot open {target.redact(url)} within {open_timeout:g}s: {what}: {exc}")) from None
-        return cls(target, ws, target.redact(url), t0, monitor)
+        return cls(target, websocket, target.redact(url), opened_at, monitor)
 
     def __enter__(self) -> "Connection":
         return self
@@ -339,11 +339,12 @@ class Connection:
     def transcript_text(self, limit: int | None = None) -> str:
         rows = self.transcript if limit is None else self.transcript[-limit:]
         lines = [f"# {self.url}"]
-        for t, d, x in rows:
-            x = x.replace("\r", "\\r").replace("\n", "\\n")
-            if len(x) > 4000:
-                x = x[:4000] + f"...<{len(x) - 4000} more chars>"
-            lines.append(f"{t:10.3f} {'>>' if d == 'sent' else '<<' if d == 'received' else '--'} {x}")
+        for offset, direction, text in rows:
+            text = text.replace("\r", "\\r").replace("\n", "\\n")
+            if len(text) > 4000:
+                text = text[:4000] + f"...<{len(text) - 4000} more chars>"
+            arrow = ">>" if direction == "sent" else "<<" if direction == "received" else "--"
+            lines.append(f"{offset:10.3f} {arrow} {text}")
         if self.closed:
             lines.append(f"# closed code={self.close_code} reason={self.close_reason!r} {self.close_detail}".rstrip())
         return self.target.redact("\n".join(lines))
@@ -431,12 +432,12 @@ class Connection:
         target; a field passed as None is omitted. Returns the request number."""
         event: dict[str, Any] = {"type": "response.create"}
         defaults = {"model": self.target.model, "max_output_tokens": self.target.max_output_tokens}
-        for k, v in defaults.items():
-            if k not in fields and v:
-                event[k] = v
-        for k, v in fields.items():
-            if v is not None:
-                event[k] = v
+        for name, value in defaults.items():
+            if name not in fields and value:
+                event[name] = value
+        for name, value in fields.items():
+            if value is not None:
+                event[name] = value
         self.run.before_create()        # a stalled target gets no more requests
         number = self.monitor.sent(event)
         if number is None:
@@ -501,25 +502,25 @@ class Connection:
         """Collect frames until ``request`` ends (terminal event or request-scoped error), the
         deadline passes, or the socket closes."""
         try:
-            rs = self.monitor.requests[request]
+            monitored = self.monitor.requests[request]
         except (IndexError, TypeError):
             raise HarnessError(f"wait(): no request {request} on this connection") from None
         start_obs = len(self.observed)
         t_start = self._now()
         timings: dict[str, float] = {"sent": self._sent_at.get(request, t_start)}
         if timeout is None:
-            limit = self._full_turn(rs)
+            limit = self._full_turn(monitored)
         else:               # a deliberate peek: a fixed deadline, never judged
             limit = f"{timeout:g}s"
             deadline = self._deadline(timeout)
-            while rs.state not in _ENDED_PHASES and not self.closed and time.monotonic() < deadline:
+            while monitored.state not in _ENDED_PHASES and not self.closed and time.monotonic() < deadline:
                 self._recv_one(deadline)
         # connection-level findings seen while waiting (frames matched to no request)
         loose = [f for o in self.observed[start_obs:] if o.request is None for f in o.findings]
-        findings = list(rs.findings) + [f for f in loose if f not in rs.findings]
-        if rs.state == Phase.DONE and rs.terminal_type:
-            status = TurnStatus(TERMINAL_STATUS.get(rs.terminal_type, TurnStatus.ERROR))
-        elif rs.state in _ENDED_PHASES:
+        findings = list(monitored.findings) + [f for f in loose if f not in monitored.findings]
+        if monitored.state == Phase.DONE and monitored.terminal_type:
+            status = TurnStatus(TERMINAL_STATUS.get(monitored.terminal_type, TurnStatus.ERROR))
+        elif monitored.state in _ENDED_PHASES:
             status = TurnStatus.ERROR
         elif self.closed:
             status = TurnStatus.CLOSED
@@ -530,7 +531,7 @@ class Connection:
                 if miss is not None:
                     findings.append(miss)
         if timeout is None:
-            self.run.turn_ended(status, started=rs.state == Phase.STREAMING or bool(rs.events))
+            self.run.turn_ended(status, started=monitored.state == Phase.STREAMING or bool(monitored.events))
         timings["elapsed"] = self._now() - timings["sent"]
         timings.update(self._event_times(request))
         detail = ""
@@ -538,7 +539,8 @@ class Connection:
             detail = self.close_detail
         elif status == TurnStatus.TIMEOUT:
             detail = f"no end of request {request} ({limit})"
-        create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
+        create, events = monitored.create, list(monitored.events)
+        response, error = monitored.response, monitored.error
         if status == TurnStatus.ERROR and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
             err = (error or {}).get("error") if isinstance((error or {}).get("error"), dict) else error or {}
@@ -561,11 +563,11 @@ class Connection:
                     error=error, status=status, findings=findings, timings=timings,
                     close_code=self.close_code if self.closed else None, detail=detail)
 
-    def _full_turn(self, rs: Any) -> str:
-        """Receive until ``rs`` ends, the socket closes, or a deadline passes: the idle
-        deadline (``turn_timeout`` since the last frame; ``idle_after_done`` once its output is
-        done, ``conformance.deadlines``), the turn cap, the run deadline. Returns which
-        deadline applies, for messages."""
+    def _full_turn(self, monitored: Any) -> str:
+        """Receive until ``monitored`` (the monitor's request) ends, the socket closes, or a
+        deadline passes: the idle deadline (``turn_timeout`` since the last frame;
+        ``idle_after_done`` once its output is done, ``conformance.deadlines``), the turn cap,
+        the run deadline. Returns which deadline applies, for messages."""
         idle = self.target.turn_timeout
         now = time.monotonic()
         cap = self.target.turn_cap or idle * 5
@@ -580,15 +582,15 @@ class Connection:
             why += ", run deadline (--run-timeout)"
         after_done = min(idle, getattr(self.target, "idle_after_done", idle) or idle)
         last, done_wait = now, False
-        while rs.state not in _ENDED_PHASES and not self.closed:
+        while monitored.state not in _ENDED_PHASES and not self.closed:
             now = time.monotonic()
-            done_wait = after_done < idle and output_done(rs)
+            done_wait = after_done < idle and output_done(monitored)
             deadline = min(last + (after_done if done_wait else idle), hard)
             if now >= deadline:
                 break
             if self._recv_one(deadline) is not None:
                 last = time.monotonic()     # any frame shows the target is alive
-        if done_wait and rs.state not in _ENDED_PHASES and not self.closed:
+        if done_wait and monitored.state not in _ENDED_PHASES and not self.closed:
             why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
                    f"turn cap {cap:g}s (--turn-cap)")
         return why
@@ -607,9 +609,9 @@ class Connection:
         if not pairs:
             return {}
         out = {"first_event": pairs[0][1], "last_event": pairs[-1][1]}
-        for o, t in pairs:    # the perf cases time the first output token
-            if isinstance(o.message, dict) and str(o.message.get("type", "")).endswith(".delta"):
-                out["first_delta"] = t
+        for observed, received_at in pairs:    # the perf cases time the first output token
+            if isinstance(observed.message, dict) and str(observed.message.get("type", "")).endswith(".delta"):
+                out["first_delta"] = received_at
                 break
         return out
 
