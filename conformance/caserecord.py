@@ -38,6 +38,10 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value) if isinstance(value, (list, tuple)) else ()
 
 
+def _list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
 def _mapping(value: Any) -> dict:
     return dict(value) if isinstance(value, dict) else {}
 
@@ -198,7 +202,7 @@ class CaseRecord:
             usage=_mapping(data.get("usage")),
             observations=tuple(obs for obs in observations if isinstance(obs, dict))
             if isinstance(observations, list) else (),
-            tries=tuple(TryRecord.from_json(attempt) for attempt in data.get("tries") or ()
+            tries=tuple(TryRecord.from_json(attempt) for attempt in _list(data.get("tries"))
                         if isinstance(attempt, dict)),
             known=known,
             transcript=transcript if whole else "",

@@ -107,6 +107,18 @@ def test_unknown_and_malformed_keys_never_crash():
     assert record.to_dict()["severity"] == "high"
 
 
+def test_any_value_of_any_key_reads():
+    keys = list(FULL.to_dict()) + ["findings", "transcript"]
+    for value in (None, 5, True, "text", [1, "x", None], {"a": 1}, [{"verdict": 3}]):
+        for key in keys:
+            for whole in (True, False):
+                data = (FULL.to_dict() if whole else FULL.to_json()) | {key: value}
+                record = CaseRecord.from_json(data)        # never raises, and stays JSON-able
+                assert isinstance(record.nodeid, str) and isinstance(record.verdict, str)
+                assert json.loads(json.dumps(record.to_json()))["nodeid"] == record.nodeid
+                assert json.loads(json.dumps(record.to_dict()))["verdict"] == record.verdict
+
+
 def test_readers_take_records_or_dicts():
     assert caserecord.of(FULL) is FULL and caserecord.of(FULL.to_dict()) == FULL
     assert [r.nodeid for r in caserecord.by_nodeid([FULL, CaseRecord("a::b", vocab.PASS)])] == ["a::b", FULL.nodeid]
