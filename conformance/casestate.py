@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance import verdicts as V
+from conformance import verdicts
 from conformance.client import Connection
 
 CASE_KEY = pytest.StashKey["CaseState"]()
@@ -19,7 +19,7 @@ CASE_KEY = pytest.StashKey["CaseState"]()
 
 @dataclass
 class CaseState:
-    recorder: V.CaseRecorder
+    recorder: verdicts.CaseRecorder
     clauses: tuple[str, ...]
     connections: list[Connection] = field(default_factory=list)
     spent_before: dict = field(default_factory=dict)   # the run meter's snapshot at its start
@@ -44,9 +44,9 @@ class CaseState:
         rec = self.recorder
         self.tries.append({k: v for k, v in retry.items() if v is not None} | {
             "exc": exc, "recorder": rec, "connections": self.connections, "own_messages": self.messages,
-            "verdict": self.verdict or V.PASS,
+            "verdict": self.verdict or verdicts.PASS,
             "messages": [rec.redact(m) for m in dict.fromkeys(self.messages + rec.errors)][:20],
-            "failed_clauses": sorted({o.clause for o in rec.failures(V.NON_STRICT)}),
+            "failed_clauses": sorted({o.clause for o in rec.failures(verdicts.NON_STRICT)}),
             "observations": [o.as_dict() for o in rec.observations][:200],
             "transcript": rec.redact(self.transcripts())[-100_000:],
         })
@@ -62,7 +62,7 @@ class CaseState:
         for conn in self.connections:
             conn.close()
         rec = self.recorder
-        self.recorder = V.CaseRecorder(rec.registry, rec.clauses, rec.redact)
+        self.recorder = verdicts.CaseRecorder(rec.registry, rec.clauses, rec.redact)
         self.connections, self.messages = [], []
         self.verdict, self.collected, self.judged = None, False, False
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from conformance import baseline as BL
+from conformance import baseline
 from conformance import reach
-from conformance import retry as R
-from conformance import verdicts as V
+from conformance import retry
+from conformance import verdicts
 from conformance.casestate import CaseState
 from conformance.client import (Blocked, HandshakeRefused, HarnessError, RateLimited, ServerError,
                                 TargetStalled, TargetUnreachable)
@@ -31,14 +31,14 @@ def raise_outcome(state: CaseState, verdict: str, strict: bool) -> None:
     the test, ERROR raises ``HarnessError``, NON-STRICT otherwise warns."""
     __tracebackhide__ = True
     rec = state.recorder
-    if verdict == R.FLAKY:
+    if verdict == retry.FLAKY:
         pytest.fail("FLAKY: the verdict changed between tries: " + state.messages[-1], pytrace=False)
-    if verdict == V.ERROR:
+    if verdict == verdicts.ERROR:
         raise HarnessError("; ".join(rec.errors))
-    if verdict == V.FAIL:
-        pytest.fail("conformance failures (MUST):\n" + rec.failure_text(V.FAIL), pytrace=False)
-    if verdict == V.NON_STRICT:
-        text = rec.failure_text(V.NON_STRICT)
+    if verdict == verdicts.FAIL:
+        pytest.fail("conformance failures (MUST):\n" + rec.failure_text(verdicts.FAIL), pytrace=False)
+    if verdict == verdicts.NON_STRICT:
+        text = rec.failure_text(verdicts.NON_STRICT)
         if strict:
             pytest.fail("SHOULD clauses violated (NON-STRICT, failing under strict):\n" + text, pytrace=False)
         warnings.warn(ConformanceWarning("NON-STRICT: SHOULD clauses violated:\n" + text), stacklevel=1)
@@ -47,30 +47,30 @@ def raise_outcome(state: CaseState, verdict: str, strict: bool) -> None:
 def judge(state: CaseState, exc: Exception | None) -> str:
     """The verdict of the current try from how the case ended (once per try)."""
     if state.judged:
-        return state.verdict or V.PASS
+        return state.verdict or verdicts.PASS
     state.judged = True
     state.blocked = isinstance(exc, Blocked)
     rec = state.recorder
     if state.flaky:
-        verdict = R.FLAKY
+        verdict = retry.FLAKY
     elif exc is None:
         collect_findings(state)
         verdict = rec.verdict()
-    elif isinstance(exc, V.ClauseViolation):
+    elif isinstance(exc, verdicts.ClauseViolation):
         collect_findings(state)
-        verdict = V.FAIL
+        verdict = verdicts.FAIL
     elif isinstance(exc, HarnessError):
         if not isinstance(exc, (TargetUnreachable, RateLimited, ServerError, TargetStalled, Blocked)) \
                 and must_findings(state):
             # the case could not go on because the target broke a MUST (an unanswered
             # create, a response without end): that is the verdict, not "cannot judge"
-            verdict = V.FAIL
+            verdict = verdicts.FAIL
             state.messages.append(f"stopped: {rec.redact(str(exc))[:300]}")
         else:
-            verdict = V.ERROR
+            verdict = verdicts.ERROR
             state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))}")
     elif isinstance(exc, HandshakeRefused):
-        verdict = V.ERROR
+        verdict = verdicts.ERROR
         state.messages.append(f"ERROR: the target refused the upgrade (HTTP {exc.status}); "
                               f"check the key and URL: {rec.redact(exc.body[:200])}")
     elif isinstance(exc, AssertionError):   # a plain assert in a case: blame its first clause
@@ -78,10 +78,10 @@ def judge(state: CaseState, exc: Exception | None) -> str:
         msg = rec.redact(str(exc).split("\n")[0][:300])
         if state.clauses:
             c = rec.registry[state.clauses[0]]
-            rec.observations.append(V.Observation(c.id, c.level, False, "expect", msg))
-        verdict = V.FAIL
+            rec.observations.append(verdicts.Observation(c.id, c.level, False, "expect", msg))
+        verdict = verdicts.FAIL
     else:                                   # a bug in the case or the harness: cannot judge
-        verdict = V.ERROR
+        verdict = verdicts.ERROR
         state.messages.append(f"ERROR: {type(exc).__name__}: {rec.redact(str(exc))[:300]}")
     state.verdict = verdict
     return verdict
@@ -90,7 +90,7 @@ def judge(state: CaseState, exc: Exception | None) -> str:
 def must_findings(state: CaseState) -> bool:
     """Collect the findings now; True when one of them violates a MUST clause."""
     collect_findings(state)
-    return any(o.verdict == V.FAIL for o in state.recorder.observations)
+    return any(o.verdict == verdicts.FAIL for o in state.recorder.observations)
 
 
 def collect_findings(state: CaseState) -> None:
@@ -106,16 +106,16 @@ def collect_findings(state: CaseState) -> None:
 
 def apply_baseline(item: pytest.Item, state: CaseState, report: Any) -> None:
     """A non-pass the baseline knows becomes KNOWN: shown, reported as passed."""
-    baseline = item.config.stash[SESSION_KEY].settings.baseline
-    if baseline is None or state.verdict is None:
+    known_deviations = item.config.stash[SESSION_KEY].settings.baseline
+    if known_deviations is None or state.verdict is None:
         return
-    failed = {o.clause for o in state.recorder.failures(V.NON_STRICT)}
-    entries = baseline.match(item.nodeid, state.verdict, state.clauses, failed)
+    failed = {o.clause for o in state.recorder.failures(verdicts.NON_STRICT)}
+    entries = known_deviations.match(item.nodeid, state.verdict, state.clauses, failed)
     if not entries:
         return
     state.known = {"verdict": state.verdict, "entries": [e.index for e in entries],
                    "reasons": [f"{e.label}: {e.reason}" for e in entries]}
-    state.messages.append(f"KNOWN ({state.verdict}) by {baseline.path} " + "; ".join(state.known["reasons"]))
-    state.verdict = BL.KNOWN
+    state.messages.append(f"KNOWN ({state.verdict}) by {known_deviations.path} " + "; ".join(state.known["reasons"]))
+    state.verdict = baseline.KNOWN
     if report.failed:
         report.outcome, report.longrepr = "passed", None

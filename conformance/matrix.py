@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from conformance import diff as D
+from conformance import diff
 
 NONE = "—"     # the clause is not in that certificate (another suite version)
 
@@ -37,7 +37,7 @@ def build(certs: list[dict]) -> dict:
     """The matrix as data: ``columns`` (header facts) and ``areas``: [(area, rows)], each row
     (clause id, level, [verdict per column], differs). Areas and clauses in first-seen order."""
     for n, cert in enumerate(certs):
-        D.check(cert, f"certificate {n + 1}")
+        diff.check(cert, f"certificate {n + 1}")
     by = [{r["id"]: r for r in cert["clauses"]} for cert in certs]
     order: dict[str, tuple[str, str]] = {}
     for cert in certs:
@@ -115,8 +115,8 @@ def run(args) -> int:
     """Writes the files asked for (Markdown on stdout when none); exit 0, or 2 on bad input."""
     import sys
     try:
-        m = build([D.load(p) for p in args.certificates])
-    except D.CertificateError as exc:
+        m = build([diff.load(p) for p in args.certificates])
+    except diff.CertificateError as exc:
         print(f"python -m conformance matrix: {exc}", file=sys.stderr)
         return 2
     targets = []

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from conformance import budget as B
-from conformance import tenants as TN
+from conformance import budget
+from conformance import tenants
 from conformance.caserecord import CaseRecord
 from conformance.client import HarnessError
 from conformance.liveness import Liveness
@@ -54,7 +54,7 @@ class ConformanceSession:
         # shared by the xdist workers of this run through a file named after the run id
         deadline = self.started + settings.run_timeout if settings.run_timeout else None
         self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
-        self.budget = B.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
+        self.budget = budget.Budget(run_dir(settings.run_id) / "budget.json", settings.max_requests)
         # what the targets of this run charge; the liveness joins it only while a case runs
         self.run = RunContext(budget=self.budget)
         self.plan: str | None = None
@@ -74,7 +74,7 @@ class ConformanceSession:
         s = self.settings
         p = s.profile
         # the embedded server follows the profile's facts where its config has a switch
-        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=TN.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
+        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=tenants.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
                                    test_controls=True,
                                    profile=server_profile(p), defects=s.defects,
                                    lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
@@ -145,12 +145,12 @@ class ConformanceSession:
 
     def redact(self, text: str) -> str:
         """Remove the configured key (what ``Target.redact`` does, without building the Target)."""
-        return TN.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
+        return tenants.redact_keys(text, self.settings.api_key, self.settings.other_tenant_key)
 
     def stop(self) -> None:
         self.run.liveness = self.run.budget = None
         if not self.is_worker:
-            B.remove_plan(run_dir(self.settings.run_id))
+            budget.remove_plan(run_dir(self.settings.run_id))
             self.liveness.cleanup()
             self.budget.cleanup()       # the last one removes the run directory
         if self.server is not None:
