@@ -55,9 +55,9 @@ def check(cert: dict, name: str = "certificate") -> dict:
         raise CertificateError(f"{name}: overall: unknown verdict {cert.get('overall')!r} "
                                f"(known: {', '.join(OVERALL_RANK)})")
     for what, key in (("clauses", "id"), ("cases", "nodeid")):
-        for n, row in enumerate(cert.get(what, [])):
+        for position, row in enumerate(cert.get(what, [])):
             if not isinstance(row, dict) or not isinstance(row.get(key), str):
-                raise CertificateError(f"{name}: {what}[{n}]: no {key}")
+                raise CertificateError(f"{name}: {what}[{position}]: no {key}")
             if row.get("verdict") not in RANK or row.get("verdict") == ABSENT:
                 raise CertificateError(f"{name}: {what} {row[key]}: unknown verdict {row.get('verdict')!r} "
                                        f"(known: {', '.join(v for v in RANK if v != ABSENT)})")
@@ -84,19 +84,19 @@ def cases(cert: dict) -> list[CaseRecord]:
 
 
 def _kind(old: str, new: str) -> str:
-    ro, rn = RANK[old], RANK[new]
-    return "regression" if rn > ro else ("improvement" if rn < ro else "change")
+    old_rank, new_rank = RANK[old], RANK[new]
+    return "regression" if new_rank > old_rank else ("improvement" if new_rank < old_rank else "change")
 
 
-def _changes(a: dict[str, str], b: dict[str, str], levels: dict[str, str] | None = None) -> list[tuple]:
+def _changes(old: dict[str, str], new: dict[str, str], levels: dict[str, str] | None = None) -> list[tuple]:
     """Rows (id, level, old, new, kind) from the verdicts by id of two runs, regressions first,
     the worst new verdict first."""
     rows = []
     levels = levels or {}
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key, ABSENT), b.get(key, ABSENT)
-        if va != vb:
-            rows.append((key, levels.get(key, ""), va, vb, _kind(va, vb)))
+    for key in sorted(set(old) | set(new)):
+        old_verdict, new_verdict = old.get(key, ABSENT), new.get(key, ABSENT)
+        if old_verdict != new_verdict:
+            rows.append((key, levels.get(key, ""), old_verdict, new_verdict, _kind(old_verdict, new_verdict)))
     order = {"regression": 0, "improvement": 1, "change": 2}
     rows.sort(key=lambda r: (order[r[4]], -RANK[r[3]], r[0]))
     return rows
@@ -134,42 +134,45 @@ def compare(old: dict, new: dict) -> dict:
 
     regressions = [f"clause {cid} ({lvl}): {va} → {vb}" for cid, lvl, va, vb, k in clauses if k == "regression"]
     regressions += [f"case {nid}: {va} → {vb}" for nid, _, va, vb, k in case_rows if k == "regression"]
-    oa, ob = old["overall"], new["overall"]
-    if OVERALL_RANK[ob] > OVERALL_RANK[oa]:
-        regressions.insert(0, f"overall: {oa} → {ob}")
+    old_overall, new_overall = old["overall"], new["overall"]
+    if OVERALL_RANK[new_overall] > OVERALL_RANK[old_overall]:
+        regressions.insert(0, f"overall: {old_overall} → {new_overall}")
 
     recorded = ("surface" in old, "surface" in new)
     # a certificate from before drift recording: compare no surface rather than all of it
-    sa, sb = (old.get("surface") or {}, new.get("surface") or {}) if all(recorded) else ({}, {})
+    old_surface, new_surface = (old.get("surface") or {}, new.get("surface") or {}) if all(recorded) else ({}, {})
     surface: dict[str, tuple[list, list]] = {}
     for key in ("event_types", "unknown_event_types", "error_codes", "unknown_error_codes", "error_types",
                 "handshake_headers"):
-        xa, xb = set(sa.get(key) or []), set(sb.get(key) or [])
-        surface[key] = (sorted(xb - xa), sorted(xa - xb))
-    fa = {(t, f) for t, fs in (sa.get("unknown_fields") or {}).items() for f in fs}
-    fb = {(t, f) for t, fs in (sb.get("unknown_fields") or {}).items() for f in fs}
-    surface["unknown_fields"] = ([f"{t}.{f}" for t, f in sorted(fb - fa)], [f"{t}.{f}" for t, f in sorted(fa - fb)])
+        old_seen, new_seen = set(old_surface.get(key) or []), set(new_surface.get(key) or [])
+        surface[key] = (sorted(new_seen - old_seen), sorted(old_seen - new_seen))
+    old_fields = {(t, f) for t, fs in (old_surface.get("unknown_fields") or {}).items() for f in fs}
+    new_fields = {(t, f) for t, fs in (new_surface.get("unknown_fields") or {}).items() for f in fs}
+    surface["unknown_fields"] = ([f"{t}.{f}" for t, f in sorted(new_fields - old_fields)],
+                                 [f"{t}.{f}" for t, f in sorted(old_fields - new_fields)])
     for key, what in (("unknown_event_types", "new unknown event type"), ("unknown_fields", "new unknown field"),
                       ("unknown_error_codes", "new unknown error code")):
         regressions += [f"{what} {x}" for x in surface[key][0]]
 
-    ca, cb = checked(old), checked(new)
+    old_checked, new_checked = checked(old), checked(new)
     verdict_b, verdict_a = _clause_verdicts(new), _clause_verdicts(old)
-    lost = [(cid, verdict_a[cid], verdict_b.get(cid, ABSENT)) for cid in sorted(ca - cb)]
+    lost = [(cid, verdict_a[cid], verdict_b.get(cid, ABSENT)) for cid in sorted(old_checked - new_checked)]
 
     reasons: list[tuple[str, str]] = []
-    if ob == NOT_USABLE:
+    if new_overall == NOT_USABLE:
         said = preflight_line(new)
         reasons.append(("not-usable", "the new run could not test the target (overall NOT-USABLE)"
                         + (f": {said}" if said else "")))
-    elif ob == INCOMPLETE:
-        n = sum(1 for case in cases(new) if case.verdict == ERROR)
-        reasons.append(("incomplete", f"the new run is incomplete (overall ERROR): {n} case(s) could not be judged"))
+    elif new_overall == INCOMPLETE:
+        errors = sum(1 for case in cases(new) if case.verdict == ERROR)
+        reasons.append(("incomplete",
+                        f"the new run is incomplete (overall ERROR): {errors} case(s) could not be judged"))
     if regressions:
         reasons.append(("regression", f"{len(regressions)} regression(s): " + "; ".join(regressions[:3])
                         + (" …" if len(regressions) > 3 else "")))
-    if lost or len(cb) < len(ca):
-        reasons.append(("coverage", f"the new run checked {len(cb)} clause(s), the old one {len(ca)}; "
+    if lost or len(new_checked) < len(old_checked):
+        reasons.append(("coverage", f"the new run checked {len(new_checked)} clause(s), "
+                        f"the old one {len(old_checked)}; "
                         f"{len(lost)} no longer checked: "
                         + ", ".join(f"{cid} ({va} → {vb})" for cid, va, vb in lost[:5])
                         + (" …" if len(lost) > 5 else "")))
@@ -180,8 +183,8 @@ def compare(old: dict, new: dict) -> dict:
         reasons.append(("certification", "certification lost" + (": " + "; ".join(why[:2]) if why else "")))
 
     notes = []
-    if oa in (NOT_USABLE, INCOMPLETE):
-        notes.append(f"the old run did not test everything (overall {oa}): what it did not judge compares as "
+    if old_overall in (NOT_USABLE, INCOMPLETE):
+        notes.append(f"the old run did not test everything (overall {old_overall}): what it did not judge compares as "
                      "'not judged', so the new run's findings there may be old ones; compare with the last "
                      "usable run as well")
     if old.get("mode", "suite") != new.get("mode", "suite"):
@@ -189,65 +192,66 @@ def compare(old: dict, new: dict) -> dict:
     return {"reasons": reasons, "regressions": regressions, "clauses": clauses, "cases": case_rows,
             "cases_added": added, "cases_removed": removed, "lost": lost, "notes": notes,
             "surface": surface, "surface_recorded": recorded,
-            "checked": (len(ca), len(cb)),
+            "checked": (len(old_checked), len(new_checked)),
             "certified": (was, now),
-            "overall": (oa, ob),
+            "overall": (old_overall, new_overall),
             "coverage": ((old.get("coverage") or {}).get("all", {}), (new.get("coverage") or {}).get("all", {})),
             "usage": (old.get("usage") or {}, new.get("usage") or {})}
 
 
-def verdict_line(d: dict) -> str:
+def verdict_line(result: dict) -> str:
     """One line: whether the new run is worse, and the first reason."""
-    if not d["reasons"]:
+    if not result["reasons"]:
         return "not worse: no regression, no clause checked less, certification kept"
-    return f"WORSE ({len(d['reasons'])} reason(s)): " + d["reasons"][0][1]
+    return f"WORSE ({len(result['reasons'])} reason(s)): " + result["reasons"][0][1]
 
 
 def _run(cert: dict) -> str:
-    t = cert.get("target") or {}
+    target = cert.get("target") or {}
     certified = (cert.get("certification") or {}).get("certified")
-    return (f"run `{cert.get('run_id', '?')}` ({cert.get('started', '?')}), {t.get('ws_host', '?')}, "
-            f"profile {cert.get('profile', '?')}, model {t.get('model', '?')}: **{cert.get('overall', '?')}**, "
+    return (f"run `{cert.get('run_id', '?')}` ({cert.get('started', '?')}), {target.get('ws_host', '?')}, "
+            f"profile {cert.get('profile', '?')}, model {target.get('model', '?')}: **{cert.get('overall', '?')}**, "
             f"certified: {'yes' if certified else 'no'}")
 
 
-def render(old: dict, new: dict, d: dict | None = None) -> str:
+def render(old: dict, new: dict, result: dict | None = None) -> str:
     """The Markdown report: the verdict and its reasons first, then the details."""
-    d = d or compare(old, new)
+    result = result or compare(old, new)
     out = ["# Conformance diff", ""]
-    if d["reasons"]:
-        out += [f"**Worse than the old run** ({len(d['reasons'])} reason(s), exit 1):", ""]
-        out += [f"- {rule}: {text}" for rule, text in d["reasons"]]
+    if result["reasons"]:
+        out += [f"**Worse than the old run** ({len(result['reasons'])} reason(s), exit 1):", ""]
+        out += [f"- {rule}: {text}" for rule, text in result["reasons"]]
     else:
         out += ["**Not worse than the old run** (exit 0): no regression, no clause checked less, "
                 "certification kept."]
-    out += [""] + [f"> note: {n}" for n in d["notes"]] + ([""] if d["notes"] else [])
+    out += [""] + [f"> note: {n}" for n in result["notes"]] + ([""] if result["notes"] else [])
     out += [f"- old: {_run(old)}", f"- new: {_run(new)}", ""]
-    if d["regressions"]:
-        out += [f"## Regressions ({len(d['regressions'])})", ""] + [f"- {r}" for r in d["regressions"]] + [""]
+    if result["regressions"]:
+        out += [f"## Regressions ({len(result['regressions'])})", ""] + [f"- {r}" for r in result["regressions"]] + [""]
     else:
         out += ["## Regressions", "", "None.", ""]
-    if d["lost"]:
-        out += [f"## No longer checked ({len(d['lost'])})", ""]
-        out += [f"- {cid}: {va} → {vb}" for cid, va, vb in d["lost"]] + [""]
+    if result["lost"]:
+        out += [f"## No longer checked ({len(result['lost'])})", ""]
+        out += [f"- {cid}: {va} → {vb}" for cid, va, vb in result["lost"]] + [""]
     out += ["## Clause verdicts", ""]
-    if d["clauses"]:
+    if result["clauses"]:
         out += ["| clause | level | old | new | change |", "|---|---|---|---|---|"]
-        out += [f"| {cid} | {lvl} | {va} | {vb} | {k} |" for cid, lvl, va, vb, k in d["clauses"]]
+        out += [f"| {cid} | {lvl} | {va} | {vb} | {k} |" for cid, lvl, va, vb, k in result["clauses"]]
     else:
         out.append("No clause changed its verdict.")
     out += ["", "## Case verdicts", ""]
-    if d["cases"]:
+    if result["cases"]:
         out += ["| case | old | new | change |", "|---|---|---|---|"]
-        out += [f"| {nid} | {va} | {vb} | {k} |" for nid, _, va, vb, k in d["cases"]]
+        out += [f"| {nid} | {va} | {vb} | {k} |" for nid, _, va, vb, k in result["cases"]]
     else:
         out.append("No case present in both runs changed its verdict.")
-    for label, ids in (("only in the new run", d["cases_added"]), ("only in the old run", d["cases_removed"])):
+    for label, ids in (("only in the new run", result["cases_added"]),
+                       ("only in the old run", result["cases_removed"])):
         if ids:
             out.append(f"\nCases {label} ({len(ids)}): " + ", ".join(f"`{x}`" for x in ids[:20])
                        + (" …" if len(ids) > 20 else ""))
     out += ["", "## Surface", ""]
-    if not all(d["surface_recorded"]):
+    if not all(result["surface_recorded"]):
         out += ["(one certificate records no surface: it predates drift recording)", ""]
     names = {"event_types": "event types", "unknown_event_types": "unknown event types",
              "unknown_fields": "unknown fields", "error_codes": "error codes",
@@ -255,32 +259,32 @@ def render(old: dict, new: dict, d: dict | None = None) -> str:
              "handshake_headers": "handshake header names"}
     lines = []
     for key, label in names.items():
-        added, gone = d["surface"][key]
+        added, gone = result["surface"][key]
         if added:
             lines.append(f"- new {label}: " + ", ".join(f"`{x}`" for x in added))
         if gone:
             lines.append(f"- vanished {label}: " + ", ".join(f"`{x}`" for x in gone))
     out += lines or ["No change."]
-    ca, cb = d["coverage"]
-    ua, ub = d["usage"]
-    (na, nb), (wa, wb) = d["checked"], d["certified"]
+    old_coverage, new_coverage = result["coverage"]
+    old_usage, new_usage = result["usage"]
+    (old_count, new_count), (was_certified, now_certified) = result["checked"], result["certified"]
     out += ["", "## Coverage and usage", "", "| | old | new |", "|---|---|---|",
-            f"| overall | {d['overall'][0]} | {d['overall'][1]} |",
-            f"| certified | {'yes' if wa else 'no'} | {'yes' if wb else 'no'} |",
-            f"| clauses checked (PASS, FAIL, NON-STRICT, KNOWN, FLAKY) | {na} | {nb} |",
-            f"| clauses with a case | {ca.get('with_cases', '?')}/{ca.get('clauses', '?')} | "
-            f"{cb.get('with_cases', '?')}/{cb.get('clauses', '?')} |"]
+            f"| overall | {result['overall'][0]} | {result['overall'][1]} |",
+            f"| certified | {'yes' if was_certified else 'no'} | {'yes' if now_certified else 'no'} |",
+            f"| clauses checked (PASS, FAIL, NON-STRICT, KNOWN, FLAKY) | {old_count} | {new_count} |",
+            f"| clauses with a case | {old_coverage.get('with_cases', '?')}/{old_coverage.get('clauses', '?')} | "
+            f"{new_coverage.get('with_cases', '?')}/{new_coverage.get('clauses', '?')} |"]
     for key in ("creates", "http_requests", "input_tokens", "output_tokens"):
-        out.append(f"| {key} | {ua.get(key, '?')} | {ub.get(key, '?')} |")
+        out.append(f"| {key} | {old_usage.get(key, '?')} | {new_usage.get(key, '?')} |")
     return "\n".join(out) + "\n"
 
 
 # --- the command line (python -m conformance diff) ----------------------------------------
 
-def add_arguments(p) -> None:
-    p.add_argument("old", help="the earlier certificate.json")
-    p.add_argument("new", help="the later certificate.json")
-    p.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the Markdown report here")
+def add_arguments(parser) -> None:
+    parser.add_argument("old", help="the earlier certificate.json")
+    parser.add_argument("new", help="the later certificate.json")
+    parser.add_argument("--output", "-o", default=None, metavar="FILE", help="also write the Markdown report here")
 
 
 def run(args) -> int:

@@ -85,15 +85,15 @@ def decide(suite_exit: int, cert: dict | None, previous: dict | None = None, *,
             return Night(WORSE, f"nonconformant (suite exit 1, overall {overall}) and no PREVIOUS to compare with")
         return Night(GREEN, f"conformant (overall {overall}); no PREVIOUS to compare with")
     try:
-        d = diff.compare(previous, cert)
+        result = diff.compare(previous, cert)
     except diff.CertificateError as exc:
         return Night(JOB_FAILED, f"cannot compare with PREVIOUS: {exc}")
-    if d["reasons"]:
-        line = "worse than PREVIOUS: " + "; ".join(text for _, text in d["reasons"])
-        return Night(WORSE, line if len(line) <= 400 else line[:399] + "…", d)
+    if result["reasons"]:
+        line = "worse than PREVIOUS: " + "; ".join(text for _, text in result["reasons"])
+        return Night(WORSE, line if len(line) <= 400 else line[:399] + "…", result)
     if suite_exit == NONCONFORMANT:
-        return Night(GREEN, f"no worse than PREVIOUS (still nonconformant: overall {overall})", d)
-    return Night(GREEN, f"conformant (overall {overall}) and no worse than PREVIOUS", d)
+        return Night(GREEN, f"no worse than PREVIOUS (still nonconformant: overall {overall})", result)
+    return Night(GREEN, f"conformant (overall {overall}) and no worse than PREVIOUS", result)
 
 
 def summary(cert: dict | None, night: Night, previous: dict | None = None) -> str:
@@ -101,29 +101,29 @@ def summary(cert: dict | None, night: Night, previous: dict | None = None) -> st
     out = [f"# Nightly conformance: {(cert or {}).get('overall', 'no certificate')}", "",
            f"**Night: {'GREEN' if night.status == 0 else 'RED'} (exit {night.status})**: {night.reason}", ""]
     if cert is not None:
-        c = cert
-        t = c.get("target") or {}
-        cf = c.get("certification") or {}
-        reasons = [r if len(r) <= 160 else r[:159] + "…" for r in cf.get("reasons") or []]
-        out.append("Certified: yes" if cf.get("certified") else
+        target = cert.get("target") or {}
+        certification = cert.get("certification") or {}
+        reasons = [r if len(r) <= 160 else r[:159] + "…" for r in certification.get("reasons") or []]
+        out.append("Certified: yes" if certification.get("certified") else
                    "Certified: no — " + ("; ".join(reasons) or "(no reason recorded)"))
         out.append("")
-        if c.get("stalled"):
-            s = c["stalled"]
-            out += [f"**Run stopped early ({s.get('reason')}) since {s.get('since')}**: {s.get('message')}", ""]
-        out += [f"Target {t.get('ws_host')}{t.get('ws_path')}, profile {c.get('profile')}, model {t.get('model')}, "
-                f"run {c.get('run_id')} ({c.get('duration_s')} s).", ""]
-        cases = (c.get("counts") or {}).get("cases") or {}
+        if cert.get("stalled"):
+            stalled = cert["stalled"]
+            out += [f"**Run stopped early ({stalled.get('reason')}) since {stalled.get('since')}**: "
+                    f"{stalled.get('message')}", ""]
+        out += [f"Target {target.get('ws_host')}{target.get('ws_path')}, profile {cert.get('profile')}, "
+                f"model {target.get('model')}, run {cert.get('run_id')} ({cert.get('duration_s')} s).", ""]
+        cases = (cert.get("counts") or {}).get("cases") or {}
         counts = {k: v for k, v in cases.items() if v and k != "total"}
         out.append("Cases: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "none")
                    + f" (of {cases.get('total', 0)}).")
-        u = c.get("usage") or {}
-        out.append(f"Spent: {u.get('creates', 0)} response.create, {u.get('http_requests', 0)} HTTP requests, "
-                   f"{u.get('input_tokens', 0)} input and {u.get('output_tokens', 0)} output tokens.")
-        bl = c.get("baseline")
-        if bl:
-            out.append(f"Baseline: {bl.get('known')} case(s) KNOWN, {bl.get('stale')} entry(ies) STALE.")
-            for e in bl.get("entries", []):
+        usage = cert.get("usage") or {}
+        out.append(f"Spent: {usage.get('creates', 0)} response.create, {usage.get('http_requests', 0)} HTTP requests, "
+                   f"{usage.get('input_tokens', 0)} input and {usage.get('output_tokens', 0)} output tokens.")
+        review = cert.get("baseline")
+        if review:
+            out.append(f"Baseline: {review.get('known')} case(s) KNOWN, {review.get('stale')} entry(ies) STALE.")
+            for e in review.get("entries", []):
                 if e.get("status") == vocabulary.STALE:
                     out.append(f"- remove known #{e.get('index')} ({e.get('clause') or e.get('case')}): it passes now")
         out.append("")
@@ -142,12 +142,12 @@ def _read_json(path: Path) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m conformance.nightly",
+    parser = argparse.ArgumentParser(prog="python -m conformance.nightly",
                                 description="the night's verdict after scripts/nightly.sh ran the suite")
-    p.add_argument("--suite-exit", type=int, required=True, metavar="N", help="the suite's exit code")
-    p.add_argument("--report", required=True, metavar="DIR", help="the run's report directory")
-    p.add_argument("--previous", default=None, metavar="FILE", help="the previous night's certificate.json")
-    args = p.parse_args(argv)
+    parser.add_argument("--suite-exit", type=int, required=True, metavar="N", help="the suite's exit code")
+    parser.add_argument("--report", required=True, metavar="DIR", help="the run's report directory")
+    parser.add_argument("--previous", default=None, metavar="FILE", help="the previous night's certificate.json")
+    args = parser.parse_args(argv)
     try:
         return _night(args)
     except Exception as exc:  # noqa: BLE001 - a crash here must not read as "worse" (exit 1)
