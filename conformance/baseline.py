@@ -108,17 +108,17 @@ class Baseline:
         used = {i for r in records for i in r.known_entries}
         row_verdict = {r["id"]: r["verdict"] for r in rows}
         out = []
-        for e in self.entries:
-            if e.expired(self.today):
+        for entry in self.entries:
+            if entry.expired(self.today):
                 status = EXPIRED
-            elif e.index in used:
+            elif entry.index in used:
                 status = KNOWN
-            elif e.case is not None:
-                ran = [r for r in records if r.nodeid == e.case]
+            elif entry.case is not None:
+                ran = [r for r in records if r.nodeid == entry.case]
                 status = STALE if ran and all(r.verdict in PASSING for r in ran) else UNUSED
             else:
-                status = STALE if row_verdict.get(e.clause) == PASS else UNUSED
-            out.append(e.as_dict() | {"status": status})
+                status = STALE if row_verdict.get(entry.clause) == PASS else UNUSED
+            out.append(entry.as_dict() | {"status": status})
         return out
 
 
@@ -173,8 +173,8 @@ def _entry(src: str, n: int, item: dict, clauses: set[str]) -> Entry:
     return Entry(n, clause, case, item["reason"].strip(), verdict, until)
 
 
-def _toml_str(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
 def prepare_output(path: str | Path) -> Path:

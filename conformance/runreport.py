@@ -27,12 +27,13 @@ from conformance.session import ConformanceSession
 
 def finish_baseline(session: pytest.Session, sess: ConformanceSession) -> None:
     """--write-baseline writes this run's deviations (a STALE entry fails the run: _set_exit_code)."""
-    s = sess.settings
-    if s.write_baseline is not None and sess.records:
+    settings = sess.settings
+    if settings.write_baseline is not None and sess.records:
         try:
-            s.write_baseline.write_text(sess.redact(baseline.render(sess.records, by=s.write_baseline_by)), encoding="utf-8")
+            text = baseline.render(sess.records, by=settings.write_baseline_by)
+            settings.write_baseline.write_text(sess.redact(text), encoding="utf-8")
         except OSError as exc:
-            sess.report_error = f"could not write the baseline {s.write_baseline}: {exc}"
+            sess.report_error = f"could not write the baseline {settings.write_baseline}: {exc}"
 
 
 def set_exit_code(session: pytest.Session, sess: ConformanceSession) -> None:
@@ -41,7 +42,8 @@ def set_exit_code(session: pytest.Session, sess: ConformanceSession) -> None:
     if sess.settings.baseline is not None and sess.records:
         stale = run_facts(sess)["baseline"]["stale"]
     session.exitstatus = exitcodes.exit_code((r.verdict for r in sess.records), stale=stale,
-                                             strict=sess.settings.strict, usable=not sess.not_usable, pytest_status=session.exitstatus)
+                                             strict=sess.settings.strict, usable=not sess.not_usable,
+                                             pytest_status=session.exitstatus)
 
 
 def run_facts(sess: ConformanceSession) -> dict:
@@ -68,58 +70,61 @@ def run_block(sess: ConformanceSession) -> dict:
     """The certificate's ``run``: the command line (key redacted) and the options that shape
     verdicts (``conformance.release``)."""
     from conformance.release import run_block as release_run_block
-    s, opt = sess.settings, sess.config.getoption
-    options = {"turn_timeout_s": s.turn_timeout, "turn_cap_s": s.turn_cap, "run_timeout_s": s.run_timeout,
-               "retries": s.retries, "max_requests": s.max_requests, "generated_budget": s.generated_budget,
-               "max_output_tokens": s.max_output_tokens, "strict": s.strict, "run_slow": s.run_slow,
+    settings, opt = sess.settings, sess.config.getoption
+    options = {"turn_timeout_s": settings.turn_timeout, "turn_cap_s": settings.turn_cap,
+               "run_timeout_s": settings.run_timeout, "retries": settings.retries,
+               "max_requests": settings.max_requests, "generated_budget": settings.generated_budget,
+               "max_output_tokens": settings.max_output_tokens, "strict": settings.strict,
+               "run_slow": settings.run_slow,
                "perf": bool(opt("perf")), "clauses": list(opt("select_clauses") or []),
-               "reference_defects": list(s.defects), "reference_options": list(opt("reference_option") or [])}
+               "reference_defects": list(settings.defects), "reference_options": list(opt("reference_option") or [])}
     return release_run_block(args=sess.config.invocation_params.args, redact=sess.redact, options=options,
-                     baseline=s.baseline.path if s.baseline is not None else None,
-                     profile=s.profile.identity())
+                     baseline=settings.baseline.path if settings.baseline is not None else None,
+                     profile=settings.profile.identity())
 
 
-def conformance_summary(tr: Any, sess: ConformanceSession) -> None:
+def conformance_summary(reporter: Any, sess: ConformanceSession) -> None:
     from conformance.report import summary_lines
-    tr.section("responses-ws-conformance")
+    reporter.section("responses-ws-conformance")
     if sess.not_usable:     # one line, the report path, nothing else (exit code 6)
-        tr.write_line(sess.preflight_line, red=True)
-        report_path_lines(tr, sess)
+        reporter.write_line(sess.preflight_line, red=True)
+        report_path_lines(reporter, sess)
         return
     stall = sess.liveness.recorded()
     if stall:
-        tr.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
+        reporter.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
                       red=True)
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
-        tr.write_line(line)
+        reporter.write_line(line)
     facts = run_facts(sess)
     budget = facts["budget"]
     if budget["max_requests"] is not None:
-        tr.write_line(f"budget: --max-requests {budget['max_requests']}; {budget['skipped']} case(s) SKIPPED (budget)")
+        reporter.write_line(f"budget: --max-requests {budget['max_requests']}; "
+                            f"{budget['skipped']} case(s) SKIPPED (budget)")
     if facts["baseline"] is not None:
         review = facts["baseline"]
-        tr.write_line(f"baseline {review['file']}: {review['known']} case(s) KNOWN, "
+        reporter.write_line(f"baseline {review['file']}: {review['known']} case(s) KNOWN, "
                       f"{review['stale']} entry(ies) STALE")
-        for e in review["entries"]:
-            if e["status"] == vocabulary.STALE:
-                what = f"clause {e['clause']}" if e["clause"] else f"case {e['case']}"
-                tr.write_line(f"  STALE known #{e['index']} ({what}): it passes now; remove this entry from "
+        for entry in review["entries"]:
+            if entry["status"] == vocabulary.STALE:
+                what = f"clause {entry['clause']}" if entry["clause"] else f"case {entry['case']}"
+                reporter.write_line(f"  STALE known #{entry['index']} ({what}): it passes now; remove this entry from "
                               f"{review['file']}", red=True)
     if sess.settings.write_baseline is not None and not getattr(sess, "report_error", None):
-        tr.write_line(f"baseline written: {sess.settings.write_baseline}")
-    report_path_lines(tr, sess)
+        reporter.write_line(f"baseline written: {sess.settings.write_baseline}")
+    report_path_lines(reporter, sess)
 
 
-def report_path_lines(tr: Any, sess: ConformanceSession) -> None:
+def report_path_lines(reporter: Any, sess: ConformanceSession) -> None:
     from conformance.report import terminal
     paths = getattr(sess, "report_paths", None)
     cert = terminal_certificate(sess, paths)
     for line, markup in terminal.findings_lines(cert, report_dir=paths and paths["dir"], strict=sess.settings.strict):
-        tr.write_line(line, **markup)
+        reporter.write_line(line, **markup)
     if getattr(sess, "report_error", None):
-        tr.write_line(sess.report_error, red=True)
+        reporter.write_line(sess.report_error, red=True)
     for line, markup in terminal.verdict_lines(cert, paths):
-        tr.write_line(line, **markup)
+        reporter.write_line(line, **markup)
 
 
 def terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
@@ -135,7 +140,8 @@ def terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
 
 def report_args(sess: ConformanceSession) -> dict:
     """What the certificate is built from (written at session finish, shown in the terminal)."""
-    s = sess.settings
-    return dict(registry=s.registry, records=sess.records, profile=s.profile.name, fingerprint=sess.fingerprint(),
-                started=sess.started, finished=time.time(), strict=s.strict, run_id=s.run_id,
-                spec_profiles=sorted(s.profile.spec_profiles), extra=run_facts(sess))
+    settings = sess.settings
+    return dict(registry=settings.registry, records=sess.records, profile=settings.profile.name,
+                fingerprint=sess.fingerprint(),
+                started=sess.started, finished=time.time(), strict=settings.strict, run_id=settings.run_id,
+                spec_profiles=sorted(settings.profile.spec_profiles), extra=run_facts(sess))

@@ -43,8 +43,8 @@ def clause_rows(registry: verdicts.ClauseRegistry, records: Iterable[CaseRecord 
 
 
 
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def build_certificate(*, registry: verdicts.ClauseRegistry, records: Iterable[CaseRecord | dict], profile: str,

@@ -66,14 +66,14 @@ def deviations(case: CaseRecord | dict) -> list[dict]:
     case = caserecord.of(case)
     marked = {c: i for i, c in enumerate(case.clauses)}
     seen: dict[tuple[str, str], dict] = {}
-    for n, f in enumerate(case.failing):
-        if f.get("verdict") not in DEVIATIONS:
+    for position, finding in enumerate(case.failing):
+        if finding.get("verdict") not in DEVIATIONS:
             continue
-        key = (f["clause"], sentence(f.get("message", ""), 400))
-        seen.setdefault(key, dict(f, _order=n))
+        key = (finding["clause"], sentence(finding.get("message", ""), 400))
+        seen.setdefault(key, dict(finding, _order=position))
     out = sorted(seen.values(), key=lambda f: (f["verdict"] != FAIL, marked.get(f["clause"], len(marked)),
                                                f["_order"]))
-    return [{k: v for k, v in f.items() if k != "_order"} for f in out]
+    return [{k: v for k, v in finding.items() if k != "_order"} for finding in out]
 
 
 def group_by_clause(cert: dict) -> list[Group]:
@@ -90,12 +90,12 @@ def group_by_clause(cert: dict) -> list[Group]:
                 messages.setdefault(f["clause"], set()).add(sentence(f.get("message", ""), 400))
         for cid, texts in messages.items():
             row = rows[cid]
-            g = groups.setdefault(cid, Group(cid, row["level"], row["verdict"], row["requirement"]))
-            g.cases.append(case.nodeid)
+            group = groups.setdefault(cid, Group(cid, row["level"], row["verdict"], row["requirement"]))
+            group.cases.append(case.nodeid)
             for text in sorted(texts):
-                g.messages.setdefault(text, []).append(case.nodeid)
+                group.messages.setdefault(text, []).append(case.nodeid)
     order = {v: i for i, v in enumerate(GROUPED)}
-    return sorted(groups.values(), key=lambda g: (order[g.verdict], -len(g.cases), g.clause))
+    return sorted(groups.values(), key=lambda group: (order[group.verdict], -len(group.cases), group.clause))
 
 
 def primary(case: CaseRecord | dict) -> str | None:

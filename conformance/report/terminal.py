@@ -45,18 +45,18 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
     out: list[tuple[str, dict]] = []
     if groups:
         out.append((f"findings by clause ({len(groups)} clause(s)):", {"bold": True}))
-    for g in groups:
-        n = len(g.cases)
-        requirement = findings.sentence(g.requirement, 200)
-        out.append((f"  {g.verdict:<10} {g.clause} ({g.level}) in {n} case(s): {requirement}",
-                    MARKUP.get(g.verdict, {})))
-        more = f"  (+{len(g.messages) - 1} other message(s))" if len(g.messages) > 1 else ""
-        out.append((f"             {findings.sentence(g.headline)}{more}", {}))
-        shown = ", ".join(_short_id(c) for c in g.cases[:CASES_PER_GROUP])
-        if n > CASES_PER_GROUP:
-            shown += f", … +{n - CASES_PER_GROUP} more (index.html)"
+    for group in groups:
+        count = len(group.cases)
+        requirement = findings.sentence(group.requirement, 200)
+        out.append((f"  {group.verdict:<10} {group.clause} ({group.level}) in {count} case(s): {requirement}",
+                    MARKUP.get(group.verdict, {})))
+        more = f"  (+{len(group.messages) - 1} other message(s))" if len(group.messages) > 1 else ""
+        out.append((f"             {findings.sentence(group.headline)}{more}", {}))
+        shown = ", ".join(_short_id(c) for c in group.cases[:CASES_PER_GROUP])
+        if count > CASES_PER_GROUP:
+            shown += f", … +{count - CASES_PER_GROUP} more (index.html)"
         out.append((f"             cases: {shown}", {}))
-    by_clause = {g.clause: g for g in groups}
+    by_clause = {group.clause: group for group in groups}
     records = caserecord.all_of(cert.get("cases", []))
     cases = [case for verdict in findings.NOT_PASSING for case in records if case.verdict == verdict]
     if cases:
@@ -77,12 +77,13 @@ def findings_lines(cert: dict, *, report_dir: str | None = None, cwd: str | None
 def verdict_lines(cert: dict, report_paths: dict | None, *, cwd: str | None = None) -> list[tuple[str, dict]]:
     """The last lines: certified or not (with the reasons), and the report's path."""
     cwd = cwd or os.getcwd()
-    c = cert.get("certification") or {}
-    if c.get("certified"):
-        out = [(f"Certified: yes (MUST {c.get('must_pass')}/{c.get('must_claimed')} claimed clauses PASS)",
+    certification = cert.get("certification") or {}
+    if certification.get("certified"):
+        out = [(f"Certified: yes (MUST {certification.get('must_pass')}/{certification.get('must_claimed')} "
+                "claimed clauses PASS)",
                 {"green": True, "bold": True})]
     else:
-        reasons = "; ".join(c.get("reasons") or [f"overall verdict is {cert.get('overall')}"])
+        reasons = "; ".join(certification.get("reasons") or [f"overall verdict is {cert.get('overall')}"])
         out = [(f"Certified: no — {reasons}", {"red": True, "bold": True})]
     if report_paths:
         out.append((f"report: {_where(report_paths['dir'], cwd)}{os.sep}index.html  "
