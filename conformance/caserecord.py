@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from conformance import vocabulary
 
-# the keys of a certificate entry, in the order certificates have always written them
+# the keys of a certificate entry, in the order the certificate writes them
 _CERTIFICATE_KEYS = ("nodeid", "clauses", "verdict", "messages", "duration_s", "not_reached", "usage", "findings",
                      "tries", "known", "transcript")
 # the keys of the whole record (to_dict) beyond those
