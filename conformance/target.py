@@ -222,9 +222,11 @@ class Profile:
     terminal_output = property(lambda self: self.data["stream"]["terminal_output"])
 
     def monitor_options(self) -> dict[str, str]:
-        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives."""
+        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives;
+        a P-open claim forbids frames after the terminal event outright (§4.3 item 15a)."""
         st = self.data["stream"]
-        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"]}
+        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"],
+                "after_terminal": "forbidden" if "P-open" in self.spec_profiles else "discouraged"}
 
     def capabilities(self) -> frozenset[str]:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""

@@ -7,7 +7,7 @@ into a frozen :class:`Flags` record once, at start-up, so that the hot path only
 booleans.  ``Flags`` is derived from ``DEFECTS``: each defect is declared once, here.
 
 Adding a defect is one entry in ``DEFECTS``: ``_d(name, clause, summary[, level][, profile]
-[, rewrites=FRAMES|EVENTS])``; the server then reads ``flags.<name with '-' -> '_'>`` where
+[, rewrites=FRAMES|EVENTS][, also=((profile, clause, verdict), ...)])``; the server then reads ``flags.<name with '-' -> '_'>`` where
 the behaviour breaks.  ``--list-defects``, ``--reference-defect`` and the kill matrix
 (tests/test_kill_matrix.py) pick it up from here; tests/server/test_server_defects.py asks
 for a direct check ``c_<name>`` of the broken behaviour.
@@ -29,6 +29,10 @@ class Defect:
     profile: str = ""
     # FRAMES: rewrites frames on their way out; EVENTS: rewrites the event list of a turn
     rewrites: str = ""
+    # more runs of the kill matrix: (profile, clause, expected verdict) where a profile judges the
+    # same behaviour by another clause or level (a SHOULD here is a MUST under P-open; a shape
+    # one profile refuses another allows: verdict PASS)
+    also: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def attribute(self) -> str:
@@ -40,8 +44,8 @@ FRAMES, EVENTS = "frames", "events"
 
 
 def _d(name: str, clause: str, summary: str, level: str = "MUST", profile: str = "",
-       rewrites: str = "") -> tuple[str, Defect]:
-    return name, Defect(name, clause, summary, level, profile, rewrites)
+       rewrites: str = "", also: tuple[tuple[str, str, str], ...] = ()) -> tuple[str, Defect]:
+    return name, Defect(name, clause, summary, level, profile, rewrites, also)
 
 
 # P-open (docs/spec.md §5.1): fields the published Open Responses schema requires
@@ -272,6 +276,11 @@ DEFECTS: dict[str, Defect] = dict(
         _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
            "Steer input waiting after response.steer.pending outlives its connection: the next create that "
            "continues the target, on any connection, gets it."),
+        # nothing after the terminal event (§4.3 item 15a): SHOULD under the OpenAI profiles, MUST under P-open
+        _d("trailing-response-done", "STREAM-NO-TRAILING-FRAME",
+           "A private response.done event (carrying the response) follows every terminal event "
+           "(response.completed, as a gateway appended it, and the other two).", "SHOULD", rewrites=EVENTS,
+           also=((P_OPEN_PROFILE, "STREAM-NOTHING-AFTER-TERMINAL", "FAIL"),)),
         # tenant isolation (§4.5 item 35a): each ignores who owns a response on one path
         _d("tenant-continues-store-true", "TENANT-CONTINUE-STORE-TRUE",
            "Hydrating a store=true id for a continuation ignores its owner: a key of another tenant continues "

@@ -429,6 +429,8 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
                 break
     if flags.created_not_first and len(events) >= 2:
         events[0], events[1] = events[1], events[0]
+    if flags.trailing_response_done and events and events[-1]["type"] in TERMINAL_TYPES:
+        events.append({"type": "response.done", "response": copy.deepcopy(events[-1]["response"])})
     if flags.missing_terminal_event:
         for i in range(len(events) - 1, -1, -1):
             if events[i]["type"] in ("response.completed", "response.incomplete", "response.failed"):

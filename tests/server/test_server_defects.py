@@ -239,6 +239,16 @@ def c_terminal_not_last(srv):
         return not ws.quiet(0.3)
 
 
+def c_trailing_response_done(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+        try:
+            late = ws.recv(0.3)
+        except (TimeoutError, ConnectionClosed):
+            return False
+    return t.events[-1]["type"] == "response.completed" and late is not None and late.get("type") == "response.done"
+
+
 def c_output_mismatch(srv):
     with WS(srv.ws_url) as ws:
         t = ws.turn(input="x")
@@ -867,6 +877,11 @@ def test_defects_name_real_clauses_with_their_level():
         assert d.clause in clauses, f"{name}: unknown clause {d.clause}"
         assert d.level == clauses[d.clause]["level"], f"{name}: level {d.level} != {clauses[d.clause]['level']}"
         assert d.summary.strip()
+        for profile, clause, verdict in d.also:     # judged once more under another profile
+            assert clause in clauses, f"{name}: unknown clause {clause} in also"
+            expected = {"MUST": "FAIL", "SHOULD": "NON-STRICT"}.get(clauses[clause]["level"])
+            assert verdict in ("PASS", expected), f"{name}: {clause} ({clauses[clause]['level']}) cannot be {verdict}"
+            assert (profile, clause) != (d.profile, d.clause), f"{name}: also repeats the defect's own run"
 
 
 def test_flags_are_derived_from_the_one_declaration():
