@@ -5,6 +5,10 @@ error leaves the connection open and usable), §4.2 item 9 (``previous_response_
 binary frames from the client, first or after a completed turn, and frames over the size limit;
 OpenAI does not document the answer, so these are SHOULD).
 
+A shape of the field (the flat shape, a ``{"detail": …}`` body, a message-only error,
+``status_code`` for ``status``) is named in the finding (conformance/errorshape.py); under P-open
+a missing status breaks a MUST (ERR-STATUS-REQUIRED, §4.10 item 51a).
+
 Errors are provoked without a model: a made-up ``previous_response_id``, ``background:true``
 (where the profile says it is rejected), bad frames, and contradictory fields. Every error
 event a case sees is checked against the envelope.
@@ -16,6 +20,7 @@ import json
 
 import pytest
 
+from conformance import errorshape
 from conformance.casekit import PROMPT, RAN, expect_monitor_clean, no_response_events
 from conformance.client import HandshakeRefused, HarnessError
 from conformance.schemas import P_OPEN, schemas_for
@@ -58,28 +63,28 @@ def _errors(conn) -> list[dict]:
 
 
 def _check_envelopes(expect, conn, request_errors=()) -> None:
-    """Every error event seen on ``conn`` against §3.10; ``request_errors`` also need a status."""
+    """Every error event seen on ``conn`` against §3.10, a shape of the field named as what it
+    is (conformance/errorshape.py); ``request_errors`` also need a status."""
     schemas = schemas_for(getattr(conn.target, "profile", None))
     p_open = schemas.variant == P_OPEN  # WebSocketErrorEvent: type optional, code a string (§5.1)
     for ev in _errors(conn):
-        err = ev.get("error")
-        flat = "" if isinstance(err, dict) else f" (top-level code={ev.get('code')!r})" if "code" in ev else ""
-        expect("ERR-CODE-NESTED", isinstance(err, dict) and "code" in err, ev,
-               "the error event has no error.code" + flat)
+        for clause in ("ERR-CODE-NESTED", "ERR-ENVELOPE"):
+            shapes = errorshape.deviations(ev, clause)
+            expect(clause, not shapes, ev, "the error event is " + "; ".join(shape.says for shape in shapes))
+        err = ev["error"]
         if p_open:
             expect("ERR-ENVELOPE", isinstance(err.get("type", ""), str) and isinstance(err.get("message"), str)
-                   and isinstance(err["code"], str), ev,
+                   and isinstance(err.get("code"), str), ev,
                    "error must hold code (string) and message (string); type, when present, a string (P-open)")
         else:
             expect("ERR-ENVELOPE", isinstance(err.get("type"), str) and isinstance(err.get("message"), str)
-                   and (err["code"] is None or isinstance(err["code"], str)), ev,
+                   and (err.get("code") is None or isinstance(err.get("code"), str)), ev,
                    "error must hold type (string), code (string or null) and message (string)")
         issues = [f"{i.pointer or '(root)'}: {i.message}" for i in schemas.validate(ev)]
         expect("ERR-ENVELOPE", not issues, issues[:4], "the error event does not match the ws-error schema")
     for ev in request_errors:
-        status = ev.get("status")
-        expect("ERR-STATUS-PRESENT", type(status) is int and 400 <= status <= 599, ev,
-               f"a request-level error carries status {status!r}, expected the HTTP-equivalent 4xx/5xx")
+        problem = errorshape.status_problem(ev)
+        expect("ERR-STATUS-PRESENT", problem is None, ev, f"a request-level error event: {problem}")
     expect_monitor_clean(expect, conn, ("ERR-CODE-NESTED", "ERR-ENVELOPE"))
 
 
@@ -92,6 +97,19 @@ def test_error_envelope(target, connect, expect, provocation):
     conn = connect()
     turn = _provoke(conn, provocation)
     _check_envelopes(expect, conn, [turn.error])
+
+
+@pytest.mark.clause("ERR-STATUS-REQUIRED")
+@pytest.mark.parametrize("provocation", _provocations())
+@pytest.mark.max_requests(creates=1)
+def test_error_status_required(target, connect, expect, provocation):
+    """P-open: every WebSocket error carries status (the WebSocketErrorEvent requires it, §4.10
+    item 51a), a MUST where the OpenAI profiles make it a SHOULD (ERR-STATUS-PRESENT)."""
+    conn = connect()
+    _provoke(conn, provocation)
+    for ev in _errors(conn):
+        problem = errorshape.status_problem(ev)
+        expect("ERR-STATUS-REQUIRED", problem is None, ev, f"an error event under P-open: {problem}")
 
 
 # --- the connection after a request-scoped error -----------------------------------------

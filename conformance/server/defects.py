@@ -157,7 +157,18 @@ DEFECTS: dict[str, Defect] = dict(
         _d("error-without-type", "ERR-ENVELOPE",
            "Error events lack error.type."),
         _d("error-without-status", "ERR-STATUS-PRESENT",
-           "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD"),
+           "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD",
+           also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", "FAIL"),)),
+        # error shapes seen in the field (§3.10, §4.10 item 51a)
+        _d("error-status-code-instead", "ERR-STATUS-PRESENT",
+           "Request-level error events carry status_code in place of status (the lifetime-limit error keeps "
+           "status).", "SHOULD", also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", "FAIL"),)),
+        _d("error-message-only", "ERR-ENVELOPE",
+           "previous_response_not_found is sent as the message-only error of the ChatGPT/Codex backend: "
+           "error.type and a message (\"Invalid `previous_response_id`.\"), no code, no param."),
+        _d("error-detail-body", "ERR-ENVELOPE",
+           "Request-level error events carry a {\"detail\": message} body (and status) instead of the error "
+           "object."),
         _d("malformed-json-ignored", "CLIENT-MALFORMED-JSON",
            "A client text frame that is not a JSON object gets no answer at all.", "SHOULD"),
         _d("unknown-event-ignored", "CLIENT-UNKNOWN-EVENT",

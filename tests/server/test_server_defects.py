@@ -101,6 +101,21 @@ def c_flat_error_shape(srv):
     return not isinstance(err.get("error"), dict) or "code" in err
 
 
+def c_error_status_code_instead(srv):
+    err = _miss(srv).error
+    return "status" not in err and err.get("status_code") == 400
+
+
+def c_error_message_only(srv):
+    inner = _miss(srv).error.get("error")
+    return isinstance(inner, dict) and "code" not in inner and "param" not in inner
+
+
+def c_error_detail_body(srv):
+    err = _miss(srv).error
+    return "error" not in err and isinstance(err.get("detail"), str)
+
+
 def _two_turns(srv):
     with WS(srv.ws_url) as ws:
         return ws.turn(input="one"), ws.turn(input="two")
