@@ -161,6 +161,12 @@ class Core:
             events[-1].pop("stream_id", None)
         return Outcome(events, gen.status, final)
 
+    def refusal_as_failed(self, req, err: ApiError, seq_start: int = 0) -> list[dict]:
+        """``err`` as a response that fails at once (the not-found-as-response-failed defect)."""
+        started = stream.response_object(req, self.ids.new("resp"), int(time.time()), req.previous_response_id)
+        return stream.number(stream.refusal_as_failed(started, err.code, err.message), seq_start, self.flags,
+                             req.stream_id)
+
     def _evicts(self, req) -> bool:
         flags = self.flags
         return not flags.no_eviction and not (flags.named_lane_no_eviction and req.stream_id is not None)

@@ -287,6 +287,11 @@ DEFECTS: dict[str, Defect] = dict(
         _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
            "Steer input waiting after response.steer.pending outlives its connection: the next create that "
            "continues the target, on any connection, gets it."),
+        # a refusal as response.failed (§4.10 item 51a): P-open allows it, the OpenAI profiles do not
+        _d("not-found-as-response-failed", "CACHE-MISS-STORE-FALSE",
+           "previous_response_not_found comes as a response that fails at once (response.created, "
+           "response.in_progress, response.failed with response.error.code) instead of an error event.",
+           also=((P_OPEN_PROFILE, "CACHE-MISS-STORE-FALSE", "PASS"),)),
         # nothing after the terminal event (§4.3 item 15a): SHOULD under the OpenAI profiles, MUST under P-open
         _d("trailing-response-done", "STREAM-NO-TRAILING-FRAME",
            "A private response.done event (carrying the response) follows every terminal event "

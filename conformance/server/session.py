@@ -405,7 +405,10 @@ class Session:
         try:
             outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
-            await self._send_error(err, req.stream_id)
+            if self.flags.not_found_as_response_failed and err.code == "previous_response_not_found":
+                await self._stream(self.core.refusal_as_failed(req, err, self.seq_next))
+            else:
+                await self._send_error(err, req.stream_id)
         else:
             if self.flags.closes_mid_response and len(outcome.events) > 2:
                 # the defect: the response starts, then the socket closes without an error

@@ -368,6 +368,16 @@ def processing_s(events: list[dict], per_token_s: float) -> float:
     return max(0, (usage.get("input_tokens") or 0) - cached) * per_token_s
 
 
+def refusal_as_failed(started: dict, code: str, message: str) -> list[dict]:
+    """A refusal delivered as a response that fails at once (the not-found-as-response-failed
+    defect; the form the Open Responses runner also accepts, §4.10 item 51a): created, then
+    response.failed with ``response.error`` {code, message}."""
+    failed = dict(started, status="failed", error={"code": code, "message": message})
+    return [{"type": "response.created", "response": started},
+            {"type": "response.in_progress", "response": started},
+            {"type": "response.failed", "response": failed}]
+
+
 def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     """Rewrite a response's events for the event-level defects (called only when one is on)."""
     # P-open fields of the Response (§5.1): killed under P-open, tolerated under OpenAI

@@ -116,6 +116,13 @@ def c_error_detail_body(srv):
     return "error" not in err and isinstance(err.get("detail"), str)
 
 
+def c_not_found_as_response_failed(srv):
+    t = _miss(srv)
+    last = t.events[-1] if t.events else {}
+    return t.error is None and last.get("type") == "response.failed" \
+        and last["response"]["error"]["code"] == "previous_response_not_found"
+
+
 def _two_turns(srv):
     with WS(srv.ws_url) as ws:
         return ws.turn(input="one"), ws.turn(input="two")
