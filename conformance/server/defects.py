@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
 
+from ..vocabulary import FAIL, PASS
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -158,11 +160,11 @@ DEFECTS: dict[str, Defect] = dict(
            "Error events lack error.type."),
         _d("error-without-status", "ERR-STATUS-PRESENT",
            "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD",
-           also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", "FAIL"),)),
+           also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", FAIL),)),
         # error shapes seen in the field (§3.10, §4.10 item 51a)
         _d("error-status-code-instead", "ERR-STATUS-PRESENT",
            "Request-level error events carry status_code in place of status (the lifetime-limit error keeps "
-           "status).", "SHOULD", also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", "FAIL"),)),
+           "status).", "SHOULD", also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", FAIL),)),
         _d("error-message-only", "ERR-ENVELOPE",
            "previous_response_not_found is sent as the message-only error of the ChatGPT/Codex backend: "
            "error.type and a message (\"Invalid `previous_response_id`.\"), no code, no param."),
@@ -291,12 +293,12 @@ DEFECTS: dict[str, Defect] = dict(
         _d("not-found-as-response-failed", "CACHE-MISS-STORE-FALSE",
            "previous_response_not_found comes as a response that fails at once (response.created, "
            "response.in_progress, response.failed with response.error.code) instead of an error event.",
-           also=((P_OPEN_PROFILE, "CACHE-MISS-STORE-FALSE", "PASS"),)),
+           also=((P_OPEN_PROFILE, "CACHE-MISS-STORE-FALSE", PASS),)),
         # nothing after the terminal event (§4.3 item 15a): SHOULD under the OpenAI profiles, MUST under P-open
         _d("trailing-response-done", "STREAM-NO-TRAILING-FRAME",
            "A private response.done event (carrying the response) follows every terminal event "
            "(response.completed, as a gateway appended it, and the other two).", "SHOULD", rewrites=EVENTS,
-           also=((P_OPEN_PROFILE, "STREAM-NOTHING-AFTER-TERMINAL", "FAIL"),)),
+           also=((P_OPEN_PROFILE, "STREAM-NOTHING-AFTER-TERMINAL", FAIL),)),
         # tenant isolation (§4.5 item 35a): each ignores who owns a response on one path
         _d("tenant-continues-store-true", "TENANT-CONTINUE-STORE-TRUE",
            "Hydrating a store=true id for a continuation ignores its owner: a key of another tenant continues "
