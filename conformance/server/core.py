@@ -95,7 +95,7 @@ class Core:
             elif flags.lane_reuse_continues and cache is not None and req.stream_id is not None:
                 latest = cache.lanes().get(req.stream_id)  # the defect: the lane's latest is carried
                 carried = latest.context if latest is not None else ()
-            if not flags.orphan_call_id_accepted:
+            if not (flags.orphan_call_id_accepted or flags.validates_types_only):
                 engine.check_tool_outputs(carried, req.input_items)
             warmup = not req.generate
             if warmup and flags.generate_false_ignored:

@@ -220,6 +220,10 @@ DEFECTS: dict[str, Defect] = dict(
         _d("orphan-call-id-accepted", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
            "A function_call_output whose call_id no function_call of the context has is accepted: the turn "
            "runs instead of failing with 400.", "SHOULD"),
+        _d("validates-types-only", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
+           "A WebSocket create is checked for types only: an orphan call_id and an out-of-range temperature "
+           "are accepted (temperature \"hot\" is still refused); the eviction case then judges by a "
+           "further provocation (tests/test_case_fallbacks.py).", "SHOULD"),
         _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
            "The connection cache keeps every response, not only the latest per lane: an older store=false "
            "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),

@@ -190,6 +190,7 @@ class Session:
                     conversation_ignored=self.flags.conversation_ignored,
                     stream_id_checked=not self.flags.stream_id_not_validated,
                     lanes=s.lanes,
+                    ranges_checked=not self.flags.validates_types_only,
                 )
             except ApiError as err:
                 sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane

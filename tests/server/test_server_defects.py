@@ -83,6 +83,16 @@ def c_store_false_shared_across_connections(srv):
     return t2.status == "completed"
 
 
+def c_validates_types_only(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False)
+        orphan = ws.turn(store=False, previous_response_id=t1.id,
+                         input=[{"type": "function_call_output", "call_id": "call_nope", "output": "x"}])
+        hot_range = ws.turn(input="hi", store=False, temperature=99)
+        hot_type = ws.turn(input="hi", store=False, temperature="hot")
+    return orphan.status == "completed" and hot_range.status == "completed" and hot_type.error is not None
+
+
 def _miss(srv):
     with WS(srv.ws_url) as ws:
         return ws.turn(input="x", previous_response_id="resp_missing")
