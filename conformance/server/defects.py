@@ -178,6 +178,9 @@ DEFECTS: dict[str, Defect] = dict(
         _d("binary-frame-processed", "CLIENT-BINARY-FRAME",
            "A binary client frame is decoded as UTF-8 and handled like a text frame (a create in it runs).",
            "SHOULD"),
+        _d("binary-frame-drops-connection", "CLIENT-BINARY-FRAME",
+           "A binary client frame makes the server drop the TCP connection: no error event, no close frame.",
+           "SHOULD"),
         _d("conversation-ignored", "CREATE-PREVIOUS-AND-CONVERSATION",
            "conversation together with previous_response_id is not rejected: the conversation is ignored "
            "and the turn runs."),

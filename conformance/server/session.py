@@ -72,6 +72,8 @@ class Transport(Protocol):
 
     async def close(self, code: int, reason: str) -> None: ...
 
+    async def abort(self) -> None: ...
+
 
 class ConnState(enum.Enum):
     OPEN = "open"
@@ -235,6 +237,10 @@ class Session:
 
     async def on_binary(self, data: bytes) -> None:
         if self.state is not ConnState.OPEN or self.flags.silent_after_handshake:
+            return
+        if self.flags.binary_frame_drops_connection:
+            self.state = ConnState.CLOSED  # the defect: no error event, no close frame
+            await self.transport.abort()
             return
         if self.flags.binary_frame_processed:
             try:

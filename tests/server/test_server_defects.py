@@ -93,6 +93,18 @@ def c_validates_types_only(srv):
     return orphan.status == "completed" and hot_range.status == "completed" and hot_type.error is not None
 
 
+def c_binary_frame_drops_connection(srv):
+    with WS(srv.ws_url) as ws:
+        ws.send(b'{"type": "conformance.binary"}')
+        try:
+            ws.recv(2.0)
+        except ConnectionClosed:
+            return ws.ws.protocol.close_rcvd is None     # closed, and no close frame came
+        except TimeoutError:
+            return False
+    return False
+
+
 def _miss(srv):
     with WS(srv.ws_url) as ws:
         return ws.turn(input="x", previous_response_id="resp_missing")
