@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, setup_turn
+from conformance.casekit import PROMPT, RAN, refusal_code, setup_turn
 from conformance.client import HarnessError, Turn
 from conformance.probes import plant, probe_fields, recorded_nonces, seen
 
@@ -37,7 +37,16 @@ def _continues_with_context(expect, clause: str, probe: Turn, nonce: str, what: 
 
 
 def _not_found_problems(turn: Turn, target) -> list[str]:
-    """Every way ``turn`` differs from the previous_response_not_found rejection of §3.10."""
+    """Every way ``turn`` differs from the previous_response_not_found rejection of §3.10 (or,
+    where the profile allows it, §4.10 item 51a, a response.failed with that response.error.code)."""
+    if turn.status == "failed" and target.profile.not_found_as == "error_or_failed":
+        code = refusal_code(turn, target)
+        return [] if code == NOT_FOUND else [f"response.failed carries response.error.code {code!r}, expected {NOT_FOUND!r}"]
+    if turn.status == "failed":
+        code = ((turn.response or {}).get("error") or {}).get("code")
+        return [f"the continuation ended response.failed (response.error.code {code!r}) instead of an error "
+                f"event: the profile expects the error event of §3.10 ([errors] not_found_as = "
+                f"{target.profile.not_found_as!r})"]
     if turn.status != "error":
         return [f"the continuation was not rejected with an error event (turn status {turn.status})"]
     problems = []
@@ -50,20 +59,22 @@ def _not_found_problems(turn: Turn, target) -> list[str]:
         problems.append(f"status is {status!r}, expected a 4xx status")
     inner = (turn.error or {}).get("error")
     inner = inner if isinstance(inner, dict) else {}
-    if inner.get("type") != "invalid_request_error":
-        problems.append(f"error.type is {inner.get('type')!r}, expected 'invalid_request_error'")
+    if inner.get("type") not in target.profile.invalid_request_types:
+        problems.append(f"error.type is {inner.get('type')!r}, expected one of "
+                        f"{list(target.profile.invalid_request_types)} ([errors] invalid_request_types)")
     if inner.get("param") != "previous_response_id":
         problems.append(f"error.param is {inner.get('param')!r}, expected 'previous_response_id'")
     return problems
 
 
-def _expect_not_found(expect, clause: str, turn: Turn, what: str) -> None:
+def _expect_not_found(expect, clause: str, turn: Turn, what: str, target) -> None:
     """Only the code: the full envelope is CACHE-MISS-STORE-FALSE's business."""
+    code = refusal_code(turn, target)
     if turn.status in RAN:
         how = f"was continued instead of failing with {NOT_FOUND}"
     else:
-        how = f"ended {turn.status} with code {turn.error_code!r} instead of {NOT_FOUND}"
-    expect(clause, turn.error_code == NOT_FOUND, turn, f"{what} {how}")
+        how = f"ended {turn.status} with code {code!r} instead of {NOT_FOUND}"
+    expect(clause, code == NOT_FOUND, turn, f"{what} {how}")
 
 
 # --- CACHE-MISS-STORE-FALSE --------------------------------------------------------------------
@@ -122,34 +133,34 @@ def _still_continuable(conn, response_id: str, what: str) -> None:
 
 @pytest.mark.clause("ZDR-OTHER-CONNECTION")
 @pytest.mark.max_requests(creates=3)
-def test_store_false_not_found_on_other_connection(connect, expect):
+def test_store_false_not_found_on_other_connection(target, connect, expect):
     owner, other = connect(), connect()
     first = setup_turn(owner, input=PROMPT, store=False)
     turn = other.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
     _expect_not_found(expect, "ZDR-OTHER-CONNECTION", turn,
-                      "a store=false response of another (still open) connection")
+                      "a store=false response of another (still open) connection", target)
     _still_continuable(owner, first.response_id, "the store=false response")
 
 
 @pytest.mark.clause("ZDR-AFTER-RECONNECT")
 @pytest.mark.max_requests(creates=2)
-def test_store_false_not_found_after_reconnect(connect, expect):
+def test_store_false_not_found_after_reconnect(target, connect, expect):
     before = connect()
     first = setup_turn(before, input=PROMPT, store=False)
     before.close()
     after = connect()
     turn = after.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
-    _expect_not_found(expect, "ZDR-AFTER-RECONNECT", turn, "a store=false response of a closed connection")
+    _expect_not_found(expect, "ZDR-AFTER-RECONNECT", turn, "a store=false response of a closed connection", target)
 
 
 @pytest.mark.clause("ZDR-NOTHING-PERSISTED")
 @pytest.mark.max_requests(creates=2)
-def test_zdr_store_true_not_found_on_other_connection(connect, expect):
+def test_zdr_store_true_not_found_on_other_connection(target, connect, expect):
     owner, other = connect(), connect()
     first = setup_turn(owner, input=PROMPT, store=True)
     turn = other.turn(previous_response_id=first.response_id, input=PROMPT, store=True)
     _expect_not_found(expect, "ZDR-NOTHING-PERSISTED", turn,
-                      "under ZDR, a store=true response of another connection")
+                      "under ZDR, a store=true response of another connection", target)
     _still_continuable(owner, first.response_id, "the store=true response")
 
 

@@ -3,7 +3,12 @@
 error leaves the connection open and usable), §4.2 item 9 (``previous_response_id`` with
 ``conversation`` is rejected) and §1.4/§2.4 (malformed JSON, unknown client event types and
 binary frames from the client, first or after a completed turn, and frames over the size limit;
-OpenAI does not document the answer, so these are SHOULD).
+OpenAI does not document the answer, so these are SHOULD). A binary frame may be refused by
+an error event or a close frame; a connection dropped without a close frame is no refusal.
+
+A shape of the field (the flat shape, a ``{"detail": …}`` body, a message-only error,
+``status_code`` for ``status``) is named in the finding (conformance/errorshape.py); under P-open
+a missing status breaks a MUST (ERR-STATUS-REQUIRED, §4.10 item 51a).
 
 Errors are provoked without a model: a made-up ``previous_response_id``, ``background:true``
 (where the profile says it is rejected), bad frames, and contradictory fields. Every error
@@ -16,6 +21,7 @@ import json
 
 import pytest
 
+from conformance import errorshape
 from conformance.casekit import PROMPT, RAN, expect_monitor_clean, no_response_events
 from conformance.client import HandshakeRefused, HarnessError
 from conformance.schemas import P_OPEN, schemas_for
@@ -58,28 +64,28 @@ def _errors(conn) -> list[dict]:
 
 
 def _check_envelopes(expect, conn, request_errors=()) -> None:
-    """Every error event seen on ``conn`` against §3.10; ``request_errors`` also need a status."""
+    """Every error event seen on ``conn`` against §3.10, a shape of the field named as what it
+    is (conformance/errorshape.py); ``request_errors`` also need a status."""
     schemas = schemas_for(getattr(conn.target, "profile", None))
     p_open = schemas.variant == P_OPEN  # WebSocketErrorEvent: type optional, code a string (§5.1)
     for ev in _errors(conn):
-        err = ev.get("error")
-        flat = "" if isinstance(err, dict) else f" (top-level code={ev.get('code')!r})" if "code" in ev else ""
-        expect("ERR-CODE-NESTED", isinstance(err, dict) and "code" in err, ev,
-               "the error event has no error.code" + flat)
+        for clause in ("ERR-CODE-NESTED", "ERR-ENVELOPE"):
+            shapes = errorshape.deviations(ev, clause)
+            expect(clause, not shapes, ev, "the error event is " + "; ".join(shape.says for shape in shapes))
+        err = ev["error"]
         if p_open:
             expect("ERR-ENVELOPE", isinstance(err.get("type", ""), str) and isinstance(err.get("message"), str)
-                   and isinstance(err["code"], str), ev,
+                   and isinstance(err.get("code"), str), ev,
                    "error must hold code (string) and message (string); type, when present, a string (P-open)")
         else:
             expect("ERR-ENVELOPE", isinstance(err.get("type"), str) and isinstance(err.get("message"), str)
-                   and (err["code"] is None or isinstance(err["code"], str)), ev,
+                   and (err.get("code") is None or isinstance(err.get("code"), str)), ev,
                    "error must hold type (string), code (string or null) and message (string)")
         issues = [f"{i.pointer or '(root)'}: {i.message}" for i in schemas.validate(ev)]
         expect("ERR-ENVELOPE", not issues, issues[:4], "the error event does not match the ws-error schema")
     for ev in request_errors:
-        status = ev.get("status")
-        expect("ERR-STATUS-PRESENT", type(status) is int and 400 <= status <= 599, ev,
-               f"a request-level error carries status {status!r}, expected the HTTP-equivalent 4xx/5xx")
+        problem = errorshape.status_problem(ev)
+        expect("ERR-STATUS-PRESENT", problem is None, ev, f"a request-level error event: {problem}")
     expect_monitor_clean(expect, conn, ("ERR-CODE-NESTED", "ERR-ENVELOPE"))
 
 
@@ -92,6 +98,19 @@ def test_error_envelope(target, connect, expect, provocation):
     conn = connect()
     turn = _provoke(conn, provocation)
     _check_envelopes(expect, conn, [turn.error])
+
+
+@pytest.mark.clause("ERR-STATUS-REQUIRED")
+@pytest.mark.parametrize("provocation", _provocations())
+@pytest.mark.max_requests(creates=1)
+def test_error_status_required(target, connect, expect, provocation):
+    """P-open: every WebSocket error carries status (the WebSocketErrorEvent requires it, §4.10
+    item 51a), a MUST where the OpenAI profiles make it a SHOULD (ERR-STATUS-PRESENT)."""
+    conn = connect()
+    _provoke(conn, provocation)
+    for ev in _errors(conn):
+        problem = errorshape.status_problem(ev)
+        expect("ERR-STATUS-REQUIRED", problem is None, ev, f"an error event under P-open: {problem}")
 
 
 # --- the connection after a request-scoped error -----------------------------------------
@@ -161,6 +180,17 @@ def test_unknown_client_event(target, connect, expect):
     _check_envelopes(expect, conn)
 
 
+def _closed_cleanly(conn) -> bool:
+    """The server closed with a close frame: a connection dropped without one (1006) is no clean
+    refusal (issue 17 item 9)."""
+    return conn.closed and conn.close_code not in (None, 1006)
+
+
+def _dropped(conn) -> str:
+    return (f" (the connection was dropped without a close frame, code {conn.close_code})"
+            if conn.closed and not _closed_cleanly(conn) else "")
+
+
 @pytest.mark.clause("CLIENT-BINARY-FRAME", "ERR-ENVELOPE", "ERR-CODE-NESTED")
 @pytest.mark.max_requests(creates=1)
 def test_binary_frame_refused(target, connect, expect):
@@ -173,8 +203,9 @@ def test_binary_frame_refused(target, connect, expect):
     answer += [o.message for o in conn.recv_frames(0.2 if target.is_embedded else 1.0) if o.message is not None]
     expect("CLIENT-BINARY-FRAME", no_response_events(answer), [m.get("type") for m in answer],
            "a binary frame was processed as a turn")
-    expect("CLIENT-BINARY-FRAME", any(m.get("type") == "error" for m in answer) or conn.closed,
-           [m.get("type") for m in answer], "a binary frame got neither an error event nor a close")
+    expect("CLIENT-BINARY-FRAME", any(m.get("type") == "error" for m in answer) or _closed_cleanly(conn),
+           [m.get("type") for m in answer], "a binary frame got neither an error event nor a close"
+           + _dropped(conn))
     _check_envelopes(expect, conn)
     # the server stays up: a new connection runs a turn
     fresh = connect()
@@ -219,8 +250,10 @@ def test_bad_frame_after_completed_turn(target, connect, expect, kind):
     what = f"a {kind} frame after a completed turn"
     expect(clause, no_response_events(answer), [m.get("type") for m in answer], f"{what} started a response")
     closed = kind == "binary" and conn.closed
-    expect(clause, closed or any(m.get("type") == "error" for m in answer), [m.get("type") for m in answer],
-           f"{what} got " + ("neither an error event nor a close" if kind == "binary" else "no error event"))
+    expect(clause, (closed and _closed_cleanly(conn)) or any(m.get("type") == "error" for m in answer),
+           [m.get("type") for m in answer],
+           f"{what} got " + ("neither an error event nor a close" + _dropped(conn) if kind == "binary"
+                             else "no error event"))
     follow = (connect() if closed else conn).turn(input=PROMPT, store=False)
     expect(clause, follow.status in RAN, follow,
            f"after {what} the next valid turn ({'on a new connection' if closed else 'on the connection'}) "

@@ -4,22 +4,33 @@ Open Responses scenario ``websocket-failed-continuation-evicts-cache``.
 
 Turn 1 (store=false) runs; turn 2 continues from it and fails; turn 3 continues from turn 1
 again. Turn 2 fails by an orphan call_id; where the server accepts that (a SHOULD finding of
-its own), a second continuation with an out-of-range parameter is the failing turn instead,
-so that eviction is judged on more servers before the case gives up with ERROR. Without eviction turn 1 would still be the connection's latest response (a failed turn
-leaves nothing newer behind), so turn 3 would be a cache hit; with eviction it is a miss.
+its own), the continuation is provoked again with the values of ``PROVOCATIONS``, cheapest
+first (out of range, then a wrong type, then a malformed ``tool_choice``), until one is
+refused, so that eviction is judged on more servers before the case gives up with ERROR. Each
+provocation a server accepts ran a turn, which is then the latest response the next one
+continues. Without eviction the parent would still be the connection's latest response (a
+failed turn leaves nothing newer behind), so turn 3 would be a cache hit; with eviction it is
+a miss.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN, TIME_TOOL, turn_budget
+from conformance.casekit import PROMPT, RAN, TIME_TOOL, refusal_code, turn_budget
 from conformance.client import HarnessError, Turn
 
 NOT_FOUND = "previous_response_not_found"
 ORPHAN_CALL_ID = "call_conformance_orphan_0000"
-BAD_TEMPERATURE = 99     # the second way to fail a continuation: out of range (0-2), a 400
 TOOL = TIME_TOOL
+# the further ways to fail a continuation (a 400 under the request schema), cheapest first:
+# what each says, and the create fields besides previous_response_id and store
+PROVOCATIONS: tuple[tuple[str, dict], ...] = (
+    ("temperature 99 (above the maximum 2)", {"input": PROMPT, "temperature": 99}),
+    ('temperature "hot" (not a number)', {"input": PROMPT, "temperature": "hot"}),
+    ('tool_choice {"type": "function"} (no name)', {"input": PROMPT, "tools": [TOOL],
+                                                     "tool_choice": {"type": "function"}}),
+)
 
 
 def _first_turn(conn, target, kind: str) -> Turn:
@@ -34,7 +45,7 @@ def _first_turn(conn, target, kind: str) -> Turn:
     return turn
 
 
-def _require_failed(turn: Turn, why: str) -> None:
+def _require_failed(turn: Turn, why: str, target) -> None:
     """Turn 2 must fail for the eviction rule to apply at all.
 
     If it succeeds instead, that is no evidence about eviction: the successful turn 2 is now
@@ -45,7 +56,7 @@ def _require_failed(turn: Turn, why: str) -> None:
     if turn.status in RAN:
         raise HarnessError(f"could not provoke a failed continuation: {why} was accepted "
                            f"({turn.summary()}); eviction cannot be judged this way")
-    if turn.error_code == NOT_FOUND:
+    if refusal_code(turn, target) == NOT_FOUND:
         raise HarnessError(f"turn 1's id was already unknown to turn 2 ({turn.summary()}); "
                            "eviction cannot be judged (see CACHE-HIT-STORE-FALSE)")
     if turn.status not in ("error", "failed"):
@@ -56,8 +67,8 @@ def _failed_continuation(conn, expect, first: Turn) -> tuple[str, str, Turn]:
     """Provoke a failed continuation of ``first``: (id it named, how, the failed turn).
 
     First an orphan call_id (the Open Responses scenario); a server that accepts it breaks
-    CONT-ORPHAN-CALL-OUTPUT-REJECTED, and its accepted turn is now the latest response, so the
-    second way continues from that one with a parameter value the spec's 4xx rules reject.
+    CONT-ORPHAN-CALL-OUTPUT-REJECTED, and its accepted turn is now the latest response, so each
+    of ``PROVOCATIONS`` in turn continues from the latest one until the server refuses one.
     """
     why = f"a function_call_output for the unknown call_id {ORPHAN_CALL_ID}"
     failed = conn.turn(previous_response_id=first.response_id, store=False, tools=[TOOL],
@@ -66,24 +77,28 @@ def _failed_continuation(conn, expect, first: Turn) -> tuple[str, str, Turn]:
         return first.response_id, why, failed
     expect("CONT-ORPHAN-CALL-OUTPUT-REJECTED", False, failed,
            f"{why} was accepted: the continuation ran instead of failing with a 4xx error")
-    parent = failed.response_id
-    why = f"{why} was accepted, so then temperature {BAD_TEMPERATURE} (above the maximum 2)"
-    failed = conn.turn(previous_response_id=parent, store=False, input=PROMPT, temperature=BAD_TEMPERATURE)
+    for what, fields in PROVOCATIONS:
+        parent = failed.response_id
+        why = f"{why} was accepted, so then {what}"
+        failed = conn.turn(previous_response_id=parent, store=False, **fields)
+        if failed.status not in RAN:
+            break
     return parent, why, failed
 
 
-def _expect_evicted(expect, turn: Turn, why: str) -> None:
+def _expect_evicted(expect, target, turn: Turn, why: str) -> None:
+    code = refusal_code(turn, target)    # P-open: response.failed with the code is a refusal too
     if turn.status in RAN:
         outcome = "worked: the failed continuation did not evict it"
     else:
-        outcome = f"ended {turn.status} with code {turn.error_code!r} instead of {NOT_FOUND}"
-    expect("EVICT-ON-FAILED-CONTINUATION", turn.error_code == NOT_FOUND, turn,
+        outcome = f"ended {turn.status} with code {code!r} instead of {NOT_FOUND}"
+    expect("EVICT-ON-FAILED-CONTINUATION", code == NOT_FOUND, turn,
            f"turn 2 failed ({why}), then continuing from the id it named {outcome}")
 
 
 @pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION", "CONT-ORPHAN-CALL-OUTPUT-REJECTED")
 @pytest.mark.parametrize("kind", ["text_turn", "function_call_turn"])
-@pytest.mark.max_requests(creates=4)     # one more where the orphan call_id is accepted
+@pytest.mark.max_requests(creates=6)     # turn 1, the orphan call_id, up to 3 provocations, turn 3
 def test_failed_continuation_evicts(target, connect, expect, kind):
     conn = connect()
     first = _first_turn(conn, target, kind)
@@ -92,9 +107,9 @@ def test_failed_continuation_evicts(target, connect, expect, kind):
         status = failed.error_status
         expect("CONT-ORPHAN-CALL-OUTPUT-REJECTED", failed.status == "error" and (status is None or 400 <= status <= 499),
                failed, f"{why} ended {failed.status} (status {status}), expected a 4xx error event")
-    _require_failed(failed, why)
+    _require_failed(failed, why, target)
     third = conn.turn(previous_response_id=parent, input=PROMPT, store=False)
-    _expect_evicted(expect, third, why)
+    _expect_evicted(expect, target, third, why)
 
 
 @pytest.mark.clause("EVICT-ON-FAILED-CONTINUATION")
@@ -111,4 +126,4 @@ def test_failed_response_evicts(target, connect, expect):
     if failed.status != "failed":
         raise HarnessError(f"the [[fail]] trigger did not produce response.failed: {failed.summary()}")
     third = conn.turn(previous_response_id=first.response_id, input=PROMPT, store=False)
-    _expect_evicted(expect, third, "it ended response.failed mid-stream")
+    _expect_evicted(expect, target, third, "it ended response.failed mid-stream")

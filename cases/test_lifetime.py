@@ -40,8 +40,8 @@ def _limit_error_problems(target, event: dict) -> list[str]:
         problems.append(f"error.code is {body.get('code')!r}, expected {want!r}")
     if event.get("status") != 400:
         problems.append(f"status is {event.get('status')!r}, expected 400")
-    if body.get("type") != "invalid_request_error":
-        problems.append(f"error.type is {body.get('type')!r}, expected 'invalid_request_error'")
+    if body.get("type") not in target.profile.invalid_request_types:
+        problems.append(f"error.type is {body.get('type')!r}, expected one of {list(target.profile.invalid_request_types)}")
     return problems
 
 

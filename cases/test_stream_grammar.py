@@ -1,7 +1,8 @@
 """Event schemas and the streaming grammar of one response: spec §3.1-3.9 (event shapes,
 lane tagging, extensions) and §4.3 items 11-18 (created first, item and part lifecycle,
 indexes, deltas that add up, exactly one terminal event that comes last and carries the full
-response, truncated items, sequence numbers, default lane untagged) of docs/spec.md.
+response, truncated items, sequence numbers, default lane untagged; item 15a: no private
+trailer after the terminal event, a MUST under P-open, a SHOULD elsewhere) of docs/spec.md.
 
 The monitor (conformance/monitor/) checks every frame of every case. These cases drive each
 kind of stream a target offers (text, forced function call, reasoning summary, several items,
@@ -214,3 +215,58 @@ def test_sequence_restarts_per_response(target, connect, expect):
     expect("STREAM-TERMINAL-RESPONSE", first.response_id != second.response_id, [first, second],
            "two responses on one connection share an id")
     expect_monitor_clean(expect, conn, clauses)
+
+
+# --- nothing after the terminal event (§4.3 item 15a) ------------------------------------
+
+_OPENERS = ("response.created", "response.queued")
+
+
+def _trailers(messages: list) -> list[str]:
+    """Frames that follow a terminal event before the next response opens and are neither an
+    error nor a control event (§3.4: no number, no response): a private trailer such as
+    ``response.done``. Read from the raw messages, independent of the monitor's attribution."""
+    found, ended = [], False
+    for message in messages:
+        typ = message.get("type")
+        if typ in TERMINAL_TYPES:
+            ended = True
+        elif typ in _OPENERS:  # a new response (a repeat of an old one is STREAM-TERMINAL-LAST's)
+            ended = False
+        elif ended and typ != "error" and ("sequence_number" in message or "response" in message
+                                           or "response_id" in message):
+            found.append(str(typ))
+    return found
+
+
+def _check_nothing_after_terminal(expect, conn, target, clause: str) -> None:
+    """Two turns back to back (the second create sent as soon as the first ended), then a
+    quiet period after the second: a private frame after either terminal event is a finding of
+    that response, and the second turn's own events start with its response.created."""
+    first = _started(conn.turn(input=PROMPT, store=False), "first turn")
+    second = _started(conn.turn(input=PROMPT, store=False), "second turn")
+    if second.status in TERMINAL_STATUS.values():
+        conn.recv_frames(_quiet_period(target, conn, second))
+    trailers = _trailers(conn.messages)
+    expect(clause, not trailers, trailers,
+           f"{len(trailers)} private frame(s) followed a terminal event: {', '.join(trailers[:4])}")
+    borrowed = [e.get("type") for e in second.events
+                if isinstance(e.get("response"), dict) and e["response"].get("id") == first.response_id]
+    expect(clause, not borrowed and second.event_types[:1] in (["response.created"], ["response.queued"]),
+           second, f"the second turn's events begin with {second.event_types[:2]} and include {borrowed} "
+                   "of the first response")
+    expect_monitor_clean(expect, conn, (clause,))
+
+
+@pytest.mark.clause("STREAM-NOTHING-AFTER-TERMINAL")
+@pytest.mark.max_requests(creates=2)
+def test_nothing_after_terminal(target, connect, expect):
+    """P-open: the Open Responses spec says no frame follows the terminal event (a MUST)."""
+    _check_nothing_after_terminal(expect, connect(), target, "STREAM-NOTHING-AFTER-TERMINAL")
+
+
+@pytest.mark.clause("STREAM-NO-TRAILING-FRAME")
+@pytest.mark.max_requests(creates=2)
+def test_no_trailing_frame(target, connect, expect):
+    """The OpenAI profiles: a private trailer after the terminal event is a SHOULD finding."""
+    _check_nothing_after_terminal(expect, connect(), target, "STREAM-NO-TRAILING-FRAME")

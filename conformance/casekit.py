@@ -3,8 +3,8 @@
 Only logic that is the same wherever it is used lives here: what counts as a turn that ran,
 the one-word prompt, the output budget of a turn that must complete, the setup turn a case
 builds on, a paced socket and a long first turn (a response still running when the frames
-sent after it arrive), a client tool, and the monitor's verdict on a connection stated as
-expectations.
+sent after it arrive), a client tool, the code of a refused request as the profile lets it
+come, and the monitor's verdict on a connection stated as expectations.
 """
 
 from __future__ import annotations
@@ -71,6 +71,16 @@ def setup_turn(conn: Any, **fields: Any) -> Turn:
     if turn.status not in RAN:
         raise HarnessError(f"a setup turn did not run, so the case cannot judge: {turn.summary()}")
     return turn
+
+
+def refusal_code(turn: Turn, target: Any) -> str | None:
+    """The code of a refused request: its error event's; where the profile lets a refusal come as
+    ``response.failed`` (``[errors] not_found_as = "error_or_failed"``, P-open, §4.10 item 51a),
+    also the ``response.error.code`` of a failed turn."""
+    if turn.status == "failed" and target.profile.not_found_as == "error_or_failed":
+        err = (turn.response or {}).get("error")
+        return err.get("code") if isinstance(err, dict) else None
+    return turn.error_code
 
 
 def no_response_events(events: Iterable[dict]) -> bool:

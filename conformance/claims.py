@@ -56,6 +56,10 @@ EFFECTS: dict[str, tuple[str, str]] = {
     "cache.zdr": (PLAN, "capability zdr"),
     "cache.latest_only": (PLAN, "capability cache_latest_only"),
     "errors.not_found_status": (VERDICT, "the status expected with previous_response_not_found (0: any 4xx)"),
+    "errors.not_found_as": (VERDICT, "whether previous_response_not_found may come as response.failed with "
+                                     "response.error.code (\"error_or_failed\") or only as an error event"),
+    "errors.invalid_request_types": (VERDICT, "the error.type names accepted with previous_response_not_found "
+                                              "and the lifetime error (cases/test_cache.py, test_lifetime.py)"),
     "stream.setup_events": (VERDICT, "left-out setup events: INFO (optional) or FAIL (required), in the monitor"),
     "stream.terminal_output": (VERDICT, "a left-out terminal response.output: INFO (optional) or FAIL (required)"),
     "deadlines.turn_timeout": (VERDICT, "the idle deadline of a turn unless --turn-timeout (conformance/deadlines.py)"),

@@ -83,6 +83,12 @@ _DEFAULTS: dict[str, Any] = {
     },
     "errors": {
         "not_found_status": 400,
+        # §4.10 item 51a: how a refused continuation may arrive: "error" (the error event of
+        # §3.10) or "error_or_failed" (also response.failed with response.error.code)
+        "not_found_as": "error",
+        # the error.type names an invalid request may carry (§3.10; the Open Responses error
+        # table names invalid_request)
+        "invalid_request_types": ["invalid_request_error"],
     },
     # conformance/deadlines.py: idle deadlines of a turn (0 = the default: 60 s, --turn-timeout
     # wins) and, shorter, once its output is done (docs/nightly.md, "Deadlines")
@@ -100,6 +106,7 @@ _DEFAULTS: dict[str, Any] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "concurrency.busy_policy": ("queue", "reject", "either"),
     "features.stream_field": ("tolerated", "rejected", "unspecified"),
+    "errors.not_found_as": ("error", "error_or_failed"),
     "stream.setup_events": ("required", "optional"),
     "stream.terminal_output": ("required", "optional"),
 }
@@ -216,15 +223,21 @@ class Profile:
     features = property(lambda self: self.data["features"])
     cache = property(lambda self: self.data["cache"])
     not_found_status = property(lambda self: int(self.data["errors"]["not_found_status"]))
+    # §4.10 item 51a: "error" or "error_or_failed" (response.failed with response.error.code too)
+    not_found_as = property(lambda self: self.data["errors"]["not_found_as"])
+    # §3.10: the error.type names of an invalid request the profile accepts
+    invalid_request_types = property(lambda self: tuple(self.data["errors"]["invalid_request_types"]))
     stream = property(lambda self: self.data["stream"])
     # §4.3 item 16a: "required" or "optional"
     setup_events = property(lambda self: self.data["stream"]["setup_events"])
     terminal_output = property(lambda self: self.data["stream"]["terminal_output"])
 
     def monitor_options(self) -> dict[str, str]:
-        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives."""
+        """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives;
+        a P-open claim forbids frames after the terminal event outright (§4.3 item 15a)."""
         st = self.data["stream"]
-        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"]}
+        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"],
+                "after_terminal": "forbidden" if "P-open" in self.spec_profiles else "discouraged"}
 
     def capabilities(self) -> frozenset[str]:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""

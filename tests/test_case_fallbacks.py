@@ -2,8 +2,10 @@
 embedded reference server with defects.
 
 Eviction (spec §4.5 item 30): a server that accepts an orphan call_id cannot fail the
-scenario's turn 2, so the case falls back to an out-of-range parameter; eviction is still
-judged (PASS on a server that evicts, FAIL on one that does not), not ERROR.
+scenario's turn 2, so the case falls back to further provocations (out of range, a wrong
+type, a malformed tool_choice) until one is refused; eviction is still judged (PASS on a
+server that evicts, FAIL on one that does not), not ERROR, also on a server that checks types
+only and accepts the out-of-range value too.
 
 Cache depth (§4.5 item 25, §5): a server that keeps older responses FAILs the not-latest miss
 only under a profile that claims ``[cache] latest_only``; otherwise it is an observation.
@@ -44,6 +46,18 @@ def test_eviction_judged_when_orphan_call_ids_are_accepted(tmp_path):
     assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "PASS"
     assert "ERROR" not in cases.values(), cases
     clauses, cases = _clause_verdicts(tmp_path, "test_eviction.py", ("orphan-call-id-accepted", "no-eviction"))
+    assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "FAIL"
+    assert all(v == "FAIL" for k, v in cases.items() if k.startswith("test_failed_continuation_evicts")), cases
+
+
+@pytest.mark.timeout(300)
+def test_eviction_judged_when_only_a_wrong_type_is_refused(tmp_path):
+    """Issue 17 item 9: orphan call_id and temperature 99 accepted, temperature "hot" refused."""
+    clauses, cases = _clause_verdicts(tmp_path, "test_eviction.py", ("validates-types-only",))
+    assert clauses["CONT-ORPHAN-CALL-OUTPUT-REJECTED"] == "NON-STRICT"
+    assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "PASS"
+    assert "ERROR" not in cases.values(), cases
+    clauses, cases = _clause_verdicts(tmp_path, "test_eviction.py", ("validates-types-only", "no-eviction"))
     assert clauses["EVICT-ON-FAILED-CONTINUATION"] == "FAIL"
     assert all(v == "FAIL" for k, v in cases.items() if k.startswith("test_failed_continuation_evicts")), cases
 

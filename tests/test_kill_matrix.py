@@ -9,7 +9,9 @@ catch proves nothing.
 
 A defect of a profile fact (``Defect.profile``, e.g. a field only the Open Responses schema
 requires) is judged under that profile, and must be tolerated (its clause PASS) under the
-default profile. The runs are subprocesses (each its own pytest session and server), a few at a
+default profile. A defect with ``Defect.also`` is run once more per entry, under that profile,
+where another clause or level judges the same behaviour (a SHOULD of the OpenAI profiles that
+P-open makes a MUST; a shape P-open allows: PASS). The runs are subprocesses (each its own pytest session and server), a few at a
 time; only the defects the selected tests name are run (so ``-k`` keeps the matrix small).
 """
 
@@ -46,13 +48,15 @@ def _profile_args(profile: str) -> list[str]:
     return ["--profile", profile]
 
 
-def _run(name: str, report_root: Path, profile: str | None = None) -> dict:
-    """One run of the defect's clause; ``profile`` None: the defect's own (Defect.profile)."""
+def _run(name: str, report_root: Path, profile: str | None = None, clause: str | None = None) -> dict:
+    """One run of the defect's clause (or ``clause``); ``profile`` None: the defect's own
+    (Defect.profile)."""
     defect = DEFECTS[name]
     profile = defect.profile if profile is None else profile
-    report = report_root / (name + ("@" + Path(profile).stem if profile else ""))
+    clause_id = clause or defect.clause
+    report = report_root / (name + ("@" + Path(profile).stem if profile else "") + ("." + clause_id if clause else ""))
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-           "--reference-defect", name, "--clause", defect.clause, "--turn-timeout", TURN_TIMEOUT,
+           "--reference-defect", name, "--clause", clause_id, "--turn-timeout", TURN_TIMEOUT,
            "--report-dir", str(report), *_profile_args(profile)]
     # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
@@ -61,19 +65,20 @@ def _run(name: str, report_root: Path, profile: str | None = None) -> dict:
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {RUN_DEADLINE_S}s"}
     if proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED:
-        return {"error": f"no case checks {defect.clause}, so nothing can catch this defect"}
+        return {"error": f"no case checks {clause_id}, so nothing can catch this defect"}
     cert_path = report / "certificate.json"
     if not cert_path.exists():
         return {"error": f"exit {proc.returncode}, no certificate\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"}
     cert = json.loads(cert_path.read_text())
-    clause = next((c for c in cert["clauses"] if c["id"] == defect.clause), None)
+    clause = next((c for c in cert["clauses"] if c["id"] == clause_id), None)
     return {"returncode": proc.returncode, "clause": clause, "overall": cert.get("overall"),
             "cases": [(c.get("nodeid"), c.get("verdict")) for c in cert.get("cases", [])],
             "tail": proc.stdout[-1500:]}
 
 
 def _selected(request: pytest.FixtureRequest, test_name: str) -> list[str]:
-    """The defect names of the collected (selected) items of one test function."""
+    """The defect names (or ``name@index`` of ``Defect.also``) of the collected (selected)
+    items of one test function."""
     return sorted({item.callspec.params["name"] for item in request.session.items
                    if getattr(item, "originalname", None) == test_name and hasattr(item, "callspec")})
 
@@ -90,14 +95,17 @@ class _OnDemand(dict):
         return self[name]
 
 
-def _results(request: pytest.FixtureRequest, test_name: str, tmp: Path, profile: str | None) -> dict[str, dict]:
+def _results(request: pytest.FixtureRequest, test_name: str, tmp: Path, profile: str | None,
+             run=None) -> dict[str, dict]:
     """The runs of the selected defects: a few at a time, or one per test under pytest-xdist,
-    where every worker collects every item and xdist itself spreads the defects over workers."""
+    where every worker collects every item and xdist itself spreads the defects over workers.
+    ``run(name)`` runs one (default: the defect's clause under ``profile``)."""
+    run = run or (lambda name: _run(name, tmp, profile))
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        return _OnDemand(lambda name: _run(name, tmp, profile))
+        return _OnDemand(run)
     names = _selected(request, test_name)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        futures = {name: pool.submit(_run, name, tmp, profile) for name in names}
+        futures = {name: pool.submit(run, name) for name in names}
         return {name: f.result() for name, f in futures.items()}
 
 
@@ -144,3 +152,36 @@ def test_profile_defect_is_tolerated_elsewhere(elsewhere: dict[str, dict], name:
     assert clause["verdict"] == "PASS", (
         f"{name} is a {defect.profile} fact but failed {defect.clause} under the default profile "
         f"({clause['verdict']})\ncases: {result['cases']}\n{result['tail']}")
+
+
+# (defect@index, defect, profile, clause, verdict) for every Defect.also entry
+ALSO = {f"{name}@{index}": (name, *entry) for name, defect in sorted(DEFECTS.items())
+        for index, entry in enumerate(defect.also)}
+
+
+def _run_also(key: str, tmp: Path) -> dict:
+    name, profile, clause, _ = ALSO[key]
+    return _run(name, tmp, profile, clause)
+
+
+@pytest.fixture(scope="module")
+def other_profiles(request: pytest.FixtureRequest) -> Iterator[dict[str, dict]]:
+    """The defects with ``also`` entries, run under each entry's profile for its clause."""
+    with tempfile.TemporaryDirectory(prefix="kill-matrix-also-") as tmp:
+        yield _results(request, "test_defect_judged_under_other_profile", Path(tmp), None,
+                       run=lambda key: _run_also(key, Path(tmp)))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", sorted(ALSO))
+def test_defect_judged_under_other_profile(other_profiles: dict[str, dict], name: str) -> None:
+    """The same defect under another profile: the clause that profile judges it by gets the
+    verdict the declaration names (FAIL, NON-STRICT, or PASS where the profile allows it)."""
+    defect_name, profile, clause_id, want = ALSO[name]
+    result = other_profiles[name]
+    assert "error" not in result, f"{name}: the run could not be judged: {result['error']}"
+    clause = result["clause"]
+    assert clause is not None and clause["cases"], f"{name}: no case checked {clause_id} under {profile!r}"
+    assert clause["verdict"] == want, (
+        f"{defect_name} under {profile or 'the default profile'}: {clause_id} got {clause['verdict']}, "
+        f"expected {want}\ncases: {result['cases']}\n{result['tail']}")

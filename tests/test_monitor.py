@@ -306,6 +306,11 @@ MUTATIONS = [
      "STREAM-TERMINAL-RESPONSE", False),
     ("incomplete-event-completed-status", STEER, edit("response.incomplete", setter("response.status", "completed")),
      "STREAM-TERMINAL-RESPONSE", False),
+    # §4.3 item 15a: a private trailer after the terminal event (a SHOULD by default)
+    ("trailing-response-done", TEXT,
+     insert_after("response.completed", lambda m: ("s", {"type": "response.done", "response": copy.deepcopy(m["response"]),
+                                                          "sequence_number": m["sequence_number"] + 1})),
+     "STREAM-NO-TRAILING-FRAME", False),
     # §4.3 item 16
     ("incomplete-item-then-completed", TEXT, edit("response.output_item.done", setter("item.status", "incomplete")),
      "STREAM-INCOMPLETE-ITEM-LAST", False),
@@ -350,7 +355,7 @@ GRAMMAR_CLAUSES = {
     "STREAM-ANNOUNCED-ITEM", "STREAM-DELTAS-ADD-UP", "STREAM-DONE-MATCHES-OUTPUT", "STREAM-ONE-TERMINAL",
     "STREAM-TERMINAL-LAST", "STREAM-TERMINAL-RESPONSE", "STREAM-INCOMPLETE-ITEM-LAST", "SEQ-PRESENT",
     "SEQ-MONOTONIC", "SEQ-FROM-ZERO-BY-ONE", "LANE-DEFAULT-UNTAGGED", "LANE-TAGGED", "QUEUE-ONE-IN-FLIGHT",
-    "PREVIOUS-ID-ECHOED", "STREAM-ITEM-DONE-BEFORE-TERMINAL", "FC-DONE-NAME",
+    "PREVIOUS-ID-ECHOED", "STREAM-ITEM-DONE-BEFORE-TERMINAL", "FC-DONE-NAME", "STREAM-NO-TRAILING-FRAME",
 }
 
 
@@ -437,7 +442,10 @@ def test_every_monitor_clause_is_declared_once():
     assert not stray, stray
     assert GRAMMAR_CLAUSES | {"EXT-UNKNOWN-TOLERATED"} <= monitor_clauses.EMITTED
     assert set(reach.MONITOR_SCOPE) <= monitor_clauses.EMITTED
-    assert set(monitor_clauses.EMITTED) - set(reach.MONITOR_SCOPE) == {"CREATE-ANSWERED"}
+    # reached by the case that waits (a timeout) or listens after the terminal event (the two
+    # trailing-frame clauses: the profile picks which one the monitor reports)
+    assert set(monitor_clauses.EMITTED) - set(reach.MONITOR_SCOPE) == {
+        "CREATE-ANSWERED", "STREAM-NOTHING-AFTER-TERMINAL", "STREAM-NO-TRAILING-FRAME"}
 
 
 def test_rules_table_names_its_handlers_and_every_clause():
@@ -453,6 +461,27 @@ def test_rules_table_names_its_handlers_and_every_clause():
     assert named == monitor_clauses.EMITTED
     table = book.handlers()
     assert {"error", "response.created", "response.output_text.delta"} <= set(table)
+
+
+def test_trailer_is_the_ended_response_s_never_the_next_turn_s():
+    """§4.3 item 15a: a response.done of the first response that arrives while the second is
+    streaming stays with the first; under P-open ("forbidden") it breaks the MUST clause."""
+    frames = load(TEXT)
+    completed = next(m for d, m in frames if d == "s" and m.get("type") == "response.completed")
+    trailer = {"type": "response.done", "response": copy.deepcopy(completed["response"]), "sequence_number": 99}
+    text = json.dumps([m for d, m in frames if d == "s"])   # the same stream again, with new ids
+    for old_id in {completed["response"]["id"], *(item["id"] for item in completed["response"]["output"])}:
+        text = text.replace(old_id, old_id + "_second")
+    second = [("c", dict(frames[0][1]))] + [("s", m) for m in json.loads(text)]
+    created = next(i for i, (d, m) in enumerate(second) if d == "s" and m["type"] == "response.created")
+    mixed = frames + second[:created + 2] + [("s", trailer)] + second[created + 2:]
+    for after, clause in (("discouraged", "STREAM-NO-TRAILING-FRAME"), ("forbidden", "STREAM-NOTHING-AFTER-TERMINAL")):
+        m = run(copy.deepcopy(mixed), after_terminal=after)
+        assert clauses(m) == {clause}, [(f.clause, f.message) for f in violations(m)]
+        assert [f.clause for f in m.requests[0].findings if f.kind == "violation"] == [clause]
+        assert trailer["type"] not in [e["type"] for e in m.requests[1].events]
+    with pytest.raises(ValueError):
+        StreamMonitor(False, after_terminal="sometimes")
 
 
 def test_timed_out_findings_come_from_the_monitor():
@@ -519,13 +548,15 @@ def test_unknown_event_type_is_an_extension_only():
 
 
 def test_response_done_is_an_extension_not_a_terminal():
+    """An extension, never a terminal event; after the terminal event it is a private trailer
+    (§4.3 item 15a, a SHOULD finding by default) and nothing else."""
     frames = load(TEXT)
     done = copy.deepcopy(frames[where(frames, "response.completed")][1])
     done["type"] = "response.done"
     done["sequence_number"] += 1
     for mode in (False, PERMISSIVE, "real"):
         m = run(frames + [("s", done)], _schemas(mode))
-        assert violations(m) == []
+        assert clauses(m) == {"STREAM-NO-TRAILING-FRAME"}
         assert m.requests[0].terminal_type == "response.completed"
         assert any(f.kind == "extension" and "response.done" in f.message for f in m.findings)
     # and instead of the terminal event, it does not end the response

@@ -177,9 +177,11 @@ def test_partial_key_echoes_hidden_but_ids_kept():
 @pytest.mark.parametrize("name, value", [("openai", "optional"), ("openai-2026-02", "optional"), ("xai", "optional"),
                                          ("open-responses", "required"), ("reference", "required")])
 def test_stream_leniencies(name, value):
-    """§4.3 item 16a: [stream] keys, handed to the monitor as they are."""
+    """§4.3 item 16a: [stream] keys, handed to the monitor as they are; §4.3 item 15a: a P-open
+    claim forbids frames after the terminal event."""
     p = load_profile(name)
-    assert p.monitor_options() == {"setup_events": value, "terminal_output": value}
+    after = "forbidden" if name == "open-responses" else "discouraged"
+    assert p.monitor_options() == {"setup_events": value, "terminal_output": value, "after_terminal": after}
     from conformance.monitor import StreamMonitor
     assert StreamMonitor(False, **p.monitor_options()).lenient.setup_events is (value == "optional")
 

@@ -24,8 +24,8 @@ from conformance.monitor.clauses import (
     PREVIOUS_ID_ECHOED, QUEUE_ONE_IN_FLIGHT, SEQ_FROM_ZERO_BY_ONE, SEQ_MONOTONIC, SEQ_PRESENT,
     STREAM_ANNOUNCED_ITEM, STREAM_CREATED_FIRST, STREAM_DELTAS_ADD_UP, STREAM_DONE_MATCHES_OUTPUT,
     STREAM_IN_PROGRESS_FOLLOWS, STREAM_INCOMPLETE_ITEM_LAST, STREAM_INDEXES_IN_ORDER,
-    STREAM_ITEM_DONE_BEFORE_TERMINAL, STREAM_ITEM_LIFECYCLE, STREAM_ONE_TERMINAL, STREAM_TERMINAL_LAST,
-    STREAM_TERMINAL_RESPONSE,
+    STREAM_ITEM_DONE_BEFORE_TERMINAL, STREAM_ITEM_LIFECYCLE, STREAM_NO_TRAILING_FRAME, STREAM_NOTHING_AFTER_TERMINAL,
+    STREAM_ONE_TERMINAL, STREAM_TERMINAL_LAST, STREAM_TERMINAL_RESPONSE,
 )
 from conformance.monitor.events import (CONNECTION_LEVEL_CODES, DELTA_INFO, DONE_INFO, INDEX_EVENTS, INJECT_EVENTS,
                                         ITEM_EVENTS, PART_EVENTS, PLAIN_EVENTS, STEER_EVENTS, SUMMARY_PART_EVENTS,
@@ -97,14 +97,26 @@ RULES: tuple[Rule, ...] = (
     Rule(INJECT_EVENTS, "_h_inject", (), "Numbered with the response it names, else the lane's only live one."),
     Rule((), "generic_event", (STREAM_ANNOUNCED_ITEM,),
          "A type the schemas know and no row names: an item event, an index event, else a plain one."),
-    Rule((), "extension_event", (EXT_UNKNOWN_TOLERATED,),
-         "An extension (§3.1): a control event belongs to no response, another is numbered with the "
-         "lane's only live one."),
+    Rule((), "extension_event", (EXT_UNKNOWN_TOLERATED, STREAM_NO_TRAILING_FRAME, STREAM_NOTHING_AFTER_TERMINAL),
+         "An extension (§3.1): a control event belongs to no response, one naming a response that ended "
+         "is a private trailer of it (§4.3 item 15a), another is numbered with the lane's only live one."),
 )
 
 
 class Attribution(Requests):
     """The rules of one connection: which request each event answers, and its checks (``RULES``)."""
+
+    # the clause a private frame after a response's terminal event breaks (§4.3 item 15a): a
+    # SHOULD, unless the profile forbids it outright (StreamMonitor's after_terminal)
+    trailing_clause = STREAM_NO_TRAILING_FRAME
+    FORBIDDEN, DISCOURAGED = "forbidden", "discouraged"
+
+    def forbid_trailing(self, after_terminal: str) -> None:
+        """``"forbidden"`` (P-open: STREAM-NOTHING-AFTER-TERMINAL, a MUST) or ``"discouraged"``."""
+        if after_terminal not in (self.FORBIDDEN, self.DISCOURAGED):
+            raise ValueError(f"after_terminal must be 'forbidden' or 'discouraged', got {after_terminal!r}")
+        self.trailing_clause = (STREAM_NOTHING_AFTER_TERMINAL if after_terminal == self.FORBIDDEN
+                                else STREAM_NO_TRAILING_FRAME)
 
     def handlers(self) -> dict[str, Handler]:
         """The dispatch table of ``RULES``: event type -> this connection's handler."""
@@ -623,9 +635,33 @@ class Attribution(Requests):
 
     # --- rule 6: extensions
 
+    def _ended_owner(self, event: dict) -> RequestState | None:
+        """The response that ended with a terminal event and that an extension event names (its
+        ``response_id`` or ``response.id``); without an id, the lane's last one when nothing of the
+        lane is streaming or waiting. None: the event is no trailer of a finished response."""
+        resp = event.get("response")
+        rid = event.get("response_id", resp.get("id") if type(resp) is dict else None)
+        if type(rid) is str:
+            request = self._by_id.get(rid)
+        else:
+            lane = self._lanes.get(self._lane_key(event))
+            request = lane.last if lane is not None and not lane.streaming and not lane.pending else None
+        if request is None or request.state != DONE or request.terminal_type is None:
+            return None
+        return request
+
     def extension_event(self, event: dict, typ: str) -> None:
         if "sequence_number" not in event and "response_id" not in event and "response" not in event:
             return  # a control event (ping, codex.rate_limits, ...; §3.4): no response owns it
+        ended = self._ended_owner(event)
+        if ended is not None:  # a private trailer (response.done, ...): it ends nothing, starts nothing
+            ended.events.append(event)
+            self.frame.request = ended.index
+            ended.grammar.once_add(self.add, ended, "trailer", self.trailing_clause,
+                                   f"{typ} arrived after the response ended ({ended.terminal_type}): a private "
+                                   "trailing frame (only a new response's events, control events or an error "
+                                   "may follow)")
+            return
         sid = event.get("stream_id")
         lane = self._lanes.get(sid if sid is None or type(sid) is str else None)
         if lane is not None and len(lane.streaming) == 1:

@@ -4,8 +4,9 @@ The monitor's modules name clauses by these constants, never by string. ``SCOPE`
 clause the monitor checks on every frame, which received events or sent creates make the
 monitor apply it (``conformance.reach`` reads it: a rule about ``error`` events checks nothing
 on a connection that never received one). ``EMITTED`` is every clause the monitor can report;
-a clause with no scope (``CREATE-ANSWERED``, a timeout finding) is reached by the case that
-waits, not by frames. Spec §1.4, §1.5, §3, §3.10, §4.1 item 3, §4.3, §4.4 (docs/spec.md).
+a clause with no scope (``CREATE-ANSWERED``, a timeout finding; the two trailing-frame
+clauses, whose level the profile picks) is reached by the case that waits or listens, not by
+frames. Spec §1.4, §1.5, §3, §3.10, §4.1 item 3, §4.3 (item 15a too), §4.4 (docs/spec.md).
 No I/O.
 """
 from __future__ import annotations
@@ -116,6 +117,11 @@ QUEUE_ONE_IN_FLIGHT = _declare("QUEUE-ONE-IN-FLIGHT", _created)
 PREVIOUS_ID_ECHOED = _declare("PREVIOUS-ID-ECHOED", _created)
 LANE_DEFAULT_UNTAGGED = _declare("LANE-DEFAULT-UNTAGGED", _response_event, _default_lane)
 LANE_TAGGED = _declare("LANE-TAGGED", _response_event, _named_lane)
+# a private frame after the terminal event (§4.3 item 15a): which of the two is reported depends
+# on the profile (MUST under P-open, SHOULD elsewhere), so no frame reaches them: the case that
+# listens after the terminal event does
+STREAM_NOTHING_AFTER_TERMINAL = _declare("STREAM-NOTHING-AFTER-TERMINAL", None)
+STREAM_NO_TRAILING_FRAME = _declare("STREAM-NO-TRAILING-FRAME", None)
 # timeouts (StreamMonitor.timed_out): judged by the case that waits, not by frames
 CREATE_ANSWERED = _declare("CREATE-ANSWERED", None)
 

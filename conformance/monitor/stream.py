@@ -30,12 +30,16 @@ class StreamMonitor:
     ``schemas``: a schema set (see ``SchemaDispatch``), ``None`` for conformance.schemas, or
     ``False`` / ``PERMISSIVE`` for the grammar only. ``setup_events`` and ``terminal_output``:
     ``"required"`` (default) or ``"optional"``, the target's leniencies of §4.3 item 16a (the
-    harness passes its profile's ``[stream]`` keys); ValueError for another value."""
+    harness passes its profile's ``[stream]`` keys); ValueError for another value.
+    ``after_terminal``: ``"discouraged"`` (default) or ``"forbidden"``: a private frame after a
+    response's terminal event breaks a SHOULD or, where the profile forbids it (P-open), a MUST
+    (§4.3 item 15a)."""
 
     def __init__(self, schemas: Any = None, *, setup_events: str = "required",
-                 terminal_output: str = "required") -> None:
+                 terminal_output: str = "required", after_terminal: str = Attribution.DISCOURAGED) -> None:
         # its parts: the requests and the rules that attribute and check each event, the schemas
         self._attribution = attribution = Attribution(Leniency(setup_events, terminal_output))
+        attribution.forbid_trailing(after_terminal)
         self.lenient = attribution.lenient
         self.requests = attribution.requests
         self.findings = attribution.findings

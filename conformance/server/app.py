@@ -122,6 +122,14 @@ class _AiohttpTransport:
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())
 
+    async def abort(self) -> None:
+        """Drop the TCP connection without a close frame (the binary-frame-drops-connection defect)."""
+        transport = getattr(getattr(self.ws, "_writer", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+        else:
+            await self.ws.close(code=1011)
+
 
 def _float_header(request: web.Request, name: str) -> float | None:
     raw = request.headers.get(name)

@@ -95,7 +95,7 @@ class Core:
             elif flags.lane_reuse_continues and cache is not None and req.stream_id is not None:
                 latest = cache.lanes().get(req.stream_id)  # the defect: the lane's latest is carried
                 carried = latest.context if latest is not None else ()
-            if not flags.orphan_call_id_accepted:
+            if not (flags.orphan_call_id_accepted or flags.validates_types_only):
                 engine.check_tool_outputs(carried, req.input_items)
             warmup = not req.generate
             if warmup and flags.generate_false_ignored:
@@ -160,6 +160,12 @@ class Core:
         if flags.lane_terminal_untagged and events:
             events[-1].pop("stream_id", None)
         return Outcome(events, gen.status, final)
+
+    def refusal_as_failed(self, req, err: ApiError, seq_start: int = 0) -> list[dict]:
+        """``err`` as a response that fails at once (the not-found-as-response-failed defect)."""
+        started = stream.response_object(req, self.ids.new("resp"), int(time.time()), req.previous_response_id)
+        return stream.number(stream.refusal_as_failed(started, err.code, err.message), seq_start, self.flags,
+                             req.stream_id)
 
     def _evicts(self, req) -> bool:
         flags = self.flags

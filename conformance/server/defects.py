@@ -7,7 +7,7 @@ into a frozen :class:`Flags` record once, at start-up, so that the hot path only
 booleans.  ``Flags`` is derived from ``DEFECTS``: each defect is declared once, here.
 
 Adding a defect is one entry in ``DEFECTS``: ``_d(name, clause, summary[, level][, profile]
-[, rewrites=FRAMES|EVENTS])``; the server then reads ``flags.<name with '-' -> '_'>`` where
+[, rewrites=FRAMES|EVENTS][, also=((profile, clause, verdict), ...)])``; the server then reads ``flags.<name with '-' -> '_'>`` where
 the behaviour breaks.  ``--list-defects``, ``--reference-defect`` and the kill matrix
 (tests/test_kill_matrix.py) pick it up from here; tests/server/test_server_defects.py asks
 for a direct check ``c_<name>`` of the broken behaviour.
@@ -16,6 +16,8 @@ for a direct check ``c_<name>`` of the broken behaviour.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
+
+from ..vocabulary import FAIL, PASS
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class Defect:
     profile: str = ""
     # FRAMES: rewrites frames on their way out; EVENTS: rewrites the event list of a turn
     rewrites: str = ""
+    # more runs of the kill matrix: (profile, clause, expected verdict) where a profile judges the
+    # same behaviour by another clause or level (a SHOULD here is a MUST under P-open; a shape
+    # one profile refuses another allows: verdict PASS)
+    also: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def attribute(self) -> str:
@@ -40,8 +46,8 @@ FRAMES, EVENTS = "frames", "events"
 
 
 def _d(name: str, clause: str, summary: str, level: str = "MUST", profile: str = "",
-       rewrites: str = "") -> tuple[str, Defect]:
-    return name, Defect(name, clause, summary, level, profile, rewrites)
+       rewrites: str = "", also: tuple[tuple[str, str, str], ...] = ()) -> tuple[str, Defect]:
+    return name, Defect(name, clause, summary, level, profile, rewrites, also)
 
 
 # P-open (docs/spec.md §5.1): fields the published Open Responses schema requires
@@ -153,13 +159,27 @@ DEFECTS: dict[str, Defect] = dict(
         _d("error-without-type", "ERR-ENVELOPE",
            "Error events lack error.type."),
         _d("error-without-status", "ERR-STATUS-PRESENT",
-           "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD"),
+           "Request-level error events lack the top-level status (the lifetime-limit error keeps it).", "SHOULD",
+           also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", FAIL),)),
+        # error shapes seen in the field (§3.10, §4.10 item 51a)
+        _d("error-status-code-instead", "ERR-STATUS-PRESENT",
+           "Request-level error events carry status_code in place of status (the lifetime-limit error keeps "
+           "status).", "SHOULD", also=((P_OPEN_PROFILE, "ERR-STATUS-REQUIRED", FAIL),)),
+        _d("error-message-only", "ERR-ENVELOPE",
+           "previous_response_not_found is sent as the message-only error of the ChatGPT/Codex backend: "
+           "error.type and a message (\"Invalid `previous_response_id`.\"), no code, no param."),
+        _d("error-detail-body", "ERR-ENVELOPE",
+           "Request-level error events carry a {\"detail\": message} body (and status) instead of the error "
+           "object."),
         _d("malformed-json-ignored", "CLIENT-MALFORMED-JSON",
            "A client text frame that is not a JSON object gets no answer at all.", "SHOULD"),
         _d("unknown-event-ignored", "CLIENT-UNKNOWN-EVENT",
            "A client event of unknown type gets no answer at all.", "SHOULD"),
         _d("binary-frame-processed", "CLIENT-BINARY-FRAME",
            "A binary client frame is decoded as UTF-8 and handled like a text frame (a create in it runs).",
+           "SHOULD"),
+        _d("binary-frame-drops-connection", "CLIENT-BINARY-FRAME",
+           "A binary client frame makes the server drop the TCP connection: no error event, no close frame.",
            "SHOULD"),
         _d("conversation-ignored", "CREATE-PREVIOUS-AND-CONVERSATION",
            "conversation together with previous_response_id is not rejected: the conversation is ignored "
@@ -203,6 +223,10 @@ DEFECTS: dict[str, Defect] = dict(
         _d("orphan-call-id-accepted", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
            "A function_call_output whose call_id no function_call of the context has is accepted: the turn "
            "runs instead of failing with 400.", "SHOULD"),
+        _d("validates-types-only", "CONT-ORPHAN-CALL-OUTPUT-REJECTED",
+           "A WebSocket create is checked for types only: an orphan call_id and an out-of-range temperature "
+           "are accepted (temperature \"hot\" is still refused); the eviction case then judges by a "
+           "further provocation (tests/test_case_fallbacks.py).", "SHOULD"),
         _d("keeps-older-responses", "CACHE-MISS-STORE-FALSE",
            "The connection cache keeps every response, not only the latest per lane: an older store=false "
            "id still continues (a deeper cache, judged only where the profile claims [cache] latest_only)."),
@@ -272,6 +296,16 @@ DEFECTS: dict[str, Defect] = dict(
         _d("pending-steer-survives-close", "STEER-CONNECTION-LOCAL",
            "Steer input waiting after response.steer.pending outlives its connection: the next create that "
            "continues the target, on any connection, gets it."),
+        # a refusal as response.failed (§4.10 item 51a): P-open allows it, the OpenAI profiles do not
+        _d("not-found-as-response-failed", "CACHE-MISS-STORE-FALSE",
+           "previous_response_not_found comes as a response that fails at once (response.created, "
+           "response.in_progress, response.failed with response.error.code) instead of an error event.",
+           also=((P_OPEN_PROFILE, "CACHE-MISS-STORE-FALSE", PASS),)),
+        # nothing after the terminal event (§4.3 item 15a): SHOULD under the OpenAI profiles, MUST under P-open
+        _d("trailing-response-done", "STREAM-NO-TRAILING-FRAME",
+           "A private response.done event (carrying the response) follows every terminal event "
+           "(response.completed, as a gateway appended it, and the other two).", "SHOULD", rewrites=EVENTS,
+           also=((P_OPEN_PROFILE, "STREAM-NOTHING-AFTER-TERMINAL", FAIL),)),
         # tenant isolation (§4.5 item 35a): each ignores who owns a response on one path
         _d("tenant-continues-store-true", "TENANT-CONTINUE-STORE-TRUE",
            "Hydrating a store=true id for a continuation ignores its owner: a key of another tenant continues "

@@ -84,9 +84,17 @@ def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
                    omit_param: bool = False, request_scoped: bool = True) -> dict:
     """The WebSocket error event for ``err`` (flat legacy shape under the flat-error-shape
     defect; no ``error.type`` or no request-level ``status`` under error-without-type and
-    error-without-status).  ``request_scoped`` is False for the connection's lifetime error."""
+    error-without-status; the field's shapes of §3.10 under error-detail-body,
+    error-message-only and error-status-code-instead).  ``request_scoped`` is False for the
+    connection's lifetime error."""
     if flags.flat_error_shape:
         event = {"type": "error", "code": err.code, "message": err.message, "param": err.param}
+    elif flags.error_detail_body and request_scoped:
+        event = {"type": "error", "status": err.status, "detail": err.message}
+    elif flags.error_message_only and err.code == "previous_response_not_found":
+        # the ChatGPT/Codex backend's stale-anchor error (§3.10): no code, no param
+        event = {"type": "error", "status": err.status,
+                 "error": {"type": err.type, "message": "Invalid `previous_response_id`."}}
     else:
         payload = {"type": err.type, "code": err.code, "message": err.message}
         if not (omit_param and err.param is None):
@@ -98,6 +106,8 @@ def ws_error_event(err: ApiError, flags: Flags, stream_id: str | None = None,
             del payload["type"]
         if flags.error_without_status and request_scoped:
             del event["status"]
+        if flags.error_status_code_instead and request_scoped:
+            event["status_code"] = event.pop("status")
     if stream_id is not None:
         event["stream_id"] = stream_id
     return event

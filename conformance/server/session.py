@@ -72,6 +72,8 @@ class Transport(Protocol):
 
     async def close(self, code: int, reason: str) -> None: ...
 
+    async def abort(self) -> None: ...
+
 
 class ConnState(enum.Enum):
     OPEN = "open"
@@ -190,6 +192,7 @@ class Session:
                     conversation_ignored=self.flags.conversation_ignored,
                     stream_id_checked=not self.flags.stream_id_not_validated,
                     lanes=s.lanes,
+                    ranges_checked=not self.flags.validates_types_only,
                 )
             except ApiError as err:
                 sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane
@@ -234,6 +237,10 @@ class Session:
 
     async def on_binary(self, data: bytes) -> None:
         if self.state is not ConnState.OPEN or self.flags.silent_after_handshake:
+            return
+        if self.flags.binary_frame_drops_connection:
+            self.state = ConnState.CLOSED  # the defect: no error event, no close frame
+            await self.transport.abort()
             return
         if self.flags.binary_frame_processed:
             try:
@@ -405,7 +412,10 @@ class Session:
         try:
             outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
-            await self._send_error(err, req.stream_id)
+            if self.flags.not_found_as_response_failed and err.code == "previous_response_not_found":
+                await self._stream(self.core.refusal_as_failed(req, err, self.seq_next))
+            else:
+                await self._send_error(err, req.stream_id)
         else:
             if self.flags.closes_mid_response and len(outcome.events) > 2:
                 # the defect: the response starts, then the socket closes without an error

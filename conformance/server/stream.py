@@ -368,6 +368,16 @@ def processing_s(events: list[dict], per_token_s: float) -> float:
     return max(0, (usage.get("input_tokens") or 0) - cached) * per_token_s
 
 
+def refusal_as_failed(started: dict, code: str, message: str) -> list[dict]:
+    """A refusal delivered as a response that fails at once (the not-found-as-response-failed
+    defect; the form the Open Responses runner also accepts, §4.10 item 51a): created, then
+    response.failed with ``response.error`` {code, message}."""
+    failed = dict(started, status="failed", error={"code": code, "message": message})
+    return [{"type": "response.created", "response": started},
+            {"type": "response.in_progress", "response": started},
+            {"type": "response.failed", "response": failed}]
+
+
 def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     """Rewrite a response's events for the event-level defects (called only when one is on)."""
     # P-open fields of the Response (§5.1): killed under P-open, tolerated under OpenAI
@@ -429,6 +439,8 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
                 break
     if flags.created_not_first and len(events) >= 2:
         events[0], events[1] = events[1], events[0]
+    if flags.trailing_response_done and events and events[-1]["type"] in TERMINAL_TYPES:
+        events.append({"type": "response.done", "response": copy.deepcopy(events[-1]["response"])})
     if flags.missing_terminal_event:
         for i in range(len(events) - 1, -1, -1):
             if events[i]["type"] in ("response.completed", "response.incomplete", "response.failed"):

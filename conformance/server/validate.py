@@ -272,9 +272,11 @@ def _check_access_programs(value) -> None:
 def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, ...] = (),
                     stream_rejected: bool = False, background_accepted: bool = False,
                     generate_supported: bool = True, conversation_ignored: bool = False,
-                    stream_id_checked: bool = True, lanes: bool = True) -> CreateRequest:
+                    stream_id_checked: bool = True, lanes: bool = True,
+                    ranges_checked: bool = True) -> CreateRequest:
     """Validate a flat response.create (``websocket``) or an HTTP create body.  Without
-    ``lanes`` (P-legacy servers) a ``stream_id`` is an unsupported parameter."""
+    ``lanes`` (P-legacy servers) a ``stream_id`` is an unsupported parameter; without
+    ``ranges_checked`` (a defect) numbers are checked for their type only."""
     for name in rejected_fields:
         if body.get(name) is not None:
             raise unsupported(name, "It must not be sent over the WebSocket transport.")
@@ -361,7 +363,7 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
         if v is not None:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise invalid_type(name, "a number", v)
-            if not (lo <= v <= hi):
+            if ranges_checked and not (lo <= v <= hi):
                 raise bad_request("invalid_value", f"Invalid '{name}': expected a value in [{lo}, {hi}].", name)
     mtc = body.get("max_tool_calls")
     if mtc is not None and (isinstance(mtc, bool) or not isinstance(mtc, int)):

@@ -83,6 +83,28 @@ def c_store_false_shared_across_connections(srv):
     return t2.status == "completed"
 
 
+def c_validates_types_only(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="hi", store=False)
+        orphan = ws.turn(store=False, previous_response_id=t1.id,
+                         input=[{"type": "function_call_output", "call_id": "call_nope", "output": "x"}])
+        hot_range = ws.turn(input="hi", store=False, temperature=99)
+        hot_type = ws.turn(input="hi", store=False, temperature="hot")
+    return orphan.status == "completed" and hot_range.status == "completed" and hot_type.error is not None
+
+
+def c_binary_frame_drops_connection(srv):
+    with WS(srv.ws_url) as ws:
+        ws.send(b'{"type": "conformance.binary"}')
+        try:
+            ws.recv(2.0)
+        except ConnectionClosed:
+            return ws.ws.protocol.close_rcvd is None     # closed, and no close frame came
+        except TimeoutError:
+            return False
+    return False
+
+
 def _miss(srv):
     with WS(srv.ws_url) as ws:
         return ws.turn(input="x", previous_response_id="resp_missing")
@@ -99,6 +121,28 @@ def c_not_found_status_404(srv):
 def c_flat_error_shape(srv):
     err = _miss(srv).error
     return not isinstance(err.get("error"), dict) or "code" in err
+
+
+def c_error_status_code_instead(srv):
+    err = _miss(srv).error
+    return "status" not in err and err.get("status_code") == 400
+
+
+def c_error_message_only(srv):
+    inner = _miss(srv).error.get("error")
+    return isinstance(inner, dict) and "code" not in inner and "param" not in inner
+
+
+def c_error_detail_body(srv):
+    err = _miss(srv).error
+    return "error" not in err and isinstance(err.get("detail"), str)
+
+
+def c_not_found_as_response_failed(srv):
+    t = _miss(srv)
+    last = t.events[-1] if t.events else {}
+    return t.error is None and last.get("type") == "response.failed" \
+        and last["response"]["error"]["code"] == "previous_response_not_found"
 
 
 def _two_turns(srv):
@@ -237,6 +281,16 @@ def c_terminal_not_last(srv):
     with WS(srv.ws_url) as ws:
         ws.turn(input="x")
         return not ws.quiet(0.3)
+
+
+def c_trailing_response_done(srv):
+    with WS(srv.ws_url) as ws:
+        t = ws.turn(input="x")
+        try:
+            late = ws.recv(0.3)
+        except (TimeoutError, ConnectionClosed):
+            return False
+    return t.events[-1]["type"] == "response.completed" and late is not None and late.get("type") == "response.done"
 
 
 def c_output_mismatch(srv):
@@ -867,6 +921,11 @@ def test_defects_name_real_clauses_with_their_level():
         assert d.clause in clauses, f"{name}: unknown clause {d.clause}"
         assert d.level == clauses[d.clause]["level"], f"{name}: level {d.level} != {clauses[d.clause]['level']}"
         assert d.summary.strip()
+        for profile, clause, verdict in d.also:     # judged once more under another profile
+            assert clause in clauses, f"{name}: unknown clause {clause} in also"
+            expected = {"MUST": "FAIL", "SHOULD": "NON-STRICT"}.get(clauses[clause]["level"])
+            assert verdict in ("PASS", expected), f"{name}: {clause} ({clauses[clause]['level']}) cannot be {verdict}"
+            assert (profile, clause) != (d.profile, d.clause), f"{name}: also repeats the defect's own run"
 
 
 def test_flags_are_derived_from_the_one_declaration():
