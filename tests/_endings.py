@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed
 
 from conformance.monitor import TERMINAL_TYPES
+from conformance.monitor.events import valid_lane_name
 from conformance.proxy.relay import ProxyThread, Relay
 
 ENDINGS = ("drop", "rewrite-id", "twice", "delay", "errors-only", "rate-limit")
@@ -149,7 +150,8 @@ class EndingRelay(Relay):
                             and state["number"] % RATE_LIMIT_EVERY == 0:
                         self.refused += 1
                         # a lane-tagged create's error carries its stream_id (clause LANE-TAGGED), as a server's would
-                        lane = {"stream_id": ev["stream_id"]} if "stream_id" in ev else {}
+                        # (only a valid lane name: a refused create with stream_id "" gets no lane)
+                        lane = {"stream_id": ev["stream_id"]} if valid_lane_name(ev.get("stream_id")) else {}
                         await src.send(json.dumps(RATE_LIMIT_EVENT | lane))
                         continue
                 try:
