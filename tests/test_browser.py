@@ -113,6 +113,20 @@ def shots() -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A clean run and a run with three defects (their report folders)."""
+    _chromium()
+    root = tmp_path_factory.mktemp("browser-runs")
+    _suite(root / "clean")
+    _suite(root / "defects", *[a for name in DEFECTS for a in ("--reference-defect", name)])
+    return {"clean": root / "clean", "defects": root / "defects"}
+
+
+def _cert(folder: Path) -> dict:
+    return json.loads((folder / "certificate.json").read_text(encoding="utf-8"))
+
+
 def _key_facts(text: str, cert: dict) -> None:
     assert cert["overall"] in text
     certified = "Certified:" if cert["certification"]["certified"] else "Not certified"
@@ -122,20 +136,59 @@ def _key_facts(text: str, cert: dict) -> None:
             assert row["id"] in text, f"FAIL clause {row['id']} is not visible"
 
 
-def test_index_pages(tmp_path: Path, shots: Path) -> None:
-    _chromium()
-    clean = _suite(tmp_path / "clean")
-    text, clean_height = render(tmp_path / "clean" / "index.html", shots, "index-clean")
-    _key_facts(text, clean)
-    assert clean["certification"]["certified"] and "Nothing: no clause FAIL" in text
+def test_index_clean(runs: dict[str, Path], shots: Path) -> None:
+    cert = _cert(runs["clean"])
+    text, height = render(runs["clean"] / "index.html", shots, "index-clean")
+    _key_facts(text, cert)
+    assert cert["certification"]["certified"] and "Nothing: no clause FAIL" in text
+    print(f"index.html of the clean run: {height} px")
 
-    args = [a for name in DEFECTS for a in ("--reference-defect", name)]
-    broken = _suite(tmp_path / "defects", *args)
-    assert broken["overall"] == "FAIL"
-    text, height = render(tmp_path / "defects" / "index.html", shots, "index-3-defects")
-    _key_facts(text, broken)
-    # each failing clause's evidence: a picture, not only words
+
+def test_index_three_defects(runs: dict[str, Path], shots: Path) -> None:
+    cert = _cert(runs["defects"])
+    assert cert["overall"] == "FAIL"
+    text, height = render(runs["defects"] / "index.html", shots, "index-3-defects")
+    _key_facts(text, cert)
+    # each failing clause's evidence is a picture, not only words
     assert "breaks STREAM-DELTAS-ADD-UP" in text and "deltas add up" in text
-    assert "frames in the order they were sent and received" in text
-    print(f"index.html heights: clean {clean_height} px, 3 defects {height} px (limit {HEIGHT_LIMIT})")
+    assert "one bar per response, created → terminal" in text
+    print(f"index.html with {', '.join(DEFECTS)}: {height} px (limit {HEIGHT_LIMIT})")
     assert 0 < height <= HEIGHT_LIMIT, f"the 3-defect page is {height} px tall, limit {HEIGHT_LIMIT}"
+
+
+def test_matrix_page(runs: dict[str, Path], shots: Path, tmp_path: Path) -> None:
+    page = tmp_path / "matrix.html"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "matrix", str(runs["clean"] / "certificate.json"),
+                           str(runs["defects"] / "certificate.json"), "--html", str(page)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert proc.returncode == 0, proc.stderr
+    text, _ = render(page, shots, "matrix")
+    for row in _cert(runs["defects"])["clauses"]:
+        if row["verdict"] == "FAIL":
+            assert row["id"] in text and "FAIL" in text
+
+
+def test_trend_page(runs: dict[str, Path], shots: Path, tmp_path: Path) -> None:
+    out = tmp_path / "trend"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "trend", str(runs["clean"] / "certificate.json"),
+                           str(runs["defects"] / "certificate.json"), "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert proc.returncode == 0, proc.stderr
+    text, _ = render(out / "trend.html", shots, "trend")
+    assert "STREAM-DELTAS-ADD-UP" in text
+
+
+def test_proxy_report(shots: Path, tmp_path: Path) -> None:
+    _chromium()
+    import test_proxy as proxy_tests     # its reference-server-behind-a-proxy harness
+
+    proxied = proxy_tests.Proxied(defects=("deltas-dont-add-up",))
+    try:
+        proxy_tests.sdk_traffic(proxied.proxy.base_url())
+    finally:
+        proxied.stop()
+    paths = proxied.observer.write(tmp_path, "20260101-000000-abcdef")
+    cert = _cert(tmp_path)
+    text, _ = render(Path(paths["html"]), shots, "proxy")
+    _key_facts(text, cert)
+    assert "observed traffic" in text

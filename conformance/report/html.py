@@ -19,7 +19,7 @@ th{background:#f6f8fa} .v{font-weight:600;white-space:nowrap} .muted{color:#6e77
 details{margin:2px 0} pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:6px;margin:4px 0}
 .kv td:first-child{font-weight:600;width:14em} .kv td{padding:2px 8px}
 .answer{font-size:1.25em;font-weight:600;margin:.4em 0} .answer.ok{color:#1a7f37} .answer.no{color:#cf222e}
-.reasons{margin:.2em 0 .6em} .facts{margin:.2em 0} .legend{font-size:11px}
+.reasons{margin:.2em 0 .6em} .nowrap{white-space:nowrap} .facts{margin:.2em 0} .legend{font-size:11px}
 .areas{display:grid;grid-template-columns:auto 1fr auto;gap:3px 10px;align-items:center}
 .area{display:contents} .area .bar{display:flex;height:12px;border-radius:3px;overflow:hidden;min-width:200px}
 .area .counts{font-size:12px;white-space:nowrap}
@@ -73,7 +73,7 @@ def _what_failed(groups: list[F.Group], errors: list[dict]) -> list[str]:
     for group in groups:
         out.append(f'<tr><td>{_v(group.verdict)}</td><td><a href="#evidence-{escape(group.clause)}">'
                    f"<code>{escape(group.clause)}</code></a></td><td>{escape(group.level)}</td>"
-                   f"<td>{escape(group.requirement)}</td><td class=muted style="white-space:nowrap">{len(group.cases)} case(s)</td></tr>")
+                   f"<td>{escape(group.requirement)}</td><td class='muted nowrap'>{len(group.cases)} case(s)</td></tr>")
     for row in errors:
         out.append(f'<tr><td>{_v(row["verdict"])}</td><td><a href="#clause-{escape(row["id"])}">'
                    f'<code>{escape(row["id"])}</code></a></td><td>{escape(row["level"])}</td>'
