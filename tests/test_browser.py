@@ -31,8 +31,6 @@ WIDTH, TALL = 1280, 30000              # the window: wide as a laptop, taller th
 HEIGHT_LIMIT = 41158 // 3
 DEFECTS = ("deltas-dont-add-up", "interleave-responses", "output-mismatch")
 
-pytestmark = pytest.mark.suite_run
-
 
 def _chromium() -> str:
     path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
@@ -169,13 +167,19 @@ def test_matrix_page(runs: dict[str, Path], shots: Path, tmp_path: Path) -> None
 
 
 def test_trend_page(runs: dict[str, Path], shots: Path, tmp_path: Path) -> None:
+    nights = tmp_path / "nights"
+    for number, name in enumerate(("clean", "clean", "defects", "defects", "defects")):
+        cert = _cert(runs[name])
+        cert["target"]["ws_host"] = "gateway.example:443"      # one target over five nights
+        cert["started"], cert["run_id"] = f"2026-12-0{number + 1}T03:23:00Z", f"night-{number}"
+        (nights / f"night-{number}").mkdir(parents=True)
+        (nights / f"night-{number}" / "certificate.json").write_text(json.dumps(cert), encoding="utf-8")
     out = tmp_path / "trend"
-    proc = subprocess.run([sys.executable, "-m", "conformance", "trend", str(runs["clean"] / "certificate.json"),
-                           str(runs["defects"] / "certificate.json"), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "conformance", "trend", str(nights), "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S)
     assert proc.returncode == 0, proc.stderr
     text, _ = render(out / "trend.html", shots, "trend")
-    assert "STREAM-DELTAS-ADD-UP" in text
+    assert "STREAM-DELTAS-ADD-UP" in text and "2026-12-03" in text      # the night it changed
 
 
 def test_proxy_report(shots: Path, tmp_path: Path) -> None:
