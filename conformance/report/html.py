@@ -104,10 +104,12 @@ def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: di
         out.append(f"<p class=muted>In <code>{escape(shown_in)}</code>"
                    + (f' (<a href="{escape(link)}">transcript</a>)' if link else "") + ":</p>" + picture)
     messages = sorted(group.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    items = "".join(f"<li>{escape(m)} <span class=muted>— {len(c)} case(s)</span></li>" for m, c in messages[:1])
-    out.append(f"<ul>{items}</ul>")
+    items = [f"<li>{escape(m)} <span class=muted>— {len(c)} case(s)</span></li>" for m, c in messages[:20]]
+    out.append(f"<ul>{items[0]}</ul>")
     if len(messages) > 1:
-        out.append(_grouped_findings(group))
+        more = f"<li class=muted>… {len(messages) - 20} other message(s)</li>" if len(messages) > 20 else ""
+        out.append(f"<details><summary>{len(messages) - 1} other distinct finding(s)</summary>"
+                   f"<ul>{''.join(items[1:])}{more}</ul></details>")
     rows = "".join(f"<li><code>{escape(n)}</code>" + (f' <a href="{escape(cases[n]["transcript"])}">transcript</a>'
                                                      if cases.get(n, {}).get("transcript") else "") + "</li>"
                    for n in group.cases)
@@ -188,8 +190,8 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     order = HTML_ORDER
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
-        if r["id"] in groups:      # each distinct finding once, with the cases it was seen in
-            detail = _grouped_findings(groups[r["id"]])
+        if r["id"] in groups:      # its findings are said once, in its evidence above
+            detail = f'<br><a href="#evidence-{escape(r["id"])}">evidence</a>'
         elif r["findings"]:
             items = "".join(f"<li><code>{escape(f.get('nodeid', ''))}</code>: {escape(f['message'])}"
                             + (f" <span class=muted>[{escape(f['evidence'])}]</span>" if f.get("evidence") else "")
@@ -230,16 +232,6 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
                "A clause is PASS only when some case checked it and it held.</p>")
     out.append("</body></html>")
     return "\n".join(out)
-
-
-def _grouped_findings(g: F.Group) -> str:
-    items = []
-    for message, cases in sorted(g.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:20]:
-        names = ", ".join(escape(n.split("::")[-1]) for n in cases[:8]) + (" …" if len(cases) > 8 else "")
-        items.append(f"<li>{escape(message)} <span class=muted>— {len(cases)} case(s): {names}</span></li>")
-    more = f"<li class=muted>… {len(g.messages) - 20} other message(s)</li>" if len(g.messages) > 20 else ""
-    return (f"<details><summary>{len(g.messages)} distinct finding(s) in {len(g.cases)} case(s)</summary>"
-            f"<ul>{''.join(items)}{more}</ul></details>")
 
 
 def _case_messages(case: dict, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
