@@ -339,6 +339,10 @@ class Connection:
     def transcript_text(self, limit: int | None = None) -> str:
         rows = self.transcript if limit is None else self.transcript[-limit:]
         lines = [f"# {self.url}"]
+        dropped = self.transcript[:len(self.transcript) - len(rows)]
+        if dropped:    # says how many received frames precede, so frame numbers still match
+            lines.append(f"# {len(dropped)} earlier rows not shown "
+                         f"({sum(1 for row in dropped if row[1] == 'received')} received)")
         for offset, direction, text in rows:
             text = text.replace("\r", "\\r").replace("\n", "\\n")
             if len(text) > 4000:

@@ -99,8 +99,8 @@ def collect_findings(state: CaseState) -> None:
     if state.collected:
         return
     state.collected = True
-    for conn in state.connections:
-        state.recorder.add_findings(conn.findings)
+    for number, conn in enumerate(state.connections):
+        state.recorder.add_findings(conn.findings, connection=number)
         state.recorder.checked |= reach.by_connection(conn)
 
 

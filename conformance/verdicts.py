@@ -216,6 +216,8 @@ class Observation:
     message: str
     evidence: str = ""
     response_id: str | None = None
+    # a monitor finding's frame: (connection number in the case, received-frame index on it)
+    frame: tuple[int, int] | None = None
 
     @property
     def verdict(self) -> str:
@@ -228,7 +230,8 @@ class Observation:
     def as_dict(self) -> dict:
         return {"clause": self.clause, "level": self.level, "ok": self.ok, "kind": self.kind,
                 "verdict": self.verdict, "message": self.message, "evidence": self.evidence,
-                "response_id": self.response_id}
+                "response_id": self.response_id} | (
+                    {"frame": {"connection": self.frame[0], "index": self.frame[1]}} if self.frame else {})
 
 
 @dataclass
@@ -267,7 +270,8 @@ class CaseRecorder:
         level = self.registry[clause_id].level if clause_id else "MAY"
         self.observations.append(Observation(clause_id, level, False, "info", self.redact(message)))
 
-    def add_findings(self, findings: Iterable[Any]) -> None:
+    def add_findings(self, findings: Iterable[Any], connection: int | None = None) -> None:
+        """Monitor findings; ``connection``: the case's connection they came from (its number)."""
         for f in findings:
             cid = getattr(f, "clause", "")
             kind = getattr(f, "kind", "violation") or "violation"
@@ -279,7 +283,10 @@ class CaseRecorder:
                 continue
             level = self.registry[cid].level
             kind = kind if kind in ("extension", "info") else "violation"  # info: a tolerated observation
-            self.observations.append(Observation(cid, level, False, kind, msg, "", getattr(f, "response_id", None)))
+            index = getattr(f, "frame_index", None)
+            frame = (connection, index) if connection is not None and index is not None else None
+            self.observations.append(Observation(cid, level, False, kind, msg, "", getattr(f, "response_id", None),
+                                                 frame))
 
     def violation_text(self, clause: Clause, message: str, evidence: str) -> str:
         text = f"[{clause.level}] {clause.id}: {clause.requirement}"

@@ -62,8 +62,9 @@ def test_three_defects_fit_on_a_screen(tmp_path: Path):
     assert lines[-2].startswith("report: ") and str(report) in lines[-2]
     # index.html says the schema finding under its clause, not once per case
     html = (report / "index.html").read_text()
-    assert html.count("required property &#x27;tools&#x27; is missing") <= 3
-    assert html.count('the finding under <a href="#clause-SCHEMA-SERVER-EVENT">') > 20
+    # (its evidence: the messages, and the picture's highlighted frame once)
+    assert html.count("required property &#x27;tools&#x27; is missing") <= 4
+    assert html.count('the finding under <a href="#evidence-SCHEMA-SERVER-EVENT">') > 20
     assert 'id="clause-SCHEMA-SERVER-EVENT"' in html
 
 

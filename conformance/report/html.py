@@ -6,8 +6,9 @@ from __future__ import annotations
 from html import escape
 
 from conformance.report import findings as F
+from conformance.report import pictures as P
 from conformance.report.allure import area_sort_key
-from conformance.vocabulary import HTML_COLOURS, HTML_ORDER
+from conformance.vocabulary import ERROR, HTML_COLOURS, HTML_ORDER
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#1f2328}
@@ -16,7 +17,18 @@ table{border-collapse:collapse;width:100%} th,td{border-bottom:1px solid #d0d7de
 th{background:#f6f8fa} .v{font-weight:600;white-space:nowrap} .muted{color:#6e7781} code{font-size:12px}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
 details{margin:2px 0} pre{white-space:pre-wrap;font-size:12px;background:#f6f8fa;padding:6px;margin:4px 0}
-.kv td:first-child{font-weight:600;width:14em}
+.kv td:first-child{font-weight:600;width:14em} .kv td{padding:2px 8px}
+.answer{font-size:1.25em;font-weight:600;margin:.4em 0} .answer.ok{color:#1a7f37} .answer.no{color:#cf222e}
+.reasons{margin:.2em 0 .6em} .nowrap{white-space:nowrap} .facts{margin:.2em 0} .legend{font-size:11px}
+.areas{display:grid;grid-template-columns:auto 1fr auto;gap:3px 10px;align-items:center}
+.area{display:contents} .area .bar{display:flex;height:12px;border-radius:3px;overflow:hidden;min-width:200px}
+.area .counts{font-size:12px;white-space:nowrap}
+.evidence{border:1px solid #d0d7de;border-radius:6px;padding:4px 12px;margin:10px 0}
+.evidence h3{margin:.3em 0;font-size:1.05em} .evidence ul{margin:.3em 0}
+table.stream{width:auto;font-size:12px} table.stream td{padding:1px 6px;border-bottom:1px solid #eaeef2}
+table.stream tr.hit td{background:#ffebe9;font-weight:600} table.stream tr.why td{background:#ffebe9;color:#82071e}
+table.stream tr.gap td{color:#6e7781;font-style:italic}
+pre.diff del{background:#ffd7d5;text-decoration:none} pre.diff ins{background:#ccffd8;text-decoration:none}
 """
 
 
@@ -24,20 +36,90 @@ def _v(verdict: str) -> str:
     return f'<span class="v" style="color:{HTML_COLOURS.get(verdict, "#1f2328")}">{escape(verdict)}</span>'
 
 
-def _areas(clauses: list[dict]) -> list[str]:
-    """One row per area (lanes and steering among them): its clauses' verdicts."""
+def _area_bars(clauses: list[dict]) -> list[str]:
+    """One stacked bar per area (lanes and steering among them): its clauses' verdicts."""
     by_area: dict[str, list[str]] = {}
-    for r in clauses:
-        by_area.setdefault(r.get("area") or "unsectioned", []).append(r["verdict"])
-    out = ["<h2>Areas</h2><table><tr><th>Area</th><th>Clauses</th><th>Verdicts</th></tr>"]
+    for row in clauses:
+        by_area.setdefault(row.get("area") or "unsectioned", []).append(row["verdict"])
+    out = ['<h2>Areas</h2><div class="areas">']
     for area, verdicts in sorted(by_area.items(), key=lambda kv: area_sort_key(kv[0])):
-        counts = ", ".join(f"{verdicts.count(v)} {_v(v)}" for v in sorted(set(verdicts)))
-        out.append(f"<tr><td>{escape(area)}</td><td>{len(verdicts)}</td><td>{counts}</td></tr>")
+        kinds = sorted(set(verdicts), key=lambda v: HTML_ORDER.get(v, 9))
+        segments = "".join(f'<span style="flex:{verdicts.count(v)};background:{HTML_COLOURS.get(v, "#8c959f")}" '
+                           f'title="{verdicts.count(v)} {escape(v)}"></span>' for v in kinds)
+        counts = ", ".join(f"{verdicts.count(v)} {_v(v)}" for v in kinds)
+        out.append(f'<div class="area"><span class="name">{escape(area)}</span><span class="bar">{segments}</span>'
+                   f'<span class="counts">{counts}</span></div>')
+    out.append("</div>")
+    return out
+
+
+def _headline(cert: dict) -> str:
+    """Certified or not, in one line, with what keeps it from being certified."""
+    cert_ = cert["certification"]
+    if cert_["certified"]:
+        return (f'<p class="answer ok">Certified: MUST {cert_["must_pass"]}/{cert_["must_claimed"]} '
+                "claimed clauses PASS.</p>")
+    # the whole reasons are in the Run table below; here each fits a line or two
+    reasons = "".join(f"<li>{escape(F.sentence(r, 240))}</li>" for r in cert_["reasons"])
+    return (f'<p class="answer no">Not certified (MUST {cert_["must_pass"]}/{cert_["must_claimed"]} '
+            f"claimed clauses PASS)</p><ul class=reasons>{reasons}</ul>")
+
+
+def _what_failed(groups: list[F.Group], errors: list[dict]) -> list[str]:
+    """The first screen's list: each failing clause, its requirement, how many cases, a link to
+    its evidence below."""
+    if not groups and not errors:
+        return ["<h2>What failed</h2><p>Nothing: no clause FAIL, FLAKY, NON-STRICT or ERROR.</p>"]
+    out = ['<h2>What failed</h2><table class="failed">']
+    for group in groups:
+        out.append(f'<tr><td>{_v(group.verdict)}</td><td><a href="#evidence-{escape(group.clause)}">'
+                   f"<code>{escape(group.clause)}</code></a></td><td>{escape(group.level)}</td>"
+                   f"<td>{escape(group.requirement)}</td><td class='muted nowrap'>{len(group.cases)} case(s)</td></tr>")
+    for row in errors:
+        out.append(f'<tr><td>{_v(row["verdict"])}</td><td><a href="#clause-{escape(row["id"])}">'
+                   f'<code>{escape(row["id"])}</code></a></td><td>{escape(row["level"])}</td>'
+                   f'<td>{escape(row.get("reason") or row["requirement"])}</td>'
+                   f'<td class=muted>{len(row.get("cases", []))} case(s)</td></tr>')
     out.append("</table>")
     return out
 
 
-def render_html(cert: dict) -> str:
+def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: dict[str, str]) -> list[str]:
+    """One failing clause: its picture (from the first case whose transcript shows it), its
+    distinct messages and the cases under it."""
+    picture, shown_in = "", ""
+    for nodeid in group.cases:
+        finding = next((f for f in cases.get(nodeid, {}).get("findings", []) if f["clause"] == group.clause), None)
+        if finding is None or not transcripts.get(nodeid):
+            continue
+        picture = P.clause_picture(group.clause, area, finding, transcripts[nodeid])
+        if picture:
+            shown_in = nodeid
+            break
+    out = [f'<section class="evidence" id="evidence-{escape(group.clause)}"><h3>{_v(group.verdict)} '
+           f"<code>{escape(group.clause)}</code> <span class=muted>{escape(group.level)}</span></h3>"
+           f"<p>{escape(group.requirement)}</p>"]
+    if picture:
+        link = cases.get(shown_in, {}).get("transcript")
+        out.append(f"<p class=muted>In <code>{escape(shown_in)}</code>"
+                   + (f' (<a href="{escape(link)}">transcript</a>)' if link else "") + ":</p>" + picture)
+    messages = sorted(group.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    items = [f"<li>{escape(m)} <span class=muted>— {len(c)} case(s)</span></li>" for m, c in messages[:20]]
+    out.append(f"<ul>{items[0]}</ul>")
+    if len(messages) > 1:
+        more = f"<li class=muted>… {len(messages) - 20} other message(s)</li>" if len(messages) > 20 else ""
+        out.append(f"<details><summary>{len(messages) - 1} other distinct finding(s)</summary>"
+                   f"<ul>{''.join(items[1:])}{more}</ul></details>")
+    rows = "".join(f"<li><code>{escape(n)}</code>" + (f' <a href="{escape(cases[n]["transcript"])}">transcript</a>'
+                                                     if cases.get(n, {}).get("transcript") else "") + "</li>"
+                   for n in group.cases)
+    out.append(f"<details><summary>{len(group.cases)} case(s)</summary><ul>{rows}</ul></details></section>")
+    return out
+
+
+def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
+    """The page; ``transcripts`` (node id -> transcript text) lets it draw failing streams."""
+    transcripts = transcripts or {}
     t = cert["target"]
     cov = cert["coverage"]
     cc = cert["counts"]["cases"]
@@ -58,9 +140,7 @@ def render_html(cert: dict) -> str:
         out.append(f'<p><strong>Run stopped early ({escape(str(st.get("reason", "")))}) since '
                    f'{escape(str(st.get("since", "")))}</strong>: {escape(str(st.get("message", "")))}; '
                    'later cases that needed a turn are ERROR.</p>')
-    out += [
-        '<table class="kv">',
-    ]
+    out.append(_headline(cert))
     rows = [("Target", f"{t.get('ws_host', '')}{t.get('ws_path', '')}" + (" (embedded reference server)" if t.get("embedded") else "")),
             ("Profile", cert["profile"] + (f" (claims {', '.join(cert['spec_profiles'])})"
                                            if cert.get("spec_profiles") else "")),
@@ -84,42 +164,59 @@ def render_html(cert: dict) -> str:
         rows.append(("Spent", f"{spent.get('creates', 0)} response.create, {spent.get('http_requests', 0)} HTTP "
                               f"requests, {spent.get('input_tokens', 0)} input and "
                               f"{spent.get('output_tokens', 0)} output tokens"))
+
+    group_list = F.group_by_clause(cert)
+    groups = {g.clause: g for g in group_list}
+    errors = [r for r in cert["clauses"] if r["verdict"] == ERROR]
+    out.append(f'<p class="facts">{escape(rows[0][1])} · profile {escape(rows[1][1])} · '
+               f'<a href="#run">{escape(rows[5][1])}</a></p>')
+    out += _what_failed(group_list, errors)
+    out += _area_bars(cert["clauses"])
+
+    if group_list:      # the evidence: each failing clause once, with its picture
+        areas = {r["id"]: r.get("area") or "" for r in cert["clauses"]}
+        cases = {c["nodeid"]: c for c in cert["cases"]}
+        out.append("<h2>Evidence</h2>")
+        for group in group_list:
+            out += _evidence(group, areas.get(group.clause, ""), cases, transcripts)
+    out.append('<h2 id="run">Run</h2><table class="kv">')
     out += [f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in rows]
     out.append("</table>")
-
-    out += _areas(cert["clauses"])
     if cert.get("perf"):
         out += _perf_section(cert["perf"])
 
-    out.append("<h2>Clauses</h2><table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
+    out.append(f"<h2>Details</h2><details><summary>All {len(cert['clauses'])} clauses</summary>"
+               "<table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = HTML_ORDER
-    groups = {g.clause: g for g in F.group_by_clause(cert)}
     for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
-        if r["id"] in groups:      # each distinct finding once, with the cases it was seen in
-            detail = _grouped_findings(groups[r["id"]])
+        if r["id"] in groups:      # its findings are said once, in its evidence above
+            detail = f'<br><a href="#evidence-{escape(r["id"])}">evidence</a>'
         elif r["findings"]:
             items = "".join(f"<li><code>{escape(f.get('nodeid', ''))}</code>: {escape(f['message'])}"
                             + (f" <span class=muted>[{escape(f['evidence'])}]</span>" if f.get("evidence") else "")
                             + "</li>" for f in r["findings"][:10])
             detail = f"<details><summary>{r['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
-        cases = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
+        cases_cell = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
         if r.get("reason"):
-            cases += f"<br><span class=muted>{escape(r['reason'])}</span>"
+            cases_cell += f"<br><span class=muted>{escape(r['reason'])}</span>"
         if r.get("not_reached"):
-            cases += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
-                      + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")
+            cases_cell += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
+                           + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")
         out.append(f"<tr id=\"clause-{escape(r['id'])}\"><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
                    f"<td>{escape(r['requirement'])}<br><span class=muted>{escape(r['source'])}</span></td>"
-                   f"<td>{cases}{detail}</td></tr>")
-    out.append("</table>")
+                   f"<td>{cases_cell}{detail}</td></tr>")
+    out.append("</table></details>")
 
-    out.append("<h2>Cases</h2><table><tr><th>Verdict</th><th>Case</th><th>Clauses</th><th>Messages</th></tr>")
-    for c in cert["cases"]:
+    # non-passing cases first: a reader looking for a case came for a failing one
+    ordered = sorted(cert["cases"], key=lambda c: (order.get(c["verdict"], 9), c["nodeid"]))
+    out.append(f"<details><summary>All {len(ordered)} cases</summary>"
+               "<table><tr><th>Verdict</th><th>Case</th><th>Clauses</th><th>Messages</th></tr>")
+    for c in ordered:
         own, shared = _case_messages(c, groups)
         msgs = "".join(f"<pre>{escape(m)}</pre>" for m in own[:6])
         if shared:
-            msgs += "<p>" + "; ".join(f'the finding under <a href="#clause-{escape(cid)}">{escape(cid)}</a> '
+            msgs += "<p>" + "; ".join(f'the finding under <a href="#evidence-{escape(cid)}">{escape(cid)}</a> '
                                       f"({len(groups[cid].cases)} cases)" for cid in shared) + "</p>"
         if c.get("transcript"):
             msgs += f'<a href="{escape(c["transcript"])}">transcript</a>'
@@ -128,23 +225,13 @@ def render_html(cert: dict) -> str:
                    + (f"<br><span class=muted>not reached: {escape(', '.join(c['not_reached']))}</span>"
                       if c.get("not_reached") else "")
                    + f"</td><td>{msgs}</td></tr>")
-    out.append("</table><p class=muted>Verdicts: PASS every checked MUST/SHOULD held; FAIL a MUST was violated; "
+    out.append("</table></details><p class=muted>Verdicts: PASS every checked MUST/SHOULD held; FAIL a MUST was violated; "
                "NON-STRICT only SHOULDs were violated; INFO observations/extensions; UNSUPPORTED the profile does "
                "not claim the feature; ERROR the run could not judge; NOT-REACHED cases mark the clause but each stopped "
                "(e.g. at an earlier MUST violation) before checking it; UNTESTED no case checked the clause. "
                "A clause is PASS only when some case checked it and it held.</p>")
     out.append("</body></html>")
     return "\n".join(out)
-
-
-def _grouped_findings(g: F.Group) -> str:
-    items = []
-    for message, cases in sorted(g.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:20]:
-        names = ", ".join(escape(n.split("::")[-1]) for n in cases[:8]) + (" …" if len(cases) > 8 else "")
-        items.append(f"<li>{escape(message)} <span class=muted>— {len(cases)} case(s): {names}</span></li>")
-    more = f"<li class=muted>… {len(g.messages) - 20} other message(s)</li>" if len(g.messages) > 20 else ""
-    return (f"<details><summary>{len(g.messages)} distinct finding(s) in {len(g.cases)} case(s)</summary>"
-            f"<ul>{''.join(items)}{more}</ul></details>")
 
 
 def _case_messages(case: dict, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
