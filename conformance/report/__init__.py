@@ -174,7 +174,7 @@ def write_reports(report_dir: str | Path, *, registry: verdicts.ClauseRegistry, 
              "junit": str(out / "junit.xml"), "html": str(out / "index.html"), "badge": str(out / "badge.svg")}
     (out / "certificate.json").write_text(redact(json.dumps(cert, indent=2, sort_keys=False)), encoding="utf-8")
     (out / "junit.xml").write_text(redact(render_junit(cert, records)), encoding="utf-8")
-    transcripts = {rec["nodeid"]: rec.get("transcript") or "" for rec in records}
+    transcripts = {record.nodeid: record.transcript or "" for record in records}
     (out / "index.html").write_text(redact(render_html(cert, transcripts)), encoding="utf-8")
     (out / "badge.svg").write_text(redact(render_badge(cert)), encoding="utf-8")
     return paths
