@@ -9,11 +9,11 @@ SUITE_RUNS = frozenset({
     "test_case_ids.py", "test_baseline.py", "test_certificate.py",
 })
 
-# Modules whose module-scoped fixture runs whole suites (tens of seconds): under -n each goes
-# to one worker as a whole (tests/conftest.py), so that the fixture runs once.
+# Modules whose module-scoped fixture runs whole suites (seconds to tens of seconds): under -n
+# each goes to one worker as a whole (tests/conftest.py), so that the fixture runs once.
 SHARED_FIXTURE_MODULES = frozenset({
     "test_certification_doc.py", "test_diff.py", "test_streaming_variations.py", "test_matrix.py",
-    "test_nightly.py",
+    "test_nightly.py", "test_layout.py", "test_tenants_option.py",
 })
 
 # Seconds of test time measured (2 cores, `--durations=0`, 2026-12-06) for the longest units:
