@@ -155,6 +155,11 @@ class SchemaSet:
             return isinstance(event, dict) and isinstance(event["type"], str)
         return check(event)
 
+    def checker(self, event_type: str) -> Any:
+        """``is_valid`` for events (dicts) of this ``type``: the compiled check, or None for
+        an extension type (always valid). The monitor resolves it once per type."""
+        return self._fast.get(event_type)
+
     def validate(self, event: Any) -> list[SchemaIssue]:
         """Issues of one event; ``[]`` when valid or of an unknown (extension) type."""
         if self.is_valid(event):

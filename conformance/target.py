@@ -19,6 +19,7 @@ The API key is a secret: it is kept out of ``repr``/``str`` of every object here
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -453,19 +454,27 @@ def redact(text: str, secret: str) -> str:
     if len(secret) < SHORT_KEY:
         # a toy key ("k", "test") is no secret worth mangling every word for: hide it where it
         # stands alone, as a header value or a quoted string would show it
-        return re.sub(rf"(?<![A-Za-z0-9_-]){re.escape(secret)}(?![A-Za-z0-9_-])", REDACTED, text)
+        return _echo_patterns(secret)[0].sub(REDACTED, text)
     out = text.replace(secret, REDACTED)
     # servers sometimes echo a truncated key ("Incorrect API key provided: sk-abc...xyz"):
     # hide long prefixes and suffixes of it as well, where they begin a token (a prefix) or
     # follow punctuation such as "..." or "***" (a suffix). Inside a token they are left
     # alone: a key ending in "0000000000" must not rewrite the response ids that end so too
     # (the harness chains turns with them).
-    if len(secret) >= 12:
-        for n in (len(secret) - 4, 16, 12, 8):
-            if 8 <= n < len(secret):
-                out = re.sub(rf"{_NOT_AFTER_TOKEN}(?:{re.escape(secret[:n])}|{re.escape(secret[-n:])})",
-                             REDACTED, out)
+    for pattern in _echo_patterns(secret):
+        out = pattern.sub(REDACTED, out)
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _echo_patterns(secret: str) -> tuple[re.Pattern, ...]:
+    """``redact``'s patterns for one key, compiled once (every frame of a run is redacted)."""
+    if len(secret) < SHORT_KEY:
+        return (re.compile(rf"(?<![A-Za-z0-9_-]){re.escape(secret)}(?![A-Za-z0-9_-])"),)
+    if len(secret) < 12:
+        return ()
+    return tuple(re.compile(rf"{_NOT_AFTER_TOKEN}(?:{re.escape(secret[:n])}|{re.escape(secret[-n:])})")
+                 for n in (len(secret) - 4, 16, 12, 8) if 8 <= n < len(secret))
 
 
 _NOT_AFTER_TOKEN = r"(?<![A-Za-z0-9_-])"

@@ -37,6 +37,9 @@ class PermissiveSchemas:
     def is_known(self, event_type: str) -> bool:
         return event_type in KNOWN_EVENT_TYPES
 
+    def checker(self, event_type: str) -> None:
+        return None
+
 
 PERMISSIVE = PermissiveSchemas()
 
@@ -130,6 +133,18 @@ class SchemaDispatch:
         self.schemas = s
         self.is_valid = s.is_valid
         return s.is_valid
+
+    def checker(self, typ: str) -> Callable[[Any], bool] | None:
+        """The schema check of an event (a dict with this string ``type``); None: every such
+        event is valid. The schema set's own per-type check where it has one (``checker``),
+        which skips ``is_valid``'s lookup of the type on every frame."""
+        per_type = getattr(self.schemas, "checker", None)
+        if per_type is None:
+            return self.is_valid
+        try:
+            return per_type(typ)
+        except Exception:
+            return self.is_valid
 
     def classify(self, typ: str, has_rule: bool) -> tuple[str, frozenset | None]:
         """``(GRAMMAR | GENERIC | EXTENSION_TYPE, known top-level fields or None)``: GENERIC is a

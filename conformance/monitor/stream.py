@@ -20,6 +20,10 @@ from conformance.monitor.records import Finding, Observed
 from conformance.monitor.requests import PENDING, STREAMING
 
 _loads = json.loads
+# json.loads without its two Python-level wrappers: the C scanner at offset 0. Where it stops
+# short of the end (whitespace, extra data) or fails, json.loads runs and decides, so the
+# result is always json.loads's (the scanner clears its memo after every call)
+_scan_once = json.JSONDecoder().scan_once
 # schema issues an optional terminal output makes moot: (event type, pointer)
 TERMINAL_OUTPUT = frozenset((typ, "/response/output") for typ in TERMINAL_STATUS)
 
@@ -54,8 +58,8 @@ class StreamMonitor:
         self._count = 0
         self._finished = False
         self._dedupe_keys: dict[int, tuple] = {}  # id(finding) -> once-key, for loose findings
-        # type -> (handler, known top-level fields or None); filled lazily per type
-        self._dispatch: dict[str, tuple[Handler, frozenset | None]] = {}
+        # type -> (handler, known top-level fields or None, schema check or None); filled lazily
+        self._dispatch: dict[str, tuple[Handler, frozenset | None, Callable[[Any], bool] | None]] = {}
         self._rules: dict[str, Handler] = attribution.handlers()
 
     # --- public API
@@ -79,25 +83,28 @@ class StreamMonitor:
             event = typ = None
             if type(data) is str:  # the common case first: a text frame holding an event
                 try:
-                    event = _loads(data)
-                    typ = event.get("type") if type(event) is dict else None
+                    event, end = _scan_once(data, 0)
+                    if end != len(data):
+                        event = _loads(data)
                 except Exception:
-                    pass
+                    try:
+                        event = _loads(data)
+                    except Exception:
+                        event = None
+                if type(event) is dict:
+                    typ = event.get("type")
             if type(typ) is not str:
                 event = decode(data, self._add)  # framing findings (parses again)
                 if event is None:
                     return obs
                 typ = event["type"]
             obs.message = event
-            is_valid = self._is_valid
-            if is_valid is None:
-                is_valid = self._is_valid = self._schemas.resolve()
-            if not is_valid(event):
-                self._schemas.issues(event, typ, self._add, self._dedupe_keys)
             entry = self._dispatch.get(typ)
             if entry is None:
                 entry = self._resolve_type(typ)
-            handler, known = entry
+            handler, known, is_valid = entry
+            if is_valid is not None and not is_valid(event):
+                self._schemas.issues(event, typ, self._add, self._dedupe_keys)
             if known is not None and not known.issuperset(event):
                 self._schemas.unknown_fields(event, typ, known, self._add)
             handler(event, typ)
@@ -141,7 +148,9 @@ class StreamMonitor:
 
     # --- dispatch
 
-    def _resolve_type(self, typ: str) -> tuple[Handler, frozenset | None]:
+    def _resolve_type(self, typ: str) -> tuple[Handler, frozenset | None, Callable[[Any], bool] | None]:
+        if self._is_valid is None:
+            self._is_valid = self._schemas.resolve()
         rule = self._rules.get(typ)
         role, known = self._schemas.classify(typ, rule is not None)
         if role == GRAMMAR:
@@ -150,7 +159,7 @@ class StreamMonitor:
             handler = self._attribution.generic_event
         else:
             handler = self._h_extension
-        entry = (handler, known)
+        entry = (handler, known, self._schemas.checker(typ))
         self._dispatch[typ] = entry
         return entry
 
