@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from conformance import caserecord
 from conformance import verdicts as V
 from conformance.proxy.observe import DEFAULT_STALL_S, DEFAULT_TRANSCRIPT_CAP, Observer
 from conformance.proxy.relay import UPSTREAM_CHECK_TIMEOUT, Relay, check_upstream, socket_url
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if nothing is not None:
         _log(f"nothing observed: no connection reached the upstream {upstream} ({nothing}); exit {NOTHING_RELAYED}")
         return NOTHING_RELAYED
-    return VIOLATED if any(r["verdict"] == V.FAIL for r in records) else OK
+    return VIOLATED if any(record.verdict == V.FAIL for record in caserecord.all_of(records)) else OK
 
 
 async def _serve(relay: Relay, duration: float | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
+from conformance import caserecord
+from conformance.caserecord import CaseRecord
 from conformance.report import findings as F
 from conformance.report import pictures as P
 from conformance.report.allure import area_sort_key
@@ -84,12 +86,13 @@ def _what_failed(groups: list[F.Group], errors: list[dict]) -> list[str]:
     return out
 
 
-def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: dict[str, str]) -> list[str]:
+def _evidence(group: F.Group, area: str, cases: dict[str, CaseRecord], transcripts: dict[str, str]) -> list[str]:
     """One failing clause: its picture (from the first case whose transcript shows it), its
     distinct messages and the cases under it."""
     picture, shown_in = "", ""
     for nodeid in group.cases:
-        finding = next((f for f in cases.get(nodeid, {}).get("findings", []) if f["clause"] == group.clause), None)
+        case = cases.get(nodeid)
+        finding = next((f for f in case.findings if f["clause"] == group.clause), None) if case else None
         if finding is None or not transcripts.get(nodeid):
             continue
         picture = P.clause_picture(group.clause, area, finding, transcripts[nodeid])
@@ -100,7 +103,7 @@ def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: di
            f"<code>{escape(group.clause)}</code> <span class=muted>{escape(group.level)}</span></h3>"
            f"<p>{escape(group.requirement)}</p>"]
     if picture:
-        link = cases.get(shown_in, {}).get("transcript")
+        link = cases[shown_in].transcript_path if shown_in in cases else ""
         out.append(f"<p class=muted>In <code>{escape(shown_in)}</code>"
                    + (f' (<a href="{escape(link)}">transcript</a>)' if link else "") + ":</p>" + picture)
     messages = sorted(group.messages.items(), key=lambda kv: (-len(kv[1]), kv[0]))
@@ -110,8 +113,8 @@ def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: di
         more = f"<li class=muted>… {len(messages) - 20} other message(s)</li>" if len(messages) > 20 else ""
         out.append(f"<details><summary>{len(messages) - 1} other distinct finding(s)</summary>"
                    f"<ul>{''.join(items[1:])}{more}</ul></details>")
-    rows = "".join(f"<li><code>{escape(n)}</code>" + (f' <a href="{escape(cases[n]["transcript"])}">transcript</a>'
-                                                     if cases.get(n, {}).get("transcript") else "") + "</li>"
+    rows = "".join(f"<li><code>{escape(n)}</code>" + (f' <a href="{escape(cases[n].transcript_path)}">transcript</a>'
+                                                     if n in cases and cases[n].transcript_path else "") + "</li>"
                    for n in group.cases)
     out.append(f"<details><summary>{len(group.cases)} case(s)</summary><ul>{rows}</ul></details></section>")
     return out
@@ -120,6 +123,7 @@ def _evidence(group: F.Group, area: str, cases: dict[str, dict], transcripts: di
 def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     """The page; ``transcripts`` (node id -> transcript text) lets it draw failing streams."""
     transcripts = transcripts or {}
+    records = caserecord.all_of(cert["cases"])
     t = cert["target"]
     cov = cert["coverage"]
     cc = cert["counts"]["cases"]
@@ -175,7 +179,7 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
 
     if group_list:      # the evidence: each failing clause once, with its picture
         areas = {r["id"]: r.get("area") or "" for r in cert["clauses"]}
-        cases = {c["nodeid"]: c for c in cert["cases"]}
+        cases = {case.nodeid: case for case in records}
         out.append("<h2>Evidence</h2>")
         for group in group_list:
             out += _evidence(group, areas.get(group.clause, ""), cases, transcripts)
@@ -209,21 +213,21 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     out.append("</table></details>")
 
     # non-passing cases first: a reader looking for a case came for a failing one
-    ordered = sorted(cert["cases"], key=lambda c: (order.get(c["verdict"], 9), c["nodeid"]))
+    ordered = sorted(records, key=lambda case: (order.get(case.verdict, 9), case.nodeid))
     out.append(f"<details><summary>All {len(ordered)} cases</summary>"
                "<table><tr><th>Verdict</th><th>Case</th><th>Clauses</th><th>Messages</th></tr>")
-    for c in ordered:
-        own, shared = _case_messages(c, groups)
+    for case in ordered:
+        own, shared = _case_messages(case, groups)
         msgs = "".join(f"<pre>{escape(m)}</pre>" for m in own[:6])
         if shared:
             msgs += "<p>" + "; ".join(f'the finding under <a href="#evidence-{escape(cid)}">{escape(cid)}</a> '
                                       f"({len(groups[cid].cases)} cases)" for cid in shared) + "</p>"
-        if c.get("transcript"):
-            msgs += f'<a href="{escape(c["transcript"])}">transcript</a>'
-        out.append(f"<tr><td>{_v(c['verdict'])}</td><td><code>{escape(c['nodeid'])}</code></td>"
-                   f"<td>{escape(', '.join(c['clauses']))}"
-                   + (f"<br><span class=muted>not reached: {escape(', '.join(c['not_reached']))}</span>"
-                      if c.get("not_reached") else "")
+        if case.transcript_path:
+            msgs += f'<a href="{escape(case.transcript_path)}">transcript</a>'
+        out.append(f"<tr><td>{_v(case.verdict)}</td><td><code>{escape(case.nodeid)}</code></td>"
+                   f"<td>{escape(', '.join(case.clauses))}"
+                   + (f"<br><span class=muted>not reached: {escape(', '.join(case.not_reached))}</span>"
+                      if case.not_reached else "")
                    + f"</td><td>{msgs}</td></tr>")
     out.append("</table></details><p class=muted>Verdicts: PASS every checked MUST/SHOULD held; FAIL a MUST was violated; "
                "NON-STRICT only SHOULDs were violated; INFO observations/extensions; UNSUPPORTED the profile does "
@@ -234,11 +238,11 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     return "\n".join(out)
 
 
-def _case_messages(case: dict, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
+def _case_messages(case: CaseRecord, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
     """A case's messages without the findings a clause already says for several cases, and
     those clauses."""
     own, shared = [], []
-    for m in case.get("messages", []):
+    for m in case.messages:
         verdict, _, rest = m.partition(" ")
         cid, sep, text = rest.partition(": ")
         g = groups.get(cid)
@@ -250,9 +254,9 @@ def _case_messages(case: dict, groups: dict[str, F.Group]) -> tuple[list[str], l
     return own, shared
 
 
-def _without_evidence(case: dict, cid: str, text: str) -> str:
+def _without_evidence(case: CaseRecord, cid: str, text: str) -> str:
     """The finding's message as the case's findings hold it (a message may end with " [evidence]")."""
-    for f in case.get("findings", []):
+    for f in case.findings:
         if f["clause"] == cid and text.startswith(f.get("message", "\0")):
             return f["message"]
     return text
