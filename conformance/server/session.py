@@ -156,6 +156,8 @@ class Session:
                       or st.per_token_s > 0)
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
+        self.last_input: list = []  # only used by the abandoned-input-carried defect
+        self.first_events: list | None = None  # only used by the replay-first-response defect
         self.named_lanes: set[str] = set()
         self.created = False  # a response.create was handled (unknown-event-ignored-after-create)
         self._tasks: set[asyncio.Task] = set()
@@ -266,6 +268,10 @@ class Session:
                 await self._send_error(err, job.stream_id)
             return
         creates = not isinstance(job, _ErrorJob)
+        if creates and self.flags.abandoned_input_carried:
+            if self.busy:   # the defect: the in-flight request's input goes along
+                job.input_items = list(self.last_input) + list(job.input_items)
+            self.last_input = list(job.input_items)
         if creates and (self.flags.interleave_responses
                         or (self.flags.lane_jobs_overlap and job.stream_id is not None)):
             self._spawn(self._run_quietly(job))
@@ -407,6 +413,11 @@ class Session:
         except ApiError as err:
             await self._send_error(err, req.stream_id)
         else:
+            if self.flags.replay_first_response:
+                if self.first_events is None:
+                    self.first_events = copy.deepcopy(outcome.events)
+                else:   # the defect: the first result answers every later create
+                    outcome.events = copy.deepcopy(self.first_events)
             if self.flags.closes_mid_response and len(outcome.events) > 2:
                 # the defect: the response starts, then the socket closes without an error
                 await self.transport.send_many([frame(e) for e in outcome.events[:2]])

@@ -66,6 +66,24 @@ def c_interleave_responses(srv):
     return len(created) == 2 and created[1] < first_terminal
 
 
+def c_abandoned_input_carried(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="plant KIWI-7342")
+        ws.recv()
+        ws.create(input="probe PEAR-1234", **probe_fields())
+        t = ws.collect(turns=2, timeout=5)
+    args = [json.loads(e["item"]["arguments"]) for e in t.events
+            if e["type"] == "response.output_item.done" and e["item"].get("type") == "function_call"]
+    return bool(args) and "KIWI-7342" in args[-1]["nonces"]
+
+
+def c_replay_first_response(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one")
+        t2 = ws.turn(input="two")
+    return t1.id == t2.id
+
+
 def c_no_eviction(srv):
     with WS(srv.ws_url) as ws:
         t1 = ws.turn(input="hi", store=False)
