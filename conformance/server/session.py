@@ -94,6 +94,9 @@ class _ErrorJob:
         self.evict_lane = evict_lane
 
 
+IDLE_DEFECT_S = 1.0  # how long a socket may idle under the idle-* defects
+
+
 class _Lane:
     """The FIFO of one lane and whether a worker task is draining it."""
 
@@ -164,11 +167,14 @@ class Session:
         self._timer = None
         if not self.flags.never_expires:
             self._timer = asyncio.get_running_loop().call_later(lifetime_s, self._on_expire)
+        self._idle_timer = None  # only armed by the idle-* defects
+        self._arm_idle()
 
     # -- frames in -----------------------------------------------------------------------
     async def on_text(self, text: str) -> None:
         if self.state is not ConnState.OPEN or self.flags.silent_after_handshake:
             return
+        self._arm_idle()
         try:
             event = parse_frame(text)
         except ApiError as err:
@@ -668,6 +674,37 @@ class Session:
         except Exception:  # the peer may be gone already
             log.debug("connection closed before the lifetime error could be sent", exc_info=True)
 
+    def _arm_idle(self) -> None:
+        if not (self.flags.idle_close_without_error or self.flags.idle_limit_error_malformed):
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_DEFECT_S, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self.state is not ConnState.OPEN:
+            return
+        if self.busy:
+            self._arm_idle()
+            return
+        self._spawn(self._end_idle())
+
+    async def _end_idle(self) -> None:
+        if self.flags.idle_limit_error_malformed:
+            # the defect: a limit error with a server-error envelope (§3.10 says 400, invalid_request_error)
+            err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
+            event = ws_error_event(err, self.flags, omit_param=True, request_scoped=False)
+            event["status"] = 500
+            if isinstance(event.get("error"), dict):
+                event["error"]["type"] = "server_error"
+            try:
+                data, binary = self.framer.frame(event)
+                await self.transport.send(data, binary)
+            except Exception:
+                log.debug("the idle limit error could not be sent", exc_info=True)
+        await self.close(1000, "")  # idle-close-without-error: no error at all
+
     async def _report_limit_only(self) -> None:
         try:
             await self._send_limit_error()
@@ -684,6 +721,9 @@ class Session:
     def finish(self) -> None:
         """The socket is gone: drop timers, queued jobs and the connection-local cache."""
         self.state = ConnState.CLOSED
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -84,6 +84,33 @@ def c_replay_first_response(srv):
     return t1.id == t2.id
 
 
+def _idle_frames(srv) -> tuple[list, bool]:
+    """A turn, then 1.6 s idle: the frames pushed meanwhile and whether the socket closed."""
+    with WS(srv.ws_url) as ws:
+        ws.turn(input="hi")
+        frames, closed = [], False
+        deadline = time.monotonic() + 1.6
+        while time.monotonic() < deadline:
+            try:
+                frames.append(json.loads(ws.ws.recv(timeout=max(0.01, deadline - time.monotonic()))))
+            except TimeoutError:
+                break
+            except ConnectionClosed:
+                closed = True
+                break
+    return frames, closed
+
+
+def c_idle_close_without_error(srv):
+    frames, closed = _idle_frames(srv)
+    return closed and not frames
+
+
+def c_idle_limit_error_malformed(srv):
+    frames, _ = _idle_frames(srv)
+    return any(f.get("type") == "error" and f.get("status") != 400 for f in frames)
+
+
 def c_no_eviction(srv):
     with WS(srv.ws_url) as ws:
         t1 = ws.turn(input="hi", store=False)
