@@ -93,6 +93,12 @@ def _is_blocked(error: Any) -> bool:
     return MISALIGNMENT in (inner.get("code"), error.get("code"))
 
 
+class ClosedAtOnce(HarnessError):
+    """The server accepted the upgrade and closed the socket before any frame, while the client
+    had sent nothing but its first create (spec §4.1 item 4a): the connection was refused, so
+    the case cannot judge (as the preflight's ``closed-at-once``)."""
+
+
 class HandshakeRefused(Exception):
     """The upgrade was answered with an HTTP status instead of 101."""
 
@@ -538,6 +544,11 @@ class Connection:
             detail = self.close_detail
         elif status == TurnStatus.TIMEOUT:
             detail = f"no end of request {request} ({limit})"
+        if status == TurnStatus.CLOSED and self._closed_at_once(request):
+            raise ClosedAtOnce(self.target.redact(
+                f"refused: the server accepted the upgrade and closed the socket before any frame (close code "
+                f"{self.close_code}{' ' + self.close_reason if self.close_reason else ''}); the target cannot "
+                "be tested on this connection: check the key's permissions and --model (1008 is a policy violation)"))
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
         if status == TurnStatus.ERROR and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
@@ -592,6 +603,17 @@ class Connection:
             why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
                    f"turn cap {cap:g}s (--turn-cap)")
         return why
+
+    def _closed_at_once(self, request: int) -> bool:
+        """Closed by the peer with nothing received, the client having sent only this first create."""
+        if request != 0 or not self.closed_by_peer:
+            return False
+        for _, direction, text in self.transcript:
+            if direction == "received":
+                return False
+            if direction == "sent" and not text.startswith('{"type":"response.create"'):
+                return False
+        return True
 
     def ended_requests(self) -> int:
         """How many requests of this socket have ended by the monitor's attribution (terminal
