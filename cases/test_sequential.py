@@ -33,6 +33,7 @@ from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 
 ORDER_KEY = "conformance_order"
 TURN_DELAY_MS = 100           # long enough for the later creates to land mid-stream on loopback
+ABANDON_DELAY_MS = 400        # the abandoned response must outlast a created round trip on a loaded machine
 
 
 def _prompt(n: int, of: int) -> str:
@@ -269,7 +270,9 @@ def _coded(code: str, text: str) -> str:
 @pytest.mark.max_requests(creates=2)
 def test_abandoned_request_does_not_leak(target, connect, expect, nonce_factory):
     abandoned, fresh = nonce_factory(), nonce_factory()
-    conn = _open(target, connect)
+    # the embedded server honours the delay whatever profile it plays
+    conn = (connect(headers={"X-Conformance-Turn-Delay-Ms": str(ABANDON_DELAY_MS)}) if target.is_embedded
+            else paced(target, connect, ABANDON_DELAY_MS))
     first_fields = long_turn(target)
     first_fields["input"] = _coded(abandoned, first_fields["input"])
     conn.create(**first_fields, metadata={ORDER_KEY: "1"}, store=False)

@@ -94,9 +94,7 @@ def _is_blocked(error: Any) -> bool:
 
 
 class ClosedAtOnce(HarnessError):
-    """The server accepted the upgrade and closed the socket before any frame, while the client
-    had sent nothing but its first create (spec §4.1 item 4a): the connection was refused, so
-    the case cannot judge (as the preflight's ``closed-at-once``)."""
+    """The upgrade accepted, then closed before any frame (spec §4.1 item 4a): a refusal."""
 
 
 class HandshakeRefused(Exception):
@@ -546,9 +544,8 @@ class Connection:
             detail = f"no end of request {request} ({limit})"
         if status == TurnStatus.CLOSED and self._closed_at_once(request):
             raise ClosedAtOnce(self.target.redact(
-                f"refused: the server accepted the upgrade and closed the socket before any frame (close code "
-                f"{self.close_code}{' ' + self.close_reason if self.close_reason else ''}); the target cannot "
-                "be tested on this connection: check the key's permissions and --model (1008 is a policy violation)"))
+                f"refused: the server accepted the upgrade and closed the socket before any frame (close code {self.close_code} "
+                f"{self.close_reason}); check the key's permissions and --model (1008 is a policy violation)"))
         create, events, response, error = rs.create, list(rs.events), rs.response, rs.error
         if status == TurnStatus.ERROR and _is_rate_limit(error):
             # no clause is about quotas: a 429 says nothing about conformance (verdict ERROR)
@@ -606,14 +603,9 @@ class Connection:
 
     def _closed_at_once(self, request: int) -> bool:
         """Closed by the peer with nothing received, the client having sent only this first create."""
-        if request != 0 or not self.closed_by_peer:
-            return False
-        for _, direction, text in self.transcript:
-            if direction == "received":
-                return False
-            if direction == "sent" and not text.startswith('{"type":"response.create"'):
-                return False
-        return True
+        frames = [(direction, text) for _, direction, text in self.transcript if direction in ("sent", "received")]
+        return request == 0 and self.closed_by_peer and all(
+            direction == "sent" and text.startswith('{"type":"response.create"') for direction, text in frames)
 
     def ended_requests(self) -> int:
         """How many requests of this socket have ended by the monitor's attribution (terminal

@@ -239,7 +239,8 @@ def _validate_turn_timeout(timeout: float) -> float:
     return timeout
 
 
-def _validate_idle_seconds(seconds: float) -> float:
+def _validate_idle_seconds(seconds: float | None) -> float:
+    seconds = IDLE_SECONDS if seconds is None else seconds
     _usage(not seconds > 0, "--idle-seconds must be positive")
     return seconds
 
