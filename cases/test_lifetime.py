@@ -8,6 +8,12 @@ next ``response.create`` on the aged socket (field reports of OpenAI); both are 
 ``lifetime_seconds``: 60 minutes for OpenAI, 25 for xAI) is waited out by a case that runs
 only with ``--run-slow``.
 
+An idle socket (§4.6 item 38b): after an idle period between turns the next turn runs, or the
+server has reported a well-formed ``websocket_connection_limit_reached`` (unsolicited on the idle
+socket, judged like the reply form, or as the reply) and closes; a silent close fails. The
+short idle runs always; the long one (``--idle-seconds``, past proxy idle timeouts) with
+``--run-slow``.
+
 After a close the client starts a new chain on a new socket with the full context as input
 (§4.6 item 37); a nonce planted in the earlier turns proves the new chain sees all of it.
 """
@@ -25,6 +31,8 @@ from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 SHORT_LIFETIME_S = 1.0        # X-Conformance-Lifetime: keeps the core suite fast
 SHORT_MARGIN_S = 0.5          # how long past the limit the short case waits for the server
 EARLY_FRACTION = 0.9          # a close before this share of the lifetime is not the limit
+SHORT_IDLE_S = 2.0            # the idle period of the always-run idle case
+CLOSE_WAIT_S = 2.0            # how long a socket may take to close after the limit error
 
 def _error_body(event: dict) -> dict:
     inner = event.get("error")
@@ -127,6 +135,56 @@ def test_limit_error_at_real_lifetime(target, connect, expect):
     conn = connect()
     _first_turn(conn, "at the start of the connection")
     _judge_expiry(target, conn, expect, lifetime, margin, after_limit_timeout=target.turn_timeout)
+
+
+def _judge_idle(target, conn, expect, idle: float) -> None:
+    """Idle ``idle`` seconds between turns, then judge IDLE-TURN-OR-LIMIT."""
+    clause = "IDLE-TURN-OR-LIMIT"
+    _first_turn(conn, "before the idle period")
+    pushed = conn.recv_until(lambda m: m.get("type") == "error", timeout=idle)
+    started = [m for m in pushed if m.get("type") == "response.created"]
+    expect(clause, not started, started[:1], "a response started on an idle connection although no "
+                                              "response.create was sent")
+    errors = [m for m in pushed if m.get("type") == "error"]
+    if errors:   # unsolicited on the idle socket: judged like the reply form, then the close
+        problems = _limit_error_problems(target, errors[0])
+        expect(clause, not problems, errors[0],
+               "the error pushed unsolicited on the idle socket is not websocket_connection_limit_reached "
+               "as specified: " + "; ".join(problems))
+        conn.recv_until(lambda m: False, timeout=CLOSE_WAIT_S)
+        if not conn.closed:
+            late = conn.turn(input=PROMPT, store=False, timeout=CLOSE_WAIT_S)
+            expect(clause, "response.created" not in late.event_types, late,
+                   "after reporting the connection limit on the idle socket the server still started a response")
+        return
+    if conn.closed:
+        expect(clause, False, f"close code {conn.close_code} {conn.close_detail}",
+               f"the server closed the socket after {idle:g}s idle without a websocket_connection_limit_reached "
+               "error event: a client cannot tell that from a network drop")
+        return
+    turn = conn.turn(input=PROMPT, store=False)
+    if turn.status == "error":
+        problems = _limit_error_problems(target, turn.error or {})
+        expect(clause, not problems, turn,
+               f"the turn after {idle:g}s idle was refused with an error that is not "
+               "websocket_connection_limit_reached as specified: " + "; ".join(problems))
+        return
+    expect(clause, turn.status in RAN, turn,
+           f"the turn after {idle:g}s idle did not run ({turn.summary()}) and no connection-limit error came")
+
+
+@pytest.mark.clause("IDLE-TURN-OR-LIMIT")
+@pytest.mark.max_requests(creates=2)
+def test_turn_after_short_idle(target, connect, expect):
+    _judge_idle(target, connect(), expect, SHORT_IDLE_S)
+
+
+@pytest.mark.slow
+@pytest.mark.clause("IDLE-TURN-OR-LIMIT")
+@pytest.mark.max_requests(creates=2)
+def test_turn_after_long_idle(target, connect, expect, conformance_session):
+    # idle, no application traffic; the WebSocket library still answers/sends protocol pings
+    _judge_idle(target, connect(), expect, conformance_session.settings.idle_seconds)
 
 
 def _as_input(turn) -> list[dict]:

@@ -10,6 +10,11 @@ target with test controls the connection is opened with ``X-Conformance-Turn-Del
 every turn takes a while. When the timeline does not prove the overlap, the case says so
 (ERROR, with how long the first response ran and how long it had to) instead of passing
 vacuously.
+
+Two more matters of one create per request: an abandoned request (the client read only its
+``response.created``) ends before the next create's response starts and does not leak into
+it (§4.4 item 19a), and turns with different input are not answered with the same response
+(§4.5 item 35b). Both judge what a response answers with the nonce probe (conformance/probes.py).
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from typing import Callable
 
 import pytest
 
-from conformance.casekit import IN_FLIGHT_MARGIN_S, long_turn, paced, too_fast
+from conformance.casekit import IN_FLIGHT_MARGIN_S, RAN, long_turn, paced, too_fast
 from conformance.client import HarnessError
 from conformance.monitor import TERMINAL_TYPES
+from conformance.probes import PROBE_PROMPT, probe_fields, recorded_nonces, seen
 
 ORDER_KEY = "conformance_order"
 TURN_DELAY_MS = 100           # long enough for the later creates to land mid-stream on loopback
+ABANDON_DELAY_MS = 400        # the abandoned response must outlast a created round trip on a loaded machine
 
 
 def _prompt(n: int, of: int) -> str:
@@ -238,3 +245,102 @@ def test_busy_create_rejected(target, connect, expect):
     after = conn.turn(input=_prompt(3, 3), store=False)
     expect("QUEUE-REJECT-CODE", after.status in ("completed", "incomplete"), after,
            "after the busy rejection the connection did not run the next turn")
+
+
+def _created_ids(conn) -> list:
+    """The response ids of every ``response.created`` the socket received, in order."""
+    ids = []
+    for _, direction, text in conn.transcript:
+        if direction != "received":
+            continue
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(msg, dict) and msg.get("type") == "response.created" and isinstance(msg.get("response"), dict):
+            ids.append(msg["response"].get("id"))
+    return ids
+
+
+def _coded(code: str, text: str) -> str:
+    return f"The code is {code}. {text}"
+
+
+@pytest.mark.clause("QUEUE-ABANDONED-NO-LEAK")
+@pytest.mark.max_requests(creates=2)
+def test_abandoned_request_does_not_leak(target, connect, expect, nonce_factory):
+    abandoned, fresh = nonce_factory(), nonce_factory()
+    # the embedded server honours the delay whatever profile it plays
+    conn = (connect(headers={"X-Conformance-Turn-Delay-Ms": str(ABANDON_DELAY_MS)}) if target.is_embedded
+            else paced(target, connect, ABANDON_DELAY_MS))
+    first_fields = long_turn(target)
+    first_fields["input"] = _coded(abandoned, first_fields["input"])
+    conn.create(**first_fields, metadata={ORDER_KEY: "1"}, store=False)
+    # the client abandons the first request: it reads up to its response.created, no further
+    conn.recv_until(lambda m: m.get("type") in ("response.created", "error"), timeout=target.turn_timeout)
+    second = conn.create(**probe_fields(target, input=_coded(fresh, PROBE_PROMPT)),
+                         metadata={ORDER_KEY: "2"}, store=False)
+    turn = conn.wait(second)
+    tl = _timeline(conn)
+
+    started = tl.responses
+    if not started:
+        raise HarnessError("the first response.create did not start a response (nothing to abandon): "
+                           + tl.describe())
+    if any(r.order is None for r in started):
+        raise HarnessError("the target does not echo metadata in the Response object, so the responses "
+                           "cannot be matched to their creates model-free: " + tl.describe())
+    first = tl.by_order("1")[0] if tl.by_order("1") else None
+    if first is None:
+        raise HarnessError("the response of the first create was not seen: " + tl.describe())
+    later = tl.by_order("2")
+    if not later:
+        # rejected as busy: the profile's busy policy and QUEUE-REJECT-CODE judge the rejection
+        if target.profile.busy_policy == "queue":
+            raise HarnessError(f"cannot judge: the second create got no response ({turn.summary()}); "
+                               "QUEUE-FIFO judges a queue-policy target that rejects it")
+        expect("QUEUE-ABANDONED-NO-LEAK", first.terminal_at is not None, tl.describe(),
+               "the abandoned response never ended after the next create was rejected")
+        return
+    nxt = later[0]
+    ended = f"came at frame {first.terminal_at}" if first.terminal_at is not None else "never came"
+    expect("QUEUE-ABANDONED-NO-LEAK", first.terminal_at is not None and first.terminal_at < nxt.created_at,
+           tl.describe(), f"the abandoned response {first.rid} did not end before the next response "
+                          f"{nxt.rid} started (its terminal event {ended}; the next response.created came "
+                          f"at frame {nxt.created_at})")
+    if turn.status in RAN:
+        recorded = recorded_nonces(turn)
+        expect("QUEUE-ABANDONED-NO-LEAK", not seen(recorded, abandoned), f"recorded {recorded}",
+               f"the response to the second create names the code {abandoned} that only the abandoned "
+               "request carried: the abandoned request leaked into the next response")
+        expect("QUEUE-ABANDONED-NO-LEAK", seen(recorded, fresh), f"recorded {recorded}",
+               f"the response to the second create does not name its own code {fresh}: it does not "
+               "answer the second request")
+    else:
+        raise HarnessError(f"cannot judge: the second create did not run ({turn.summary()})")
+    if not _in_flight(tl, first)[0]:
+        raise _cannot_judge(target, tl, first)
+
+
+@pytest.mark.clause("REQUEST-NO-REPLAY")
+@pytest.mark.max_requests(creates=2)
+def test_turns_are_not_replayed(target, connect, expect, nonce_factory):
+    conn = connect()
+    codes = (nonce_factory(), nonce_factory())
+    turns = [conn.turn(**probe_fields(target, input=_coded(code, PROBE_PROMPT), store=False)) for code in codes]
+    # a replayed response reuses the first id, so the monitor does not take it for the second's
+    created = _created_ids(conn)
+    repeated = sorted({rid for rid in created if created.count(rid) > 1})
+    expect("REQUEST-NO-REPLAY", not repeated, f"response.created ids in order: {created}",
+           f"response.created of {repeated} came more than once: a later create was answered with an "
+           "earlier result")
+    if any(t.status not in RAN for t in turns):
+        raise HarnessError("cannot judge: a turn did not run (" + " / ".join(t.summary() for t in turns) + ")")
+    first, second = turns
+    expect("REQUEST-NO-REPLAY", first.response_id != second.response_id, second,
+           f"two creates with different input both got the response id {second.response_id!r}: "
+           "the second was answered with the first result")
+    recorded = recorded_nonces(second)
+    expect("REQUEST-NO-REPLAY", not seen(recorded, codes[0]), f"recorded {recorded}",
+           f"the second turn (a new conversation holding only {codes[1]}) names the first turn's code "
+           f"{codes[0]}: its output is the first result replayed")

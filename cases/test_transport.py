@@ -11,7 +11,7 @@ import secrets
 import pytest
 
 from conformance.casekit import PROMPT, RAN, TURN_BUDGET, expect_monitor_clean, no_response_events, turn_budget
-from conformance.client import HandshakeRefused, HarnessError, http_request
+from conformance.client import ClosedAtOnce, HandshakeRefused, HarnessError, http_request
 
 
 def _refusal(connect, expect, headers: dict, what: str) -> None:
@@ -23,7 +23,11 @@ def _refusal(connect, expect, headers: dict, what: str) -> None:
         return
     # accepted: the server must answer with an error (then close) before any response event
     early = conn.recv_until(lambda m: m.get("type") == "error", timeout=1.0)
-    turn = conn.turn(input=PROMPT)
+    try:
+        turn = conn.turn(input=PROMPT)
+    except ClosedAtOnce as exc:   # refused by closing the socket before any frame (§4.1 item 4a)
+        expect("WS-AUTH-BEARER", conn.closed and not early, exc, f"an upgrade {what} was accepted")
+        return
     events = early + turn.events
     expect("WS-AUTH-BEARER", no_response_events(events) and turn.status in ("error", "closed", "timeout"),
            turn, f"an upgrade {what} was accepted and a response started")

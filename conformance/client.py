@@ -38,6 +38,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect as _ws_connect
 
 from conformance.deadlines import output_done
+from conformance.harnesserrors import (Blocked, ClosedAtOnce, HandshakeRefused, HarnessError,  # noqa: F401 - re-exported
+                                       RateLimited, ServerError, TargetStalled, TargetUnreachable)
 from conformance.monitor import TERMINAL_STATUS, TERMINAL_TYPES, Phase, StreamMonitor
 from conformance.target import Target
 from conformance.turn import Turn, TurnStatus  # noqa: F401 - Turn re-exported: cases import it from here
@@ -51,37 +53,6 @@ _TRANSCRIPT_TEXT_LIMIT = 256 * 1024
 _ENDED_PHASES = frozenset({Phase.DONE, Phase.REJECTED})   # request phases after which nothing is awaited
 
 
-class HarnessError(Exception):
-    """The harness itself cannot go on (misuse or bug): verdict ERROR."""
-
-
-class TargetUnreachable(HarnessError):
-    """The target could not be reached at all (DNS, connection refused, handshake timeout)."""
-
-
-class RateLimited(HarnessError):
-    """The target answered a turn with a rate limit (status 429): the case cannot judge.
-    ``retry_after``: the delay the target asked for, in seconds, when it named one."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class ServerError(HarnessError):
-    """The target answered a turn with ``server_error`` or a 5xx status: the case cannot judge."""
-
-
-class Blocked(HarnessError):
-    """The target's safety system blocked the turn (``misalignment_policy_violation``, §3.10):
-    the target refusing, never a protocol FAIL, and never retried."""
-
-
-class TargetStalled(HarnessError):
-    """The run stopped sending requests: the target stalled, or the run deadline passed
-    (``conformance.liveness``). Verdict ERROR, saying since which case."""
-
-
 MISALIGNMENT = "misalignment_policy_violation"
 
 
@@ -91,14 +62,6 @@ def _is_blocked(error: Any) -> bool:
         return False
     inner = error.get("error") if isinstance(error.get("error"), dict) else {}
     return MISALIGNMENT in (inner.get("code"), error.get("code"))
-
-
-class HandshakeRefused(Exception):
-    """The upgrade was answered with an HTTP status instead of 101."""
-
-    def __init__(self, status: int, body: str, headers: dict[str, str]):
-        self.status, self.body, self.headers = status, body, headers
-        super().__init__(f"handshake refused: HTTP {status}" + (f": {body[:300]}" if body else ""))
 
 
 def _is_rate_limit(error: Any) -> bool:
@@ -543,6 +506,10 @@ class Connection:
             detail = self.close_detail
         elif status == TurnStatus.TIMEOUT:
             detail = f"no end of request {request} ({limit})"
+        if status == TurnStatus.CLOSED and self._closed_at_once(request):
+            raise ClosedAtOnce(self.target.redact(
+                f"refused: the server accepted the upgrade and closed the socket before any frame (close code {self.close_code} "
+                f"{self.close_reason}); check the key's permissions and --model (1008 is a policy violation)"))
         create, events = monitored.create, list(monitored.events)
         response, error = monitored.response, monitored.error
         if status == TurnStatus.ERROR and _is_rate_limit(error):
@@ -598,6 +565,12 @@ class Connection:
             why = (f"idle deadline {after_done:g}s after its output was done (idle_after_done), "
                    f"turn cap {cap:g}s (--turn-cap)")
         return why
+
+    def _closed_at_once(self, request: int) -> bool:
+        """Closed by the peer with nothing received, the client having sent only this first create."""
+        frames = [(direction, text) for _, direction, text in self.transcript if direction in ("sent", "received")]
+        return request == 0 and self.closed_by_peer and all(
+            direction == "sent" and text.startswith('{"type":"response.create"') for direction, text in frames)
 
     def ended_requests(self) -> int:
         """How many requests of this socket have ended by the monitor's attribution (terminal

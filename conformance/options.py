@@ -29,6 +29,7 @@ from conformance.profile_names import BUILTIN_PROFILES
 from conformance.target import ProfileError, TargetError, derive_urls, load_profile
 
 EMBEDDED_KEY = "sk-conformance-local-0000"     # the embedded server accepts only this key
+IDLE_SECONDS = 150.0                           # past nginx's 60 s and Cloudflare's 125 s (spec §1.5)
 
 # --reference-option NAME[=VALUE] -> (ServerConfig field, allowed values, value of the bare NAME):
 # the server's streaming variations (§3.4 control events, §4.3 item 16a in docs/spec.md)
@@ -92,6 +93,9 @@ def add_options(group: Any) -> None:
                      "the case's own larger budget against the embedded server")
     group.addoption("--run-slow", action="store_true", default=False,
                 help="run cases marked slow (e.g. the real 60-minute lifetime)")
+    group.addoption("--idle-seconds", type=float, default=IDLE_SECONDS, metavar="SECONDS",
+                help="how long the slow idle-socket case leaves a socket idle before its next turn "
+                     f"(default {IDLE_SECONDS:g}, past common proxy idle timeouts; runs with --run-slow)")
     group.addoption("--perf", action="store_true", default=False,
                 help="run the perf cases: the WebSocket's gain over HTTP with full history, measured "
                      "(costs 2 x --perf-turns x --perf-repetitions turns on a real target)")
@@ -169,6 +173,7 @@ class Settings:
     preflight: bool = True
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
     other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
+    idle_seconds: float = IDLE_SECONDS  # --idle-seconds: the slow idle-socket case (§4.6 item 38b)
 
     @property
     def embedded(self) -> bool:
@@ -232,6 +237,12 @@ def _validate_auth_header(name: str) -> str:
 def _validate_turn_timeout(timeout: float) -> float:
     _usage(timeout <= 0, "--turn-timeout must be positive")
     return timeout
+
+
+def _validate_idle_seconds(seconds: float | None) -> float:
+    seconds = IDLE_SECONDS if seconds is None else seconds
+    _usage(not seconds > 0, "--idle-seconds must be positive")
+    return seconds
 
 
 def _validate_turn_cap(turn_cap: float | None, timeout: float) -> float:
@@ -353,5 +364,6 @@ def build_settings(config: pytest.Config) -> Settings:
                     write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),
                     server_overrides=server_overrides, preflight_timeout=preflight_timeout,
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
+                    idle_seconds=_validate_idle_seconds(opt("idle_seconds")),
                     other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key,
                                                          embedded=target_url is None))

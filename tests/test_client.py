@@ -15,7 +15,7 @@ import time
 import pytest
 from websockets.sync.server import serve
 
-from conformance.client import (Connection, HandshakeRefused, MAX_FRAME_BYTES, RateLimited, TargetUnreachable, Turn)
+from conformance.client import (ClosedAtOnce, Connection, HandshakeRefused, MAX_FRAME_BYTES, RateLimited, TargetUnreachable, Turn)
 from conformance.target import Target, load_profile
 
 KEY = "sk-test-SECRETSECRET-0123456789abcdef"
@@ -36,6 +36,9 @@ def _events(rid: str = "resp_1") -> list[dict]:
 
 def _handler(ws):
     path = ws.request.path.split("?")[0]
+    if path == "/close-at-once":     # the upgrade accepted, then refused by a close (spec §4.1 item 4a)
+        ws.close(1008, "policy violation")
+        return
     try:
         raw = ws.recv(timeout=5)
     except Exception:
@@ -161,6 +164,15 @@ def test_abrupt_close(hostile):
     # further use is harmless
     assert conn.turn(input="y").status == "closed"
     conn.close()
+
+
+def test_close_right_after_the_upgrade_is_a_refusal(hostile):
+    conn = Connection.open(_target(hostile, "/close-at-once", timeout=5))
+    with pytest.raises(ClosedAtOnce, match="refused: .*close code 1008"):
+        conn.turn(input="x")
+    # a socket that answered something first and then closed is an ordinary closed turn
+    other = Connection.open(_target(hostile, "/abrupt", timeout=5))
+    assert other.turn(input="x").status == "closed"
 
 
 def test_huge_frame_closes_cleanly(hostile):

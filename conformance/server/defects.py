@@ -320,6 +320,19 @@ DEFECTS: dict[str, Defect] = dict(
         _d("tenant-refusal-quotes-context", "TENANT-NO-CONTEXT-LEAK",
            "Another tenant's continuation of a store=true response is refused with previous_response_not_found, "
            "but the error message quotes the first item of the response's context."),
+        # idle sockets (§4.6 item 38b): after 1 s without a client frame
+        _d("idle-close-without-error", "IDLE-TURN-OR-LIMIT",
+           "A socket idle for 1 s is closed (1000) without an error event."),
+        _d("idle-limit-error-malformed", "IDLE-TURN-OR-LIMIT",
+           "A socket idle for 1 s gets an unsolicited websocket_connection_limit_reached with status 500 and "
+           "error.type server_error, then is closed."),
+        # one create per request (§4.4 item 19a, §4.5 item 35b)
+        _d("abandoned-input-carried", "QUEUE-ABANDONED-NO-LEAK",
+           "A create that arrives while a response is in flight is run with the in-flight request's input "
+           "prepended to its own: the abandoned request leaks into the next response."),
+        _d("replay-first-response", "REQUEST-NO-REPLAY",
+           "Every create after the first on a connection is answered with the first response again (same id, "
+           "same output), like a gateway that copies one idempotency key into every request."),
     ]
 )
 

@@ -96,6 +96,9 @@ class _ErrorJob:
         self.evict_lane = evict_lane
 
 
+IDLE_DEFECT_S = 1.0  # how long a socket may idle under the idle-* defects
+
+
 class _Lane:
     """The FIFO of one lane and whether a worker task is draining it."""
 
@@ -158,17 +161,22 @@ class Session:
                       or st.per_token_s > 0)
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
+        self.last_input: list = []  # only used by the abandoned-input-carried defect
+        self.first_events: list | None = None  # only used by the replay-first-response defect
         self.named_lanes: set[str] = set()
         self.created = False  # a response.create was handled (unknown-event-ignored-after-create)
         self._tasks: set[asyncio.Task] = set()
         self._timer = None
         if not self.flags.never_expires:
             self._timer = asyncio.get_running_loop().call_later(lifetime_s, self._on_expire)
+        self._idle_timer = None  # only armed by the idle-* defects
+        self._arm_idle()
 
     # -- frames in -----------------------------------------------------------------------
     async def on_text(self, text: str) -> None:
         if self.state is not ConnState.OPEN or self.flags.silent_after_handshake:
             return
+        self._arm_idle()
         try:
             event = parse_frame(text)
         except ApiError as err:
@@ -273,6 +281,10 @@ class Session:
                 await self._send_error(err, job.stream_id)
             return
         creates = not isinstance(job, _ErrorJob)
+        if creates and self.flags.abandoned_input_carried:
+            if self.busy:   # the defect: the in-flight request's input goes along
+                job.input_items = list(self.last_input) + list(job.input_items)
+            self.last_input = list(job.input_items)
         if creates and (self.flags.interleave_responses
                         or (self.flags.lane_jobs_overlap and job.stream_id is not None)):
             self._spawn(self._run_quietly(job))
@@ -417,6 +429,11 @@ class Session:
             else:
                 await self._send_error(err, req.stream_id)
         else:
+            if self.flags.replay_first_response:
+                if self.first_events is None:
+                    self.first_events = copy.deepcopy(outcome.events)
+                else:   # the defect: the first result answers every later create
+                    outcome.events = copy.deepcopy(self.first_events)
             if self.flags.closes_mid_response and len(outcome.events) > 2:
                 # the defect: the response starts, then the socket closes without an error
                 await self.transport.send_many([frame(e) for e in outcome.events[:2]])
@@ -667,6 +684,37 @@ class Session:
         except Exception:  # the peer may be gone already
             log.debug("connection closed before the lifetime error could be sent", exc_info=True)
 
+    def _arm_idle(self) -> None:
+        if not (self.flags.idle_close_without_error or self.flags.idle_limit_error_malformed):
+            return
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_later(IDLE_DEFECT_S, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self.state is not ConnState.OPEN:
+            return
+        if self.busy:
+            self._arm_idle()
+            return
+        self._spawn(self._end_idle())
+
+    async def _end_idle(self) -> None:
+        if self.flags.idle_limit_error_malformed:
+            # the defect: a limit error with a server-error envelope (§3.10 says 400, invalid_request_error)
+            err = connection_limit(lifetime_phrase(self.settings.lifetime_s))
+            event = ws_error_event(err, self.flags, omit_param=True, request_scoped=False)
+            event["status"] = 500
+            if isinstance(event.get("error"), dict):
+                event["error"]["type"] = "server_error"
+            try:
+                data, binary = self.framer.frame(event)
+                await self.transport.send(data, binary)
+            except Exception:
+                log.debug("the idle limit error could not be sent", exc_info=True)
+        await self.close(1000, "")  # idle-close-without-error: no error at all
+
     async def _report_limit_only(self) -> None:
         try:
             await self._send_limit_error()
@@ -683,6 +731,9 @@ class Session:
     def finish(self) -> None:
         """The socket is gone: drop timers, queued jobs and the connection-local cache."""
         self.state = ConnState.CLOSED
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

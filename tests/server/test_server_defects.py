@@ -66,6 +66,51 @@ def c_interleave_responses(srv):
     return len(created) == 2 and created[1] < first_terminal
 
 
+def c_abandoned_input_carried(srv):
+    with WS(srv.ws_url, headers=DELAY) as ws:
+        ws.create(input="plant KIWI-7342")
+        ws.recv()
+        ws.create(input="probe PEAR-1234", **probe_fields())
+        t = ws.collect(turns=2, timeout=5)
+    args = [json.loads(e["item"]["arguments"]) for e in t.events
+            if e["type"] == "response.output_item.done" and e["item"].get("type") == "function_call"]
+    return bool(args) and "KIWI-7342" in args[-1]["nonces"]
+
+
+def c_replay_first_response(srv):
+    with WS(srv.ws_url) as ws:
+        t1 = ws.turn(input="one")
+        t2 = ws.turn(input="two")
+    return t1.id == t2.id
+
+
+def _idle_frames(srv) -> tuple[list, bool]:
+    """A turn, then 1.6 s idle: the frames pushed meanwhile and whether the socket closed."""
+    with WS(srv.ws_url) as ws:
+        ws.turn(input="hi")
+        frames, closed = [], False
+        deadline = time.monotonic() + 1.6
+        while time.monotonic() < deadline:
+            try:
+                frames.append(json.loads(ws.ws.recv(timeout=max(0.01, deadline - time.monotonic()))))
+            except TimeoutError:
+                break
+            except ConnectionClosed:
+                closed = True
+                break
+    return frames, closed
+
+
+def c_idle_close_without_error(srv):
+    frames, closed = _idle_frames(srv)
+    return closed and not frames
+
+
+def c_idle_limit_error_malformed(srv):
+    frames, _ = _idle_frames(srv)
+    return any(f.get("type") == "error" and f.get("status") != 400 for f in frames)
+
+
 def c_no_eviction(srv):
     with WS(srv.ws_url) as ws:
         t1 = ws.turn(input="hi", store=False)
