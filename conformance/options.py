@@ -45,6 +45,10 @@ def add_options(group: Any) -> None:
                 help="endpoint under test: a ws(s):// socket URL used as is, or an http(s):// API base "
                      "URL (…/v1) from which the socket URL is derived like the SDKs do. "
                      "Without it the embedded reference server is started on loopback.")
+    group.addoption("--client-command", default=None, metavar="COMMAND",
+                help="client mode: judge a client instead of a server. The command is started once per "
+                     "scenario against the reference server, with OPENAI_BASE_URL, OPENAI_API_KEY and "
+                     "CONFORMANCE_WS_URL set (docs/clients.md); only the client scenarios run")
     group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
                 help="key of another tenant, for the tenant-isolation clauses (default: "
                      "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
@@ -169,6 +173,11 @@ class Settings:
     preflight: bool = True
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
     other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
+    client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
+
+    @property
+    def client_mode(self) -> bool:
+        return self.client_command is not None
 
     @property
     def embedded(self) -> bool:
@@ -275,6 +284,19 @@ def _validate_clauses(clauses: str | None, rootpath: Path) -> V.ClauseRegistry:
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
+def _validate_client_command(command: str | None, target_url: str | None) -> str | None:
+    if command is None:
+        return None
+    from conformance.clientmode.runner import CommandError, split_command
+    try:
+        split_command(command)
+    except CommandError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _usage(bool(target_url), "--client-command judges a client against the reference server; it does not "
+                             "take --target")
+    return command
+
+
 def _validate_generated_budget(requests: int | None) -> int | None:
     _usage(requests is not None and requests < 0, "--generated-budget: give a number of requests >= 0")
     return requests
@@ -335,7 +357,9 @@ def build_settings(config: pytest.Config) -> Settings:
     run_timeout = _validate_run_timeout(opt("run_timeout"))
     preflight_timeout = _validate_preflight_timeout(opt("preflight_timeout"))
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
-    registry = _validate_clauses(opt("clauses"), config.rootpath)
+    client_command = _validate_client_command(opt("client_command"), target_url)
+    # a run judges one side of the wire: its clause table holds that side's clauses only
+    registry = _validate_clauses(opt("clauses"), config.rootpath).side(V.CLIENT if client_command else V.SERVER)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
@@ -354,4 +378,5 @@ def build_settings(config: pytest.Config) -> Settings:
                     server_overrides=server_overrides, preflight_timeout=preflight_timeout,
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
                     other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key,
-                                                         embedded=target_url is None))
+                                                         embedded=target_url is None),
+                    client_command=client_command)
