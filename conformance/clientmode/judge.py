@@ -42,6 +42,7 @@ class Request:
     calls: tuple[str, ...] = ()     # call_ids of the function calls of a completed response
     output: tuple[dict, ...] = ()
     error_code: str | None = None
+    answer_bytes: int = 0       # size of the frame that ended it
 
 
 def requests(recording: Recording) -> list[Request]:
@@ -68,7 +69,7 @@ def requests(recording: Recording) -> list[Request]:
             req.answer, req.error_code = "error", code
         elif etype in TERMINAL:
             response = event.get("response") or {}
-            req.answer, req.response_id = etype, response.get("id")
+            req.answer, req.response_id, req.answer_bytes = etype, response.get("id"), frame.size
             output = tuple(i for i in response.get("output") or () if isinstance(i, dict))
             req.output = output
             req.calls = tuple(i.get("call_id") for i in output if i.get("type") == "function_call")
@@ -231,7 +232,8 @@ def eviction(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgeme
     later = [r for r in reqs if r.number > first.number]
     repeated = [r.number for r in later if r.create.get("previous_response_id") in dead]
     if repeated:
-        return Judgement(S.EVICTION, False, f"request(s) {repeated} name the dead id again after "
+        shown = ", ".join(map(str, repeated[:10])) + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else "")
+        return Judgement(S.EVICTION, False, f"request(s) {shown} name the dead id again after "
                                             "previous_response_not_found")
     ok, why = _finished(rec, scenario, reqs)
     return Judgement(S.EVICTION, ok, ("recovered without the dead id; " if later else "no request after "
@@ -304,11 +306,20 @@ def unknown_events(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
 
 
 def large_frames(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    big = [f.size for _, f in rec.frames(Direction.OUT) if f.size > 2**20]
-    if not big:
+    big = next((r for r in reqs if r.answer_bytes > 2**20), None)
+    if big is None:
         return Judgement(S.LARGE_FRAMES, None, "no frame over 1 MiB was sent")
+    what = f"request {big.number} ended with a {big.answer_bytes}-byte {big.answer}"
+    after = next((r for r in reqs if r.number == big.number + 1), None)
+    # a client that read the frame continues from that response on the same socket; one that
+    # could not read it lost the socket (1009) and the response with it
+    if after is not None and (after.connection is not big.connection
+                              or after.create.get("previous_response_id") != big.response_id):
+        return Judgement(S.LARGE_FRAMES, False, f"{what}; the next request did not continue it on the same "
+                                                f"connection (connection {big.connection.index} closed by "
+                                                f"{big.connection.closed_by or '-'}, code {big.connection.close_code})")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.LARGE_FRAMES, ok, f"a {max(big)}-byte terminal event; {why}")
+    return Judgement(S.LARGE_FRAMES, ok, f"{what}; {why}")
 
 
 Check = Callable[[Recording, Scenario, list], Judgement]
