@@ -49,6 +49,9 @@ def add_options(group: Any) -> None:
                 help="client mode: judge a client instead of a server. The command is started once per "
                      "scenario against the reference server, with OPENAI_BASE_URL, OPENAI_API_KEY and "
                      "CONFORMANCE_WS_URL set (docs/clients.md); only the client scenarios run")
+    group.addoption("--client-deadline", type=float, default=None, metavar="SECONDS",
+                help="client mode: how long the client may take per scenario before it counts as hung "
+                     "and is killed (default: the scenario's own, 8 s; raise it for clients slow to start)")
     group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
                 help="key of another tenant, for the tenant-isolation clauses (default: "
                      "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
@@ -174,6 +177,7 @@ class Settings:
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
     other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
     client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
+    client_deadline: float | None = None    # None: each scenario's own deadline
 
     @property
     def client_mode(self) -> bool:
@@ -297,6 +301,11 @@ def _validate_client_command(command: str | None, target_url: str | None) -> str
     return command
 
 
+def _validate_client_deadline(seconds: float | None) -> float | None:
+    _usage(seconds is not None and not seconds > 0, "--client-deadline must be positive")
+    return seconds
+
+
 def _validate_generated_budget(requests: int | None) -> int | None:
     _usage(requests is not None and requests < 0, "--generated-budget: give a number of requests >= 0")
     return requests
@@ -379,4 +388,5 @@ def build_settings(config: pytest.Config) -> Settings:
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
                     other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key,
                                                          embedded=target_url is None),
-                    client_command=client_command)
+                    client_command=client_command,
+                    client_deadline=_validate_client_deadline(opt("client_deadline")))

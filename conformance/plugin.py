@@ -348,10 +348,11 @@ def client_scenario(request: pytest.FixtureRequest):
     """Client mode: ``client_scenario(scenario) -> judgements`` runs --client-command against the
     reference server playing ``scenario`` (conformance.clientmode.casework)."""
     from conformance.clientmode import casework
-    command = _session(request.config).settings.client_command
-    if command is None:
+    s = _session(request.config).settings
+    if s.client_command is None:
         pytest.skip("client scenario: needs --client-command")
-    return lambda scenario: casework.play(scenario, command, _state(request).connections, request.config.invocation_params.dir)
+    return lambda scenario: casework.play(scenario, s.client_command, _state(request).connections,
+                                          request.config.invocation_params.dir, s.client_deadline)
 
 
 @pytest.fixture

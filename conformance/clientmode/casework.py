@@ -69,9 +69,10 @@ class ScenarioTranscript:
         """Nothing stays open: the runner stopped the server and the client."""
 
 
-def play(scenario: Scenario, command: str, connections: list, cwd: str | Path | None = None) -> list[Judgement]:
+def play(scenario: Scenario, command: str, connections: list, cwd: str | Path | None = None,
+         deadline_s: float | None = None) -> list[Judgement]:
     """Run ``scenario`` against ``command``; its transcript joins ``connections`` (the case's)."""
-    run = run_scenario(scenario, command, cwd=str(cwd) if cwd else None)
+    run = run_scenario(scenario, command, cwd=str(cwd) if cwd else None, deadline_s=deadline_s)
     connections.append(ScenarioTranscript(run, command))
     return [Judgement(j.clause, j.ok, run.redact(j.message)) for j in judge(run.recording, scenario)]
 
