@@ -96,3 +96,13 @@ def test_every_client_clause_is_checked_and_killed():
     ids = {c.id for c in registry}
     assert ids == set(S.client_clauses()), "every client clause has a scenario, every scenario clause is registered"
     assert ids == {clause for clause, _ in MATRIX.values()}, "every client clause has a broken client"
+
+
+def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
+    """openai-agents 0.24.0: the three FAILs docs/clients.md explains, and no other non-pass."""
+    pytest.importorskip("agents")
+    proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60")
+    failed = {r["id"] for r in cert["clauses"] if r["verdict"] != V.PASS}
+    assert failed == {S.CREATE_FLAT, S.EVICTION, S.RECONNECTS}, proc.stdout[-3000:]
+    assert proc.returncode == 1
+    _no_key_in(tmp_path)
