@@ -12,6 +12,7 @@ from conformance.clientmode.judge import Judgement, judge
 from conformance.clientmode.record import Direction
 from conformance.clientmode.runner import Run, run_scenario
 from conformance.clientmode.scenarios import Scenario
+from conformance.monitor.records import Finding
 
 FRAME_CHARS = 2000          # characters of one frame in the transcript
 
@@ -73,12 +74,19 @@ def play(scenario: Scenario, command: str, connections: list, cwd: str | Path | 
          deadline_s: float | None = None) -> list[Judgement]:
     """Run ``scenario`` against ``command``; its transcript joins ``connections`` (the case's)."""
     run = run_scenario(scenario, command, cwd=str(cwd) if cwd else None, deadline_s=deadline_s)
-    connections.append(ScenarioTranscript(run, command))
-    return [Judgement(j.clause, j.ok, run.redact(j.message)) for j in judge(run.recording, scenario)]
+    transcript = ScenarioTranscript(run, command)
+    connections.append(transcript)
+    judgements = [Judgement(j.clause, j.ok, run.redact(j.message)) for j in judge(run.recording, scenario)]
+    # every clause was judged on the whole recording: a failed one is a finding of the case
+    # (as the monitor's are), so one failed MUST does not leave the other failures unrecorded
+    transcript.findings = [Finding(j.clause, j.message) for j in judgements if j.ok is False]
+    return judgements
 
 
 def expect_all(judgements: list[Judgement], expect: Any) -> None:
-    """One ``expect`` per judged clause, failures last (a MUST failure ends the case, so the
-    clauses that held are recorded first); a clause with nothing to judge stays NOT-REACHED."""
-    for j in sorted((j for j in judgements if j.ok is not None), key=lambda j: not j.ok):
-        expect(j.clause, j.ok, None, j.message)
+    """One ``expect`` per clause that held; the failed ones are the findings ``play`` attached
+    to the case (the plugin adds them to its verdict); a clause with nothing to judge stays
+    NOT-REACHED."""
+    for j in judgements:
+        if j.ok:
+            expect(j.clause, True, None, j.message)
