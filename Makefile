@@ -6,6 +6,7 @@
 #   make bench      bench/bench_*.py (bench_endings.py: the five adversarial endings with default options,
 #                   ~5 min), then the same endings as self-tests with a 1 s idle deadline (marker
 #                   `endings`, ~2.5 min; kept out of selftest so that CI stays well under 15 minutes)
+#   make client     client mode: the bundled example client (examples/sdk_client.py) through every client scenario
 #   make schemas    regenerate schemas/ from schemas/tools/build.py, then check the committed files match
 PY ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 XDIST ?= -n 4
 
-.PHONY: install suite selftest check bench schemas clean
+.PHONY: install suite client selftest check bench schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +28,9 @@ install: $(VENV)/.installed
 
 suite: install
 	$(BIN)/pytest cases $(PYTEST_ARGS)
+
+client: install
+	$(BIN)/pytest --client-command "python examples/sdk_client.py" $(PYTEST_ARGS)
 
 selftest: install
 	$(BIN)/pytest tests -m "not endings" $(XDIST) $(PYTEST_ARGS)

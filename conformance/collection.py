@@ -33,6 +33,25 @@ MARKERS = (     # the marks a case may carry (pytest --markers)
 )
 
 
+CLIENT_CASES = "client"     # cases/client/: the client scenarios (client mode, docs/clients.md)
+
+
+def ignored(path: Path, client_mode: bool) -> bool:
+    """A run judges one side of the wire: with --client-command only ``cases/client/`` is
+    collected, without it everything in ``cases/`` but ``cases/client/``."""
+    parts = Path(path).parts
+    if "cases" not in parts:
+        return False
+    start = len(parts) - 1 - parts[::-1].index("cases")
+    below = parts[start + 1:]
+    if not below or below[-1] in ("__init__.py", "conftest.py"):
+        return False
+    in_client = below[0] == CLIENT_CASES
+    if client_mode:
+        return not in_client and (len(below) > 1 or below[0].endswith(".py"))
+    return in_client
+
+
 def is_case(item: pytest.Item) -> bool:
     """A conformance case: marked with clause, or defined in a module under a ``cases`` dir."""
     if item.get_closest_marker("clause") is not None:

@@ -46,6 +46,13 @@ def add_options(group: Any) -> None:
                 help="endpoint under test: a ws(s):// socket URL used as is, or an http(s):// API base "
                      "URL (…/v1) from which the socket URL is derived like the SDKs do. "
                      "Without it the embedded reference server is started on loopback.")
+    group.addoption("--client-command", default=None, metavar="COMMAND",
+                help="client mode: judge a client instead of a server. The command is started once per "
+                     "scenario against the reference server, with OPENAI_BASE_URL, OPENAI_API_KEY and "
+                     "CONFORMANCE_WS_URL set (docs/clients.md); only the client scenarios run")
+    group.addoption("--client-deadline", type=float, default=None, metavar="SECONDS",
+                help="client mode: how long the client may take per scenario before it counts as hung "
+                     "and is killed (default: the scenario's own, 8 s; raise it for clients slow to start)")
     group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
                 help="key of another tenant, for the tenant-isolation clauses (default: "
                      "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
@@ -174,6 +181,12 @@ class Settings:
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
     other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
     idle_seconds: float = IDLE_SECONDS  # --idle-seconds: the slow idle-socket case (§4.6 item 38b)
+    client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
+    client_deadline: float | None = None    # None: each scenario's own deadline
+
+    @property
+    def client_mode(self) -> bool:
+        return self.client_command is not None
 
     @property
     def embedded(self) -> bool:
@@ -286,6 +299,24 @@ def _validate_clauses(clauses: str | None, rootpath: Path) -> V.ClauseRegistry:
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
+def _validate_client_command(command: str | None, target_url: str | None) -> str | None:
+    if command is None:
+        return None
+    from conformance.clientmode.runner import CommandError, split_command
+    try:
+        split_command(command)
+    except CommandError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    _usage(bool(target_url), "--client-command judges a client against the reference server; it does not "
+                             "take --target")
+    return command
+
+
+def _validate_client_deadline(seconds: float | None) -> float | None:
+    _usage(seconds is not None and not seconds > 0, "--client-deadline must be positive")
+    return seconds
+
+
 def _validate_generated_budget(requests: int | None) -> int | None:
     _usage(requests is not None and requests < 0, "--generated-budget: give a number of requests >= 0")
     return requests
@@ -346,7 +377,9 @@ def build_settings(config: pytest.Config) -> Settings:
     run_timeout = _validate_run_timeout(opt("run_timeout"))
     preflight_timeout = _validate_preflight_timeout(opt("preflight_timeout"))
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
-    registry = _validate_clauses(opt("clauses"), config.rootpath)
+    client_command = _validate_client_command(opt("client_command"), target_url)
+    # a run judges one side of the wire: its clause table holds that side's clauses only
+    registry = _validate_clauses(opt("clauses"), config.rootpath).side(V.CLIENT if client_command else V.SERVER)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
@@ -366,4 +399,6 @@ def build_settings(config: pytest.Config) -> Settings:
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
                     idle_seconds=_validate_idle_seconds(opt("idle_seconds")),
                     other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key,
-                                                         embedded=target_url is None))
+                                                         embedded=target_url is None),
+                    client_command=client_command,
+                    client_deadline=_validate_client_deadline(opt("client_deadline")))

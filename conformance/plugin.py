@@ -123,6 +123,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sess.stop()
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    sess = config.stash.get(SESSION_KEY, None)     # client mode collects cases/client/ only
+    return True if sess is not None and collection.ignored(collection_path, sess.settings.client_mode) else None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makemodule(module_path: Path, parent: Any) -> Any:
     """A case module's id is its path from its ``cases`` folder, not from pytest's rootdir
@@ -336,6 +341,18 @@ def connect(request: pytest.FixtureRequest, target: Target):
     yield _connect
     for conn in state.connections:
         conn.close()
+
+
+@pytest.fixture
+def client_scenario(request: pytest.FixtureRequest):
+    """Client mode: ``client_scenario(scenario) -> judgements`` runs --client-command against the
+    reference server playing ``scenario`` (conformance.clientmode.casework)."""
+    from conformance.clientmode import casework
+    s = _session(request.config).settings
+    if s.client_command is None:
+        pytest.skip("client scenario: needs --client-command")
+    return lambda scenario: casework.play(scenario, s.client_command, _state(request).connections,
+                                          request.config.invocation_params.dir, s.client_deadline)
 
 
 @pytest.fixture

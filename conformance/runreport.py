@@ -63,7 +63,8 @@ def run_facts(sess: ConformanceSession) -> dict:
             "budget": {"max_requests": sess.settings.max_requests, "plan": sess.plan or "",
                        "skipped": skipped}, "run": run_block(sess)} \
         | {"perf": r.perf for r in sess.records if r.perf} \
-        | ({"preflight": sess.preflight} if sess.preflight else {})
+        | ({"preflight": sess.preflight} if sess.preflight else {}) \
+        | ({"client": {"command": sess.redact(sess.settings.client_command)}} if sess.settings.client_mode else {})
 
 
 def run_block(sess: ConformanceSession) -> dict:
@@ -140,8 +141,9 @@ def terminal_certificate(sess: ConformanceSession, paths: dict | None) -> dict:
 
 def report_args(sess: ConformanceSession) -> dict:
     """What the certificate is built from (written at session finish, shown in the terminal)."""
+    from conformance.report import CLIENT, SUITE
     settings = sess.settings
     return dict(registry=settings.registry, records=sess.records, profile=settings.profile.name,
-                fingerprint=sess.fingerprint(),
+                fingerprint=sess.fingerprint(), mode=CLIENT if settings.client_mode else SUITE,
                 started=sess.started, finished=time.time(), strict=settings.strict, run_id=settings.run_id,
                 spec_profiles=sorted(settings.profile.spec_profiles), extra=run_facts(sess))

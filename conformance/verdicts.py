@@ -39,6 +39,10 @@ from conformance.vocabulary import (ERROR, FAIL, FLAKY, INFO, KNOWN, NON_STRICT,
                                     SKIPPED, UNSUPPORTED, UNTESTED)
 
 LEVELS = ("MUST", "SHOULD", "MAY")
+# which side of the wire a clause judges (its ``side`` in the registry): a server (default), or
+# a client (client mode, docs/clients.md, docs/spec.md §4.11)
+SERVER, CLIENT = "server", "client"
+SIDES = (SERVER, CLIENT)
 _RANK = {PASS: 0, INFO: 1, NON_STRICT: 2, FAIL: 3}
 
 
@@ -64,11 +68,13 @@ class Clause:
     profiles: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     retired: bool = False
+    side: str = SERVER
 
 
 class ClauseRegistry:
     def __init__(self, clauses: Iterable[Clause], path: str = "", version: int = 1):
         self.path, self.version = path, version
+        self._whole_digest: str | None = None    # a side's view names the whole registry
         self.clauses: dict[str, Clause] = {}
         for c in clauses:
             self.clauses[c.id] = c
@@ -98,9 +104,12 @@ class ClauseRegistry:
                 val = raw.get(key, [])
                 if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
                     raise RegistryError(f"{where}: {key} must be a list of strings")
+            side = raw.get("side", SERVER)
+            if side not in SIDES:
+                raise RegistryError(f"{where}: side must be one of {', '.join(SIDES)}, got {side!r}")
             out.append(Clause(cid, level, raw.get("requirement", ""), raw.get("source", ""),
                               tuple(raw.get("profiles", [])), tuple(raw.get("requires", [])),
-                              bool(raw.get("retired", False))))
+                              bool(raw.get("retired", False)), side))
         return cls(out, str(path), int(data.get("version", 1)))
 
     def __contains__(self, cid: str) -> bool:
@@ -118,11 +127,21 @@ class ClauseRegistry:
     def __len__(self) -> int:
         return len(self.clauses)
 
+    def side(self, side: str) -> "ClauseRegistry":
+        """The clauses that judge one side of the wire (``SERVER`` or ``CLIENT``): what a run of
+        that mode reports on; its ``digest`` stays the whole registry's."""
+        view = ClauseRegistry([c for c in self.clauses.values() if c.side == side], self.path, self.version)
+        view._whole_digest = self.digest()
+        return view
+
     def digest(self) -> str:
         """sha256 of the clauses' content (ids, levels, requirements, sources, profiles,
         requires, retired; not the file's comments or layout): names the registry a
         certificate was judged against."""
+        if self._whole_digest is not None:
+            return self._whole_digest
         rows = [[c.id, c.level, c.requirement, c.source, list(c.profiles), list(c.requires), c.retired]
+                + ([c.side] if c.side != SERVER else [])
                 for c in sorted(self.clauses.values(), key=lambda c: c.id)]
         return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 

@@ -32,7 +32,8 @@ from conformance.vocabulary import (CASE_VERDICTS, CLAUSE_VERDICTS, ERROR, FAIL,
 
 # bumped whenever a field changes meaning or goes away (docs/certificate.md)
 CERTIFICATE_VERSION = 2
-SUITE, OBSERVED = "suite", "observed"     # mode: a suite run, or traffic a proxy watched
+# mode: a suite run judging a server, traffic a proxy watched, or a suite run judging a client
+SUITE, OBSERVED, CLIENT = "suite", "observed", "client"
 OBSERVED_REASON = "observed traffic: the proxy judged what clients sent, not a full certification run"
 
 

@@ -55,6 +55,7 @@ SPEC_SECTIONS = {
     "4.4": "4.4 Concurrency and queueing", "4.5": "4.5 Continuation and the connection-local cache",
     "4.6": "4.6 Reconnect", "4.7": "4.7 `generate: false`", "4.8": "4.8 Compaction",
     "4.9": "4.9 Steering (P-steer)", "4.10": "4.10 Error envelope checks",
+    "4.11": "4.11 Client conformance (client mode)",
     "5": "5. Differences between vendors and implementations",
     "6": "6. Open questions (sources silent or conflicting)", "7": "7. Sources",
 }

@@ -32,6 +32,7 @@ TURN_DELAY_HEADER = "X-Conformance-Turn-Delay-Ms"
 PAUSE_HEADER = "X-Conformance-Pause-Ms"
 _SESSIONS = web.AppKey("sessions", weakref.WeakSet)
 _CORE = web.AppKey("core", Core)
+_HOOK = web.AppKey("scenario_hook", object)
 
 
 def _json_response(body, status: int = 200) -> web.Response:
@@ -146,6 +147,8 @@ def _float_header(request: web.Request, name: str) -> float | None:
 async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.StreamResponse:
     if core.flags.requires_model_query and not request.query.get("model"):
         raise bad_request("missing_required_parameter", "Missing required query parameter: 'model'.", "model")
+    hook = request.app.get(_HOOK)
+    watch = hook.connect(request) if hook is not None else None   # client mode; may raise ApiError
     max_frame = core.settings.max_frame_bytes
     # the oversize-frame-dropped defect reads frames of any size and drops the big ones itself
     ws = web.WebSocketResponse(compress=False, max_msg_size=0 if core.flags.oversize_frame_dropped else max_frame,
@@ -166,8 +169,9 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
         p = _float_header(request, PAUSE_HEADER)
         if p is not None:
             pause = p / 1000.0
-    session = Session(core, owner, _AiohttpTransport(ws), lifetime_s=lifetime, turn_delay_s=delay,
-                      pause_s=pause)
+    transport = _AiohttpTransport(ws)
+    session = Session(core, owner, transport if watch is None else watch.wrap(transport),
+                      lifetime_s=lifetime, turn_delay_s=delay, pause_s=pause)
     sessions = request.app[_SESSIONS]
     sessions.add(session)
     try:
@@ -177,6 +181,8 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
             if mtype in (WSMsgType.TEXT, WSMsgType.BINARY) and len(msg.data) > max_frame:
                 continue  # only with the oversize-frame-dropped defect: aiohttp closes 1009 otherwise
             try:
+                if watch is not None and await watch.received(mtype, msg.data):
+                    continue    # the scenario answered this frame itself
                 if mtype is WSMsgType.TEXT:
                     await session.on_text(msg.data)
                 elif mtype is WSMsgType.BINARY:
@@ -190,6 +196,8 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
     finally:
         session.finish()
         sessions.discard(session)
+        if watch is not None:
+            watch.ended(ws.close_code)
         if not ws.closed:
             try:
                 await ws.close()
@@ -253,9 +261,11 @@ async def _on_shutdown(app: web.Application) -> None:
         await session.close(1001, "server shutting down")
 
 
-def build_app(core: Core) -> web.Application:
+def build_app(core: Core, scenario_hook: object | None = None) -> web.Application:
     app = web.Application(client_max_size=core.settings.max_frame_bytes)
     app[_CORE] = core
+    if scenario_hook is not None:
+        app[_HOOK] = scenario_hook
     app[_SESSIONS] = weakref.WeakSet()
     app.router.add_get("/v1/responses", handle_get_root, allow_head=False)
     app.router.add_post("/v1/responses", handle_post_create)
@@ -300,7 +310,7 @@ class ReferenceServer:
     async def start(self) -> "ReferenceServer":
         logging.getLogger("conformance.server").setLevel(self.settings.log_level)
         self.core = Core(self.settings)
-        app = build_app(self.core)
+        app = build_app(self.core, self.config.scenario_hook)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=2048)

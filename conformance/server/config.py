@@ -114,6 +114,9 @@ class ServerConfig:
     per_token_us: float = 0.0
     # response.steer (P-steer, §4.9): model-specific in production, so off unless asked for
     steering: bool = False
+    # client mode (conformance.clientmode.stage): sees every upgrade and frame and may answer
+    # or reshape them for a scenario; None: the server behaves as usual
+    scenario_hook: object | None = None
 
     def resolve(self) -> "Settings":
         return Settings.from_config(self)

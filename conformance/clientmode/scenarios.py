@@ -1,0 +1,121 @@
+"""Client-mode scenarios as data: what the reference server does on which request, and which
+client clauses each scenario checks (docs/clients.md, docs/spec.md §4.11).
+
+A scenario names, per ``response.create`` (counted from 1 across all connections of the run),
+an ``Act`` that replaces or reshapes the reference server's usual answer; requests without an
+act are answered by the reference server as usual. ``conformance.clientmode.stage`` plays the
+acts, ``conformance.clientmode.judge`` reads what the client did. No I/O here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+
+class Act(enum.StrEnum):
+    """What the reference server does with one request of a scenario."""
+
+    NOT_FOUND = "not-found"            # answer previous_response_not_found; that id stays dead
+    TOP_ERROR = "top-error"            # answer a top-level error event (nested shape), server_error
+    FAILED = "failed"                  # the response ends with response.failed
+    INCOMPLETE = "incomplete"          # the response ends with response.incomplete
+    CLOSE_MID = "close-mid"            # the first events of the response, then a close (1011)
+    LIMIT_CLOSE = "limit-close"        # the response, then the lifetime error and a close (1000)
+    IDLE_CLOSE = "idle-close"          # the response, then the idle socket is closed (1000)
+    EXTRA_EVENTS = "extra-events"      # unknown server events between the response's events
+    LARGE_TERMINAL = "large-terminal"  # the terminal event padded to more than 1 MiB
+
+
+class Exit(enum.StrEnum):
+    """What the client's process should do in a scenario."""
+
+    SUCCESS = "success"    # finish its turns and exit 0
+    GIVE_UP = "give-up"    # end the request with an error the caller sees: exit non-zero
+
+
+# --- the client clauses (cases/clauses.toml, section "client conformance") ---------------------
+TEXT_JSON = "CLIENT-TEXT-JSON-FRAMES"
+CREATE_FLAT = "CLIENT-CREATE-FLAT"
+KEY_IN_HEADER = "CLIENT-KEY-IN-HEADER"
+CHAIN = "CLIENT-CONTINUES-CHAIN"
+NEW_INPUT_ONLY = "CLIENT-NEW-INPUT-ONLY"
+TOOL_OUTPUT = "CLIENT-ANSWERS-TOOL-CALLS"
+ONE_SOCKET = "CLIENT-REUSES-CONNECTION"
+FINISHES = "CLIENT-FINISHES"
+EVICTION = "CLIENT-EVICTION-RECOVERY"
+RECONNECTS = "CLIENT-RECONNECTS"
+RETRIES_SPACED = "CLIENT-RETRIES-BOUNDED"
+ERROR_ENDS = "CLIENT-ERROR-ENDS-REQUEST"
+FAILED_ENDS = "CLIENT-FAILED-ENDS-REQUEST"
+UNKNOWN_EVENTS = "CLIENT-TOLERATES-UNKNOWN-EVENTS"
+LARGE_FRAMES = "CLIENT-READS-LARGE-FRAMES"
+
+# judged on every frame and upgrade of every scenario
+EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, KEY_IN_HEADER)
+
+DEFAULT_TURNS = 4
+DEFAULT_DEADLINE_S = 8.0
+REFUSED_UPGRADE_STATUS = 503
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    clauses: tuple[str, ...]                       # besides EVERY_SCENARIO
+    acts: Mapping[int, Act] = field(default_factory=dict)   # request number (from 1) -> act
+    every: Act | None = None                       # an act for every request
+    exit: Exit = Exit.SUCCESS
+    turns: int = DEFAULT_TURNS
+    deadline_s: float = DEFAULT_DEADLINE_S
+    server: Mapping[str, object] = field(default_factory=dict)   # ServerConfig overrides
+    refuse_upgrades_after: int | None = None       # upgrades after this many answer 503
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "acts", MappingProxyType(dict(self.acts)))
+        object.__setattr__(self, "server", MappingProxyType(dict(self.server)))
+
+    def act(self, request: int) -> Act | None:
+        return self.acts.get(request, self.every)
+
+    @property
+    def all_clauses(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(EVERY_SCENARIO + self.clauses))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("tool-loop", "a plain conversation: every call answered, every turn continuing the last",
+             (CHAIN, NEW_INPUT_ONLY, TOOL_OUTPUT, ONE_SOCKET, FINISHES)),
+    Scenario("eviction", "the third request is answered previous_response_not_found once",
+             (EVICTION,), acts={3: Act.NOT_FOUND}),
+    Scenario("lifetime", "after the second response the lifetime error arrives and the socket closes",
+             (RECONNECTS,), acts={2: Act.LIMIT_CLOSE}),
+    Scenario("idle-close", "after the second response the server closes the idle socket",
+             (RECONNECTS,), acts={2: Act.IDLE_CLOSE}),
+    Scenario("close-mid-response", "the second response stops after its first events: the socket closes",
+             (RECONNECTS,), acts={2: Act.CLOSE_MID}),
+    Scenario("reconnect-refused", "the socket closes in the middle of the second response and every "
+             "later upgrade is refused with 503", (RETRIES_SPACED,), acts={2: Act.CLOSE_MID},
+             exit=Exit.GIVE_UP, refuse_upgrades_after=1),
+    Scenario("top-level-error", "the second request is answered by a top-level error event (server_error)",
+             (ERROR_ENDS,), acts={2: Act.TOP_ERROR}, exit=Exit.GIVE_UP),
+    Scenario("response-failed", "the second response ends with response.failed",
+             (FAILED_ENDS,), acts={2: Act.FAILED}, exit=Exit.GIVE_UP),
+    Scenario("response-incomplete", "the second response ends with response.incomplete",
+             (FAILED_ENDS,), acts={2: Act.INCOMPLETE}, exit=Exit.GIVE_UP),
+    Scenario("unknown-events", "unknown server events and the control events of §3.4 between and "
+             "inside every response", (UNKNOWN_EVENTS,), every=Act.EXTRA_EVENTS,
+             server={"control_events": True}),
+    Scenario("large-terminal", "the second response's terminal event is larger than 1 MiB",
+             (LARGE_FRAMES,), acts={2: Act.LARGE_TERMINAL}),
+)
+
+BY_NAME: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in SCENARIOS})
+
+
+def client_clauses() -> tuple[str, ...]:
+    """Every client clause some scenario checks, in a stable order."""
+    return tuple(dict.fromkeys(c for s in SCENARIOS for c in s.all_clauses))

@@ -1,0 +1,170 @@
+"""A contract client (docs/clients.md) written with the official Python SDK's WebSocket mode,
+``client.responses.connect()``.
+
+It holds a conversation of CONFORMANCE_CLIENT_TURNS requests over one WebSocket: each
+request continues the last response with ``previous_response_id`` and sends only the new
+input (the answer to the function calls it got, or the next user message). What it does when
+the server does something else:
+
+* ``previous_response_not_found``: it starts a new chain carrying the whole conversation it
+  kept, and never names the dead id again;
+* the connection closes (lifetime limit, idle close, a close in the middle of a response): it
+  opens a new connection, at most CONFORMANCE_CLIENT_RETRIES times in a row, waiting
+  CONFORMANCE_CLIENT_BACKOFF_S seconds, doubled each time, and sends the unanswered request
+  again;
+* ``response.failed``, ``response.incomplete`` or any other ``error``: it gives up, prints the
+  reason on stderr and exits 1.
+
+The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY; the key travels in the Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import openai
+
+TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
+MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
+RETRIES = int(os.environ.get("CONFORMANCE_CLIENT_RETRIES", "3"))
+BACKOFF_S = float(os.environ.get("CONFORMANCE_CLIENT_BACKOFF_S", "0.2"))
+WEATHER_TOOL = {
+    "type": "function", "name": "get_weather", "description": "Get the current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                   "additionalProperties": False},
+    "strict": True,
+}
+# the connection is gone: open another one and send the request again
+CLOSED = (openai.APIConnectionError, ConnectionError, OSError)
+try:
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    CLOSED = CLOSED + (ConnectionClosed, InvalidStatus)
+except ImportError:  # pragma: no cover - openai[realtime] brings websockets
+    pass
+TERMINAL = ("response.completed", "response.failed", "response.incomplete")
+
+
+class GaveUp(Exception):
+    """The conversation cannot go on: the caller sees why (stderr) and the exit code."""
+
+
+def user_message(turn: int) -> dict:
+    return {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": f"Turn {turn}: what is the weather in Paris?"}]}
+
+
+def tool_outputs(output: list) -> list[dict]:
+    """The answer to each function call of a response."""
+    return [{"type": "function_call_output", "call_id": item.call_id,
+             "output": json.dumps({"city": json.loads(item.arguments or "{}").get("city"), "temp_c": 18})}
+            for item in output if item.type == "function_call"]
+
+
+def as_input(item) -> dict:
+    """An output item as an input item of a later request (the context kept for recovery)."""
+    return item.to_dict(exclude_none=True) if hasattr(item, "to_dict") else dict(item)
+
+
+class Conversation:
+    def __init__(self) -> None:
+        self.client = openai.OpenAI(max_retries=0, timeout=30)
+        self.manager = None
+        self.conn = None
+        self.previous: str | None = None
+        self.history: list[dict] = []       # every item of the conversation so far
+        self.pending: list[dict] = [user_message(1)]
+        self.done = 0
+
+    def connection(self):
+        failures = 0
+        while self.conn is None:
+            try:
+                self.manager = self.client.responses.connect()
+                self.conn = self.manager.enter()
+            except CLOSED as exc:
+                failures += 1
+                if failures > RETRIES:
+                    raise GaveUp(f"could not reconnect after {RETRIES} attempt(s): {exc}") from None
+                time.sleep(BACKOFF_S * 2 ** (failures - 1))
+        return self.conn
+
+    def drop(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is gone either way
+                pass
+
+    def request(self):
+        """Send the pending input; return the terminal event or the error event."""
+        conn = self.connection()
+        params = {"model": MODEL, "store": True, "tools": [WEATHER_TOOL], "input": self.pending}
+        if self.previous:
+            params["previous_response_id"] = self.previous
+        conn.response.create(**params)
+        for event in conn:
+            if event.type in TERMINAL:
+                return event
+            if event.type == "error":
+                return event
+        raise ConnectionError("the connection closed before the response ended")
+
+    def run(self) -> None:
+        lost = 0
+        while self.done < TURNS:
+            try:
+                event = self.request()
+            except CLOSED as exc:
+                lost += 1
+                if lost > RETRIES:
+                    raise GaveUp(f"the connection kept closing: {exc}") from None
+                self.drop()
+                time.sleep(BACKOFF_S * 2 ** (lost - 1))
+                continue
+            lost = 0
+            if event.type == "error":
+                self.on_error(event)
+                continue
+            if event.type != "response.completed":
+                reason = event.response.error or event.response.incomplete_details
+                raise GaveUp(f"{event.type}: {reason}")
+            response = event.response
+            self.history += self.pending + [as_input(item) for item in response.output]
+            self.previous = response.id
+            self.done += 1
+            self.pending = tool_outputs(response.output) or [user_message(self.done + 1)]
+
+    def on_error(self, event) -> None:
+        error = event.error
+        code = getattr(error, "code", None)
+        if code == "previous_response_not_found":
+            # the chain is gone: a new chain that carries the whole conversation
+            self.previous = None
+            self.pending = self.history + self.pending
+            self.history = []
+            return
+        if code == "websocket_connection_limit_reached":
+            self.drop()         # the request was not run: send it again on a new connection
+            return
+        raise GaveUp(f"error {code}: {getattr(error, 'message', '')}")
+
+
+def main() -> int:
+    conversation = Conversation()
+    try:
+        conversation.run()
+    except GaveUp as exc:
+        print(f"gave up after {conversation.done} turn(s): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conversation.drop()
+    print(f"done: {conversation.done} turns, last response {conversation.previous}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

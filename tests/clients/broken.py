@@ -1,0 +1,162 @@
+"""Deliberately broken contract clients for the client kill matrix
+(tests/test_client_kill_matrix.py): ``python tests/clients/broken.py BREAK``.
+
+Without a break (``correct``) this is a correct contract client (docs/clients.md) written on
+the bare ``websockets`` client; each BREAK changes one behaviour, so that one client clause
+fails and no other. Every wait is bounded: a "hanging" break hangs only until the scenario's
+deadline kills it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus, PayloadTooBig
+from websockets.sync.client import connect
+
+BREAKS = ("correct", "trailing-garbage", "stream-field", "key-in-url", "drops-chain", "full-history",
+          "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
+          "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib")
+BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
+URL = os.environ["CONFORMANCE_WS_URL"]
+KEY = os.environ["OPENAI_API_KEY"]
+TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
+MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
+TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
+    "city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}, "strict": True}
+KNOWN_PREFIXES = ("response.", "error", "codex.", "rate_limits")
+CLOSED = (ConnectionClosed, InvalidStatus, OSError)
+
+
+class GaveUp(Exception):
+    pass
+
+
+def user(turn: int) -> dict:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"Turn {turn}: weather in Paris?"}]}
+
+
+class Client:
+    def __init__(self) -> None:
+        self.ws = None
+        self.previous = None
+        self.history: list = []
+        self.pending = [user(1)]
+        self.done = 0
+
+    def open(self):
+        attempts = 0
+        while self.ws is None:
+            try:
+                url = URL + (f"?api_key={KEY}" if BREAK == "key-in-url" else "")
+                self.ws = connect(url, additional_headers={"Authorization": f"Bearer {KEY}"},
+                                  max_size=2**20 if BREAK == "caps-1mib" else None, open_timeout=5,
+                                  close_timeout=1)
+            except CLOSED as exc:
+                attempts += 1
+                limit = 30 if BREAK == "tight-reconnect" else 3
+                if attempts > limit:
+                    raise GaveUp(f"no connection after {attempts} attempts: {exc}") from None
+                time.sleep(0 if BREAK == "tight-reconnect" else 0.2 * 2 ** (attempts - 1))
+        return self.ws
+
+    def drop(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            ws.close()
+
+    def request(self) -> dict:
+        ws = self.open()
+        create = {"type": "response.create", "model": MODEL, "store": True, "tools": [TOOL], "input": self.pending}
+        if BREAK == "full-history" and self.previous:
+            create["input"] = self.history + self.pending
+        if self.previous and BREAK != "drops-chain":
+            create["previous_response_id"] = self.previous
+        if BREAK == "drops-chain" and self.previous:
+            create["input"] = self.history + self.pending
+        if BREAK == "stream-field":
+            create["stream"] = True
+        ws.send(json.dumps(create))
+        while True:
+            event = json.loads(ws.recv(timeout=30))
+            etype = event.get("type", "")
+            if BREAK == "unknown-breaks" and not etype.startswith(KNOWN_PREFIXES):
+                raise GaveUp(f"unexpected event {etype}")
+            if etype in ("response.completed", "response.failed", "response.incomplete"):
+                return event
+            if etype == "error":
+                code = (event.get("error") or {}).get("code")
+                if BREAK == "ignores-error" and code not in ("previous_response_not_found",
+                                                             "websocket_connection_limit_reached"):
+                    continue        # waits for a terminal event that never comes
+                return event
+
+    def run(self) -> None:
+        lost = 0
+        turns = TURNS - 1 if BREAK == "stops-early" else TURNS
+        while self.done < turns:
+            try:
+                event = self.request()
+            except CLOSED as exc:
+                if BREAK == "no-reconnect":
+                    raise GaveUp(f"connection closed: {exc}") from None
+                lost += 1
+                if lost > 3:
+                    raise GaveUp(f"connection kept closing: {exc}") from None
+                self.drop()
+                time.sleep(0.2 * 2 ** (lost - 1))
+                continue
+            except PayloadTooBig as exc:
+                raise GaveUp(f"frame too big: {exc}") from None
+            lost = 0
+            etype = event["type"]
+            if etype == "error":
+                code = (event.get("error") or {}).get("code")
+                if code == "previous_response_not_found":
+                    if BREAK != "loops-on-dead-id":
+                        self.previous, self.pending, self.history = None, self.history + self.pending, []
+                    continue
+                if code == "websocket_connection_limit_reached":
+                    self.drop()
+                    continue
+                raise GaveUp(f"error {code}")
+            if etype != "response.completed" and BREAK != "ignores-failed":
+                raise GaveUp(etype)
+            response = event["response"]
+            output = response.get("output") or []
+            self.history += self.pending + output
+            self.previous = response["id"]
+            self.done += 1
+            calls = [i for i in output if i.get("type") == "function_call"]
+            outputs = [{"type": "function_call_output", "call_id": c["call_id"], "output": '{"temp_c": 18}'}
+                       for c in calls]
+            self.pending = outputs if outputs and BREAK != "no-tool-output" else [user(self.done + 1)]
+            if BREAK == "socket-per-turn":
+                self.drop()
+        if BREAK == "trailing-garbage" and self.ws is not None:
+            self.ws.send("bye")
+
+
+def main() -> int:
+    if BREAK not in BREAKS:
+        print(f"unknown break {BREAK!r}; one of {', '.join(BREAKS)}", file=sys.stderr)
+        return 2
+    client = Client()
+    try:
+        client.run()
+    except GaveUp as exc:
+        print(f"gave up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        try:
+            client.drop()
+        except Exception:  # noqa: BLE001 - leaving anyway
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

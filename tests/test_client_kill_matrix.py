@@ -1,0 +1,108 @@
+"""The client kill matrix (issue 18): each deliberately broken client of tests/clients/broken.py
+fails its client clause and only its clause; the example and the correct clients pass.
+
+Each row runs client mode (``pytest --client-command``) on the scenarios named in the row,
+in a subprocess with its own report directory, and reads the certificate: the row's clause is
+FAIL (MUST) or NON-STRICT (SHOULD), no other clause is, and the generated key appears in no
+report file. A hanging break (ignores-error) shows a scenario ends within its deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import verdicts as V
+from conformance.clientmode import scenarios as S
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = "python tests/clients/broken.py"
+RUN_DEADLINE_S = 180
+EXPECTED = {"MUST": V.FAIL, "SHOULD": V.NON_STRICT}
+
+# break -> (the clause it fails, the scenarios it runs: a -k expression)
+MATRIX = {
+    "trailing-garbage": (S.TEXT_JSON, "tool-loop"),
+    "stream-field": (S.CREATE_FLAT, "tool-loop"),
+    "key-in-url": (S.KEY_IN_HEADER, "tool-loop"),
+    "drops-chain": (S.CHAIN, "tool-loop"),
+    "full-history": (S.NEW_INPUT_ONLY, "tool-loop"),
+    "no-tool-output": (S.TOOL_OUTPUT, "tool-loop"),
+    "socket-per-turn": (S.ONE_SOCKET, "tool-loop"),
+    "stops-early": (S.FINISHES, "tool-loop"),
+    "loops-on-dead-id": (S.EVICTION, "eviction"),
+    "no-reconnect": (S.RECONNECTS, "lifetime or idle-close or close-mid-response"),
+    "tight-reconnect": (S.RETRIES_SPACED, "reconnect-refused"),
+    "ignores-error": (S.ERROR_ENDS, "top-level-error"),
+    "ignores-failed": (S.FAILED_ENDS, "response-failed or response-incomplete"),
+    "unknown-breaks": (S.UNKNOWN_EVENTS, "unknown-events"),
+    "caps-1mib": (S.LARGE_FRAMES, "large-terminal"),
+}
+
+
+def _run(command: str, report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+           "--client-command", command, "--report-dir", str(report), *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    cert_path = report / "certificate.json"
+    assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    return proc, json.loads(cert_path.read_text())
+
+
+def _no_key_in(report: Path) -> None:
+    for path in report.rglob("*"):
+        if path.is_file():
+            assert "sk-conformance-client-" not in path.read_text(errors="replace"), f"key in {path}"
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_broken_client_fails_its_clause_only(name, tmp_path):
+    clause, scenarios = MATRIX[name]
+    started = time.monotonic()
+    proc, cert = _run(f"{BROKEN} {name}", tmp_path, "-k", scenarios)
+    rows = {r["id"]: r for r in cert["clauses"]}
+    level = rows[clause]["level"]
+    assert rows[clause]["verdict"] == EXPECTED[level], (rows[clause], proc.stdout[-2000:])
+    others = {cid: r["verdict"] for cid, r in rows.items() if cid != clause and r["verdict"] in (V.FAIL, V.NON_STRICT)}
+    assert not others, f"{name} also broke {others}"
+    assert cert["mode"] == "client" and cert["certification"]["certified"] is False
+    assert proc.returncode == (1 if level == "MUST" else 0)
+    _no_key_in(tmp_path)
+    if name == "ignores-error":     # a hung client ends with its scenario's deadline
+        assert time.monotonic() - started < S.BY_NAME["top-level-error"].deadline_s + 30
+
+
+@pytest.mark.parametrize("command", [BROKEN + " correct", "python examples/sdk_client.py"])
+def test_correct_clients_pass_every_scenario(command, tmp_path):
+    proc, cert = _run(command, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert cert["overall"] == V.PASS and cert["certification"]["certified"] is True
+    assert {r["id"] for r in cert["clauses"]} == set(S.client_clauses())
+    assert all(r["verdict"] == V.PASS for r in cert["clauses"]), [(r["id"], r["verdict"]) for r in cert["clauses"]]
+    assert len(cert["cases"]) == len(S.SCENARIOS)
+    _no_key_in(tmp_path)
+
+
+def test_every_client_clause_is_checked_and_killed():
+    """100 % of the registry's client clauses: a scenario checks each, a broken client kills each."""
+    registry = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
+    ids = {c.id for c in registry}
+    assert ids == set(S.client_clauses()), "every client clause has a scenario, every scenario clause is registered"
+    assert ids == {clause for clause, _ in MATRIX.values()}, "every client clause has a broken client"
+
+
+def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
+    """openai-agents 0.24.0: the three FAILs docs/clients.md explains, and no other non-pass."""
+    pytest.importorskip("agents")
+    proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60")
+    failed = {r["id"] for r in cert["clauses"] if r["verdict"] != V.PASS}
+    assert failed == {S.CREATE_FLAT, S.EVICTION, S.RECONNECTS}, proc.stdout[-3000:]
+    assert proc.returncode == 1
+    _no_key_in(tmp_path)

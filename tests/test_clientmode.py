@@ -1,0 +1,149 @@
+"""Client mode's parts without whole suite runs: collection by side, the option's validator,
+the registry's sides, the runner's deadline and start errors, the stage under hostile frames,
+and the judge on recordings made by hand (conformance/clientmode/)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import collection
+from conformance import options
+from conformance import verdicts as V
+from conformance.clientmode import judge as J
+from conformance.clientmode import scenarios as S
+from conformance.clientmode.record import Connection, Direction, Frame, Process, Recording
+from conformance.clientmode.runner import CommandError, run_scenario, split_command
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("path, server_run, client_run", [
+    ("/r/cases/test_lanes.py", False, True),
+    ("/r/cases/client", True, False),
+    ("/r/cases/client/test_scenarios.py", True, False),
+    ("/r/cases", False, False),
+    ("/r/tests/test_x.py", False, False),
+    ("/r/cases/conftest.py", False, False),
+])
+def test_a_run_collects_one_side(path, server_run, client_run):
+    assert collection.ignored(Path(path), client_mode=False) is server_run
+    assert collection.ignored(Path(path), client_mode=True) is client_run
+
+
+def test_client_command_validator():
+    assert options._validate_client_command(None, None) is None
+    assert options._validate_client_command("python x.py", None) == "python x.py"
+    for bad, target in (("", None), ("python 'x", None), ("python x.py", "ws://h/v1/responses")):
+        with pytest.raises(pytest.UsageError):
+            options._validate_client_command(bad, target)
+    assert split_command("python x.py")[0] == sys.executable
+    with pytest.raises(CommandError):
+        split_command("   ")
+
+
+def test_registry_sides_split_and_keep_the_whole_digest():
+    whole = V.ClauseRegistry.load(V.default_clauses_path())
+    client, server = whole.side(V.CLIENT), whole.side(V.SERVER)
+    assert len(client) + len(server) == len(whole)
+    assert {c.id for c in client} == set(S.client_clauses())
+    assert "CLIENT-MALFORMED-JSON" in server        # a server clause about client input
+    assert client.digest() == server.digest() == whole.digest()
+
+
+def test_registry_rejects_an_unknown_side(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[clause]]\nid = "X"\nlevel = "MUST"\nside = "both"\n')
+    with pytest.raises(V.RegistryError, match="side"):
+        V.ClauseRegistry.load(path)
+
+
+def test_a_hung_client_is_killed_at_the_deadline():
+    scenario = S.BY_NAME["tool-loop"]
+    started = time.monotonic()
+    run = run_scenario(scenario, "python -c 'import time; time.sleep(60)'", deadline_s=1.0)
+    assert time.monotonic() - started < 10
+    p = run.recording.process
+    assert p.timed_out and p.returncode is None
+    verdicts = {j.clause: j.ok for j in J.judge(run.recording, scenario)}
+    assert verdicts[S.FINISHES] is False
+    assert verdicts[S.TEXT_JSON] is None and verdicts[S.CHAIN] is None     # nothing to judge: NOT-REACHED
+
+
+def test_a_command_that_cannot_start_is_judged_not_crashed():
+    run = run_scenario(S.BY_NAME["tool-loop"], "/nonexistent/client --x", deadline_s=2.0)
+    assert "cannot start" in run.recording.process.start_error
+    assert {j.clause: j.ok for j in J.judge(run.recording, S.BY_NAME["tool-loop"])}[S.FINISHES] is False
+
+
+HOSTILE = r'''
+import os, websockets.sync.client as c
+ws = c.connect(os.environ["CONFORMANCE_WS_URL"], additional_headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+for frame in (b"\x00\xff", "not json", "[1]", '{"type": 5}', '{"type":"response.create"}'):
+    ws.send(frame)
+    print(ws.recv(timeout=5)[:80])
+ws.send('{"type":"response.create","model":"m","input":"hi"}')
+while '"response.completed"' not in ws.recv(timeout=5):
+    pass
+print("still served")
+'''
+
+
+def test_the_stage_survives_hostile_frames(tmp_path):
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    run = run_scenario(S.BY_NAME["tool-loop"], f"python {script}", deadline_s=8.0)
+    p = run.recording.process
+    assert p.returncode == 0 and "still served" in p.stdout, p.stderr
+    verdicts = {j.clause: j for j in J.judge(run.recording, S.BY_NAME["tool-loop"])}
+    assert verdicts[S.TEXT_JSON].ok is False and "binary" in verdicts[S.TEXT_JSON].message
+    assert run.key not in p.stdout + p.stderr
+
+
+def _conn(index: int, frames: list, **kw) -> Connection:
+    return Connection(index=index, opened=kw.pop("opened", 0.0), path="/v1/responses", key_in_header=True,
+                      key_in_url=False, frames=frames, **kw)
+
+
+def _in(at: float, event: dict) -> Frame:
+    return Frame(at, Direction.IN, True, "", 10, event)
+
+
+def _out(at: float, event: dict, size: int = 10) -> Frame:
+    return Frame(at, Direction.OUT, True, "", size, event)
+
+
+def _done(rid: str, output=()) -> dict:
+    return {"type": "response.completed", "response": {"id": rid, "output": list(output)}}
+
+
+def test_judge_by_hand_chain_tools_and_history():
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    frames = [_in(0.1, {"type": "response.create", "input": "hi"}), _out(0.2, _done("r1", [call])),
+              _in(0.3, {"type": "response.create", "previous_response_id": "r1",
+                        "input": [call, {"type": "function_call_output", "call_id": "c1", "output": "x"}]}),
+              _out(0.4, _done("r2"))]
+    rec = Recording(connections=[_conn(0, frames)], process=Process(0, 0.5, False))
+    reqs = J.requests(rec)
+    scenario = S.Scenario("t", "", (S.CHAIN, S.TOOL_OUTPUT, S.NEW_INPUT_ONLY), turns=2)
+    assert J.chain(rec, scenario, reqs).ok is True
+    assert J.tool_output(rec, scenario, reqs).ok is True
+    resent = J.new_input_only(rec, scenario, reqs)
+    assert resent.ok is False and "c1" in resent.message
+    assert J.finishes(rec, scenario, reqs).ok is True
+
+
+def test_judge_by_hand_eviction_and_give_up():
+    frames = [_in(0.1, {"type": "response.create", "input": "hi"}), _out(0.2, _done("r1")),
+              _in(0.3, {"type": "response.create", "previous_response_id": "r1", "input": "x"}),
+              _out(0.4, {"type": "error", "error": {"code": "previous_response_not_found"}}),
+              _in(0.5, {"type": "response.create", "previous_response_id": "r1", "input": "x"})]
+    rec = Recording(connections=[_conn(0, frames)], dead_ids=["r1"], process=Process(1, 0.6, False))
+    scenario = S.BY_NAME["eviction"]
+    assert J.eviction(rec, scenario, J.requests(rec)).ok is False
+    assert J.error_ends(rec, scenario, J.requests(rec)).ok is True       # exit 1 in time
+    rec.process = Process(None, 8.0, True)
+    assert "hung" in J.error_ends(rec, scenario, J.requests(rec)).message
