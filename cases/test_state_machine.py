@@ -37,6 +37,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, multiple, precondition, rule
 
+from conformance.casekit import refusal_code
 from conformance.client import Connection, HandshakeRefused, HarnessError, TargetUnreachable
 from conformance.model import (COMPLETES, INVALID, NOT_FOUND, STEER_ACCEPTED, STEER_ENDED_CODES, Capabilities,
                                World)
@@ -565,17 +566,18 @@ class Conversations(ConversationMachine):
         if outcome in (INVALID, NOT_FOUND):
             conn.errors += 1
         self.world.observe(conn.mid, request, turn.response_id,
-                           turn.status if turn.status in ("completed", "incomplete", "failed") else outcome,
-                           response=turn.response, code=turn.error_code,
+                           turn.status if turn.status in ("completed", "incomplete", "failed")
+                           and outcome != NOT_FOUND else outcome,
+                           response=turn.response, code=refusal_code(turn, self.run.target),
                            # the calls as a client sees them (also when the terminal output is empty)
                            call_ids=[c["call_id"] for c in turn.function_calls if isinstance(c.get("call_id"), str)])
-        return turn, turn.status in ("completed", "incomplete", "failed")
+        return turn, turn.status in ("completed", "incomplete", "failed") and outcome != NOT_FOUND
 
     def _observed(self, conn: ConnRef, turn: Any) -> str:
         if turn.status in ("completed", "incomplete"):
             return COMPLETES
-        if turn.status == "failed":
-            return "failed"
+        if turn.status == "failed":     # a refusal the profile lets come as response.failed (§4.10 item 51a)
+            return NOT_FOUND if refusal_code(turn, self.run.target) == "previous_response_not_found" else "failed"
         if turn.status == "error":
             if turn.error_code in RATE_LIMIT_CODES or turn.error_status == 429:
                 self.run.stop(HarnessError(f"rate-limited, the run cannot go on: {turn.summary()}"))
@@ -622,7 +624,9 @@ class Conversations(ConversationMachine):
                                f"continued it: {_describe_turn(turn)}", turn)
             if outcome == INVALID and _has_orphan(request):
                 return     # wrong twice over (unknown id, orphan output): either error may win
-            if turn.error_code != p.expected_code or (p.expected_status and turn.error_status != p.expected_status):
+            as_failed = turn.status == "failed"      # the profile's response.failed form has no status
+            if refusal_code(turn, self.run.target) != p.expected_code \
+                    or (p.expected_status and not as_failed and turn.error_status != p.expected_status):
                 want = f"{p.expected_code}" + (f", status {p.expected_status}" if p.expected_status else "")
                 self.disagree(MISS_FALSE, f"a cache miss on {parent!r} must fail with {want}; the target "
                                f"answered {_describe_turn(turn)}", turn)

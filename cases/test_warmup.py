@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from conformance.casekit import PROMPT, RAN
+from conformance.casekit import PROMPT, RAN, refusal_code
 from conformance.client import HarnessError, Turn
 from conformance.monitor.events import LIFECYCLE_START, TERMINAL_TYPES
 from conformance.probes import probe_fields, recorded_nonces, seen
@@ -60,14 +60,14 @@ def test_warmup_produces_no_output(target, connect, expect):
 
 @pytest.mark.clause("WARMUP-CHAINABLE")
 @pytest.mark.max_requests(creates=2)
-def test_warmup_is_chainable(connect, expect):
+def test_warmup_is_chainable(target, connect, expect):
     conn = connect()
     warm = _warm_up(conn, expect, input="You will be asked for one word.")
     if warm.status not in RAN:
         raise HarnessError(f"the warm-up did not run (see WARMUP-NO-OUTPUT): {warm.summary()}")
     expect("WARMUP-CHAINABLE", warm.response_id, warm, "the warm-up response has no id")
     turn = conn.turn(previous_response_id=warm.response_id, input=PROMPT, store=False)
-    how = "failed with previous_response_not_found" if turn.error_code == NOT_FOUND else "did not run"
+    how = "failed with previous_response_not_found" if refusal_code(turn, target) == NOT_FOUND else "did not run"
     expect("WARMUP-CHAINABLE", turn.status in RAN, turn,
            f"a turn continuing from the warm-up {warm.response_id} {how}")
 
