@@ -7,7 +7,7 @@ SUITE_RUNS = frozenset({
     "test_certification_doc.py", "test_diff.py", "test_profile_keys.py", "test_preflight.py",
     "test_streaming_variations.py", "test_terminal.py", "test_matrix.py", "test_nightly.py",
     "test_case_ids.py", "test_baseline.py", "test_certificate.py", "test_browser.py",
-    "test_client_kill_matrix.py",
+    "test_client_kill_matrix.py", "test_case_fallbacks.py",
 })
 
 # Modules whose module-scoped fixture runs whole suites (seconds to tens of seconds): under -n

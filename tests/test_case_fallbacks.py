@@ -72,3 +72,17 @@ def test_deeper_cache_is_info_unless_the_profile_claims_latest_only(tmp_path):
     clauses, cases = _clause_verdicts(tmp_path, "test_cache.py", ("keeps-older-responses",),
                                       "-k", "not_latest", "--target-config", str(deep))
     assert cases == {"test_miss_not_latest_store_false": "INFO"}
+
+
+@pytest.mark.parametrize("case", ["test_tenants.py", "test_errors.py", "test_state_machine.py", "test_cache.py"])
+def test_a_refusal_as_response_failed_is_not_failed_under_p_open(tmp_path, case):
+    """P-open lets previous_response_not_found come as response.failed (§4.10 item 51a): the cases
+    that provoke it read the code from either form, so such a server is judged like a clean one."""
+    clauses, cases = _clause_verdicts(tmp_path, case, ("not-found-as-response-failed",), "--profile", "open-responses")
+    judged = {**cases, **clauses}
+    bad = {name: verdict for name, verdict in judged.items() if verdict in ("FAIL", "ERROR", "NON-STRICT")}
+    assert not bad, bad
+    # the same cases ran as against the clean server (none turned UNSUPPORTED or skipped instead)
+    _, clean_cases = _clause_verdicts(tmp_path, case, (), "--profile", "open-responses")
+    assert {name for name, verdict in cases.items() if verdict == "PASS"} \
+        >= {name for name, verdict in clean_cases.items() if verdict == "PASS"} - {"test_error_envelope[unknown-previous-id]"}
