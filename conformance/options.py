@@ -20,10 +20,10 @@ from typing import Any, Iterable
 
 import pytest
 
-from conformance import baseline as BL
-from conformance import preflight as PF
-from conformance import tenants as TN
-from conformance import verdicts as V
+from conformance import baseline as baselines
+from conformance import preflight
+from conformance import tenants
+from conformance import verdicts
 from conformance.deadlines import turn_timeouts
 from conformance.profile_names import BUILTIN_PROFILES
 from conformance.target import ProfileError, TargetError, derive_urls, load_profile
@@ -87,7 +87,7 @@ def add_options(group: Any) -> None:
     group.addoption("--write-baseline", default=None, metavar="FILE",
                 help="write a baseline covering every case of this run that did not pass (its folder is "
                      "created, and checked, before the run)")
-    group.addoption("--write-baseline-by", default=BL.WRITE_BY[0], choices=BL.WRITE_BY,
+    group.addoption("--write-baseline-by", default=baselines.WRITE_BY[0], choices=baselines.WRITE_BY,
                 help="--write-baseline entries: one per failed clause (default; a case entry for a case "
                      "that failed no clause) or one per case")
     group.addoption("--run-timeout", type=float, default=None, metavar="SECONDS",
@@ -121,9 +121,9 @@ def add_options(group: Any) -> None:
     group.addoption("--clause", action="append", default=[], metavar="ID", dest="select_clauses",
                 help="run only the cases marked with this clause id (repeatable); "
                      "e.g. to re-check one requirement after a fix")
-    group.addoption("--preflight-timeout", type=float, default=PF.DEFAULT_TIMEOUT, metavar="SECONDS",
+    group.addoption("--preflight-timeout", type=float, default=preflight.DEFAULT_TIMEOUT, metavar="SECONDS",
                 help="deadline of each preflight step (handshake, first turn) before the first case "
-                     f"(default {PF.DEFAULT_TIMEOUT:g}; the turn also at most --turn-timeout)")
+                     f"(default {preflight.DEFAULT_TIMEOUT:g}; the turn also at most --turn-timeout)")
     group.addoption("--no-preflight", action="store_true", default=False,
                 help="skip the preflight: a target that cannot be tested then makes every case ERROR")
     group.addoption("--reference-defect", action="append", default=[], metavar="NAME",
@@ -166,7 +166,7 @@ class Settings:
     defects: tuple[str, ...]
     report_dir: Path | None
     run_id: str
-    registry: V.ClauseRegistry
+    registry: verdicts.ClauseRegistry
     generated_budget: int | None = None
     turn_cap: float = 0.0
     run_timeout: float | None = None
@@ -174,9 +174,9 @@ class Settings:
     max_requests: int | None = None
     baseline: Any = None                # conformance.baseline.Baseline
     write_baseline: Path | None = None
-    write_baseline_by: str = BL.WRITE_BY[0]
+    write_baseline_by: str = baselines.WRITE_BY[0]
     server_overrides: dict = field(default_factory=dict)  # from --reference-option
-    preflight_timeout: float = PF.DEFAULT_TIMEOUT
+    preflight_timeout: float = preflight.DEFAULT_TIMEOUT
     preflight: bool = True
     idle_after_done: float = 0.0        # conformance.deadlines: the idle deadline once output is done
     other_tenant_key: str = ""          # conformance.tenants: "" = tenant isolation UNTESTED
@@ -290,12 +290,12 @@ def _validate_max_output_tokens(tokens: int | None) -> int:
     return tokens or 0
 
 
-def _validate_clauses(clauses: str | None, rootpath: Path) -> V.ClauseRegistry:
-    path = Path(clauses) if clauses else V.default_clauses_path(rootpath)
+def _validate_clauses(clauses: str | None, rootpath: Path) -> verdicts.ClauseRegistry:
+    path = Path(clauses) if clauses else verdicts.default_clauses_path(rootpath)
     _usage(path is None, "clause registry not found: pass --clauses FILE (cases/clauses.toml)")
     try:
-        return V.ClauseRegistry.load(path)
-    except V.RegistryError as exc:
+        return verdicts.ClauseRegistry.load(path)
+    except verdicts.RegistryError as exc:
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
@@ -332,12 +332,12 @@ def _validate_reference_options(options: Iterable[str], target_url: str | None) 
     return overrides
 
 
-def _validate_baseline(path: str | None, registry: V.ClauseRegistry) -> Any:
+def _validate_baseline(path: str | None, registry: verdicts.ClauseRegistry) -> Any:
     if not path:
         return None
     try:
-        return BL.load(path, registry.clauses)
-    except BL.BaselineError as exc:
+        return baselines.load(path, registry.clauses)
+    except baselines.BaselineError as exc:
         raise pytest.UsageError(f"--baseline: {exc}") from None
 
 
@@ -345,8 +345,8 @@ def _validate_write_baseline(path: str | None) -> Path | None:
     if not path:
         return None
     try:
-        return BL.prepare_output(path)
-    except BL.BaselineError as exc:
+        return baselines.prepare_output(path)
+    except baselines.BaselineError as exc:
         raise pytest.UsageError(f"--write-baseline: {exc}") from None
 
 
@@ -379,7 +379,7 @@ def build_settings(config: pytest.Config) -> Settings:
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
     client_command = _validate_client_command(opt("client_command"), target_url)
     # a run judges one side of the wire: its clause table holds that side's clauses only
-    registry = _validate_clauses(opt("clauses"), config.rootpath).side(V.CLIENT if client_command else V.SERVER)
+    registry = _validate_clauses(opt("clauses"), config.rootpath).side(verdicts.CLIENT if client_command else verdicts.SERVER)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
@@ -398,7 +398,7 @@ def build_settings(config: pytest.Config) -> Settings:
                     server_overrides=server_overrides, preflight_timeout=preflight_timeout,
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
                     idle_seconds=_validate_idle_seconds(opt("idle_seconds")),
-                    other_tenant_key=TN.other_tenant_key(opt("other_tenant_key"), api_key,
+                    other_tenant_key=tenants.other_tenant_key(opt("other_tenant_key"), api_key,
                                                          embedded=target_url is None),
                     client_command=client_command,
                     client_deadline=_validate_client_deadline(opt("client_deadline")))

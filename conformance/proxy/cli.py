@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from conformance import caserecord
-from conformance import verdicts as V
+from conformance import verdicts
 from conformance.proxy.observe import DEFAULT_STALL_S, DEFAULT_TRANSCRIPT_CAP, Observer
 from conformance.proxy.relay import UPSTREAM_CHECK_TIMEOUT, Relay, check_upstream, socket_url
 from conformance.report import summary_lines
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             profile = load_profile(Path(args.target_config))
         else:
             profile = load_profile(args.profile)
-        registry = V.ClauseRegistry.load(V.default_clauses_path(Path.cwd()))
+        registry = verdicts.ClauseRegistry.load(verdicts.default_clauses_path(Path.cwd()))
         if args.transcript_cap < 1:
             raise ValueError("--transcript-cap must be at least 1")
         if not args.stall >= 0:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         _log(f"error: profile: {exc}")
         return BAD_OPTIONS
-    except (ValueError, V.RegistryError, TypeError) as exc:
+    except (ValueError, verdicts.RegistryError, TypeError) as exc:
         _log(f"error: {exc}")
         return BAD_OPTIONS
     observer = Observer(registry=registry, upstream=upstream, listen=args.listen, profile=profile,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if nothing is not None:
         _log(f"nothing observed: no connection reached the upstream {upstream} ({nothing}); exit {NOTHING_RELAYED}")
         return NOTHING_RELAYED
-    return VIOLATED if any(record.verdict == V.FAIL for record in caserecord.all_of(records)) else OK
+    return VIOLATED if any(record.verdict == verdicts.FAIL for record in caserecord.all_of(records)) else OK
 
 
 async def _serve(relay: Relay, duration: float | None) -> None:
