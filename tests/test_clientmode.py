@@ -147,3 +147,28 @@ def test_judge_by_hand_eviction_and_give_up():
     assert J.error_ends(rec, scenario, J.requests(rec)).ok is True       # exit 1 in time
     rec.process = Process(None, 8.0, True)
     assert "hung" in J.error_ends(rec, scenario, J.requests(rec)).message
+
+
+def test_judge_by_hand_flat_and_no_stream_are_separate_clauses():
+    """A nested (Realtime-shaped) create fails CLIENT-CREATE-FLAT only; stream or background
+    (as OpenAI's own SDKs send) fails the SHOULD CLIENT-CREATE-NO-STREAM only."""
+    flat = {"type": "response.create", "model": "m", "input": "hi"}
+    cases = [(flat, True, True),
+             (dict(flat, stream=True), True, False),
+             (dict(flat, background=False), True, False),
+             ({"type": "response.create", "response": {"model": "m", "input": "hi"}}, False, True)]
+    for create, flat_ok, no_stream_ok in cases:
+        rec = Recording(connections=[_conn(0, [_in(0.1, create), _out(0.2, _done("r1"))])],
+                        process=Process(0, 0.3, False))
+        reqs = J.requests(rec)
+        scenario = S.BY_NAME["tool-loop"]
+        assert J.create_flat(rec, scenario, reqs).ok is flat_ok, create
+        judged = J.create_no_stream(rec, scenario, reqs)
+        assert judged.ok is no_stream_ok, create
+        if not no_stream_ok:
+            assert "stream" in judged.message or "background" in judged.message
+    empty = Recording(connections=[], process=Process(0, 0.1, False))
+    assert J.create_flat(empty, S.BY_NAME["tool-loop"], []).ok is None
+    assert J.create_no_stream(empty, S.BY_NAME["tool-loop"], []).ok is None
+    levels = {c.id: c.level for c in V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)}
+    assert levels[S.CREATE_FLAT] == "MUST" and levels[S.CREATE_NO_STREAM] == "SHOULD"

@@ -19,7 +19,7 @@ from conformance.clientmode.scenarios import Exit, Scenario
 TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
 RETRY_ATTEMPTS_MAX = 10         # reconnect attempts after a close before the client gives up
 RETRY_GAP_MIN_S = 0.1           # the least time between two reconnect attempts
-FORBIDDEN_CREATE_FIELDS = ("stream", "background")
+HTTP_ONLY_CREATE_FIELDS = ("stream", "background")     # CLIENT-CREATE-NO-STREAM
 
 
 @dataclass(frozen=True)
@@ -133,12 +133,21 @@ def create_flat(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judg
     if not reqs:
         return Judgement(S.CREATE_FLAT, None, "no response.create")
     for req in reqs:
-        nested = isinstance(req.create.get("response"), dict)
-        extra = [f for f in FORBIDDEN_CREATE_FIELDS if f in req.create]
-        if nested or extra:
-            what = "a nested response object" if nested else "the HTTP-only field(s) " + ", ".join(extra)
-            return Judgement(S.CREATE_FLAT, False, f"request {req.number} carries {what}")
+        if isinstance(req.create.get("response"), dict):
+            return Judgement(S.CREATE_FLAT, False, f"request {req.number} nests its fields in a response "
+                                                   "object (the Realtime shape), not at the top level")
     return Judgement(S.CREATE_FLAT, True, f"{len(reqs)} flat create(s)")
+
+
+def create_no_stream(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    if not reqs:
+        return Judgement(S.CREATE_NO_STREAM, None, "no response.create")
+    for req in reqs:
+        sent = [f"{name}: {json.dumps(req.create[name])}" for name in HTTP_ONLY_CREATE_FIELDS if name in req.create]
+        if sent:
+            return Judgement(S.CREATE_NO_STREAM, False, f"request {req.number} carries the HTTP-only "
+                                                        f"{', '.join(sent)}")
+    return Judgement(S.CREATE_NO_STREAM, True, f"{len(reqs)} create(s) without stream or background")
 
 
 def key_in_header(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
@@ -326,6 +335,7 @@ Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
     S.TEXT_JSON: text_json,
     S.CREATE_FLAT: create_flat,
+    S.CREATE_NO_STREAM: create_no_stream,
     S.KEY_IN_HEADER: key_in_header,
     S.CHAIN: chain,
     S.NEW_INPUT_ONLY: new_input_only,
