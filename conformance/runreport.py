@@ -95,7 +95,8 @@ def conformance_summary(reporter: Any, sess: ConformanceSession) -> None:
     if stall:
         reporter.write_line(f"RUN STOPPED EARLY: {describe_stall(stall)}; later cases that needed a turn are ERROR",
                       red=True)
-    for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name):
+    for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name,
+                              client=sess.settings.client_mode):
         reporter.write_line(line)
     facts = run_facts(sess)
     budget = facts["budget"]

@@ -88,6 +88,9 @@ def test_correct_clients_pass_every_scenario(command, tmp_path):
     assert {r["id"] for r in cert["clauses"]} == set(S.client_clauses())
     assert all(r["verdict"] == V.PASS for r in cert["clauses"]), [(r["id"], r["verdict"]) for r in cert["clauses"]]
     assert len(cert["cases"]) == len(S.SCENARIOS)
+    # the summary speaks of scenarios, and of no spending: a client run sends nothing to a paid target
+    assert f"client mode: {len(S.SCENARIOS)} scenarios: {len(S.SCENARIOS)} PASS" in proc.stdout, proc.stdout[-2000:]
+    assert "spent:" not in proc.stdout
     _no_key_in(tmp_path)
 
 

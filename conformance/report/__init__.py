@@ -191,14 +191,16 @@ def _with_transcript_file(record: CaseRecord, tdir: Path, redact: Callable[[str]
     return replace(record, transcript_path=f"transcripts/{name}")
 
 
-def summary_lines(records: Iterable[CaseRecord | dict], registry: verdicts.ClauseRegistry, profile: str) -> list[str]:
+def summary_lines(records: Iterable[CaseRecord | dict], registry: verdicts.ClauseRegistry, profile: str,
+                  client: bool = False) -> list[str]:
+    """The terminal's summary; ``client``: a client-mode run (scenarios judge a client, nothing is spent)."""
     records = caserecord.all_of(records)
     counts = Counter(r.verdict for r in records)
     rows = clause_rows(registry, records)
     cov = verdicts.coverage(rows)
     clause_counts = Counter(r["verdict"] for r in rows)
     lines = [
-        f"profile {profile}: {len(records)} cases: " + ", ".join(
+        (f"client mode: {len(records)} scenarios: " if client else f"profile {profile}: {len(records)} cases: ") + ", ".join(
             f"{counts[v]} {v}" for v in CASE_VERDICTS if counts.get(v)),
         "clauses: " + ", ".join(f"{clause_counts[v]} {v}" for v in CLAUSE_VERDICTS if clause_counts.get(v)),
         f"coverage: {cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case "
@@ -209,8 +211,9 @@ def summary_lines(records: Iterable[CaseRecord | dict], registry: verdicts.Claus
     spent = Counter()
     for r in records:
         spent.update(r.usage)
-    lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
-                 f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
+    if not client:      # a client run sends nothing to a paid target: its scenarios run on the reference server
+        lines.append(f"spent: {spent['creates']} response.create, {spent['http_requests']} HTTP requests, "
+                     f"{spent['input_tokens']} input and {spent['output_tokens']} output tokens")
     blocked = blocked_cases(records)
     if blocked:
         lines.append(f"blocked by the target's safety system (misalignment_policy_violation, ERROR, not retried): "
