@@ -72,31 +72,31 @@ class Liveness:
         if status != "timeout":
             return
         self.case_deadlines += 1
-        with self._locked() as st:
-            stall = st.get("stalled")
+        with self._locked() as shared:
+            stall = shared.get("stalled")
             if stall:
                 if stall.get("kind") == UNFINISHED and not started:
                     stall["kind"] = UNANSWERED
                     stall["message"] += "; then a create got no answer at all"
                 return
-            st["deadline_turns"] = n = int(st.get("deadline_turns", 0)) + 1
-            st["started"] = int(st.get("started", 0)) + bool(started)
-            if not st.get("first_case"):
-                st["first_case"] = self.case
-            if n >= self.stall_after:
-                kind = UNFINISHED if st["started"] else UNANSWERED
+            shared["deadline_turns"] = turns = int(shared.get("deadline_turns", 0)) + 1
+            shared["started"] = int(shared.get("started", 0)) + bool(started)
+            if not shared.get("first_case"):
+                shared["first_case"] = self.case
+            if turns >= self.stall_after:
+                kind = UNFINISHED if shared["started"] else UNANSWERED
                 what = ("responses that started and never ended" if kind == UNFINISHED
                         else "creates that got no answer")
-                st["stalled"] = {"since": st["first_case"] or self.case, "reason": "stalled", "kind": kind,
-                                 "at": round(time.time(), 3),
-                                 "message": f"{n} turns of the run got no end before their deadline ({what})"}
+                shared["stalled"] = {"since": shared["first_case"] or self.case, "reason": "stalled", "kind": kind,
+                                     "at": round(time.time(), 3),
+                                     "message": f"{turns} turns of the run got no end before their deadline ({what})"}
 
     def _run_timed_out(self) -> None:
-        with self._locked() as st:
-            if not st.get("stalled") or st["stalled"].get("kind") == UNFINISHED:
-                st["stalled"] = {"since": self.case, "reason": "run-timeout", "kind": UNANSWERED,
-                                 "at": round(time.time(), 3),
-                                 "message": "the run deadline (--run-timeout) passed"}
+        with self._locked() as shared:
+            if not shared.get("stalled") or shared["stalled"].get("kind") == UNFINISHED:
+                shared["stalled"] = {"since": self.case, "reason": "run-timeout", "kind": UNANSWERED,
+                                     "at": round(time.time(), 3),
+                                     "message": "the run deadline (--run-timeout) passed"}
 
     def stalled(self) -> dict | None:
         """The stall record (``since``, ``reason``, ``kind``, ``at``, ``message``), or None."""
@@ -112,15 +112,15 @@ class Liveness:
 
     def check(self) -> None:
         """Before a ``response.create``: raise ``TargetStalled`` when no create may be sent."""
-        st = self.stalled()
-        if st and st.get("kind", UNANSWERED) != UNFINISHED:
-            raise TargetStalled(describe(st))
+        stall = self.stalled()
+        if stall and stall.get("kind", UNANSWERED) != UNFINISHED:
+            raise TargetStalled(describe(stall))
 
     def started_while_stalled(self) -> None:
         """A response started: raise ``TargetStalled`` when the target does not finish them."""
-        st = self.stalled()
-        if st:
-            raise TargetStalled(describe(st))
+        stall = self.stalled()
+        if stall:
+            raise TargetStalled(describe(stall))
 
     def remaining(self) -> float | None:
         """Seconds left before the run deadline (None: no run deadline)."""

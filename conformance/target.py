@@ -142,11 +142,11 @@ def builtin_profiles() -> list[str]:
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
     out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
         else:
-            out[k] = copy.deepcopy(v)
+            out[key] = copy.deepcopy(value)
     return out
 
 
@@ -236,32 +236,32 @@ class Profile:
     def monitor_options(self) -> dict[str, str]:
         """The leniencies of ``StreamMonitor`` (keyword arguments) this profile's ``[stream]`` gives;
         a P-open claim forbids frames after the terminal event outright (§4.3 item 15a)."""
-        st = self.data["stream"]
-        return {"setup_events": st["setup_events"], "terminal_output": st["terminal_output"],
+        stream = self.data["stream"]
+        return {"setup_events": stream["setup_events"], "terminal_output": stream["terminal_output"],
                 "after_terminal": "forbidden" if "P-open" in self.spec_profiles else "discouraged"}
 
     def capabilities(self) -> frozenset[str]:
         """Capability names as docs/interfaces.md defines them (used by clause ``requires``)."""
-        f, c = self.data["features"], self.data["cache"]
-        caps = {k for k in ("background_rejected", "compact_endpoint", "context_management",
-                            "generate_false", "lanes", "lanes_concurrent", "steering", "test_controls",
-                            "http_endpoint", "reference_engine") if f[k]}
+        features, cache = self.data["features"], self.data["cache"]
+        caps = {name for name in ("background_rejected", "compact_endpoint", "context_management",
+                                  "generate_false", "lanes", "lanes_concurrent", "steering", "test_controls",
+                                  "http_endpoint", "reference_engine") if features[name]}
         if self.busy_policy == "queue":
             caps.add("busy_policy_queue")
         elif self.busy_policy == "reject":
             caps.add("busy_policy_reject")
-        if f["stream_field"] == "tolerated":
+        if features["stream_field"] == "tolerated":
             caps.add("stream_field_tolerated")
         for fact in ("keys_checked", "multi_tenant"):
             if self.data["target"][fact]:
                 caps.add(fact)
-        if c["latest_only"]:
+        if cache["latest_only"]:
             caps.add("cache_latest_only")
-        if c["zdr"]:
+        if cache["zdr"]:
             caps.add("zdr")
-        elif c["store_true_hydrates"]:
+        elif cache["store_true_hydrates"]:
             caps.add("store_true_hydrates")
-        if f["http_endpoint"] and not c["zdr"]:
+        if features["http_endpoint"] and not cache["zdr"]:
             caps.add("stored_responses")    # GET/DELETE /responses/{id} have something to act on
         return frozenset(caps)
 
