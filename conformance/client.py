@@ -56,32 +56,37 @@ _ENDED_PHASES = frozenset({Phase.DONE, Phase.REJECTED})   # request phases after
 MISALIGNMENT = "misalignment_policy_violation"
 
 
+def _inner(error: dict) -> dict:
+    """The nested error object of an error event (§3.10), or {} when it has none."""
+    inner = error.get("error")
+    return inner if isinstance(inner, dict) else {}
+
+
 def _is_blocked(error: Any) -> bool:
     """A safety block (§3.10): status 403 before streaming or an ``error`` mid-response."""
     if not isinstance(error, dict):
         return False
-    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    inner = _inner(error)
     return MISALIGNMENT in (inner.get("code"), error.get("code"))
 
 
 def _is_rate_limit(error: Any) -> bool:
     if not isinstance(error, dict):
         return False
-    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    inner = _inner(error)
     status = error.get("status", error.get("status_code"))
     return status == 429 or inner.get("code") == "rate_limit_exceeded" or error.get("code") == "rate_limit_exceeded"
 
 
 def _code(error: Any) -> Any:
-    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
-    return inner.get("code", error.get("code"))
+    return _inner(error).get("code", error.get("code"))
 
 
 def _is_server_error(error: Any) -> bool:
     if not isinstance(error, dict):
         return False
     status = error.get("status", error.get("status_code"))
-    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    inner = _inner(error)
     return (isinstance(status, int) and status >= 500) or _code(error) == "server_error" \
         or inner.get("type") == "server_error"
 
@@ -90,7 +95,7 @@ def _retry_after(error: Any) -> float | None:
     """The delay a rate-limit error asks for: a retry_after(_ms) field or "try again in Ns"."""
     if not isinstance(error, dict):
         return None
-    inner = error.get("error") if isinstance(error.get("error"), dict) else {}
+    inner = _inner(error)
     for src in (error, inner):
         for key, scale in (("retry_after", 1.0), ("retry_after_ms", 0.001)):
             value = src.get(key)
