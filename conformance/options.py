@@ -50,9 +50,13 @@ def add_options(group: Any) -> None:
                 help="client mode: judge a client instead of a server. The command is started once per "
                      "scenario against the reference server, with OPENAI_BASE_URL, OPENAI_API_KEY and "
                      "CONFORMANCE_WS_URL set (docs/clients.md); only the client scenarios run")
+    group.addoption("--client-test-command", default=None, metavar="COMMAND",
+                help="client mode: run the client's own test command once, unchanged, against the reference "
+                     "server behaving normally (same environment) and judge what it sent by the client clauses "
+                     "that hold for any traffic (docs/clients.md)")
     group.addoption("--client-deadline", type=float, default=None, metavar="SECONDS",
                 help="client mode: how long the client may take per scenario before it counts as hung "
-                     "and is killed (default: the scenario's own, 8 s; raise it for clients slow to start)")
+                     "and is killed (default: the scenario's own, 8 s; 120 s for --client-test-command)")
     group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
                 help="key of another tenant, for the tenant-isolation clauses (default: "
                      "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
@@ -183,10 +187,11 @@ class Settings:
     idle_seconds: float = IDLE_SECONDS  # --idle-seconds: the slow idle-socket case (§4.6 item 38b)
     client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
     client_deadline: float | None = None    # None: each scenario's own deadline
+    client_test_command: str | None = None  # client mode: the client's own tests (clientmode.ownsuite)
 
     @property
     def client_mode(self) -> bool:
-        return self.client_command is not None
+        return self.client_command is not None or self.client_test_command is not None
 
     @property
     def embedded(self) -> bool:
@@ -299,15 +304,16 @@ def _validate_clauses(clauses: str | None, rootpath: Path) -> verdicts.ClauseReg
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
-def _validate_client_command(command: str | None, target_url: str | None) -> str | None:
+def _validate_client_command(command: str | None, target_url: str | None,
+                             option: str = "--client-command") -> str | None:
     if command is None:
         return None
     from conformance.clientmode.runner import CommandError, split_command
     try:
         split_command(command)
     except CommandError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    _usage(bool(target_url), "--client-command judges a client against the reference server; it does not "
+        raise pytest.UsageError(str(exc).replace("--client-command", option)) from None
+    _usage(bool(target_url), f"{option} judges a client against the reference server; it does not "
                              "take --target")
     return command
 
@@ -378,8 +384,10 @@ def build_settings(config: pytest.Config) -> Settings:
     preflight_timeout = _validate_preflight_timeout(opt("preflight_timeout"))
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
     client_command = _validate_client_command(opt("client_command"), target_url)
+    client_test_command = _validate_client_command(opt("client_test_command"), target_url, "--client-test-command")
     # a run judges one side of the wire: its clause table holds that side's clauses only
-    registry = _validate_clauses(opt("clauses"), config.rootpath).side(verdicts.CLIENT if client_command else verdicts.SERVER)
+    registry = _validate_clauses(opt("clauses"), config.rootpath).side(
+        verdicts.CLIENT if client_command or client_test_command else verdicts.SERVER)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
@@ -400,5 +408,5 @@ def build_settings(config: pytest.Config) -> Settings:
                     idle_seconds=_validate_idle_seconds(opt("idle_seconds")),
                     other_tenant_key=tenants.other_tenant_key(opt("other_tenant_key"), api_key,
                                                          embedded=target_url is None),
-                    client_command=client_command,
+                    client_command=client_command, client_test_command=client_test_command,
                     client_deadline=_validate_client_deadline(opt("client_deadline")))

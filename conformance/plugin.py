@@ -125,7 +125,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     sess = config.stash.get(SESSION_KEY, None)     # client mode collects cases/client/ only
-    return True if sess is not None and collection.ignored(collection_path, sess.settings.client_mode) else None
+    return True if sess is not None and (collection.ignored(collection_path, sess.settings.client_mode)
+                                         or collection.client_file_ignored(collection_path, sess.settings)) else None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -353,6 +354,18 @@ def client_scenario(request: pytest.FixtureRequest):
         pytest.skip("client scenario: needs --client-command")
     return lambda scenario: casework.play(scenario, s.client_command, _state(request).connections,
                                           request.config.invocation_params.dir, s.client_deadline)
+
+
+@pytest.fixture
+def client_own_tests(request: pytest.FixtureRequest):
+    """Client mode: ``client_own_tests() -> (judgements, process)`` runs --client-test-command
+    once against the reference server behaving normally (conformance.clientmode.ownsuite)."""
+    from conformance.clientmode import ownsuite
+    s = _session(request.config).settings
+    if s.client_test_command is None:
+        pytest.skip("own tests: needs --client-test-command")
+    return lambda: ownsuite.play(s.client_test_command, _state(request).connections,
+                                 request.config.invocation_params.dir, s.client_deadline)
 
 
 @pytest.fixture

@@ -64,7 +64,14 @@ def run_facts(sess: ConformanceSession) -> dict:
                        "skipped": skipped}, "run": run_block(sess)} \
         | {"perf": r.perf for r in sess.records if r.perf} \
         | ({"preflight": sess.preflight} if sess.preflight else {}) \
-        | ({"client": {"command": sess.redact(sess.settings.client_command)}} if sess.settings.client_mode else {})
+        | ({"client": client_block(sess)} if sess.settings.client_mode else {})
+
+
+def client_block(sess: ConformanceSession) -> dict:
+    """The certificate's ``client``: the commands client mode ran (key redacted)."""
+    settings = sess.settings
+    return ({"command": sess.redact(settings.client_command)} if settings.client_command else {}) \
+        | ({"test_command": sess.redact(settings.client_test_command)} if settings.client_test_command else {})
 
 
 def run_block(sess: ConformanceSession) -> dict:
