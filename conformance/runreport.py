@@ -64,7 +64,8 @@ def run_facts(sess: ConformanceSession) -> dict:
                        "skipped": skipped}, "run": run_block(sess)} \
         | {"perf": r.perf for r in sess.records if r.perf} \
         | ({"preflight": sess.preflight} if sess.preflight else {}) \
-        | ({"client": client_block(sess)} if sess.settings.client_mode else {})
+        | ({"client": client_block(sess)} if sess.settings.client_mode else {}) \
+        | ({"gateway": sess.gateway_block} if sess.gateway_block else {})
 
 
 def client_block(sess: ConformanceSession) -> dict:

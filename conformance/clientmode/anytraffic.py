@@ -7,10 +7,10 @@ response, the chain, the new input and the tool outputs (docs/spec.md §4.11 ite
 Clauses that need a scenario's trigger (eviction, a close, an error, a large frame) or the
 N-turn contract (one socket, finishing) are not judged: those runs leave them UNTESTED.
 
-``excused(frame)`` says that a frame was relayed exactly as the gateway's own client sent it
-(the suite's server cases send invalid frames and odd continuations on purpose): its
-violations are not the gateway's, so the frame is neither a violation nor evidence that the
-clause held. A client's own tests excuse nothing.
+``excused(clause, frame)`` says that the part of a frame a clause reads was relayed as the
+gateway's own client sent it (the suite's server cases send invalid frames and odd
+continuations on purpose): that violation is not the gateway's, so the frame is neither a
+violation nor evidence that the clause held. A client's own tests excuse nothing.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ ANY_TRAFFIC = (scenario_table.TEXT_JSON, scenario_table.CREATE_FLAT, scenario_ta
                scenario_table.TOOL_OUTPUT)
 SHOWN = 3           # violations named in one message
 
-Excused = Callable[[Frame], bool]
+Excused = Callable[[str, Frame], bool]
 
 
-def _never(frame: Frame) -> bool:
+def _never(clause: str, frame: Frame) -> bool:
     return False
 
 
@@ -59,7 +59,7 @@ class Tally:
     violations: list[str] = field(default_factory=list)
 
     def count(self, violation: str | None, frame: Frame, excused: Excused) -> None:
-        if violation is not None and excused(frame):
+        if violation is not None and excused(self.clause, frame):
             self.excused += 1
         elif violation is not None:
             self.judged += 1
