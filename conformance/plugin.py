@@ -61,10 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, build_settings(config))
     config.stash[SESSION_KEY] = sess
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
-    if sess.settings.gateway is not None:      # the sandwich: what each case sent the gateway
-        from conformance.clientmode.sandwich import SentFrames, sent_file
-        config.pluginmanager.register(SentFrames(sent_file(run_dir(sess.settings.run_id)), CASE_KEY),
-                                      "responses-ws-conformance-gateway")
+    from conformance.clientmode import pluginhooks     # own tests, the gateway sandwich
+    pluginhooks.register(config, sess)
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")
@@ -82,12 +80,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
     opt = config.option
-    if sess is not None and sess.settings.gateway is not None and not sess.is_worker and not opt.collectonly:
-        from conformance.clientmode import sandwich
-        sandwich.start(sess)        # the gateway and its upstream; NOT-USABLE when it does not listen
-        if sess.not_usable:
-            return
-    if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
+    if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight or sess.not_usable \
             or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
         return
     diagnosis, sess.preflight = preflight.check_target(sess.target, timeout=sess.settings.preflight_timeout,
@@ -124,9 +117,6 @@ class _XdistHooks:
         node.workerinput["conformance_run_id"] = s.run_id
         node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
         node.workerinput["conformance_started"] = _session(node.config).started
-        if s.gateway is not None:
-            from conformance.clientmode.sandwich import worker_input
-            node.workerinput["conformance_gateway"] = worker_input(s.gateway)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -271,9 +261,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker:
         return
-    if sess.sandwich is not None:       # the gateway's upstream side, judged after the last case
-        from conformance.clientmode import sandwich
-        sandwich.finish(sess)
     runreport.finish_baseline(session, sess)
     runreport.set_exit_code(session, sess)
     if (not sess.records and not sess.not_usable) or sess.settings.report_dir is None:
@@ -369,18 +356,6 @@ def client_scenario(request: pytest.FixtureRequest):
         pytest.skip("client scenario: needs --client-command")
     return lambda scenario: casework.play(scenario, s.client_command, _state(request).connections,
                                           request.config.invocation_params.dir, s.client_deadline)
-
-
-@pytest.fixture
-def client_own_tests(request: pytest.FixtureRequest):
-    """Client mode: ``client_own_tests() -> (judgements, process)`` runs --client-test-command
-    once against the reference server behaving normally (conformance.clientmode.ownsuite)."""
-    from conformance.clientmode import ownsuite
-    s = _session(request.config).settings
-    if s.client_test_command is None:
-        pytest.skip("own tests: needs --client-test-command")
-    return lambda: ownsuite.play(s.client_test_command, _state(request).connections,
-                                 request.config.invocation_params.dir, s.client_deadline)
 
 
 @pytest.fixture

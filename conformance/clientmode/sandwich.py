@@ -49,7 +49,7 @@ POLL_S = 0.1
 LONG_TEXT = 200_000             # frames longer than this are compared by their first characters
 PREFIX = 4096
 OUTPUT_KEPT = 4000              # characters of the gateway's stdout / stderr in the report
-UPSTREAM_NODEID = "gateway/upstream::test_gateway_upstream_client_clauses"
+UPSTREAM_NODEID = "cases/gateway/upstream::test_gateway_upstream_client_clauses"
 UPSTREAM = Scenario("gateway-upstream", "the gateway's upstream: the reference server behaving normally, "
                     "recording what the gateway sends", ())
 _TRUNCATED = re.compile(r"\.\.\.<(\d+) more chars>$")
@@ -376,7 +376,8 @@ def finish(sess: Any) -> None:
         return
     sandwich.stop()
     sent = read_sent(run_dir(sess.settings.run_id))
-    if sess.not_usable:
-        return
+    wanted = sess.config.getoption("select_clauses") or []
+    if sess.not_usable or (wanted and not set(wanted) & set(ANY_TRAFFIC)):
+        return      # nothing ran, or --clause left the upstream case out
     record, sess.gateway_block = upstream_record(sandwich, sess.settings.registry, sess.redact, sent)
     sess.records.append(record)
