@@ -106,6 +106,11 @@ def conformance_summary(reporter: Any, sess: ConformanceSession) -> None:
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name,
                               client=sess.settings.client_mode):
         reporter.write_line(line)
+    if sess.gateway_block:      # which clauses judged which side (clientmode.sandwich)
+        side = sess.gateway_block["client_side"]
+        reporter.write_line(f"gateway sandwich: server clauses judged the gateway as the cases' target; "
+                            f"{len(side['clauses'])} client clauses its upstream traffic ({side['case']}); "
+                            f"{len(side['not_judged'])} need a scenario (UNTESTED)")
     facts = run_facts(sess)
     budget = facts["budget"]
     if budget["max_requests"] is not None:

@@ -115,3 +115,13 @@ def test_a_gateway_that_does_not_listen_is_not_usable_in_one_line(command, words
     assert len(lines) == 1 and words in lines[0] and "CONFORMANCE_GATEWAY_LISTEN" in lines[0], proc.stdout
     assert cert["overall"] == NOT_USABLE and cert["preflight"]["usable"] is False
     assert "gateway" not in cert and not cert["cases"]
+
+
+def test_a_gateway_that_dies_ends_the_run_in_bounded_time(tmp_path):
+    started = time.monotonic()
+    proc, cert = _run(f"{BROKEN} dies", tmp_path, *PROFILE)
+    assert time.monotonic() - started < 120
+    assert proc.returncode == 7, proc.stdout[-2000:]       # cases that could not reach it: ERROR
+    assert cert["gateway"]["exit"] == 3
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    assert upstream["verdict"] == verdicts.ERROR and "exited 3" in " ".join(upstream["messages"])

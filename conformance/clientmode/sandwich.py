@@ -321,8 +321,9 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
             recorder.expect(judgement.clause, True, None, judgement.message)
     recorder.add_findings([Finding(j.clause, j.message) for j in judgements if j.ok is False])
     messages = [f"{o.verdict} {o.clause}: {o.message}" for o in recorder.failures(verdicts.NON_STRICT)]
-    if sandwich.exited_during_run is not None:
-        messages.append(f"the gateway exited {sandwich.exited_during_run} before the last case ended")
+    if sandwich.exited_during_run is not None:     # its upstream traffic stops short: cannot vouch for it
+        recorder.errors.append(f"ERROR: the gateway exited {sandwich.exited_during_run} before the last case ended")
+    messages += recorder.errors
     verdict = recorder.verdict()
     transcript = ""
     if verdict != verdicts.PASS:

@@ -6,12 +6,15 @@ behaviour changed, so that one client clause fails on its upstream side:
   stays, so the upstream accepts it): CLIENT-KEY-IN-HEADER;
 * ``full-history``: each continuation is sent upstream with the output of the response it
   continues put back in front of its input: CLIENT-NEW-INPUT-ONLY (a SHOULD);
-* ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE).
+* ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
+* ``dies``: a correct relay that exits 3 once its sixth connection opens (the run goes on
+  against nothing and ends in bounded time; the certificate says the gateway exited).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,7 +67,18 @@ class FullHistory(gateway_relay.Relay):
         return json.dumps(event)
 
 
-RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory}
+class Dies(gateway_relay.Relay):
+    opened = 0
+
+    def upstream_url(self, request):
+        Dies.opened += 1
+        if Dies.opened > 5:
+            print("gateway: exiting on purpose", flush=True)
+            os._exit(3)
+        return super().upstream_url(request)
+
+
+RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "dies": Dies}
 
 if __name__ == "__main__":
     if BREAK == "never-listens":
