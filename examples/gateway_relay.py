@@ -83,8 +83,8 @@ class Gateway:
         offered = request.headers.get_all("Sec-WebSocket-Protocol")
         protocols = [p.strip() for value in offered for p in value.split(",") if p.strip()] or None
         try:
-            upstream = await connect(self.relay.upstream_url(request), additional_headers=self.relay.upstream_headers(request),
-                                     subprotocols=protocols, max_size=None, open_timeout=OPEN_TIMEOUT_S,
+            upstream = await connect(self.relay.upstream_url(request),
+                                     additional_headers=self.relay.upstream_headers(request), subprotocols=protocols, max_size=None, open_timeout=OPEN_TIMEOUT_S,
                                      user_agent_header=request.headers.get("User-Agent"), proxy=None,
                                      ping_interval=None)
         except InvalidStatus as exc:
@@ -112,10 +112,10 @@ class Gateway:
         upstream = self.upstreams.pop(id(client), None)
         if upstream is None:
             return
-        up = asyncio.create_task(_pump(client, upstream, self.relay.to_upstream))
-        down = asyncio.create_task(_pump(upstream, client, self.relay.to_client))
+        upward = asyncio.create_task(_pump(client, upstream, self.relay.to_upstream))
+        downward = asyncio.create_task(_pump(upstream, client, self.relay.to_client))
         try:
-            await asyncio.wait({up, down}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({upward, downward}, return_when=asyncio.FIRST_COMPLETED)
             # whichever side closed first: a send that failed on the other side ends a pump too
             if upstream.close_code is not None and client.close_code is None:
                 await _close_like(client, upstream)
@@ -124,9 +124,9 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
-            for task in (up, down):
+            for task in (upward, downward):
                 task.cancel()
-            await asyncio.gather(up, down, return_exceptions=True)
+            await asyncio.gather(upward, downward, return_exceptions=True)
             await upstream.close()
 
 

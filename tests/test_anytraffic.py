@@ -111,7 +111,8 @@ def test_digests_of_what_the_suite_sent_match_what_the_upstream_got():
     own = sandwich.upstream_digests(rewritten, redact)
     assert own[0] not in sent
     matched = {d.split(":", 1)[0] for d in own[1:] if d in sent}
-    assert matched == {scenarios.TEXT_JSON, scenarios.CREATE_FLAT, scenarios.CREATE_NO_STREAM, scenarios.CHAIN, scenarios.TOOL_OUTPUT}
+    assert matched == {scenarios.TEXT_JSON, scenarios.CREATE_FLAT, scenarios.CREATE_NO_STREAM, scenarios.CHAIN,
+                       scenarios.TOOL_OUTPUT}
     # binary frames compare by size, long ones by their beginning, as the suite's transcript keeps them
     assert sandwich.sent_digests("<binary frame, 5 bytes: 0001020304>") == \
         sandwich.upstream_digests(Frame(0, Direction.IN, False, "\x00\x01\x02\x03\x04", 5), redact)

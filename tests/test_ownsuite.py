@@ -44,7 +44,8 @@ def test_own_sdk_tests_pass_what_any_traffic_shows(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     rows = _rows(cert)
     assert {cid for cid, verdict in rows.items() if verdict == verdicts.PASS} == set(ANY_TRAFFIC)
-    assert {cid for cid, verdict in rows.items() if verdict != verdicts.PASS} == set(scenarios.client_clauses()) - set(ANY_TRAFFIC)
+    assert {cid for cid, verdict in rows.items() if verdict != verdicts.PASS} \
+        == set(scenarios.client_clauses()) - set(ANY_TRAFFIC)
     assert set(rows.values()) == {verdicts.PASS, verdicts.UNTESTED}       # a clause needing a scenario never reads PASS
     assert [c["nodeid"] for c in cert["cases"]] == ["cases/client/test_own_tests.py::test_own_tests"]
     assert cert["mode"] == "client" and cert["client"] == {"test_command": OWN}
