@@ -52,6 +52,18 @@ def ignored(path: Path, client_mode: bool) -> bool:
     return in_client
 
 
+# client mode: the file of each kind of client case, and the option that collects it
+CLIENT_FILES = {"test_scenarios.py": "client_command", "test_own_tests.py": "client_test_command"}
+
+
+def client_file_ignored(path: Path, settings: Any) -> bool:
+    """In client mode, the scenarios run with --client-command, the own tests with
+    --client-test-command: a file whose option was not given is not collected."""
+    option = CLIENT_FILES.get(Path(path).name)
+    return bool(settings.client_mode and option and CLIENT_CASES in Path(path).parts
+                and getattr(settings, option) is None)
+
+
 def is_case(item: pytest.Item) -> bool:
     """A conformance case: marked with clause, or defined in a module under a ``cases`` dir."""
     if item.get_closest_marker("clause") is not None:

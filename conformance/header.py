@@ -14,6 +14,8 @@ from conformance.session import ConformanceSession
 def header_lines(config: pytest.Config, sess: ConformanceSession) -> list[str]:
     s = sess.settings
     where = s.target_url or "embedded reference server (127.0.0.1, started on first use)"
+    if s.gateway is not None:       # the sandwich (clientmode.sandwich)
+        where += f" (the gateway {sess.redact(s.gateway.command)!r}; its upstream: the reference server, recorded)"
     key = "set" if s.api_key else "NOT SET (no auth header will be sent)"
     return [f"conformance target: {where}",
             f"conformance profile: {s.profile.name} ({s.profile.source}"

@@ -50,9 +50,19 @@ def add_options(group: Any) -> None:
                 help="client mode: judge a client instead of a server. The command is started once per "
                      "scenario against the reference server, with OPENAI_BASE_URL, OPENAI_API_KEY and "
                      "CONFORMANCE_WS_URL set (docs/clients.md); only the client scenarios run")
+    group.addoption("--client-test-command", default=None, metavar="COMMAND",
+                help="client mode: run the client's own test command once, unchanged, against the reference "
+                     "server behaving normally (same environment) and judge what it sent by the client clauses "
+                     "that hold for any traffic (docs/clients.md)")
+    group.addoption("--gateway-command", default=None, metavar="COMMAND",
+                help="the gateway sandwich: start COMMAND with the reference server as its upstream "
+                     "(OPENAI_BASE_URL, CONFORMANCE_WS_URL) and CONFORMANCE_GATEWAY_LISTEN=HOST:PORT, run the "
+                     "server cases against it and judge its upstream traffic by the client clauses (docs/clients.md)")
+    group.addoption("--gateway-start-timeout", type=float, default=None, metavar="SECONDS",
+                help="how long the gateway may take to listen before the run is NOT-USABLE (default 20)")
     group.addoption("--client-deadline", type=float, default=None, metavar="SECONDS",
                 help="client mode: how long the client may take per scenario before it counts as hung "
-                     "and is killed (default: the scenario's own, 8 s; raise it for clients slow to start)")
+                     "and is killed (default: the scenario's own, 8 s; 120 s for --client-test-command)")
     group.addoption("--other-tenant-key", default=None, metavar="KEY",  # tenant isolation, §4.5 item 35a
                 help="key of another tenant, for the tenant-isolation clauses (default: "
                      "$CONFORMANCE_OTHER_TENANT_KEY; a fixed one for the embedded server)")
@@ -183,10 +193,12 @@ class Settings:
     idle_seconds: float = IDLE_SECONDS  # --idle-seconds: the slow idle-socket case (§4.6 item 38b)
     client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
     client_deadline: float | None = None    # None: each scenario's own deadline
+    client_test_command: str | None = None  # client mode: the client's own tests (clientmode.ownsuite)
+    gateway: Any = None                 # --gateway-command: clientmode.sandwich.Gateway (target_url is its address)
 
     @property
     def client_mode(self) -> bool:
-        return self.client_command is not None
+        return self.client_command is not None or self.client_test_command is not None
 
     @property
     def embedded(self) -> bool:
@@ -299,17 +311,32 @@ def _validate_clauses(clauses: str | None, rootpath: Path) -> verdicts.ClauseReg
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
-def _validate_client_command(command: str | None, target_url: str | None) -> str | None:
+def _validate_client_command(command: str | None, target_url: str | None,
+                             option: str = "--client-command") -> str | None:
     if command is None:
         return None
     from conformance.clientmode.runner import CommandError, split_command
     try:
         split_command(command)
     except CommandError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    _usage(bool(target_url), "--client-command judges a client against the reference server; it does not "
+        raise pytest.UsageError(str(exc).replace("--client-command", option)) from None
+    _usage(bool(target_url), f"{option} judges a client against the reference server; it does not "
                              "take --target")
     return command
+
+
+def _validate_gateway(config: pytest.Config, target_url: str | None, clients: bool) -> Any:
+    opt = config.getoption
+    if opt("gateway_command") is None:
+        _usage(opt("gateway_start_timeout") is not None, "--gateway-start-timeout needs --gateway-command")
+        return None
+    _usage(bool(target_url), "--gateway-command runs the server cases against the gateway it starts; it does "
+                             "not take --target")
+    _usage(clients, "--gateway-command judges a gateway; it does not take --client-command or --client-test-command")
+    _usage(bool(opt("api_key")), "--gateway-command generates the key the gateway and its upstream share; it does "
+                                 "not take --api-key")
+    from conformance.clientmode.sandwich import settings_for
+    return settings_for(config, opt("gateway_command"), opt("gateway_start_timeout"))
 
 
 def _validate_client_deadline(seconds: float | None) -> float | None:
@@ -378,15 +405,21 @@ def build_settings(config: pytest.Config) -> Settings:
     preflight_timeout = _validate_preflight_timeout(opt("preflight_timeout"))
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
     client_command = _validate_client_command(opt("client_command"), target_url)
-    # a run judges one side of the wire: its clause table holds that side's clauses only
-    registry = _validate_clauses(opt("clauses"), config.rootpath).side(verdicts.CLIENT if client_command else verdicts.SERVER)
+    client_test_command = _validate_client_command(opt("client_test_command"), target_url, "--client-test-command")
+    gateway = _validate_gateway(config, target_url, bool(client_command or client_test_command))
+    # a run judges one side of the wire: its clause table holds that side's clauses only; the
+    # gateway sandwich judges both (clientmode.sandwich)
+    registry = _validate_clauses(opt("clauses"), config.rootpath)
+    if gateway is None:
+        registry = registry.side(verdicts.CLIENT if client_command or client_test_command else verdicts.SERVER)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
     write_baseline = _validate_write_baseline(opt("write_baseline"))
     _validate_reference_defects(opt("reference_defect") or ())
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    return Settings(target_url=target_url, api_key=api_key, auth_header=auth_header,
+    return Settings(target_url=gateway.ws_url if gateway else target_url,
+                    api_key=gateway.key if gateway else api_key, auth_header=auth_header,
                     model=opt("model") or profile.default_model, profile=profile, strict=_strict(config),
                     turn_timeout=timeout, max_output_tokens=max_output_tokens,
                     run_slow=opt("run_slow"), defects=tuple(opt("reference_defect") or ()),
@@ -398,7 +431,8 @@ def build_settings(config: pytest.Config) -> Settings:
                     server_overrides=server_overrides, preflight_timeout=preflight_timeout,
                     preflight=not opt("no_preflight"), idle_after_done=idle_after_done,
                     idle_seconds=_validate_idle_seconds(opt("idle_seconds")),
-                    other_tenant_key=tenants.other_tenant_key(opt("other_tenant_key"), api_key,
-                                                         embedded=target_url is None),
-                    client_command=client_command,
+                    # the sandwich's upstream knows one key: tenant isolation stays UNTESTED
+                    other_tenant_key="" if gateway else tenants.other_tenant_key(opt("other_tenant_key"), api_key,
+                                                                                 embedded=target_url is None),
+                    client_command=client_command, client_test_command=client_test_command, gateway=gateway,
                     client_deadline=_validate_client_deadline(opt("client_deadline")))

@@ -61,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, build_settings(config))
     config.stash[SESSION_KEY] = sess
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
+    from conformance.clientmode import pluginhooks     # own tests, the gateway sandwich
+    pluginhooks.register(config, sess)
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")
@@ -78,7 +80,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     sess = config.stash.get(SESSION_KEY, None)
     opt = config.option
-    if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight \
+    if sess is None or sess.is_worker or sess.settings.embedded or not sess.settings.preflight or sess.not_usable \
             or opt.collectonly or getattr(opt, "showfixtures", False) or getattr(opt, "show_fixtures_per_test", False):
         return
     diagnosis, sess.preflight = preflight.check_target(sess.target, timeout=sess.settings.preflight_timeout,
@@ -125,7 +127,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     sess = config.stash.get(SESSION_KEY, None)     # client mode collects cases/client/ only
-    return True if sess is not None and collection.ignored(collection_path, sess.settings.client_mode) else None
+    return True if sess is not None and (collection.ignored(collection_path, sess.settings.client_mode)
+                                         or collection.client_file_ignored(collection_path, sess.settings)) else None
 
 
 @pytest.hookimpl(tryfirst=True)

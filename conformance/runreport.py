@@ -64,7 +64,15 @@ def run_facts(sess: ConformanceSession) -> dict:
                        "skipped": skipped}, "run": run_block(sess)} \
         | {"perf": r.perf for r in sess.records if r.perf} \
         | ({"preflight": sess.preflight} if sess.preflight else {}) \
-        | ({"client": {"command": sess.redact(sess.settings.client_command)}} if sess.settings.client_mode else {})
+        | ({"client": client_block(sess)} if sess.settings.client_mode else {}) \
+        | ({"gateway": sess.gateway_block} if sess.gateway_block else {})
+
+
+def client_block(sess: ConformanceSession) -> dict:
+    """The certificate's ``client``: the commands client mode ran (key redacted)."""
+    settings = sess.settings
+    return ({"command": sess.redact(settings.client_command)} if settings.client_command else {}) \
+        | ({"test_command": sess.redact(settings.client_test_command)} if settings.client_test_command else {})
 
 
 def run_block(sess: ConformanceSession) -> dict:
@@ -98,6 +106,11 @@ def conformance_summary(reporter: Any, sess: ConformanceSession) -> None:
     for line in summary_lines(sess.records, sess.settings.registry, sess.settings.profile.name,
                               client=sess.settings.client_mode):
         reporter.write_line(line)
+    if sess.gateway_block:      # which clauses judged which side (clientmode.sandwich)
+        side = sess.gateway_block["client_side"]
+        reporter.write_line(f"gateway sandwich: server clauses judged the gateway as the cases' target; "
+                            f"{len(side['clauses'])} client clauses its upstream traffic ({side['case']}); "
+                            f"{len(side['not_judged'])} need a scenario (UNTESTED)")
     facts = run_facts(sess)
     budget = facts["budget"]
     if budget["max_requests"] is not None:

@@ -60,6 +60,8 @@ class ConformanceSession:
         self.plan: str | None = None
         self.preflight: dict | None = None      # the certificate's preflight block (controller, --target)
         self.preflight_line = ""                # the one terminal line of a target that is not usable
+        self.sandwich: Any = None               # --gateway-command: clientmode.sandwich.Sandwich (controller)
+        self.gateway_block: dict | None = None  # the certificate's ``gateway`` block
 
     @property
     def not_usable(self) -> bool:
@@ -149,6 +151,8 @@ class ConformanceSession:
 
     def stop(self) -> None:
         self.run.liveness = self.run.budget = None
+        if self.sandwich is not None:       # the gateway and its upstream never outlive the run
+            self.sandwich.stop()
         if not self.is_worker:
             budget.remove_plan(run_dir(self.settings.run_id))
             self.liveness.cleanup()

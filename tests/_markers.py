@@ -7,7 +7,7 @@ SUITE_RUNS = frozenset({
     "test_certification_doc.py", "test_diff.py", "test_profile_keys.py", "test_preflight.py",
     "test_streaming_variations.py", "test_terminal.py", "test_matrix.py", "test_nightly.py",
     "test_case_ids.py", "test_baseline.py", "test_certificate.py", "test_browser.py",
-    "test_client_kill_matrix.py", "test_case_fallbacks.py",
+    "test_client_kill_matrix.py", "test_case_fallbacks.py", "test_ownsuite.py", "test_sandwich.py",
 })
 
 # Modules whose module-scoped fixture runs whole suites (seconds to tens of seconds): under -n
@@ -26,6 +26,8 @@ EXPECTED_SECONDS = {
     "test_case_ids.py::test_ids_are_the_same_wherever_the_files_are": 49,
     "test_endings.py::test_a_rate_limit_on_every_fourth_connection_is_retried_and_still_certifies": 46,
     "test_kill_matrix.py::test_defect_is_killed[cache-survives-reconnect]": 43,
+    "test_sandwich.py::test_the_relay_passes_both_sides_under_xdist": 30,
+    "test_sandwich.py::test_a_broken_gateway_fails_its_client_clause_only[full-history-CLIENT-NEW-INPUT-ONLY-extra1]": 25,
     "test_nightly.py": 37,
     "test_streaming_variations.py": 37,
     "test_kill_matrix.py::test_defect_is_killed[no-eviction]": 31,

@@ -1,0 +1,384 @@
+"""The gateway sandwich (``--gateway-command``, docs/clients.md "Gateways"): the suite's server
+cases drive a gateway whose upstream is the reference server, so that one run judges the
+gateway on both sides: as a server (every server case, the gateway as the target) and as a
+client of its upstream (the client clauses that hold for any traffic,
+``conformance.clientmode.anytraffic``, on what the reference server recorded).
+
+The controller starts the reference server with a recording stage (``ScenarioHook`` playing
+no scenario: the upstream behaves normally), then the gateway command with the upstream in its
+environment and the address it must listen on, and waits until that address accepts a TCP
+connection (``start``). A gateway that never listens makes the run NOT-USABLE in one line
+(exit 6). Every process (controller and xdist workers) writes a digest of each frame its cases
+sent to the gateway (``SentFrames``), so that a frame the gateway relayed unchanged is excused:
+the suite sends invalid frames on purpose, and a relay that passes them on has not broken a
+client clause. After the last case, ``finish`` stops both, judges the upstream traffic and adds
+one case record, ``UPSTREAM_NODEID``, to the run's certificate with a ``gateway`` block naming
+which clauses judged which side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.clientmode.anytraffic import ANY_TRAFFIC, judge_any
+from conformance.clientmode.casework import ScenarioTranscript
+from conformance.clientmode.record import Direction, Frame, Process, Recording
+from conformance.clientmode.runner import (ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_WS_URL, MODEL, CommandError,
+                                           Run, split_command)
+from conformance.clientmode import scenarios as scenario_table
+from conformance.clientmode.scenarios import Scenario
+
+ENV_LISTEN = "CONFORMANCE_GATEWAY_LISTEN"       # HOST:PORT the gateway must listen on
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 20.0          # --gateway-start-timeout: until the gateway listens
+POLL_S = 0.1
+LONG_TEXT = 200_000             # frames longer than this are compared by their first characters
+PREFIX = 4096
+OUTPUT_KEPT = 4000              # characters of the gateway's stdout / stderr in the report
+UPSTREAM_NODEID = "cases/gateway/upstream::test_gateway_upstream_client_clauses"
+UPSTREAM = Scenario("gateway-upstream", "the gateway's upstream: the reference server behaving normally, "
+                    "recording what the gateway sends", ())
+_TRUNCATED = re.compile(r"\.\.\.<(\d+) more chars>$")
+_BINARY = re.compile(r"^<binary frame, (\d+) bytes")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the controller and its workers share: the command, where it listens, the key."""
+
+    command: str
+    port: int
+    key: str
+    start_timeout: float = START_TIMEOUT_S
+
+    @property
+    def listen(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.listen}/v1/responses"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def settings_for(config: Any, command: str | None, start_timeout: float | None) -> Gateway | None:
+    """The run's ``Gateway`` (``pytest.UsageError`` for a bad option): the controller picks the
+    port and the key, an xdist worker takes the controller's (``pytest_configure_node``)."""
+    if command is None:
+        return None
+    try:
+        split_command(command)
+    except CommandError as exc:
+        raise pytest.UsageError(str(exc).replace("--client-command", "--gateway-command")) from None
+    timeout = START_TIMEOUT_S if start_timeout is None else start_timeout
+    if not timeout > 0:
+        raise pytest.UsageError("--gateway-start-timeout must be positive")
+    given = getattr(config, "workerinput", {}).get("conformance_gateway")
+    if given:
+        return Gateway(command, int(given["port"]), given["key"], timeout)
+    return Gateway(command, free_port(), "sk-conformance-gateway-" + secrets.token_hex(12), timeout)
+
+
+def worker_input(gateway: Gateway) -> dict:
+    return {"port": gateway.port, "key": gateway.key}
+
+
+# --- what the suite sent: one digest per frame, compared with what reached the upstream --------
+
+def _digest(kind: str, text: str) -> str:
+    return hashlib.sha256(f"{kind}\0{text}".encode("utf-8", "replace")).hexdigest()
+
+
+def _json_digest(value: Any) -> str:
+    return _digest("json", json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+def projections(event: Any) -> list[str]:
+    """``CLAUSE:digest`` of the part of a client event each clause's violation lies in: a
+    gateway that rewrites one part (say the input) has not made the suite's deliberate
+    violation in another part (an old previous_response_id, a stream field) its own."""
+    if not isinstance(event, dict):
+        return []
+    rest = _json_digest({name: value for name, value in event.items() if name != "input"})
+    out = [f"{clause}:{rest}" for clause in (scenario_table.TEXT_JSON, scenario_table.CREATE_FLAT,
+                                             scenario_table.CREATE_NO_STREAM)]
+    if event.get("type") == "response.create":
+        previous = event.get("previous_response_id")
+        items = event.get("input") if isinstance(event.get("input"), list) else []
+        answered = sorted(str(i.get("call_id")) for i in items
+                          if isinstance(i, dict) and i.get("type") == "function_call_output")
+        out += [f"{scenario_table.CHAIN}:{_json_digest(previous)}",
+                f"{scenario_table.TOOL_OUTPUT}:{_json_digest([previous, answered])}",
+                f"{scenario_table.NEW_INPUT_ONLY}:{_json_digest([previous, event.get('input')])}"]
+    return out
+
+
+def sent_digests(text: str) -> list[str]:
+    """The digests of a frame as ``conformance.client.Connection`` records a sent one
+    (redacted, binary frames described, long text cut): the whole frame (``*:``) and its
+    ``projections``."""
+    binary = _BINARY.match(text)
+    if binary:
+        return ["*:" + _digest("binary", binary.group(1))]
+    if _TRUNCATED.search(text) or len(text) > LONG_TEXT:
+        return ["*:" + _digest("long", text[:PREFIX])]
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        return ["*:" + _digest("text", text)]
+    return ["*:" + _json_digest(event), *projections(event)]
+
+
+def upstream_digests(frame: Frame, redact: Any) -> list[str]:
+    """The digests of a frame the upstream received, comparable with ``sent_digests``."""
+    if not frame.text:
+        return ["*:" + _digest("binary", str(frame.size))]
+    if frame.size > LONG_TEXT:
+        return ["*:" + _digest("long", redact(frame.data)[:PREFIX])]
+    try:
+        # the stage keeps the parsed event whole (its text only up to 20,000 characters)
+        event = json.loads(redact(frame.data) if frame.event is None else redact(json.dumps(frame.event)))
+    except (ValueError, RecursionError):
+        return ["*:" + _digest("text", redact(frame.data))]
+    return ["*:" + _json_digest(event), *projections(event)]
+
+
+def sent_file(run_dir: Path) -> Path:
+    return run_dir / f"gateway-sent-{os.getpid()}.txt"
+
+
+class SentFrames:
+    """A plugin in every process of a gateway run: after each case, the digests of the frames
+    its connections sent go to a file of the run directory."""
+
+    def __init__(self, path: Path, case_key: Any) -> None:
+        self.path, self.case_key = path, case_key
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item):
+        result = yield
+        state = item.stash.get(self.case_key, None)
+        if state is not None:
+            conns = {id(c): c for c in [*(c for t in state.tries for c in t["connections"]), *state.connections]}
+            digests = {digest for conn in conns.values()
+                       for _, direction, text in getattr(conn, "transcript", ()) if direction == "sent"
+                       for digest in sent_digests(text)}
+            if digests:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as out:
+                    out.write("".join(d + "\n" for d in sorted(digests)))
+        return result
+
+
+def read_sent(run_dir: Path) -> set[str]:
+    """Every digest the run's processes wrote; the files are removed."""
+    out: set[str] = set()
+    for path in run_dir.glob("gateway-sent-*.txt"):
+        try:
+            out.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+            path.unlink()
+        except OSError:
+            pass
+    return out
+
+
+# --- the controller: start, stop, judge --------------------------------------------------------
+
+class Sandwich:
+    """The upstream reference server and the gateway process of one run (controller only)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.server: Any = None
+        self.hook: Any = None
+        self.proc: subprocess.Popen | None = None
+        self.out = tempfile.TemporaryFile()
+        self.err = tempfile.TemporaryFile()
+        self.started = 0.0
+        self.start_error = ""
+        self.exited_during_run: int | None = None
+
+    def start(self, start_server: Any) -> str | None:
+        """Start the upstream and the gateway; None once it listens, else the one line why not."""
+        from conformance.clientmode.stage import ScenarioHook
+        gateway = self.gateway
+        self.hook = ScenarioHook(UPSTREAM, gateway.key)
+        # the stage authenticates (a key in the URL is seen, not refused unseen), as in client mode
+        self.server = start_server(scenario_hook=self.hook)
+        env = dict(os.environ)
+        env.update({ENV_BASE_URL: self.server.base_url, ENV_API_KEY: gateway.key, ENV_WS_URL: self.server.ws_url,
+                    ENV_MODEL: MODEL, ENV_LISTEN: gateway.listen, "PYTHONUNBUFFERED": "1"})
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(split_command(gateway.command), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=self.out, stderr=self.err, start_new_session=True)
+        except OSError as exc:
+            self.start_error = f"cannot start it: {exc}"
+            return self._not_listening(self.start_error)
+        deadline = self.started + gateway.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return self._not_listening(f"it exited {self.proc.returncode} before listening")
+            try:
+                with socket.create_connection((HOST, gateway.port), timeout=POLL_S):
+                    return None
+            except OSError:
+                time.sleep(POLL_S)
+        return self._not_listening(f"nothing listened within {gateway.start_timeout:g} s (--gateway-start-timeout)")
+
+    def _not_listening(self, why: str) -> str:
+        self.stop()
+        last = self.tail(self.err).strip().splitlines() or self.tail(self.out).strip().splitlines()
+        said = f"; its last line: {last[-1][:200]}" if last else ""
+        return (f"GATEWAY NOT USABLE: {self.gateway.command} did not listen on {self.gateway.listen}: "
+                f"{why}{said}; check that it listens on ${ENV_LISTEN}")
+
+    def tail(self, stream: Any) -> str:
+        try:
+            stream.seek(0, os.SEEK_END)
+            size = stream.tell()
+            stream.seek(max(0, size - OUTPUT_KEPT))
+            return stream.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+
+    def stop(self) -> None:
+        """Stop the gateway (its whole process group) and the upstream; idempotent."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is not None and self.exited_during_run is None and not self.start_error:
+                self.exited_during_run = proc.returncode
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                try:
+                    proc.wait(timeout=2.0)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)     # nothing it started outlives the run
+            except (ProcessLookupError, PermissionError):
+                pass
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+
+    def process(self, redact: Any) -> Process:
+        duration = round(time.monotonic() - self.started, 3) if self.started else 0.0
+        return Process(self.exited_during_run, duration, False, redact(self.tail(self.out)),
+                       redact(self.tail(self.err)), self.start_error)
+
+    @property
+    def recording(self) -> Recording:
+        return self.hook.recording if self.hook is not None else Recording()
+
+
+def judge_upstream(recording: Recording, sent: set[str], redact: Any) -> tuple[list, int]:
+    """The any-traffic judgements of the upstream recording, with what the gateway relayed as
+    the suite sent it excused; and how many upstream frames were relayed whole."""
+    digests = {id(frame): upstream_digests(frame, redact) for _, frame in recording.frames(Direction.IN)}
+
+    def excused(clause: str, frame: Frame) -> bool:
+        own = digests.get(id(frame), ())
+        return bool(own) and (own[0] in sent or any(d in sent for d in own[1:] if d.startswith(clause + ":")))
+
+    return judge_any(recording, excused), sum(1 for own in digests.values() if own[0] in sent)
+
+
+def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[str]) -> tuple[Any, dict]:
+    """The case record of the gateway's upstream side and the certificate's ``gateway`` block."""
+    from conformance import verdicts
+    from conformance.caserecord import CaseRecord
+    from conformance.monitor.records import Finding
+    recording = sandwich.recording
+    recording.process = sandwich.process(redact)
+    judgements, relayed = judge_upstream(recording, sent, redact)
+    recorder = verdicts.CaseRecorder(registry, ANY_TRAFFIC, redact)
+    for judgement in judgements:
+        if judgement.ok:
+            recorder.expect(judgement.clause, True, None, judgement.message)
+    recorder.add_findings([Finding(j.clause, j.message) for j in judgements if j.ok is False])
+    messages = [f"{o.verdict} {o.clause}: {o.message}" for o in recorder.failures(verdicts.NON_STRICT)]
+    if sandwich.exited_during_run is not None:     # its upstream traffic stops short: cannot vouch for it
+        recorder.errors.append(f"ERROR: the gateway exited {sandwich.exited_during_run} before the last case ended")
+    messages += recorder.errors
+    verdict = recorder.verdict()
+    transcript = ""
+    if verdict != verdicts.PASS:
+        run = Run(UPSTREAM, recording, sandwich.gateway.key)
+        transcript = redact(ScenarioTranscript(run, sandwich.gateway.command).transcript_text())[-200_000:]
+    record = CaseRecord(nodeid=UPSTREAM_NODEID, verdict=verdict, clauses=ANY_TRAFFIC,
+                        messages=tuple(redact(m) for m in messages),
+                        duration_s=recording.process.duration_s,
+                        observations=tuple(o.as_dict() for o in recorder.observations),
+                        transcript=transcript, reached=tuple(sorted(recorder.reached())),
+                        connections=len(recording.connections))
+    record = replace(record, not_reached=tuple(verdicts.not_reached(record)))
+    client_side = [c.id for c in registry if c.side == verdicts.CLIENT]
+    block = {"command": redact(sandwich.gateway.command), "listen": sandwich.gateway.listen,
+             "listen_variable": ENV_LISTEN,
+             "server_side": "every server clause: the suite's server cases, with the gateway as their target",
+             "client_side": {"case": UPSTREAM_NODEID, "clauses": list(ANY_TRAFFIC),
+                             "not_judged": [c for c in client_side if c not in ANY_TRAFFIC]},
+             "upstream": {"connections": len(recording.connections),
+                          "frames_from_gateway": len(recording.frames(Direction.IN)),
+                          "relayed_as_sent": relayed},
+             "exit": sandwich.exited_during_run}
+    return record, block
+
+
+# --- the session's two moments (conformance.plugin calls these on the controller) -------------
+
+def start(sess: Any) -> None:
+    """Before the preflight: start the upstream and the gateway. A gateway that does not listen
+    makes the run NOT-USABLE: ``sess.preflight`` says why in the preflight's own shape."""
+    from conformance import preflight
+    settings = sess.settings
+    sess.sandwich = Sandwich(settings.gateway)
+    line = sess.sandwich.start(lambda **config: sess.start_server(defects=("no-auth", *settings.defects), **config))
+    if line is None:
+        return
+    line = sess.redact(line)
+    # the preflight's probe of the dead address fills the block's steps; the reason is ours
+    _, block = preflight.check_target(sess.target, timeout=min(2.0, settings.preflight_timeout))
+    sess.preflight = block | {"usable": False, "message": line.removeprefix("GATEWAY NOT USABLE: "),
+                              "check": f"that the gateway command listens on ${ENV_LISTEN} ({settings.gateway.listen})"}
+    sess.preflight_line = line
+
+
+def finish(sess: Any) -> None:
+    """After the last case: stop the gateway and the upstream, judge what the upstream received
+    and add the upstream case to the run's records."""
+    from conformance.runstate import run_dir
+    sandwich = getattr(sess, "sandwich", None)
+    if sandwich is None:
+        return
+    sandwich.stop()
+    sent = read_sent(run_dir(sess.settings.run_id))
+    wanted = sess.config.getoption("select_clauses") or []
+    if sess.not_usable or (wanted and not set(wanted) & set(ANY_TRAFFIC)):
+        return      # nothing ran, or --clause left the upstream case out
+    record, sess.gateway_block = upstream_record(sandwich, sess.settings.registry, sess.redact, sent)
+    sess.records.append(record)

@@ -1,0 +1,91 @@
+"""Deliberately broken gateways for the sandwich self-tests (tests/test_sandwich.py):
+``python tests/clients/broken_gateway.py BREAK``. Each is examples/gateway_relay.py with one
+behaviour changed, so that one client clause fails on its upstream side:
+
+* ``key-in-url``: the upstream URL also carries the client's key as ``?api_key=`` (the header
+  stays, so the upstream accepts it): CLIENT-KEY-IN-HEADER;
+* ``full-history``: each continuation is sent upstream with the output of the response it
+  continues put back in front of its input: CLIENT-NEW-INPUT-ONLY (a SHOULD);
+* ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
+* ``dies``: a correct relay that exits 3 once its sixth connection opens (the run goes on
+  against nothing and ends in bounded time; the certificate says the gateway exited).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+
+import gateway_relay  # noqa: E402 - the example, from the repository's examples/
+
+BREAK = sys.argv[1] if len(sys.argv) > 1 else ""
+
+
+class KeyInUrl(gateway_relay.Relay):
+    def upstream_url(self, request):
+        url = super().upstream_url(request)
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return url + ("&" if "?" in url else "?") + "api_key=" + quote(key)
+
+
+class FullHistory(gateway_relay.Relay):
+    """Keeps the output of the last completed response of each connection... of all of them:
+    a relay does not know connections in ``to_upstream``, so it keeps them by response id."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.outputs: dict[str, list] = {}
+
+    def to_client(self, message):
+        if isinstance(message, str) and '"response.completed"' in message[:200]:
+            try:
+                response = json.loads(message).get("response") or {}
+                self.outputs[response.get("id")] = list(response.get("output") or [])
+            except ValueError:
+                pass
+        return message
+
+    def to_upstream(self, message):
+        try:
+            event = json.loads(message) if isinstance(message, str) else None
+        except ValueError:
+            return message
+        if not isinstance(event, dict) or event.get("type") != "response.create":
+            return message
+        history = self.outputs.get(event.get("previous_response_id"))
+        if not history:
+            return message
+        given = event.get("input")
+        given = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+        event["input"] = history + given
+        return json.dumps(event)
+
+
+class Dies(gateway_relay.Relay):
+    opened = 0
+
+    def upstream_url(self, request):
+        Dies.opened += 1
+        if Dies.opened > 5:
+            print("gateway: exiting on purpose", flush=True)
+            os._exit(3)
+        return super().upstream_url(request)
+
+
+RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "dies": Dies}
+
+if __name__ == "__main__":
+    if BREAK == "never-listens":
+        print("gateway: starting, but never listening", flush=True)
+        time.sleep(3600)
+        sys.exit(0)
+    if BREAK not in RELAYS:
+        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'never-listens'])}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(gateway_relay.main(RELAYS[BREAK]))

@@ -1,0 +1,89 @@
+"""A client's own tests run unchanged (``--client-test-command``, docs/clients.md "A client's
+own tests"): tests/clients/own_tests.py (the official SDK) passes the seven any-traffic client
+clauses and leaves the others UNTESTED; each broken variant fails its clause only; tests that
+fail against the reference server end the case ERROR (exit 7); the key is in no report file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import verdicts
+from conformance.clientmode.anytraffic import ANY_TRAFFIC
+from conformance.clientmode import scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+OWN = "python tests/clients/own_tests.py"
+RUN_DEADLINE_S = 120
+
+
+def _run(report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+           "--report-dir", str(report), *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    cert_path = report / "certificate.json"
+    assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    for path in report.rglob("*"):
+        if path.is_file():
+            assert "sk-conformance-client-" not in path.read_text(errors="replace"), f"key in {path}"
+    return proc, json.loads(cert_path.read_text())
+
+
+def _rows(cert: dict) -> dict:
+    return {r["id"]: r["verdict"] for r in cert["clauses"]}
+
+
+def test_own_sdk_tests_pass_what_any_traffic_shows(tmp_path):
+    proc, cert = _run(tmp_path, "--client-test-command", OWN)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = _rows(cert)
+    assert {cid for cid, verdict in rows.items() if verdict == verdicts.PASS} == set(ANY_TRAFFIC)
+    assert {cid for cid, verdict in rows.items() if verdict != verdicts.PASS} \
+        == set(scenarios.client_clauses()) - set(ANY_TRAFFIC)
+    assert set(rows.values()) == {verdicts.PASS, verdicts.UNTESTED}       # a clause needing a scenario never reads PASS
+    assert [c["nodeid"] for c in cert["cases"]] == ["cases/client/test_own_tests.py::test_own_tests"]
+    assert cert["mode"] == "client" and cert["client"] == {"test_command": OWN}
+    assert cert["certification"]["certified"] is False
+
+
+@pytest.mark.parametrize("variant, clause, verdict, code", [
+    ("full-history", scenarios.NEW_INPUT_ONLY, verdicts.NON_STRICT, 0),
+    ("key-in-url", scenarios.KEY_IN_HEADER, verdicts.FAIL, 1),
+])
+def test_a_broken_variant_fails_its_clause_only(variant, clause, verdict, code, tmp_path):
+    proc, cert = _run(tmp_path, "--client-test-command", f"{OWN} {variant}")
+    rows = _rows(cert)
+    assert rows[clause] == verdict, rows
+    assert {cid for cid, v in rows.items() if v in (verdicts.FAIL, verdicts.NON_STRICT)} == {clause}
+    assert proc.returncode == code, proc.stdout[-2000:]
+
+
+def test_tests_that_fail_on_a_conformant_server_cannot_vouch(tmp_path):
+    proc, cert = _run(tmp_path, "--client-test-command", f"{OWN} failing")
+    assert proc.returncode == 7, proc.stdout[-2000:]
+    assert cert["overall"] == verdicts.ERROR
+    (case,) = cert["cases"]
+    assert case["verdict"] == verdicts.ERROR and any("exited 1" in m for m in case["messages"]), case["messages"]
+    assert verdicts.PASS not in set(_rows(cert).values())
+    transcript = (tmp_path / case["transcript"]).read_text()
+    assert "FAILED test_one_answer" in transcript       # the tests' own output is the evidence
+
+
+def test_a_hung_test_command_ends_at_the_deadline(tmp_path):
+    proc, cert = _run(tmp_path, "--client-test-command", "python -c 'import time; time.sleep(60)'",
+                      "--client-deadline", "1")
+    assert proc.returncode == 7
+    assert "deadline" in " ".join(cert["cases"][0]["messages"])
+
+
+def test_scenarios_and_own_tests_in_one_run(tmp_path):
+    proc, cert = _run(tmp_path, "--client-command", "python tests/clients/broken.py correct",
+                      "--client-test-command", OWN, "-k", "tool-loop or own_tests")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert len(cert["cases"]) == 2 and set(cert["client"]) == {"command", "test_command"}

@@ -1,0 +1,128 @@
+"""The gateway sandwich (``--gateway-command``, docs/clients.md "Gateways"): the server cases
+drive a gateway whose upstream is the reference server, and the gateway's upstream traffic is
+judged by the client clauses in the same run and certificate.
+
+examples/gateway_relay.py (a pass-through relay) passes both sides, also under pytest-xdist;
+each gateway of tests/clients/broken_gateway.py fails its client clause and only it; a gateway
+that never listens ends the run NOT-USABLE (exit 6) in one line within its start timeout. No
+run leaves the gateway running or the key in a report file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conformance import verdicts
+from conformance.vocabulary import NOT_USABLE
+from conformance.clientmode import scenarios
+from conformance.clientmode.anytraffic import ANY_TRAFFIC
+from conformance.clientmode.sandwich import UPSTREAM_NODEID
+
+ROOT = Path(__file__).resolve().parent.parent
+RELAY = "python examples/gateway_relay.py"
+BROKEN = "python tests/clients/broken_gateway.py"
+PROFILE = ("--target-config", "examples/gateway_relay.toml")
+RUN_DEADLINE_S = 240
+
+
+def _running(marker: str) -> list[str]:
+    """Processes whose command line holds ``marker`` (the gateway of one run)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return found
+
+
+def _run(command: str, report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    marker = "--sandwich-run-" + secrets.token_hex(4)         # the gateways ignore their arguments
+    cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider",
+           "--gateway-command", f"{command} {marker}", "--report-dir", str(report), *extra]
+    if "-n" not in extra:
+        cmd[5:5] = ["-p", "no:xdist"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    assert not _running(marker), "the gateway outlived its run"
+    cert_path = report / "certificate.json"
+    assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    cert = json.loads(cert_path.read_text())
+    schema = json.loads((ROOT / "schemas" / "certificate.json").read_text())
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(cert)]
+    assert not errors, errors[:3]
+    for path in report.rglob("*"):
+        if path.is_file():
+            assert "sk-conformance-gateway-" not in path.read_text(errors="replace"), f"key in {path}"
+    return proc, cert
+
+
+def _failing(cert: dict) -> dict:
+    bad = (verdicts.FAIL, verdicts.NON_STRICT, verdicts.ERROR)
+    return {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] in bad}
+
+
+def test_the_relay_passes_both_sides_under_xdist(tmp_path):
+    proc, cert = _run(RELAY, tmp_path, *PROFILE, "-n", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert cert["overall"] == verdicts.PASS and not _failing(cert)
+    rows = {r["id"]: r for r in cert["clauses"]}
+    client_side = {cid for cid, r in rows.items() if cid.startswith("CLIENT-") and cid in scenarios.client_clauses()}
+    assert {cid for cid in client_side if rows[cid]["verdict"] == verdicts.PASS} == set(ANY_TRAFFIC)
+    assert {rows[cid]["verdict"] for cid in client_side - set(ANY_TRAFFIC)} == {verdicts.UNTESTED}
+    assert all(rows[cid]["cases"] == [UPSTREAM_NODEID] for cid in ANY_TRAFFIC)
+    server_passed = [cid for cid, r in rows.items() if cid not in client_side and r["verdict"] == verdicts.PASS]
+    assert len(server_passed) > 50         # the server cases judged the gateway as a server
+    gateway = cert["gateway"]
+    assert gateway["client_side"]["clauses"] == list(ANY_TRAFFIC)
+    assert gateway["upstream"]["connections"] > 10 and gateway["upstream"]["relayed_as_sent"] > 0
+    assert gateway["exit"] is None
+    assert cert["certification"]["certified"] is False       # nine client clauses need a scenario
+
+
+@pytest.mark.parametrize("name, clause, extra", [
+    ("key-in-url", scenarios.KEY_IN_HEADER, ("--clause", scenarios.KEY_IN_HEADER, "--clause", "TURN-TEXT")),
+    ("full-history", scenarios.NEW_INPUT_ONLY, ()),
+])
+def test_a_broken_gateway_fails_its_client_clause_only(name, clause, extra, tmp_path):
+    proc, cert = _run(f"{BROKEN} {name}", tmp_path, *PROFILE, *extra)
+    level = {r["id"]: r["level"] for r in cert["clauses"]}[clause]
+    assert _failing(cert) == {clause: verdicts.FAIL if level == "MUST" else verdicts.NON_STRICT}, proc.stdout[-3000:]
+    assert proc.returncode == (1 if level == "MUST" else 0)
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    assert upstream["verdict"] in (verdicts.FAIL, verdicts.NON_STRICT)
+
+
+@pytest.mark.parametrize("command, words", [
+    (f"{BROKEN} never-listens", "nothing listened within 2 s"),
+    ("python -c 'raise SystemExit(3)'", "exited 3 before listening"),
+])
+def test_a_gateway_that_does_not_listen_is_not_usable_in_one_line(command, words, tmp_path):
+    started = time.monotonic()
+    proc, cert = _run(command, tmp_path, "--gateway-start-timeout", "2")
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 6, proc.stdout[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if "GATEWAY NOT USABLE" in line]
+    assert len(lines) == 1 and words in lines[0] and "CONFORMANCE_GATEWAY_LISTEN" in lines[0], proc.stdout
+    assert cert["overall"] == NOT_USABLE and cert["preflight"]["usable"] is False
+    assert "gateway" not in cert and not cert["cases"]
+
+
+def test_a_gateway_that_dies_ends_the_run_in_bounded_time(tmp_path):
+    started = time.monotonic()
+    proc, cert = _run(f"{BROKEN} dies", tmp_path, *PROFILE)
+    assert time.monotonic() - started < 120
+    assert proc.returncode == 7, proc.stdout[-2000:]       # cases that could not reach it: ERROR
+    assert cert["gateway"]["exit"] == 3
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    assert upstream["verdict"] == verdicts.ERROR and "exited 3" in " ".join(upstream["messages"])
