@@ -120,9 +120,9 @@ class Session:
         self.turn_delay_s = turn_delay_s
         self.pause_s = pause_s
         # a paced turn waits while it streams, so it runs in a worker, never inline
-        st = core.settings
-        self.paced = (turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
-                      or st.per_token_s > 0)
+        settings = core.settings
+        self.paced = (turn_delay_s > 0 or pause_s > 0 or settings.ttft_s > 0
+                      or settings.tokens_per_second > 0 or settings.per_token_s > 0)
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.last_input: list = []  # only used by the abandoned-input-carried defect
@@ -153,21 +153,21 @@ class Session:
             return  # the defect: a create gets no answer at all
         if etype == "response.create":
             self.created = True
-            s = self.settings
+            settings = self.settings
             try:
                 job = validate_create(
                     event, websocket=True,
-                    rejected_fields=s.profile.rejected_fields,
+                    rejected_fields=settings.profile.rejected_fields,
                     stream_rejected=self.flags.stream_true_rejected,
                     background_accepted=self.flags.background_accepted,
-                    generate_supported=s.profile.generate_false,
+                    generate_supported=settings.profile.generate_false,
                     conversation_ignored=self.flags.conversation_ignored,
                     stream_id_checked=not self.flags.stream_id_not_validated,
-                    lanes=s.lanes,
+                    lanes=settings.lanes,
                     ranges_checked=not self.flags.validates_types_only,
                 )
             except ApiError as err:
-                sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane
+                sid = event.get("stream_id") if settings.lanes else None  # without lanes all is the default lane
                 # a request error belongs to the create's lane only when that lane name is valid
                 lane_known = sid is None or (isinstance(sid, str) and STREAM_ID_RE.fullmatch(sid) is not None)
                 prev = event.get("previous_response_id")
@@ -241,9 +241,9 @@ class Session:
             if isinstance(job, _ErrorJob):
                 await self._run_error(job)
             else:
-                s = self.settings
+                settings = self.settings
                 err = ApiError(
-                    s.busy_error_status, s.busy_error_code,
+                    settings.busy_error_status, settings.busy_error_code,
                     "A response is already in flight on this connection; wait for its terminal "
                     "event before sending another response.create.", None, evicts=False,
                 )
@@ -432,24 +432,24 @@ class Session:
         if offsets is not None:
             loop = asyncio.get_running_loop()
             start = loop.time()
-            i, n = 0, len(events)
-            while i < n:
-                wait = start + offsets[i] - loop.time()
+            first, count = 0, len(events)
+            while first < count:
+                wait = start + offsets[first] - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                j = i + 1  # events due at the same moment go out in one write
-                while j < n and offsets[j] <= offsets[i]:
-                    j += 1
+                stop = first + 1  # events due at the same moment go out in one write
+                while stop < count and offsets[stop] <= offsets[first]:
+                    stop += 1
                 if live is not None and live.steers and live.cut is None:
-                    k = steered_cut(events, i)
-                    if k is not None:  # stop at the next safe boundary (§4.9 item 47)
-                        events, offsets, n = self.steering.cut(live, events, offsets, k)
-                        j = min(j, n)
-                batch = events[i:j]
+                    boundary = steered_cut(events, first)
+                    if boundary is not None:  # stop at the next safe boundary (§4.9 item 47)
+                        events, offsets, count = self.steering.cut(live, events, offsets, boundary)
+                        stop = min(stop, count)
+                batch = events[first:stop]
                 if live is not None:
                     self.steering.number(live, batch)
                 await self.transport.send_many([frame(e) for e in batch])
-                i = j
+                first = stop
         elif self.flags.interleave_responses:
             for event in events:
                 data, binary = frame(event)

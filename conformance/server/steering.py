@@ -96,16 +96,16 @@ class Steering:
             self.core.kept_steers.update(self.pending)
         self.pending.clear()
 
-    def cut(self, live: LiveResponse, events: list, offsets: list, k: int) -> tuple[list, list, int]:
-        """Stop ``live`` at the safe boundary ``k`` (§4.9 item 47): its events and send offsets
+    def cut(self, live: LiveResponse, events: list, offsets: list, boundary: int) -> tuple[list, list, int]:
+        """Stop ``live`` at the safe ``boundary`` (§4.9 item 47): its events and send offsets
         up to there, then the steered terminal event."""
-        term = steered_terminal(events, k)
+        term = steered_terminal(events, boundary)
         if self.flags.steered_reason_missing:
             term["response"]["incomplete_details"] = None
         live.cut = term["response"]
         if self.settings.terminal_output != "full":
             term = streaming_variations([term], False, self.settings.terminal_output)[0]
-        return events[:k] + [term], offsets[:k + 1], k + 1
+        return events[:boundary] + [term], offsets[:boundary + 1], boundary + 1
 
     def keep_steered(self, live: LiveResponse, full: dict) -> None:
         """The cut response replaces the full one in the cache and the store: its context
@@ -123,12 +123,12 @@ class Steering:
     @staticmethod
     def number(live: LiveResponse, batch: list) -> None:
         """Final sequence numbers of a batch of ``live``'s own events (after any side events)."""
-        for e in batch:
-            seq = e.get("sequence_number")
+        for event in batch:
+            seq = event.get("sequence_number")
             if type(seq) is int:
                 if live.shift:
                     seq += live.shift
-                    e["sequence_number"] = seq
+                    event["sequence_number"] = seq
                 live.last_seq = seq
 
     # -- response.steer ------------------------------------------------------------------
