@@ -276,11 +276,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
         return (yield)
-    from conformance.report import terminal as T
+    from conformance.report import terminal
     # an explicit --tb asks for pytest's entries too
     long = config.getoption("long_failures") or config.getoption("verbose") > 0 or config.option.tbstyle != "auto"
-    held = contextlib.nullcontext() if long else T.held_back(terminalreporter.stats,
-                                                                 {r.nodeid for r in sess.records})
+    held = contextlib.nullcontext() if long else terminal.held_back(terminalreporter.stats,
+                                                                        {r.nodeid for r in sess.records})
     with held:
         result = yield
     runreport.conformance_summary(terminalreporter, sess)
