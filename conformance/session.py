@@ -132,9 +132,9 @@ class ConformanceSession:
         """The target's fingerprint; an embedded server that never started is not started for it."""
         if self._target is not None or not self.settings.embedded:
             return self.target.fingerprint()       # with --target, building the Target does no I/O
-        fp = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-        fp["ws_host"] = "embedded reference server"
-        return fp
+        fingerprint = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+        fingerprint["ws_host"] = "embedded reference server"
+        return fingerprint
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         """Collect one record per case; under xdist the controller sees every worker's report."""

@@ -102,10 +102,10 @@ def target_name(fingerprint: dict) -> str:
 def fingerprint_digest(fingerprint: dict) -> str:
     """A short stable hash of the target fingerprint (same target, profile, model: same value,
     also across xdist workers)."""
-    fp = {k: v for k, v in fingerprint.items() if k != "profile_source"}
-    if fp.get("embedded"):
-        fp["ws_host"] = _EMBEDDED
-    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+    stable = {k: v for k, v in fingerprint.items() if k != "profile_source"}
+    if stable.get("embedded"):
+        stable["ws_host"] = _EMBEDDED
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def environment_properties(fingerprint: dict, profile: str, suite_version: str, spec_profiles: Iterable[str]) -> str:
