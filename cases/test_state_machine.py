@@ -158,7 +158,7 @@ class Conversations(ConversationMachine):
             ws = self.connect(headers=headers) if headers else self.connect()
         except (HarnessError, TargetUnreachable, HandshakeRefused) as exc:
             self.run.stop(exc)
-        ref = ConnRef(self._conns, ws, self.world.open(t=time.monotonic()), own=bool(headers))
+        ref = ConnRef(self._conns, ws, self.world.open(now=time.monotonic()), own=bool(headers))
         self._conns += 1
         self.open_conns.append(ref)
         self.script.append(f"{ref!r} = open(" + (f"{headers}" if headers else "") + ")")
@@ -535,7 +535,7 @@ class Conversations(ConversationMachine):
         if self.run.fatal is not None:
             raise Fatal("an earlier conversation stopped the run")
         self.script.append(step)
-        prediction = self.world.send(conn.mid, request, t=time.monotonic())
+        prediction = self.world.send(conn.mid, request, now=time.monotonic())
         self.run.creates += 1
         try:
             return prediction, conn.ws.create(**request)

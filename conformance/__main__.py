@@ -22,13 +22,13 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, text) in COMMANDS.items():
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.set_defaults(module=module)
         importlib.import_module(module).add_arguments(cmd)
-    args = p.parse_args(argv)
+    args = parser.parse_args(argv)
     return importlib.import_module(args.module).run(args)
 
 

@@ -35,7 +35,7 @@ No pytest import here; errors are ``BaselineError`` naming the file, the entry a
 
 from __future__ import annotations
 
-import datetime as dt
+import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +62,13 @@ class Entry:
     case: str | None
     reason: str
     verdict: str | None
-    until: dt.date | None
+    until: datetime.date | None
 
     @property
     def label(self) -> str:
         return f"known #{self.index} ({'clause ' + self.clause if self.clause else 'case ' + str(self.case)})"
 
-    def expired(self, today: dt.date) -> bool:
+    def expired(self, today: datetime.date) -> bool:
         return self.until is not None and self.until <= today
 
     def as_dict(self) -> dict:
@@ -80,7 +80,7 @@ class Entry:
 class Baseline:
     path: str
     entries: list[Entry]
-    today: dt.date
+    today: datetime.date
 
     def active(self) -> list[Entry]:
         return [e for e in self.entries if not e.expired(self.today)]
@@ -124,7 +124,7 @@ class Baseline:
 
 # --- reading and writing ----------------------------------------------------------------------
 
-def load(path: str | Path, known_clauses: Iterable[str], *, today: dt.date | None = None) -> Baseline:
+def load(path: str | Path, known_clauses: Iterable[str], *, today: datetime.date | None = None) -> Baseline:
     """Read and check a baseline file. Raises ``BaselineError``."""
     path = Path(path)
     src = str(path)
@@ -137,12 +137,12 @@ def load(path: str | Path, known_clauses: Iterable[str], *, today: dt.date | Non
         raise BaselineError(f"{src}: known: must be an array of tables ([[known]])")
     clauses = set(known_clauses)
     entries = [_entry(src, n, item, clauses) for n, item in enumerate(raw, 1)]
-    return Baseline(src, entries, today or dt.date.today())
+    return Baseline(src, entries, today or datetime.date.today())
 
 
-def _entry(src: str, n: int, item: dict, clauses: set[str]) -> Entry:
+def _entry(src: str, number: int, item: dict, clauses: set[str]) -> Entry:
     name = item.get("clause") or item.get("case") or "?"
-    where = f"{src}: known #{n} ({name})"
+    where = f"{src}: known #{number} ({name})"
     unknown = sorted(set(item) - set(_KEYS))
     if unknown:
         raise BaselineError(f"{where}: {unknown[0]}: unknown key (known keys: {', '.join(_KEYS)})")
@@ -165,12 +165,12 @@ def _entry(src: str, n: int, item: dict, clauses: set[str]) -> Entry:
     if until is not None:
         if isinstance(until, str):
             try:
-                until = dt.date.fromisoformat(until)
+                until = datetime.date.fromisoformat(until)
             except ValueError:
                 raise BaselineError(f"{where}: until: {item['until']!r} is not a date (YYYY-MM-DD)") from None
-        elif isinstance(until, dt.datetime) or not isinstance(until, dt.date):
+        elif isinstance(until, datetime.datetime) or not isinstance(until, datetime.date):
             raise BaselineError(f"{where}: until: must be a date (YYYY-MM-DD), got {until!r}")
-    return Entry(n, clause, case, item["reason"].strip(), verdict, until)
+    return Entry(number, clause, case, item["reason"].strip(), verdict, until)
 
 
 def _toml_str(text: str) -> str:
@@ -211,7 +211,7 @@ def _deviations(records: Iterable[CaseRecord | dict]) -> list[tuple[CaseRecord, 
     return out
 
 
-def render(records: Iterable[CaseRecord | dict], today: dt.date | None = None, by: str = "clause") -> str:
+def render(records: Iterable[CaseRecord | dict], today: datetime.date | None = None, by: str = "clause") -> str:
     """A baseline covering every case of this run that did not pass.
 
     ``by="clause"``: one entry per failed clause (with the case verdict when every case that
@@ -219,7 +219,7 @@ def render(records: Iterable[CaseRecord | dict], today: dt.date | None = None, b
     ``by="case"``: one entry per case."""
     if by not in WRITE_BY:
         raise ValueError(f"by: one of {', '.join(WRITE_BY)}, got {by!r}")
-    day = (today or dt.date.today()).isoformat()
+    day = (today or datetime.date.today()).isoformat()
     lines = ["# Known deviations (responses-ws-conformance --baseline); written by --write-baseline",
              f"# on {day} (one entry per {by}). Edit the reasons; add `until = YYYY-MM-DD` to make an entry lapse.",
              ""]

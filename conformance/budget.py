@@ -60,25 +60,25 @@ def declared(mark: Any, generated_budget: int | None, embedded: bool, generated_
     that profile number of creates (a limit the profile states, e.g. ``concurrency.max_active``)."""
     if mark is None:
         return Declared(DEFAULT_CREATES, DEFAULT_HTTP, explicit=False)
-    kw = dict(mark.kwargs)
-    plus = kw.pop("plus", None)
+    kwargs = dict(mark.kwargs)
+    plus = kwargs.pop("plus", None)
     if plus is not None:
         value = profile.get(plus) if profile is not None and isinstance(plus, str) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"max_requests plus={plus!r}: not a numeric profile key")
-        kw["creates"] = int(kw.get("creates", 0)) + int(value)
-    if kw.pop("perf", False):
-        return Declared(perf_turns + int(kw.get("creates", 0)), perf_turns + int(kw.get("http", 0)))
-    if kw.pop("generated", False):
+        kwargs["creates"] = int(kwargs.get("creates", 0)) + int(value)
+    if kwargs.pop("perf", False):
+        return Declared(perf_turns + int(kwargs.get("creates", 0)), perf_turns + int(kwargs.get("http", 0)))
+    if kwargs.pop("generated", False):
         if generated_budget is not None:
             creates = generated_budget
         else:
             creates = generated_default if embedded else 0
-        return Declared(creates + int(kw.get("creates", 0)), int(kw.get("http", 0)))
-    unknown = set(kw) - {"creates", "http"}
+        return Declared(creates + int(kwargs.get("creates", 0)), int(kwargs.get("http", 0)))
+    unknown = set(kwargs) - {"creates", "http"}
     if unknown or mark.args:
         raise ValueError(f"max_requests takes creates=, http=, plus=, generated= and perf= only, not {sorted(unknown) or mark.args}")
-    return Declared(int(kw.get("creates", 0)), int(kw.get("http", 0)))
+    return Declared(int(kwargs.get("creates", 0)), int(kwargs.get("http", 0)))
 
 
 def plan_line(plans: list[Declared], tries: int, cap: int | None) -> str:
@@ -113,13 +113,13 @@ class Budget:
         if self.cap is None:
             self.allowance = None
             return None
-        with self._locked() as st:
-            if st["reserved"] + want.total > self.cap:
-                st["skipped"] += 1
+        with self._locked() as state:
+            if state["reserved"] + want.total > self.cap:
+                state["skipped"] += 1
                 self.allowance = None
-                return (f"budget: needs up to {want.total} requests, {self.cap - st['reserved']} of "
+                return (f"budget: needs up to {want.total} requests, {self.cap - state['reserved']} of "
                         f"--max-requests {self.cap} left")
-            st["reserved"] += want.total
+            state["reserved"] += want.total
         self.allowance = want
         return None
 
@@ -130,8 +130,8 @@ class Budget:
         unused = max(0, self.allowance.total - self.used["creates"] - self.used["http"])
         self.allowance = None
         if unused:
-            with self._locked() as st:
-                st["reserved"] -= unused
+            with self._locked() as state:
+                state["reserved"] -= unused
 
     def take(self, kind: str) -> None:
         """Before one request (``creates`` or ``http``): raise when the try's share is spent."""

@@ -114,25 +114,25 @@ def select(items: list[pytest.Item], registry: Any, wanted: list[str]) -> tuple[
 
 def static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
     """Why a case is skipped before it runs (slow, perf, UNSUPPORTED), or None."""
-    s = sess.settings
-    if item.get_closest_marker("slow") is not None and not s.run_slow:
+    settings = sess.settings
+    if item.get_closest_marker("slow") is not None and not settings.run_slow:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    reason = claims.unsupported(clause_ids(item), item.iter_markers("requires"), s.registry, s.profile)
-    if reason is None and item.get_closest_marker("other_tenant") is not None and not s.other_tenant_key:
+    reason = claims.unsupported(clause_ids(item), item.iter_markers("requires"), settings.registry, settings.profile)
+    if reason is None and item.get_closest_marker("other_tenant") is not None and not settings.other_tenant_key:
         reason = tenants.NEEDS_KEY      # tenant isolation, §4.5 item 35a: UNTESTED, saying how to test it
     return reason
 
 
 def declared(item: pytest.Item, sess: ConformanceSession) -> budget.Declared:
     """The most requests the case sends (its ``max_requests`` mark)."""
-    s = sess.settings
+    settings = sess.settings
     try:
-        return budget.declared(item.get_closest_marker("max_requests"), s.generated_budget, s.embedded,
+        return budget.declared(item.get_closest_marker("max_requests"), settings.generated_budget, settings.embedded,
                                budget.GENERATED_EMBEDDED,
                                item.config.getoption("perf_turns") * item.config.getoption("perf_repetitions"),
-                               profile=s.profile)
+                               profile=settings.profile)
     except ValueError as exc:
         raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
 

@@ -52,18 +52,18 @@ def turn_timeouts(cli: float | None, profile: Any, embedded: bool) -> tuple[floa
     return idle, min(idle, after)
 
 
-def output_done(rs: Any) -> bool:
+def output_done(request: Any) -> bool:
     """The turn's output is done: its last event is the ``output_item.done`` of a final item
     and no announced item is open (``rs``: a monitor ``RequestState``)."""
-    if not rs.events:
+    if not request.events:
         return False
-    last = rs.events[-1]
+    last = request.events[-1]
     if not isinstance(last, dict) or last.get("type") != "response.output_item.done":
         return False
     item = last.get("item")
     if not isinstance(item, dict) or item.get("type") not in FINAL_ITEM_TYPES:
         return False
-    return all(it.done for it in getattr(rs.grammar, "order", ()))
+    return all(it.done for it in getattr(request.grammar, "order", ()))
 
 
 QUIET_MIN = 0.2          # seconds

@@ -57,37 +57,37 @@ def _known() -> _Known:
     return _KNOWN
 
 
-def _error_parts(ev: dict) -> tuple[Any, Any]:
+def _error_parts(event: dict) -> tuple[Any, Any]:
     """(code, type) of an error event; the legacy flat shape has no error type (its
     ``type`` is the event's)."""
-    inner = ev.get("error")
+    inner = event.get("error")
     if isinstance(inner, dict):
         return inner.get("code"), inner.get("type")
-    return ev.get("code"), None
+    return event.get("code"), None
 
 
 def surface(messages: Iterable[Any], header_names: Iterable[str] = (), known: _Known | None = None) -> dict:
     """The surface of some received messages (parsed server events) and handshake headers."""
-    k = known or _known()
+    known_types = known or _known()
     types: Counter = Counter()
     unknown_types: set[str] = set()
     unknown_fields: dict[str, set[str]] = {}
     codes: Counter = Counter()
     etypes: Counter = Counter()
-    for ev in messages:
-        if not isinstance(ev, dict) or not isinstance(ev.get("type"), str):
+    for event in messages:
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             continue
-        typ = ev["type"][:200]
+        typ = event["type"][:200]
         types[typ] += 1
-        known_type, fields = k.lookup(typ)
+        known_type, fields = known_types.lookup(typ)
         if not known_type:
             unknown_types.add(typ)
         elif fields is not None:
-            extra = [str(f)[:100] for f in ev if f not in fields]
+            extra = [str(f)[:100] for f in event if f not in fields]
             if extra:
                 unknown_fields.setdefault(typ, set()).update(extra)
         if typ == "error":
-            code, etype = _error_parts(ev)
+            code, etype = _error_parts(event)
             codes[str(code) if code is not None else "(none)"] += 1
             etypes[str(etype) if etype is not None else "(none)"] += 1
     return {"event_types": dict(types), "unknown_event_types": sorted(unknown_types),
@@ -105,14 +105,14 @@ def merge(parts: Iterable[dict | None]) -> dict:
     counts = {k: Counter() for k in ("event_types", "error_codes", "error_types")}
     sets = {k: set() for k in ("unknown_event_types", "handshake_headers")}
     fields: dict[str, set] = {}
-    for p in parts:
-        if not p:
+    for part in parts:
+        if not part:
             continue
         for k in counts:
-            counts[k].update(p.get(k) or {})
+            counts[k].update(part.get(k) or {})
         for k in sets:
-            sets[k].update(p.get(k) or [])
-        for t, fs in (p.get("unknown_fields") or {}).items():
+            sets[k].update(part.get(k) or [])
+        for t, fs in (part.get("unknown_fields") or {}).items():
             fields.setdefault(t, set()).update(fs)
     return {"event_types": dict(sorted(counts["event_types"].items())),
             "unknown_event_types": sorted(sets["unknown_event_types"]),

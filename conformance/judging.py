@@ -77,8 +77,8 @@ def judge(state: CaseState, exc: Exception | None) -> str:
         collect_findings(state)
         msg = rec.redact(str(exc).split("\n")[0][:300])
         if state.clauses:
-            c = rec.registry[state.clauses[0]]
-            rec.observations.append(verdicts.Observation(c.id, c.level, False, "expect", msg))
+            clause = rec.registry[state.clauses[0]]
+            rec.observations.append(verdicts.Observation(clause.id, clause.level, False, "expect", msg))
         verdict = verdicts.FAIL
     else:                                   # a bug in the case or the harness: cannot judge
         verdict = verdicts.ERROR

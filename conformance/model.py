@@ -22,10 +22,10 @@ API
   ``None``), ``steering``.
 * ``World(capabilities)`` holds the persisted store (``store=true`` responses, across
   connections, never under ZDR) and the connections:
-  * ``world.open(t=None) -> conn_id``; ``world.close(conn_id)`` (its cache is gone);
-  * ``world.predict(conn_id, request, t=None) -> Prediction`` — pure: what must happen to this
+  * ``world.open(now=None) -> conn_id``; ``world.close(conn_id)`` (its cache is gone);
+  * ``world.predict(conn_id, request, now=None) -> Prediction`` — pure: what must happen to this
     ``response.create`` if it were sent now;
-  * ``world.send(conn_id, request, t=None) -> Prediction`` — the same, and the request is
+  * ``world.send(conn_id, request, now=None) -> Prediction`` — the same, and the request is
     now in flight on its lane (so later creates of that lane are queued behind it, or
     rejected under ``busy_policy="reject"``);
   * ``world.observe(conn_id, request, response_id, outcome, *, call_ids=(), response=None,
@@ -77,7 +77,7 @@ Rules (spec items in brackets)
   ``rejected_busy`` (``reject``). Its prediction assumes the requests ahead end as predicted:
   one predicted to complete will replace the lane's latest response, so a continuation from
   the current latest becomes a miss; one predicted to fail evicts its parent.
-* Lifetime [38]: with ``lifetime_s``, a create at ``t - opened >= lifetime_s`` is
+* Lifetime [38]: with ``lifetime_s``, a create at ``now - opened >= lifetime_s`` is
   ``limit_reached`` (``websocket_connection_limit_reached``).
 * Lanes [6, 22]: with ``lanes``, a ``stream_id`` that is not 1-256 chars of
   ``[A-Za-z0-9_.-]`` is ``invalid`` (``invalid_stream_id``); the ``max_named_lanes + 1``-th
@@ -267,9 +267,9 @@ class World:
 
     # -- connections -------------------------------------------------------------------
 
-    def open(self, t: float | None = None) -> int:
+    def open(self, now: float | None = None) -> int:
         cid = len(self.conns)
-        self.conns[cid] = Conn(cid, t)
+        self.conns[cid] = Conn(cid, now)
         return cid
 
     def close(self, conn_id: int) -> None:
@@ -285,13 +285,13 @@ class World:
 
     # -- prediction --------------------------------------------------------------------
 
-    def predict(self, conn_id: int, request: Mapping, t: float | None = None) -> Prediction:
-        prediction = self._predict(conn_id, request, t)
+    def predict(self, conn_id: int, request: Mapping, now: float | None = None) -> Prediction:
+        prediction = self._predict(conn_id, request, now)
         if self.caps.busy_policy == "either" and prediction.queued_behind and prediction.outcome != LIMIT_REACHED:
             prediction = replace(prediction, may_reject_busy=True)
         return prediction
 
-    def _predict(self, conn_id: int, request: Mapping, t: float | None = None) -> Prediction:
+    def _predict(self, conn_id: int, request: Mapping, now: float | None = None) -> Prediction:
         conn = self.conns[conn_id]
         if conn.closed:
             raise ValueError(f"connection {conn_id} is closed")
@@ -301,8 +301,8 @@ class World:
         busy = sum(1 for f in ahead if f.prediction.outcome == COMPLETES)
 
         # connection-level limits first: the turn never starts
-        if conn.expired or (caps.lifetime_s is not None and t is not None and conn.opened is not None
-                            and t - conn.opened >= caps.lifetime_s):
+        if conn.expired or (caps.lifetime_s is not None and now is not None and conn.opened is not None
+                            and now - conn.opened >= caps.lifetime_s):
             return Prediction(LIMIT_REACHED, LIMIT_CODE, 400, reason="connection lifetime reached [38]")
 
         # validation of the create itself
@@ -357,10 +357,10 @@ class World:
         replaced_lanes = set()
         evicted = set()
         for flight in ahead:
-            p = flight.prediction
-            if p.outcome == COMPLETES:
+            prediction = flight.prediction
+            if prediction.outcome == COMPLETES:
                 replaced_lanes.add(flight.lane)
-            elif p.outcome in (INVALID, NOT_FOUND):
+            elif prediction.outcome in (INVALID, NOT_FOUND):
                 parent = flight.request.get("previous_response_id")
                 if parent is not None:
                     evicted.add((flight.lane, parent))
@@ -392,9 +392,9 @@ class World:
         if store and not self.caps.zdr:
             self.store[successor_id] = record
 
-    def send(self, conn_id: int, request: dict, t: float | None = None) -> Prediction:
+    def send(self, conn_id: int, request: dict, now: float | None = None) -> Prediction:
         """predict(), then the request is in flight on its lane until observe()."""
-        prediction = self.predict(conn_id, request, t)
+        prediction = self.predict(conn_id, request, now)
         conn = self.conns[conn_id]
         lane = _lane_of(request)
         outcome = prediction.outcome

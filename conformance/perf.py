@@ -58,9 +58,9 @@ class Loop:
 def step(loop: Loop, run: Callable[[], tuple[TurnFigures, dict | None]]) -> tuple[dict | None, dict | None]:
     """Run one turn of ``loop`` (timed into its wall time); returns the response and its first
     tool call (None when the turn did not end with one)."""
-    t0 = time.monotonic()
+    started = time.monotonic()
     fig, response = run()
-    loop.wall_s += time.monotonic() - t0
+    loop.wall_s += time.monotonic() - started
     loop.turns.append(fig)
     calls = calls_of(response)
     return response, (calls[0] if fig.ok and calls else None)
@@ -85,60 +85,62 @@ def usage_tokens(response: dict | None) -> tuple[int, int]:
     return int(usage.get("input_tokens") or 0), int(cached)
 
 
-def _median(xs: list[float]) -> float:
-    return round(statistics.median(xs), 3) if xs else 0.0
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else 0.0
 
 
 def side(loops: list[Loop]) -> dict:
     """Per turn, the median over repetitions of each figure (ms, bytes, tokens); wall time per
     repetition (seconds)."""
-    n = min(len(lp.turns) for lp in loops) if loops else 0
+    turns = min(len(lp.turns) for lp in loops) if loops else 0
 
     def per_turn(get) -> list[float]:
         out = []
-        for i in range(n):
+        for i in range(turns):
             vals = [get(lp.turns[i]) for lp in loops if get(lp.turns[i]) is not None]
             out.append(_median(vals))
         return out
-    ms = lambda v: None if v is None else v * 1000.0  # noqa: E731
+    millis = lambda v: None if v is None else v * 1000.0  # noqa: E731
     return {"wall_s": [round(lp.wall_s, 4) for lp in loops],
-            "to_created_ms": per_turn(lambda t: ms(t.to_created)),
-            "to_first_delta_ms": per_turn(lambda t: ms(t.to_first_delta)),
-            "to_terminal_ms": per_turn(lambda t: ms(t.to_terminal)),
+            "to_created_ms": per_turn(lambda t: millis(t.to_created)),
+            "to_first_delta_ms": per_turn(lambda t: millis(t.to_first_delta)),
+            "to_terminal_ms": per_turn(lambda t: millis(t.to_terminal)),
             "bytes_sent": per_turn(lambda t: t.bytes_sent),
             "input_tokens": per_turn(lambda t: t.input_tokens)}
 
 
-def gain(ws: list[Loop], http: list[Loop]) -> dict:
+def gain(websocket: list[Loop], http: list[Loop]) -> dict:
     """HTTP wall time over WebSocket wall time, per repetition; its median and spread."""
-    per = [round(h.wall_s / w.wall_s, 3) for w, h in zip(ws, http) if w.wall_s > 0]
+    per = [round(h.wall_s / w.wall_s, 3) for w, h in zip(websocket, http) if w.wall_s > 0]
     return {"ratio": _median(per), "min": min(per, default=0.0), "max": max(per, default=0.0),
             "per_repetition": per}
 
 
-def history_growth(ws: list[Loop]) -> str | None:
+def history_growth(websocket: list[Loop]) -> str | None:
     """An INFO message when the billed *uncached* input tokens of WebSocket continuations grow
     with the history: the target (or a gateway) re-sends the full context upstream instead of
     continuing from the connection's cache. None when they stay flat."""
-    for lp in ws:
-        cont = [t for t in lp.turns[1:] if t.ok]
+    for loop in websocket:
+        cont = [t for t in loop.turns[1:] if t.ok]
         if len(cont) < 3:
             continue
         first, last = cont[0], cont[-1]
-        u0, u1 = first.input_tokens - first.cached_tokens, last.input_tokens - last.cached_tokens
-        if u0 > 0 and u1 >= GROWTH_FACTOR * u0:
+        first_uncached = first.input_tokens - first.cached_tokens
+        last_uncached = last.input_tokens - last.cached_tokens
+        if first_uncached > 0 and last_uncached >= GROWTH_FACTOR * first_uncached:
             return (f"billed uncached input tokens over the WebSocket grow with the history: "
-                    f"{u0} on the first continuation, {u1} on turn {len(lp.turns)} (cached: "
-                    f"{first.cached_tokens} and {last.cached_tokens}); a continuation sends only one "
+                    f"{first_uncached} on the first continuation, {last_uncached} on turn "
+                    f"{len(loop.turns)} (cached: {first.cached_tokens} and {last.cached_tokens}); "
+                    "a continuation sends only one "
                     "tool output, so the full context is being re-sent upstream")
     return None
 
 
-def figures(turns: int, ws: list[Loop], http: list[Loop]) -> dict:
+def figures(turns: int, websocket: list[Loop], http: list[Loop]) -> dict:
     """The ``perf`` block of the certificate (schemas/certificate.json)."""
-    finding = history_growth(ws)
-    return {"turns": turns, "repetitions": len(ws), "ws": side(ws), "http": side(http),
-            "gain": gain(ws, http), "findings": [finding] if finding else []}
+    finding = history_growth(websocket)
+    return {"turns": turns, "repetitions": len(websocket), "ws": side(websocket), "http": side(http),
+            "gain": gain(websocket, http), "findings": [finding] if finding else []}
 
 
 def http_body(history: list[dict], model: str, max_output_tokens: int) -> dict:
@@ -161,8 +163,8 @@ def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float
     conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = conn_cls(parts.hostname, parts.port, timeout=timeout)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
-    t0 = time.monotonic()
-    deadline = t0 + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     meter.http_requests += 1
     created = delta = terminal = None
     response = None
@@ -179,18 +181,18 @@ def post_streaming(url: str, headers: dict[str, str], body: dict, timeout: float
                 break
             if not line.startswith(b"data:"):
                 continue
-            now = time.monotonic() - t0
+            now = time.monotonic() - started
             try:
-                ev = json.loads(line[5:])
+                event = json.loads(line[5:])
             except ValueError:
                 continue
-            typ = ev.get("type", "") if isinstance(ev, dict) else ""
+            typ = event.get("type", "") if isinstance(event, dict) else ""
             if typ == "response.created" and created is None:
                 created = now
             elif typ.endswith(".delta") and delta is None:
                 delta = now
             elif typ in ("response.completed", "response.incomplete", "response.failed", "error"):
-                terminal, response = now, ev.get("response")
+                terminal, response = now, event.get("response")
                 break
     except (OSError, http.client.HTTPException):
         pass

@@ -113,9 +113,9 @@ class _XdistHooks:
 
     @staticmethod
     def pytest_configure_node(node: Any) -> None:  # hand the run id to the workers
-        s = _session(node.config).settings
-        node.workerinput["conformance_run_id"] = s.run_id
-        node.workerinput["conformance_report_dir"] = str(s.report_dir) if s.report_dir else ""
+        settings = _session(node.config).settings
+        node.workerinput["conformance_run_id"] = settings.run_id
+        node.workerinput["conformance_report_dir"] = str(settings.report_dir) if settings.report_dir else ""
         node.workerinput["conformance_started"] = _session(node.config).started
 
 
@@ -161,12 +161,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not collection.is_case(item):
         return
     sess = _session(item.config)
-    s = sess.settings
+    settings = sess.settings
     ids = collection.clause_ids(item)
     sess.liveness.case, sess.liveness.idle_limit = item.nodeid, None
     sess.run.liveness = sess.liveness       # only conformance cases count toward a stall
     # the recorder redacts with the configured key (the Target may not exist yet)
-    item.stash[CASE_KEY] = CaseState(verdicts.CaseRecorder(s.registry, ids, sess.redact), ids,
+    item.stash[CASE_KEY] = CaseState(verdicts.CaseRecorder(settings.registry, ids, sess.redact), ids,
                                      spent_before=sess.run.meter.snapshot())
     reason = collection.static_skip(item, sess)
     if reason:
@@ -194,9 +194,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _write_line(config: pytest.Config, line: str) -> None:
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(line)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
 
 
 def pytest_runtest_teardown(item: pytest.Item) -> None:
@@ -279,11 +279,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     sess = config.stash.get(SESSION_KEY, None)
     if sess is None or sess.is_worker or not (sess.records or sess.not_usable):
         return (yield)
-    from conformance.report import terminal as T
+    from conformance.report import terminal
     # an explicit --tb asks for pytest's entries too
     long = config.getoption("long_failures") or config.getoption("verbose") > 0 or config.option.tbstyle != "auto"
-    held = contextlib.nullcontext() if long else T.held_back(terminalreporter.stats,
-                                                                 {r.nodeid for r in sess.records})
+    held = contextlib.nullcontext() if long else terminal.held_back(terminalreporter.stats,
+                                                                        {r.nodeid for r in sess.records})
     with held:
         result = yield
     runreport.conformance_summary(terminalreporter, sess)
@@ -322,8 +322,8 @@ def target(conformance_session: ConformanceSession) -> Target:
 def _state(request: pytest.FixtureRequest) -> CaseState:
     state = request.node.stash.get(CASE_KEY, None)
     if state is None:   # used outside a conformance case (e.g. a self-test): make one
-        s = _session(request.config).settings
-        state = CaseState(verdicts.CaseRecorder(s.registry, ()), ())
+        settings = _session(request.config).settings
+        state = CaseState(verdicts.CaseRecorder(settings.registry, ()), ())
         request.node.stash[CASE_KEY] = state
     return state
 
@@ -351,11 +351,11 @@ def client_scenario(request: pytest.FixtureRequest):
     """Client mode: ``client_scenario(scenario) -> judgements`` runs --client-command against the
     reference server playing ``scenario`` (conformance.clientmode.casework)."""
     from conformance.clientmode import casework
-    s = _session(request.config).settings
-    if s.client_command is None:
+    settings = _session(request.config).settings
+    if settings.client_command is None:
         pytest.skip("client scenario: needs --client-command")
-    return lambda scenario: casework.play(scenario, s.client_command, _state(request).connections,
-                                          request.config.invocation_params.dir, s.client_deadline)
+    return lambda scenario: casework.play(scenario, settings.client_command, _state(request).connections,
+                                          request.config.invocation_params.dir, settings.client_deadline)
 
 
 @pytest.fixture

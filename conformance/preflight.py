@@ -225,15 +225,15 @@ def minimal_create(model: str, generate_false: bool, max_output_tokens: int) -> 
     if generate_false:
         return ({"type": "response.create", "model": model, "input": "preflight", "store": False,
                  "generate": False}, "generate:false")
-    n = max_output_tokens or 16
+    tokens = max_output_tokens or 16
     return ({"type": "response.create", "model": model, "input": "Reply with OK.", "store": False,
-             "max_output_tokens": n}, f"max_output_tokens={n}")
+             "max_output_tokens": tokens}, f"max_output_tokens={tokens}")
 
 
 # --- I/O ------------------------------------------------------------------------------------------
 
-def _short(text: Any, redact: Callable[[str], str], n: int = 160) -> str:
-    return redact(" ".join(str(text).split()))[:n]
+def _short(text: Any, redact: Callable[[str], str], limit: int = 160) -> str:
+    return redact(" ".join(str(text).split()))[:limit]
 
 
 def _handshake_failure(exc: BaseException, redact: Callable[[str], str]) -> Step:
@@ -295,10 +295,10 @@ def _error_step(msg: dict, frames: int, redact: Callable[[str], str]) -> Step | 
                 detail=_short(inner.get("message", ""), redact))
 
 
-def _turn(ws: Any, create: dict, deadline_s: float, redact: Callable[[str], str]) -> Step:
+def _turn(websocket: Any, create: dict, deadline_s: float, redact: Callable[[str], str]) -> Step:
     frames = 0
     try:
-        ws.send(json.dumps(create, separators=(",", ":")))
+        websocket.send(json.dumps(create, separators=(",", ":")))
     except ConnectionClosed as exc:
         return _closed("turn", exc, frames, redact)
     deadline = time.monotonic() + deadline_s
@@ -311,7 +311,7 @@ def _turn(ws: Any, create: dict, deadline_s: float, redact: Callable[[str], str]
                             detail=f"{first}; no terminal event within {deadline_s:g}s")
             return Step("turn", Outcome.NO_ANSWER, detail=f"no frame within {deadline_s:g}s")
         try:
-            data = ws.recv(timeout=remaining)
+            data = websocket.recv(timeout=remaining)
         except TimeoutError:
             continue
         except ConnectionClosed as exc:
@@ -333,9 +333,9 @@ def _turn(ws: Any, create: dict, deadline_s: float, redact: Callable[[str], str]
             return Step("turn", Outcome.ANSWERED, frames=frames, detail=f"{first}, ended by {kind}")
 
 
-def _listen(ws: Any, seconds: float, redact: Callable[[str], str]) -> Step:
+def _listen(websocket: Any, seconds: float, redact: Callable[[str], str]) -> Step:
     try:
-        ws.recv(timeout=seconds)
+        websocket.recv(timeout=seconds)
     except TimeoutError:
         return Step("listen", Outcome.QUIET)
     except ConnectionClosed as exc:
@@ -352,34 +352,34 @@ def _run(url: str, headers: dict[str, str], create: dict | None, timeout: float,
         kwargs["proxy"] = None          # loopback never goes through an environment proxy
     if "legacy" in _CONNECT_PARAMS:
         kwargs["legacy"] = True
-    t0 = time.monotonic()
+    started = time.monotonic()
     current["step"] = "handshake"
     try:
-        ws = _ws_connect(url, **kwargs)
+        websocket = _ws_connect(url, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - every failure is a finding of the handshake
-        out.append(_stamp(_handshake_failure(exc, redact), t0))
+        out.append(_stamp(_handshake_failure(exc, redact), started))
         return
-    out.append(_stamp(Step("handshake", Outcome.UPGRADED, status=101), t0))
+    out.append(_stamp(Step("handshake", Outcome.UPGRADED, status=101), started))
     try:
-        t1 = time.monotonic()
+        turn_started = time.monotonic()
         if create is not None:
             current["step"] = "turn"
-            out.append(_stamp(_turn(ws, create, turn_timeout, redact), t1))
+            out.append(_stamp(_turn(websocket, create, turn_timeout, redact), turn_started))
         else:
             current["step"] = "listen"
-            out.append(_stamp(_listen(ws, min(LISTEN_S, timeout), redact), t1))
+            out.append(_stamp(_listen(websocket, min(LISTEN_S, timeout), redact), turn_started))
     except Exception as exc:  # noqa: BLE001 - an I/O failure after the upgrade
         out.append(_stamp(Step(current["step"], Outcome.CLOSED, frames=0,
-                               detail=_short(f"{type(exc).__name__}: {exc}", redact)), t1))
+                               detail=_short(f"{type(exc).__name__}: {exc}", redact)), turn_started))
     finally:
         try:
-            ws.close()
+            websocket.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             pass
 
 
-def _stamp(step: Step, t0: float) -> Step:
-    return Step(**{**step.__dict__, "elapsed_ms": round((time.monotonic() - t0) * 1000, 1)})
+def _stamp(step: Step, started: float) -> Step:
+    return Step(**{**step.__dict__, "elapsed_ms": round((time.monotonic() - started) * 1000, 1)})
 
 
 def probe(url: str, headers: dict[str, str], *, create: dict | None, timeout: float = DEFAULT_TIMEOUT,

@@ -48,9 +48,9 @@ def locked_json(path: Path, default: dict) -> Iterator[dict]:
 
 def remove(path: Path) -> None:
     """Remove a state file, its lock, and the run directory once it is empty."""
-    for p in (path, path.with_suffix(".lock")):
+    for file in (path, path.with_suffix(".lock")):
         try:
-            p.unlink()
+            file.unlink()
         except OSError:
             pass
     try:

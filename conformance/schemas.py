@@ -180,9 +180,9 @@ class SchemaSet:
 
     def _uri_for(self, event: Any) -> str:
         if isinstance(event, dict):
-            t = event.get("type")
-            if isinstance(t, str) and t in self._events:
-                return self._events[t][2]
+            event_type = event.get("type")
+            if isinstance(event_type, str) and event_type in self._events:
+                return self._events[event_type][2]
         return self._envelope_uri
 
     def _precise_validator(self, uri: str):
@@ -242,11 +242,11 @@ def get_schemas(variant: str | None = None) -> SchemaSet:
         raise KeyError(f"no schema variant {variant!r} (known: {', '.join(VARIANT_DIRS)})")
     env = os.environ.get(ENV_VAR)
     key = env if variant is None else (env, variant)
-    s = _CACHE.get(key)
-    if s is None:
+    schema_set = _CACHE.get(key)
+    if schema_set is None:
         root = schemas_dir()
-        s = _CACHE[key] = SchemaSet(root / VARIANT_DIRS[variant] if variant else root)
-    return s
+        schema_set = _CACHE[key] = SchemaSet(root / VARIANT_DIRS[variant] if variant else root)
+    return schema_set
 
 
 def schemas_for(profile: Any) -> SchemaSet:

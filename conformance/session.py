@@ -46,11 +46,11 @@ class ConformanceSession:
         self.started = time.time()
         self.is_worker = hasattr(config, "workerinput")
         if self.is_worker:   # share the controller's run id and report dir
-            wi = config.workerinput
-            settings.run_id = wi.get("conformance_run_id", settings.run_id)
-            if wi.get("conformance_report_dir"):
-                settings.report_dir = Path(wi["conformance_report_dir"])
-            self.started = wi.get("conformance_started", self.started)
+            worker_input = config.workerinput
+            settings.run_id = worker_input.get("conformance_run_id", settings.run_id)
+            if worker_input.get("conformance_report_dir"):
+                settings.report_dir = Path(worker_input["conformance_report_dir"])
+            self.started = worker_input.get("conformance_started", self.started)
         # shared by the xdist workers of this run through a file named after the run id
         deadline = self.started + settings.run_timeout if settings.run_timeout else None
         self.liveness = Liveness(run_dir(settings.run_id) / "liveness.json", run_deadline=deadline)
@@ -73,19 +73,20 @@ class ConformanceSession:
             from conformance.server import ServerConfig, ServerThread
         except ImportError as exc:
             raise HarnessError(f"the reference server is not available: {exc}") from None
-        s = self.settings
-        p = s.profile
+        settings = self.settings
+        profile = settings.profile
         # the embedded server follows the profile's facts where its config has a switch
-        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=tenants.embedded_api_keys(s.api_key or EMBEDDED_KEY, s.other_tenant_key),
+        api_keys = tenants.embedded_api_keys(settings.api_key or EMBEDDED_KEY, settings.other_tenant_key)
+        cfg: dict[str, Any] = dict(host="127.0.0.1", port=0, api_keys=api_keys,
                                    test_controls=True,
-                                   profile=server_profile(p), defects=s.defects,
-                                   lifetime_s=p.lifetime_seconds, zdr=bool(p.cache["zdr"]),
-                                   steering=bool(p.features["steering"]))
-        if p.busy_policy in ("queue", "reject"):
-            cfg["busy_policy"] = p.busy_policy
-        if p.busy_error_code:
-            cfg["busy_error_code"] = p.busy_error_code
-        cfg.update(s.server_overrides)
+                                   profile=server_profile(profile), defects=settings.defects,
+                                   lifetime_s=profile.lifetime_seconds, zdr=bool(profile.cache["zdr"]),
+                                   steering=bool(profile.features["steering"]))
+        if profile.busy_policy in ("queue", "reject"):
+            cfg["busy_policy"] = profile.busy_policy
+        if profile.busy_error_code:
+            cfg["busy_error_code"] = profile.busy_error_code
+        cfg.update(settings.server_overrides)
         cfg.update(overrides)
         server = ServerThread(ServerConfig(**cfg))
         server.start()
@@ -106,25 +107,26 @@ class ConformanceSession:
 
     def target_for(self, ws_url: str, http_base: str | None, *, embedded: bool, profile: Any = None,
                    api_key: str | None = None) -> Target:
-        s = self.settings
+        settings = self.settings
         _, derived_base, http_responses = derive_urls(ws_url)
-        return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or s.profile,
-                      model=s.model, api_key=s.api_key if api_key is None else api_key,
-                      auth_header=s.auth_header, http_responses_url=http_responses,
-                      max_output_tokens=s.max_output_tokens, turn_timeout=s.turn_timeout, turn_cap=s.turn_cap,
-                      idle_after_done=s.idle_after_done, strict=s.strict, run_slow=s.run_slow, is_embedded=embedded,
+        return Target(ws_url=ws_url, http_base_url=http_base or derived_base, profile=profile or settings.profile,
+                      model=settings.model, api_key=settings.api_key if api_key is None else api_key,
+                      auth_header=settings.auth_header, http_responses_url=http_responses,
+                      max_output_tokens=settings.max_output_tokens, turn_timeout=settings.turn_timeout,
+                      turn_cap=settings.turn_cap, idle_after_done=settings.idle_after_done,
+                      strict=settings.strict, run_slow=settings.run_slow, is_embedded=embedded,
                       run=self.run)
 
     @property
     def target(self) -> Target:
         if self._target is None:
-            s = self.settings
-            if s.embedded:
+            settings = self.settings
+            if settings.embedded:
                 if self.server is None:
                     self.server = self.start_server()
                 self._target = self.target_for(self.server.ws_url, self.server.base_url, embedded=True)
             else:
-                ws_url, base, _ = derive_urls(s.target_url)
+                ws_url, base, _ = derive_urls(settings.target_url)
                 self._target = self.target_for(ws_url, base, embedded=False)
         return self._target
 
@@ -132,9 +134,9 @@ class ConformanceSession:
         """The target's fingerprint; an embedded server that never started is not started for it."""
         if self._target is not None or not self.settings.embedded:
             return self.target.fingerprint()       # with --target, building the Target does no I/O
-        fp = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-        fp["ws_host"] = "embedded reference server"
-        return fp
+        fingerprint = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+        fingerprint["ws_host"] = "embedded reference server"
+        return fingerprint
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         """Collect one record per case; under xdist the controller sees every worker's report."""

@@ -111,8 +111,8 @@ class Turn:
 
     @property
     def usage(self) -> dict | None:
-        u = (self.response or {}).get("usage")
-        return u if isinstance(u, dict) else None
+        usage = (self.response or {}).get("usage")
+        return usage if isinstance(usage, dict) else None
 
     @property
     def violations(self) -> list:

@@ -85,8 +85,8 @@ class ClauseRegistry:
         data = read_document(path, "TOML", RegistryError, "clause registry")
         out = []
         seen: set[str] = set()
-        for n, raw in enumerate(data.get("clause", [])):
-            where = f"{path}: clause #{n + 1}"
+        for index, raw in enumerate(data.get("clause", [])):
+            where = f"{path}: clause #{index + 1}"
             cid = raw.get("id")
             if not isinstance(cid, str) or not cid:
                 raise RegistryError(f"{where}: missing id")
@@ -275,14 +275,14 @@ class CaseRecorder:
         ``ClauseViolation`` at once; a failed SHOULD/MAY is recorded and the case goes on."""
         __tracebackhide__ = True
         clause = self.registry[clause_id]
-        ok = bool(condition)
-        ev = summarize(evidence, self.redact)
+        held = bool(condition)
+        summary = summarize(evidence, self.redact)
         msg = self.redact(message or "")
-        self.observations.append(Observation(clause.id, clause.level, ok, "expect", msg, ev,
+        self.observations.append(Observation(clause.id, clause.level, held, "expect", msg, summary,
                                              getattr(evidence, "response_id", None) if evidence is not None else None))
-        if not ok and clause.level == "MUST":
-            raise ClauseViolation(self.violation_text(clause, msg, ev))
-        return ok
+        if not held and clause.level == "MUST":
+            raise ClauseViolation(self.violation_text(clause, msg, summary))
+        return held
 
     def info(self, message: str, clause_id: str = "") -> None:
         """An observation (measurement, curiosity) shown in the report; never a failure."""
@@ -291,21 +291,21 @@ class CaseRecorder:
 
     def add_findings(self, findings: Iterable[Any], connection: int | None = None) -> None:
         """Monitor findings; ``connection``: the case's connection they came from (its number)."""
-        for f in findings:
-            cid = getattr(f, "clause", "")
-            kind = getattr(f, "kind", "violation") or "violation"
-            msg = self.redact(str(getattr(f, "message", "")))
-            if getattr(f, "pointer", None):
-                msg += f" (at {f.pointer})"
+        for finding in findings:
+            cid = getattr(finding, "clause", "")
+            kind = getattr(finding, "kind", "violation") or "violation"
+            msg = self.redact(str(getattr(finding, "message", "")))
+            if getattr(finding, "pointer", None):
+                msg += f" (at {finding.pointer})"
             if cid not in self.registry:
                 self.errors.append(f"monitor finding names unknown clause {cid!r}: {msg}")
                 continue
             level = self.registry[cid].level
             kind = kind if kind in ("extension", "info") else "violation"  # info: a tolerated observation
-            index = getattr(f, "frame_index", None)
+            index = getattr(finding, "frame_index", None)
             frame = (connection, index) if connection is not None and index is not None else None
-            self.observations.append(Observation(cid, level, False, kind, msg, "", getattr(f, "response_id", None),
-                                                 frame))
+            self.observations.append(Observation(cid, level, False, kind, msg, "",
+                                                 getattr(finding, "response_id", None), frame))
 
     def violation_text(self, clause: Clause, message: str, evidence: str) -> str:
         text = f"[{clause.level}] {clause.id}: {clause.requirement}"
@@ -331,15 +331,16 @@ class CaseRecorder:
     def failure_text(self, at_least: str = NON_STRICT, limit: int = 8) -> str:
         lines = []
         seen = set()
-        for o in self.failures(at_least):
-            key = (o.clause, o.message)
+        for observation in self.failures(at_least):
+            key = (observation.clause, observation.message)
             if key in seen:
                 continue
             seen.add(key)
-            c = self.registry[o.clause]
-            line = f"[{c.level}] {c.id}: {c.requirement}\n    {o.kind}: {o.message}"
-            if o.evidence:
-                line += f"\n    evidence: {o.evidence}"
+            clause = self.registry[observation.clause]
+            line = (f"[{clause.level}] {clause.id}: {clause.requirement}\n"
+                    f"    {observation.kind}: {observation.message}")
+            if observation.evidence:
+                line += f"\n    evidence: {observation.evidence}"
             lines.append(line)
         more = len(seen) - limit
         text = "\n".join(lines[:limit]) + (f"\n  ... and {more} more" if more > 0 else "")
@@ -481,14 +482,14 @@ def clause_table(registry: ClauseRegistry, records: Iterable[CaseRecord | dict])
             if o["clause"] in by_clause and not o["ok"]:
                 by_clause[o["clause"]]["findings"].append(dict(o, nodeid=rec.nodeid))
     rows = []
-    for c in registry:
-        info = by_clause[c.id]
-        verdict = RETIRED if c.retired else clause_verdict(info["touches"])
+    for clause in registry:
+        info = by_clause[clause.id]
+        verdict = RETIRED if clause.retired else clause_verdict(info["touches"])
         rows.append({
-            "id": c.id, "level": c.level, "requirement": c.requirement, "source": c.source,
-            "profiles": list(c.profiles), "requires": list(c.requires),
+            "id": clause.id, "level": clause.level, "requirement": clause.requirement, "source": clause.source,
+            "profiles": list(clause.profiles), "requires": list(clause.requires),
             "cases": sorted(info["cases"]), "verdict": verdict,
-            "reason": clause_reason(c.id, verdict, info["recs"]),
+            "reason": clause_reason(clause.id, verdict, info["recs"]),
             "not_reached": sorted(info["not_reached"]),
             "findings": info["findings"][:50], "findings_total": len(info["findings"]),
         })

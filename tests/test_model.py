@@ -270,13 +270,13 @@ def test_bad_busy_policy():
 
 def test_lifetime_limit():
     w = World(lifetime_s=60.0)
-    c = w.open(t=100.0)
-    assert w.predict(c, create(), t=159.9).outcome == "completes"
-    p = w.send(c, create(), t=160.0)
+    c = w.open(now=100.0)
+    assert w.predict(c, create(), now=159.9).outcome == "completes"
+    p = w.send(c, create(), now=160.0)
     assert (p.outcome, p.expected_code, p.expected_status) == ("limit_reached", LIMIT_CODE, 400)
     assert w.predict(c, create()).outcome == "limit_reached"  # expired for good
     unlimited = World(lifetime_s=None)
-    assert unlimited.predict(unlimited.open(t=0.0), create(), t=1e9).outcome == "completes"
+    assert unlimited.predict(unlimited.open(now=0.0), create(), now=1e9).outcome == "completes"
 
 
 def test_lifetime_limit_observed():
@@ -530,7 +530,7 @@ def run_scenario(caps: dict, steps: list) -> list[tuple]:
     for step in steps:
         kind = step[0]
         if kind == "open":
-            conns[step[1]] = world.open(t=step[2] if len(step) > 2 else None)
+            conns[step[1]] = world.open(now=step[2] if len(step) > 2 else None)
         elif kind == "close":
             world.close(conns[step[1]])
         elif kind == "turn":

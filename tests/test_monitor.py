@@ -673,7 +673,7 @@ def test_request_numbers_and_observed():
     assert m.sent({"type": "response.steer", "previous_response_id": "r", "input": "x"}) is None
     assert m.sent({"type": "response.create", "model": "m"}) == 1
     frames = [msg for d, msg in load(TEXT) if d == "s"]
-    obs = [m.feed(json.dumps(msg), t=float(i)) for i, msg in enumerate(frames)]
+    obs = [m.feed(json.dumps(msg), now=float(i)) for i, msg in enumerate(frames)]
     assert [o.index for o in obs] == list(range(len(frames)))
     assert {o.request for o in obs} == {0}
     assert obs[3].t == 3.0 and obs[3].message["type"] == "response.content_part.added"

@@ -37,8 +37,8 @@ class ScenarioTranscript:
         self.messages: list = []
         self.findings: list = []
         self.monitor = _NoMonitor()
-        p = run.recording.process
-        self.close_code = None if p is None else p.returncode
+        process = run.recording.process
+        self.close_code = None if process is None else process.returncode
         self.transcript = [(f.at, "sent" if f.direction is Direction.OUT else "received",
                             f"[connection {c.index}] {run.redact(f.data[:FRAME_CHARS])}")
                            for c, f in run.recording.frames()]
@@ -58,12 +58,13 @@ class ScenarioTranscript:
             # the reports' arrows are the suite's view: here the suite is the server, so a frame
             # the client sent is "<<" (received) and the server's answer ">>" (sent)
             lines.append(f"{at:10.3f} {'>>' if direction == 'sent' else '<<'} {text}")
-        p = rec.process
-        if p is not None:
-            lines.append(f"# process: {p.start_error or ('killed at the deadline' if p.timed_out else f'exit {p.returncode}')}"
-                         f" after {p.duration_s:g} s")
-            lines.append("# stdout:\n" + run.redact(p.stdout[-4000:]))
-            lines.append("# stderr:\n" + run.redact(p.stderr[-4000:]))
+        process = rec.process
+        if process is not None:
+            ending = process.start_error or ("killed at the deadline" if process.timed_out
+                                             else f"exit {process.returncode}")
+            lines.append(f"# process: {ending} after {process.duration_s:g} s")
+            lines.append("# stdout:\n" + run.redact(process.stdout[-4000:]))
+            lines.append("# stderr:\n" + run.redact(process.stderr[-4000:]))
         return "\n".join(lines)
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from conformance.clientmode import scenarios as S
+from conformance.clientmode import scenarios
 from conformance.clientmode.record import Connection, Direction, Frame, Recording
 from conformance.clientmode.scenarios import Exit, Scenario
 
@@ -84,14 +84,14 @@ def _items(create: dict) -> list:
 
 
 def _process(recording: Recording) -> str:
-    p = recording.process
-    if p is None:
+    process = recording.process
+    if process is None:
         return "the client did not run"
-    if p.start_error:
-        return p.start_error
-    if p.timed_out:
-        return f"still running at the deadline ({p.duration_s:g} s): killed"
-    return f"exit {p.returncode} after {p.duration_s:g} s"
+    if process.start_error:
+        return process.start_error
+    if process.timed_out:
+        return f"still running at the deadline ({process.duration_s:g} s): killed"
+    return f"exit {process.returncode} after {process.duration_s:g} s"
 
 
 def _completed(reqs: list[Request]) -> int:
@@ -100,9 +100,10 @@ def _completed(reqs: list[Request]) -> int:
 
 def _finished(recording: Recording, scenario: Scenario, reqs: list[Request]) -> tuple[bool, str]:
     """Did the client hold its whole conversation and exit 0 in time?"""
-    p = recording.process
-    ok = (p is not None and not p.timed_out and p.returncode == 0 and _completed(reqs) >= scenario.turns)
-    return ok, f"{_completed(reqs)}/{scenario.turns} turns completed; {_process(recording)}"
+    process = recording.process
+    passed = (process is not None and not process.timed_out and process.returncode == 0
+              and _completed(reqs) >= scenario.turns)
+    return passed, f"{_completed(reqs)}/{scenario.turns} turns completed; {_process(recording)}"
 
 
 # --- one check per clause ------------------------------------------------------------------------
@@ -112,65 +113,67 @@ def text_json(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgem
     schemas = get_schemas()
     frames = rec.frames(Direction.IN)
     if not frames:
-        return Judgement(S.TEXT_JSON, None, "the client sent no frame")
+        return Judgement(scenarios.TEXT_JSON, None, "the client sent no frame")
     for conn, frame in frames:
         where = f"connection {conn.index}, frame at {frame.at:g} s"
         if not frame.text:
-            return Judgement(S.TEXT_JSON, False, f"{where}: a binary frame")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: a binary frame")
         event = frame.event
         if event is None or not isinstance(event.get("type"), str):
-            return Judgement(S.TEXT_JSON, False, f"{where}: not one JSON object with a string type: "
-                                                 f"{frame.data[:200]!r}")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: not one JSON object with a string type: "
+                                                         f"{frame.data[:200]!r}")
         if schemas.direction(event["type"]) != "client":
-            return Judgement(S.TEXT_JSON, False, f"{where}: {event['type']!r} is not a client event")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']!r} is not a client event")
         issues = schemas.validate(event)
         if issues:
-            return Judgement(S.TEXT_JSON, False, f"{where}: {event['type']} invalid: {issues[0]}")
-    return Judgement(S.TEXT_JSON, True, f"{len(frames)} frame(s), each a valid client event")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']} invalid: {issues[0]}")
+    return Judgement(scenarios.TEXT_JSON, True, f"{len(frames)} frame(s), each a valid client event")
 
 
 def create_flat(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not reqs:
-        return Judgement(S.CREATE_FLAT, None, "no response.create")
+        return Judgement(scenarios.CREATE_FLAT, None, "no response.create")
     for req in reqs:
         if isinstance(req.create.get("response"), dict):
-            return Judgement(S.CREATE_FLAT, False, f"request {req.number} nests its fields in a response "
-                                                   "object (the Realtime shape), not at the top level")
-    return Judgement(S.CREATE_FLAT, True, f"{len(reqs)} flat create(s)")
+            return Judgement(scenarios.CREATE_FLAT, False, f"request {req.number} nests its fields in a response "
+                                                           "object (the Realtime shape), not at the top level")
+    return Judgement(scenarios.CREATE_FLAT, True, f"{len(reqs)} flat create(s)")
 
 
 def create_no_stream(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not reqs:
-        return Judgement(S.CREATE_NO_STREAM, None, "no response.create")
+        return Judgement(scenarios.CREATE_NO_STREAM, None, "no response.create")
     for req in reqs:
         sent = [f"{name}: {json.dumps(req.create[name])}" for name in HTTP_ONLY_CREATE_FIELDS if name in req.create]
         if sent:
-            return Judgement(S.CREATE_NO_STREAM, False, f"request {req.number} carries the HTTP-only "
-                                                        f"{', '.join(sent)}")
-    return Judgement(S.CREATE_NO_STREAM, True, f"{len(reqs)} create(s) without stream or background")
+            return Judgement(scenarios.CREATE_NO_STREAM, False, f"request {req.number} carries the HTTP-only "
+                                                                f"{', '.join(sent)}")
+    return Judgement(scenarios.CREATE_NO_STREAM, True, f"{len(reqs)} create(s) without stream or background")
 
 
 def key_in_header(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not rec.connections:
-        return Judgement(S.KEY_IN_HEADER, None, "no upgrade")
+        return Judgement(scenarios.KEY_IN_HEADER, None, "no upgrade")
     for conn in rec.connections:
         if conn.key_in_url:
-            return Judgement(S.KEY_IN_HEADER, False, f"upgrade {conn.index}: the key is in the URL")
+            return Judgement(scenarios.KEY_IN_HEADER, False, f"upgrade {conn.index}: the key is in the URL")
         if not conn.key_in_header:
-            return Judgement(S.KEY_IN_HEADER, False, f"upgrade {conn.index}: no 'Authorization: Bearer KEY' header")
-    return Judgement(S.KEY_IN_HEADER, True, f"{len(rec.connections)} upgrade(s), key in the header only")
+            return Judgement(scenarios.KEY_IN_HEADER, False,
+                             f"upgrade {conn.index}: no 'Authorization: Bearer KEY' header")
+    return Judgement(scenarios.KEY_IN_HEADER, True, f"{len(rec.connections)} upgrade(s), key in the header only")
 
 
 def chain(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     pairs = [(a, b) for a, b in zip(reqs, reqs[1:]) if a.answer == "response.completed"]
     if not pairs:
-        return Judgement(S.CHAIN, None, "no request followed a completed response")
+        return Judgement(scenarios.CHAIN, None, "no request followed a completed response")
     for last, req in pairs:
         if req.create.get("previous_response_id") != last.response_id:
-            return Judgement(S.CHAIN, False, f"request {req.number}: previous_response_id "
-                                             f"{req.create.get('previous_response_id')!r}, the last response "
-                                             f"was {last.response_id!r}")
-    return Judgement(S.CHAIN, True, f"{len(pairs)} continuation(s), each naming the last response")
+            return Judgement(scenarios.CHAIN, False,
+                             f"request {req.number}: previous_response_id "
+                             f"{req.create.get('previous_response_id')!r}, the last response "
+                             f"was {last.response_id!r}")
+    return Judgement(scenarios.CHAIN, True, f"{len(pairs)} continuation(s), each naming the last response")
 
 
 def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
@@ -185,13 +188,13 @@ def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
             for item in _items(req.create):
                 kind = item.get("type")
                 if kind == "function_call" and item.get("call_id") in seen_calls:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends the server's "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends the server's "
                                      f"function call {item.get('call_id')}; bytes per request: {sizes}")
                 if kind == "function_call_output" and item.get("call_id") in answered:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends the output of "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends the output of "
                                      f"{item.get('call_id')}; bytes per request: {sizes}")
                 if item.get("role") == "assistant" and json.dumps(item.get("content"), sort_keys=True) in assistant:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends an assistant "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends an assistant "
                                      f"message; bytes per request: {sizes}")
         for item in _items(req.create):
             if item.get("type") == "function_call_output":
@@ -204,49 +207,51 @@ def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
                                          sort_keys=True))
                 assistant.add(json.dumps(item.get("content"), sort_keys=True))
     if not checked:
-        return Judgement(S.NEW_INPUT_ONLY, None, "no continuation")
-    return Judgement(S.NEW_INPUT_ONLY, True, f"{checked} continuation(s) with new input only; bytes per request: {sizes}")
+        return Judgement(scenarios.NEW_INPUT_ONLY, None, "no continuation")
+    return Judgement(scenarios.NEW_INPUT_ONLY, True,
+                     f"{checked} continuation(s) with new input only; bytes per request: {sizes}")
 
 
 def tool_output(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     pairs = [(a, b) for a, b in zip(reqs, reqs[1:]) if a.calls]
     if not pairs:
-        return Judgement(S.TOOL_OUTPUT, None, "no function call was followed by another request")
+        return Judgement(scenarios.TOOL_OUTPUT, None, "no function call was followed by another request")
     for last, req in pairs:
         given = {i.get("call_id") for i in _items(req.create) if i.get("type") == "function_call_output"}
         missing = [c for c in last.calls if c not in given]
         if missing:
-            return Judgement(S.TOOL_OUTPUT, False, f"request {req.number} does not answer call(s) {', '.join(missing)}")
-    return Judgement(S.TOOL_OUTPUT, True, f"{len(pairs)} tool call turn(s) answered")
+            return Judgement(scenarios.TOOL_OUTPUT, False,
+                             f"request {req.number} does not answer call(s) {', '.join(missing)}")
+    return Judgement(scenarios.TOOL_OUTPUT, True, f"{len(pairs)} tool call turn(s) answered")
 
 
 def one_socket(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if len(reqs) < 2:
-        return Judgement(S.ONE_SOCKET, None, "fewer than two requests")
+        return Judgement(scenarios.ONE_SOCKET, None, "fewer than two requests")
     used = sorted({r.connection.index for r in reqs})
-    return Judgement(S.ONE_SOCKET, len(used) == 1, f"{len(reqs)} requests over {len(used)} connection(s) "
+    return Judgement(scenarios.ONE_SOCKET, len(used) == 1, f"{len(reqs)} requests over {len(used)} connection(s) "
                      "that the server kept open")
 
 
 def finishes(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.FINISHES, ok, why)
+    passed, why = _finished(rec, scenario, reqs)
+    return Judgement(scenarios.FINISHES, passed, why)
 
 
 def eviction(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     dead = set(rec.dead_ids)
     if not dead:
-        return Judgement(S.EVICTION, None, "no previous_response_not_found was sent")
+        return Judgement(scenarios.EVICTION, None, "no previous_response_not_found was sent")
     first = next(r for r in reqs if r.create.get("previous_response_id") in dead)
     later = [r for r in reqs if r.number > first.number]
     repeated = [r.number for r in later if r.create.get("previous_response_id") in dead]
     if repeated:
         shown = ", ".join(map(str, repeated[:10])) + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else "")
-        return Judgement(S.EVICTION, False, f"request(s) {shown} name the dead id again after "
-                                            "previous_response_not_found")
-    ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.EVICTION, ok, ("recovered without the dead id; " if later else "no request after "
-                                      "previous_response_not_found; ") + why)
+        return Judgement(scenarios.EVICTION, False, f"request(s) {shown} name the dead id again after "
+                                                    "previous_response_not_found")
+    passed, why = _finished(rec, scenario, reqs)
+    return Judgement(scenarios.EVICTION, passed, ("recovered without the dead id; " if later else "no request after "
+                                                  "previous_response_not_found; ") + why)
 
 
 def _closed_by_server(rec: Recording) -> list[Connection]:
@@ -256,99 +261,101 @@ def _closed_by_server(rec: Recording) -> list[Connection]:
 def reconnects(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     closed = _closed_by_server(rec)
     if not closed:
-        return Judgement(S.RECONNECTS, None, "the server closed no connection")
+        return Judgement(scenarios.RECONNECTS, None, "the server closed no connection")
     after = [c for c in rec.connections if c.opened >= (closed[0].closed or 0) and not c.refused]
     if not after:
-        return Judgement(S.RECONNECTS, False, f"no new connection after the server closed connection "
-                                              f"{closed[0].index}; {_process(rec)}")
-    ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.RECONNECTS, ok, f"{len(after)} new connection(s) after the close; {why}")
+        return Judgement(scenarios.RECONNECTS, False, f"no new connection after the server closed connection "
+                                                      f"{closed[0].index}; {_process(rec)}")
+    passed, why = _finished(rec, scenario, reqs)
+    return Judgement(scenarios.RECONNECTS, passed, f"{len(after)} new connection(s) after the close; {why}")
 
 
 def retries_spaced(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     closed = _closed_by_server(rec)
     if not closed:
-        return Judgement(S.RETRIES_SPACED, None, "the server closed no connection")
+        return Judgement(scenarios.RETRIES_SPACED, None, "the server closed no connection")
     attempts = [c.opened for c in rec.connections if c.index > closed[0].index]
     gaps = [round(b - a, 3) for a, b in zip(attempts, attempts[1:])]
-    p = rec.process
-    if p is None or p.timed_out:
-        return Judgement(S.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempt(s) and still trying at "
-                                                  f"the deadline; {_process(rec)}")
+    process = rec.process
+    if process is None or process.timed_out:
+        return Judgement(scenarios.RETRIES_SPACED, False,
+                         f"{len(attempts)} reconnect attempt(s) and still trying at "
+                         f"the deadline; {_process(rec)}")
     if len(attempts) > RETRY_ATTEMPTS_MAX:
-        return Judgement(S.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempts (at most "
-                                                  f"{RETRY_ATTEMPTS_MAX}); {_process(rec)}")
+        return Judgement(scenarios.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempts (at most "
+                                                          f"{RETRY_ATTEMPTS_MAX}); {_process(rec)}")
     if gaps and min(gaps) < RETRY_GAP_MIN_S:
-        return Judgement(S.RETRIES_SPACED, False, f"reconnect attempts {min(gaps):g} s apart (at least "
-                                                  f"{RETRY_GAP_MIN_S:g} s); gaps {gaps[:10]}")
-    return Judgement(S.RETRIES_SPACED, True, f"{len(attempts)} reconnect attempt(s), gaps {gaps[:10]}; "
-                                             f"{_process(rec)}")
+        return Judgement(scenarios.RETRIES_SPACED, False, f"reconnect attempts {min(gaps):g} s apart (at least "
+                                                          f"{RETRY_GAP_MIN_S:g} s); gaps {gaps[:10]}")
+    return Judgement(scenarios.RETRIES_SPACED, True, f"{len(attempts)} reconnect attempt(s), gaps {gaps[:10]}; "
+                                                     f"{_process(rec)}")
 
 
 def _gives_up(clause: str, answers: tuple[str, ...], rec: Recording, reqs: list[Request]) -> Judgement:
     hit = next((r for r in reqs if r.answer in answers), None)
     if hit is None:
         return Judgement(clause, None, f"no request ended with {' or '.join(answers)}")
-    p = rec.process
+    process = rec.process
     what = f"request {hit.number} ended with {hit.answer}"
-    if p is None or p.timed_out:
+    if process is None or process.timed_out:
         return Judgement(clause, False, f"{what}; the client hung: {_process(rec)}")
-    if p.returncode == 0:
+    if process.returncode == 0:
         return Judgement(clause, False, f"{what}; the client exited 0 as if it had succeeded")
     return Judgement(clause, True, f"{what}; the caller saw it: {_process(rec)}")
 
 
 def error_ends(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    return _gives_up(S.ERROR_ENDS, ("error",), rec, reqs)
+    return _gives_up(scenarios.ERROR_ENDS, ("error",), rec, reqs)
 
 
 def failed_ends(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    return _gives_up(S.FAILED_ENDS, ("response.failed", "response.incomplete"), rec, reqs)
+    return _gives_up(scenarios.FAILED_ENDS, ("response.failed", "response.incomplete"), rec, reqs)
 
 
 def unknown_events(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     sent = sum(1 for _, f in rec.frames(Direction.OUT) if (f.event or {}).get("type") == "conformance.unknown_event")
     if not sent:
-        return Judgement(S.UNKNOWN_EVENTS, None, "no unknown event was sent")
-    ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.UNKNOWN_EVENTS, ok, f"{sent} unknown event(s) among the responses; {why}")
+        return Judgement(scenarios.UNKNOWN_EVENTS, None, "no unknown event was sent")
+    passed, why = _finished(rec, scenario, reqs)
+    return Judgement(scenarios.UNKNOWN_EVENTS, passed, f"{sent} unknown event(s) among the responses; {why}")
 
 
 def large_frames(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     big = next((r for r in reqs if r.answer_bytes > 2**20), None)
     if big is None:
-        return Judgement(S.LARGE_FRAMES, None, "no frame over 1 MiB was sent")
+        return Judgement(scenarios.LARGE_FRAMES, None, "no frame over 1 MiB was sent")
     what = f"request {big.number} ended with a {big.answer_bytes}-byte {big.answer}"
     after = next((r for r in reqs if r.number == big.number + 1), None)
     # a client that read the frame continues from that response on the same socket; one that
     # could not read it lost the socket (1009) and the response with it
     if after is not None and (after.connection is not big.connection
                               or after.create.get("previous_response_id") != big.response_id):
-        return Judgement(S.LARGE_FRAMES, False, f"{what}; the next request did not continue it on the same "
-                                                f"connection (connection {big.connection.index} closed by "
-                                                f"{big.connection.closed_by or '-'}, code {big.connection.close_code})")
-    ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.LARGE_FRAMES, ok, f"{what}; {why}")
+        return Judgement(scenarios.LARGE_FRAMES, False,
+                         f"{what}; the next request did not continue it on the same "
+                         f"connection (connection {big.connection.index} closed by "
+                         f"{big.connection.closed_by or '-'}, code {big.connection.close_code})")
+    passed, why = _finished(rec, scenario, reqs)
+    return Judgement(scenarios.LARGE_FRAMES, passed, f"{what}; {why}")
 
 
 Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
-    S.TEXT_JSON: text_json,
-    S.CREATE_FLAT: create_flat,
-    S.CREATE_NO_STREAM: create_no_stream,
-    S.KEY_IN_HEADER: key_in_header,
-    S.CHAIN: chain,
-    S.NEW_INPUT_ONLY: new_input_only,
-    S.TOOL_OUTPUT: tool_output,
-    S.ONE_SOCKET: one_socket,
-    S.FINISHES: finishes,
-    S.EVICTION: eviction,
-    S.RECONNECTS: reconnects,
-    S.RETRIES_SPACED: retries_spaced,
-    S.ERROR_ENDS: error_ends,
-    S.FAILED_ENDS: failed_ends,
-    S.UNKNOWN_EVENTS: unknown_events,
-    S.LARGE_FRAMES: large_frames,
+    scenarios.TEXT_JSON: text_json,
+    scenarios.CREATE_FLAT: create_flat,
+    scenarios.CREATE_NO_STREAM: create_no_stream,
+    scenarios.KEY_IN_HEADER: key_in_header,
+    scenarios.CHAIN: chain,
+    scenarios.NEW_INPUT_ONLY: new_input_only,
+    scenarios.TOOL_OUTPUT: tool_output,
+    scenarios.ONE_SOCKET: one_socket,
+    scenarios.FINISHES: finishes,
+    scenarios.EVICTION: eviction,
+    scenarios.RECONNECTS: reconnects,
+    scenarios.RETRIES_SPACED: retries_spaced,
+    scenarios.ERROR_ENDS: error_ends,
+    scenarios.FAILED_ENDS: failed_ends,
+    scenarios.UNKNOWN_EVENTS: unknown_events,
+    scenarios.LARGE_FRAMES: large_frames,
 }
 
 

@@ -54,22 +54,22 @@ def decode(data: Any, add: Callable[..., Any]) -> dict | None:
         if text is None:
             return None
     try:
-        ev = _loads(text)
+        event = _loads(text)
     except Exception:
-        ev = _not_json(text, add)
-        if ev is None:
+        event = _not_json(text, add)
+        if event is None:
             return None
-    if type(ev) is not dict:
-        if ev == "[DONE]":
+    if type(event) is not dict:
+        if event == "[DONE]":
             add(WS_NO_SSE_FRAMING, "frame is a [DONE] sentinel")
         else:
-            add(WS_TEXT_JSON_FRAMES, f"frame is JSON but not an object: {short(ev)}")
+            add(WS_TEXT_JSON_FRAMES, f"frame is JSON but not an object: {short(event)}")
         return None
-    typ = ev.get("type")
+    typ = event.get("type")
     if type(typ) is not str:
         add(WS_TEXT_JSON_FRAMES, f"event has no string 'type': {short(typ)}", pointer="/type")
         return None
-    return ev
+    return event
 
 
 def _binary(data: Any, add: Callable[..., Any]) -> str | None:
@@ -92,11 +92,11 @@ def _not_json(text: str, add: Callable[..., Any]) -> dict | None:
         payload = "\n".join(line[5:].strip() for line in stripped.splitlines() if line.startswith("data:"))
         if payload and payload != "[DONE]":
             try:
-                ev = _loads(payload)
+                event = _loads(payload)
             except Exception:
                 return None
-            if type(ev) is dict:
-                return ev
+            if type(event) is dict:
+                return event
         return None
     add(WS_TEXT_JSON_FRAMES, f"frame is not JSON: {short(text, 80)}")
     return None
@@ -119,20 +119,20 @@ class SchemaDispatch:
         self._ext_seen: set = set()  # extension types and (type, field) pairs already reported
 
     def resolve(self) -> Callable[[Any], bool]:
-        s = self._arg
-        if s is None:
+        schemas = self._arg
+        if schemas is None:
             try:
                 from conformance.schemas import get_schemas
 
-                s = get_schemas()
+                schemas = get_schemas()
             except Exception as exc:
                 self._notes.append(f"schema checks off: conformance.schemas unavailable ({exc!r})")
-                s = PERMISSIVE
-        elif s is False:
-            s = PERMISSIVE
-        self.schemas = s
-        self.is_valid = s.is_valid
-        return s.is_valid
+                schemas = PERMISSIVE
+        elif schemas is False:
+            schemas = PERMISSIVE
+        self.schemas = schemas
+        self.is_valid = schemas.is_valid
+        return schemas.is_valid
 
     def checker(self, typ: str) -> Callable[[Any], bool] | None:
         """The schema check of an event (a dict with this string ``type``); None: every such
@@ -149,15 +149,15 @@ class SchemaDispatch:
     def classify(self, typ: str, has_rule: bool) -> tuple[str, frozenset | None]:
         """``(GRAMMAR | GENERIC | EXTENSION_TYPE, known top-level fields or None)``: GENERIC is a
         server type the schemas know and the grammar has no rule for."""
-        s = self.schemas
+        schemas = self.schemas
         role = GRAMMAR
         known_type = typ in KNOWN_EVENT_TYPES
         if not has_rule:
             schema_known = False
             if typ not in WILD_EXTENSIONS:
                 try:
-                    schema_known = bool(s.is_known(typ))
-                    direction = getattr(s, "direction", None)
+                    schema_known = bool(schemas.is_known(typ))
+                    direction = getattr(schemas, "direction", None)
                     if schema_known and direction is not None and direction(typ) == "client":
                         schema_known = False
                 except Exception:
@@ -166,7 +166,7 @@ class SchemaDispatch:
             known_type = schema_known
         known: frozenset | None = None
         if known_type:
-            get_schema = getattr(s, "schema", None)
+            get_schema = getattr(schemas, "schema", None)
             if get_schema is not None:
                 try:
                     props = get_schema(typ).get("properties")
@@ -176,17 +176,17 @@ class SchemaDispatch:
                     known = None
         return role, known
 
-    def issues(self, ev: dict, typ: str, add: Callable[..., Any], dedupe: dict) -> None:
+    def issues(self, event: dict, typ: str, add: Callable[..., Any], dedupe: dict) -> None:
         """Schema findings of an invalid event; ``dedupe[id(finding)]`` gets the key under which
         an issue is reported once per request (see ``StreamMonitor``)."""
         if typ == "error":
-            if not isinstance(ev.get("error"), dict) and "code" in ev:
+            if not isinstance(event.get("error"), dict) and "code" in event:
                 return  # the legacy flat shape: reported once, as ERR-CODE-NESTED
             clause = ERR_ENVELOPE
         else:
             clause = SCHEMA_SERVER_EVENT
         try:
-            found = list(self.schemas.validate(ev))
+            found = list(self.schemas.validate(event))
         except Exception as exc:
             found = []
             self._internal_errors.append(f"schema validate: {exc!r}")
@@ -201,14 +201,14 @@ class SchemaDispatch:
             pointer = getattr(iss, "pointer", None)
             rule = getattr(iss, "rule", "?")
             msg = getattr(iss, "message", str(iss))
-            f = add(clause, f"{typ}: {pointer or '(root)'}: {msg} [{rule}]", pointer=pointer)
-            dedupe[id(f)] = ("schema", pointer, rule)  # one missing field: one finding per response
+            finding = add(clause, f"{typ}: {pointer or '(root)'}: {msg} [{rule}]", pointer=pointer)
+            dedupe[id(finding)] = ("schema", pointer, rule)  # one missing field: one finding per response
         if len(found) > MAX_SCHEMA_ISSUES:
             add(clause, f"{typ}: {len(found) - MAX_SCHEMA_ISSUES} more schema issues")
 
-    def unknown_fields(self, ev: dict, typ: str, known: frozenset, add: Callable[..., Any]) -> None:
+    def unknown_fields(self, event: dict, typ: str, known: frozenset, add: Callable[..., Any]) -> None:
         """Top-level fields outside the schema: an extension, once per type and field."""
-        for key in ev:
+        for key in event:
             if key not in known and (typ, key) not in self._ext_seen:
                 self._ext_seen.add((typ, key))
                 add(EXT_UNKNOWN_TOLERATED, f"unknown field {short(key)} on {typ}", kind=EXTENSION,

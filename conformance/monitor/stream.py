@@ -72,11 +72,11 @@ class StreamMonitor:
             self.internal_errors.append(f"sent: {exc!r}")
         return None
 
-    def feed(self, data: str | bytes, t: float | None = None) -> Observed:
+    def feed(self, data: str | bytes, now: float | None = None) -> Observed:
         """One received frame; returns what the monitor made of it. Never raises."""
         idx = self._count
         self._count = idx + 1
-        obs = Observed(idx, None, None, [], t)
+        obs = Observed(idx, None, None, [], now)
         attribution = self._attribution
         attribution.frame = obs
         try:

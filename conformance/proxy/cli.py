@@ -32,22 +32,22 @@ from conformance.target import ProfileError, load_profile
 OK, VIOLATED, BAD_OPTIONS, NOTHING_RELAYED = 0, 1, 2, 6
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--upstream", "--target", dest="upstream", required=True, metavar="URL",
-                   help="the target, in any form the suite's --target takes: a ws(s):// socket URL "
-                        "(wss://api.openai.com/v1/responses) or an http(s):// API base (https://api.openai.com/v1)")
-    p.add_argument("--listen", default="127.0.0.1:8766", metavar="HOST:PORT",
-                   help="where clients connect (default 127.0.0.1:8766; port 0 picks a free one)")
-    p.add_argument("--report-dir", default=None, metavar="DIR", help="default reports/<run-id>")
-    p.add_argument("--profile", default="openai", help="target profile the clauses are read against (default openai)")
-    p.add_argument("--target-config", default=None, metavar="FILE",
-                   help="a profile TOML file, as the suite's --target-config; overrides --profile")
-    p.add_argument("--transcript-cap", type=int, default=DEFAULT_TRANSCRIPT_CAP, metavar="N",
-                   help=f"frames kept per connection for its transcript (default {DEFAULT_TRANSCRIPT_CAP})")
-    p.add_argument("--stall", type=float, default=DEFAULT_STALL_S, metavar="S",
-                   help="a client that closes after S seconds of upstream silence leaves responses the "
-                        f"upstream never ended: STREAM-ONE-TERMINAL (default {DEFAULT_STALL_S:g})")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--upstream", "--target", dest="upstream", required=True, metavar="URL",
+                        help="the target, in any form the suite's --target takes: a ws(s):// socket URL "
+                             "(wss://api.openai.com/v1/responses) or an http(s):// API base (https://api.openai.com/v1)")
+    parser.add_argument("--listen", default="127.0.0.1:8766", metavar="HOST:PORT",
+                        help="where clients connect (default 127.0.0.1:8766; port 0 picks a free one)")
+    parser.add_argument("--report-dir", default=None, metavar="DIR", help="default reports/<run-id>")
+    parser.add_argument("--profile", default="openai", help="target profile the clauses are read against (default openai)")
+    parser.add_argument("--target-config", default=None, metavar="FILE",
+                        help="a profile TOML file, as the suite's --target-config; overrides --profile")
+    parser.add_argument("--transcript-cap", type=int, default=DEFAULT_TRANSCRIPT_CAP, metavar="N",
+                        help=f"frames kept per connection for its transcript (default {DEFAULT_TRANSCRIPT_CAP})")
+    parser.add_argument("--stall", type=float, default=DEFAULT_STALL_S, metavar="S",
+                        help="a client that closes after S seconds of upstream silence leaves responses the "
+                             f"upstream never ended: STREAM-ONE-TERMINAL (default {DEFAULT_STALL_S:g})")
+    parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
 
 
 def _listen(value: str) -> tuple[str, int]:

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from conformance import reach, verdicts as V
+from conformance import reach, verdicts
 from conformance.usage import UsageMeter
 from conformance.monitor import TERMINAL_TYPES, StreamMonitor
 from conformance.report import OBSERVED, write_reports
@@ -42,14 +42,14 @@ def bearer_key(headers: Any) -> str:
 class Watch:
     """One proxied connection: monitor, reached clauses, the last frames, usage."""
 
-    def __init__(self, number: int, peer: str, *, registry: V.ClauseRegistry, secret: str = "",
+    def __init__(self, number: int, peer: str, *, registry: verdicts.ClauseRegistry, secret: str = "",
                  schemas: Any = None, transcript_cap: int = DEFAULT_TRANSCRIPT_CAP,
-                 on_finding: Callable[["Watch", V.Observation], None] | None = None,
+                 on_finding: Callable[["Watch", verdicts.Observation], None] | None = None,
                  stall_s: float = DEFAULT_STALL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.number, self.peer, self.secret = number, peer, secret
         self.nodeid = f"proxy::connection-{number:04d}"
         self.monitor = StreamMonitor(schemas)
-        self.recorder = V.CaseRecorder(registry, (), self.redact)
+        self.recorder = verdicts.CaseRecorder(registry, (), self.redact)
         self.transcript: deque[str] = deque(maxlen=max(1, transcript_cap))
         self.frames = {"from_client": 0, "from_upstream": 0}
         self.usage = UsageMeter()
@@ -87,14 +87,14 @@ class Watch:
         self.frames["from_client"] += 1
         self._line(">>", data)
         try:
-            ev = json.loads(data)
+            event = json.loads(data)
         except (ValueError, TypeError):
             return                       # the upstream judges what clients send; we only forward it
-        if isinstance(ev, dict):
-            if ev.get("type") == "response.create":
+        if isinstance(event, dict):
+            if event.get("type") == "response.create":
                 self.usage.creates += 1
-                self._lanes.setdefault("stream_id" in ev, ev)
-            self.monitor.sent(ev)
+                self._lanes.setdefault("stream_id" in event, event)
+            self.monitor.sent(event)
 
     def upstream_frame(self, data: str | bytes) -> None:
         """The upstream sent ``data`` (forwarded to the client as it was)."""
@@ -102,15 +102,15 @@ class Watch:
         self._last_upstream = self._clock()
         self._line("<<", data)
         obs = self.monitor.feed(data, self._clock() - self._t0)
-        ev = obs.message
+        event = obs.message
         if obs.request is not None:
             # the monitor keeps each request's events for a harness to read; the proxy reads
             # none, so it drops them to keep long sessions' memory bounded
             self.monitor.requests[obs.request].events.clear()
-        if isinstance(ev, dict):
-            if ev.get("type") in TERMINAL_TYPES and isinstance(ev.get("response"), dict):
-                self.usage.add_usage(ev["response"].get("usage"))
-            self._pending.append(ev)
+        if isinstance(event, dict):
+            if event.get("type") in TERMINAL_TYPES and isinstance(event.get("response"), dict):
+                self.usage.add_usage(event["response"].get("usage"))
+            self._pending.append(event)
             if len(self._pending) >= REACH_BATCH:
                 self._reach()
         self._report(obs.findings)
@@ -142,20 +142,20 @@ class Watch:
         stalled = self._clock() - self._last_upstream >= self.stall_s
         if judge or (judge is None and stalled):
             self._report(self.monitor.finish())
-        if not self.recorder.failures(V.NON_STRICT):
+        if not self.recorder.failures(verdicts.NON_STRICT):
             self.transcript.clear()      # only connections with findings get a transcript
 
     # --- the case record of conformance.report
 
     def record(self) -> dict:
         rec = self.recorder
-        verdict = V.ERROR if rec.errors else rec.verdict()
+        verdict = verdicts.ERROR if rec.errors else rec.verdict()
         messages = [f"{self.peer}: {self.frames['from_client']} frame(s) from the client, "
                     f"{self.frames['from_upstream']} from the upstream"]
-        messages += [f"{o.verdict} {o.clause}: {o.message}" for o in rec.failures(V.NON_STRICT)]
+        messages += [f"{o.verdict} {o.clause}: {o.message}" for o in rec.failures(verdicts.NON_STRICT)]
         messages += rec.errors + self.notes[-5:]
         transcript = ""
-        if verdict in (V.FAIL, V.NON_STRICT, V.ERROR):
+        if verdict in (verdicts.FAIL, verdicts.NON_STRICT, verdicts.ERROR):
             transcript = "\n".join([f"# {self.nodeid} from {self.peer}", *self.transcript])
         return {
             "nodeid": self.nodeid,
@@ -174,7 +174,7 @@ class Watch:
 class Observer:
     """Every connection of one proxy session, and the report it writes."""
 
-    def __init__(self, *, registry: V.ClauseRegistry, upstream: str, listen: str, profile: Any,
+    def __init__(self, *, registry: verdicts.ClauseRegistry, upstream: str, listen: str, profile: Any,
                  schemas: Any = None, transcript_cap: int = DEFAULT_TRANSCRIPT_CAP,
                  stall_s: float = DEFAULT_STALL_S, log: Callable[[str], None] = lambda line: None) -> None:
         self.registry, self.upstream, self.listen, self.profile = registry, upstream, listen, profile
@@ -196,31 +196,33 @@ class Observer:
     def open(self, peer: str, secret: str = "") -> Watch:
         if secret:
             self._secrets.add(secret)
-        w = Watch(self._next(), peer, registry=self.registry, secret=secret, schemas=self.schemas,
-                  transcript_cap=self.transcript_cap, on_finding=self._finding, stall_s=self.stall_s)
-        self.watches.append(w)
-        return w
+        watch = Watch(self._next(), peer, registry=self.registry, secret=secret, schemas=self.schemas,
+                      transcript_cap=self.transcript_cap, on_finding=self._finding, stall_s=self.stall_s)
+        self.watches.append(watch)
+        return watch
 
-    def _finding(self, w: Watch, o: V.Observation) -> None:
-        self.log(w.redact(f"connection {w.number} {o.verdict} {o.clause} [{o.level}]"
-                          + (f" {o.response_id}" if o.response_id else "") + f": {o.message}"))
+    def _finding(self, watch: Watch, observation: verdicts.Observation) -> None:
+        said = f"connection {watch.number} {observation.verdict} {observation.clause} [{observation.level}]"
+        if observation.response_id:
+            said += f" {observation.response_id}"
+        self.log(watch.redact(f"{said}: {observation.message}"))
 
     def refused_handshake(self, peer: str, status: int, secret: str = "") -> None:
         """The upstream refused a client's handshake; the refusal went back to the client as it was."""
         self.refused += 1
-        self._problem(peer, V.SKIPPED, f"upstream refused the handshake: HTTP {status} (forwarded to the client)",
-                      secret)
+        self._problem(peer, verdicts.SKIPPED,
+                      f"upstream refused the handshake: HTTP {status} (forwarded to the client)", secret)
 
     def unreachable_upstream(self, peer: str, detail: str, secret: str = "") -> None:
         """The upstream could not be reached; the client got HTTP 502."""
         self.unreachable += 1
-        self._problem(peer, V.ERROR, f"upstream unreachable, answered 502: {detail}", secret)
+        self._problem(peer, verdicts.ERROR, f"upstream unreachable, answered 502: {detail}", secret)
 
     def _problem(self, peer: str, verdict: str, message: str, secret: str) -> None:
-        n = self._next()
+        number = self._next()
         message = redact(message, secret) if secret else message
-        self.log(f"connection {n} from {peer}: {message}")
-        self.problems.append({"nodeid": f"proxy::connection-{n:04d}", "clauses": [], "verdict": verdict,
+        self.log(f"connection {number} from {peer}: {message}")
+        self.problems.append({"nodeid": f"proxy::connection-{number:04d}", "clauses": [], "verdict": verdict,
                               "reached": [], "messages": [message], "observations": [],
                               "usage": {}, "duration_s": 0.0, "transcript": "", "not_reached": []})
 
@@ -270,8 +272,8 @@ class Observer:
 
     def _models(self) -> set[str]:
         out = set()
-        for w in self.watches:
-            for rs in w.monitor.requests[:20]:
+        for watch in self.watches:
+            for rs in watch.monitor.requests[:20]:
                 m = rs.create.get("model") if isinstance(getattr(rs, "create", None), dict) else None
                 if isinstance(m, str):
                     out.add(m[:80])

@@ -54,10 +54,10 @@ def _is_loopback(host: str | None) -> bool:
 
 def upstream_url(upstream: str, client_path: str) -> str:
     """The upstream URL with the client's query parameters added (the path stays the upstream's)."""
-    up = urlsplit(upstream)
-    query = parse_qsl(up.query, keep_blank_values=True) + parse_qsl(urlsplit(client_path).query,
-                                                                     keep_blank_values=True)
-    return urlunsplit((up.scheme, up.netloc, up.path, urlencode(query), ""))
+    parts = urlsplit(upstream)
+    query = parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(urlsplit(client_path).query,
+                                                                        keep_blank_values=True)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 def socket_url(upstream: str) -> str:
@@ -138,8 +138,8 @@ class Relay:
             return
         self._server.close(close_connections=False)
         for conn in list(self._server.connections):
-            up = getattr(conn, "upstream", None)
-            for ws in (conn, up):
+            upstream = getattr(conn, "upstream", None)
+            for ws in (conn, upstream):
                 if ws is not None and ws.transport is not None:
                     ws.transport.abort()
         try:
@@ -164,34 +164,35 @@ class Relay:
         if _is_loopback(urlsplit(url).hostname):
             kwargs["proxy"] = None    # never route loopback through an environment proxy
         try:
-            up = await ws_connect(url, **kwargs)
+            upstream = await ws_connect(url, **kwargs)
         except InvalidStatus as exc:
-            r = exc.response
-            self.observer.refused_handshake(peer, r.status_code, secret)
-            return Response(r.status_code, r.reason_phrase, Headers(_forwarded(r.headers)), r.body or b"")
+            refusal = exc.response
+            self.observer.refused_handshake(peer, refusal.status_code, secret)
+            return Response(refusal.status_code, refusal.reason_phrase, Headers(_forwarded(refusal.headers)),
+                            refusal.body or b"")
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI, EOFError) as exc:
             self.observer.unreachable_upstream(peer, f"{type(exc).__name__}: {exc}", secret)
             return conn.respond(502, f"proxy: upstream unreachable ({type(exc).__name__})\n")
-        conn.upstream = up                               # type: ignore[attr-defined]
+        conn.upstream = upstream                               # type: ignore[attr-defined]
         conn.watch = self.observer.open(peer, secret)    # type: ignore[attr-defined]
         return None
 
     @staticmethod
     def _subprotocol(conn: ServerConnection, offered: Any) -> Any:
-        up = getattr(conn, "upstream", None)
-        chosen = up.subprotocol if up is not None else None
+        upstream = getattr(conn, "upstream", None)
+        chosen = upstream.subprotocol if upstream is not None else None
         return chosen if chosen in offered else None
 
     async def _answer(self, conn: ServerConnection, request: Any, response: Response) -> Response:
-        up = getattr(conn, "upstream", None)
-        if up is None:
+        upstream = getattr(conn, "upstream", None)
+        if upstream is None:
             return response
         if response.status_code != 101:      # the client's handshake failed here: drop the upstream
-            await up.close()
-            w: Watch = conn.watch            # type: ignore[attr-defined]
-            w.close(f"client handshake failed: HTTP {response.status_code}", judge=False)
+            await upstream.close()
+            watch: Watch = conn.watch            # type: ignore[attr-defined]
+            watch.close(f"client handshake failed: HTTP {response.status_code}", judge=False)
             return response
-        for k, v in _forwarded(up.response.headers):
+        for k, v in _forwarded(upstream.response.headers):
             if k.lower() != "server" or "Server" not in response.headers:
                 response.headers[k] = v
         return response
@@ -199,37 +200,37 @@ class Relay:
     # --- the relay
 
     async def _handle(self, client: ServerConnection) -> None:
-        up = getattr(client, "upstream", None)
-        if up is None:
+        upstream = getattr(client, "upstream", None)
+        if upstream is None:
             return
-        w: Watch = client.watch          # type: ignore[attr-defined]
-        to_up = asyncio.create_task(self._pump(client, up, w.client_frame))
-        to_client = asyncio.create_task(self._pump(up, client, w.upstream_frame))
+        watch: Watch = client.watch          # type: ignore[attr-defined]
+        to_up = asyncio.create_task(self._pump(client, upstream, watch.client_frame))
+        to_client = asyncio.create_task(self._pump(upstream, client, watch.upstream_frame))
         try:
             done, _ = await asyncio.wait({to_up, to_client}, return_when=asyncio.FIRST_COMPLETED)
             ended = (to_up if to_up in done else to_client).result()
-            await self._mirror_close(w, ended, up if ended is client else client, ended is up)
+            await self._mirror_close(watch, ended, upstream if ended is client else client, ended is upstream)
         finally:    # also when the proxy stops: no pump outlives its connection
             for t in (to_up, to_client):
                 t.cancel()
             await asyncio.gather(to_up, to_client, return_exceptions=True)
 
     @staticmethod
-    async def _mirror_close(w: Watch, ended: Any, other: Any, by_upstream: bool) -> None:
+    async def _mirror_close(watch: Watch, ended: Any, other: Any, by_upstream: bool) -> None:
         """``ended`` closed (or vanished): tell the watch, and do the same to ``other``."""
         who = "upstream" if by_upstream else "client"
         rcvd = ended.protocol.close_rcvd
         judge = True if by_upstream else None
         try:
             if rcvd is not None:
-                w.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=judge)
+                watch.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=judge)
                 await other.close(None if rcvd.code == NO_STATUS else rcvd.code, rcvd.reason)
             else:
-                w.close(f"{who} disconnected without a close frame", judge=judge)
+                watch.close(f"{who} disconnected without a close frame", judge=judge)
                 if other.transport is not None:
                     other.transport.abort()
         except Exception as exc:  # noqa: BLE001 - a half-dead socket must not crash the proxy
-            w.note(f"closing the {'client' if by_upstream else 'upstream'} side: {type(exc).__name__}")
+            watch.note(f"closing the {'client' if by_upstream else 'upstream'} side: {type(exc).__name__}")
 
     @staticmethod
     async def _pump(src: Any, dst: Any, observe: Any) -> Any:

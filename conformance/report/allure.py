@@ -102,10 +102,10 @@ def target_name(fingerprint: dict) -> str:
 def fingerprint_digest(fingerprint: dict) -> str:
     """A short stable hash of the target fingerprint (same target, profile, model: same value,
     also across xdist workers)."""
-    fp = {k: v for k, v in fingerprint.items() if k != "profile_source"}
-    if fp.get("embedded"):
-        fp["ws_host"] = _EMBEDDED
-    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+    stable = {k: v for k, v in fingerprint.items() if k != "profile_source"}
+    if stable.get("embedded"):
+        stable["ws_host"] = _EMBEDDED
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def environment_properties(fingerprint: dict, profile: str, suite_version: str, spec_profiles: Iterable[str]) -> str:
@@ -126,8 +126,8 @@ def _prop(text: str) -> str:
 
 def spec_section(source: str) -> str | None:
     """The first spec section a clause's ``source`` names ("§4.3 item 14 [S1]" -> "4.3")."""
-    m = _SECTION_RE.search(source or "")
-    return m.group(1) if m else None
+    match = _SECTION_RE.search(source or "")
+    return match.group(1) if match else None
 
 
 def spec_anchor(section: str) -> str:
@@ -154,8 +154,8 @@ PROFILE_AREAS = {("P-lanes",): "Lanes (stream_id, P-lanes)", ("P-steer",): "§4.
 def area_sort_key(area: str) -> tuple:
     """Areas in spec order (§4.10 after §4.9); the lanes area next to §4.4, where its
     core rules (items 20-23a) are."""
-    m = re.match(r"§(\d+)(?:\.(\d+))?", area)
-    return (int(m.group(1)), int(m.group(2) or 0), 0, area) if m else (4, 4, 1, area)
+    match = re.match(r"§(\d+)(?:\.(\d+))?", area)
+    return (int(match.group(1)), int(match.group(2) or 0), 0, area) if match else (4, 4, 1, area)
 
 
 def clause_area(clause: Any) -> str:
@@ -190,11 +190,11 @@ def case_annotations(clauses: Iterable[Any], verdict: str, profile: str, fingerp
     if primary is not None:     # one of each: Behaviors counts a result once per combination
         out.labels += [("epic", clause_area(primary)), ("feature", primary.id), ("story", primary.requirement)]
     by_section: dict[str, list[str]] = {}
-    for c in clauses:
-        section = spec_section(c.source)
-        out.labels.append(("tag", c.id))
+    for clause in clauses:
+        section = spec_section(clause.source)
+        out.labels.append(("tag", clause.id))
         if section is not None:
-            by_section.setdefault(section, []).append(c.id)
+            by_section.setdefault(section, []).append(clause.id)
     # one link per section (allure keeps one link per URL), named after its clauses
     out.links = [(f"{SPEC_DOC}#{spec_anchor(s)}", f"{spec_area(s)} ({', '.join(ids)})") for s, ids in by_section.items()]
     if clauses:
@@ -213,29 +213,29 @@ _KEY_FIELDS = ("model", "previous_response_id", "store", "generate", "stream_id"
                "max_output_tokens", "tool_choice")
 
 
-def turn_step(n: int, rs: Any) -> Step:
+def turn_step(number: int, request: Any) -> Step:
     """One step for one request (``RequestState``): the create's key fields and the outcome."""
-    create = getattr(rs, "create", None) or {}
+    create = getattr(request, "create", None) or {}
     params = {k: _short(create[k]) for k in _KEY_FIELDS if k in create}
     if "input" in create:
         params["input"] = _short(create["input"], 120)
     if create.get("tools"):
         params["tools"] = str(len(create["tools"]))
-    error = getattr(rs, "error", None)
+    error = getattr(request, "error", None)
     if isinstance(error, dict):
         outcome = error_outcome(error)
-    elif getattr(rs, "terminal_type", None):
-        outcome = f"{rs.terminal_type} {getattr(rs, 'response_id', '') or ''}".strip()
+    elif getattr(request, "terminal_type", None):
+        outcome = f"{request.terminal_type} {getattr(request, 'response_id', '') or ''}".strip()
     else:
-        outcome = f"no terminal event (state {getattr(rs, 'state', '?')})"
+        outcome = f"no terminal event (state {getattr(request, 'state', '?')})"
     params["outcome"] = outcome
-    params["events"] = str(len(getattr(rs, "events", ()) or ()))
-    origin = getattr(rs, "origin", "create")
+    params["events"] = str(len(getattr(request, "events", ()) or ()))
+    origin = getattr(request, "origin", "create")
     what = "response.create" if origin == "create" else f"{origin} response"
     fields = ", ".join(f"{k}={params[k]}" for k in ("previous_response_id", "store", "generate", "stream_id")
                        if k in params)
-    title = f"turn {n}: {what}" + (f" ({fields})" if fields else "") + f" → {outcome}"
-    problems = [f"{f.clause}: {f.message}" for f in getattr(rs, "findings", ()) or ()
+    title = f"turn {number}: {what}" + (f" ({fields})" if fields else "") + f" → {outcome}"
+    problems = [f"{f.clause}: {f.message}" for f in getattr(request, "findings", ()) or ()
                 if getattr(f, "kind", "violation") == "violation"]
     return Step(title, params, "; ".join(problems)[:500] or None)
 

@@ -89,8 +89,8 @@ def _width(text: str) -> int:
 
 def render_badge(cert: dict) -> str:
     value, color = badge(cert)
-    lw, vw = _width(LABEL), _width(value)
-    total = lw + vw
+    label_width, value_width = _width(LABEL), _width(value)
+    total = label_width + value_width
     label, text = escape(LABEL), escape(value)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" '
@@ -98,12 +98,12 @@ def render_badge(cert: dict) -> str:
         '<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/>'
         '<stop offset="1" stop-opacity=".1"/></linearGradient>'
         f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
-        f'<g clip-path="url(#r)"><rect width="{lw}" height="20" fill="{_GREY}"/>'
-        f'<rect x="{lw}" width="{vw}" height="20" fill="{color}"/>'
+        f'<g clip-path="url(#r)"><rect width="{label_width}" height="20" fill="{_GREY}"/>'
+        f'<rect x="{label_width}" width="{value_width}" height="20" fill="{color}"/>'
         f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
         '<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">'
-        f'<text x="{lw / 2:g}" y="15" fill="#010101" fill-opacity=".3">{label}</text>'
-        f'<text x="{lw / 2:g}" y="14">{label}</text>'
-        f'<text x="{lw + vw / 2:g}" y="15" fill="#010101" fill-opacity=".3">{text}</text>'
-        f'<text x="{lw + vw / 2:g}" y="14">{text}</text></g></svg>\n'
+        f'<text x="{label_width / 2:g}" y="15" fill="#010101" fill-opacity=".3">{label}</text>'
+        f'<text x="{label_width / 2:g}" y="14">{label}</text>'
+        f'<text x="{label_width + value_width / 2:g}" y="15" fill="#010101" fill-opacity=".3">{text}</text>'
+        f'<text x="{label_width + value_width / 2:g}" y="14">{text}</text></g></svg>\n'
     )

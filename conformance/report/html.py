@@ -7,8 +7,8 @@ from html import escape
 
 from conformance import caserecord
 from conformance.caserecord import CaseRecord
-from conformance.report import findings as F
-from conformance.report import pictures as P
+from conformance.report import findings
+from conformance.report import pictures
 from conformance.report.allure import area_sort_key
 from conformance.vocabulary import ERROR, HTML_COLOURS, HTML_ORDER
 
@@ -62,12 +62,12 @@ def _headline(cert: dict) -> str:
         return (f'<p class="answer ok">Certified: MUST {cert_["must_pass"]}/{cert_["must_claimed"]} '
                 "claimed clauses PASS.</p>")
     # the whole reasons are in the Run table below; here each fits a line or two
-    reasons = "".join(f"<li>{escape(F.sentence(r, 240))}</li>" for r in cert_["reasons"])
+    reasons = "".join(f"<li>{escape(findings.sentence(r, 240))}</li>" for r in cert_["reasons"])
     return (f'<p class="answer no">Not certified (MUST {cert_["must_pass"]}/{cert_["must_claimed"]} '
             f"claimed clauses PASS)</p><ul class=reasons>{reasons}</ul>")
 
 
-def _what_failed(groups: list[F.Group], errors: list[dict]) -> list[str]:
+def _what_failed(groups: list[findings.Group], errors: list[dict]) -> list[str]:
     """The first screen's list: each failing clause, its requirement, how many cases, a link to
     its evidence below."""
     if not groups and not errors:
@@ -86,7 +86,8 @@ def _what_failed(groups: list[F.Group], errors: list[dict]) -> list[str]:
     return out
 
 
-def _evidence(group: F.Group, area: str, cases: dict[str, CaseRecord], transcripts: dict[str, str]) -> list[str]:
+def _evidence(group: findings.Group, area: str, cases: dict[str, CaseRecord],
+              transcripts: dict[str, str]) -> list[str]:
     """One failing clause: its picture (from the first case whose transcript shows it), its
     distinct messages and the cases under it."""
     picture, shown_in = "", ""
@@ -95,7 +96,7 @@ def _evidence(group: F.Group, area: str, cases: dict[str, CaseRecord], transcrip
         finding = next((f for f in case.findings if f["clause"] == group.clause), None) if case else None
         if finding is None or not transcripts.get(nodeid):
             continue
-        picture = P.clause_picture(group.clause, area, finding, transcripts[nodeid])
+        picture = pictures.clause_picture(group.clause, area, finding, transcripts[nodeid])
         if picture:
             shown_in = nodeid
             break
@@ -124,13 +125,13 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     """The page; ``transcripts`` (node id -> transcript text) lets it draw failing streams."""
     transcripts = transcripts or {}
     records = caserecord.all_of(cert["cases"])
-    t = cert["target"]
+    target = cert["target"]
     cov = cert["coverage"]
-    cc = cert["counts"]["cases"]
-    cl = cert["counts"]["clauses"]
+    case_counts = cert["counts"]["cases"]
+    clause_counts = cert["counts"]["clauses"]
     out = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>Conformance {escape(cert['overall'])} — {escape(str(t.get('ws_host', '')))}</title>",
+        f"<title>Conformance {escape(cert['overall'])} — {escape(str(target.get('ws_host', '')))}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Responses API WebSocket mode — " + ("observed traffic (not a certification)</h1>"
                                                     if cert.get("mode") == "observed" else "conformance certificate</h1>"),
@@ -140,26 +141,26 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
         f'suite {escape(cert["suite_version"])}{", strict" if cert.get("strict") else ""}</span></p>',
     ]
     if cert.get("stalled"):     # the run stopped early: say so before anything else
-        st = cert["stalled"]
-        out.append(f'<p><strong>Run stopped early ({escape(str(st.get("reason", "")))}) since '
-                   f'{escape(str(st.get("since", "")))}</strong>: {escape(str(st.get("message", "")))}; '
+        stalled = cert["stalled"]
+        out.append(f'<p><strong>Run stopped early ({escape(str(stalled.get("reason", "")))}) since '
+                   f'{escape(str(stalled.get("since", "")))}</strong>: {escape(str(stalled.get("message", "")))}; '
                    'later cases that needed a turn are ERROR.</p>')
     out.append(_headline(cert))
-    rows = [("Target", f"{t.get('ws_host', '')}{t.get('ws_path', '')}" + (" (embedded reference server)" if t.get("embedded") else "")),
+    rows = [("Target", f"{target.get('ws_host', '')}{target.get('ws_path', '')}" + (" (embedded reference server)" if target.get("embedded") else "")),
             ("Profile", cert["profile"] + (f" (claims {', '.join(cert['spec_profiles'])})"
-                                           if cert.get("spec_profiles") else "")),
-            ("Model", t.get("model", "")),
-            ("Capabilities", ", ".join(t.get("capabilities", []))),
+                                                     if cert.get("spec_profiles") else "")),
+            ("Model", target.get("model", "")),
+            ("Capabilities", ", ".join(target.get("capabilities", []))),
             ("Time", f"{cert['started']} → {cert['finished']} ({cert['duration_s']} s)"),
-            ("Cases", ", ".join(f"{n} {k}" for k, n in cc.items() if n and k != "total") + f" (total {cc['total']})"),
-            ("Clauses", ", ".join(f"{n} {k}" for k, n in cl.items() if n)),
+            ("Cases", ", ".join(f"{n} {k}" for k, n in case_counts.items() if n and k != "total") + f" (total {case_counts['total']})"),
+            ("Clauses", ", ".join(f"{n} {k}" for k, n in clause_counts.items() if n)),
             ("Coverage", f"{cov['all']['with_cases']}/{cov['all']['clauses']} clauses have a case — "
-                         + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
+                                   + ", ".join(f"{lv} {cov[lv]['with_cases']}/{cov[lv]['clauses']}" for lv in ("MUST", "SHOULD", "MAY")))]
     if cert.get("observed"):
-        o = cert["observed"]
-        rows.append(("Observed", f"{o['connections']} connection(s) through the proxy at {o['listen']}: "
-                                 f"{o['frames']['from_client']} client and {o['frames']['from_upstream']} upstream "
-                                 f"frames, {o['refused']} handshake(s) refused, {o['unreachable']} unreachable"))
+        observed = cert["observed"]
+        rows.append(("Observed", f"{observed['connections']} connection(s) through the proxy at {observed['listen']}: "
+                                 f"{observed['frames']['from_client']} client and {observed['frames']['from_upstream']} upstream "
+                                 f"frames, {observed['refused']} handshake(s) refused, {observed['unreachable']} unreachable"))
     cert_ = cert["certification"]
     rows.append(("Certified", f"yes: MUST {cert_['must_pass']}/{cert_['must_claimed']}" if cert_["certified"]
                  else f"no (MUST {cert_['must_pass']}/{cert_['must_claimed']}): " + "; ".join(cert_["reasons"])))
@@ -169,7 +170,7 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
                               f"requests, {spent.get('input_tokens', 0)} input and "
                               f"{spent.get('output_tokens', 0)} output tokens"))
 
-    group_list = F.group_by_clause(cert)
+    group_list = findings.group_by_clause(cert)
     groups = {g.clause: g for g in group_list}
     errors = [r for r in cert["clauses"] if r["verdict"] == ERROR]
     out.append(f'<p class="facts">{escape(rows[0][1])} · profile {escape(rows[1][1])} · '
@@ -192,23 +193,23 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     out.append(f"<h2>Details</h2><details><summary>All {len(cert['clauses'])} clauses</summary>"
                "<table><tr><th>Verdict</th><th>Clause</th><th>Level</th><th>Requirement</th><th>Cases / findings</th></tr>")
     order = HTML_ORDER
-    for r in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
+    for row in sorted(cert["clauses"], key=lambda r: (order.get(r["verdict"], 9), r["id"])):
         detail = ""
-        if r["id"] in groups:      # its findings are said once, in its evidence above
-            detail = f'<br><a href="#evidence-{escape(r["id"])}">evidence</a>'
-        elif r["findings"]:
+        if row["id"] in groups:      # its findings are said once, in its evidence above
+            detail = f'<br><a href="#evidence-{escape(row["id"])}">evidence</a>'
+        elif row["findings"]:
             items = "".join(f"<li><code>{escape(f.get('nodeid', ''))}</code>: {escape(f['message'])}"
                             + (f" <span class=muted>[{escape(f['evidence'])}]</span>" if f.get("evidence") else "")
-                            + "</li>" for f in r["findings"][:10])
-            detail = f"<details><summary>{r['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
-        cases_cell = f"<span class=muted>{len(r['cases'])} case(s)</span>" if r["cases"] else ""
-        if r.get("reason"):
-            cases_cell += f"<br><span class=muted>{escape(r['reason'])}</span>"
-        if r.get("not_reached"):
-            cases_cell += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in r['not_reached'][:5]))}"
-                           + (" …" if len(r["not_reached"]) > 5 else "") + "</span>")
-        out.append(f"<tr id=\"clause-{escape(r['id'])}\"><td>{_v(r['verdict'])}</td><td><code>{escape(r['id'])}</code></td><td>{escape(r['level'])}</td>"
-                   f"<td>{escape(r['requirement'])}<br><span class=muted>{escape(r['source'])}</span></td>"
+                            + "</li>" for f in row["findings"][:10])
+            detail = f"<details><summary>{row['findings_total']} finding(s)</summary><ul>{items}</ul></details>"
+        cases_cell = f"<span class=muted>{len(row['cases'])} case(s)</span>" if row["cases"] else ""
+        if row.get("reason"):
+            cases_cell += f"<br><span class=muted>{escape(row['reason'])}</span>"
+        if row.get("not_reached"):
+            cases_cell += (f"<br><span class=muted>not reached by {escape(', '.join(n.split('::')[-1] for n in row['not_reached'][:5]))}"
+                           + (" …" if len(row["not_reached"]) > 5 else "") + "</span>")
+        out.append(f"<tr id=\"clause-{escape(row['id'])}\"><td>{_v(row['verdict'])}</td><td><code>{escape(row['id'])}</code></td><td>{escape(row['level'])}</td>"
+                   f"<td>{escape(row['requirement'])}<br><span class=muted>{escape(row['source'])}</span></td>"
                    f"<td>{cases_cell}{detail}</td></tr>")
     out.append("</table></details>")
 
@@ -238,19 +239,19 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     return "\n".join(out)
 
 
-def _case_messages(case: CaseRecord, groups: dict[str, F.Group]) -> tuple[list[str], list[str]]:
+def _case_messages(case: CaseRecord, groups: dict[str, findings.Group]) -> tuple[list[str], list[str]]:
     """A case's messages without the findings a clause already says for several cases, and
     those clauses."""
     own, shared = [], []
-    for m in case.messages:
-        verdict, _, rest = m.partition(" ")
+    for message in case.messages:
+        verdict, _, rest = message.partition(" ")
         cid, sep, text = rest.partition(": ")
-        g = groups.get(cid)
-        if verdict in F.DEVIATIONS and sep and g is not None and g.said(_without_evidence(case, cid, text)):
+        group = groups.get(cid)
+        if verdict in findings.DEVIATIONS and sep and group is not None and group.said(_without_evidence(case, cid, text)):
             if cid not in shared:
                 shared.append(cid)
             continue
-        own.append(m)
+        own.append(message)
     return own, shared
 
 
@@ -262,54 +263,54 @@ def _without_evidence(case: CaseRecord, cid: str, text: str) -> str:
     return text
 
 
-def _polyline(values: list[float], x0: float, dx: float, y0: float, scale: float) -> str:
-    return " ".join(f"{x0 + i * dx:.1f},{y0 - v * scale:.1f}" for i, v in enumerate(values))
+def _polyline(values: list[float], left: float, step: float, bottom: float, scale: float) -> str:
+    return " ".join(f"{left + i * step:.1f},{bottom - v * scale:.1f}" for i, v in enumerate(values))
 
 
 def chart_svg(series: dict[str, list[float]], unit: str, width: int = 520, height: int = 200) -> str:
     """A small inline line chart: one line per series over turn numbers (no script, no assets)."""
     colors = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
-    n = max((len(v) for v in series.values()), default=0)
+    turns = max((len(v) for v in series.values()), default=0)
     top = max((max(v) for v in series.values() if v), default=0.0) or 1.0
     left, bottom, plot_w, plot_h = 48, height - 28, width - 60, height - 48
-    dx = plot_w / max(1, n - 1)
+    step = plot_w / max(1, turns - 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{escape(unit)} per turn">',
              f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#8c959f"/>',
              f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="{bottom - plot_h}" stroke="#8c959f"/>',
              f'<text x="{left - 4}" y="{bottom - plot_h + 4}" font-size="10" text-anchor="end">{top:.0f}</text>',
              f'<text x="{left - 4}" y="{bottom}" font-size="10" text-anchor="end">0</text>',
-             f'<text x="{left + plot_w}" y="{bottom + 14}" font-size="10" text-anchor="end">turn {n}</text>',
+             f'<text x="{left + plot_w}" y="{bottom + 14}" font-size="10" text-anchor="end">turn {turns}</text>',
              f'<text x="{left}" y="{bottom + 14}" font-size="10">turn 1 — {escape(unit)}</text>']
-    for i, (name, values) in enumerate(series.items()):
-        color = colors[i % len(colors)]
+    for index, (name, values) in enumerate(series.items()):
+        color = colors[index % len(colors)]
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" '
-                     f'points="{_polyline(values, left, dx, bottom, plot_h / top)}"/>')
-        parts.append(f'<text x="{left + 8}" y="{bottom - plot_h + 14 + 13 * i}" font-size="11" '
+                     f'points="{_polyline(values, left, step, bottom, plot_h / top)}"/>')
+        parts.append(f'<text x="{left + 8}" y="{bottom - plot_h + 14 + 13 * index}" font-size="11" '
                      f'fill="{color}">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _perf_section(perf: dict) -> list[str]:
-    g, ws, http = perf["gain"], perf["ws"], perf["http"]
+    gain, websocket, http = perf["gain"], perf["ws"], perf["http"]
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     rows = [("Gain (HTTP wall time / WebSocket wall time)",
-             f"{g['ratio']}x (min {g['min']}, max {g['max']}; per repetition {', '.join(map(str, g['per_repetition']))})"),
+             f"{gain['ratio']}x (min {gain['min']}, max {gain['max']}; per repetition {', '.join(map(str, gain['per_repetition']))})"),
             ("Loop", f"{perf['turns']} forced tool-call turns, {perf['repetitions']} repetition(s) per transport, interleaved"),
-            ("Wall time per loop (s)", f"WebSocket {', '.join(map(str, ws['wall_s']))}; HTTP {', '.join(map(str, http['wall_s']))}"),
-            ("Bytes sent, last turn", f"WebSocket {ws['bytes_sent'][-1]:g}, HTTP {http['bytes_sent'][-1]:g}" if ws["bytes_sent"] else ""),
-            ("Billed input tokens, last turn", f"WebSocket {ws['input_tokens'][-1]:g}, HTTP {http['input_tokens'][-1]:g}"
-             if ws["input_tokens"] else ""),
+            ("Wall time per loop (s)", f"WebSocket {', '.join(map(str, websocket['wall_s']))}; HTTP {', '.join(map(str, http['wall_s']))}"),
+            ("Bytes sent, last turn", f"WebSocket {websocket['bytes_sent'][-1]:g}, HTTP {http['bytes_sent'][-1]:g}" if websocket["bytes_sent"] else ""),
+            ("Billed input tokens, last turn", f"WebSocket {websocket['input_tokens'][-1]:g}, HTTP {http['input_tokens'][-1]:g}"
+             if websocket["input_tokens"] else ""),
             ("Mean ms to response.created / first delta / terminal",
-             f"WebSocket {mean(ws['to_created_ms']):.1f} / {mean(ws['to_first_delta_ms']):.1f} / {mean(ws['to_terminal_ms']):.1f}; "
+             f"WebSocket {mean(websocket['to_created_ms']):.1f} / {mean(websocket['to_first_delta_ms']):.1f} / {mean(websocket['to_terminal_ms']):.1f}; "
              f"HTTP {mean(http['to_created_ms']):.1f} / {mean(http['to_first_delta_ms']):.1f} / {mean(http['to_terminal_ms']):.1f}")]
     out = ["<h2>WebSocket speed-up (perf, INFO)</h2>", '<table class="kv">']
     out += [f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in rows]
     out.append("</table>")
     out += [f"<p><b>INFO</b>: {escape(f)}</p>" for f in perf.get("findings", [])]
-    out.append("<p>" + chart_svg({"WebSocket, ms to terminal": ws["to_terminal_ms"],
+    out.append("<p>" + chart_svg({"WebSocket, ms to terminal": websocket["to_terminal_ms"],
                                   "HTTP full history, ms to terminal": http["to_terminal_ms"]}, "ms per turn")
-               + chart_svg({"WebSocket, bytes sent": ws["bytes_sent"],
+               + chart_svg({"WebSocket, bytes sent": websocket["bytes_sent"],
                             "HTTP full history, bytes sent": http["bytes_sent"]}, "bytes per turn") + "</p>")
     return out

@@ -136,10 +136,10 @@ def locate(wires: list[Wire], finding: dict) -> tuple[int, int] | None:
     return None if pos is None else (conn, pos)
 
 
-def stream_table(wire: Wire, at: int | None, clause: str, message: str) -> str:
+def stream_table(wire: Wire, position: int | None, clause: str, message: str) -> str:
     """The frames around row ``at`` (None: the last frames), that row highlighted with its rule."""
-    end = len(wire.rows) - 1 if at is None else min(len(wire.rows) - 1, at + ROWS_AFTER)
-    start = max(0, (end if at is None else at) - ROWS_BEFORE)
+    end = len(wire.rows) - 1 if position is None else min(len(wire.rows) - 1, position + ROWS_AFTER)
+    start = max(0, (end if position is None else position) - ROWS_BEFORE)
     out = ['<table class="stream"><tr><th>t (s)</th><th></th><th>frame</th><th>ids, indexes</th></tr>']
     if start:
         out.append(f'<tr class="gap"><td colspan=4>⋯ {start} earlier row(s)</td></tr>')
@@ -147,10 +147,10 @@ def stream_table(wire: Wire, at: int | None, clause: str, message: str) -> str:
         row = wire.rows[pos]
         typ, detail = frame_fields(row.event, row.text) if row.direction != "--" else ("connection", row.text)
         arrow = {">>": "→ sent", "<<": "← recv", "--": "·"}[row.direction]
-        mark = ' class="hit"' if pos == at else ""
+        mark = ' class="hit"' if pos == position else ""
         out.append(f"<tr{mark}><td>{row.t:.3f}</td><td>{arrow}</td><td><code>{escape(typ)}</code></td>"
                    f"<td>{escape(detail)}</td></tr>")
-        if pos == at:
+        if pos == position:
             rule = rule_sentence(typ)
             out.append(f'<tr class="why"><td colspan=4>▲ breaks <b>{escape(clause)}</b>: {escape(message)}'
                        + (f"<br><span class=muted>rule for {escape(typ)}: {escape(rule)}</span>" if rule else "")
@@ -165,9 +165,9 @@ def _same_value(event: dict, other: dict) -> bool:
     return all(event.get(k) == other.get(k) for k in ("item_id", "output_index", "content_index", "summary_index"))
 
 
-def delta_vs_done(wire: Wire, at: int) -> tuple[str, str] | None:
+def delta_vs_done(wire: Wire, position: int) -> tuple[str, str] | None:
     """(what the deltas add up to, what the ``.done`` frame at ``at`` says), else None."""
-    done = wire.rows[at].event or {}
+    done = wire.rows[position].event or {}
     typ = str(done.get("type", ""))
     if not typ.endswith(".done"):
         return None
@@ -175,15 +175,15 @@ def delta_vs_done(wire: Wire, at: int) -> tuple[str, str] | None:
     if field_name is None:
         return None
     delta_type = typ[: -len(".done")] + ".delta"
-    added = "".join(str(row.event.get("delta", "")) for row in wire.rows[:at]
+    added = "".join(str(row.event.get("delta", "")) for row in wire.rows[:position]
                     if row.event and row.event.get("type") == delta_type and _same_value(row.event, done))
     return added, done[field_name]
 
 
-def done_vs_output(wire: Wire, at: int) -> tuple[str, str] | None:
+def done_vs_output(wire: Wire, position: int) -> tuple[str, str] | None:
     """(a ``.done`` text, the terminal response's text of that item and part) for a terminal frame
     at ``at`` whose output differs from what was streamed, else None."""
-    terminal = wire.rows[at].event or {}
+    terminal = wire.rows[position].event or {}
     response = terminal.get("response") if isinstance(terminal.get("response"), dict) else {}
     for item in response.get("output") or []:
         if not isinstance(item, dict):
@@ -191,7 +191,7 @@ def done_vs_output(wire: Wire, at: int) -> tuple[str, str] | None:
         for index, part in enumerate(item.get("content") or []):
             if not isinstance(part, dict) or not isinstance(part.get("text"), str):
                 continue
-            streamed = [row.event.get("text") for row in wire.rows[:at]
+            streamed = [row.event.get("text") for row in wire.rows[:position]
                         if row.event and row.event.get("type") == "response.output_text.done"
                         and row.event.get("item_id") == item.get("id") and row.event.get("content_index") == index]
             if streamed and streamed[-1] != part["text"]:
@@ -199,22 +199,23 @@ def done_vs_output(wire: Wire, at: int) -> tuple[str, str] | None:
     return None
 
 
-def text_diff(label_a: str, a: str, label_b: str, b: str, context: int = 24) -> str:
+def text_diff(label_a: str, text_a: str, label_b: str, text_b: str, context: int = 24) -> str:
     """Two lines, what differs marked (removed in the first, added in the second)."""
     first, second = [], []
-    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            same = a[a0:a1]
+    opcodes = difflib.SequenceMatcher(None, text_a, text_b, autojunk=False).get_opcodes()
+    for tag, start_a, end_a, start_b, end_b in opcodes:
+        if tag == "equal":
+            same = text_a[start_a:end_a]
             if len(same) > 2 * context:
-                same = same[:context] + "…" + same[-context:] if a0 and a1 < len(a) else (
-                    "…" + same[-context:] if a1 < len(a) else same[:context] + "…")
+                same = same[:context] + "…" + same[-context:] if start_a and end_a < len(text_a) else (
+                    "…" + same[-context:] if end_a < len(text_a) else same[:context] + "…")
             first.append(escape(same))
             second.append(escape(same))
             continue
-        if a1 > a0:
-            first.append(f"<del>{escape(a[a0:a1])}</del>")
-        if b1 > b0:
-            second.append(f"<ins>{escape(b[b0:b1])}</ins>")
+        if end_a > start_a:
+            first.append(f"<del>{escape(text_a[start_a:end_a])}</del>")
+        if end_b > start_b:
+            second.append(f"<ins>{escape(text_b[start_b:end_b])}</ins>")
     return (f'<pre class="diff"><span class=muted>{escape(label_a):>14}</span> {"".join(first)}\n'
             f'<span class=muted>{escape(label_b):>14}</span> {"".join(second)}</pre>')
 
@@ -270,16 +271,17 @@ def timeline_svg(wire: Wire, highlight: str = "", width: int = 720) -> str:
         x = label_w + pos * scale
         parts.append(f'<path d="M{x:.1f},4 l4,9 l-8,0 z" fill="#0969da"><title>{escape(what)} (row {pos})'
                      "</title></path>")
-    for n, bar in enumerate(drawn):
-        y = top + n * row_h
-        x0 = label_w + bar.start * scale
-        x1 = label_w + (bar.end if bar.end is not None else span) * scale
+    for row, bar in enumerate(drawn):
+        row_y = top + row * row_h
+        bar_left = label_w + bar.start * scale
+        bar_right = label_w + (bar.end if bar.end is not None else span) * scale
         color = colors.get(bar.status, "#8c959f")
         outline = ' stroke="#cf222e" stroke-width="2"' if highlight and bar.response_id == highlight else ""
         status = bar.status or "no terminal event"
         faded = "" if bar.end is not None else ' fill-opacity="0.4"'
-        parts.append(f'<text x="0" y="{y + 10}">{escape(bar.label[:28])}</text>'
-                     f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(3.0, x1 - x0):.1f}" height="{row_h - 4}" '
+        parts.append(f'<text x="0" y="{row_y + 10}">{escape(bar.label[:28])}</text>'
+                     f'<rect x="{bar_left:.1f}" y="{row_y + 2}" width="{max(3.0, bar_right - bar_left):.1f}" '
+                     f'height="{row_h - 4}" '
                      f'fill="{color}"{outline}{faded}>'
                      f"<title>{escape(bar.response_id)}: {escape(status)}</title></rect>")
     parts.append("</svg>")

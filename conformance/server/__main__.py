@@ -66,63 +66,63 @@ def _defect(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="responses-ws-reference-server",
         description="Reference server for the OpenAI Responses API WebSocket mode "
-                    "(WebSocket and HTTP on /v1/responses, deterministic engine, named defects).",
+                         "(WebSocket and HTTP on /v1/responses, deterministic engine, named defects).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = ephemeral)")
-    p.add_argument("--api-key", action="append", default=[], metavar="KEY[:TENANT]",
-                   help="accepted bearer key (repeatable), optionally with its tenant: keys of one "
-                        "tenant share stored responses, a key without one is its own tenant; "
-                        "without --api-key any non-empty key is accepted")
-    p.add_argument("--profile", choices=sorted(PROFILES), default="openai",
-                   help="server behaviour profile (default openai)")
-    p.add_argument("--lifetime", type=_positive_float, default=None, metavar="SECONDS",
-                   help="connection lifetime (default: the profile's, 3600 for openai, 1500 for xai)")
-    p.add_argument("--busy-policy", choices=[b.value for b in BusyPolicy], default=None,
-                   help="what a response.create sent while one is in flight gets (default queue)")
-    p.add_argument("--busy-error-code", default="response_already_in_flight",
-                   help="error code used with --busy-policy reject")
-    p.add_argument("--zdr", action="store_true", help="zero data retention: persist nothing")
-    p.add_argument("--store-path", default=None, metavar="FILE",
-                   help="append store=true responses to this JSON-lines file and load it at start")
-    p.add_argument("--test-controls", action="store_true",
-                   help="honour the X-Conformance-Lifetime, X-Conformance-Turn-Delay-Ms and "
-                        "X-Conformance-Pause-Ms handshake headers")
-    p.add_argument("--omit-setup-events", action="store_true",
-                   help="stream without output_item.added, content_part.added and reasoning_summary_part.added "
-                        "(WebSocket only; the official SDK tolerates it)")
-    p.add_argument("--omit-terminal-output", nargs="?", const=TerminalOutput.EMPTY.value, default=None,
-                   choices=[t.value for t in TerminalOutput if t is not TerminalOutput.FULL],
-                   metavar="empty|null|missing",
-                   help="the terminal event's response.output is [] (default), null or missing (WebSocket only)")
-    p.add_argument("--control-events", action="store_true",
-                   help="send ping, codex.rate_limits and response.metadata before each response and "
-                        "codex.keepalive after it (no response id, no sequence_number); "
-                        "response.completed carries end_turn, as from the Codex backend")
-    p.add_argument("--lanes", choices=["on", "off"], default=None,
-                   help="stream_id lanes (default: the profile's; on for openai, off for xai and open-responses)")
-    p.add_argument("--steering", action="store_true",
-                   help="accept response.steer (P-steer): accepted/pending/failed events and automatic "
-                        "successors; without it a steer gets steering_not_supported")
-    p.add_argument("--ttft-ms", type=_non_negative_float, default=0.0, metavar="MS",
-                   help="simulated time to first token of a generating response (default 0)")
-    p.add_argument("--tokens-per-second", type=_non_negative_float, default=0.0, metavar="N",
-                   help="simulated streaming rate: each delta waits its tokens / N seconds (default 0 = no wait)")
-    p.add_argument("--per-token-us", type=_non_negative_float, default=0.0, metavar="US",
-                   help="simulated processing cost per uncached input token before the first output "
-                        "(default 0): full-history HTTP turns cost more than cached WebSocket continuations")
-    p.add_argument("--defect", action="append", default=[], type=_defect, metavar="NAME",
-                   help="break one behaviour (repeatable; see --list-defects)")
-    p.add_argument("--list-defects", action="store_true", help="list the named defects and exit")
-    p.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES,
-                   help=f"largest client frame; bigger ones close with 1009 (default {DEFAULT_MAX_FRAME_BYTES})")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper,
-                   help="logging level (default INFO)")
-    return p
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765; 0 = ephemeral)")
+    parser.add_argument("--api-key", action="append", default=[], metavar="KEY[:TENANT]",
+                        help="accepted bearer key (repeatable), optionally with its tenant: keys of one "
+                             "tenant share stored responses, a key without one is its own tenant; "
+                             "without --api-key any non-empty key is accepted")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="openai",
+                        help="server behaviour profile (default openai)")
+    parser.add_argument("--lifetime", type=_positive_float, default=None, metavar="SECONDS",
+                        help="connection lifetime (default: the profile's, 3600 for openai, 1500 for xai)")
+    parser.add_argument("--busy-policy", choices=[b.value for b in BusyPolicy], default=None,
+                        help="what a response.create sent while one is in flight gets (default queue)")
+    parser.add_argument("--busy-error-code", default="response_already_in_flight",
+                        help="error code used with --busy-policy reject")
+    parser.add_argument("--zdr", action="store_true", help="zero data retention: persist nothing")
+    parser.add_argument("--store-path", default=None, metavar="FILE",
+                        help="append store=true responses to this JSON-lines file and load it at start")
+    parser.add_argument("--test-controls", action="store_true",
+                        help="honour the X-Conformance-Lifetime, X-Conformance-Turn-Delay-Ms and "
+                             "X-Conformance-Pause-Ms handshake headers")
+    parser.add_argument("--omit-setup-events", action="store_true",
+                        help="stream without output_item.added, content_part.added and reasoning_summary_part.added "
+                             "(WebSocket only; the official SDK tolerates it)")
+    parser.add_argument("--omit-terminal-output", nargs="?", const=TerminalOutput.EMPTY.value, default=None,
+                        choices=[t.value for t in TerminalOutput if t is not TerminalOutput.FULL],
+                        metavar="empty|null|missing",
+                        help="the terminal event's response.output is [] (default), null or missing (WebSocket only)")
+    parser.add_argument("--control-events", action="store_true",
+                        help="send ping, codex.rate_limits and response.metadata before each response and "
+                             "codex.keepalive after it (no response id, no sequence_number); "
+                             "response.completed carries end_turn, as from the Codex backend")
+    parser.add_argument("--lanes", choices=["on", "off"], default=None,
+                        help="stream_id lanes (default: the profile's; on for openai, off for xai and open-responses)")
+    parser.add_argument("--steering", action="store_true",
+                        help="accept response.steer (P-steer): accepted/pending/failed events and automatic "
+                             "successors; without it a steer gets steering_not_supported")
+    parser.add_argument("--ttft-ms", type=_non_negative_float, default=0.0, metavar="MS",
+                        help="simulated time to first token of a generating response (default 0)")
+    parser.add_argument("--tokens-per-second", type=_non_negative_float, default=0.0, metavar="N",
+                        help="simulated streaming rate: each delta waits its tokens / N seconds (default 0 = no wait)")
+    parser.add_argument("--per-token-us", type=_non_negative_float, default=0.0, metavar="US",
+                        help="simulated processing cost per uncached input token before the first output "
+                             "(default 0): full-history HTTP turns cost more than cached WebSocket continuations")
+    parser.add_argument("--defect", action="append", default=[], type=_defect, metavar="NAME",
+                        help="break one behaviour (repeatable; see --list-defects)")
+    parser.add_argument("--list-defects", action="store_true", help="list the named defects and exit")
+    parser.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES,
+                        help=f"largest client frame; bigger ones close with 1009 (default {DEFAULT_MAX_FRAME_BYTES})")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper,
+                        help="logging level (default INFO)")
+    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:

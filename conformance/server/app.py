@@ -92,9 +92,9 @@ class _AiohttpTransport:
 
     __slots__ = ("ws", "_transport", "_protocol", "_limit")
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        writer = getattr(ws, "_writer", None)
+    def __init__(self, websocket: web.WebSocketResponse) -> None:
+        self.ws = websocket
+        writer = getattr(websocket, "_writer", None)
         self._transport = getattr(writer, "transport", None)
         self._protocol = getattr(writer, "protocol", None)
         self._limit = 64 * 1024
@@ -151,32 +151,33 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
     watch = hook.connect(request) if hook is not None else None   # client mode; may raise ApiError
     max_frame = core.settings.max_frame_bytes
     # the oversize-frame-dropped defect reads frames of any size and drops the big ones itself
-    ws = web.WebSocketResponse(compress=False, max_msg_size=0 if core.flags.oversize_frame_dropped else max_frame,
-                               autoping=True, autoclose=True)
-    if not ws.can_prepare(request).ok:
+    websocket = web.WebSocketResponse(compress=False,
+                                      max_msg_size=0 if core.flags.oversize_frame_dropped else max_frame,
+                                      autoping=True, autoclose=True)
+    if not websocket.can_prepare(request).ok:
         raise ApiError(426, "websocket_upgrade_required",
                        "GET /v1/responses is the WebSocket endpoint; send an upgrade request.", None)
-    await ws.prepare(request)
+    await websocket.prepare(request)
     lifetime = core.settings.lifetime_s
     delay = pause = 0.0
     if core.settings.test_controls:
-        v = _float_header(request, LIFETIME_HEADER)
-        if v is not None:
-            lifetime = min(lifetime, v) if v > 0 else 0.001
-        d = _float_header(request, TURN_DELAY_HEADER)
-        if d is not None:
-            delay = d / 1000.0
-        p = _float_header(request, PAUSE_HEADER)
-        if p is not None:
-            pause = p / 1000.0
-    transport = _AiohttpTransport(ws)
+        asked_lifetime = _float_header(request, LIFETIME_HEADER)
+        if asked_lifetime is not None:
+            lifetime = min(lifetime, asked_lifetime) if asked_lifetime > 0 else 0.001
+        delay_ms = _float_header(request, TURN_DELAY_HEADER)
+        if delay_ms is not None:
+            delay = delay_ms / 1000.0
+        pause_ms = _float_header(request, PAUSE_HEADER)
+        if pause_ms is not None:
+            pause = pause_ms / 1000.0
+    transport = _AiohttpTransport(websocket)
     session = Session(core, owner, transport if watch is None else watch.wrap(transport),
                       lifetime_s=lifetime, turn_delay_s=delay, pause_s=pause)
     sessions = request.app[_SESSIONS]
     sessions.add(session)
     try:
         while True:
-            msg = await ws.receive()
+            msg = await websocket.receive()
             mtype = msg.type
             if mtype in (WSMsgType.TEXT, WSMsgType.BINARY) and len(msg.data) > max_frame:
                 continue  # only with the oversize-frame-dropped defect: aiohttp closes 1009 otherwise
@@ -197,13 +198,13 @@ async def handle_get_root(request: web.Request, core: Core, owner: str) -> web.S
         session.finish()
         sessions.discard(session)
         if watch is not None:
-            watch.ended(ws.close_code)
-        if not ws.closed:
+            watch.ended(websocket.close_code)
+        if not websocket.closed:
             try:
-                await ws.close()
+                await websocket.close()
             except Exception:
                 pass
-    return ws
+    return websocket
 
 
 @_route
@@ -219,9 +220,9 @@ async def handle_post_create(request: web.Request, core: Core, owner: str) -> we
                                                    "Cache-Control": "no-cache"})
     await resp.prepare(request)
     chunks = []
-    for i, event in enumerate(outcome.events):
+    for index, event in enumerate(outcome.events):
         chunks.append(b"event: " + event["type"].encode() + b"\ndata: " + dumps(event) + b"\n\n")
-        if cost and event["type"] == "response.in_progress" and i + 1 < len(outcome.events):
+        if cost and event["type"] == "response.in_progress" and index + 1 < len(outcome.events):
             await resp.write(b"".join(chunks))    # created and in_progress first, then the cost
             chunks = []
             await asyncio.sleep(cost)
@@ -304,8 +305,8 @@ class ReferenceServer:
 
     @property
     def _url_host(self) -> str:
-        h = self.settings.host
-        return f"[{h}]" if ":" in h else h
+        host = self.settings.host
+        return f"[{host}]" if ":" in host else host
 
     async def start(self) -> "ReferenceServer":
         logging.getLogger("conformance.server").setLevel(self.settings.log_level)

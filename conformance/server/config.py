@@ -128,19 +128,19 @@ def lifetime_phrase(seconds: float) -> str:
         minutes = int(seconds // 60)
         return f"{minutes} minute" + ("" if minutes == 1 else "s")
     if float(seconds).is_integer():
-        s = int(seconds)
-        return f"{s} second" + ("" if s == 1 else "s")
+        whole = int(seconds)
+        return f"{whole} second" + ("" if whole == 1 else "s")
     return f"{seconds:g} seconds"
 
 
 def _non_negative(value, name: str) -> float:
     try:
-        v = float(value or 0)
+        number = float(value or 0)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}") from None
-    if not v >= 0 or math.isinf(v):
+    if not number >= 0 or math.isinf(number):
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    return v
+    return number
 
 
 def parse_api_keys(entries) -> dict[str, str]:

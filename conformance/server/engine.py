@@ -137,15 +137,15 @@ def last_user_text(items: Sequence) -> str:
 def check_tool_outputs(carried: Sequence, new_items: Sequence) -> None:
     """Every function_call_output must answer a function_call of the context (400 otherwise)."""
     known: set | None = None
-    for i, item in enumerate(new_items):
+    for index, item in enumerate(new_items):
         if not isinstance(item, dict):
             continue
-        t = item.get("type")
-        if t == "function_call" or t == "custom_tool_call":
+        item_type = item.get("type")
+        if item_type == "function_call" or item_type == "custom_tool_call":
             if known is None:
                 known = _call_ids(carried)
             known.add(item.get("call_id"))
-        elif t == "function_call_output" or t == "custom_tool_call_output":
+        elif item_type == "function_call_output" or item_type == "custom_tool_call_output":
             if known is None:
                 known = _call_ids(carried)
             call_id = item.get("call_id")
@@ -172,18 +172,18 @@ def _value_for(schema, user_text: str):
         return enum_values[0]
     if "const" in schema:
         return schema["const"]
-    t = schema.get("type")
-    if isinstance(t, list):
-        t = next((x for x in t if x != "null"), "null")
-    if t == "integer" or t == "number":
+    schema_type = schema.get("type")
+    if isinstance(schema_type, list):
+        schema_type = next((x for x in schema_type if x != "null"), "null")
+    if schema_type == "integer" or schema_type == "number":
         return 0
-    if t == "boolean":
+    if schema_type == "boolean":
         return False
-    if t == "array":
+    if schema_type == "array":
         return []
-    if t == "object":
+    if schema_type == "object":
         return _args_for_schema(schema, user_text)
-    if t == "null":
+    if schema_type == "null":
         return None
     return user_text[:64] if user_text else "value"
 
@@ -262,8 +262,8 @@ def _tool_name_for(call_id, items: Sequence) -> str:
 REPLY_TAIL = "This answer follows fixed rules, not a model."
 
 
-def _items(n: int) -> str:
-    return f"{n} item" if n == 1 else f"{n} items"
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
 
 
 def _reply_text(new_items: Sequence, full_items: Sequence, user_turns: int) -> str:
@@ -274,8 +274,9 @@ def _reply_text(new_items: Sequence, full_items: Sequence, user_turns: int) -> s
         name = _tool_name_for(last.get("call_id"), full_items)
         return (f"Reference reply to turn {user_turns}: the tool {name} returned "
                 f"{snippet}{'…' if cut else ''}. {REPLY_TAIL}")
-    k = len(full_items)
-    return f"Reference reply to turn {user_turns}: {k} context item{'' if k == 1 else 's'} seen. {REPLY_TAIL}"
+    count = len(full_items)
+    return (f"Reference reply to turn {user_turns}: {count} context item{'' if count == 1 else 's'} seen. "
+            f"{REPLY_TAIL}")
 
 
 def generate(req, carried: Sequence, *, new_id: Callable[[str], str], carried_cached: bool = False,

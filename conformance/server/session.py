@@ -13,14 +13,9 @@ answer of a lane arrives in the order of the frames that caused it.  Under
 ``busy_policy="reject"`` a create that arrives while a response is in flight is rejected at
 once instead.
 
-Steering (``settings.steering``, §4.9): a ``response.steer`` naming a response that is
-streaming is answered with ``response.steer.accepted`` at once, numbered in the target's
-sequence.  The target stops at its next safe boundary with ``response.incomplete`` (reason
-``steered``), or finishes normally when none is left; then its queued input either becomes an automatic
-successor (a create continuing the target with the steer input and the target's settings,
-run next on its lane: its ``response.created`` is the commit point) or, when the target
-stopped for tool output, ``response.steer.pending`` follows and the input is prepended to
-the next create that continues the target.  Failures are ``response.steer.failed``.
+Steering (``settings.steering``, §4.9) is the session's ``Steering`` part (``steering.py``):
+a ``response.steer`` goes to it, each response it may steer is started and ended through it,
+and the automatic successor it returns runs next on the target's lane.
 
 With ``control_events`` the unsequenced control events of §3.4 go out before every create's
 answer and after it; a paced turn (test-control delay or pause, simulated model latency)
@@ -36,33 +31,28 @@ import asyncio
 import copy
 import enum
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Protocol
 
 from .config import BusyPolicy, lifetime_phrase
 from .core import Core
 from .errors import ApiError, bad_request, connection_limit, ws_error_event
 from .state import ConnectionCache
-from .engine import TurnStatus
+from .steering import LiveResponse, Steering
 from .stream import (
     CONTROL_AFTER,
-    TERMINAL_TYPES,
     Framer,
     control_before,
     processing_s,
     schedule,
     steered_cut,
-    steered_terminal,
-    streaming_variations,
 )
-from .validate import STREAM_ID_RE, parse_frame, validate_create, validate_steer
+from .validate import STREAM_ID_RE, parse_frame, validate_create
 
 log = logging.getLogger("conformance.server")
 
 MAX_NAMED_LANES = 32  # distinct named stream_ids per connection, never released (§4.4 items 22, 23a)
 MAX_ACTIVE = 16  # responses active at once per connection, across lanes (§4.4 item 21)
-MAX_STEERS = 4  # accepted steers waiting on one response (more: too_many_pending_steers)
-ENDED_KEPT = 1024  # ended responses remembered per connection, to answer steers naming them
 
 
 class Transport(Protocol):
@@ -109,28 +99,6 @@ class _Lane:
         self.running = False
 
 
-class _Live:
-    """A response this connection has started (steering state, §4.9): its lane, request,
-    last sequence number sent, how many side events shifted its own numbering, the accepted
-    steers ``(steer_id, items, original input)``, the shortened final response when a steer
-    stopped it at a safe boundary, and, once ended, its status."""
-
-    __slots__ = ("id", "lane", "req", "last_seq", "shift", "steers", "status", "steerable", "cut")
-
-    def __init__(self, rid: str, req) -> None:
-        self.id = rid
-        self.lane = req.stream_id
-        self.req = req
-        self.last_seq = -1
-        self.shift = 0
-        self.steers: list = []
-        self.status: str | None = None
-        self.cut: dict | None = None  # the final response when a steer stopped it early
-        body = req.body
-        # not supported for conversation-bound or automatically compacted responses (§2.2)
-        self.steerable = body.get("conversation") is None and body.get("context_management") is None
-
-
 class Session:
     def __init__(self, core: Core, owner: str, transport: Transport, *, lifetime_s: float,
                  turn_delay_s: float = 0.0, pause_s: float = 0.0) -> None:
@@ -147,18 +115,14 @@ class Session:
         self.max_active = MAX_ACTIVE + self.flags.active_limit_off_by_one
         self._slot_waiters: deque = deque()  # futures of creates waiting for an active slot
         self.inline = False  # a turn is running in the reader (fast path, no pacing)
-        # steering (§4.9): responses streaming now, ended ones, and steer input waiting for
-        # the explicit create that continues a response stopped for tool output
-        self.live: dict[str, _Live] = {}
-        self.ended: OrderedDict[str, _Live] = OrderedDict()
-        self.pending_steers: dict[str, list] = {}
+        self.steering = Steering(core, owner, self.cache, self.framer, transport)  # §4.9
         self.state = ConnState.OPEN
         self.turn_delay_s = turn_delay_s
         self.pause_s = pause_s
         # a paced turn waits while it streams, so it runs in a worker, never inline
-        st = core.settings
-        self.paced = (turn_delay_s > 0 or pause_s > 0 or st.ttft_s > 0 or st.tokens_per_second > 0
-                      or st.per_token_s > 0)
+        settings = core.settings
+        self.paced = (turn_delay_s > 0 or pause_s > 0 or settings.ttft_s > 0
+                      or settings.tokens_per_second > 0 or settings.per_token_s > 0)
         self.lifetime_s = lifetime_s
         self.seq_next = 0  # only used by the sequence-per-connection defect
         self.last_input: list = []  # only used by the abandoned-input-carried defect
@@ -189,21 +153,21 @@ class Session:
             return  # the defect: a create gets no answer at all
         if etype == "response.create":
             self.created = True
-            s = self.settings
+            settings = self.settings
             try:
                 job = validate_create(
                     event, websocket=True,
-                    rejected_fields=s.profile.rejected_fields,
+                    rejected_fields=settings.profile.rejected_fields,
                     stream_rejected=self.flags.stream_true_rejected,
                     background_accepted=self.flags.background_accepted,
-                    generate_supported=s.profile.generate_false,
+                    generate_supported=settings.profile.generate_false,
                     conversation_ignored=self.flags.conversation_ignored,
                     stream_id_checked=not self.flags.stream_id_not_validated,
-                    lanes=s.lanes,
+                    lanes=settings.lanes,
                     ranges_checked=not self.flags.validates_types_only,
                 )
             except ApiError as err:
-                sid = event.get("stream_id") if s.lanes else None  # without lanes all is the default lane
+                sid = event.get("stream_id") if settings.lanes else None  # without lanes all is the default lane
                 # a request error belongs to the create's lane only when that lane name is valid
                 lane_known = sid is None or (isinstance(sid, str) and STREAM_ID_RE.fullmatch(sid) is not None)
                 prev = event.get("previous_response_id")
@@ -225,7 +189,12 @@ class Session:
                     else:
                         self.named_lanes.add(sid)
         elif etype == "response.steer" and self.settings.steering:
-            await self._steer(event)
+            try:
+                steer = self.steering.read(event)
+            except ApiError as err:  # a malformed steer is a connection-level error
+                await self._submit(_ErrorJob(err))
+            else:
+                await self.steering.answer(*steer)
             return
         elif etype == "response.steer":
             job = _ErrorJob(bad_request(
@@ -272,9 +241,9 @@ class Session:
             if isinstance(job, _ErrorJob):
                 await self._run_error(job)
             else:
-                s = self.settings
+                settings = self.settings
                 err = ApiError(
-                    s.busy_error_status, s.busy_error_code,
+                    settings.busy_error_status, settings.busy_error_code,
                     "A response is already in flight on this connection; wait for its terminal "
                     "event before sending another response.create.", None, evicts=False,
                 )
@@ -413,14 +382,7 @@ class Session:
         frame = self.framer.frame
         if control:
             await self.transport.send_many([frame(e) for e in control_before(req.model)])
-        kept = self.core.kept_steers
-        if kept and req.previous_response_id in kept:  # the defect: another connection's steer input
-            self.pending_steers[req.previous_response_id] = kept.pop(req.previous_response_id)
-        if self.pending_steers and req.previous_response_id in self.pending_steers:
-            # the explicit create after response.steer.pending: queued input goes first (§4.9 item 48)
-            queued = self.pending_steers.pop(req.previous_response_id)
-            if not self.flags.steer_pending_input_dropped:
-                req.input_items = queued + list(req.input_items)
+        self.steering.prepend_pending(req)
         try:
             outcome = self.core.execute(req, self.owner, self.cache, self.seq_next, websocket=True)
         except ApiError as err:
@@ -439,28 +401,24 @@ class Session:
                 await self.transport.send_many([frame(e) for e in outcome.events[:2]])
                 await self.close(1000, "")
                 return
-            live = None
-            if self.settings.steering:
-                live = _Live(outcome.response["id"], req)
-                self.live[live.id] = live
+            live = self.steering.start(outcome.response["id"], req) if self.settings.steering else None
             try:
                 await self._stream(outcome.events, live)
             finally:
                 if live is not None:
-                    if live.cut is not None:
-                        self._keep_steered(live, outcome.response)
-                        outcome.response, outcome.status = live.cut, TurnStatus.INCOMPLETE
-                    self._ended(live, outcome)
+                    self.steering.end(live, outcome)
             if live is not None:
                 if live.steers and self.state is ConnState.OPEN:
-                    await self._after_steered(live, outcome)
+                    successor = await self.steering.after_steered(live, outcome)
+                    if successor is not None:
+                        self._enqueue(live.lane, successor, front=True)
                 live.req = None  # an ended response answers steers from its status alone
         if self.flags.named_lanes_released and req.stream_id not in self.lanes:
             self.named_lanes.discard(req.stream_id)  # the defect: an idle lane's name stops counting
         if control and self.state is ConnState.OPEN:
             await self.transport.send_many([frame(dict(e)) for e in CONTROL_AFTER])
 
-    async def _stream(self, events: list, live: _Live | None = None) -> None:
+    async def _stream(self, events: list, live: LiveResponse | None = None) -> None:
         """Send one response's events, on the schedule of the pacing settings if any.  With
         steering, numbers are finalised as they go out: a steer event sent in between takes
         the next number and shifts the rest (``live.shift``)."""
@@ -474,24 +432,24 @@ class Session:
         if offsets is not None:
             loop = asyncio.get_running_loop()
             start = loop.time()
-            i, n = 0, len(events)
-            while i < n:
-                wait = start + offsets[i] - loop.time()
+            first, count = 0, len(events)
+            while first < count:
+                wait = start + offsets[first] - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                j = i + 1  # events due at the same moment go out in one write
-                while j < n and offsets[j] <= offsets[i]:
-                    j += 1
+                stop = first + 1  # events due at the same moment go out in one write
+                while stop < count and offsets[stop] <= offsets[first]:
+                    stop += 1
                 if live is not None and live.steers and live.cut is None:
-                    k = steered_cut(events, i)
-                    if k is not None:  # stop at the next safe boundary (§4.9 item 47)
-                        events, offsets, n = self._cut(live, events, offsets, k)
-                        j = min(j, n)
-                batch = events[i:j]
+                    boundary = steered_cut(events, first)
+                    if boundary is not None:  # stop at the next safe boundary (§4.9 item 47)
+                        events, offsets, count = self.steering.cut(live, events, offsets, boundary)
+                        stop = min(stop, count)
+                batch = events[first:stop]
                 if live is not None:
-                    self._number_live(live, batch)
+                    self.steering.number(live, batch)
                 await self.transport.send_many([frame(e) for e in batch])
-                i = j
+                first = stop
         elif self.flags.interleave_responses:
             for event in events:
                 data, binary = frame(event)
@@ -499,152 +457,8 @@ class Session:
                 await asyncio.sleep(0)
         else:
             if live is not None:
-                self._number_live(live, events)
+                self.steering.number(live, events)
             await self.transport.send_many([frame(event) for event in events])
-
-    def _cut(self, live: _Live, events: list, offsets: list, k: int) -> tuple[list, list, int]:
-        term = steered_terminal(events, k)
-        if self.flags.steered_reason_missing:
-            term["response"]["incomplete_details"] = None
-        live.cut = term["response"]
-        if self.settings.terminal_output != "full":
-            term = streaming_variations([term], False, self.settings.terminal_output)[0]
-        return events[:k] + [term], offsets[:k + 1], k + 1
-
-    def _keep_steered(self, live: _Live, full: dict) -> None:
-        """The cut response replaces the full one in the cache and the store: its context
-        holds only the items it sent."""
-        final = live.cut
-        entry = self.cache.get(live.id) or self.core.store.get(live.id, self.owner)
-        if entry is None:
-            return
-        whole = len(full.get("output") or ())
-        entry.context = entry.context[:len(entry.context) - whole] + tuple(final["output"])
-        entry.response = final
-        if entry.store and not self.settings.zdr:
-            self.core.store.put(entry)
-
-    @staticmethod
-    def _number_live(live: _Live, batch: list) -> None:
-        for e in batch:
-            seq = e.get("sequence_number")
-            if type(seq) is int:
-                if live.shift:
-                    seq += live.shift
-                    e["sequence_number"] = seq
-                live.last_seq = seq
-
-    # -- steering (§4.9) -----------------------------------------------------------------
-    async def _steer(self, event: dict) -> None:
-        if self.flags.steer_extra_fields_accepted:  # the defect: unknown fields are dropped, not refused
-            event = {k: v for k, v in event.items() if k in ("type", "previous_response_id", "input")}
-        try:
-            target_id, items = validate_steer(event)
-        except ApiError as err:  # a malformed steer is a connection-level error
-            await self._submit(_ErrorJob(err))
-            return
-        original = event["input"]
-        live = self.live.get(target_id)
-        if live is None:
-            ended = self.ended.get(target_id)
-            if ended is not None and self.flags.steer_accepts_finished:
-                await self._side_event(ended, {"type": "response.steer.accepted",
-                                               "steer": {"id": self.core.ids.new("steer"),
-                                                         "previous_response_id": target_id}})
-            elif ended is None:
-                code = "response_not_active" if self.flags.steer_unknown_wrong_code else "response_not_found"
-                await self._steer_failed(None, target_id, original, None, code,
-                                         f"No active response with id '{target_id}' on this connection.")
-            elif ended.status == "completed":
-                await self._steer_failed(ended, target_id, original, None, "response_already_completed",
-                                         f"Response '{target_id}' has already completed.")
-            else:
-                await self._steer_failed(ended, target_id, original, None, "response_not_active",
-                                         f"Response '{target_id}' is no longer active ({ended.status}).")
-            return
-        if self.flags.steer_refused:
-            await self._steer_failed(live, target_id, original, None, "steering_not_supported",
-                                     "This model does not support steering.")
-            return
-        if not live.steerable and not self.flags.steer_compaction_accepted:
-            await self._steer_failed(live, target_id, original, None, "steering_not_supported",
-                                     "Responses bound to a conversation or using automatic compaction "
-                                     "cannot be steered.")
-            return
-        if len(live.steers) >= MAX_STEERS:
-            await self._steer_failed(live, target_id, original, None, "too_many_pending_steers",
-                                     f"Response '{target_id}' already has {MAX_STEERS} pending steers.")
-            return
-        steer_id = self.core.ids.new("steer")
-        live.steers.append((steer_id, items, original))
-        await self._side_event(live, {"type": "response.steer.accepted",
-                                      "steer": {"id": steer_id, "previous_response_id": target_id}})
-
-    async def _side_event(self, live: _Live | None, event: dict) -> None:
-        """A steer event: the next number of its target's sequence (0 without a target),
-        tagged with the target's lane."""
-        if live is None:
-            event["sequence_number"] = 0
-        else:
-            live.last_seq += 1
-            if live.status is None:
-                live.shift += 1  # the target's own later events move up by one
-            event["sequence_number"] = live.last_seq
-            if live.lane is not None:
-                event["stream_id"] = live.lane
-        data, binary = self.framer.frame(event)
-        await self.transport.send(data, binary)
-
-    async def _steer_failed(self, live: _Live | None, target_id: str, original, steer_id: str | None,
-                            code: str, message: str) -> None:
-        steer = {"previous_response_id": target_id, "input": original}
-        if self.flags.steer_failed_no_echo:
-            del steer["input"]
-        if steer_id is not None:
-            steer["id"] = steer_id
-        await self._side_event(live, {"type": "response.steer.failed", "steer": steer,
-                                      "error": {"type": "invalid_request_error", "code": code,
-                                                "message": message}})
-
-    def _ended(self, live: _Live, outcome) -> None:
-        self.live.pop(live.id, None)
-        last = outcome.events[-1] if outcome.events else {}
-        live.status = outcome.status.value if last.get("type") in TERMINAL_TYPES else "failed"
-        self.ended[live.id] = live
-        while len(self.ended) > ENDED_KEPT:
-            self.ended.popitem(last=False)
-
-    async def _after_steered(self, live: _Live, outcome) -> None:
-        """The steered response has ended: pending, a successor, or the steers fail."""
-        steers, live.steers = live.steers, []
-        if live.status == "failed":
-            for steer_id, _, original in steers:
-                if self.flags.steer_failed_new_id:
-                    steer_id = None
-                await self._steer_failed(live, live.id, original, steer_id, "successor_creation_failed",
-                                         f"Response '{live.id}' failed, so no successor could be created.")
-            return
-        calls = [it for it in outcome.response.get("output") or () if it.get("type") == "function_call"]
-        items = [item for _, steer_items, _ in steers for item in steer_items]
-        if calls:
-            # stopped for client tool output: the input waits for the explicit create (§4.9 item 48)
-            required = [{"type": "function_call_output", "call_id": c["call_id"], "name": c["name"]}
-                        for c in calls]
-            for steer_id, _, _ in steers:
-                await self._side_event(live, {"type": "response.steer.pending",
-                                              "steer": {"id": steer_id, "previous_response_id": live.id},
-                                              "reason": "waiting_for_required_input",
-                                              "required_input": required})
-            self.pending_steers.setdefault(live.id, []).extend(items)
-            return
-        if self.flags.steer_no_successor:
-            return  # the defect: accepted steers vanish with their target
-        # the automatic successor inherits the settings and continues with the queued input
-        successor = copy.copy(live.req)
-        successor.previous_response_id = live.id
-        successor.input_items = [] if self.flags.steer_input_lost else items
-        successor.generate = True
-        self._enqueue(live.lane, successor, front=True)
 
     async def _send_error(self, err: ApiError, stream_id: str | None = None) -> None:
         if self.flags.lane_error_untagged:
@@ -739,9 +553,7 @@ class Session:
             self._timer = None
         for lane in self.lanes.values():
             lane.jobs.clear()
-        if self.core.kept_steers is not None:
-            self.core.kept_steers.update(self.pending_steers)
-        self.pending_steers.clear()  # queued steering is connection-local (§4.9 item 50)
+        self.steering.forget()  # queued steering is connection-local (§4.9 item 50)
         for task in list(self._tasks):
             task.cancel()
         if self.core.closed_caches is not None:  # the cache-survives-reconnect defect

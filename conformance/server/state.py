@@ -116,8 +116,8 @@ class ResponseStore:
             self._load(path)
 
     def _load(self, path: str) -> None:
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
+        with open(path, encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, 1):
                 line = line.strip()
                 if not line:
                     continue
@@ -126,16 +126,16 @@ class ResponseStore:
                     if rec.get("op") == "delete":
                         self._entries.pop(rec["id"], None)
                     else:
-                        e = Entry(rec["id"], rec["owner"], tuple(rec["context"]), rec["response"], True)
-                        self._entries[e.id] = e
+                        entry = Entry(rec["id"], rec["owner"], tuple(rec["context"]), rec["response"], True)
+                        self._entries[entry.id] = entry
                 except (ValueError, KeyError, TypeError, AttributeError):
-                    log.warning("store %s: skipping unreadable line %d", path, n)
+                    log.warning("store %s: skipping unreadable line %d", path, line_number)
 
     def _append(self, record: dict) -> None:
         if not self._path:
             return
-        with self._lock, open(self._path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        with self._lock, open(self._path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def put(self, entry: Entry) -> None:
         self._entries[entry.id] = entry

@@ -118,11 +118,11 @@ def split_text(text: str, chunks: int = TEXT_CHUNKS) -> list[str]:
     if not text:
         return []
     starts = [m.start() for m in TOKEN_RE.finditer(text)]
-    k = min(chunks, len(starts))
-    if k <= 1:
+    parts = min(chunks, len(starts))
+    if parts <= 1:
         return [text]
-    n = len(starts)
-    cuts = [starts[(i * n) // k] for i in range(1, k)]
+    tokens = len(starts)
+    cuts = [starts[(i * tokens) // parts] for i in range(1, parts)]
     pieces, prev = [], 0
     for c in cuts:
         if c > prev:
@@ -146,15 +146,15 @@ def _part_events(out: list, where: dict, part_type: str, text_type: str, key: st
     ``where`` locates the part (item_id, output_index, content or summary index)."""
     value = part[key]
     out.append({"type": part_type + ".added", **where, "part": empty})
-    for d in split_text(value):
-        e = {"type": text_type + ".delta", **where, "delta": d}
+    for delta in split_text(value):
+        event = {"type": text_type + ".delta", **where, "delta": delta}
         if logprobs:
-            e["logprobs"] = []
-        out.append(e)
-    e = {"type": text_type + ".done", **where, key: value}
+            event["logprobs"] = []
+        out.append(event)
+    event = {"type": text_type + ".done", **where, key: value}
     if logprobs:
-        e["logprobs"] = []
-    out.append(e)
+        event["logprobs"] = []
+    out.append(event)
     out.append({"type": part_type + ".done", **where, "part": part})
 
 
@@ -165,8 +165,8 @@ def _item_events(index: int, item: dict, out: list) -> None:
         out.append({"type": "response.output_item.added", "output_index": index,
                     "item": {"id": item_id, "type": "message", "status": "in_progress",
                              "content": [], "role": "assistant"}})
-        for c, part in enumerate(item["content"]):
-            where = {"item_id": item_id, "output_index": index, "content_index": c}
+        for content_index, part in enumerate(item["content"]):
+            where = {"item_id": item_id, "output_index": index, "content_index": content_index}
             if part["type"] == "refusal":
                 _part_events(out, where, "response.content_part", "response.refusal", "refusal", part,
                              {"type": "refusal", "refusal": ""}, False)
@@ -248,12 +248,12 @@ def blocked_mid_stream(events: list[dict], err: ApiError, flags: Flags) -> list[
 def _item_tokens(item: dict) -> tuple[int, int]:
     """(output tokens, reasoning tokens) of one output item under the engine's rules."""
     if item.get("type") == "reasoning":
-        n = sum(count_tokens(p.get("text", "")) for p in item.get("summary") or ())
-        return n, n
+        tokens = sum(count_tokens(p.get("text", "")) for p in item.get("summary") or ())
+        return tokens, tokens
     if item.get("type") == "function_call":
         return count_tokens(item.get("arguments", "")), 0
-    n = sum(count_tokens(p.get("text", p.get("refusal", ""))) for p in item.get("content") or ())
-    return n, 0
+    tokens = sum(count_tokens(p.get("text", p.get("refusal", ""))) for p in item.get("content") or ())
+    return tokens, 0
 
 
 def steered_cut(events: list[dict], start: int) -> int | None:
@@ -337,24 +337,24 @@ def schedule(events: list[dict], *, turn_delay_s: float = 0.0, ttft_s: float = 0
     ``ttft_s`` delays the first event after ``response.in_progress`` (generating responses
     only); at ``tokens_per_second`` each delta waits its tokens' worth; ``pause_s`` is one
     silence in the middle of the response."""
-    n = len(events)
-    if n <= 1 or not (turn_delay_s > 0 or ttft_s > 0 or tokens_per_second > 0 or pause_s > 0):
+    count = len(events)
+    if count <= 1 or not (turn_delay_s > 0 or ttft_s > 0 or tokens_per_second > 0 or pause_s > 0):
         return None
-    step = turn_delay_s / (n - 1) if turn_delay_s > 0 else 0.0
-    middle = max(1, n // 2)
-    first_output = 2 if n > 2 and events[1]["type"] == "response.in_progress" else None
+    step = turn_delay_s / (count - 1) if turn_delay_s > 0 else 0.0
+    middle = max(1, count // 2)
+    first_output = 2 if count > 2 and events[1]["type"] == "response.in_progress" else None
     offsets = [0.0]
-    at = 0.0
-    for i in range(1, n):
-        at += step
-        e = events[i]
-        if i == first_output:
-            at += ttft_s
-        if tokens_per_second > 0 and e["type"].endswith(".delta"):
-            at += count_tokens(str(e.get("delta", ""))) / tokens_per_second
-        if i == middle:
-            at += pause_s
-        offsets.append(at)
+    offset = 0.0
+    for index in range(1, count):
+        offset += step
+        event = events[index]
+        if index == first_output:
+            offset += ttft_s
+        if tokens_per_second > 0 and event["type"].endswith(".delta"):
+            offset += count_tokens(str(event.get("delta", ""))) / tokens_per_second
+        if index == middle:
+            offset += pause_s
+        offsets.append(offset)
     return offsets
 
 
@@ -382,19 +382,19 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     """Rewrite a response's events for the event-level defects (called only when one is on)."""
     # P-open fields of the Response (§5.1): killed under P-open, tolerated under OpenAI
     if flags.response_without_penalty or flags.tools_echo_without_strict:
-        for e in events:
-            resp = e.get("response")
+        for event in events:
+            resp = event.get("response")
             if isinstance(resp, dict):
                 resp = dict(resp)
                 if flags.response_without_penalty:
                     resp.pop("presence_penalty", None)
                 if flags.tools_echo_without_strict:
                     resp["tools"] = [{k: v for k, v in t.items() if k != "strict"} for t in resp.get("tools", ())]
-                e["response"] = resp
+                event["response"] = resp
     if flags.missing_created_response_fields:
-        for e in events:
-            if "response" in e:
-                e["response"] = {k: v for k, v in e["response"].items() if k != "tools"}
+        for event in events:
+            if "response" in event:
+                event["response"] = {k: v for k, v in event["response"].items() if k != "tools"}
     if flags.output_mismatch:
         term = events[-1]
         resp = copy.deepcopy(term["response"])
@@ -404,8 +404,8 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
                     part["text"] += " (edited)"
         term["response"] = resp
     if flags.deltas_dont_add_up:
-        for i, e in enumerate(events):
-            if e["type"] == "response.output_text.delta":
+        for i, event in enumerate(events):
+            if event["type"] == "response.output_text.delta":
                 del events[i]
                 break
     if flags.terminal_not_last:
@@ -417,21 +417,21 @@ def apply_event_defects(events: list[dict], flags: Flags) -> list[dict]:
     if flags.part_never_closed:
         events = [e for e in events if e["type"] != "response.content_part.done"]
     if flags.output_index_skips:
-        for e in events:
-            if "output_index" in e:
-                e["output_index"] += 1
+        for event in events:
+            if "output_index" in event:
+                event["output_index"] += 1
     if flags.delta_for_unannounced_item:
-        for e in events:
-            if e["type"] in ("response.output_text.delta", "response.output_text.done"):
-                e["item_id"] = "msg_never_announced_" + e["item_id"]
+        for event in events:
+            if event["type"] in ("response.output_text.delta", "response.output_text.done"):
+                event["item_id"] = "msg_never_announced_" + event["item_id"]
     if flags.completed_without_usage:
-        for e in events:
-            if e["type"] == "response.completed":
-                e["response"] = dict(e["response"], usage=None)
+        for event in events:
+            if event["type"] == "response.completed":
+                event["response"] = dict(event["response"], usage=None)
     if flags.function_args_done_without_name:
-        for e in events:
-            if e["type"] == "response.function_call_arguments.done":
-                e.pop("name", None)
+        for event in events:
+            if event["type"] == "response.function_call_arguments.done":
+                event.pop("name", None)
     if flags.item_left_open_at_terminal:
         for i in range(len(events) - 1, -1, -1):
             if events[i]["type"] == "response.output_item.done":
@@ -453,18 +453,18 @@ def number(events: list[dict], start: int = 0, flags: Flags | None = None,
            stream_id: str | None = None) -> list[dict]:
     step = 2 if flags is not None and flags.sequence_gaps else 1
     seq = start
-    for e in events:
+    for event in events:
         if stream_id is not None:
-            e["stream_id"] = stream_id
-        e["sequence_number"] = seq
+            event["stream_id"] = stream_id
+        event["sequence_number"] = seq
         seq += step
     if flags is not None and flags.sequence_missing:
-        for e in events:
-            if e["type"].endswith(".delta"):
-                del e["sequence_number"]
+        for event in events:
+            if event["type"].endswith(".delta"):
+                del event["sequence_number"]
     if flags is not None and flags.sequence_not_monotonic and len(events) >= 4:
-        a, b = events[2], events[3]
-        a["sequence_number"], b["sequence_number"] = b["sequence_number"], a["sequence_number"]
+        third, fourth = events[2], events[3]
+        third["sequence_number"], fourth["sequence_number"] = fourth["sequence_number"], third["sequence_number"]
     return events
 
 
@@ -485,15 +485,15 @@ class Framer:
     def frame(self, event: dict) -> tuple[bytes, bool]:
         if not self.rewrite:
             return dumps(event), False
-        f = self.flags
-        if f.default_lane_tagged and "stream_id" not in event:
+        flags = self.flags
+        if flags.default_lane_tagged and "stream_id" not in event:
             event = dict(event, stream_id="default")
-        if f.text_frames_not_json_object and event.get("type") == "response.in_progress":
+        if flags.text_frames_not_json_object and event.get("type") == "response.in_progress":
             data = dumps([event])
         else:
             data = dumps(event)
-        if f.sse_framing:
+        if flags.sse_framing:
             data = b"event: " + str(event.get("type")).encode() + b"\ndata: " + data + b"\n\n"
-        if f.large_frames_truncated and len(data) > LARGE_FRAME_BYTES:
+        if flags.large_frames_truncated and len(data) > LARGE_FRAME_BYTES:
             data = data[:LARGE_FRAME_BYTES]
-        return data, f.binary_frames
+        return data, flags.binary_frames

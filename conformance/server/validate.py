@@ -81,15 +81,15 @@ def too_deep(value, limit: int = MAX_DEPTH) -> bool:
     """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion)."""
     stack = [(value, 1)]
     while stack:
-        v, d = stack.pop()
-        if isinstance(v, dict):
-            if d > limit:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > limit:
                 return True
-            stack.extend((x, d + 1) for x in v.values() if isinstance(x, (dict, list)))
-        elif isinstance(v, list):
-            if d > limit:
+            stack.extend((x, depth + 1) for x in node.values() if isinstance(x, (dict, list)))
+        elif isinstance(node, list):
+            if depth > limit:
                 return True
-            stack.extend((x, d + 1) for x in v if isinstance(x, (dict, list)))
+            stack.extend((x, depth + 1) for x in node if isinstance(x, (dict, list)))
     return False
 
 
@@ -148,49 +148,49 @@ def check_input(value) -> list:
         return [{"type": "message", "role": "user", "content": value}]
     if not isinstance(value, list):
         raise invalid_type("input", "a string or an array of input items", value)
-    for i, item in enumerate(value):
+    for index, item in enumerate(value):
         if not isinstance(item, dict):
-            raise invalid_type(f"input[{i}]", "an object", item)
+            raise invalid_type(f"input[{index}]", "an object", item)
         itype = item.get("type", "message" if "role" in item else None)
         if itype is None:
-            raise missing(f"input[{i}].type")
+            raise missing(f"input[{index}].type")
         if not isinstance(itype, str):
-            raise invalid_type(f"input[{i}].type", "a string", itype)
+            raise invalid_type(f"input[{index}].type", "a string", itype)
         if itype == "message":
             role = item.get("role")
             if role is None:
-                raise missing(f"input[{i}].role")
+                raise missing(f"input[{index}].role")
             if role not in ("user", "assistant", "system", "developer"):
                 raise bad_request(
                     "invalid_value",
-                    f"Invalid value for 'input[{i}].role': expected one of 'user', 'assistant', "
+                    f"Invalid value for 'input[{index}].role': expected one of 'user', 'assistant', "
                     "'system' or 'developer'.",
-                    f"input[{i}].role",
+                    f"input[{index}].role",
                 )
             content = item.get("content")
             if content is None:
-                raise missing(f"input[{i}].content")
+                raise missing(f"input[{index}].content")
             if not isinstance(content, (str, list)):
-                raise invalid_type(f"input[{i}].content", "a string or an array", content)
+                raise invalid_type(f"input[{index}].content", "a string or an array", content)
             if isinstance(content, list):
                 for j, part in enumerate(content):
                     if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                        raise invalid_type(f"input[{i}].content[{j}]", "a content part object", part)
+                        raise invalid_type(f"input[{index}].content[{j}]", "a content part object", part)
         elif itype in ("function_call_output", "custom_tool_call_output"):
             call_id = item.get("call_id")
             if call_id is None:
-                raise missing(f"input[{i}].call_id")
+                raise missing(f"input[{index}].call_id")
             if not isinstance(call_id, str):
-                raise invalid_type(f"input[{i}].call_id", "a string", call_id)
+                raise invalid_type(f"input[{index}].call_id", "a string", call_id)
             if "output" not in item:
-                raise missing(f"input[{i}].output")
+                raise missing(f"input[{index}].output")
         elif itype == "function_call":
             for key in ("call_id", "name", "arguments"):
-                v = item.get(key)
-                if v is None:
-                    raise missing(f"input[{i}].{key}")
-                if not isinstance(v, str):
-                    raise invalid_type(f"input[{i}].{key}", "a string", v)
+                field = item.get(key)
+                if field is None:
+                    raise missing(f"input[{index}].{key}")
+                if not isinstance(field, str):
+                    raise invalid_type(f"input[{index}].{key}", "a string", field)
     return value
 
 
@@ -199,23 +199,23 @@ def _check_tools(value) -> list:
         return []
     if not isinstance(value, list):
         raise invalid_type("tools", "an array", value)
-    for i, tool in enumerate(value):
+    for index, tool in enumerate(value):
         if not isinstance(tool, dict):
-            raise invalid_type(f"tools[{i}]", "an object", tool)
+            raise invalid_type(f"tools[{index}]", "an object", tool)
         ttype = tool.get("type")
         if ttype is None:
-            raise missing(f"tools[{i}].type")
+            raise missing(f"tools[{index}].type")
         if not isinstance(ttype, str):
-            raise invalid_type(f"tools[{i}].type", "a string", ttype)
+            raise invalid_type(f"tools[{index}].type", "a string", ttype)
         if ttype in ("function", "custom"):
             name = tool.get("name")
             if name is None:
-                raise missing(f"tools[{i}].name")
+                raise missing(f"tools[{index}].name")
             if not isinstance(name, str) or not name:
-                raise invalid_type(f"tools[{i}].name", "a non-empty string", name)
+                raise invalid_type(f"tools[{index}].name", "a non-empty string", name)
             params = tool.get("parameters")
             if params is not None and not isinstance(params, dict):
-                raise invalid_type(f"tools[{i}].parameters", "an object", params)
+                raise invalid_type(f"tools[{index}].parameters", "an object", params)
     return value
 
 
@@ -326,12 +326,12 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
     stream = _opt(body, "stream", (bool,), "a boolean")
     generate = True
     if "generate" in body and websocket:
-        g = body["generate"]
-        if not isinstance(g, bool):
-            raise invalid_type("generate", "a boolean", g)
+        requested = body["generate"]
+        if not isinstance(requested, bool):
+            raise invalid_type("generate", "a boolean", requested)
         if not generate_supported:
             raise unsupported("generate")
-        generate = g
+        generate = requested
     if background and not background_accepted:
         raise unsupported("background", "Background mode is not supported over the WebSocket transport."
                           if websocket else "Background mode is not supported by this server.")
@@ -358,13 +358,13 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
                 f"{MIN_MAX_OUTPUT_TOKENS}, but got {mot} instead.",
                 "max_output_tokens",
             )
-    for name, lo, hi in (("temperature", 0, 2), ("top_p", 0, 1)):
-        v = body.get(name)
-        if v is not None:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise invalid_type(name, "a number", v)
-            if ranges_checked and not (lo <= v <= hi):
-                raise bad_request("invalid_value", f"Invalid '{name}': expected a value in [{lo}, {hi}].", name)
+    for name, low, high in (("temperature", 0, 2), ("top_p", 0, 1)):
+        setting = body.get(name)
+        if setting is not None:
+            if isinstance(setting, bool) or not isinstance(setting, (int, float)):
+                raise invalid_type(name, "a number", setting)
+            if ranges_checked and not (low <= setting <= high):
+                raise bad_request("invalid_value", f"Invalid '{name}': expected a value in [{low}, {high}].", name)
     mtc = body.get("max_tool_calls")
     if mtc is not None and (isinstance(mtc, bool) or not isinstance(mtc, int)):
         raise invalid_type("max_tool_calls", "an integer", mtc)
@@ -375,9 +375,9 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
             raise invalid_type("metadata", "an object", metadata)
         if len(metadata) > 16:
             raise bad_request("invalid_value", "Invalid 'metadata': at most 16 pairs.", "metadata")
-        for k, v in metadata.items():
-            if not isinstance(v, str):
-                raise invalid_type(f"metadata.{k}", "a string", v)
+        for k, setting in metadata.items():
+            if not isinstance(setting, str):
+                raise invalid_type(f"metadata.{k}", "a string", setting)
 
     reasoning = body.get("reasoning")
     if reasoning is not None:
@@ -396,21 +396,21 @@ def validate_create(body: dict, *, websocket: bool, rejected_fields: tuple[str, 
     text = body.get("text")
     if text is not None and not isinstance(text, dict):
         raise invalid_type("text", "an object", text)
-    cm = body.get("context_management")
-    if cm is not None:
-        if not isinstance(cm, list) or not cm:
-            raise invalid_type("context_management", "a non-empty array", cm)
-        for i, entry in enumerate(cm):
+    management = body.get("context_management")
+    if management is not None:
+        if not isinstance(management, list) or not management:
+            raise invalid_type("context_management", "a non-empty array", management)
+        for index, entry in enumerate(management):
             if not isinstance(entry, dict) or entry.get("type") != "compaction":
                 raise bad_request(
                     "invalid_value", "Invalid 'context_management': expected {type: 'compaction'} entries.",
-                    f"context_management[{i}]",
+                    f"context_management[{index}]",
                 )
             thr = entry.get("compact_threshold")
             if thr is not None and (isinstance(thr, bool) or not isinstance(thr, int) or thr < 1000):
                 raise bad_request(
                     "invalid_value", "Invalid 'compact_threshold': expected an integer >= 1000.",
-                    f"context_management[{i}].compact_threshold",
+                    f"context_management[{index}].compact_threshold",
                 )
     include = body.get("include")
     if include is not None and not isinstance(include, list):
@@ -463,16 +463,16 @@ def validate_steer(event: dict) -> tuple[str, list]:
         raise _invalid_input("Steering input must be a non-empty string or a non-empty array of user "
                              "messages.", "input")
     items = []
-    for i, item in enumerate(value):
-        ok = (isinstance(item, dict) and set(item) <= {"type", "role", "content"}
-              and item.get("type", "message") == "message" and item.get("role") == "user")
+    for index, item in enumerate(value):
+        allowed = (isinstance(item, dict) and set(item) <= {"type", "role", "content"}
+                   and item.get("type", "message") == "message" and item.get("role") == "user")
         content = item.get("content") if isinstance(item, dict) else None
-        if ok and isinstance(content, list):
-            ok = bool(content) and all(isinstance(p, dict) and p.get("type") in _STEER_PARTS for p in content)
-        elif ok:
-            ok = isinstance(content, str) and bool(content)
-        if not ok:
+        if allowed and isinstance(content, list):
+            allowed = bool(content) and all(isinstance(p, dict) and p.get("type") in _STEER_PARTS for p in content)
+        elif allowed:
+            allowed = isinstance(content, str) and bool(content)
+        if not allowed:
             raise _invalid_input("Steering input items must be user messages whose content is text, "
-                                 "images or files (tool outputs are not accepted).", f"input[{i}]")
+                                 "images or files (tool outputs are not accepted).", f"input[{index}]")
         items.append({"type": "message", "role": "user", "content": content})
     return prev, items
