@@ -314,6 +314,22 @@ def test_frames_close_code_subprotocol_compression_and_headers_pass_unchanged(pr
     assert p.observer.watches[0].frames == {"from_client": 3, "from_upstream": 2}
 
 
+def test_fragments_and_pings_pass_through_and_are_observed(proxied, echo):
+    """The relay passes bytes on (issue 19 item 6): a fragmented message reaches the upstream
+    whole, a ping is answered by the upstream, and the observer read the message joined."""
+    p = proxied(upstream=echo.url)
+    with connect(p.proxy.url, open_timeout=5, proxy=None, compression=None) as ws:
+        ws.send(iter(['{"type":"frag', 'mented"}']))
+        assert ws.recv(timeout=5) == '{"type":"fragmented"}'
+        assert ws.ping(b"are you there").wait(5)
+    deadline = time.monotonic() + 5
+    while not p.observer.watches[0].closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w = p.observer.watches[0]
+    assert w.frames == {"from_client": 1, "from_upstream": 1}
+    assert any("client closed: code 1000" in n for n in w.notes)
+
+
 def test_client_close_code_reaches_the_upstream(proxied, echo):
     p = proxied(upstream=echo.url)
     with connect(p.proxy.url, open_timeout=5, proxy=None) as ws:
