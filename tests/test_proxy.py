@@ -365,6 +365,21 @@ def test_refused_handshake_is_forwarded_and_reported(proxied, tmp_path):
     assert [c["verdict"] for c in cert["cases"]] == ["SKIPPED", "PASS"]
 
 
+def test_plain_http_requests_are_relayed_with_their_path_and_not_observed(proxied):
+    """The HTTP API beside the socket (GET /v1/responses/{id}) reaches the upstream as sent."""
+    import urllib.error
+    import urllib.request
+    p = proxied()
+    request = urllib.request.Request(p.proxy.base_url() + "/responses/resp_nowhere",
+                                     headers={"Authorization": f"Bearer {KEY}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        opener.open(request, timeout=5)
+    assert exc.value.code == 404 and "error" in json.loads(exc.value.read())
+    p.proxy.stop()
+    assert p.observer.records() == [] and p.log == []
+
+
 def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
     import socket
     s = socket.socket()

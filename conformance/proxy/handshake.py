@@ -5,7 +5,8 @@ byte (``Authorization`` and ``Sec-WebSocket-Key`` too), with two changes: the re
 becomes the upstream URL's path with the client's query parameters added, and ``Host`` names the
 upstream; ``Proxy-Authorization`` and ``Proxy-Connection`` are meant for a proxy and stop here.
 The upstream's answer goes back to the client unchanged, so the client and the upstream
-negotiate subprotocol and extensions between themselves. Nothing here logs a header.
+negotiate subprotocol and extensions between themselves. A request that asks for no upgrade
+(the HTTP API beside the socket) keeps its own target. Nothing here logs a header.
 """
 
 from __future__ import annotations
@@ -84,10 +85,18 @@ def host_header(upstream: str) -> str:
     return host if parts.port in (None, default) else f"{host}:{parts.port}"
 
 
+def is_upgrade(request: Head) -> bool:
+    """Does the request ask for a WebSocket (``Upgrade: websocket``)?"""
+    return any(value.lower() == "websocket" for value in request.values("Upgrade"))
+
+
 def upstream_request(request: Head, upstream: str) -> bytes:
-    """The client's request head as it goes upstream (see the module docstring)."""
+    """The client's request head as it goes upstream (see the module docstring); a plain HTTP
+    request (no upgrade: the HTTP API beside the socket) keeps its own target."""
     method, target, version = request.first
-    out = [f"{method} {upstream_target(upstream, target)} {version}".encode("latin-1"),
+    if is_upgrade(request):
+        target = upstream_target(upstream, target)
+    out = [f"{method} {target} {version}".encode("latin-1"),
            b"Host: " + host_header(upstream).encode("idna")]
     out += [line for line in request.lines if line.partition(b":")[0].strip().lower() not in FOR_THE_PROXY]
     return b"\r\n".join(out) + END

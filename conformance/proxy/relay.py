@@ -5,7 +5,8 @@ Transport facts from §1 of docs/spec.md. The client's upgrade request goes upst
 client wrote it (handshake.py: every header, the ``Authorization: Bearer`` key, the
 ``Sec-WebSocket-*`` offers; the client's query added to the upstream URL's, ``Host`` the
 upstream's) and the upstream's answer comes back unchanged: a 101 opens the relay, a refusal
-reaches the client as the upstream sent it (status, headers, body). An upstream that cannot be
+reaches the client as the upstream sent it (status, headers, body). A plain HTTP request (the
+HTTP API beside the socket) goes upstream with its own path and is relayed both ways, unobserved. An upstream that cannot be
 reached, or does not answer with an HTTP head within the open timeout, gets the client a 502.
 From then on every chunk read from one side is written to the other at once, one write per
 chunk, and only then cut into frames (frames.py) for the observer, so the client and the
@@ -90,6 +91,7 @@ class Phase(enum.Enum):
     REQUEST = "reading the client's upgrade request"
     UPSTREAM = "waiting for the upstream's answer"
     RELAY = "relaying"
+    PLAIN = "relaying a plain HTTP exchange, unobserved"
     REFUSED = "relaying the upstream's refusal"
     OVER = "over"
 
@@ -132,6 +134,7 @@ class Link:
         self.upstream: Any = None
         self.peer, self.secret = "unknown peer", ""
         self.watch: Watch | None = None
+        self.plain = False                     # no upgrade asked: relayed, not observed
         self.readers: dict[bool, FrameReader] = {}
         self._head = bytearray()
         self._head_rest = b""                  # client bytes after its request head
@@ -165,6 +168,8 @@ class Link:
                 self.client.write(data)
             if self.watch is not None and not self.watch.closed:
                 self._observe(from_client, data)
+        elif self.phase is Phase.PLAIN:
+            (self.upstream if from_client else self.client).write(data)
         elif self.phase is Phase.REQUEST and from_client:
             self._request_bytes(data)
         elif self.phase is Phase.UPSTREAM:
@@ -192,6 +197,7 @@ class Link:
             return
         self._head = bytearray()
         self.secret = bearer_key(request.headers)
+        self.plain = not handshake.is_upgrade(request)
         self.phase = Phase.UPSTREAM
         self.client.pause_reading()
         self._task = asyncio.ensure_future(self._connect(request))
@@ -218,6 +224,11 @@ class Link:
         self.upstream = end.transport
         self.upstream.write(handshake.upstream_request(request, self.relay.upstream) + self._head_rest)
         self._head_rest = b""
+        if self.plain:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self.phase = Phase.PLAIN
+            self.client.resume_reading()
 
     def _response_bytes(self, data: bytes) -> None:
         self._head += data
@@ -270,7 +281,8 @@ class Link:
     def _unreachable(self, detail: str) -> None:
         if self.phase is not Phase.UPSTREAM:
             return
-        self.observer.unreachable_upstream(self.peer, detail, self.secret)
+        if not self.plain:
+            self.observer.unreachable_upstream(self.peer, detail, self.secret)
         name = detail.split(":", 1)[0]
         self.client.write(handshake.plain_response(502, "Bad Gateway", f"proxy: upstream unreachable ({name})\n"))
         self._close_both()
@@ -293,12 +305,12 @@ class Link:
 
     def pause(self, reading_from_client: bool) -> None:
         side = self.client if reading_from_client else self.upstream
-        if side is not None and self.phase is Phase.RELAY:
+        if side is not None and self.phase in (Phase.RELAY, Phase.PLAIN):
             side.pause_reading()
 
     def resume(self, reading_from_client: bool) -> None:
         side = self.client if reading_from_client else self.upstream
-        if side is not None and self.phase is Phase.RELAY:
+        if side is not None and self.phase in (Phase.RELAY, Phase.PLAIN):
             side.resume_reading()
 
     def ended(self, from_client: bool) -> None:
@@ -316,7 +328,7 @@ class Link:
             other.close()
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, other.abort)   # a peer that reads nothing
             self._over()
-        elif self.phase is Phase.REFUSED and not from_client:
+        elif self.phase is Phase.PLAIN or (self.phase is Phase.REFUSED and not from_client):
             self._close_both()
         elif self.phase is Phase.UPSTREAM and not from_client:
             self._unreachable("EOFError: the upstream closed the connection before answering")
