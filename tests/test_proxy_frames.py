@@ -128,3 +128,36 @@ def test_heads_that_are_not_http_are_refused_in_one_line():
         handshake.parse(b"SSH-2.0-OpenSSH", request=False)
     response = handshake.parse(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 12", request=False)
     assert response.first[1] == "401" and handshake.body_length(response) == 12
+
+
+def test_reach_scopes_marked_by_type_only_read_nothing_else():
+    """reach.by_monitor answers the BY_TYPE_ONLY scopes from one event per type (the proxy's
+    bookkeeping, issue 19 item 6): each must give the same answer for an event and for its bare type."""
+    import json
+    from pathlib import Path
+
+    from conformance.monitor.clauses import BY_TYPE_ONLY, SCOPE
+    from conformance.reach import by_monitor
+
+    events: list = []
+    examples = Path(__file__).resolve().parent / "data" / "examples"
+    for path in sorted(examples.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        events += [ev for ev in (data if isinstance(data, list) else [data]) if isinstance(ev, dict)]
+    events += [{"type": t, "sequence_number": 1} for t in (
+        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.output_text.delta", "response.output_text.done", "response.function_call_arguments.done",
+        "response.output_item.done", "response.completed", "response.incomplete", "response.steer.failed")]
+    events += [{"type": "response.output_item.done", "item": {"status": "incomplete"}}, {"type": 7}, {}]
+    assert len({ev.get("type") for ev in events if isinstance(ev.get("type"), str)}) > 10
+    marked = [applies for applies, _ in SCOPE.values() if applies in BY_TYPE_ONLY]
+    assert marked
+    for applies in marked:
+        for ev in events:
+            assert applies(ev) == applies({"type": ev.get("type")}), (applies.__name__, ev)
+    creates = [{"type": "response.create"}, {"type": "response.create", "stream_id": "a"}]
+    for cut in range(len(events)):
+        batch = events[cut:cut + 5]
+        every_event = {clause for clause, (applies, needs) in SCOPE.items()
+                       if (needs is None or any(needs(c) for c in creates)) and any(applies(ev) for ev in batch)}
+        assert by_monitor(batch, creates) == every_event
