@@ -1,5 +1,5 @@
 """The proxy's sans-I/O pieces (issue 19 item 6): ``FrameReader`` reads the frames of a byte
-stream the relay passes on unchanged (RFC 6455 §5, RFC 7692), ``handshake`` rewrites only the
+stream the relay passes on unchanged (RFC 6455 section 5, RFC 7692), ``handshake`` rewrites only the
 request target and ``Host`` of the client's upgrade request. Frames are made with websockets'
 own sans-I/O writer, so both ends of the check are independent of the reader."""
 
@@ -67,7 +67,7 @@ def test_a_fragmented_compressed_message_inflates_whole():
     assert packed.endswith(b"\x00\x00\xff\xff")
     packed = packed[:-4]
     first, rest = packed[:100], packed[100:]
-    # RSV1 on the first frame only (RFC 7692 §6.1); websockets' writer refuses RSV1 without its extension
+    # RSV1 on the first frame only (RFC 7692 section 6.1); websockets' writer refuses RSV1 without its extension
     data = bytes([0x41, len(first)]) + first + bytes([0x80, 126]) + len(rest).to_bytes(2, "big") + rest
     assert FrameReader(masked=False, deflate=Deflate(False)).feed(data) == [(Kind.TEXT, body.decode())]
 

@@ -1,4 +1,4 @@
-"""WebSocket frames read off a byte stream the proxy relays unchanged (sans-I/O, RFC 6455 §5).
+"""WebSocket frames read off a byte stream the proxy relays unchanged (sans-I/O, RFC 6455 section 5).
 
 The relay writes each chunk it reads to the other side as it is, then gives the chunk to the
 ``FrameReader`` of that direction, which cuts it into frames, unmasks the client's, joins
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from websockets.utils import apply_mask     # the C speedup when websockets has it
 
 MAX_OBSERVED = 64 * 2**20     # bytes of one message kept for the monitor; bigger ones are relayed unread
-DEFLATE_TAIL = b"\x00\x00\xff\xff"       # RFC 7692 §7.2.2: removed by the sender, put back to inflate
+DEFLATE_TAIL = b"\x00\x00\xff\xff"       # RFC 7692 section 7.2.2: removed by the sender, put back to inflate
 NO_STATUS = 1005
 
 
@@ -53,7 +53,7 @@ def deflate_params(extensions: list[str], from_client: bool) -> Deflate | None |
 
 
 def close_payload(payload: bytes) -> tuple[int, str]:
-    """A close frame's (code, reason); 1005 when it has no code (RFC 6455 §7.1.5)."""
+    """A close frame's (code, reason); 1005 when it has no code (RFC 6455 section 7.1.5)."""
     if len(payload) < 2:
         return NO_STATUS, ""
     return int.from_bytes(payload[:2], "big"), payload[2:].decode("utf-8", "replace")
@@ -65,7 +65,7 @@ class FrameReader:
     for a close)."""
 
     def __init__(self, masked: bool, deflate: Deflate | None = None) -> None:
-        self.masked = masked                  # the client masks its frames (RFC 6455 §5.3)
+        self.masked = masked                  # the client masks its frames (RFC 6455 section 5.3)
         self.deflate = deflate
         self._inflater = zlib.decompressobj(-15) if deflate else None
         self._buf = bytearray()

@@ -1,4 +1,4 @@
-"""The WebSocket upgrade as the proxy relays it (sans-I/O, RFC 6455 §4, §1.1 of docs/spec.md).
+"""The WebSocket upgrade as the proxy relays it (sans-I/O, RFC 6455 section 4; §1.1 of docs/spec.md).
 
 The client's upgrade request goes upstream as the client wrote it, header lines byte for
 byte (``Authorization`` and ``Sec-WebSocket-Key`` too), with two changes: the request target
