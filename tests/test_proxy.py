@@ -401,6 +401,45 @@ def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
     assert cert["overall"] == "NOT-USABLE" and "upstream unreachable" in cert["cases"][0]["messages"][0]
 
 
+def test_a_request_that_is_not_http_gets_400_and_the_proxy_serves_on(proxied):
+    import socket
+    p = proxied()
+    with socket.create_connection(("127.0.0.1", p.proxy.port), timeout=5) as raw:
+        raw.sendall(b"hello there\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"request line" in answer
+    with connect(p.proxy.url, additional_headers={"Authorization": f"Bearer {KEY}"}, open_timeout=5, proxy=None) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "store": False, "input": "hi"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "response.created"
+    p.proxy.stop()
+    assert p.observer.problems == [] and len(p.observer.watches) == 1
+
+
+def test_an_upstream_that_does_not_speak_http_gets_the_client_a_502(proxied):
+    import socket
+    junk = socket.socket()
+    junk.bind(("127.0.0.1", 0))
+    junk.listen()
+
+    def answer() -> None:
+        conn, _ = junk.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+            time.sleep(0.5)
+
+    threading.Thread(target=answer, daemon=True).start()
+    p = proxied(upstream=f"ws://127.0.0.1:{junk.getsockname()[1]}/v1/responses")
+    try:
+        with pytest.raises(InvalidStatus) as exc:
+            connect(p.proxy.url, open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 502
+    finally:
+        junk.close()
+    p.proxy.stop()
+    assert p.observer.unreachable == 1 and "status line" in p.observer.problems[0]["messages"][0]
+
+
 def test_client_vanishing_mid_response_is_not_the_upstreams_fault(proxied):
     p = proxied(ttft_ms=300)
     ws = connect(p.proxy.url, additional_headers={"Authorization": f"Bearer {KEY}"}, open_timeout=5, proxy=None)
