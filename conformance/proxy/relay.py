@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from conformance.proxy import handshake
-from conformance.proxy.frames import Deflate, FrameReader, Kind, deflate_params
+from conformance.proxy.frames import FrameReader, Kind, deflate_params
 from conformance.proxy.observe import Observer, Watch, bearer_key
 from conformance.target import TargetError, derive_urls
 
