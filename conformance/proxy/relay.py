@@ -211,7 +211,7 @@ class Link:
         try:
             _, end = await asyncio.wait_for(loop.create_connection(
                 lambda: _End(self, False), parts.hostname, parts.port or (443 if secure else 80),
-                ssl=ssl.create_default_context() if secure else None,
+                ssl=self.relay.tls() if secure else None,
                 server_hostname=parts.hostname if secure else None), self.relay.open_timeout)
         except asyncio.CancelledError:
             raise
@@ -375,6 +375,13 @@ class Relay:
         self.links: set[Link] = set()
         self.tasks: set[asyncio.Task] = set()
         self._server: Any = None
+        self._tls: ssl.SSLContext | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of wss upstreams (system CAs), made once: loading the CAs takes a while."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     @property
     def url(self) -> str:
