@@ -330,6 +330,71 @@ def test_fragments_and_pings_pass_through_and_are_observed(proxied, echo):
     assert any("client closed: code 1000" in n for n in w.notes)
 
 
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here (cryptography)."""
+    import datetime
+    import ipaddress
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_a_wss_upstream_is_reached_over_tls(proxied, tmp_path):
+    """The proxy listens in the clear and speaks TLS to a wss upstream, checking its certificate."""
+    import ssl
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state: dict = {}
+
+    async def echo_once(ws) -> None:
+        async for msg in ws:
+            await ws.send(msg)
+
+    async def main() -> None:
+        state["server"] = await serve(echo_once, "127.0.0.1", 0, ssl=server_tls)
+        state["port"] = state["server"].sockets[0].getsockname()[1]
+        state["stop"] = asyncio.Event()
+        ready.set()
+        await state["stop"].wait()
+        state["server"].close()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        p = proxied(upstream=f"wss://127.0.0.1:{state['port']}/v1/responses")
+        p.proxy.relay._tls = ssl.create_default_context(cafile=str(cert))   # trust the test's own CA
+        with connect(p.proxy.url, open_timeout=5, proxy=None) as ws:
+            ws.send('{"type":"response.create"}')
+            assert ws.recv(timeout=5) == '{"type":"response.create"}'
+        p.proxy.relay._tls = None             # the system CAs do not know this certificate: a 502
+        with pytest.raises(InvalidStatus) as exc:
+            connect(p.proxy.url, open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 502
+        assert any("SSLCertVerificationError" in line for line in p.log)
+    finally:
+        loop.call_soon_threadsafe(state["stop"].set)
+        thread.join(5)
+
+
 def test_client_close_code_reaches_the_upstream(proxied, echo):
     p = proxied(upstream=echo.url)
     with connect(p.proxy.url, open_timeout=5, proxy=None) as ws:
