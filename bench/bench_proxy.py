@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -71,11 +72,27 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def window(url: str, conns: int, seconds: float, warmup: float) -> tuple[float, float]:
-    """One measurement window: (turns/s, p99 ms)."""
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    out = {}
+    for name, proc in procs.items():
+        times = proc.cpu_times()
+        out[name] = times.user + times.system
+    return out
+
+
+def window(url: str, conns: int, seconds: float, warmup: float,
+           procs: dict[str, psutil.Process]) -> tuple[float, float, dict[str, float]]:
+    """One measurement window: (turns/s, p99 ms, CPU microseconds per turn of each process).
+    The CPU figures count the warm-up too, so they are per turn of the whole window (turns
+    estimated at the measured rate): a load-independent view of what each process spends."""
+    before = cpu_seconds(procs)
     count, lats, elapsed = asyncio.run(load(url, conns, seconds, warmup))
+    after = cpu_seconds(procs)
     lats.sort()
-    return count / elapsed, lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000
+    rate = count / elapsed
+    turns = max(1.0, rate * (elapsed + warmup))
+    cpu = {name: (after[name] - before[name]) / turns * 1e6 for name in procs}
+    return rate, lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000, cpu
 
 
 def main() -> int:
@@ -105,13 +122,15 @@ def compare(label: str, options: tuple[str, ...], rounds: int, seconds: float, w
     misses = 0
     try:
         print(f"{label}: reference server {direct} {' '.join(options)}; proxy {proxied} (report {report_dir})")
+        procs = {"client": psutil.Process(), "server": psutil.Process(server.pid), "proxy": psutil.Process(proxy.pid)}
         for conns in (10, 100):
-            figures: dict[str, list[tuple[float, float]]] = {"direct": [], "proxied": []}
+            figures: dict[str, list[tuple[float, float, dict]]] = {"direct": [], "proxied": []}
             for _ in range(rounds):
-                figures["direct"].append(window(direct, conns, seconds, warmup))
-                figures["proxied"].append(window(proxied, conns, seconds, warmup))
-            rate = {side: statistics.median(r for r, _ in runs) for side, runs in figures.items()}
-            p99 = {side: statistics.median(p for _, p in runs) for side, runs in figures.items()}
+                figures["direct"].append(window(direct, conns, seconds, warmup, procs))
+                figures["proxied"].append(window(proxied, conns, seconds, warmup, procs))
+            rate = {side: statistics.median(r for r, _, _ in runs) for side, runs in figures.items()}
+            p99 = {side: statistics.median(p for _, p, _ in runs) for side, runs in figures.items()}
+            cpu = {name: statistics.median(c[name] for _, _, c in figures["proxied"]) for name in procs}
             ratio = rate["proxied"] / rate["direct"]
             added = p99["proxied"] - p99["direct"]
             rate_ok, p99_ok = ratio >= GOAL_RATE_RATIO, added <= GOAL_P99_ADDED_MS
@@ -123,6 +142,8 @@ def compare(label: str, options: tuple[str, ...], rounds: int, seconds: float, w
                 line += (f"  [goal ratio >= {GOAL_RATE_RATIO:.2f}: {verdict(rate_ok)}; "
                          f"p99 added <= {GOAL_P99_ADDED_MS:g} ms: {verdict(p99_ok)}]")
             print(line, flush=True)
+            print(f"{'':>18} CPU per proxied turn: client {cpu['client']:4.0f} us, server {cpu['server']:4.0f} us, "
+                  f"proxy {cpu['proxy']:4.0f} us (load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
         stop(proxy)
         stop(server)

@@ -11,27 +11,34 @@ messages and creates. No I/O, no pytest.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from conformance.monitor.clauses import SCOPE
+from conformance.monitor.clauses import BY_TYPE_ONLY, SCOPE
 
 # clause -> (a received event the rule applies to, a create the rule needs (None: any or none)),
 # declared with the clause in conformance/monitor/clauses.py
 MONITOR_SCOPE = SCOPE
 
 
-def by_monitor(messages: Iterable[Any], creates: Iterable[Any]) -> set[str]:
+def by_monitor(messages: Iterable[Any], creates: Iterable[Any], scope: Mapping = MONITOR_SCOPE) -> set[str]:
     """The monitor-governed clauses that ``messages`` (received, parsed) and ``creates`` (the
-    ``response.create`` events sent on the same connection) gave the monitor to check."""
+    ``response.create`` events sent on the same connection) gave the monitor to check; only
+    those of ``scope`` (a part of MONITOR_SCOPE: what a caller does not know yet)."""
     events = [m for m in messages if isinstance(m, dict)]
+    one_per_type = list({_type_key(ev): ev for ev in events}.values())
     sent = [c for c in creates if isinstance(c, dict)]
     out = set()
-    for clause, (applies, needs) in MONITOR_SCOPE.items():
+    for clause, (applies, needs) in scope.items():
         if needs is not None and not any(needs(c) for c in sent):
             continue
-        if any(applies(ev) for ev in events):
+        if any(applies(ev) for ev in (one_per_type if applies in BY_TYPE_ONLY else events)):
             out.add(clause)
     return out
+
+
+def _type_key(event: dict) -> Any:
+    typ = event.get("type")
+    return typ if isinstance(typ, str) else None
 
 
 def by_connection(conn: Any) -> set[str]:

@@ -1,5 +1,5 @@
 """Self-test helper: a relay with adversarial endings between the suite and a standalone
-reference server (issue 21). It is the proxy's ``Relay`` (conformance/proxy/relay.py: the
+reference server (issue 21). It is the proxy's ``MessageRelay`` (conformance/proxy/message_relay.py: the
 handshake, refusals and closes are mirrored as they are) with one change to the frames:
 
 ==================  =========================================================================
@@ -30,7 +30,8 @@ from websockets.exceptions import ConnectionClosed
 
 from conformance.monitor import TERMINAL_TYPES
 from conformance.monitor.events import valid_lane_name
-from conformance.proxy.relay import ProxyThread, Relay
+from conformance.proxy.message_relay import MessageRelay
+from conformance.proxy.relay import ProxyThread
 
 ENDINGS = ("drop", "rewrite-id", "twice", "delay", "errors-only", "rate-limit")
 RATE_LIMIT_EVERY = 4
@@ -67,8 +68,8 @@ def _parse(message: Any) -> dict | None:
     return ev if isinstance(ev, dict) else None
 
 
-class EndingRelay(Relay):
-    """``Relay`` whose upstream-to-client frames pass through ``ending``."""
+class EndingRelay(MessageRelay):
+    """``MessageRelay`` whose upstream-to-client frames pass through ``ending``."""
 
     def __init__(self, upstream: str, ending: str, delay_s: float = 0.0) -> None:
         if ending not in ENDINGS:

@@ -314,6 +314,87 @@ def test_frames_close_code_subprotocol_compression_and_headers_pass_unchanged(pr
     assert p.observer.watches[0].frames == {"from_client": 3, "from_upstream": 2}
 
 
+def test_fragments_and_pings_pass_through_and_are_observed(proxied, echo):
+    """The relay passes bytes on (issue 19 item 6): a fragmented message reaches the upstream
+    whole, a ping is answered by the upstream, and the observer read the message joined."""
+    p = proxied(upstream=echo.url)
+    with connect(p.proxy.url, open_timeout=5, proxy=None, compression=None) as ws:
+        ws.send(iter(['{"type":"frag', 'mented"}']))
+        assert ws.recv(timeout=5) == '{"type":"fragmented"}'
+        assert ws.ping(b"are you there").wait(5)
+    deadline = time.monotonic() + 5
+    while not p.observer.watches[0].closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w = p.observer.watches[0]
+    assert w.frames == {"from_client": 1, "from_upstream": 1}
+    assert any("client closed: code 1000" in n for n in w.notes)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here (cryptography)."""
+    import datetime
+    import ipaddress
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_a_wss_upstream_is_reached_over_tls(proxied, tmp_path):
+    """The proxy listens in the clear and speaks TLS to a wss upstream, checking its certificate."""
+    import ssl
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    state: dict = {}
+
+    async def echo_once(ws) -> None:
+        async for msg in ws:
+            await ws.send(msg)
+
+    async def main() -> None:
+        state["server"] = await serve(echo_once, "127.0.0.1", 0, ssl=server_tls)
+        state["port"] = state["server"].sockets[0].getsockname()[1]
+        state["stop"] = asyncio.Event()
+        ready.set()
+        await state["stop"].wait()
+        state["server"].close()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    assert ready.wait(5)
+    try:
+        p = proxied(upstream=f"wss://127.0.0.1:{state['port']}/v1/responses")
+        p.proxy.relay._tls = ssl.create_default_context(cafile=str(cert))   # trust the test's own CA
+        with connect(p.proxy.url, open_timeout=5, proxy=None) as ws:
+            ws.send('{"type":"response.create"}')
+            assert ws.recv(timeout=5) == '{"type":"response.create"}'
+        p.proxy.relay._tls = None             # the system CAs do not know this certificate: a 502
+        with pytest.raises(InvalidStatus) as exc:
+            connect(p.proxy.url, open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 502
+        assert any("SSLCertVerificationError" in line for line in p.log)
+    finally:
+        loop.call_soon_threadsafe(state["stop"].set)
+        thread.join(5)
+
+
 def test_client_close_code_reaches_the_upstream(proxied, echo):
     p = proxied(upstream=echo.url)
     with connect(p.proxy.url, open_timeout=5, proxy=None) as ws:
@@ -349,6 +430,21 @@ def test_refused_handshake_is_forwarded_and_reported(proxied, tmp_path):
     assert [c["verdict"] for c in cert["cases"]] == ["SKIPPED", "PASS"]
 
 
+def test_plain_http_requests_are_relayed_with_their_path_and_not_observed(proxied):
+    """The HTTP API beside the socket (GET /v1/responses/{id}) reaches the upstream as sent."""
+    import urllib.error
+    import urllib.request
+    p = proxied()
+    request = urllib.request.Request(p.proxy.base_url() + "/responses/resp_nowhere",
+                                     headers={"Authorization": f"Bearer {KEY}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        opener.open(request, timeout=5)
+    assert exc.value.code == 404 and "error" in json.loads(exc.value.read())
+    p.proxy.stop()
+    assert p.observer.records() == [] and p.log == []
+
+
 def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
     import socket
     s = socket.socket()
@@ -368,6 +464,45 @@ def test_unreachable_upstream_answers_502_and_is_reported(proxied, tmp_path):
     _validate(cert)
     # nothing was relayed, so nothing was observed: the one-line NOT-USABLE verdict, not ERROR
     assert cert["overall"] == "NOT-USABLE" and "upstream unreachable" in cert["cases"][0]["messages"][0]
+
+
+def test_a_request_that_is_not_http_gets_400_and_the_proxy_serves_on(proxied):
+    import socket
+    p = proxied()
+    with socket.create_connection(("127.0.0.1", p.proxy.port), timeout=5) as raw:
+        raw.sendall(b"hello there\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"request line" in answer
+    with connect(p.proxy.url, additional_headers={"Authorization": f"Bearer {KEY}"}, open_timeout=5, proxy=None) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "store": False, "input": "hi"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "response.created"
+    p.proxy.stop()
+    assert p.observer.problems == [] and len(p.observer.watches) == 1
+
+
+def test_an_upstream_that_does_not_speak_http_gets_the_client_a_502(proxied):
+    import socket
+    junk = socket.socket()
+    junk.bind(("127.0.0.1", 0))
+    junk.listen()
+
+    def answer() -> None:
+        conn, _ = junk.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+            time.sleep(0.5)
+
+    threading.Thread(target=answer, daemon=True).start()
+    p = proxied(upstream=f"ws://127.0.0.1:{junk.getsockname()[1]}/v1/responses")
+    try:
+        with pytest.raises(InvalidStatus) as exc:
+            connect(p.proxy.url, open_timeout=5, proxy=None)
+        assert exc.value.response.status_code == 502
+    finally:
+        junk.close()
+    p.proxy.stop()
+    assert p.observer.unreachable == 1 and "status line" in p.observer.problems[0]["messages"][0]
 
 
 def test_client_vanishing_mid_response_is_not_the_upstreams_fault(proxied):

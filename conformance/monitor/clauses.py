@@ -126,4 +126,7 @@ STREAM_NO_TRAILING_FRAME = _declare("STREAM-NO-TRAILING-FRAME", None)
 CREATE_ANSWERED = _declare("CREATE-ANSWERED", None)
 
 SCOPE: MappingProxyType[str, tuple[Applies, Needs]] = MappingProxyType(_scope)
+# the scopes that read nothing but the event's type: one event per type answers them
+BY_TYPE_ONLY: frozenset[Applies] = frozenset({_any, _error, _response_event, _created, _item, _delta, _done_value,
+                                              _fc_done, _completed})
 EMITTED: frozenset[str] = frozenset(_emitted)

@@ -39,6 +39,14 @@ def bearer_key(headers: Any) -> str:
     return rest.strip() if scheme.lower() == "bearer" else value.strip()
 
 
+def _text(data: str | bytes, size: int) -> str:
+    """One frame as a transcript shows it (``data`` cut to LINE_LIMIT, ``size`` its length)."""
+    if isinstance(data, (bytes, bytearray)):
+        return f"<binary frame, {size} bytes: {bytes(data[:48]).hex()}{'...' if size > 48 else ''}>"
+    text = data.replace("\r", "\\r").replace("\n", "\\n")
+    return text + (f"...<{size - LINE_LIMIT} more chars>" if size > LINE_LIMIT else "")
+
+
 class Watch:
     """One proxied connection: monitor, reached clauses, the last frames, usage."""
 
@@ -50,7 +58,7 @@ class Watch:
         self.nodeid = f"proxy::connection-{number:04d}"
         self.monitor = StreamMonitor(schemas)
         self.recorder = verdicts.CaseRecorder(registry, (), self.redact)
-        self.transcript: deque[str] = deque(maxlen=max(1, transcript_cap))
+        self.transcript: deque[tuple] = deque(maxlen=max(1, transcript_cap))   # (t, arrow, data, size)
         self.frames = {"from_client": 0, "from_upstream": 0}
         self.usage = UsageMeter()
         self.notes: list[str] = []
@@ -66,19 +74,30 @@ class Watch:
         return redact(text, self.secret) if self.secret else text
 
     def _line(self, arrow: str, data: str | bytes) -> None:
-        if isinstance(data, (bytes, bytearray)):
-            text = f"<binary frame, {len(data)} bytes: {bytes(data[:48]).hex()}{'...' if len(data) > 48 else ''}>"
-        else:
-            text = data.replace("\r", "\\r").replace("\n", "\\n")
-            if len(text) > LINE_LIMIT:
-                text = text[:LINE_LIMIT] + f"...<{len(text) - LINE_LIMIT} more chars>"
-        self.transcript.append(f"{self._clock() - self._t0:10.3f} {arrow} {self.redact(text)}")
+        # kept as it came (cut to LINE_LIMIT): written out, and redacted, only if a report needs it
+        size = len(data)
+        self.transcript.append((self._clock() - self._t0, arrow, data if size <= LINE_LIMIT else data[:LINE_LIMIT], size))
 
     def note(self, text: str) -> None:
         """A connection event (handshake, close, a peer that vanished), for log and transcript."""
         text = self.redact(text)
         self.notes.append(text)
-        self.transcript.append(f"{self._clock() - self._t0:10.3f} -- {text}")
+        self.transcript.append((self._clock() - self._t0, "--", text, 0))
+
+    def unread(self, from_client: bool, too_big: bool, detail: Any) -> None:
+        """A message relayed but not read (too big: ``detail`` its size), or a direction the
+        proxy can no longer follow (``detail`` says why)."""
+        who = "client" if from_client else "upstream"
+        if too_big:
+            self.frames["from_client" if from_client else "from_upstream"] += 1
+            self.note(f"the {who} sent a message of {detail} bytes: relayed, too big to observe")
+        else:
+            self.note(f"the {who}'s frames cannot be followed ({detail}): relayed, not observed from here on")
+
+    def transcript_lines(self) -> list[str]:
+        """The kept frames and events as transcript lines (not yet redacted)."""
+        return [f"{t:10.3f} {arrow} {data if arrow == '--' else _text(data, size)}"
+                for t, arrow, data, size in self.transcript]
 
     # --- frames
 
@@ -99,9 +118,10 @@ class Watch:
     def upstream_frame(self, data: str | bytes) -> None:
         """The upstream sent ``data`` (forwarded to the client as it was)."""
         self.frames["from_upstream"] += 1
-        self._last_upstream = self._clock()
-        self._line("<<", data)
-        obs = self.monitor.feed(data, self._clock() - self._t0)
+        now = self._last_upstream = self._clock()
+        size = len(data)
+        self.transcript.append((now - self._t0, "<<", data if size <= LINE_LIMIT else data[:LINE_LIMIT], size))
+        obs = self.monitor.feed(data, now - self._t0)
         event = obs.message
         if obs.request is not None:
             # the monitor keeps each request's events for a harness to read; the proxy reads
@@ -117,7 +137,10 @@ class Watch:
 
     def _reach(self) -> None:
         if self._pending:
-            self.recorder.checked |= reach.by_monitor(self._pending, self._lanes.values())
+            checked = self.recorder.checked
+            scope = {clause: rule for clause, rule in reach.MONITOR_SCOPE.items() if clause not in checked}
+            if scope:
+                self.recorder.checked = checked | reach.by_monitor(self._pending, self._lanes.values(), scope)
             self._pending = []
 
     def _report(self, findings: list) -> None:
@@ -156,7 +179,7 @@ class Watch:
         messages += rec.errors + self.notes[-5:]
         transcript = ""
         if verdict in (verdicts.FAIL, verdicts.NON_STRICT, verdicts.ERROR):
-            transcript = "\n".join([f"# {self.nodeid} from {self.peer}", *self.transcript])
+            transcript = "\n".join([f"# {self.nodeid} from {self.peer}", *self.transcript_lines()])
         return {
             "nodeid": self.nodeid,
             "clauses": sorted(rec.reached()),

@@ -1,63 +1,50 @@
-"""The proxy's I/O: a WebSocket server that opens one upstream socket per client and relays
-messages both ways unchanged, telling the ``Observer`` (observe.py) about every frame.
+"""The proxy's I/O: it relays the bytes of each connection both ways as they arrive and gives
+a copy to the ``Observer`` (observe.py), frame by frame.
 
-Transport facts from §1 of docs/spec.md: the client's handshake (its headers, the
-``Authorization: Bearer`` key, its query, its subprotocols and its permessage-deflate offer) is
-replayed upstream before the client's upgrade is answered, so a refusal reaches the client as
-the upstream sent it (status, headers, body) and the negotiated subprotocol is the upstream's.
-Text and binary messages are forwarded as they arrived (same type, same bytes); close frames are
-mirrored (code and reason; a peer that vanishes without one is mirrored by dropping the other
-side's TCP connection). Pings are answered on each hop, never forwarded. Nothing here logs a
-header. ``check_upstream`` is the start-up check (TCP, and TLS for wss, with a deadline): the
-CLI warns when it fails and serves anyway, since the upstream may come up later.
+Transport facts from §1 of docs/spec.md. The client's upgrade request goes upstream as the
+client wrote it (handshake.py: every header, the ``Authorization: Bearer`` key, the
+``Sec-WebSocket-*`` offers; the client's query added to the upstream URL's, ``Host`` the
+upstream's) and the upstream's answer comes back unchanged: a 101 opens the relay, a refusal
+reaches the client as the upstream sent it (status, headers, body). A plain HTTP request (the
+HTTP API beside the socket) goes upstream with its own path and is relayed both ways, unobserved. An upstream that cannot be
+reached, or does not answer with an HTTP head within the open timeout, gets the client a 502.
+From then on every chunk read from one side is written to the other at once, one write per
+chunk, and only then cut into frames (frames.py) for the observer, so the client and the
+upstream exchange exactly what they sent: frames, fragments, pings, compression and close
+frames are theirs. A side that closes its TCP connection after its close frame has the other
+side's closed after what is buffered for it; one that vanishes without a close frame has the
+other's dropped (its peer sees 1006). Writes that back up pause reading from the other side.
+Nothing here logs a header. ``check_upstream`` is the start-up check (TCP, and TLS for wss,
+with a deadline): the CLI warns when it fails and serves anyway, since the upstream may come up
+later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import ssl
 import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect as ws_connect
-from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.http11 import Response
-
+from conformance.proxy import handshake
+from conformance.proxy.frames import FrameReader, Kind, deflate_params
 from conformance.proxy.observe import Observer, Watch, bearer_key
 from conformance.target import TargetError, derive_urls
 
-# handshake headers that belong to one hop, never forwarded (websockets sets its own)
-HOP_HEADERS = frozenset({
-    "host", "connection", "upgrade", "sec-websocket-key", "sec-websocket-version",
-    "sec-websocket-extensions", "sec-websocket-protocol", "sec-websocket-accept", "content-length",
-    "transfer-encoding", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "date",
-})
 UPSTREAM_OPEN_TIMEOUT = 15.0
 UPSTREAM_CHECK_TIMEOUT = 3.0     # the start-up reachability check: a warning, never a wait
 CLOSE_TIMEOUT = 5.0
-NO_STATUS = 1005
-
-
-def _forwarded(headers: Headers) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers.raw_items() if k.lower() not in HOP_HEADERS]
-
-
-def _offered(headers: Headers, name: str) -> list[str]:
-    return [p.strip() for v in headers.get_all(name) for p in v.split(",") if p.strip()]
-
-
-def _is_loopback(host: str | None) -> bool:
-    return host in ("localhost", "::1") or (host or "").startswith("127.")
+REFUSAL_LINGER = 5.0             # a refusal's body without Content-Length: relayed until EOF or this
 
 
 def upstream_url(upstream: str, client_path: str) -> str:
     """The upstream URL with the client's query parameters added (the path stays the upstream's)."""
-    parts = urlsplit(upstream)
-    query = parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(urlsplit(client_path).query,
-                                                                        keep_blank_values=True)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    up = urlsplit(upstream)
+    query = parse_qsl(up.query, keep_blank_values=True) + parse_qsl(urlsplit(client_path).query,
+                                                                     keep_blank_values=True)
+    return urlunsplit((up.scheme, up.netloc, up.path, urlencode(query), ""))
 
 
 def socket_url(upstream: str) -> str:
@@ -100,12 +87,279 @@ async def check_upstream(upstream: str, timeout: float = UPSTREAM_CHECK_TIMEOUT)
     return None
 
 
-def _peer(conn: ServerConnection) -> str:
-    try:
-        host, port = conn.remote_address[:2]
-        return f"{host}:{port}"
-    except Exception:  # noqa: BLE001
-        return "unknown peer"
+class Phase(enum.Enum):
+    REQUEST = "reading the client's upgrade request"
+    UPSTREAM = "waiting for the upstream's answer"
+    RELAY = "relaying"
+    PLAIN = "relaying a plain HTTP exchange, unobserved"
+    REFUSED = "relaying the upstream's refusal"
+    OVER = "over"
+
+
+class _End(asyncio.Protocol):
+    """One socket of a ``Link``: the client's or the upstream's."""
+
+    def __init__(self, link: "Link", from_client: bool) -> None:
+        self.link, self.from_client = link, from_client
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self.from_client:
+            self.link.client_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.link.received(self.from_client, data)
+
+    def eof_received(self) -> None:
+        self.link.ended(self.from_client)          # returning None closes the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link.ended(self.from_client)
+
+    def pause_writing(self) -> None:
+        self.link.pause(reading_from_client=not self.from_client)
+
+    def resume_writing(self) -> None:
+        self.link.resume(reading_from_client=not self.from_client)
+
+
+class Link:
+    """One client connection: its upgrade, then the relay of its bytes (see the module docstring)."""
+
+    def __init__(self, relay: "Relay") -> None:
+        self.relay, self.observer = relay, relay.observer
+        self.phase = Phase.REQUEST
+        self.client: Any = None
+        self.upstream: Any = None
+        self.peer, self.secret = "unknown peer", ""
+        self.watch: Watch | None = None
+        self.plain = False                     # no upgrade asked: relayed, not observed
+        self.readers: dict[bool, FrameReader] = {}
+        self._head = bytearray()
+        self._head_rest = b""                  # client bytes after its request head
+        self._task: asyncio.Task | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refusal_left: int | None = None
+        self._gone: set[bool] = set()
+
+    # --- the upgrade
+
+    def client_made(self, transport: Any) -> None:
+        self.client = transport
+        try:
+            host, port = transport.get_extra_info("peername")[:2]
+            self.peer = f"{host}:{port}"
+        except Exception:  # noqa: BLE001 - a peer without an address is still served
+            pass
+        self._deadline = asyncio.get_running_loop().call_later(self.relay.open_timeout + 5, self._too_slow)
+
+    def _too_slow(self) -> None:
+        if self.phase is Phase.REQUEST:
+            self._abort()
+        elif self.phase is Phase.UPSTREAM:
+            self._unreachable(f"TimeoutError: no answer within {self.relay.open_timeout:g} s")
+
+    def received(self, from_client: bool, data: bytes) -> None:
+        if self.phase is Phase.RELAY:
+            if from_client:
+                self.upstream.write(data)
+            else:
+                self.client.write(data)
+            if self.watch is not None and not self.watch.closed:
+                self._observe(from_client, data)
+        elif self.phase is Phase.PLAIN:
+            (self.upstream if from_client else self.client).write(data)
+        elif self.phase is Phase.REQUEST and from_client:
+            self._request_bytes(data)
+        elif self.phase is Phase.UPSTREAM:
+            if from_client:                       # early frames: after the request, in order
+                if self.upstream is not None:
+                    self.upstream.write(data)
+                else:
+                    self._head_rest += data
+            else:
+                self._response_bytes(data)
+        elif self.phase is Phase.REFUSED and not from_client:
+            self._refusal_bytes(data)
+
+    def _request_bytes(self, data: bytes) -> None:
+        self._head += data
+        try:
+            split = handshake.split_head(self._head)
+            if split is None:
+                return
+            head, self._head_rest = split
+            request = handshake.parse(head, request=True)
+        except handshake.HeadError as exc:
+            self.client.write(handshake.plain_response(400, "Bad Request", f"proxy: {exc}\n"))
+            self._close_both()
+            return
+        self._head = bytearray()
+        self.secret = bearer_key(request.headers)
+        self.plain = not handshake.is_upgrade(request)
+        self.phase = Phase.UPSTREAM
+        self.client.pause_reading()
+        self._task = asyncio.ensure_future(self._connect(request))
+        self.relay.tasks.add(self._task)
+        self._task.add_done_callback(self.relay.tasks.discard)
+
+    async def _connect(self, request: handshake.Head) -> None:
+        parts = urlsplit(self.relay.upstream)
+        secure = parts.scheme == "wss"
+        loop = asyncio.get_running_loop()
+        try:
+            _, end = await asyncio.wait_for(loop.create_connection(
+                lambda: _End(self, False), parts.hostname, parts.port or (443 if secure else 80),
+                ssl=self.relay.tls() if secure else None,
+                server_hostname=parts.hostname if secure else None), self.relay.open_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - DNS, TCP, TLS: the client gets a 502
+            self._unreachable(f"{type(exc).__name__}: {exc}")
+            return
+        if self.phase is not Phase.UPSTREAM:         # the client left meanwhile
+            end.transport.abort()
+            return
+        self.upstream = end.transport
+        self.upstream.write(handshake.upstream_request(request, self.relay.upstream) + self._head_rest)
+        self._head_rest = b""
+        if self.plain:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self.phase = Phase.PLAIN
+            self.client.resume_reading()
+
+    def _response_bytes(self, data: bytes) -> None:
+        self._head += data
+        try:
+            split = handshake.split_head(self._head)
+            if split is None:
+                return
+            head, rest = split
+            response = handshake.parse(head, request=False)
+        except handshake.HeadError as exc:
+            self._unreachable(f"InvalidHandshake: {exc}")
+            return
+        self._head = bytearray()
+        if self._deadline is not None:
+            self._deadline.cancel()
+        status = int(response.first[1])
+        self.client.write(bytes(head) + handshake.END)
+        if status != 101:
+            self.observer.refused_handshake(self.peer, status, self.secret)
+            self.phase = Phase.REFUSED
+            self._refusal_left = handshake.body_length(response)
+            if self._refusal_left is None:
+                self._deadline = asyncio.get_running_loop().call_later(REFUSAL_LINGER, self._close_both)
+            self._refusal_bytes(rest)
+            return
+        extensions = response.values("Sec-WebSocket-Extensions")
+        self.watch = self.observer.open(self.peer, self.secret)
+        for from_client in (True, False):
+            params = deflate_params(extensions, from_client)
+            if isinstance(params, str):
+                self.watch.note(f"{params} negotiated: frames relayed, not observed")
+                self.watch.close("not observed", judge=False)
+                params = None
+            self.readers[from_client] = FrameReader(masked=from_client, deflate=params)
+        self.phase = Phase.RELAY
+        self.client.resume_reading()
+        if rest:
+            self.received(False, rest)
+
+    def _refusal_bytes(self, data: bytes) -> None:
+        left = self._refusal_left
+        if left is not None:
+            data = data[:left]
+            self._refusal_left = left - len(data)
+        if data:
+            self.client.write(data)
+        if self._refusal_left == 0:
+            self._close_both()
+
+    def _unreachable(self, detail: str) -> None:
+        if self.phase is not Phase.UPSTREAM:
+            return
+        if not self.plain:
+            self.observer.unreachable_upstream(self.peer, detail, self.secret)
+        name = detail.split(":", 1)[0]
+        self.client.write(handshake.plain_response(502, "Bad Gateway", f"proxy: upstream unreachable ({name})\n"))
+        self._close_both()
+
+    # --- the relay
+
+    def _observe(self, from_client: bool, data: bytes) -> None:
+        watch = self.watch
+        frame = watch.client_frame if from_client else watch.upstream_frame
+        for kind, payload in self.readers[from_client].feed(data):
+            if kind is Kind.TEXT or kind is Kind.BINARY:
+                frame(payload)
+            elif kind is Kind.CLOSE:
+                code, reason = payload
+                who = "client" if from_client else "upstream"
+                watch.close(f"{who} closed: code {code} reason {reason!r}", judge=None if from_client else True)
+                return
+            else:
+                watch.unread(from_client, kind is Kind.TOO_BIG, payload)
+
+    def pause(self, reading_from_client: bool) -> None:
+        side = self.client if reading_from_client else self.upstream
+        if side is not None and self.phase in (Phase.RELAY, Phase.PLAIN):
+            side.pause_reading()
+
+    def resume(self, reading_from_client: bool) -> None:
+        side = self.client if reading_from_client else self.upstream
+        if side is not None and self.phase in (Phase.RELAY, Phase.PLAIN):
+            side.resume_reading()
+
+    def ended(self, from_client: bool) -> None:
+        """One side's TCP connection ended (EOF, reset, or closed by us)."""
+        if from_client in self._gone:
+            return
+        self._gone.add(from_client)
+        if self.phase is Phase.RELAY:
+            watch = self.watch
+            if watch is not None and not watch.closed:
+                who = "client" if from_client else "upstream"
+                watch.close(f"{who} disconnected without a close frame", judge=None if from_client else True)
+            # closed after what is buffered for it: without a close frame before, its peer sees 1006
+            other = self.upstream if from_client else self.client
+            other.close()
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, other.abort)   # a peer that reads nothing
+            self._over()
+        elif self.phase is Phase.PLAIN or (self.phase is Phase.REFUSED and not from_client):
+            self._close_both()
+        elif self.phase is Phase.UPSTREAM and not from_client:
+            self._unreachable("EOFError: the upstream closed the connection before answering")
+        elif self.phase is not Phase.OVER:
+            self._abort()
+
+    def stop(self) -> None:
+        """The proxy stops: nothing more is judged, both sockets are dropped."""
+        if self.watch is not None:
+            self.watch.close("proxy stopped with the connection open", judge=False)
+        self._abort()
+
+    def _close_both(self) -> None:
+        for side in (self.client, self.upstream):
+            if side is not None:
+                side.close()
+        self._over()
+
+    def _abort(self) -> None:
+        for side in (self.client, self.upstream):
+            if side is not None:
+                side.abort()
+        self._over()
+
+    def _over(self) -> None:
+        self.phase = Phase.OVER
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self.relay.links.discard(self)
 
 
 class Relay:
@@ -118,133 +372,45 @@ class Relay:
             raise ValueError(f"--upstream {upstream!r}: no host")
         self.upstream, self.observer = upstream, observer
         self.host, self.port, self.open_timeout = host, port, open_timeout
+        self.links: set[Link] = set()
+        self.tasks: set[asyncio.Task] = set()
         self._server: Any = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tls: ssl.SSLContext | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        """The TLS context of wss upstreams (system CAs), made once: loading the CAs takes a while."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}{urlsplit(self.upstream).path}"
 
+    def _accept(self) -> _End:
+        link = Link(self)
+        self.links.add(link)
+        return _End(link, True)
+
     async def start(self) -> None:
-        self._server = await serve(
-            self._handle, self.host, self.port, process_request=self._open_upstream,
-            process_response=self._answer, select_subprotocol=self._subprotocol, compression="deflate",
-            max_size=None, ping_interval=None, close_timeout=CLOSE_TIMEOUT, server_header=None,
-            open_timeout=self.open_timeout + 5)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._server is None:
             return
-        self._server.close(close_connections=False)
-        for conn in list(self._server.connections):
-            upstream = getattr(conn, "upstream", None)
-            for ws in (conn, upstream):
-                if ws is not None and ws.transport is not None:
-                    ws.transport.abort()
+        self._server.close()
+        for link in list(self.links):
+            link.stop()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
         except asyncio.TimeoutError:
-            pass      # a handler still winding down: the report is written from what was seen
-        self._server = None
-
-    # --- handshake: the upstream first, then the client's answer
-
-    async def _open_upstream(self, conn: ServerConnection, request: Any) -> Response | None:
-        headers = request.headers
-        peer, secret = _peer(conn), bearer_key(headers)
-        offered = _offered(headers, "Sec-WebSocket-Protocol")
-        deflate = any(e.split(";")[0].strip() == "permessage-deflate"
-                      for e in _offered(headers, "Sec-WebSocket-Extensions"))
-        url = upstream_url(self.upstream, request.path)
-        kwargs: dict[str, Any] = dict(
-            additional_headers=_forwarded(headers), subprotocols=offered or None,
-            compression="deflate" if deflate else None, open_timeout=self.open_timeout, max_size=None,
-            ping_interval=None, close_timeout=CLOSE_TIMEOUT, user_agent_header=None)
-        if _is_loopback(urlsplit(url).hostname):
-            kwargs["proxy"] = None    # never route loopback through an environment proxy
-        try:
-            upstream = await ws_connect(url, **kwargs)
-        except InvalidStatus as exc:
-            refusal = exc.response
-            self.observer.refused_handshake(peer, refusal.status_code, secret)
-            return Response(refusal.status_code, refusal.reason_phrase, Headers(_forwarded(refusal.headers)),
-                            refusal.body or b"")
-        except (OSError, TimeoutError, InvalidHandshake, InvalidURI, EOFError) as exc:
-            self.observer.unreachable_upstream(peer, f"{type(exc).__name__}: {exc}", secret)
-            return conn.respond(502, f"proxy: upstream unreachable ({type(exc).__name__})\n")
-        conn.upstream = upstream                               # type: ignore[attr-defined]
-        conn.watch = self.observer.open(peer, secret)    # type: ignore[attr-defined]
-        return None
-
-    @staticmethod
-    def _subprotocol(conn: ServerConnection, offered: Any) -> Any:
-        upstream = getattr(conn, "upstream", None)
-        chosen = upstream.subprotocol if upstream is not None else None
-        return chosen if chosen in offered else None
-
-    async def _answer(self, conn: ServerConnection, request: Any, response: Response) -> Response:
-        upstream = getattr(conn, "upstream", None)
-        if upstream is None:
-            return response
-        if response.status_code != 101:      # the client's handshake failed here: drop the upstream
-            await upstream.close()
-            watch: Watch = conn.watch            # type: ignore[attr-defined]
-            watch.close(f"client handshake failed: HTTP {response.status_code}", judge=False)
-            return response
-        for k, v in _forwarded(upstream.response.headers):
-            if k.lower() != "server" or "Server" not in response.headers:
-                response.headers[k] = v
-        return response
-
-    # --- the relay
-
-    async def _handle(self, client: ServerConnection) -> None:
-        upstream = getattr(client, "upstream", None)
-        if upstream is None:
-            return
-        watch: Watch = client.watch          # type: ignore[attr-defined]
-        to_up = asyncio.create_task(self._pump(client, upstream, watch.client_frame))
-        to_client = asyncio.create_task(self._pump(upstream, client, watch.upstream_frame))
-        try:
-            done, _ = await asyncio.wait({to_up, to_client}, return_when=asyncio.FIRST_COMPLETED)
-            ended = (to_up if to_up in done else to_client).result()
-            await self._mirror_close(watch, ended, upstream if ended is client else client, ended is upstream)
-        finally:    # also when the proxy stops: no pump outlives its connection
-            for t in (to_up, to_client):
-                t.cancel()
-            await asyncio.gather(to_up, to_client, return_exceptions=True)
-
-    @staticmethod
-    async def _mirror_close(watch: Watch, ended: Any, other: Any, by_upstream: bool) -> None:
-        """``ended`` closed (or vanished): tell the watch, and do the same to ``other``."""
-        who = "upstream" if by_upstream else "client"
-        rcvd = ended.protocol.close_rcvd
-        judge = True if by_upstream else None
-        try:
-            if rcvd is not None:
-                watch.close(f"{who} closed: code {rcvd.code} reason {rcvd.reason!r}", judge=judge)
-                await other.close(None if rcvd.code == NO_STATUS else rcvd.code, rcvd.reason)
-            else:
-                watch.close(f"{who} disconnected without a close frame", judge=judge)
-                if other.transport is not None:
-                    other.transport.abort()
-        except Exception as exc:  # noqa: BLE001 - a half-dead socket must not crash the proxy
-            watch.note(f"closing the {'client' if by_upstream else 'upstream'} side: {type(exc).__name__}")
-
-    @staticmethod
-    async def _pump(src: Any, dst: Any, observe: Any) -> Any:
-        """Relay src's messages to dst until one side ends; returns the side that ended."""
-        try:
-            async for message in src:
-                observe(message)
-                try:
-                    await dst.send(message)
-                except ConnectionClosed:
-                    return dst
-        except ConnectionClosed:
             pass
-        return src
+        self._server = None
 
 
 class ProxyThread:

@@ -452,6 +452,8 @@ class Session:
                 first = stop
         elif self.flags.interleave_responses:
             for event in events:
+                if live is not None:  # a steer event later continues this numbering (§4.9)
+                    self._number_live(live, [event])
                 data, binary = frame(event)
                 await send(data, binary)
                 await asyncio.sleep(0)

@@ -259,3 +259,18 @@ def test_steer_stops_a_multi_item_response_at_a_safe_boundary(make_server, termi
         assert texts and "6 context items seen" in texts[0], texts
         assert nonces_of_streamed(ws.turn(timeout=10, input="p", stream_id="m", store=False,
                                           previous_response_id=probe.id, **probe_fields())) == ["LYNX-5150"]
+
+
+def test_interleaved_responses_number_their_steer_events_on():
+    """The interleave-responses defect breaks QUEUE-ONE-IN-FLIGHT only: a steer refused for a
+    response it streamed still takes that response's next number (it took 0: SEQ-MONOTONIC)."""
+    from conformance.server import ServerConfig, ServerThread
+
+    config = ServerConfig(api_keys=(KEY_A,), test_controls=True, steering=True, defects=("interleave-responses",))
+    with ServerThread(config) as srv, WS(srv.ws_url) as ws:
+        t = ws.turn(timeout=10, input="short")
+        assert t.status == "completed"
+        steer(ws, t.id, "late")
+        ev = ws.recv()
+        assert ev["type"] == "response.steer.failed"
+        assert ev["sequence_number"] == t.events[-1]["sequence_number"] + 1
