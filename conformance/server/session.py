@@ -453,7 +453,7 @@ class Session:
         elif self.flags.interleave_responses:
             for event in events:
                 if live is not None:  # a steer event later continues this numbering (§4.9)
-                    self._number_live(live, [event])
+                    self.steering.number(live, [event])
                 data, binary = frame(event)
                 await send(data, binary)
                 await asyncio.sleep(0)
