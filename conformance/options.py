@@ -380,6 +380,7 @@ def build_settings(config: pytest.Config) -> Settings:
     client_command = _validate_client_command(opt("client_command"), target_url)
     # a run judges one side of the wire: its clause table holds that side's clauses only
     registry = _validate_clauses(opt("clauses"), config.rootpath).side(verdicts.CLIENT if client_command else verdicts.SERVER)
+    registry = registry.for_profile(profile.capabilities())     # should_when levels (a client run's profile)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)

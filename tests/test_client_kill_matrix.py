@@ -44,6 +44,8 @@ MATRIX = {
     "ignores-failed": (S.FAILED_ENDS, "response-failed or response-incomplete"),
     "unknown-breaks": (S.UNKNOWN_EVENTS, "unknown-events"),
     "caps-1mib": (S.LARGE_FRAMES, "large-terminal"),
+    # a client profile (--profile) sets what the same habit costs: a MUST under P-open
+    "stream-field/open-responses": (S.CREATE_NO_STREAM, "tool-loop"),
 }
 
 
@@ -66,10 +68,13 @@ def _no_key_in(report: Path) -> None:
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_broken_client_fails_its_clause_only(name, tmp_path):
     clause, scenarios = MATRIX[name]
+    name, _, profile = name.partition("/")      # a row named BREAK/PROFILE runs under --profile PROFILE
     started = time.monotonic()
-    proc, cert = _run(f"{BROKEN} {name}", tmp_path, "-k", scenarios)
+    proc, cert = _run(f"{BROKEN} {name}", tmp_path, "-k", scenarios, *(("--profile", profile) if profile else ()))
     rows = {r["id"]: r for r in cert["clauses"]}
     level = rows[clause]["level"]
+    if profile == "open-responses":
+        assert level == "MUST" and cert["profile"] == profile, cert["profile"]
     assert rows[clause]["verdict"] == EXPECTED[level], (rows[clause], proc.stdout[-2000:])
     others = {cid: r["verdict"] for cid, r in rows.items() if cid != clause and r["verdict"] in (V.FAIL, V.NON_STRICT)}
     assert not others, f"{name} also broke {others}"
@@ -80,9 +85,10 @@ def test_broken_client_fails_its_clause_only(name, tmp_path):
         assert time.monotonic() - started < S.BY_NAME["top-level-error"].deadline_s + 30
 
 
-@pytest.mark.parametrize("command", [BROKEN + " correct", "python examples/sdk_client.py"])
-def test_correct_clients_pass_every_scenario(command, tmp_path):
-    proc, cert = _run(command, tmp_path)
+@pytest.mark.parametrize("command, profile", [(BROKEN + " correct", "openai"), ("python examples/sdk_client.py", "openai"),
+                                              (BROKEN + " correct", "open-responses")])
+def test_correct_clients_pass_every_scenario(command, profile, tmp_path):
+    proc, cert = _run(command, tmp_path, "--profile", profile)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert cert["overall"] == V.PASS and cert["certification"]["certified"] is True
     assert {r["id"] for r in cert["clauses"]} == set(S.client_clauses())
@@ -112,3 +118,15 @@ def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
         proc.stdout[-3000:]
     assert proc.returncode == 1
     _no_key_in(tmp_path)
+
+
+def test_agents_example_under_open_responses_fails_for_stream(tmp_path):
+    """Under --profile open-responses (P-open forbids stream) the stream: true that openai-agents
+    sends is a FAIL of the MUST, where the OpenAI profiles make it NON-STRICT."""
+    pytest.importorskip("agents")
+    proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60",
+                      "--profile", "open-responses", "-k", "tool-loop")
+    rows = {r["id"]: r for r in cert["clauses"]}
+    assert rows[S.CREATE_NO_STREAM]["level"] == "MUST" and rows[S.CREATE_NO_STREAM]["verdict"] == V.FAIL
+    assert {cid for cid, r in rows.items() if r["verdict"] in (V.FAIL, V.NON_STRICT)} == {S.CREATE_NO_STREAM}
+    assert proc.returncode == 1

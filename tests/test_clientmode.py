@@ -17,6 +17,7 @@ from conformance.clientmode import judge as J
 from conformance.clientmode import scenarios as S
 from conformance.clientmode.record import Connection, Direction, Frame, Process, Recording
 from conformance.clientmode.runner import CommandError, run_scenario, split_command
+from conformance.target import load_profile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,5 +171,25 @@ def test_judge_by_hand_flat_and_no_stream_are_separate_clauses():
     empty = Recording(connections=[], process=Process(0, 0.1, False))
     assert J.create_flat(empty, S.BY_NAME["tool-loop"], []).ok is None
     assert J.create_no_stream(empty, S.BY_NAME["tool-loop"], []).ok is None
-    levels = {c.id: c.level for c in V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)}
+    client = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
+    levels = {c.id: c.level for c in client.for_profile(load_profile("openai").capabilities())}
     assert levels[S.CREATE_FLAT] == "MUST" and levels[S.CREATE_NO_STREAM] == "SHOULD"
+
+
+@pytest.mark.parametrize("profile, level", [("openai", "SHOULD"), ("openai-2026-02", "SHOULD"),
+                                            ("reference", "SHOULD"), ("open-responses", "MUST"), ("xai", "MUST")])
+def test_a_client_profile_sets_the_level_of_sending_stream(profile, level):
+    """§4.11 item 54: stream/background is a SHOULD for a client of a server that tolerates
+    stream (the OpenAI profiles), a MUST for one whose server may refuse it (P-open; xAI's
+    docs do not say it is tolerated); the digest stays the whole registry's."""
+    whole = V.ClauseRegistry.load(V.default_clauses_path())
+    view = whole.side(V.CLIENT).for_profile(load_profile(profile).capabilities())
+    assert view[S.CREATE_NO_STREAM].level == level
+    assert view[S.CREATE_FLAT].level == "MUST" and view.digest() == whole.digest()
+
+
+def test_should_when_only_lowers_a_must(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[clause]]\nid = "X"\nlevel = "SHOULD"\nshould_when = ["lanes"]\n')
+    with pytest.raises(V.RegistryError, match="should_when"):
+        V.ClauseRegistry.load(path)
