@@ -11,7 +11,8 @@ not recover from) ends the program with exit 1 and the reason on stderr; the rec
 behaviour is the Agents SDK's own (docs/clients.md lists what it does in each scenario).
 
 The endpoint and key come from OPENAI_BASE_URL and OPENAI_API_KEY, the WebSocket URL from
-CONFORMANCE_WS_URL.
+CONFORMANCE_WS_URL. CONFORMANCE_CLIENT_STORE=false sets ``ModelSettings(store=False)``;
+CONFORMANCE_CLIENT_PAUSE_S is a pause between two runs (the socket idles).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import agents
 TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
 MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
 RUN_TIMEOUT_S = float(os.environ.get("CONFORMANCE_CLIENT_RUN_TIMEOUT_S", "20"))
+STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
+PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
 
 
 @agents.function_tool
@@ -35,7 +38,7 @@ def get_weather(city: str) -> str:
 
 async def converse() -> int:
     agent = agents.Agent(name="weather", instructions="Be terse.", tools=[get_weather], model=MODEL,
-                         model_settings=agents.ModelSettings(store=True))
+                         model_settings=agents.ModelSettings(store=STORE))
     ws_url = os.environ.get("CONFORMANCE_WS_URL")
     base = ws_url.rsplit("/responses", 1)[0] if ws_url else None
     previous = None
@@ -47,6 +50,8 @@ async def converse() -> int:
                             auto_previous_response_id=True,
                             max_turns=4), RUN_TIMEOUT_S)
             previous = result.last_response_id
+            if PAUSE_S and turn < runs:
+                await asyncio.sleep(PAUSE_S)
     print(f"done: {runs} runs, last response {previous}")
     return 0
 

@@ -38,14 +38,18 @@ MATRIX = {
     "socket-per-turn": (S.ONE_SOCKET, "tool-loop"),
     "stops-early": (S.FINISHES, "tool-loop"),
     "loops-on-dead-id": (S.EVICTION, "eviction"),
-    "no-reconnect": (S.RECONNECTS, "lifetime or idle-close or close-mid-response"),
+    "no-reconnect": (S.RECONNECTS, "lifetime or idle-close or close-mid-response or idle-limit"),
     "tight-reconnect": (S.RETRIES_SPACED, "reconnect-refused"),
     "ignores-error": (S.ERROR_ENDS, "top-level-error"),
     "ignores-failed": (S.FAILED_ENDS, "response-failed or response-incomplete"),
     "unknown-breaks": (S.UNKNOWN_EVENTS, "unknown-events"),
     "caps-1mib": (S.LARGE_FRAMES, "large-terminal"),
+    "impatient": (S.WAITS_FOR_SLOW, "slow-first-token"),
+    "pipelines": (S.ONE_IN_FLIGHT, "busy-reject"),
+    "stale-store-false": (S.STORE_FALSE, "store-false-reconnect"),
     # a client profile (--profile) sets what the same habit costs: a MUST under P-open
     "stream-field/open-responses": (S.CREATE_NO_STREAM, "tool-loop"),
+    "pipelines/open-responses": (S.ONE_IN_FLIGHT, "busy-reject"),
 }
 
 
@@ -109,12 +113,13 @@ def test_every_client_clause_is_checked_and_killed():
 
 
 def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
-    """openai-agents 0.24.0: the two FAILs and the one NON-STRICT (stream: true, which OpenAI's
+    """openai-agents 0.24.0: the three FAILs and the one NON-STRICT (stream: true, which OpenAI's
     own SDKs send) docs/clients.md explains, and no other non-pass."""
     pytest.importorskip("agents")
     proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60")
     not_passed = {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] != V.PASS}
-    assert not_passed == {S.CREATE_NO_STREAM: V.NON_STRICT, S.EVICTION: V.FAIL, S.RECONNECTS: V.FAIL}, \
+    assert not_passed == {S.CREATE_NO_STREAM: V.NON_STRICT, S.EVICTION: V.FAIL, S.RECONNECTS: V.FAIL,
+                          S.STORE_FALSE: V.FAIL}, \
         proc.stdout[-3000:]
     assert proc.returncode == 1
     _no_key_in(tmp_path)

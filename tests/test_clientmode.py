@@ -193,3 +193,68 @@ def test_should_when_only_lowers_a_must(tmp_path):
     path.write_text('[[clause]]\nid = "X"\nlevel = "SHOULD"\nshould_when = ["lanes"]\n')
     with pytest.raises(V.RegistryError, match="should_when"):
         V.ClauseRegistry.load(path)
+
+
+def _create(**fields) -> dict:
+    return dict({"type": "response.create", "model": "m", "input": "x"}, **fields)
+
+
+def test_judge_one_in_flight_counts_only_creates_before_the_answer():
+    """A create that arrives after the answer went out is never counted (the client may have
+    sent it a moment before it read the answer: a race it cannot see); one that arrives before
+    is; creates of another lane are not the default lane's."""
+    scenario = S.BY_NAME["busy-reject"]
+    after = [_in(0.1, _create()), _out(0.2, _done("r1")), _in(0.2, _create(previous_response_id="r1")),
+             _out(0.3, _done("r2"))]
+    rec = Recording(connections=[_conn(0, after)], process=Process(0, 0.4, False))
+    assert J.one_in_flight(rec, scenario, J.requests(rec)).ok is True
+    early = [_in(0.1, _create()), _in(0.15, _create()), _out(0.16, {"type": "error", "error": {
+        "code": "response_already_in_flight"}}), _out(0.2, _done("r1"))]
+    rec = Recording(connections=[_conn(0, early)], process=Process(0, 0.4, False))
+    judged = J.one_in_flight(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "1 busy rejection" in judged.message
+    lanes = [_in(0.1, _create(stream_id="a")), _in(0.15, _create(stream_id="b")),
+             _out(0.2, dict(_done("r1"), stream_id="a")), _out(0.3, dict(_done("r2"), stream_id="b"))]
+    rec = Recording(connections=[_conn(0, lanes)], process=Process(0, 0.4, False))
+    assert J.one_in_flight(rec, scenario, J.requests(rec)).ok is None      # no lane had a second request
+    single = Recording(connections=[_conn(0, after[:2])], process=Process(0, 0.4, False))
+    assert J.one_in_flight(single, scenario, J.requests(single)).ok is None
+
+
+def test_judge_slow_first_event_counts_what_came_before_it():
+    scenario = S.BY_NAME["slow-first-token"]
+    base = [_in(0.1, _create()), _out(0.2, _done("r1")), _in(0.3, _create(previous_response_id="r1"))]
+    waited = base + [_out(3.3, {"type": "response.created"}), _out(3.4, _done("r2"))]
+    rec = Recording(connections=[_conn(0, waited)], process=Process(0, 4.0, False))
+    judged = J.waits_for_slow(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "2/4 turns" in judged.message       # waited, but did not finish
+    resent = base + [_in(1.3, _create(previous_response_id="r1")), _out(3.3, {"type": "response.created"})]
+    rec = Recording(connections=[_conn(0, resent)], process=Process(0, 4.0, False))
+    assert J.waits_for_slow(rec, scenario, J.requests(rec)).ok is False
+    # a create after the first event went out is the client's next business, not a resend
+    later = waited + [_in(3.5, _create(previous_response_id="r2"))]
+    rec = Recording(connections=[_conn(0, later)], process=Process(0, 4.0, False))
+    assert "waited 3.00 s" in J.waits_for_slow(rec, scenario, J.requests(rec)).message
+    closed = Recording(connections=[_conn(0, base, closed_by="client", closed=1.3),
+                                    _conn(1, [], opened=1.5)], process=Process(0, 4.0, False))
+    assert "closed the connection" in J.waits_for_slow(closed, scenario, J.requests(closed)).message
+
+
+def test_judge_store_false_names_only_its_own_connection():
+    scenario = S.Scenario("t", "", (S.STORE_FALSE,), turns=2)
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    first = [_in(0.1, _create(store=False)), _out(0.2, _done("r1", [call]))]
+    stale = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False, previous_response_id="r1")),
+                                                              _out(0.5, _done("r2"))], opened=0.3)],
+                      process=Process(0, 0.6, False))
+    judged = J.store_false(stale, scenario, J.requests(stale))
+    assert judged.ok is False and "connection 0" in judged.message
+    forgot = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False)), _out(0.5, _done("r2"))],
+                                                           opened=0.3)], process=Process(0, 0.6, False))
+    assert "c1" in J.store_false(forgot, scenario, J.requests(forgot)).message
+    full = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False, input=[call])),
+                                                             _out(0.5, _done("r2"))], opened=0.3)],
+                     process=Process(0, 0.6, False))
+    assert J.store_false(full, scenario, J.requests(full)).ok is True
+    stored = Recording(connections=[_conn(0, [_in(0.1, _create()), _out(0.2, _done("r1"))])], process=Process(0, 0.3, False))
+    assert J.store_false(stored, scenario, J.requests(stored)).ok is None

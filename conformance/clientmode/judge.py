@@ -331,6 +331,108 @@ def large_frames(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Jud
     return Judgement(S.LARGE_FRAMES, ok, f"{what}; {why}")
 
 
+def waits_for_slow(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    """The request whose first event the stage delayed: between the create and that first event
+    (both as the server saw them, so the client had certainly not seen the event yet) nothing
+    may come from the client on that connection, the client may not close it, and no new
+    connection may open."""
+    slow = {n for n, act in scenario.acts.items() if act is S.Act.SLOW_FIRST}
+    req = next((r for r in reqs if r.number in slow), None)
+    if req is None:
+        return Judgement(S.WAITS_FOR_SLOW, None, f"the client never sent request {min(slow, default=0)}")
+    conn = req.connection
+    after = conn.frames[conn.frames.index(req.frame) + 1:]
+    first = next((f for f in after if f.direction is Direction.OUT), None)
+    until = first.at if first is not None else float("inf")
+    what = f"request {req.number} on connection {conn.index}"
+    sent = [f for f in after if f.direction is Direction.IN and f.at < until]
+    if sent:
+        kind = (sent[0].event or {}).get("type") or "a frame"
+        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: {kind} sent {sent[0].at - req.frame.at:.2f} s after "
+                                                  "the create, before the response's first event")
+    if conn.closed_by == "client" and conn.closed is not None and conn.closed < until:
+        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: the client closed the connection "
+                                                  f"{conn.closed - req.frame.at:.2f} s after the create, before "
+                                                  "the response's first event")
+    fresh = [c for c in rec.connections if req.frame.at < c.opened < until]
+    if fresh:
+        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: connection {fresh[0].index} opened "
+                                                  f"{fresh[0].opened - req.frame.at:.2f} s after the create, "
+                                                  "before the response's first event")
+    if first is None:
+        return Judgement(S.WAITS_FOR_SLOW, None, f"{what}: the response never began; {_process(rec)}")
+    ok, why = _finished(rec, scenario, reqs)
+    ok = ok and req.answer == "response.completed"
+    return Judgement(S.WAITS_FOR_SLOW, ok, f"{what} waited {first.at - req.frame.at:.2f} s for its first event "
+                                           f"and ended {req.answer or 'without an answer'}; {why}")
+
+
+def one_in_flight(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    """Per connection and lane (``stream_id``; none is the default lane), a create the server
+    received before it had sent the answer (terminal event or error) of every earlier create
+    of that lane. Only a create that arrived before the answer went out counts: the client
+    cannot have seen that answer, so no race can fail a sequential client."""
+    followed = 0
+    for conn in rec.connections:
+        unanswered: dict = {}           # lane -> creates without an answer yet
+        for frame in conn.frames:
+            event = frame.event or {}
+            etype, lane = event.get("type"), event.get("stream_id")
+            if frame.direction is Direction.IN and etype == "response.create":
+                if unanswered.get(lane, 0):
+                    where = "the default lane" if lane is None else f"lane {lane!r}"
+                    return Judgement(S.ONE_IN_FLIGHT, False, f"connection {conn.index}, {where}: a response.create "
+                                     f"arrived at {frame.at:g} s while {unanswered[lane]} earlier request(s) had "
+                                     f"no terminal event or error yet ({_rejections(rec)})")
+                followed += bool(unanswered.get(lane) is not None)
+                unanswered[lane] = 1
+            elif frame.direction is Direction.OUT and (etype in TERMINAL or etype == "error") and unanswered.get(lane):
+                unanswered[lane] -= 1
+    if not followed:
+        return Judgement(S.ONE_IN_FLIGHT, None, "no connection carried a second request")
+    return Judgement(S.ONE_IN_FLIGHT, True, f"{followed} request(s), each sent after the previous one's answer on "
+                                            f"its connection ({_rejections(rec)})")
+
+
+def _rejections(rec: Recording) -> str:
+    busy = sum(1 for _, f in rec.frames(Direction.OUT) if (f.event or {}).get("type") == "error"
+               and ((f.event or {}).get("error") or {}).get("code") == "response_already_in_flight")
+    return f"{busy} busy rejection(s) sent"
+
+
+def store_false(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    """§4.5 item 29, §4.6 item 37: a store=false response lives only in its connection's cache.
+    A continuation naming one from another connection is refused whatever the timing; the first
+    request on a new connection starts a new chain with the context (every function call the
+    server made so far, or a compaction item)."""
+    off = [r for r in reqs if r.create.get("store") is False]
+    if not off:
+        return Judgement(S.STORE_FALSE, None, "no request with store=false (CONFORMANCE_CLIENT_STORE=false "
+                                              "not followed?)")
+    origin = {r.response_id: r for r in reqs if r.response_id}
+    for req in off:
+        previous = req.create.get("previous_response_id")
+        source = origin.get(previous)
+        if previous and (source is None or source.connection is not req.connection):
+            where = f"connection {source.connection.index}" if source else "no connection of this run"
+            return Judgement(S.STORE_FALSE, False, f"request {req.number} on connection {req.connection.index} names "
+                             f"the store=false response {previous} of {where}: that cache is gone")
+    fresh = [r for r in off if r.connection.index > off[0].connection.index
+             and r is next(q for q in reqs if q.connection is r.connection)]
+    if not fresh:
+        return Judgement(S.STORE_FALSE, None, "no store=false request on a new connection")
+    for req in fresh:
+        made = {c for q in reqs if q.number < req.number for c in q.calls}
+        items = _items(req.create)
+        carried = {i.get("call_id") for i in items if i.get("type") == "function_call"}
+        if made - carried and not any(i.get("type") == "compaction" for i in items):
+            return Judgement(S.STORE_FALSE, False, f"request {req.number} starts connection {req.connection.index} "
+                             f"without the earlier context: function call(s) {', '.join(sorted(made - carried))} "
+                             "missing")
+    ok, why = _finished(rec, scenario, reqs)
+    return Judgement(S.STORE_FALSE, ok, f"{len(fresh)} new connection(s) continued with the full context; {why}")
+
+
 Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
     S.TEXT_JSON: text_json,
@@ -349,6 +451,9 @@ CHECKS: dict[str, Check] = {
     S.FAILED_ENDS: failed_ends,
     S.UNKNOWN_EVENTS: unknown_events,
     S.LARGE_FRAMES: large_frames,
+    S.WAITS_FOR_SLOW: waits_for_slow,
+    S.ONE_IN_FLIGHT: one_in_flight,
+    S.STORE_FALSE: store_false,
 }
 
 

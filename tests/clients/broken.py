@@ -19,12 +19,17 @@ from websockets.sync.client import connect
 
 BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-in-url", "drops-chain",
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
-          "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib")
+          "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
+          "pipelines", "stale-store-false")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
 TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
 MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
+STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
+PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
+IMPATIENT_S = 1.0       # impatient: how long it waits for a response's first event
+BUSY = "response_already_in_flight"
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
     "city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}, "strict": True}
 KNOWN_PREFIXES = ("response.", "error", "codex.", "rate_limits")
@@ -68,10 +73,13 @@ class Client:
         ws, self.ws = self.ws, None
         if ws is not None:
             ws.close()
+        if not STORE and self.previous and BREAK != "stale-store-false":
+            # the connection's cache held the store=false chain: a new chain with the full context
+            self.previous, self.pending, self.history = None, self.history + self.pending, []
 
     def request(self) -> dict:
         ws = self.open()
-        create = {"type": "response.create", "model": MODEL, "store": True, "tools": [TOOL], "input": self.pending}
+        create = {"type": "response.create", "model": MODEL, "store": STORE, "tools": [TOOL], "input": self.pending}
         if BREAK == "full-history" and self.previous:
             create["input"] = self.history + self.pending
         if self.previous and BREAK != "drops-chain":
@@ -85,8 +93,18 @@ class Client:
             self.tried_nested = True
             create = {"type": "response.create", "response": {k: v for k, v in create.items() if k != "type"}}
         ws.send(json.dumps(create))
+        if BREAK == "pipelines":
+            ws.send(json.dumps(create))     # the same request again at once, without waiting
+        first = True
         while True:
-            event = json.loads(ws.recv(timeout=30))
+            if BREAK == "impatient" and first:
+                try:
+                    event = json.loads(ws.recv(timeout=IMPATIENT_S))
+                except TimeoutError:
+                    raise ConnectionError("no first event in time: abandoned") from None
+            else:
+                event = json.loads(ws.recv(timeout=30))
+            first = False
             etype = event.get("type", "")
             if BREAK == "unknown-breaks" and not etype.startswith(KNOWN_PREFIXES):
                 raise GaveUp(f"unexpected event {etype}")
@@ -97,6 +115,8 @@ class Client:
                 if BREAK == "ignores-error" and code not in ("previous_response_not_found",
                                                              "websocket_connection_limit_reached"):
                     continue        # waits for a terminal event that never comes
+                if BREAK == "pipelines" and code == BUSY:
+                    continue        # its duplicate was refused; the first runs
                 return event
 
     def run(self) -> None:
@@ -143,6 +163,8 @@ class Client:
             self.pending = outputs if outputs and BREAK != "no-tool-output" else [user(self.done + 1)]
             if BREAK == "socket-per-turn":
                 self.drop()
+            if PAUSE_S and self.done < turns:
+                time.sleep(PAUSE_S)     # a user or a tool taking its time: the socket idles
         if BREAK == "trailing-garbage" and self.ws is not None:
             self.ws.send("bye")
 
