@@ -18,6 +18,9 @@ the server does something else:
 With CONFORMANCE_CLIENT_STORE=false it sends store=false, and after a new connection it starts
 a new chain with the whole conversation (the closed connection's cache held the old one).
 CONFORMANCE_CLIENT_PAUSE_S makes it wait that long between a response and its next request.
+CONFORMANCE_CLIENT_ABANDON=N makes it abandon its Nth request after the first event (a user
+pressing stop) and send it again; the abandoned response's remaining events, which still
+arrive first, are told apart by their response id and skipped.
 
 The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY; the key travels in the Authorization header.
 """
@@ -37,6 +40,7 @@ RETRIES = int(os.environ.get("CONFORMANCE_CLIENT_RETRIES", "3"))
 BACKOFF_S = float(os.environ.get("CONFORMANCE_CLIENT_BACKOFF_S", "0.2"))
 STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
 PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
+ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))
 WEATHER_TOOL = {
     "type": "function", "name": "get_weather", "description": "Get the current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -83,6 +87,8 @@ class Conversation:
         self.history: list[dict] = []       # every item of the conversation so far
         self.pending: list[dict] = [user_message(1)]
         self.done = 0
+        self.sent = 0                       # requests sent
+        self.abandoned: set[str] = set()    # ids of responses it stopped waiting for
 
     def connection(self):
         failures = 0
@@ -124,7 +130,13 @@ class Conversation:
         if self.previous:
             params["previous_response_id"] = self.previous
         conn.response.create(**params)
+        self.sent += 1
         for event in conn:
+            if event.type == "response.created" and self.sent == ABANDON:
+                self.abandoned.add(event.response.id)
+                return None         # stopped waiting: the caller sends the request again
+            if event.type in TERMINAL and event.response.id in self.abandoned:
+                continue            # the abandoned response ends: not this request's reply
             if event.type in TERMINAL:
                 return event
             if event.type == "error":
@@ -144,6 +156,8 @@ class Conversation:
                 time.sleep(BACKOFF_S * 2 ** (lost - 1))
                 continue
             lost = 0
+            if event is None:
+                continue
             if event.type == "error":
                 self.on_error(event)
                 continue

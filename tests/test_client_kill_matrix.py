@@ -47,6 +47,7 @@ MATRIX = {
     "impatient": (S.WAITS_FOR_SLOW, "slow-first-token"),
     "pipelines": (S.ONE_IN_FLIGHT, "busy-reject"),
     "stale-store-false": (S.STORE_FALSE, "store-false-reconnect"),
+    "reads-abandoned": (S.IGNORES_ABANDONED, "abandoned"),
     # a client profile (--profile) sets what the same habit costs: a MUST under P-open
     "stream-field/open-responses": (S.CREATE_NO_STREAM, "tool-loop"),
     "pipelines/open-responses": (S.ONE_IN_FLIGHT, "busy-reject"),
@@ -113,13 +114,14 @@ def test_every_client_clause_is_checked_and_killed():
 
 
 def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
-    """openai-agents 0.24.0: the three FAILs and the one NON-STRICT (stream: true, which OpenAI's
-    own SDKs send) docs/clients.md explains, and no other non-pass."""
+    """openai-agents 0.24.0: the three FAILs, the one NON-STRICT (stream: true, which OpenAI's
+    own SDKs send) and the one NOT-REACHED (it drains a cancelled run's response, so it never
+    abandons a request on the wire) docs/clients.md explains, and no other non-pass."""
     pytest.importorskip("agents")
     proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60")
     not_passed = {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] != V.PASS}
     assert not_passed == {S.CREATE_NO_STREAM: V.NON_STRICT, S.EVICTION: V.FAIL, S.RECONNECTS: V.FAIL,
-                          S.STORE_FALSE: V.FAIL}, \
+                          S.STORE_FALSE: V.FAIL, S.IGNORES_ABANDONED: V.NOT_REACHED}, \
         proc.stdout[-3000:]
     assert proc.returncode == 1
     _no_key_in(tmp_path)

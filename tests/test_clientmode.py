@@ -258,3 +258,27 @@ def test_judge_store_false_names_only_its_own_connection():
     assert J.store_false(full, scenario, J.requests(full)).ok is True
     stored = Recording(connections=[_conn(0, [_in(0.1, _create()), _out(0.2, _done("r1"))])], process=Process(0, 0.3, False))
     assert J.store_false(stored, scenario, J.requests(stored)).ok is None
+
+
+def test_judge_pairs_answers_in_the_servers_order_and_sees_abandonment():
+    """Responses answer creates first in, first answered per connection; a create that arrives
+    before the answer of the one before it marks that one abandoned; a later request naming the
+    abandoned response shifted its replies; one naming the retry's response did not."""
+    scenario = S.BY_NAME["abandoned"]
+    frames = [_in(0.1, _create()), _out(0.2, _done("r1")),
+              _in(0.3, _create(previous_response_id="r1")), _out(0.31, {"type": "response.created", "response": {"id": "r2"}}),
+              _in(0.4, _create(previous_response_id="r1")),        # abandons request 2, sends it again
+              _out(1.9, _done("r2")), _out(2.0, {"type": "response.created", "response": {"id": "r3"}}),
+              _out(2.1, _done("r3"))]
+    right = frames + [_in(2.2, _create(previous_response_id="r3")), _out(2.3, _done("r4"))]
+    rec = Recording(connections=[_conn(0, right)], process=Process(0, 2.4, False))
+    reqs = J.requests(rec)
+    assert [(r.number, r.response_id, r.overtaken_by) for r in reqs] == [(1, "r1", None), (2, "r2", 3), (3, "r3", None),
+                                                                         (4, "r4", None)]
+    assert J.ignores_abandoned(rec, S.Scenario("t", "", (S.IGNORES_ABANDONED,), turns=3), reqs).ok is True
+    shifted = frames + [_in(1.95, _create(previous_response_id="r2")), _out(2.3, _done("r4"))]
+    rec = Recording(connections=[_conn(0, shifted)], process=Process(0, 2.4, False))
+    judged = J.ignores_abandoned(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "request 4 continues r2" in judged.message
+    plain = Recording(connections=[_conn(0, frames[:2])], process=Process(0, 0.3, False))
+    assert J.ignores_abandoned(plain, scenario, J.requests(plain)).ok is None

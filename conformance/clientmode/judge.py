@@ -9,6 +9,7 @@ NOT-REACHED rather than PASS). The checks are the rows of ``CHECKS``.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +21,7 @@ TERMINAL = frozenset({"response.completed", "response.failed", "response.incompl
 RETRY_ATTEMPTS_MAX = 10         # reconnect attempts after a close before the client gives up
 RETRY_GAP_MIN_S = 0.1           # the least time between two reconnect attempts
 HTTP_ONLY_CREATE_FIELDS = ("stream", "background")     # CLIENT-CREATE-NO-STREAM
+BUSY_CODE = "response_already_in_flight"   # the reference server's busy rejection (§4.4 item 19)
 
 
 @dataclass(frozen=True)
@@ -43,31 +45,46 @@ class Request:
     output: tuple[dict, ...] = ()
     error_code: str | None = None
     answer_bytes: int = 0       # size of the frame that ended it
+    overtaken_by: int | None = None     # a later create of its lane arrived before its answer
 
 
 def requests(recording: Recording) -> list[Request]:
-    """The creates in time order, each with the answer the server gave on its connection."""
+    """The creates in time order, each with the answer the server gave on its connection.
+
+    Answers pair with creates as the reference server sends them: in order per connection and
+    lane (``stream_id``), except a busy rejection, which answers the create that caused it
+    (the latest). A create that arrives while earlier ones of its lane have no answer yet
+    marks them ``overtaken`` (the client abandoned or pipelined them)."""
     out: list[Request] = []
-    open_on: dict[int, Request] = {}        # connection index -> the request being answered
+    waiting: dict[tuple, deque] = {}        # (connection, lane) -> creates without an answer
     for conn, frame in recording.frames():
         event = frame.event or {}
-        if frame.direction is Direction.IN:
-            if event.get("type") == "response.create":
-                req = Request(len(out) + 1, conn, frame, event)
-                out.append(req)
-                open_on[conn.index] = req
-            continue
-        req = open_on.get(conn.index)
-        if req is None or req.answer:
-            continue
         etype = event.get("type")
+        key = (conn.index, event.get("stream_id"))
+        if frame.direction is Direction.IN:
+            if etype == "response.create":
+                req = Request(len(out) + 1, conn, frame, event)
+                for earlier in waiting.get(key, ()):
+                    earlier.overtaken_by = earlier.overtaken_by or req.number
+                out.append(req)
+                waiting.setdefault(key, deque()).append(req)
+            continue
+        queue = waiting.get(key)
+        if not queue:
+            continue
         if etype == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
             code = error.get("code")
             if code == "websocket_connection_limit_reached":
                 continue        # about the connection, not this request
+            req = queue.pop() if code == BUSY_CODE else queue.popleft()
             req.answer, req.error_code = "error", code
+        elif etype == "response.created":
+            started = next((r for r in queue if r.response_id is None), None)
+            if started is not None:
+                started.response_id = (event.get("response") or {}).get("id")
         elif etype in TERMINAL:
+            req = queue.popleft()
             response = event.get("response") or {}
             req.answer, req.response_id, req.answer_bytes = etype, response.get("id"), frame.size
             output = tuple(i for i in response.get("output") or () if isinstance(i, dict))
@@ -433,6 +450,36 @@ def store_false(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judg
     return Judgement(S.STORE_FALSE, ok, f"{len(fresh)} new connection(s) continued with the full context; {why}")
 
 
+def ignores_abandoned(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    """§4.4 item 19a: a request overtaken by a later create of its lane (the client abandoned it)
+    is still answered first; its response answers the abandoned request only. A later create
+    that continues that response, or answers its function calls, read it as the next one's
+    reply: the replies shifted. Which create a response answers is the server's own order, so
+    timing cannot change the verdict."""
+    abandoned = [r for r in reqs if r.overtaken_by is not None]
+    if not abandoned:
+        return Judgement(S.IGNORES_ABANDONED, None, "the client abandoned no request (no create arrived before "
+                                                    "the answer of the one before it)")
+    owner = {r.response_id: r for r in abandoned if r.response_id}
+    calls = {c: r for r in abandoned for c in r.calls}
+    for req in reqs:
+        previous = req.create.get("previous_response_id")
+        if previous in owner and req.number > owner[previous].overtaken_by:
+            gone = owner[previous]
+            return Judgement(S.IGNORES_ABANDONED, False, f"request {req.number} continues {previous}, the response "
+                             f"of request {gone.number}, which the client abandoned when it sent request "
+                             f"{gone.overtaken_by}: the abandoned response was read as a later request's reply")
+        for item in _items(req.create):
+            gone = calls.get(item.get("call_id")) if item.get("type") == "function_call_output" else None
+            if gone is not None and req.number > gone.overtaken_by:
+                return Judgement(S.IGNORES_ABANDONED, False, f"request {req.number} answers call "
+                                 f"{item.get('call_id')} of abandoned request {gone.number}'s response")
+    ok, why = _finished(rec, scenario, reqs)
+    shown = ", ".join(f"{r.number} (by {r.overtaken_by})" for r in abandoned)
+    return Judgement(S.IGNORES_ABANDONED, ok, f"abandoned request(s) {shown}; no later request took their "
+                                              f"responses as its own; {why}")
+
+
 Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
     S.TEXT_JSON: text_json,
@@ -454,6 +501,7 @@ CHECKS: dict[str, Check] = {
     S.WAITS_FOR_SLOW: waits_for_slow,
     S.ONE_IN_FLIGHT: one_in_flight,
     S.STORE_FALSE: store_false,
+    S.IGNORES_ABANDONED: ignores_abandoned,
 }
 
 

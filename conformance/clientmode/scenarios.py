@@ -30,6 +30,7 @@ class Act(enum.StrEnum):
     IDLE_LIMIT = "idle-limit"          # the response; once the socket idles, the lifetime error
                                        # unsolicited and a close (1000): §4.6 item 38a
     SLOW_FIRST = "slow-first"          # the response's first event comes SLOW_FIRST_S late
+    STALL = "stall"                    # after response.in_progress the response stalls STALL_S
 
 
 class Exit(enum.StrEnum):
@@ -59,6 +60,7 @@ LARGE_FRAMES = "CLIENT-READS-LARGE-FRAMES"
 WAITS_FOR_SLOW = "CLIENT-WAITS-FOR-SLOW-RESPONSE"
 ONE_IN_FLIGHT = "CLIENT-ONE-REQUEST-IN-FLIGHT"
 STORE_FALSE = "CLIENT-STORE-FALSE-FULL-CONTEXT"
+IGNORES_ABANDONED = "CLIENT-IGNORES-ABANDONED-EVENTS"
 
 # judged on every frame and upgrade of every scenario
 EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, CREATE_NO_STREAM, KEY_IN_HEADER)
@@ -69,10 +71,13 @@ REFUSED_UPGRADE_STATUS = 503
 SLOW_FIRST_S = 3.0              # how late the first event of a slow response comes
 IDLE_LIMIT_AFTER_S = 0.3        # how long after the terminal event the idle socket gets the limit error
 PAUSE_S = "1.0"                 # CONFORMANCE_CLIENT_PAUSE_S where a scenario needs an idle socket
+STALL_S = 1.5                   # how long a stalled response is silent after response.in_progress
+ABANDONED_REQUEST = 2           # the request the abandoned scenario asks the client to abandon
 # the contract's switches a scenario may set (docs/clients.md "The contract")
 ENV_PAUSE = "CONFORMANCE_CLIENT_PAUSE_S"
 ENV_STORE = "CONFORMANCE_CLIENT_STORE"
-CONTRACT_SWITCHES = (ENV_PAUSE, ENV_STORE)
+ENV_ABANDON = "CONFORMANCE_CLIENT_ABANDON"
+CONTRACT_SWITCHES = (ENV_PAUSE, ENV_STORE, ENV_ABANDON)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("store-false-reconnect", "the client runs with store=false; after the second response the "
              "server closes the idle socket, and the connection-local cache goes with it",
              (STORE_FALSE,), acts={2: Act.IDLE_CLOSE}, env={ENV_STORE: "false"}),
+    Scenario("abandoned", f"the client abandons request {ABANDONED_REQUEST} after its first event "
+             f"(CONFORMANCE_CLIENT_ABANDON) and sends it again; that response stalls {STALL_S:g} s, then its "
+             "remaining events arrive before the next response's", (IGNORES_ABANDONED,),
+             acts={ABANDONED_REQUEST: Act.STALL}, env={ENV_ABANDON: str(ABANDONED_REQUEST)},
+             server={"ttft_ms": 1.0}),
 )
 
 BY_NAME: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in SCENARIOS})

@@ -22,8 +22,8 @@ from urllib.parse import unquote
 from aiohttp import WSMsgType
 
 from conformance.clientmode.record import Connection, Direction, Frame, Recording
-from conformance.clientmode.scenarios import (IDLE_LIMIT_AFTER_S, REFUSED_UPGRADE_STATUS, SLOW_FIRST_S, Act,
-                                               Scenario)
+from conformance.clientmode.scenarios import (IDLE_LIMIT_AFTER_S, REFUSED_UPGRADE_STATUS, SLOW_FIRST_S, STALL_S,
+                                               Act, Scenario)
 from conformance.server.config import lifetime_phrase
 from conformance.server.defects import Flags
 from conformance.server.errors import ApiError, connection_limit, ws_error_event
@@ -124,6 +124,7 @@ class ConnectionStage:
         self.act: Act | None = None      # the act of the request being answered
         self.done = False                # the stage closed the socket
         self.slow_pending = False        # the next response's first event waits SLOW_FIRST_S
+        self.stall_pending = False       # the next batch of the stalled response waits STALL_S
         self.idle_limit: asyncio.Task | None = None    # the unsolicited limit error, armed
 
     def wrap(self, transport: Any) -> "ConnectionStage":
@@ -191,6 +192,9 @@ class ConnectionStage:
         if self.slow_pending:
             self.slow_pending = False
             await asyncio.sleep(SLOW_FIRST_S)      # a slow first token: the client must wait
+        if self.stall_pending:
+            self.stall_pending = False
+            await asyncio.sleep(STALL_S)           # time for the client to abandon and send again
         events = []
         for data, binary in frames:
             event = None if binary else _parse(data)
@@ -209,6 +213,8 @@ class ConnectionStage:
             if act is Act.CLOSE_MID and etype == "response.in_progress":
                 after = "close-mid"
                 break
+            if act is Act.STALL and etype == "response.in_progress":
+                self.stall_pending = True
             if etype in TERMINAL:
                 self.act = None
                 if act is Act.LIMIT_CLOSE:

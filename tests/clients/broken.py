@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-in-url", "drops-chain",
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
           "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
-          "pipelines", "stale-store-false")
+          "pipelines", "stale-store-false", "reads-abandoned")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
@@ -28,6 +28,7 @@ TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
 MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
 STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
 PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
+ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))     # abandon this request after its first event
 IMPATIENT_S = 1.0       # impatient: how long it waits for a response's first event
 BUSY = "response_already_in_flight"
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
@@ -52,6 +53,8 @@ class Client:
         self.pending = [user(1)]
         self.done = 0
         self.tried_nested = False
+        self.sent = 0               # response.create frames sent
+        self.abandoned: set = set()     # ids of responses it stopped waiting for
 
     def open(self):
         attempts = 0
@@ -93,6 +96,7 @@ class Client:
             self.tried_nested = True
             create = {"type": "response.create", "response": {k: v for k, v in create.items() if k != "type"}}
         ws.send(json.dumps(create))
+        self.sent += 1
         if BREAK == "pipelines":
             ws.send(json.dumps(create))     # the same request again at once, without waiting
         first = True
@@ -106,6 +110,12 @@ class Client:
                 event = json.loads(ws.recv(timeout=30))
             first = False
             etype = event.get("type", "")
+            if etype == "response.created" and self.sent == ABANDON:
+                self.abandoned.add(event["response"]["id"])
+                return {"type": "abandoned"}        # a user pressing stop: the request is sent again
+            if (etype in ("response.completed", "response.failed", "response.incomplete")
+                    and event["response"]["id"] in self.abandoned and BREAK != "reads-abandoned"):
+                continue        # the rest of the abandoned response: not this request's reply
             if BREAK == "unknown-breaks" and not etype.startswith(KNOWN_PREFIXES):
                 raise GaveUp(f"unexpected event {etype}")
             if etype in ("response.completed", "response.failed", "response.incomplete"):
@@ -138,6 +148,8 @@ class Client:
                 raise GaveUp(f"frame too big: {exc}") from None
             lost = 0
             etype = event["type"]
+            if etype == "abandoned":
+                continue
             if etype == "error":
                 code = (event.get("error") or {}).get("code")
                 if code == "previous_response_not_found":
