@@ -71,7 +71,7 @@ async def converse() -> int:
                                 max_turns=4), RUN_TIMEOUT_S)
             previous = result.last_response_id
             turn += 1
-            if PAUSE_S and turn < runs:
+            if PAUSE_S and turn <= runs:
                 await asyncio.sleep(PAUSE_S)
     print(f"done: {runs} runs, last response {previous}")
     return 0

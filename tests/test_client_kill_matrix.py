@@ -48,6 +48,7 @@ MATRIX = {
     "pipelines": (S.ONE_IN_FLIGHT, "busy-reject"),
     "stale-store-false": (S.STORE_FALSE, "store-false-reconnect"),
     "reads-abandoned": (S.IGNORES_ABANDONED, "abandoned"),
+    "forgets-lost-request": (S.NO_LOST_REQUEST, "close-mid-response"),
     # a client profile (--profile) sets what the same habit costs: a MUST under P-open
     "stream-field/open-responses": (S.CREATE_NO_STREAM, "tool-loop"),
     "pipelines/open-responses": (S.ONE_IN_FLIGHT, "busy-reject"),

@@ -282,3 +282,29 @@ def test_judge_pairs_answers_in_the_servers_order_and_sees_abandonment():
     assert judged.ok is False and "request 4 continues r2" in judged.message
     plain = Recording(connections=[_conn(0, frames[:2])], process=Process(0, 0.3, False))
     assert J.ignores_abandoned(plain, scenario, J.requests(plain)).ok is None
+
+
+def test_judge_no_lost_request_is_the_same_whichever_way_the_race_went():
+    """The client's next create crossed the server's unsolicited limit error: it reached the
+    server unanswered, or never arrived. Either way the verdict asks the same of the first
+    request on the new connection: continue the last completed response with that input."""
+    scenario = S.Scenario("t", "", (S.NO_LOST_REQUEST,), turns=2)
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    answer = {"type": "function_call_output", "call_id": "c1", "output": "x"}
+    limit = {"type": "error", "error": {"code": "websocket_connection_limit_reached"}}
+    head = [_in(0.1, _create()), _out(0.2, _done("r1", [call])), _out(0.3, limit)]
+    resend = _create(previous_response_id="r1", input=[answer])
+    for crossed in ([_in(0.31, resend)], []):          # arrived unanswered / lost on the closed socket
+        old = _conn(0, head + crossed, closed_by="server", closed=0.35)
+        good = _conn(1, [_in(0.5, resend), _out(0.6, _done("r2"))], opened=0.4)
+        rec = Recording(connections=[old, good], process=Process(0, 0.7, False))
+        assert J.no_lost_request(rec, scenario, J.requests(rec)).ok is True, crossed
+        moved_on = _conn(1, [_in(0.5, _create(previous_response_id="r1")), _out(0.6, _done("r2"))], opened=0.4)
+        rec = Recording(connections=[old, moved_on], process=Process(0, 0.7, False))
+        judged = J.no_lost_request(rec, scenario, J.requests(rec))
+        assert judged.ok is False and "c1" in judged.message, crossed
+    older = _conn(1, [_in(0.5, _create(previous_response_id="r0", input=[answer]))], opened=0.4)
+    rec = Recording(connections=[_conn(0, head, closed_by="server", closed=0.35), older], process=Process(1, 0.7, False))
+    assert "names r0" in J.no_lost_request(rec, scenario, J.requests(rec)).message
+    alone = Recording(connections=[_conn(0, head, closed_by="server", closed=0.35)], process=Process(1, 0.4, False))
+    assert J.no_lost_request(alone, scenario, J.requests(alone)).ok is None

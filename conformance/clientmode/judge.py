@@ -480,6 +480,67 @@ def ignores_abandoned(rec: Recording, scenario: Scenario, reqs: list[Request]) -
                                               f"responses as its own; {why}")
 
 
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text") or "" for part in content or () if isinstance(part, dict))
+
+
+def _carried(create: dict) -> set:
+    """What a create carries, by identity: function calls and their outputs by call_id, messages
+    by role and text."""
+    value = create.get("input")
+    if isinstance(value, str):
+        return {("message", "user", value)}
+    out = set()
+    for item in _items(create):
+        kind = item.get("type") or "message"
+        if kind in ("function_call", "function_call_output"):
+            out.add((kind, item.get("call_id")))
+        elif kind == "message":
+            out.add(("message", item.get("role"), _text(item.get("content"))))
+    return out
+
+
+def no_lost_request(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
+    """After the server closed a connection, the first request on the next one continues the last
+    completed response (it names it, or starts a new chain carrying every function call so far)
+    and carries the input that followed it: the outputs of its calls, and whatever the creates
+    that got no answer on the closed connection carried. A send on the closed socket itself
+    never reaches the server, or reaches it unanswered, depending on a race the client cannot
+    see: either way the same request must follow, so the verdict does not depend on timing."""
+    checked = []
+    for conn in _closed_by_server(rec):
+        first = next((r for r in reqs if r.connection is not conn and r.connection.index > conn.index), None)
+        if first is None:
+            continue            # no new request: CLIENT-RECONNECTS judges that
+        before = [r for r in reqs if r.number < first.number]
+        last = next((r for r in reversed(before) if r.answer == "response.completed"), None)
+        lost = [r for r in before if r.connection is conn and not r.answer and (last is None or r.number > last.number)]
+        need = set().union(*(_carried(r.create) for r in lost)) if lost else set()
+        if last is not None:
+            need |= {("function_call_output", c) for c in last.calls}
+        previous = first.create.get("previous_response_id")
+        where = f"request {first.number}, the first on connection {first.connection.index}"
+        if previous:
+            if last is None or previous != last.response_id:
+                return Judgement(S.NO_LOST_REQUEST, False, f"{where}, names {previous}; the last completed response "
+                                 f"was {last.response_id if last else None}")
+        else:
+            need |= {("function_call", c) for r in before for c in r.calls}
+        missing = need - _carried(first.create)
+        if missing:
+            shown = ", ".join(f"{kind} {' '.join(str(x)[:40] for x in rest)}" for kind, *rest in sorted(missing, key=str))
+            return Judgement(S.NO_LOST_REQUEST, False, f"{where}, lacks what followed the last completed response "
+                             f"(request(s) {[r.number for r in lost] or 'none'} got no answer before the close): {shown}")
+        checked.append(f"{first.number} ({len(lost)} unanswered before)")
+    if not checked:
+        return Judgement(S.NO_LOST_REQUEST, None, "no request followed a connection the server closed")
+    ok, why = _finished(rec, scenario, reqs)
+    return Judgement(S.NO_LOST_REQUEST, ok, f"request(s) {', '.join(checked)} carried on from the last completed "
+                                            f"response; {why}")
+
+
 Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
     S.TEXT_JSON: text_json,
@@ -502,6 +563,7 @@ CHECKS: dict[str, Check] = {
     S.ONE_IN_FLIGHT: one_in_flight,
     S.STORE_FALSE: store_false,
     S.IGNORES_ABANDONED: ignores_abandoned,
+    S.NO_LOST_REQUEST: no_lost_request,
 }
 
 

@@ -29,6 +29,7 @@ class Act(enum.StrEnum):
     LARGE_TERMINAL = "large-terminal"  # the terminal event padded to more than 1 MiB
     IDLE_LIMIT = "idle-limit"          # the response; once the socket idles, the lifetime error
                                        # unsolicited and a close (1000): §4.6 item 38a
+    LIMIT_ANSWER = "limit-answer"      # the lifetime error as the answer to the request, then a close
     SLOW_FIRST = "slow-first"          # the response's first event comes SLOW_FIRST_S late
     STALL = "stall"                    # after response.in_progress the response stalls STALL_S
 
@@ -61,6 +62,7 @@ WAITS_FOR_SLOW = "CLIENT-WAITS-FOR-SLOW-RESPONSE"
 ONE_IN_FLIGHT = "CLIENT-ONE-REQUEST-IN-FLIGHT"
 STORE_FALSE = "CLIENT-STORE-FALSE-FULL-CONTEXT"
 IGNORES_ABANDONED = "CLIENT-IGNORES-ABANDONED-EVENTS"
+NO_LOST_REQUEST = "CLIENT-NO-REQUEST-LOST-ON-CLOSE"
 
 # judged on every frame and upgrade of every scenario
 EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, CREATE_NO_STREAM, KEY_IN_HEADER)
@@ -113,11 +115,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("eviction", "the third request is answered previous_response_not_found once",
              (EVICTION,), acts={3: Act.NOT_FOUND}),
     Scenario("lifetime", "after the second response the lifetime error arrives and the socket closes",
-             (RECONNECTS,), acts={2: Act.LIMIT_CLOSE}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.LIMIT_CLOSE}),
     Scenario("idle-close", "after the second response the server closes the idle socket",
-             (RECONNECTS,), acts={2: Act.IDLE_CLOSE}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_CLOSE}),
     Scenario("close-mid-response", "the second response stops after its first events: the socket closes",
-             (RECONNECTS,), acts={2: Act.CLOSE_MID}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.CLOSE_MID}),
     Scenario("reconnect-refused", "the socket closes in the middle of the second response and every "
              "later upgrade is refused with 503", (RETRIES_SPACED,), acts={2: Act.CLOSE_MID},
              exit=Exit.GIVE_UP, refuse_upgrades_after=1),
@@ -134,7 +136,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              (LARGE_FRAMES,), acts={2: Act.LARGE_TERMINAL}),
     Scenario("idle-limit", "the client pauses between turns; while the socket idles after the second "
              "response, the lifetime error arrives unsolicited and the socket closes",
-             (RECONNECTS,), acts={2: Act.IDLE_LIMIT}, env={ENV_PAUSE: PAUSE_S}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_LIMIT}, env={ENV_PAUSE: PAUSE_S}),
+    Scenario("limit-answer", "the third request is answered by the lifetime error, then the socket "
+             "closes (the other form of §4.6 item 38)", (RECONNECTS, NO_LOST_REQUEST), acts={3: Act.LIMIT_ANSWER}),
     Scenario("slow-first-token", f"the first event of the second response comes {SLOW_FIRST_S:g} s late",
              (WAITS_FOR_SLOW,), acts={2: Act.SLOW_FIRST}, deadline_s=DEFAULT_DEADLINE_S + SLOW_FIRST_S,
              server={"ttft_ms": 1.0}),     # paced: turns run beside the frame reader, which records on

@@ -166,6 +166,11 @@ class ConnectionStage:
         if act is Act.TOP_ERROR:
             await self._send([server_error()])
             return True
+        if act is Act.LIMIT_ANSWER:
+            hook.recording.limit_errors.append(f"as the answer to request {hook.requests}")
+            await self._send([limit_error()])
+            await self._close(1000, "Connection lifetime exceeded")
+            return True
         self.act = act
         self.slow_pending = act is Act.SLOW_FIRST
         return False

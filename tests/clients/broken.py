@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-in-url", "drops-chain",
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
           "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
-          "pipelines", "stale-store-false", "reads-abandoned")
+          "pipelines", "stale-store-false", "reads-abandoned", "forgets-lost-request")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
@@ -76,6 +76,8 @@ class Client:
         ws, self.ws = self.ws, None
         if ws is not None:
             ws.close()
+        if BREAK == "forgets-lost-request" and self.previous:
+            self.pending = [user(self.done + 1)]    # as if the request on the closed socket had been answered
         if not STORE and self.previous and BREAK != "stale-store-false":
             # the connection's cache held the store=false chain: a new chain with the full context
             self.previous, self.pending, self.history = None, self.history + self.pending, []
