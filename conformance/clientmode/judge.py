@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from conformance.clientmode import scenarios as S
+from conformance.clientmode import scenarios
 from conformance.clientmode.record import Connection, Direction, Frame, Recording
 from conformance.clientmode.scenarios import Exit, Scenario
 
@@ -129,65 +129,65 @@ def text_json(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgem
     schemas = get_schemas()
     frames = rec.frames(Direction.IN)
     if not frames:
-        return Judgement(S.TEXT_JSON, None, "the client sent no frame")
+        return Judgement(scenarios.TEXT_JSON, None, "the client sent no frame")
     for conn, frame in frames:
         where = f"connection {conn.index}, frame at {frame.at:g} s"
         if not frame.text:
-            return Judgement(S.TEXT_JSON, False, f"{where}: a binary frame")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: a binary frame")
         event = frame.event
         if event is None or not isinstance(event.get("type"), str):
-            return Judgement(S.TEXT_JSON, False, f"{where}: not one JSON object with a string type: "
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: not one JSON object with a string type: "
                                                  f"{frame.data[:200]!r}")
         if schemas.direction(event["type"]) != "client":
-            return Judgement(S.TEXT_JSON, False, f"{where}: {event['type']!r} is not a client event")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']!r} is not a client event")
         issues = schemas.validate(event)
         if issues:
-            return Judgement(S.TEXT_JSON, False, f"{where}: {event['type']} invalid: {issues[0]}")
-    return Judgement(S.TEXT_JSON, True, f"{len(frames)} frame(s), each a valid client event")
+            return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']} invalid: {issues[0]}")
+    return Judgement(scenarios.TEXT_JSON, True, f"{len(frames)} frame(s), each a valid client event")
 
 
 def create_flat(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not reqs:
-        return Judgement(S.CREATE_FLAT, None, "no response.create")
+        return Judgement(scenarios.CREATE_FLAT, None, "no response.create")
     for req in reqs:
         if isinstance(req.create.get("response"), dict):
-            return Judgement(S.CREATE_FLAT, False, f"request {req.number} nests its fields in a response "
+            return Judgement(scenarios.CREATE_FLAT, False, f"request {req.number} nests its fields in a response "
                                                    "object (the Realtime shape), not at the top level")
-    return Judgement(S.CREATE_FLAT, True, f"{len(reqs)} flat create(s)")
+    return Judgement(scenarios.CREATE_FLAT, True, f"{len(reqs)} flat create(s)")
 
 
 def create_no_stream(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not reqs:
-        return Judgement(S.CREATE_NO_STREAM, None, "no response.create")
+        return Judgement(scenarios.CREATE_NO_STREAM, None, "no response.create")
     for req in reqs:
         sent = [f"{name}: {json.dumps(req.create[name])}" for name in HTTP_ONLY_CREATE_FIELDS if name in req.create]
         if sent:
-            return Judgement(S.CREATE_NO_STREAM, False, f"request {req.number} carries the HTTP-only "
+            return Judgement(scenarios.CREATE_NO_STREAM, False, f"request {req.number} carries the HTTP-only "
                                                         f"{', '.join(sent)}")
-    return Judgement(S.CREATE_NO_STREAM, True, f"{len(reqs)} create(s) without stream or background")
+    return Judgement(scenarios.CREATE_NO_STREAM, True, f"{len(reqs)} create(s) without stream or background")
 
 
 def key_in_header(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if not rec.connections:
-        return Judgement(S.KEY_IN_HEADER, None, "no upgrade")
+        return Judgement(scenarios.KEY_IN_HEADER, None, "no upgrade")
     for conn in rec.connections:
         if conn.key_in_url:
-            return Judgement(S.KEY_IN_HEADER, False, f"upgrade {conn.index}: the key is in the URL")
+            return Judgement(scenarios.KEY_IN_HEADER, False, f"upgrade {conn.index}: the key is in the URL")
         if not conn.key_in_header:
-            return Judgement(S.KEY_IN_HEADER, False, f"upgrade {conn.index}: no 'Authorization: Bearer KEY' header")
-    return Judgement(S.KEY_IN_HEADER, True, f"{len(rec.connections)} upgrade(s), key in the header only")
+            return Judgement(scenarios.KEY_IN_HEADER, False, f"upgrade {conn.index}: no 'Authorization: Bearer KEY' header")
+    return Judgement(scenarios.KEY_IN_HEADER, True, f"{len(rec.connections)} upgrade(s), key in the header only")
 
 
 def chain(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     pairs = [(a, b) for a, b in zip(reqs, reqs[1:]) if a.answer == "response.completed"]
     if not pairs:
-        return Judgement(S.CHAIN, None, "no request followed a completed response")
+        return Judgement(scenarios.CHAIN, None, "no request followed a completed response")
     for last, req in pairs:
         if req.create.get("previous_response_id") != last.response_id:
-            return Judgement(S.CHAIN, False, f"request {req.number}: previous_response_id "
+            return Judgement(scenarios.CHAIN, False, f"request {req.number}: previous_response_id "
                                              f"{req.create.get('previous_response_id')!r}, the last response "
                                              f"was {last.response_id!r}")
-    return Judgement(S.CHAIN, True, f"{len(pairs)} continuation(s), each naming the last response")
+    return Judgement(scenarios.CHAIN, True, f"{len(pairs)} continuation(s), each naming the last response")
 
 
 def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
@@ -202,13 +202,13 @@ def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
             for item in _items(req.create):
                 kind = item.get("type")
                 if kind == "function_call" and item.get("call_id") in seen_calls:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends the server's "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends the server's "
                                      f"function call {item.get('call_id')}; bytes per request: {sizes}")
                 if kind == "function_call_output" and item.get("call_id") in answered:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends the output of "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends the output of "
                                      f"{item.get('call_id')}; bytes per request: {sizes}")
                 if item.get("role") == "assistant" and json.dumps(item.get("content"), sort_keys=True) in assistant:
-                    return Judgement(S.NEW_INPUT_ONLY, False, f"request {req.number} resends an assistant "
+                    return Judgement(scenarios.NEW_INPUT_ONLY, False, f"request {req.number} resends an assistant "
                                      f"message; bytes per request: {sizes}")
         for item in _items(req.create):
             if item.get("type") == "function_call_output":
@@ -221,48 +221,48 @@ def new_input_only(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
                                          sort_keys=True))
                 assistant.add(json.dumps(item.get("content"), sort_keys=True))
     if not checked:
-        return Judgement(S.NEW_INPUT_ONLY, None, "no continuation")
-    return Judgement(S.NEW_INPUT_ONLY, True, f"{checked} continuation(s) with new input only; bytes per request: {sizes}")
+        return Judgement(scenarios.NEW_INPUT_ONLY, None, "no continuation")
+    return Judgement(scenarios.NEW_INPUT_ONLY, True, f"{checked} continuation(s) with new input only; bytes per request: {sizes}")
 
 
 def tool_output(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     pairs = [(a, b) for a, b in zip(reqs, reqs[1:]) if a.calls]
     if not pairs:
-        return Judgement(S.TOOL_OUTPUT, None, "no function call was followed by another request")
+        return Judgement(scenarios.TOOL_OUTPUT, None, "no function call was followed by another request")
     for last, req in pairs:
         given = {i.get("call_id") for i in _items(req.create) if i.get("type") == "function_call_output"}
         missing = [c for c in last.calls if c not in given]
         if missing:
-            return Judgement(S.TOOL_OUTPUT, False, f"request {req.number} does not answer call(s) {', '.join(missing)}")
-    return Judgement(S.TOOL_OUTPUT, True, f"{len(pairs)} tool call turn(s) answered")
+            return Judgement(scenarios.TOOL_OUTPUT, False, f"request {req.number} does not answer call(s) {', '.join(missing)}")
+    return Judgement(scenarios.TOOL_OUTPUT, True, f"{len(pairs)} tool call turn(s) answered")
 
 
 def one_socket(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     if len(reqs) < 2:
-        return Judgement(S.ONE_SOCKET, None, "fewer than two requests")
+        return Judgement(scenarios.ONE_SOCKET, None, "fewer than two requests")
     used = sorted({r.connection.index for r in reqs})
-    return Judgement(S.ONE_SOCKET, len(used) == 1, f"{len(reqs)} requests over {len(used)} connection(s) "
+    return Judgement(scenarios.ONE_SOCKET, len(used) == 1, f"{len(reqs)} requests over {len(used)} connection(s) "
                      "that the server kept open")
 
 
 def finishes(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.FINISHES, ok, why)
+    return Judgement(scenarios.FINISHES, ok, why)
 
 
 def eviction(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     dead = set(rec.dead_ids)
     if not dead:
-        return Judgement(S.EVICTION, None, "no previous_response_not_found was sent")
+        return Judgement(scenarios.EVICTION, None, "no previous_response_not_found was sent")
     first = next(r for r in reqs if r.create.get("previous_response_id") in dead)
     later = [r for r in reqs if r.number > first.number]
     repeated = [r.number for r in later if r.create.get("previous_response_id") in dead]
     if repeated:
         shown = ", ".join(map(str, repeated[:10])) + (f" and {len(repeated) - 10} more" if len(repeated) > 10 else "")
-        return Judgement(S.EVICTION, False, f"request(s) {shown} name the dead id again after "
+        return Judgement(scenarios.EVICTION, False, f"request(s) {shown} name the dead id again after "
                                             "previous_response_not_found")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.EVICTION, ok, ("recovered without the dead id; " if later else "no request after "
+    return Judgement(scenarios.EVICTION, ok, ("recovered without the dead id; " if later else "no request after "
                                       "previous_response_not_found; ") + why)
 
 
@@ -273,32 +273,32 @@ def _closed_by_server(rec: Recording) -> list[Connection]:
 def reconnects(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     closed = _closed_by_server(rec)
     if not closed:
-        return Judgement(S.RECONNECTS, None, "the server closed no connection")
+        return Judgement(scenarios.RECONNECTS, None, "the server closed no connection")
     after = [c for c in rec.connections if c.opened >= (closed[0].closed or 0) and not c.refused]
     if not after:
-        return Judgement(S.RECONNECTS, False, f"no new connection after the server closed connection "
+        return Judgement(scenarios.RECONNECTS, False, f"no new connection after the server closed connection "
                                               f"{closed[0].index}; {_process(rec)}")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.RECONNECTS, ok, f"{len(after)} new connection(s) after the close; {why}")
+    return Judgement(scenarios.RECONNECTS, ok, f"{len(after)} new connection(s) after the close; {why}")
 
 
 def retries_spaced(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     closed = _closed_by_server(rec)
     if not closed:
-        return Judgement(S.RETRIES_SPACED, None, "the server closed no connection")
+        return Judgement(scenarios.RETRIES_SPACED, None, "the server closed no connection")
     attempts = [c.opened for c in rec.connections if c.index > closed[0].index]
     gaps = [round(b - a, 3) for a, b in zip(attempts, attempts[1:])]
     p = rec.process
     if p is None or p.timed_out:
-        return Judgement(S.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempt(s) and still trying at "
+        return Judgement(scenarios.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempt(s) and still trying at "
                                                   f"the deadline; {_process(rec)}")
     if len(attempts) > RETRY_ATTEMPTS_MAX:
-        return Judgement(S.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempts (at most "
+        return Judgement(scenarios.RETRIES_SPACED, False, f"{len(attempts)} reconnect attempts (at most "
                                                   f"{RETRY_ATTEMPTS_MAX}); {_process(rec)}")
     if gaps and min(gaps) < RETRY_GAP_MIN_S:
-        return Judgement(S.RETRIES_SPACED, False, f"reconnect attempts {min(gaps):g} s apart (at least "
+        return Judgement(scenarios.RETRIES_SPACED, False, f"reconnect attempts {min(gaps):g} s apart (at least "
                                                   f"{RETRY_GAP_MIN_S:g} s); gaps {gaps[:10]}")
-    return Judgement(S.RETRIES_SPACED, True, f"{len(attempts)} reconnect attempt(s), gaps {gaps[:10]}; "
+    return Judgement(scenarios.RETRIES_SPACED, True, f"{len(attempts)} reconnect attempt(s), gaps {gaps[:10]}; "
                                              f"{_process(rec)}")
 
 
@@ -316,36 +316,36 @@ def _gives_up(clause: str, answers: tuple[str, ...], rec: Recording, reqs: list[
 
 
 def error_ends(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    return _gives_up(S.ERROR_ENDS, ("error",), rec, reqs)
+    return _gives_up(scenarios.ERROR_ENDS, ("error",), rec, reqs)
 
 
 def failed_ends(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
-    return _gives_up(S.FAILED_ENDS, ("response.failed", "response.incomplete"), rec, reqs)
+    return _gives_up(scenarios.FAILED_ENDS, ("response.failed", "response.incomplete"), rec, reqs)
 
 
 def unknown_events(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     sent = sum(1 for _, f in rec.frames(Direction.OUT) if (f.event or {}).get("type") == "conformance.unknown_event")
     if not sent:
-        return Judgement(S.UNKNOWN_EVENTS, None, "no unknown event was sent")
+        return Judgement(scenarios.UNKNOWN_EVENTS, None, "no unknown event was sent")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.UNKNOWN_EVENTS, ok, f"{sent} unknown event(s) among the responses; {why}")
+    return Judgement(scenarios.UNKNOWN_EVENTS, ok, f"{sent} unknown event(s) among the responses; {why}")
 
 
 def large_frames(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
     big = next((r for r in reqs if r.answer_bytes > 2**20), None)
     if big is None:
-        return Judgement(S.LARGE_FRAMES, None, "no frame over 1 MiB was sent")
+        return Judgement(scenarios.LARGE_FRAMES, None, "no frame over 1 MiB was sent")
     what = f"request {big.number} ended with a {big.answer_bytes}-byte {big.answer}"
     after = next((r for r in reqs if r.number == big.number + 1), None)
     # a client that read the frame continues from that response on the same socket; one that
     # could not read it lost the socket (1009) and the response with it
     if after is not None and (after.connection is not big.connection
                               or after.create.get("previous_response_id") != big.response_id):
-        return Judgement(S.LARGE_FRAMES, False, f"{what}; the next request did not continue it on the same "
+        return Judgement(scenarios.LARGE_FRAMES, False, f"{what}; the next request did not continue it on the same "
                                                 f"connection (connection {big.connection.index} closed by "
                                                 f"{big.connection.closed_by or '-'}, code {big.connection.close_code})")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.LARGE_FRAMES, ok, f"{what}; {why}")
+    return Judgement(scenarios.LARGE_FRAMES, ok, f"{what}; {why}")
 
 
 def waits_for_slow(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
@@ -353,10 +353,10 @@ def waits_for_slow(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
     (both as the server saw them, so the client had certainly not seen the event yet) nothing
     may come from the client on that connection, the client may not close it, and no new
     connection may open."""
-    slow = {n for n, act in scenario.acts.items() if act is S.Act.SLOW_FIRST}
+    slow = {n for n, act in scenario.acts.items() if act is scenarios.Act.SLOW_FIRST}
     req = next((r for r in reqs if r.number in slow), None)
     if req is None:
-        return Judgement(S.WAITS_FOR_SLOW, None, f"the client never sent request {min(slow, default=0)}")
+        return Judgement(scenarios.WAITS_FOR_SLOW, None, f"the client never sent request {min(slow, default=0)}")
     conn = req.connection
     after = conn.frames[conn.frames.index(req.frame) + 1:]
     first = next((f for f in after if f.direction is Direction.OUT), None)
@@ -365,22 +365,22 @@ def waits_for_slow(rec: Recording, scenario: Scenario, reqs: list[Request]) -> J
     sent = [f for f in after if f.direction is Direction.IN and f.at < until]
     if sent:
         kind = (sent[0].event or {}).get("type") or "a frame"
-        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: {kind} sent {sent[0].at - req.frame.at:.2f} s after "
+        return Judgement(scenarios.WAITS_FOR_SLOW, False, f"{what}: {kind} sent {sent[0].at - req.frame.at:.2f} s after "
                                                   "the create, before the response's first event")
     if conn.closed_by == "client" and conn.closed is not None and conn.closed < until:
-        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: the client closed the connection "
+        return Judgement(scenarios.WAITS_FOR_SLOW, False, f"{what}: the client closed the connection "
                                                   f"{conn.closed - req.frame.at:.2f} s after the create, before "
                                                   "the response's first event")
     fresh = [c for c in rec.connections if req.frame.at < c.opened < until]
     if fresh:
-        return Judgement(S.WAITS_FOR_SLOW, False, f"{what}: connection {fresh[0].index} opened "
+        return Judgement(scenarios.WAITS_FOR_SLOW, False, f"{what}: connection {fresh[0].index} opened "
                                                   f"{fresh[0].opened - req.frame.at:.2f} s after the create, "
                                                   "before the response's first event")
     if first is None:
-        return Judgement(S.WAITS_FOR_SLOW, None, f"{what}: the response never began; {_process(rec)}")
+        return Judgement(scenarios.WAITS_FOR_SLOW, None, f"{what}: the response never began; {_process(rec)}")
     ok, why = _finished(rec, scenario, reqs)
     ok = ok and req.answer == "response.completed"
-    return Judgement(S.WAITS_FOR_SLOW, ok, f"{what} waited {first.at - req.frame.at:.2f} s for its first event "
+    return Judgement(scenarios.WAITS_FOR_SLOW, ok, f"{what} waited {first.at - req.frame.at:.2f} s for its first event "
                                            f"and ended {req.answer or 'without an answer'}; {why}")
 
 
@@ -398,7 +398,7 @@ def one_in_flight(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Ju
             if frame.direction is Direction.IN and etype == "response.create":
                 if unanswered.get(lane, 0):
                     where = "the default lane" if lane is None else f"lane {lane!r}"
-                    return Judgement(S.ONE_IN_FLIGHT, False, f"connection {conn.index}, {where}: a response.create "
+                    return Judgement(scenarios.ONE_IN_FLIGHT, False, f"connection {conn.index}, {where}: a response.create "
                                      f"arrived at {frame.at:g} s while {unanswered[lane]} earlier request(s) had "
                                      f"no terminal event or error yet ({_rejections(rec)})")
                 followed += bool(unanswered.get(lane) is not None)
@@ -406,8 +406,8 @@ def one_in_flight(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Ju
             elif frame.direction is Direction.OUT and (etype in TERMINAL or etype == "error") and unanswered.get(lane):
                 unanswered[lane] -= 1
     if not followed:
-        return Judgement(S.ONE_IN_FLIGHT, None, "no connection carried a second request")
-    return Judgement(S.ONE_IN_FLIGHT, True, f"{followed} request(s), each sent after the previous one's answer on "
+        return Judgement(scenarios.ONE_IN_FLIGHT, None, "no connection carried a second request")
+    return Judgement(scenarios.ONE_IN_FLIGHT, True, f"{followed} request(s), each sent after the previous one's answer on "
                                             f"its connection ({_rejections(rec)})")
 
 
@@ -424,7 +424,7 @@ def store_false(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judg
     server made so far, or a compaction item)."""
     off = [r for r in reqs if r.create.get("store") is False]
     if not off:
-        return Judgement(S.STORE_FALSE, None, "no request with store=false (CONFORMANCE_CLIENT_STORE=false "
+        return Judgement(scenarios.STORE_FALSE, None, "no request with store=false (CONFORMANCE_CLIENT_STORE=false "
                                               "not followed?)")
     origin = {r.response_id: r for r in reqs if r.response_id}
     for req in off:
@@ -432,22 +432,22 @@ def store_false(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judg
         source = origin.get(previous)
         if previous and (source is None or source.connection is not req.connection):
             where = f"connection {source.connection.index}" if source else "no connection of this run"
-            return Judgement(S.STORE_FALSE, False, f"request {req.number} on connection {req.connection.index} names "
+            return Judgement(scenarios.STORE_FALSE, False, f"request {req.number} on connection {req.connection.index} names "
                              f"the store=false response {previous} of {where}: that cache is gone")
     fresh = [r for r in off if r.connection.index > off[0].connection.index
              and r is next(q for q in reqs if q.connection is r.connection)]
     if not fresh:
-        return Judgement(S.STORE_FALSE, None, "no store=false request on a new connection")
+        return Judgement(scenarios.STORE_FALSE, None, "no store=false request on a new connection")
     for req in fresh:
         made = {c for q in reqs if q.number < req.number for c in q.calls}
         items = _items(req.create)
         carried = {i.get("call_id") for i in items if i.get("type") == "function_call"}
         if made - carried and not any(i.get("type") == "compaction" for i in items):
-            return Judgement(S.STORE_FALSE, False, f"request {req.number} starts connection {req.connection.index} "
+            return Judgement(scenarios.STORE_FALSE, False, f"request {req.number} starts connection {req.connection.index} "
                              f"without the earlier context: function call(s) {', '.join(sorted(made - carried))} "
                              "missing")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.STORE_FALSE, ok, f"{len(fresh)} new connection(s) continued with the full context; {why}")
+    return Judgement(scenarios.STORE_FALSE, ok, f"{len(fresh)} new connection(s) continued with the full context; {why}")
 
 
 def ignores_abandoned(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgement:
@@ -458,7 +458,7 @@ def ignores_abandoned(rec: Recording, scenario: Scenario, reqs: list[Request]) -
     timing cannot change the verdict."""
     abandoned = [r for r in reqs if r.overtaken_by is not None]
     if not abandoned:
-        return Judgement(S.IGNORES_ABANDONED, None, "the client abandoned no request (no create arrived before "
+        return Judgement(scenarios.IGNORES_ABANDONED, None, "the client abandoned no request (no create arrived before "
                                                     "the answer of the one before it)")
     owner = {r.response_id: r for r in abandoned if r.response_id}
     calls = {c: r for r in abandoned for c in r.calls}
@@ -466,17 +466,17 @@ def ignores_abandoned(rec: Recording, scenario: Scenario, reqs: list[Request]) -
         previous = req.create.get("previous_response_id")
         if previous in owner and req.number > owner[previous].overtaken_by:
             gone = owner[previous]
-            return Judgement(S.IGNORES_ABANDONED, False, f"request {req.number} continues {previous}, the response "
+            return Judgement(scenarios.IGNORES_ABANDONED, False, f"request {req.number} continues {previous}, the response "
                              f"of request {gone.number}, which the client abandoned when it sent request "
                              f"{gone.overtaken_by}: the abandoned response was read as a later request's reply")
         for item in _items(req.create):
             gone = calls.get(item.get("call_id")) if item.get("type") == "function_call_output" else None
             if gone is not None and req.number > gone.overtaken_by:
-                return Judgement(S.IGNORES_ABANDONED, False, f"request {req.number} answers call "
+                return Judgement(scenarios.IGNORES_ABANDONED, False, f"request {req.number} answers call "
                                  f"{item.get('call_id')} of abandoned request {gone.number}'s response")
     ok, why = _finished(rec, scenario, reqs)
     shown = ", ".join(f"{r.number} (by {r.overtaken_by})" for r in abandoned)
-    return Judgement(S.IGNORES_ABANDONED, ok, f"abandoned request(s) {shown}; no later request took their "
+    return Judgement(scenarios.IGNORES_ABANDONED, ok, f"abandoned request(s) {shown}; no later request took their "
                                               f"responses as its own; {why}")
 
 
@@ -524,46 +524,46 @@ def no_lost_request(rec: Recording, scenario: Scenario, reqs: list[Request]) -> 
         where = f"request {first.number}, the first on connection {first.connection.index}"
         if previous:
             if last is None or previous != last.response_id:
-                return Judgement(S.NO_LOST_REQUEST, False, f"{where}, names {previous}; the last completed response "
+                return Judgement(scenarios.NO_LOST_REQUEST, False, f"{where}, names {previous}; the last completed response "
                                  f"was {last.response_id if last else None}")
         else:
             need |= {("function_call", c) for r in before for c in r.calls}
         missing = need - _carried(first.create)
         if missing:
             shown = ", ".join(f"{kind} {' '.join(str(x)[:40] for x in rest)}" for kind, *rest in sorted(missing, key=str))
-            return Judgement(S.NO_LOST_REQUEST, False, f"{where}, lacks what followed the last completed response "
+            return Judgement(scenarios.NO_LOST_REQUEST, False, f"{where}, lacks what followed the last completed response "
                              f"(request(s) {[r.number for r in lost] or 'none'} got no answer before the close): {shown}")
         checked.append(f"{first.number} ({len(lost)} unanswered before)")
     if not checked:
-        return Judgement(S.NO_LOST_REQUEST, None, "no request followed a connection the server closed")
+        return Judgement(scenarios.NO_LOST_REQUEST, None, "no request followed a connection the server closed")
     ok, why = _finished(rec, scenario, reqs)
-    return Judgement(S.NO_LOST_REQUEST, ok, f"request(s) {', '.join(checked)} carried on from the last completed "
+    return Judgement(scenarios.NO_LOST_REQUEST, ok, f"request(s) {', '.join(checked)} carried on from the last completed "
                                             f"response; {why}")
 
 
 Check = Callable[[Recording, Scenario, list], Judgement]
 CHECKS: dict[str, Check] = {
-    S.TEXT_JSON: text_json,
-    S.CREATE_FLAT: create_flat,
-    S.CREATE_NO_STREAM: create_no_stream,
-    S.KEY_IN_HEADER: key_in_header,
-    S.CHAIN: chain,
-    S.NEW_INPUT_ONLY: new_input_only,
-    S.TOOL_OUTPUT: tool_output,
-    S.ONE_SOCKET: one_socket,
-    S.FINISHES: finishes,
-    S.EVICTION: eviction,
-    S.RECONNECTS: reconnects,
-    S.RETRIES_SPACED: retries_spaced,
-    S.ERROR_ENDS: error_ends,
-    S.FAILED_ENDS: failed_ends,
-    S.UNKNOWN_EVENTS: unknown_events,
-    S.LARGE_FRAMES: large_frames,
-    S.WAITS_FOR_SLOW: waits_for_slow,
-    S.ONE_IN_FLIGHT: one_in_flight,
-    S.STORE_FALSE: store_false,
-    S.IGNORES_ABANDONED: ignores_abandoned,
-    S.NO_LOST_REQUEST: no_lost_request,
+    scenarios.TEXT_JSON: text_json,
+    scenarios.CREATE_FLAT: create_flat,
+    scenarios.CREATE_NO_STREAM: create_no_stream,
+    scenarios.KEY_IN_HEADER: key_in_header,
+    scenarios.CHAIN: chain,
+    scenarios.NEW_INPUT_ONLY: new_input_only,
+    scenarios.TOOL_OUTPUT: tool_output,
+    scenarios.ONE_SOCKET: one_socket,
+    scenarios.FINISHES: finishes,
+    scenarios.EVICTION: eviction,
+    scenarios.RECONNECTS: reconnects,
+    scenarios.RETRIES_SPACED: retries_spaced,
+    scenarios.ERROR_ENDS: error_ends,
+    scenarios.FAILED_ENDS: failed_ends,
+    scenarios.UNKNOWN_EVENTS: unknown_events,
+    scenarios.LARGE_FRAMES: large_frames,
+    scenarios.WAITS_FOR_SLOW: waits_for_slow,
+    scenarios.ONE_IN_FLIGHT: one_in_flight,
+    scenarios.STORE_FALSE: store_false,
+    scenarios.IGNORES_ABANDONED: ignores_abandoned,
+    scenarios.NO_LOST_REQUEST: no_lost_request,
 }
 
 
