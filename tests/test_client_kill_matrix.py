@@ -23,7 +23,8 @@ from conformance.clientmode import scenarios as S
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "python tests/clients/broken.py"
-RUN_DEADLINE_S = 180
+RUN_DEADLINE_S = 300            # a hang guard: 17 scenarios of at most 11 s each, on a loaded machine
+AGENTS_DEADLINE_S = 900         # openai-agents: --client-deadline 60 per scenario
 EXPECTED = {"MUST": V.FAIL, "SHOULD": V.NON_STRICT}
 
 # break -> (the clause it fails, the scenarios it runs: a -k expression)
@@ -55,11 +56,12 @@ MATRIX = {
 }
 
 
-def _run(command: str, report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+def _run(command: str, report: Path, *extra: str, deadline_s: float = RUN_DEADLINE_S
+         ) -> tuple[subprocess.CompletedProcess, dict]:
     cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--client-command", command, "--report-dir", str(report), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline_s)
     cert_path = report / "certificate.json"
     assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     return proc, json.loads(cert_path.read_text())
@@ -119,7 +121,8 @@ def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
     own SDKs send) and the one NOT-REACHED (it drains a cancelled run's response, so it never
     abandons a request on the wire) docs/clients.md explains, and no other non-pass."""
     pytest.importorskip("agents")
-    proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60")
+    proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60",
+                      deadline_s=AGENTS_DEADLINE_S)
     not_passed = {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] != V.PASS}
     assert not_passed == {S.CREATE_NO_STREAM: V.NON_STRICT, S.EVICTION: V.FAIL, S.RECONNECTS: V.FAIL,
                           S.STORE_FALSE: V.FAIL, S.IGNORES_ABANDONED: V.NOT_REACHED}, \

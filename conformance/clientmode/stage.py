@@ -126,6 +126,7 @@ class ConnectionStage:
         self.slow_pending = False        # the next response's first event waits SLOW_FIRST_S
         self.stall_pending = False       # the next batch of the stalled response waits STALL_S
         self.idle_limit: asyncio.Task | None = None    # the unsolicited limit error, armed
+        self.limit_going = False         # the unsolicited limit error is being sent
 
     def wrap(self, transport: Any) -> "ConnectionStage":
         self.inner = transport
@@ -147,7 +148,7 @@ class ConnectionStage:
             return False
         hook = self.hook
         hook.requests += 1
-        if self.idle_limit is not None and not self.idle_limit.done():
+        if self.idle_limit is not None and not self.idle_limit.done() and not self.limit_going:
             # the socket was not idle after all: the limit error answers this create (§4.6 item 38)
             self.idle_limit.cancel()
             hook.recording.limit_errors.append(f"as the answer to request {hook.requests}")
@@ -180,6 +181,7 @@ class ConnectionStage:
         await asyncio.sleep(IDLE_LIMIT_AFTER_S)
         if self.done:
             return
+        self.limit_going = True         # from here on a create that arrives gets no second error
         self.hook.recording.limit_errors.append("unsolicited on the idle socket")
         try:
             await self._send([limit_error()])
