@@ -37,12 +37,14 @@ EFFECTS: dict[str, tuple[str, str]] = {
     "connection.lifetime_seconds": (VERDICT, "the lifetime the slow lifetime case waits for and judges; the embedded server's lifetime"),
     "connection.limit_error_code": (VERDICT, "the error code expected at the lifetime limit (cases/test_lifetime.py)"),
     "connection.max_frame_bytes": (VERDICT, "the oversize-frame case: 0 reports (INFO), a limit is judged (cases/test_errors.py)"),
-    "concurrency.busy_policy": (PLAN, "capabilities busy_policy_queue / busy_policy_reject"),
+    "concurrency.busy_policy": (PLAN, "capabilities busy_policy_queue / busy_policy_reject (and a client "
+                                      "clause's should_when level)"),
     "concurrency.busy_error_code": (VERDICT, "the code expected when a busy create is rejected (cases/test_sequential.py)"),
     "concurrency.max_active": (VERDICT, "LANE-ACTIVE-LIMIT: how many creates it sends and the limit it judges"),
     "concurrency.max_named_lanes": (VERDICT, "LANE-NAMED-LIMIT: how many lane names it opens and the limit it judges"),
     "features.generate_false": (PLAN, "capability generate_false"),
-    "features.stream_field": (PLAN, "capability stream_field_tolerated (\"tolerated\")"),
+    "features.stream_field": (PLAN, "capability stream_field_tolerated (\"tolerated\"): also the level of "
+                                    "CLIENT-CREATE-NO-STREAM (should_when)"),
     "features.background_rejected": (PLAN, "capability background_rejected"),
     "features.compact_endpoint": (PLAN, "capability compact_endpoint"),
     "features.context_management": (PLAN, "capability context_management"),

@@ -412,6 +412,7 @@ def build_settings(config: pytest.Config) -> Settings:
     registry = _validate_clauses(opt("clauses"), config.rootpath)
     if gateway is None:
         registry = registry.side(verdicts.CLIENT if client_command or client_test_command else verdicts.SERVER)
+    registry = registry.for_profile(profile.capabilities())     # should_when levels (a client run's profile)
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)

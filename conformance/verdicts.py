@@ -28,7 +28,7 @@ import contextvars
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -69,6 +69,9 @@ class Clause:
     requires: tuple[str, ...] = ()
     retired: bool = False
     side: str = SERVER
+    # a MUST that is only a SHOULD when the profile claims all these capabilities (what the
+    # server tolerates decides how bad a client's habit is, docs/spec.md §4.11 item 54)
+    should_when: tuple[str, ...] = ()
 
 
 class ClauseRegistry:
@@ -100,16 +103,18 @@ class ClauseRegistry:
             for key in ("requirement", "source"):
                 if not isinstance(raw.get(key, ""), str):
                     raise RegistryError(f"{where}: {key} must be a string")
-            for key in ("profiles", "requires"):
+            for key in ("profiles", "requires", "should_when"):
                 val = raw.get(key, [])
                 if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
                     raise RegistryError(f"{where}: {key} must be a list of strings")
             side = raw.get("side", SERVER)
             if side not in SIDES:
                 raise RegistryError(f"{where}: side must be one of {', '.join(SIDES)}, got {side!r}")
+            if raw.get("should_when") and level != "MUST":
+                raise RegistryError(f"{where}: should_when lowers a MUST; the level is {level}")
             out.append(Clause(cid, level, raw.get("requirement", ""), raw.get("source", ""),
                               tuple(raw.get("profiles", [])), tuple(raw.get("requires", [])),
-                              bool(raw.get("retired", False)), side))
+                              bool(raw.get("retired", False)), side, tuple(raw.get("should_when", []))))
         return cls(out, str(path), int(data.get("version", 1)))
 
     def __contains__(self, cid: str) -> bool:
@@ -134,6 +139,14 @@ class ClauseRegistry:
         view._whole_digest = self.digest()
         return view
 
+    def for_profile(self, capabilities: frozenset) -> "ClauseRegistry":
+        """The levels under a profile: a clause's ``should_when`` capabilities, all claimed,
+        make its MUST a SHOULD; its ``digest`` stays the whole registry's."""
+        view = ClauseRegistry([replace(c, level="SHOULD") if c.should_when and set(c.should_when) <= capabilities
+                               else c for c in self.clauses.values()], self.path, self.version)
+        view._whole_digest = self.digest()
+        return view
+
     def digest(self) -> str:
         """sha256 of the clauses' content (ids, levels, requirements, sources, profiles,
         requires, retired; not the file's comments or layout): names the registry a
@@ -142,6 +155,7 @@ class ClauseRegistry:
             return self._whole_digest
         rows = [[c.id, c.level, c.requirement, c.source, list(c.profiles), list(c.requires), c.retired]
                 + ([c.side] if c.side != SERVER else [])
+                + (["should_when", list(c.should_when)] if c.should_when else [])
                 for c in sorted(self.clauses.values(), key=lambda c: c.id)]
         return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 

@@ -15,6 +15,13 @@ the server does something else:
 * ``response.failed``, ``response.incomplete`` or any other ``error``: it gives up, prints the
   reason on stderr and exits 1.
 
+With CONFORMANCE_CLIENT_STORE=false it sends store=false, and after a new connection it starts
+a new chain with the whole conversation (the closed connection's cache held the old one).
+CONFORMANCE_CLIENT_PAUSE_S makes it wait that long between a response and its next request.
+CONFORMANCE_CLIENT_ABANDON=N makes it abandon its Nth request after the first event (a user
+pressing stop) and send it again; the abandoned response's remaining events, which still
+arrive first, are told apart by their response id and skipped.
+
 The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY; the key travels in the Authorization header.
 """
 
@@ -31,6 +38,9 @@ TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
 MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
 RETRIES = int(os.environ.get("CONFORMANCE_CLIENT_RETRIES", "3"))
 BACKOFF_S = float(os.environ.get("CONFORMANCE_CLIENT_BACKOFF_S", "0.2"))
+STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
+PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
+ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))
 WEATHER_TOOL = {
     "type": "function", "name": "get_weather", "description": "Get the current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -77,6 +87,8 @@ class Conversation:
         self.history: list[dict] = []       # every item of the conversation so far
         self.pending: list[dict] = [user_message(1)]
         self.done = 0
+        self.sent = 0                       # requests sent
+        self.abandoned: set[str] = set()    # ids of responses it stopped waiting for
 
     def connection(self):
         failures = 0
@@ -99,14 +111,32 @@ class Conversation:
             except Exception:  # noqa: BLE001 - it is gone either way
                 pass
 
+    def reconnect(self) -> None:
+        """Leave the connection; the next request opens a new one. A store=false chain lived in
+        the old connection's cache only: the next request starts a new chain with everything."""
+        self.drop()
+        if not STORE and self.previous:
+            self.new_chain()
+
+    def new_chain(self) -> None:
+        self.previous = None
+        self.pending = self.history + self.pending
+        self.history = []
+
     def request(self):
         """Send the pending input; return the terminal event or the error event."""
         conn = self.connection()
-        params = {"model": MODEL, "store": True, "tools": [WEATHER_TOOL], "input": self.pending}
+        params = {"model": MODEL, "store": STORE, "tools": [WEATHER_TOOL], "input": self.pending}
         if self.previous:
             params["previous_response_id"] = self.previous
         conn.response.create(**params)
+        self.sent += 1
         for event in conn:
+            if event.type == "response.created" and self.sent == ABANDON:
+                self.abandoned.add(event.response.id)
+                return None         # stopped waiting: the caller sends the request again
+            if event.type in TERMINAL and event.response.id in self.abandoned:
+                continue            # the abandoned response ends: not this request's reply
             if event.type in TERMINAL:
                 return event
             if event.type == "error":
@@ -122,10 +152,12 @@ class Conversation:
                 lost += 1
                 if lost > RETRIES:
                     raise GaveUp(f"the connection kept closing: {exc}") from None
-                self.drop()
+                self.reconnect()
                 time.sleep(BACKOFF_S * 2 ** (lost - 1))
                 continue
             lost = 0
+            if event is None:
+                continue
             if event.type == "error":
                 self.on_error(event)
                 continue
@@ -137,18 +169,18 @@ class Conversation:
             self.previous = response.id
             self.done += 1
             self.pending = tool_outputs(response.output) or [user_message(self.done + 1)]
+            if PAUSE_S and self.done < TURNS:
+                time.sleep(PAUSE_S)     # a user or a tool taking its time: the socket idles
 
     def on_error(self, event) -> None:
         error = event.error
         code = getattr(error, "code", None)
         if code == "previous_response_not_found":
             # the chain is gone: a new chain that carries the whole conversation
-            self.previous = None
-            self.pending = self.history + self.pending
-            self.history = []
+            self.new_chain()
             return
         if code == "websocket_connection_limit_reached":
-            self.drop()         # the request was not run: send it again on a new connection
+            self.reconnect()    # the request was not run: send it again on a new connection
             return
         raise GaveUp(f"error {code}: {getattr(error, 'message', '')}")
 

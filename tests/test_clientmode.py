@@ -17,6 +17,7 @@ from conformance.clientmode import judge as J
 from conformance.clientmode import scenarios as S
 from conformance.clientmode.record import Connection, Direction, Frame, Process, Recording
 from conformance.clientmode.runner import CommandError, run_scenario, split_command
+from conformance.target import load_profile
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -170,5 +171,140 @@ def test_judge_by_hand_flat_and_no_stream_are_separate_clauses():
     empty = Recording(connections=[], process=Process(0, 0.1, False))
     assert J.create_flat(empty, S.BY_NAME["tool-loop"], []).ok is None
     assert J.create_no_stream(empty, S.BY_NAME["tool-loop"], []).ok is None
-    levels = {c.id: c.level for c in V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)}
+    client = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
+    levels = {c.id: c.level for c in client.for_profile(load_profile("openai").capabilities())}
     assert levels[S.CREATE_FLAT] == "MUST" and levels[S.CREATE_NO_STREAM] == "SHOULD"
+
+
+@pytest.mark.parametrize("profile, level", [("openai", "SHOULD"), ("openai-2026-02", "SHOULD"),
+                                            ("reference", "SHOULD"), ("open-responses", "MUST"), ("xai", "MUST")])
+def test_a_client_profile_sets_the_level_of_sending_stream(profile, level):
+    """§4.11 item 54: stream/background is a SHOULD for a client of a server that tolerates
+    stream (the OpenAI profiles), a MUST for one whose server may refuse it (P-open; xAI's
+    docs do not say it is tolerated); the digest stays the whole registry's."""
+    whole = V.ClauseRegistry.load(V.default_clauses_path())
+    view = whole.side(V.CLIENT).for_profile(load_profile(profile).capabilities())
+    assert view[S.CREATE_NO_STREAM].level == level
+    assert view[S.CREATE_FLAT].level == "MUST" and view.digest() == whole.digest()
+
+
+def test_should_when_only_lowers_a_must(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[clause]]\nid = "X"\nlevel = "SHOULD"\nshould_when = ["lanes"]\n')
+    with pytest.raises(V.RegistryError, match="should_when"):
+        V.ClauseRegistry.load(path)
+
+
+def _create(**fields) -> dict:
+    return dict({"type": "response.create", "model": "m", "input": "x"}, **fields)
+
+
+def test_judge_one_in_flight_counts_only_creates_before_the_answer():
+    """A create that arrives after the answer went out is never counted (the client may have
+    sent it a moment before it read the answer: a race it cannot see); one that arrives before
+    is; creates of another lane are not the default lane's."""
+    scenario = S.BY_NAME["busy-reject"]
+    after = [_in(0.1, _create()), _out(0.2, _done("r1")), _in(0.2, _create(previous_response_id="r1")),
+             _out(0.3, _done("r2"))]
+    rec = Recording(connections=[_conn(0, after)], process=Process(0, 0.4, False))
+    assert J.one_in_flight(rec, scenario, J.requests(rec)).ok is True
+    early = [_in(0.1, _create()), _in(0.15, _create()), _out(0.16, {"type": "error", "error": {
+        "code": "response_already_in_flight"}}), _out(0.2, _done("r1"))]
+    rec = Recording(connections=[_conn(0, early)], process=Process(0, 0.4, False))
+    judged = J.one_in_flight(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "1 busy rejection" in judged.message
+    lanes = [_in(0.1, _create(stream_id="a")), _in(0.15, _create(stream_id="b")),
+             _out(0.2, dict(_done("r1"), stream_id="a")), _out(0.3, dict(_done("r2"), stream_id="b"))]
+    rec = Recording(connections=[_conn(0, lanes)], process=Process(0, 0.4, False))
+    assert J.one_in_flight(rec, scenario, J.requests(rec)).ok is None      # no lane had a second request
+    single = Recording(connections=[_conn(0, after[:2])], process=Process(0, 0.4, False))
+    assert J.one_in_flight(single, scenario, J.requests(single)).ok is None
+
+
+def test_judge_slow_first_event_counts_what_came_before_it():
+    scenario = S.BY_NAME["slow-first-token"]
+    base = [_in(0.1, _create()), _out(0.2, _done("r1")), _in(0.3, _create(previous_response_id="r1"))]
+    waited = base + [_out(3.3, {"type": "response.created"}), _out(3.4, _done("r2"))]
+    rec = Recording(connections=[_conn(0, waited)], process=Process(0, 4.0, False))
+    judged = J.waits_for_slow(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "2/4 turns" in judged.message       # waited, but did not finish
+    resent = base + [_in(1.3, _create(previous_response_id="r1")), _out(3.3, {"type": "response.created"})]
+    rec = Recording(connections=[_conn(0, resent)], process=Process(0, 4.0, False))
+    assert J.waits_for_slow(rec, scenario, J.requests(rec)).ok is False
+    # a create after the first event went out is the client's next business, not a resend
+    later = waited + [_in(3.5, _create(previous_response_id="r2"))]
+    rec = Recording(connections=[_conn(0, later)], process=Process(0, 4.0, False))
+    assert "waited 3.00 s" in J.waits_for_slow(rec, scenario, J.requests(rec)).message
+    closed = Recording(connections=[_conn(0, base, closed_by="client", closed=1.3),
+                                    _conn(1, [], opened=1.5)], process=Process(0, 4.0, False))
+    assert "closed the connection" in J.waits_for_slow(closed, scenario, J.requests(closed)).message
+
+
+def test_judge_store_false_names_only_its_own_connection():
+    scenario = S.Scenario("t", "", (S.STORE_FALSE,), turns=2)
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    first = [_in(0.1, _create(store=False)), _out(0.2, _done("r1", [call]))]
+    stale = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False, previous_response_id="r1")),
+                                                              _out(0.5, _done("r2"))], opened=0.3)],
+                      process=Process(0, 0.6, False))
+    judged = J.store_false(stale, scenario, J.requests(stale))
+    assert judged.ok is False and "connection 0" in judged.message
+    forgot = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False)), _out(0.5, _done("r2"))],
+                                                           opened=0.3)], process=Process(0, 0.6, False))
+    assert "c1" in J.store_false(forgot, scenario, J.requests(forgot)).message
+    full = Recording(connections=[_conn(0, first), _conn(1, [_in(0.4, _create(store=False, input=[call])),
+                                                             _out(0.5, _done("r2"))], opened=0.3)],
+                     process=Process(0, 0.6, False))
+    assert J.store_false(full, scenario, J.requests(full)).ok is True
+    stored = Recording(connections=[_conn(0, [_in(0.1, _create()), _out(0.2, _done("r1"))])], process=Process(0, 0.3, False))
+    assert J.store_false(stored, scenario, J.requests(stored)).ok is None
+
+
+def test_judge_pairs_answers_in_the_servers_order_and_sees_abandonment():
+    """Responses answer creates first in, first answered per connection; a create that arrives
+    before the answer of the one before it marks that one abandoned; a later request naming the
+    abandoned response shifted its replies; one naming the retry's response did not."""
+    scenario = S.BY_NAME["abandoned"]
+    frames = [_in(0.1, _create()), _out(0.2, _done("r1")),
+              _in(0.3, _create(previous_response_id="r1")), _out(0.31, {"type": "response.created", "response": {"id": "r2"}}),
+              _in(0.4, _create(previous_response_id="r1")),        # abandons request 2, sends it again
+              _out(1.9, _done("r2")), _out(2.0, {"type": "response.created", "response": {"id": "r3"}}),
+              _out(2.1, _done("r3"))]
+    right = frames + [_in(2.2, _create(previous_response_id="r3")), _out(2.3, _done("r4"))]
+    rec = Recording(connections=[_conn(0, right)], process=Process(0, 2.4, False))
+    reqs = J.requests(rec)
+    assert [(r.number, r.response_id, r.overtaken_by) for r in reqs] == [(1, "r1", None), (2, "r2", 3), (3, "r3", None),
+                                                                         (4, "r4", None)]
+    assert J.ignores_abandoned(rec, S.Scenario("t", "", (S.IGNORES_ABANDONED,), turns=3), reqs).ok is True
+    shifted = frames + [_in(1.95, _create(previous_response_id="r2")), _out(2.3, _done("r4"))]
+    rec = Recording(connections=[_conn(0, shifted)], process=Process(0, 2.4, False))
+    judged = J.ignores_abandoned(rec, scenario, J.requests(rec))
+    assert judged.ok is False and "request 4 continues r2" in judged.message
+    plain = Recording(connections=[_conn(0, frames[:2])], process=Process(0, 0.3, False))
+    assert J.ignores_abandoned(plain, scenario, J.requests(plain)).ok is None
+
+
+def test_judge_no_lost_request_is_the_same_whichever_way_the_race_went():
+    """The client's next create crossed the server's unsolicited limit error: it reached the
+    server unanswered, or never arrived. Either way the verdict asks the same of the first
+    request on the new connection: continue the last completed response with that input."""
+    scenario = S.Scenario("t", "", (S.NO_LOST_REQUEST,), turns=2)
+    call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+    answer = {"type": "function_call_output", "call_id": "c1", "output": "x"}
+    limit = {"type": "error", "error": {"code": "websocket_connection_limit_reached"}}
+    head = [_in(0.1, _create()), _out(0.2, _done("r1", [call])), _out(0.3, limit)]
+    resend = _create(previous_response_id="r1", input=[answer])
+    for crossed in ([_in(0.31, resend)], []):          # arrived unanswered / lost on the closed socket
+        old = _conn(0, head + crossed, closed_by="server", closed=0.35)
+        good = _conn(1, [_in(0.5, resend), _out(0.6, _done("r2"))], opened=0.4)
+        rec = Recording(connections=[old, good], process=Process(0, 0.7, False))
+        assert J.no_lost_request(rec, scenario, J.requests(rec)).ok is True, crossed
+        moved_on = _conn(1, [_in(0.5, _create(previous_response_id="r1")), _out(0.6, _done("r2"))], opened=0.4)
+        rec = Recording(connections=[old, moved_on], process=Process(0, 0.7, False))
+        judged = J.no_lost_request(rec, scenario, J.requests(rec))
+        assert judged.ok is False and "c1" in judged.message, crossed
+    older = _conn(1, [_in(0.5, _create(previous_response_id="r0", input=[answer]))], opened=0.4)
+    rec = Recording(connections=[_conn(0, head, closed_by="server", closed=0.35), older], process=Process(1, 0.7, False))
+    assert "names r0" in J.no_lost_request(rec, scenario, J.requests(rec)).message
+    alone = Recording(connections=[_conn(0, head, closed_by="server", closed=0.35)], process=Process(1, 0.4, False))
+    assert J.no_lost_request(alone, scenario, J.requests(alone)).ok is None

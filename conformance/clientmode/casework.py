@@ -53,6 +53,8 @@ class ScenarioTranscript:
             lines.append(f"# connection {conn.index} opened at {conn.opened:g} s ({state}); key in header: "
                          f"{conn.key_in_header}, key in URL: {conn.key_in_url}; closed by {conn.closed_by or '-'} "
                          f"at {conn.closed} code {conn.close_code}")
+        for form in rec.limit_errors:
+            lines.append(f"# lifetime limit error sent {form}")
         rows = self.transcript if limit is None else self.transcript[-limit:]
         for at, direction, text in rows:
             # the reports' arrows are the suite's view: here the suite is the server, so a frame

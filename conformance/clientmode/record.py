@@ -54,6 +54,7 @@ class Process:
 class Recording:
     connections: list[Connection] = field(default_factory=list)
     dead_ids: list[str] = field(default_factory=list)     # ids answered previous_response_not_found
+    limit_errors: list[str] = field(default_factory=list)  # when each lifetime error went out
     process: Process | None = None
 
     def frames(self, direction: Direction | None = None) -> list[tuple[Connection, Frame]]:

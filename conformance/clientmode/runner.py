@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from conformance.clientmode.record import Process, Recording
-from conformance.clientmode.scenarios import Scenario
+from conformance.clientmode.scenarios import CONTRACT_SWITCHES, Scenario
 from conformance.clientmode.stage import ScenarioHook
 
 # the environment of the client command (docs/clients.md)
@@ -96,6 +96,9 @@ def run_scenario(scenario: Scenario, command: str, *, deadline_s: float | None =
     env.update({ENV_BASE_URL: server.base_url, ENV_API_KEY: key, ENV_WS_URL: server.ws_url,
                 ENV_TURNS: str(scenario.turns), ENV_MODEL: MODEL, ENV_SCENARIO: scenario.name,
                 "PYTHONUNBUFFERED": "1"})
+    for name in CONTRACT_SWITCHES:      # only the scenario sets them (store=false, a pause)
+        env.pop(name, None)
+    env.update(scenario.env)
     started = time.monotonic()
     try:
         try:

@@ -27,6 +27,11 @@ class Act(enum.StrEnum):
     IDLE_CLOSE = "idle-close"          # the response, then the idle socket is closed (1000)
     EXTRA_EVENTS = "extra-events"      # unknown server events between the response's events
     LARGE_TERMINAL = "large-terminal"  # the terminal event padded to more than 1 MiB
+    IDLE_LIMIT = "idle-limit"          # the response; once the socket idles, the lifetime error
+                                       # unsolicited and a close (1000): §4.6 item 38a
+    LIMIT_ANSWER = "limit-answer"      # the lifetime error as the answer to the request, then a close
+    SLOW_FIRST = "slow-first"          # the response's first event comes SLOW_FIRST_S late
+    STALL = "stall"                    # after response.in_progress the response stalls STALL_S
 
 
 class Exit(enum.StrEnum):
@@ -53,6 +58,11 @@ ERROR_ENDS = "CLIENT-ERROR-ENDS-REQUEST"
 FAILED_ENDS = "CLIENT-FAILED-ENDS-REQUEST"
 UNKNOWN_EVENTS = "CLIENT-TOLERATES-UNKNOWN-EVENTS"
 LARGE_FRAMES = "CLIENT-READS-LARGE-FRAMES"
+WAITS_FOR_SLOW = "CLIENT-WAITS-FOR-SLOW-RESPONSE"
+ONE_IN_FLIGHT = "CLIENT-ONE-REQUEST-IN-FLIGHT"
+STORE_FALSE = "CLIENT-STORE-FALSE-FULL-CONTEXT"
+IGNORES_ABANDONED = "CLIENT-IGNORES-ABANDONED-EVENTS"
+NO_LOST_REQUEST = "CLIENT-NO-REQUEST-LOST-ON-CLOSE"
 
 # judged on every frame and upgrade of every scenario
 EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, CREATE_NO_STREAM, KEY_IN_HEADER)
@@ -60,6 +70,16 @@ EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, CREATE_NO_STREAM, KEY_IN_HEADER)
 DEFAULT_TURNS = 4
 DEFAULT_DEADLINE_S = 8.0
 REFUSED_UPGRADE_STATUS = 503
+SLOW_FIRST_S = 3.0              # how late the first event of a slow response comes
+IDLE_LIMIT_AFTER_S = 0.3        # how long after the terminal event the idle socket gets the limit error
+PAUSE_S = "1.0"                 # CONFORMANCE_CLIENT_PAUSE_S where a scenario needs an idle socket
+STALL_S = 1.5                   # how long a stalled response is silent after response.in_progress
+ABANDONED_REQUEST = 2           # the request the abandoned scenario asks the client to abandon
+# the contract's switches a scenario may set (docs/clients.md "The contract")
+ENV_PAUSE = "CONFORMANCE_CLIENT_PAUSE_S"
+ENV_STORE = "CONFORMANCE_CLIENT_STORE"
+ENV_ABANDON = "CONFORMANCE_CLIENT_ABANDON"
+CONTRACT_SWITCHES = (ENV_PAUSE, ENV_STORE, ENV_ABANDON)
 
 
 @dataclass(frozen=True)
@@ -74,10 +94,12 @@ class Scenario:
     deadline_s: float = DEFAULT_DEADLINE_S
     server: Mapping[str, object] = field(default_factory=dict)   # ServerConfig overrides
     refuse_upgrades_after: int | None = None       # upgrades after this many answer 503
+    env: Mapping[str, str] = field(default_factory=dict)     # contract switches for the client
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acts", MappingProxyType(dict(self.acts)))
         object.__setattr__(self, "server", MappingProxyType(dict(self.server)))
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
 
     def act(self, request: int) -> Act | None:
         return self.acts.get(request, self.every)
@@ -93,11 +115,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("eviction", "the third request is answered previous_response_not_found once",
              (EVICTION,), acts={3: Act.NOT_FOUND}),
     Scenario("lifetime", "after the second response the lifetime error arrives and the socket closes",
-             (RECONNECTS,), acts={2: Act.LIMIT_CLOSE}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.LIMIT_CLOSE}),
     Scenario("idle-close", "after the second response the server closes the idle socket",
-             (RECONNECTS,), acts={2: Act.IDLE_CLOSE}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_CLOSE}),
     Scenario("close-mid-response", "the second response stops after its first events: the socket closes",
-             (RECONNECTS,), acts={2: Act.CLOSE_MID}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.CLOSE_MID}),
     Scenario("reconnect-refused", "the socket closes in the middle of the second response and every "
              "later upgrade is refused with 503", (RETRIES_SPACED,), acts={2: Act.CLOSE_MID},
              exit=Exit.GIVE_UP, refuse_upgrades_after=1),
@@ -112,6 +134,25 @@ SCENARIOS: tuple[Scenario, ...] = (
              server={"control_events": True}),
     Scenario("large-terminal", "the second response's terminal event is larger than 1 MiB",
              (LARGE_FRAMES,), acts={2: Act.LARGE_TERMINAL}),
+    Scenario("idle-limit", "the client pauses between turns; while the socket idles after the second "
+             "response, the lifetime error arrives unsolicited and the socket closes",
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_LIMIT}, env={ENV_PAUSE: PAUSE_S}),
+    Scenario("limit-answer", "the third request is answered by the lifetime error, then the socket "
+             "closes (the other form of §4.6 item 38)", (RECONNECTS, NO_LOST_REQUEST), acts={3: Act.LIMIT_ANSWER}),
+    Scenario("slow-first-token", f"the first event of the second response comes {SLOW_FIRST_S:g} s late",
+             (WAITS_FOR_SLOW,), acts={2: Act.SLOW_FIRST}, deadline_s=DEFAULT_DEADLINE_S + SLOW_FIRST_S,
+             server={"ttft_ms": 1.0}),     # paced: turns run beside the frame reader, which records on
+    Scenario("busy-reject", "the server rejects a create that arrives while a response is in flight "
+             "(busy_policy reject, response_already_in_flight 409)", (ONE_IN_FLIGHT,),
+             server={"busy_policy": "reject", "ttft_ms": 20.0}),
+    Scenario("store-false-reconnect", "the client runs with store=false; after the second response the "
+             "server closes the idle socket, and the connection-local cache goes with it",
+             (STORE_FALSE,), acts={2: Act.IDLE_CLOSE}, env={ENV_STORE: "false"}),
+    Scenario("abandoned", f"the client abandons request {ABANDONED_REQUEST} after its first event "
+             f"(CONFORMANCE_CLIENT_ABANDON) and sends it again; that response stalls {STALL_S:g} s, then its "
+             "remaining events arrive before the next response's", (IGNORES_ABANDONED,),
+             acts={ABANDONED_REQUEST: Act.STALL}, env={ENV_ABANDON: str(ABANDONED_REQUEST)},
+             server={"ttft_ms": 1.0}),
 )
 
 BY_NAME: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in SCENARIOS})

@@ -7,11 +7,13 @@ connection's transport, records every frame in and out (``conformance.clientmode
 and plays the scenario's ``Act`` for each ``response.create``: it answers some requests
 itself (``previous_response_not_found``, a top-level error), reshapes the reference server's
 events for others (a failed or incomplete ending, unknown events, a padded terminal event) or
-closes the socket. Everything else is the reference server's usual behaviour.
+closes the socket, delays a response's first event, or sends the lifetime error unsolicited once
+the socket idles. Everything else is the reference server's usual behaviour.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -20,7 +22,8 @@ from urllib.parse import unquote
 from aiohttp import WSMsgType
 
 from conformance.clientmode.record import Connection, Direction, Frame, Recording
-from conformance.clientmode.scenarios import REFUSED_UPGRADE_STATUS, Act, Scenario
+from conformance.clientmode.scenarios import (IDLE_LIMIT_AFTER_S, REFUSED_UPGRADE_STATUS, SLOW_FIRST_S, STALL_S,
+                                               Act, Scenario)
 from conformance.server.config import lifetime_phrase
 from conformance.server.defects import Flags
 from conformance.server.errors import ApiError, connection_limit, ws_error_event
@@ -52,6 +55,11 @@ def not_found(previous_id: str) -> dict:
 def server_error() -> dict:
     return _error(ApiError(500, "server_error", "The server had an error while processing your request. "
                            "(scenario top-level-error)", None, type="server_error"))
+
+
+def limit_error() -> dict:
+    """The lifetime limit error, about the connection (no request's status or param)."""
+    return _error(connection_limit(lifetime_phrase(3600)), omit_param=True, request_scoped=False)
 
 
 def reshape_terminal(event: dict, act: Act) -> dict:
@@ -115,6 +123,10 @@ class ConnectionStage:
         self.inner: Any = None
         self.act: Act | None = None      # the act of the request being answered
         self.done = False                # the stage closed the socket
+        self.slow_pending = False        # the next response's first event waits SLOW_FIRST_S
+        self.stall_pending = False       # the next batch of the stalled response waits STALL_S
+        self.idle_limit: asyncio.Task | None = None    # the unsolicited limit error, armed
+        self.limit_going = False         # the unsolicited limit error is being sent
 
     def wrap(self, transport: Any) -> "ConnectionStage":
         self.inner = transport
@@ -136,6 +148,13 @@ class ConnectionStage:
             return False
         hook = self.hook
         hook.requests += 1
+        if self.idle_limit is not None and not self.idle_limit.done() and not self.limit_going:
+            # the socket was not idle after all: the limit error answers this create (§4.6 item 38)
+            self.idle_limit.cancel()
+            hook.recording.limit_errors.append(f"as the answer to request {hook.requests}")
+            await self._send([limit_error()])
+            await self._close(1000, "Connection lifetime exceeded")
+            return True
         act = hook.scenario.act(hook.requests)
         previous = event.get("previous_response_id")
         if isinstance(previous, str) and previous in hook.recording.dead_ids:
@@ -148,8 +167,27 @@ class ConnectionStage:
         if act is Act.TOP_ERROR:
             await self._send([server_error()])
             return True
+        if act is Act.LIMIT_ANSWER:
+            hook.recording.limit_errors.append(f"as the answer to request {hook.requests}")
+            await self._send([limit_error()])
+            await self._close(1000, "Connection lifetime exceeded")
+            return True
         self.act = act
+        self.slow_pending = act is Act.SLOW_FIRST
         return False
+
+    async def _limit_when_idle(self) -> None:
+        """§4.6 item 38a: the limit error on a socket with no request in flight, then the close."""
+        await asyncio.sleep(IDLE_LIMIT_AFTER_S)
+        if self.done:
+            return
+        self.limit_going = True         # from here on a create that arrives gets no second error
+        self.hook.recording.limit_errors.append("unsolicited on the idle socket")
+        try:
+            await self._send([limit_error()])
+            await self._close(1000, "Connection lifetime exceeded")
+        except (ConnectionError, RuntimeError):
+            pass        # the client closed first
 
     # -- frames out (the Transport of conformance.server.session) ----------------------------
     async def send(self, data: bytes, binary: bool) -> None:
@@ -158,6 +196,12 @@ class ConnectionStage:
     async def send_many(self, frames: list) -> None:
         if self.done:
             raise ConnectionResetError("closed by the scenario")
+        if self.slow_pending:
+            self.slow_pending = False
+            await asyncio.sleep(SLOW_FIRST_S)      # a slow first token: the client must wait
+        if self.stall_pending:
+            self.stall_pending = False
+            await asyncio.sleep(STALL_S)           # time for the client to abandon and send again
         events = []
         for data, binary in frames:
             event = None if binary else _parse(data)
@@ -176,14 +220,18 @@ class ConnectionStage:
             if act is Act.CLOSE_MID and etype == "response.in_progress":
                 after = "close-mid"
                 break
+            if act is Act.STALL and etype == "response.in_progress":
+                self.stall_pending = True
             if etype in TERMINAL:
                 self.act = None
                 if act is Act.LIMIT_CLOSE:
-                    out.append(_error(connection_limit(lifetime_phrase(3600)), omit_param=True,
-                                      request_scoped=False))
+                    self.hook.recording.limit_errors.append("after the terminal event")
+                    out.append(limit_error())
                     after = "close"
                 elif act is Act.IDLE_CLOSE:
                     after = "idle-close"
+                elif act is Act.IDLE_LIMIT:
+                    after = "idle-limit"
         await self._send(out)
         if after == "close-mid":
             await self._close(1011, "scenario: closed in the middle of a response")
@@ -194,6 +242,8 @@ class ConnectionStage:
             # at once: the socket is closed before the client's next request, as a pooled socket
             # that the server or a NAT closed while it was idle
             await self._close(1000, "idle connection closed")
+        elif after == "idle-limit":
+            self.idle_limit = asyncio.get_running_loop().create_task(self._limit_when_idle())
 
     async def _send(self, items: list) -> None:
         frames = []
@@ -230,6 +280,8 @@ class ConnectionStage:
 
     def ended(self, close_code: int | None) -> None:
         """The connection is gone (called once by the server, never raises)."""
+        if self.idle_limit is not None:
+            self.idle_limit.cancel()
         if self.record.closed is None:
             self.record.closed = self.hook.now()
         if self.record.close_code is None:

@@ -19,12 +19,18 @@ from websockets.sync.client import connect
 
 BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-in-url", "drops-chain",
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
-          "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib")
+          "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
+          "pipelines", "stale-store-false", "reads-abandoned", "forgets-lost-request")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
 TURNS = int(os.environ.get("CONFORMANCE_CLIENT_TURNS", "4"))
 MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
+STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
+PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
+ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))     # abandon this request after its first event
+IMPATIENT_S = 1.0       # impatient: how long it waits for a response's first event
+BUSY = "response_already_in_flight"
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
     "city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}, "strict": True}
 KNOWN_PREFIXES = ("response.", "error", "codex.", "rate_limits")
@@ -47,6 +53,8 @@ class Client:
         self.pending = [user(1)]
         self.done = 0
         self.tried_nested = False
+        self.sent = 0               # response.create frames sent
+        self.abandoned: set = set()     # ids of responses it stopped waiting for
 
     def open(self):
         attempts = 0
@@ -68,10 +76,15 @@ class Client:
         ws, self.ws = self.ws, None
         if ws is not None:
             ws.close()
+        if BREAK == "forgets-lost-request" and self.previous:
+            self.pending = [user(self.done + 1)]    # as if the request on the closed socket had been answered
+        if not STORE and self.previous and BREAK != "stale-store-false":
+            # the connection's cache held the store=false chain: a new chain with the full context
+            self.previous, self.pending, self.history = None, self.history + self.pending, []
 
     def request(self) -> dict:
         ws = self.open()
-        create = {"type": "response.create", "model": MODEL, "store": True, "tools": [TOOL], "input": self.pending}
+        create = {"type": "response.create", "model": MODEL, "store": STORE, "tools": [TOOL], "input": self.pending}
         if BREAK == "full-history" and self.previous:
             create["input"] = self.history + self.pending
         if self.previous and BREAK != "drops-chain":
@@ -85,9 +98,26 @@ class Client:
             self.tried_nested = True
             create = {"type": "response.create", "response": {k: v for k, v in create.items() if k != "type"}}
         ws.send(json.dumps(create))
+        self.sent += 1
+        if BREAK == "pipelines":
+            ws.send(json.dumps(create))     # the same request again at once, without waiting
+        first = True
         while True:
-            event = json.loads(ws.recv(timeout=30))
+            if BREAK == "impatient" and first:
+                try:
+                    event = json.loads(ws.recv(timeout=IMPATIENT_S))
+                except TimeoutError:
+                    raise ConnectionError("no first event in time: abandoned") from None
+            else:
+                event = json.loads(ws.recv(timeout=30))
+            first = False
             etype = event.get("type", "")
+            if etype == "response.created" and self.sent == ABANDON:
+                self.abandoned.add(event["response"]["id"])
+                return {"type": "abandoned"}        # a user pressing stop: the request is sent again
+            if (etype in ("response.completed", "response.failed", "response.incomplete")
+                    and event["response"]["id"] in self.abandoned and BREAK != "reads-abandoned"):
+                continue        # the rest of the abandoned response: not this request's reply
             if BREAK == "unknown-breaks" and not etype.startswith(KNOWN_PREFIXES):
                 raise GaveUp(f"unexpected event {etype}")
             if etype in ("response.completed", "response.failed", "response.incomplete"):
@@ -97,6 +127,8 @@ class Client:
                 if BREAK == "ignores-error" and code not in ("previous_response_not_found",
                                                              "websocket_connection_limit_reached"):
                     continue        # waits for a terminal event that never comes
+                if BREAK == "pipelines" and code == BUSY:
+                    continue        # its duplicate was refused; the first runs
                 return event
 
     def run(self) -> None:
@@ -118,6 +150,8 @@ class Client:
                 raise GaveUp(f"frame too big: {exc}") from None
             lost = 0
             etype = event["type"]
+            if etype == "abandoned":
+                continue
             if etype == "error":
                 code = (event.get("error") or {}).get("code")
                 if code == "previous_response_not_found":
@@ -143,6 +177,8 @@ class Client:
             self.pending = outputs if outputs and BREAK != "no-tool-output" else [user(self.done + 1)]
             if BREAK == "socket-per-turn":
                 self.drop()
+            if PAUSE_S and self.done < turns:
+                time.sleep(PAUSE_S)     # a user or a tool taking its time: the socket idles
         if BREAK == "trailing-garbage" and self.ws is not None:
             self.ws.send("bye")
 
