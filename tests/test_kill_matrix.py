@@ -33,7 +33,9 @@ from conformance.tenants import ENV as OTHER_TENANT_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
-# a defect that silences the server costs a turn timeout per turn: keep it short here
+# a defect that silences the server costs a turn timeout per turn: keep it short here; and a
+# failing generated conversation is not shrunk (--no-shrink: the same verdicts without the
+# hundreds of replays, some of which wait out a turn timeout each)
 TURN_TIMEOUT = "3"
 RUN_DEADLINE_S = 240
 WORKERS = 2
@@ -48,7 +50,8 @@ def _profile_args(profile: str) -> list[str]:
     return ["--profile", profile]
 
 
-def _run(name: str, report_root: Path, profile: str | None = None, clause: str | None = None) -> dict:
+def _run(name: str, report_root: Path, profile: str | None = None, clause: str | None = None,
+         shrink: bool = False) -> dict:
     """One run of the defect's clause (or ``clause``); ``profile`` None: the defect's own
     (Defect.profile)."""
     defect = DEFECTS[name]
@@ -57,7 +60,7 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     report = report_root / (name + ("@" + Path(profile).stem if profile else "") + ("." + clause_id if clause else ""))
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--reference-defect", name, "--clause", clause_id, "--turn-timeout", TURN_TIMEOUT,
-           "--report-dir", str(report), *_profile_args(profile)]
+           "--report-dir", str(report), *_profile_args(profile), *([] if shrink else ["--no-shrink"])]
     # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
     try:
@@ -73,6 +76,7 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     clause = next((c for c in cert["clauses"] if c["id"] == clause_id), None)
     return {"returncode": proc.returncode, "clause": clause, "overall": cert.get("overall"),
             "cases": [(c.get("nodeid"), c.get("verdict")) for c in cert.get("cases", [])],
+            "messages": {c.get("nodeid"): c.get("messages", []) for c in cert.get("cases", [])},
             "tail": proc.stdout[-1500:]}
 
 
@@ -185,3 +189,17 @@ def test_defect_judged_under_other_profile(other_profiles: dict[str, dict], name
     assert clause["verdict"] == want, (
         f"{defect_name} under {profile or 'the default profile'}: {clause_id} got {clause['verdict']}, "
         f"expected {want}\ncases: {result['cases']}\n{result['tail']}")
+
+
+def test_a_failing_generated_conversation_is_shrunk_and_replayed(tmp_path: Path) -> None:
+    """The matrix runs --no-shrink; shrinking (the default against the embedded server) still
+    reports a cache defect under its clause as a short sequence that replays the same way."""
+    name = "renamed-not-found-code"
+    result = _run(name, tmp_path, shrink=True)
+    assert "error" not in result, result["error"]
+    case = "cases/test_state_machine.py::test_generated_conversations_agree_with_model"
+    assert (case, "FAIL") in result["cases"], result["cases"]
+    message = next(m for m in result["messages"][case] if DEFECTS[name].clause in m)
+    steps = [line for line in message.splitlines() if line.startswith("    ")]
+    assert 0 < len(steps) <= 8, message
+    assert "same disagreement" in message, message
