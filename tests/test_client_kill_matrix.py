@@ -20,6 +20,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.clientmode import scenarios as S
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "python tests/clients/broken.py"
@@ -51,7 +52,7 @@ def _run(command: str, report: Path, *extra: str) -> tuple[subprocess.CompletedP
     cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--client-command", command, "--report-dir", str(report), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     cert_path = report / "certificate.json"
     assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     return proc, json.loads(cert_path.read_text())

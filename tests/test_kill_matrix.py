@@ -30,6 +30,7 @@ import pytest
 
 from conformance.server.defects import DEFECTS
 from conformance.tenants import ENV as OTHER_TENANT_ENV
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -64,7 +65,7 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+        proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {RUN_DEADLINE_S}s"}
     if proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED:
