@@ -14,7 +14,7 @@ SUITE_RUNS = frozenset({
 # each goes to one worker as a whole (tests/conftest.py), so that the fixture runs once.
 SHARED_FIXTURE_MODULES = frozenset({
     "test_certification_doc.py", "test_diff.py", "test_streaming_variations.py", "test_matrix.py",
-    "test_nightly.py", "test_layout.py", "test_tenants_option.py",
+    "test_nightly.py", "test_layout.py", "test_tenants_option.py", "test_browser.py",
 })
 
 # Seconds of test time measured (2 cores, `--durations=0`, 2026-12-06) for the longest units:
