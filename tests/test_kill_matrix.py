@@ -34,9 +34,11 @@ import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
-# a defect that silences the server costs a turn timeout per turn: keep it short here; and a
+# a defect that silences the server costs a turn timeout per turn: keep it short here; a
 # failing generated conversation is not shrunk (--no-shrink: the same verdicts without the
-# hundreds of replays, some of which wait out a turn timeout each)
+# hundreds of replays, some of which wait out a turn timeout each); pytest's entry of each
+# failed case is one line (--tb=line: its long form costs ~40 ms of CPU per case to format,
+# and only the certificate is read)
 TURN_TIMEOUT = "3"
 RUN_DEADLINE_S = 240
 WORKERS = 2
@@ -61,7 +63,7 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     report = report_root / (name + ("@" + Path(profile).stem if profile else "") + ("." + clause_id if clause else ""))
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--reference-defect", name, "--clause", clause_id, "--turn-timeout", TURN_TIMEOUT,
-           "--report-dir", str(report), *_profile_args(profile), *([] if shrink else ["--no-shrink"])]
+           "--tb=line", "--report-dir", str(report), *_profile_args(profile), *([] if shrink else ["--no-shrink"])]
     # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
     try:
