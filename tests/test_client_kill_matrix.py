@@ -103,6 +103,7 @@ def test_every_client_clause_is_checked_and_killed():
     assert ids == {clause for clause, _ in MATRIX.values()}, "every client clause has a broken client"
 
 
+@pytest.mark.heavy      # ~25 s of CPU: the Agents SDK is imported once per scenario (CI: make selftest-heavy)
 def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
     """openai-agents 0.24.0: the two FAILs and the one NON-STRICT (stream: true, which OpenAI's
     own SDKs send) docs/clients.md explains, and no other non-pass."""
