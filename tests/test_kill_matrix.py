@@ -11,7 +11,7 @@ A defect of a profile fact (``Defect.profile``, e.g. a field only the Open Respo
 requires) is judged under that profile, and must be tolerated (its clause PASS) under the
 default profile. A defect with ``Defect.also`` is run once more per entry, under that profile,
 where another clause or level judges the same behaviour (a SHOULD of the OpenAI profiles that
-P-open makes a MUST; a shape P-open allows: PASS). The runs are subprocesses (each its own pytest session and server), a few at a
+P-open makes a MUST; a shape P-open allows: PASS). The runs are subprocesses (forked from a warm helper, tests/_forkrun.py; each its own pytest session and server), a few at a
 time; only the defects the selected tests name are run (so ``-k`` keeps the matrix small).
 """
 
