@@ -2,6 +2,8 @@
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
 #   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
 #                   on 4 pytest-xdist workers (the suite runs they start mostly wait on sockets)
+#   make selftest-heavy  the self-tests marked `heavy` (tens of seconds of CPU each), which selftest leaves out;
+#                   CI runs them after selftest
 #   make check      the inner loop: the self-tests that start no whole suite run (under a minute)
 #   make bench      bench/bench_*.py (bench_endings.py: the five adversarial endings with default options,
 #                   ~5 min), then the same endings as self-tests with a 1 s idle deadline (marker
@@ -14,7 +16,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 XDIST ?= -n 4
 
-.PHONY: install suite client selftest check bench schemas clean
+.PHONY: install suite client selftest selftest-heavy check bench schemas clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,10 +35,13 @@ client: install
 	$(BIN)/pytest --client-command "python examples/sdk_client.py" $(PYTEST_ARGS)
 
 selftest: install
-	$(BIN)/pytest tests -m "not endings" $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not endings and not heavy" $(XDIST) $(PYTEST_ARGS)
+
+selftest-heavy: install
+	$(BIN)/pytest tests -m heavy $(PYTEST_ARGS)
 
 check: install
-	$(BIN)/pytest tests -m "not endings and not suite_run" $(XDIST) -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m "not endings and not suite_run and not heavy" $(XDIST) -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	missed=0; for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || missed=1; done; \

@@ -700,5 +700,6 @@ def test_generated_conversations_agree_with_model(target, connect, verdict, nonc
     caps = Capabilities.from_profile(target.profile)
     # with test controls every turn lasts a little, so that two lanes' streams interleave
     pace = {"X-Conformance-Turn-Delay-Ms": str(PACE_MS)} if caps.lanes and target.has("test_controls") else None
-    run = Run(target, verdict, nonce_factory, caps, conformance_session.settings.registry, headers=pace)
+    run = Run(target, verdict, nonce_factory, caps, conformance_session.settings.registry, headers=pace,
+              shrink=conformance_session.settings.shrink)
     judge(run, Conversations, lambda headers=None: connect(headers=headers or pace), MARKED, runs)

@@ -108,6 +108,10 @@ def add_options(group: Any) -> None:
                 help="response.create requests the generated conversations (hypothesis state machine) may "
                      "spend; default: off against a real target (so every case costs a few requests), "
                      "the case's own larger budget against the embedded server")
+    group.addoption("--no-shrink", action="store_true", default=False,
+                help="report a failing generated conversation as found instead of shrinking it to a short "
+                     "sequence first (shrinking replays hundreds of conversations; it runs against the "
+                     "embedded server only); the verdicts are the same")
     group.addoption("--run-slow", action="store_true", default=False,
                 help="run cases marked slow (e.g. the real 60-minute lifetime)")
     group.addoption("--idle-seconds", type=float, default=IDLE_SECONDS, metavar="SECONDS",
@@ -178,6 +182,7 @@ class Settings:
     run_id: str
     registry: verdicts.ClauseRegistry
     generated_budget: int | None = None
+    shrink: bool = True                 # --no-shrink: a generated conversation's failure as found
     turn_cap: float = 0.0
     run_timeout: float | None = None
     retries: int = 0
@@ -425,7 +430,7 @@ def build_settings(config: pytest.Config) -> Settings:
                     turn_timeout=timeout, max_output_tokens=max_output_tokens,
                     run_slow=opt("run_slow"), defects=tuple(opt("reference_defect") or ()),
                     report_dir=_report_dir(config, run_id), run_id=run_id, registry=registry,
-                    generated_budget=generated_budget, turn_cap=turn_cap,
+                    generated_budget=generated_budget, shrink=not opt("no_shrink"), turn_cap=turn_cap,
                     run_timeout=run_timeout, retries=retries,
                     max_requests=max_requests, baseline=baseline,
                     write_baseline=write_baseline, write_baseline_by=opt("write_baseline_by"),

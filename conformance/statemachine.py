@@ -66,6 +66,7 @@ class Run:
     creates: int = 0
     serial: int = 0               # for names unique across the run's conversations
     headers: dict | None = None   # handshake headers of every exploration socket (e.g. pacing)
+    shrink: bool = True           # shrink a failing sequence (embedded server only; --no-shrink)
 
     def level(self, clause: str) -> str | None:
         return self.registry[clause].level if clause in self.registry else None
@@ -162,10 +163,10 @@ def budget(target: Any, requests: int | None) -> dict | None:
     return dict(max_examples=max(1, requests // steps), stateful_step_count=steps)
 
 
-def hypothesis_settings(target: Any, runs: dict) -> settings:
+def hypothesis_settings(target: Any, runs: dict, shrink: bool = True) -> settings:
     # against a real endpoint a failing sequence is at most 18 steps: report it as found
-    # rather than spend requests on shrinking it
-    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if target.is_embedded else [])
+    # rather than spend requests on shrinking it (and so with --no-shrink: same verdicts, sooner)
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if target.is_embedded and shrink else [])
     return settings(derandomize=True, database=None, deadline=None, print_blob=False,
                     report_multiple_bugs=False, phases=phases,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
@@ -216,7 +217,7 @@ def judge(run: Run, factory: Factory, connect: Callable[[], Connection], marked:
     failure: Disagreement | None = None
     flaky = False
     try:
-        run_state_machine_as_test(lambda: factory(run), settings=hypothesis_settings(run.target, runs))
+        run_state_machine_as_test(lambda: factory(run), settings=hypothesis_settings(run.target, runs, run.shrink))
     except Fatal:
         pass
     except Exception as exc:  # noqa: BLE001 - hypothesis wraps a failure that did not reproduce in a group

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import _forkrun as forkrun
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-selftest-standalone-0001"
 
@@ -52,7 +54,7 @@ def run_cases(args: list[str], report_dir: Path, *, timeout: float = 600,
            "--report-dir", str(report_dir), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=timeout)
     took = time.monotonic() - t0
     cert_path = report_dir / "certificate.json"
     cert = json.loads(cert_path.read_text()) if cert_path.exists() else None

@@ -17,10 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -76,12 +78,13 @@ def render(page: Path, shots: Path, name: str) -> tuple[str, int]:
     from PIL import Image, ImageChops
 
     url = page.resolve().as_uri()
-    dom = _browser(url, "--dump-dom")
+    png = shots / f"{name}.png"
+    png.unlink(missing_ok=True)
+    # one chromium run: the DOM after layout on stdout, the screenshot to its file
+    dom = _browser(url, f"--window-size={WIDTH},{TALL}", f"--screenshot={png}", "--dump-dom")
     assert dom.returncode == 0, f"chromium could not render {page}: {dom.stderr[-800:]}"
     assert "<body" in dom.stdout, f"chromium rendered no body for {page}"
-    png = shots / f"{name}.png"
-    shot = _browser(url, f"--window-size={WIDTH},{TALL}", f"--screenshot={png}")
-    assert shot.returncode == 0 and png.exists(), f"no screenshot of {page}: {shot.stderr[-800:]}"
+    assert png.exists(), f"no screenshot of {page}: {dom.stderr[-800:]}"
     Image.MAX_IMAGE_PIXELS = None
     with Image.open(png) as image:
         rgb = image.convert("RGB")
@@ -96,9 +99,9 @@ def render(page: Path, shots: Path, name: str) -> tuple[str, int]:
 
 def _suite(report: Path, *args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "cases"), "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", "--turn-timeout", "3", "--report-dir", str(report), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = forkrun.run([sys.executable, "-m", "pytest", str(ROOT / "cases"), "-q", "-p", "no:cacheprovider",
+                        "-p", "no:xdist", "--turn-timeout", "3", "--report-dir", str(report), *args],
+                       cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     assert (report / "certificate.json").exists(), proc.stdout[-1500:] + proc.stderr[-1500:]
     return json.loads((report / "certificate.json").read_text())
 
@@ -116,8 +119,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A clean run and a run with three defects (their report folders)."""
     _chromium()
     root = tmp_path_factory.mktemp("browser-runs")
-    _suite(root / "clean")
-    _suite(root / "defects", *[a for name in DEFECTS for a in ("--reference-defect", name)])
+    with ThreadPoolExecutor(max_workers=2) as pool:     # both at once: the module is one xdist unit
+        clean = pool.submit(_suite, root / "clean")
+        defects = pool.submit(_suite, root / "defects", *[a for name in DEFECTS for a in ("--reference-defect", name)])
+        clean.result(), defects.result()
     return {"clean": root / "clean", "defects": root / "defects"}
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def _clause_verdicts(tmp_path: Path, case: str, defects: tuple[str, ...], *extra
     for d in defects:
         cmd += ["--reference-defect", d]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=120)
     cert_path = report / "certificate.json"
     assert cert_path.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     cert = json.loads(cert_path.read_text())

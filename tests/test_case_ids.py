@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -20,6 +19,7 @@ import pytest
 
 from _standalone import ROOT
 from conformance.caseid import module_id
+import _forkrun as forkrun
 
 SELECT = ["-p", "no:xdist", "--clause", "SEQ-MONOTONIC", "--reference-defect", "sequence-not-monotonic",
           "--write-baseline-by", "case"]
@@ -54,7 +54,7 @@ def _ids(f: dict[str, Path], cwd: Path, extra: list[str] = ()) -> dict[str, list
     cases = "cases" if cwd == ROOT else str(ROOT / "cases")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     cmd = [sys.executable, "-m", "pytest", cases, "-q", "-p", "no:cacheprovider", *SELECT, *extra]
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    proc = forkrun.run(cmd, cwd=cwd, env=env, timeout=120)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     cert = json.loads((f["report"] / "certificate.json").read_text())
     junit = ET.parse(f["report"] / "junit.xml").getroot()

@@ -20,6 +20,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.clientmode import scenarios as S
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "python tests/clients/broken.py"
@@ -61,7 +62,7 @@ def _run(command: str, report: Path, *extra: str, deadline_s: float = RUN_DEADLI
     cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--client-command", command, "--report-dir", str(report), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=deadline_s)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=deadline_s)
     cert_path = report / "certificate.json"
     assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     return proc, json.loads(cert_path.read_text())
@@ -116,6 +117,7 @@ def test_every_client_clause_is_checked_and_killed():
     assert ids == {clause for clause, _ in MATRIX.values()}, "every client clause has a broken client"
 
 
+@pytest.mark.heavy      # ~25 s of CPU: the Agents SDK is imported once per scenario (CI: make selftest-heavy)
 def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
     """openai-agents 0.24.0: the three FAILs, the one NON-STRICT (stream: true, which OpenAI's
     own SDKs send) and the one NOT-REACHED (it drains a cancelled run's response, so it never

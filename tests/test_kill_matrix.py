@@ -11,7 +11,7 @@ A defect of a profile fact (``Defect.profile``, e.g. a field only the Open Respo
 requires) is judged under that profile, and must be tolerated (its clause PASS) under the
 default profile. A defect with ``Defect.also`` is run once more per entry, under that profile,
 where another clause or level judges the same behaviour (a SHOULD of the OpenAI profiles that
-P-open makes a MUST; a shape P-open allows: PASS). The runs are subprocesses (each its own pytest session and server), a few at a
+P-open makes a MUST; a shape P-open allows: PASS). The runs are subprocesses (forked from a warm helper, tests/_forkrun.py; each its own pytest session and server), a few at a
 time; only the defects the selected tests name are run (so ``-k`` keeps the matrix small).
 """
 
@@ -30,10 +30,15 @@ import pytest
 
 from conformance.server.defects import DEFECTS
 from conformance.tenants import ENV as OTHER_TENANT_ENV
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
-# a defect that silences the server costs a turn timeout per turn: keep it short here
+# a defect that silences the server costs a turn timeout per turn: keep it short here; a
+# failing generated conversation is not shrunk (--no-shrink: the same verdicts without the
+# hundreds of replays, some of which wait out a turn timeout each); pytest's entry of each
+# failed case is one line (--tb=line: its long form costs ~40 ms of CPU per case to format,
+# and only the certificate is read)
 TURN_TIMEOUT = "3"
 RUN_DEADLINE_S = 240
 WORKERS = 2
@@ -48,7 +53,8 @@ def _profile_args(profile: str) -> list[str]:
     return ["--profile", profile]
 
 
-def _run(name: str, report_root: Path, profile: str | None = None, clause: str | None = None) -> dict:
+def _run(name: str, report_root: Path, profile: str | None = None, clause: str | None = None,
+         shrink: bool = False) -> dict:
     """One run of the defect's clause (or ``clause``); ``profile`` None: the defect's own
     (Defect.profile)."""
     defect = DEFECTS[name]
@@ -57,11 +63,11 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     report = report_root / (name + ("@" + Path(profile).stem if profile else "") + ("." + clause_id if clause else ""))
     cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--reference-defect", name, "--clause", clause_id, "--turn-timeout", TURN_TIMEOUT,
-           "--report-dir", str(report), *_profile_args(profile)]
+           "--tb=line", "--report-dir", str(report), *_profile_args(profile), *([] if shrink else ["--no-shrink"])]
     # no declared other tenant: the embedded server's own second tenant judges the tenant clauses
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != OTHER_TENANT_ENV}
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+        proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {RUN_DEADLINE_S}s"}
     if proc.returncode == pytest.ExitCode.NO_TESTS_COLLECTED:
@@ -73,6 +79,7 @@ def _run(name: str, report_root: Path, profile: str | None = None, clause: str |
     clause = next((c for c in cert["clauses"] if c["id"] == clause_id), None)
     return {"returncode": proc.returncode, "clause": clause, "overall": cert.get("overall"),
             "cases": [(c.get("nodeid"), c.get("verdict")) for c in cert.get("cases", [])],
+            "messages": {c.get("nodeid"): c.get("messages", []) for c in cert.get("cases", [])},
             "tail": proc.stdout[-1500:]}
 
 
@@ -185,3 +192,17 @@ def test_defect_judged_under_other_profile(other_profiles: dict[str, dict], name
     assert clause["verdict"] == want, (
         f"{defect_name} under {profile or 'the default profile'}: {clause_id} got {clause['verdict']}, "
         f"expected {want}\ncases: {result['cases']}\n{result['tail']}")
+
+
+def test_a_failing_generated_conversation_is_shrunk_and_replayed(tmp_path: Path) -> None:
+    """The matrix runs --no-shrink; shrinking (the default against the embedded server) still
+    reports a cache defect under its clause as a short sequence that replays the same way."""
+    name = "renamed-not-found-code"
+    result = _run(name, tmp_path, shrink=True)
+    assert "error" not in result, result["error"]
+    case = "cases/test_state_machine.py::test_generated_conversations_agree_with_model"
+    assert (case, "FAIL") in result["cases"], result["cases"]
+    message = next(m for m in result["messages"][case] if DEFECTS[name].clause in m)
+    steps = [line for line in message.splitlines() if line.startswith("    ")]
+    assert 0 < len(steps) <= 8, message
+    assert "same disagreement" in message, message

@@ -101,45 +101,57 @@ def _until_done(conn, timeout: float = 3.0) -> list:
     return events
 
 
+class _Stalled(Exception):
+    """A turn ended by its deadline."""
+
+
+def _turn(conn, out: list) -> list:
+    """One turn's events (appended to ``out``); ``_Stalled`` when it had no terminal event."""
+    events = _until_done(conn)
+    out.append(events)
+    if not events or getattr(events[-1], "type", None) not in TERMINAL:
+        raise _Stalled()
+    return events
+
+
 def sdk_traffic(base_url: str) -> list:
     """What an SDK user does: chained turns, a forced tool call and its output, a cut-short
     turn, a continuation of an unknown id (an error), a turn and an error on a named lane, and
-    two creates back to back."""
+    two creates back to back. A turn that ends by its deadline (no terminal event: the SDK
+    would wait forever) ends the conversation there, as it would an SDK user's."""
     client = openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=10)
     out = []
     try:
         with client.responses.connect() as conn:
             conn.response.create(model=MODEL, store=False, input="Hello there.")
-            t1 = _until_done(conn)
-            out.append(t1)
+            t1 = _turn(conn, out)
             rid = getattr(getattr(t1[-1], "response", None), "id", None) if t1 else None
             conn.response.create(model=MODEL, store=False, previous_response_id=rid, tools=[TOOL],
                                  tool_choice="required", input="What's the weather in Paris?")
-            t2 = _until_done(conn)
-            out.append(t2)
+            t2 = _turn(conn, out)
             resp = getattr(t2[-1], "response", None) if t2 else None
             calls = [i for i in (getattr(resp, "output", None) or []) if getattr(i, "type", "") == "function_call"]
             if calls:
                 conn.response.create(model=MODEL, store=False, previous_response_id=resp.id, tools=[TOOL],
                                      input=[{"type": "function_call_output", "call_id": calls[0].call_id,
                                              "output": '{"temp_c": 21}'}])
-                out.append(_until_done(conn))
+                _turn(conn, out)
             conn.response.create(model=MODEL, store=False, max_output_tokens=16, input="Tell me a long story " * 20)
-            out.append(_until_done(conn))
+            _turn(conn, out)
             conn.response.create(model=MODEL, store=False, previous_response_id="resp_unknown000", input="x")
-            out.append(_until_done(conn))
+            _turn(conn, out)
             # a named lane (§4.4 items 20-23a): its events and its request errors carry the stream_id
             conn.response.create(model=MODEL, store=False, stream_id="lane-a", input="On a lane.")
-            out.append(_until_done(conn))
+            _turn(conn, out)
             conn.response.create(model=MODEL, store=False, stream_id="lane-a",
                                  previous_response_id="resp_unknown001", input="x")
-            out.append(_until_done(conn))
+            _turn(conn, out)
             conn.response.create(model=MODEL, store=False, input="first of two")
             conn.response.create(model=MODEL, store=False, input="second of two")
-            out.append(_until_done(conn))
-            out.append(_until_done(conn))
-    except ConnectionClosed:  # a defect closed the socket: what came so far is what the proxy judged
-        pass
+            _turn(conn, out)
+            _turn(conn, out)
+    except (ConnectionClosed, _Stalled):  # a defect closed the socket or stalled the stream: what came
+        pass                               # so far is what the proxy judged
     return out
 
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 300
@@ -44,7 +45,7 @@ def _run(run: str, report_root: Path) -> dict:
         cmd += ["--reference-option", opt]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+        proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     except subprocess.TimeoutExpired:
         return {"error": f"no result within {RUN_DEADLINE_S}s"}
     cert_path = report / "certificate.json"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from conformance.report import terminal as T
 import conformance.server  # noqa: E402,F401
 import conformance.monitor  # noqa: E402,F401
 import conformance.schemas  # noqa: E402,F401
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 # a schema deviation seen in nearly every case, a queueing defect and a flat error shape
@@ -36,7 +36,7 @@ def test_three_defects_fit_on_a_screen(tmp_path: Path):
     for d in THREE_DEFECTS:
         cmd += ["--reference-defect", d]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"COLUMNS": "120"}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert len(lines) < MAX_LINES, f"{len(lines)} lines:\n" + proc.stdout[-3000:]
