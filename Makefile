@@ -1,7 +1,7 @@
 # Two commands for a newcomer:
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
 #   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
-#                   on 4 pytest-xdist workers (the suite runs they start mostly wait on sockets)
+#                   on 6 pytest-xdist workers (the suite runs they start mostly wait on sockets)
 #   make selftest-heavy  the self-tests marked `heavy` (tens of seconds of CPU each), which selftest leaves out;
 #                   CI runs them after selftest
 #   make check      the inner loop: the self-tests that start no whole suite run (under a minute)
@@ -14,7 +14,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-XDIST ?= -n 4
+XDIST ?= -n 6
 
 .PHONY: install suite client selftest selftest-heavy check bench schemas clean
 
@@ -38,7 +38,7 @@ selftest: install
 	$(BIN)/pytest tests -m "not endings and not heavy" $(XDIST) $(PYTEST_ARGS)
 
 selftest-heavy: install
-	$(BIN)/pytest tests -m heavy $(PYTEST_ARGS)
+	$(BIN)/pytest tests -m heavy $(XDIST) $(PYTEST_ARGS)
 
 check: install
 	$(BIN)/pytest tests -m "not endings and not suite_run and not heavy" $(XDIST) -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -133,6 +133,7 @@ def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
     _no_key_in(tmp_path)
 
 
+@pytest.mark.heavy      # imports the Agents SDK (CI: make selftest-heavy)
 def test_agents_example_under_open_responses_fails_for_stream(tmp_path):
     """Under --profile open-responses (P-open forbids stream) the stream: true that openai-agents
     sends is a FAIL of the MUST, where the OpenAI profiles make it NON-STRICT."""

@@ -16,6 +16,7 @@ import pytest
 from conformance import verdicts
 from conformance.clientmode.anytraffic import ANY_TRAFFIC
 from conformance.clientmode import scenarios
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN = "python tests/clients/own_tests.py"
@@ -26,7 +27,7 @@ def _run(report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
            "--report-dir", str(report), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     cert_path = report / "certificate.json"
     assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     for path in report.rglob("*"):

@@ -26,6 +26,7 @@ from conformance.vocabulary import NOT_USABLE
 from conformance.clientmode import scenarios
 from conformance.clientmode.anytraffic import ANY_TRAFFIC
 from conformance.clientmode.sandwich import UPSTREAM_NODEID
+import _forkrun as forkrun
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAY = "python examples/gateway_relay.py"
@@ -53,7 +54,7 @@ def _run(command: str, report: Path, *extra: str) -> tuple[subprocess.CompletedP
     if "-n" not in extra:
         cmd[5:5] = ["-p", "no:xdist"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    proc = forkrun.run(cmd, cwd=ROOT, env=env, timeout=RUN_DEADLINE_S)
     assert not _running(marker), "the gateway outlived its run"
     cert_path = report / "certificate.json"
     assert cert_path.exists(), f"exit {proc.returncode}, no certificate\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
@@ -72,6 +73,7 @@ def _failing(cert: dict) -> dict:
     return {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] in bad}
 
 
+@pytest.mark.heavy      # a whole server suite through the gateway (CI: make selftest-heavy)
 def test_the_relay_passes_both_sides_under_xdist(tmp_path):
     proc, cert = _run(RELAY, tmp_path, *PROFILE, "-n", "2")
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -92,7 +94,8 @@ def test_the_relay_passes_both_sides_under_xdist(tmp_path):
 
 @pytest.mark.parametrize("name, clause, extra", [
     ("key-in-url", scenarios.KEY_IN_HEADER, ("--clause", scenarios.KEY_IN_HEADER, "--clause", "TURN-TEXT")),
-    ("full-history", scenarios.NEW_INPUT_ONLY, ()),
+    # a whole server suite through the gateway (CI: make selftest-heavy)
+    pytest.param("full-history", scenarios.NEW_INPUT_ONLY, (), marks=pytest.mark.heavy),
 ])
 def test_a_broken_gateway_fails_its_client_clause_only(name, clause, extra, tmp_path):
     proc, cert = _run(f"{BROKEN} {name}", tmp_path, *PROFILE, *extra)
