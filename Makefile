@@ -1,7 +1,7 @@
 # Two commands for a newcomer:
 #   make suite      install into .venv and run the conformance cases against the embedded reference server
 #   make selftest   run the self-tests (schemas, reference server, monitor, model, harness, kill matrix)
-#                   on 6 pytest-xdist workers (the suite runs they start mostly wait on sockets)
+#                   on 8 pytest-xdist workers (the suite runs they start mostly wait on sockets)
 #   make selftest-heavy  the self-tests marked `heavy` (tens of seconds of CPU each), which selftest leaves out;
 #                   CI runs them after selftest
 #   make check      the inner loop: the self-tests that start no whole suite run (under a minute)
@@ -14,7 +14,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-XDIST ?= -n 6
+XDIST ?= -n 8
 
 .PHONY: install suite client selftest selftest-heavy check bench schemas clean
 
