@@ -58,10 +58,7 @@ class MessageRelay:
 
     def __init__(self, upstream: str, observer: Observer, host: str = "127.0.0.1", port: int = 0,
                  open_timeout: float = UPSTREAM_OPEN_TIMEOUT) -> None:
-        upstream = socket_url(upstream)
-        if not urlsplit(upstream).hostname:
-            raise ValueError(f"--upstream {upstream!r}: no host")
-        self.upstream, self.observer = upstream, observer
+        self.upstream, self.observer = socket_url(upstream), observer
         self.host, self.port, self.open_timeout = host, port, open_timeout
         self._server: Any = None
         self._tasks: set[asyncio.Task] = set()

@@ -57,6 +57,8 @@ def socket_url(upstream: str) -> str:
         raise ValueError(str(exc).replace("--target ", "--upstream ", 1)) from None
     except ValueError:
         raise ValueError(f"--upstream {upstream!r}: the port is not a number (1-65535)") from None
+    if not urlsplit(url).hostname:
+        raise ValueError(f"--upstream {url!r}: no host")
     return url
 
 
@@ -367,10 +369,7 @@ class Relay:
 
     def __init__(self, upstream: str, observer: Observer, host: str = "127.0.0.1", port: int = 0,
                  open_timeout: float = UPSTREAM_OPEN_TIMEOUT) -> None:
-        upstream = socket_url(upstream)
-        if not urlsplit(upstream).hostname:
-            raise ValueError(f"--upstream {upstream!r}: no host")
-        self.upstream, self.observer = upstream, observer
+        self.upstream, self.observer = socket_url(upstream), observer
         self.host, self.port, self.open_timeout = host, port, open_timeout
         self.links: set[Link] = set()
         self.tasks: set[asyncio.Task] = set()
