@@ -61,8 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     sess = ConformanceSession(config, build_settings(config))
     config.stash[SESSION_KEY] = sess
     config.pluginmanager.register(sess, "responses-ws-conformance-session")
-    from conformance.clientmode import pluginhooks     # own tests, the gateway sandwich
-    pluginhooks.register(config, sess)
+    from conformance import clienthooks     # own tests, the gateway sandwich
+    clienthooks.register(config, sess)
     # xdist's hook exists only where xdist is loaded; pytest rejects unknown hooks otherwise
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "responses-ws-conformance-xdist")

@@ -1,9 +1,10 @@
 """The pytest side of a client's own tests and of the gateway sandwich, kept out of
-``conformance.plugin`` (issue 16's shape): ``register`` (called from its ``pytest_configure``)
-adds the ``client_own_tests`` fixture (``conformance.clientmode.ownsuite``) and, with
-``--gateway-command``, the sandwich's hooks (``conformance.clientmode.sandwich``): start the
-gateway before the preflight, write what each case sent, hand the gateway to xdist workers,
-judge its upstream side after the last case.
+``conformance.plugin`` (issue 16's shape) and out of ``conformance.clientmode``, which the
+options import (a hook module there would import the session from below it). ``register``
+(called from the plugin's ``pytest_configure``) adds the ``client_own_tests`` fixture
+(``conformance.clientmode.ownsuite``) and, with ``--gateway-command``, the sandwich's hooks
+(``conformance.clientmode.sandwich``): start the gateway before the preflight, write what each
+case sent, hand the gateway to xdist workers, judge its upstream side after the last case.
 """
 
 from __future__ import annotations
