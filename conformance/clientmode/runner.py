@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from conformance.clientmode.record import Process, Recording
 from conformance.clientmode.scenarios import CONTRACT_SWITCHES, Scenario
 from conformance.clientmode.stage import ScenarioHook
+from conformance.target import redact
 
 # the environment of the client command (docs/clients.md)
 ENV_BASE_URL = "OPENAI_BASE_URL"
@@ -33,7 +34,6 @@ ENV_SCENARIO = "CONFORMANCE_SCENARIO"
 MODEL = "gpt-5.6"
 OUTPUT_KEPT = 20_000          # characters of stdout / stderr kept for the report
 COLLECT_S = 3.0               # after a kill: how long to wait for the pipes to close
-REDACTED = "<redacted-key>"
 
 
 class CommandError(ValueError):
@@ -60,7 +60,7 @@ class Run:
     key: str
 
     def redact(self, text: str) -> str:
-        return text.replace(self.key, REDACTED) if self.key else text
+        return redact(text, self.key)
 
 
 def _tail(data: bytes | str | None) -> str:
@@ -70,7 +70,8 @@ def _tail(data: bytes | str | None) -> str:
     return text[-OUTPUT_KEPT:]
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to ``proc``'s whole process group (it was started in a session of its own)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -112,13 +113,13 @@ def run_scenario(scenario: Scenario, command: str, *, deadline_s: float | None =
             out, err = proc.communicate(timeout=deadline)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(proc)
+            kill_group(proc)
             try:
                 out, err = proc.communicate(timeout=COLLECT_S)
             except subprocess.TimeoutExpired:      # a grandchild holds the pipes open
                 out, err = b"", b""
         finally:
-            _kill_group(proc)      # nothing the client started outlives its scenario
+            kill_group(proc)      # nothing the client started outlives its scenario
         duration = time.monotonic() - started
         hook.recording.process = Process(None if timed_out else proc.returncode, round(duration, 3), timed_out,
                                          _tail(out), _tail(err))

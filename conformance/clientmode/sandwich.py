@@ -38,7 +38,7 @@ from conformance.clientmode.anytraffic import ANY_TRAFFIC, judge_any
 from conformance.clientmode.casework import ScenarioTranscript
 from conformance.clientmode.record import Direction, Frame, Process, Recording
 from conformance.clientmode.runner import (ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_WS_URL, MODEL, CommandError,
-                                           Run, split_command)
+                                           Run, kill_group, split_command)
 from conformance.clientmode import scenarios as scenario_table
 from conformance.clientmode.scenarios import Scenario
 
@@ -277,10 +277,7 @@ class Sandwich:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)     # nothing it started outlives the run
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_group(proc)     # nothing it started outlives the run
         server, self.server = self.server, None
         if server is not None:
             server.stop()
