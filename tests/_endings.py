@@ -1,5 +1,5 @@
 """Self-test helper: a relay with adversarial endings between the suite and a standalone
-reference server (issue 21). It is the proxy's ``MessageRelay`` (conformance/proxy/message_relay.py: the
+reference server (issue 21). It is ``MessageRelay`` (tests/_message_relay.py: the
 handshake, refusals and closes are mirrored as they are) with one change to the frames:
 
 ==================  =========================================================================
@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from conformance.monitor import TERMINAL_TYPES
 from conformance.monitor.events import valid_lane_name
-from conformance.proxy.message_relay import MessageRelay
+from _message_relay import MessageRelay
 from conformance.proxy.relay import ProxyThread
 
 ENDINGS = ("drop", "rewrite-id", "twice", "delay", "errors-only", "rate-limit")

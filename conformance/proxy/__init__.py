@@ -7,8 +7,6 @@ every connection and writes an "observed traffic" report directory on exit (docs
 * ``relay``   — ``Relay`` (the asyncio server: the upgrade, then the bytes both ways) and ``ProxyThread``
 * ``handshake`` — the upgrade request and answer as relayed; ``frames`` — ``FrameReader``,
   the frames in a relayed byte stream; both without I/O
-* ``message_relay`` — ``MessageRelay``, a relay that decodes and re-sends every message (for
-  relays that change frames: tests/_endings.py)
 * ``cli``     — the ``proxy`` subcommand
 """
 

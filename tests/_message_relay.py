@@ -1,6 +1,7 @@
-"""A relay that decodes every WebSocket message and sends it on with websockets (a hop each
-side), for relays that change frames on their way: tests/_endings.py builds its adversarial
-endings on it. The proxy itself relays bytes (relay.py), which costs a client far less.
+"""Self-test helper: a relay that decodes every WebSocket message and sends it on with
+websockets (a hop each side), for relays that change frames on their way: tests/_endings.py
+builds its adversarial endings on it. The proxy itself relays bytes
+(conformance/proxy/relay.py), which costs a client far less.
 
 The client's handshake (headers, the ``Authorization: Bearer`` key, query, subprotocols, the
 permessage-deflate offer) is replayed upstream before the client's upgrade is answered, so a
