@@ -136,7 +136,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              (LARGE_FRAMES,), acts={2: Act.LARGE_TERMINAL}),
     Scenario("idle-limit", "the client pauses between turns; while the socket idles after the second "
              "response, the lifetime error arrives unsolicited and the socket closes",
-             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_LIMIT}, env={ENV_PAUSE: PAUSE_S}),
+             (RECONNECTS, NO_LOST_REQUEST), acts={2: Act.IDLE_LIMIT}, env={ENV_PAUSE: PAUSE_S},
+             deadline_s=DEFAULT_DEADLINE_S + (DEFAULT_TURNS - 1) * float(PAUSE_S)),   # the pauses are the client's wait
     Scenario("limit-answer", "the third request is answered by the lifetime error, then the socket "
              "closes (the other form of §4.6 item 38)", (RECONNECTS, NO_LOST_REQUEST), acts={3: Act.LIMIT_ANSWER}),
     Scenario("slow-first-token", f"the first event of the second response comes {SLOW_FIRST_S:g} s late",
