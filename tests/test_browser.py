@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 import _forkrun as forkrun
 
+# ~30 s of CPU (six suite runs, one chromium each): make selftest-heavy and CI run it
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 DEADLINE_S = 120                       # one chromium run

@@ -95,7 +95,10 @@ def test_broken_client_fails_its_clause_only(name, tmp_path):
         assert time.monotonic() - started < S.BY_NAME["top-level-error"].deadline_s + 30
 
 
-@pytest.mark.parametrize("command, profile", [(BROKEN + " correct", "openai"), ("python examples/sdk_client.py", "openai"),
+# the SDK example imports the official SDK once per scenario (~15 s of CPU): selftest-heavy and CI
+@pytest.mark.parametrize("command, profile", [(BROKEN + " correct", "openai"),
+                                              pytest.param("python examples/sdk_client.py", "openai",
+                                                           marks=pytest.mark.heavy),
                                               (BROKEN + " correct", "open-responses")])
 def test_correct_clients_pass_every_scenario(command, profile, tmp_path):
     # a correct client is judged on what it sends, not on how fast a loaded machine imports the SDK
