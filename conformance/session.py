@@ -130,6 +130,12 @@ class ConformanceSession:
                 self._target = self.target_for(ws_url, base, embedded=False)
         return self._target
 
+    def retarget(self, target_url: str) -> None:
+        """Point the run at another address (the sandwich's gateway moved to a new port before
+        any case ran); the Target is built again on its next use."""
+        self.settings.target_url = target_url
+        self._target = None
+
     def fingerprint(self) -> dict:
         """The target's fingerprint; an embedded server that never started is not started for it."""
         if self._target is not None or not self.settings.embedded:

@@ -8,6 +8,7 @@ SUITE_RUNS = frozenset({
     "test_streaming_variations.py", "test_terminal.py", "test_matrix.py", "test_nightly.py",
     "test_case_ids.py", "test_baseline.py", "test_certificate.py", "test_browser.py",
     "test_client_kill_matrix.py", "test_case_fallbacks.py", "test_ownsuite.py", "test_sandwich.py",
+    "test_sandwich_ports.py",
     "test_anytraffic.py",
 })
 

@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -39,13 +38,15 @@ from conformance.clientmode.casework import ScenarioTranscript
 from conformance.clientmode.record import Direction, Frame, Process, Recording
 from conformance.clientmode.runner import (ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_WS_URL, MODEL, CommandError,
                                            Run, kill_group, split_command)
-from conformance.clientmode import scenarios as scenario_table
+from conformance.clientmode import listenport, scenarios as scenario_table
 from conformance.clientmode.scenarios import Scenario
 
 ENV_LISTEN = "CONFORMANCE_GATEWAY_LISTEN"       # HOST:PORT the gateway must listen on
-HOST = "127.0.0.1"
+HOST = listenport.HOST
 START_TIMEOUT_S = 20.0          # --gateway-start-timeout: until the gateway listens
 POLL_S = 0.1
+ATTEMPTS = 3                    # ports tried when another process takes the one picked
+GRACE_S = 0.5                   # a listener we cannot place is the gateway's if it lives this long
 LONG_TEXT = 200_000             # frames longer than this are compared by their first characters
 PREFIX = 4096
 OUTPUT_KEPT = 4000              # characters of the gateway's stdout / stderr in the report
@@ -74,12 +75,6 @@ class Gateway:
         return f"ws://{self.listen}/v1/responses"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def settings_for(config: Any, command: str | None, start_timeout: float | None) -> Gateway | None:
     """The run's ``Gateway`` (``pytest.UsageError`` for a bad option): the controller picks the
     port and the key, an xdist worker takes the controller's (``pytest_configure_node``)."""
@@ -95,7 +90,7 @@ def settings_for(config: Any, command: str | None, start_timeout: float | None) 
     given = getattr(config, "workerinput", {}).get("conformance_gateway")
     if given:
         return Gateway(command, int(given["port"]), given["key"], timeout)
-    return Gateway(command, free_port(), "sk-conformance-gateway-" + secrets.token_hex(12), timeout)
+    return Gateway(command, listenport.free_port(), "sk-conformance-gateway-" + secrets.token_hex(12), timeout)
 
 
 def worker_input(gateway: Gateway) -> dict:
@@ -215,35 +210,75 @@ class Sandwich:
         self.err = tempfile.TemporaryFile()
         self.started = 0.0
         self.start_error = ""
+        self.retries: list[str] = []        # the addresses given up because another process had them
         self.exited_during_run: int | None = None
 
-    def start(self, start_server: Any) -> str | None:
-        """Start the upstream and the gateway; None once it listens, else the one line why not."""
+    def start(self, start_server: Any, say: Any = None) -> str | None:
+        """Start the upstream and the gateway; None once it listens, else the one line why not.
+        A port another process took first is given up for a new one (``ATTEMPTS`` in all);
+        ``say`` gets one line per port given up, and ``self.gateway`` names the last port."""
         from conformance.clientmode.stage import ScenarioHook
-        gateway = self.gateway
-        self.hook = ScenarioHook(UPSTREAM, gateway.key)
+        self.hook = ScenarioHook(UPSTREAM, self.gateway.key)
         # the stage authenticates (a key in the URL is seen, not refused unseen), as in client mode
         self.server = start_server(scenario_hook=self.hook)
+        self.started = time.monotonic()
+        for attempt in range(1, ATTEMPTS + 1):
+            why, taken = self._attempt()
+            if why is None:
+                return None
+            if not taken or attempt == ATTEMPTS:
+                if taken:
+                    why += f" ({ATTEMPTS} ports tried: {', '.join(self.retries + [self.gateway.listen])})"
+                return self._not_listening(why)
+            self._stop_gateway()
+            given_up = self.gateway.listen
+            self.retries.append(given_up)
+            self.gateway = replace(self.gateway, port=listenport.free_port())
+            if say is not None:
+                say(f"gateway sandwich: {given_up} {why}; trying {self.gateway.listen} "
+                    f"(attempt {attempt + 1} of {ATTEMPTS})")
+        return None     # not reached: the last attempt returns
+
+    def _attempt(self) -> tuple[str | None, bool]:
+        """Start the gateway on ``self.gateway.port``: (None, False) once it listens there,
+        else (why not, whether another process has the port)."""
+        gateway = self.gateway
+        if listenport.accepts(gateway.port, POLL_S):       # taken before the gateway could try
+            return self._taken("was taken before the gateway started"), True
         env = dict(os.environ)
         env.update({ENV_BASE_URL: self.server.base_url, ENV_API_KEY: gateway.key, ENV_WS_URL: self.server.ws_url,
                     ENV_MODEL: MODEL, ENV_LISTEN: gateway.listen, "PYTHONUNBUFFERED": "1"})
-        self.started = time.monotonic()
         try:
             self.proc = subprocess.Popen(split_command(gateway.command), env=env, stdin=subprocess.DEVNULL,
                                          stdout=self.out, stderr=self.err, start_new_session=True)
         except OSError as exc:
             self.start_error = f"cannot start it: {exc}"
-            return self._not_listening(self.start_error)
-        deadline = self.started + gateway.start_timeout
+            return self.start_error, False
+        proc, launched = self.proc, listenport.started(self.proc.pid)
+        deadline = time.monotonic() + gateway.start_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return self._not_listening(f"it exited {self.proc.returncode} before listening")
-            try:
-                with socket.create_connection((HOST, gateway.port), timeout=POLL_S):
-                    return None
-            except OSError:
+            if proc.poll() is not None:
+                if listenport.accepts(gateway.port, POLL_S):     # it could not bind: someone else did
+                    return self._taken(f"was taken by another process; the gateway exited {proc.returncode}"), True
+                return f"it exited {proc.returncode} before listening", False
+            if not listenport.accepts(gateway.port, POLL_S):
                 time.sleep(POLL_S)
-        return self._not_listening(f"nothing listened within {gateway.start_timeout:g} s (--gateway-start-timeout)")
+                continue
+            whose, _ = listenport.owner(gateway.port, proc.pid, launched)
+            if whose == listenport.OURS:
+                return None, False
+            if whose == listenport.STRANGER:
+                return self._taken("was taken by another process before the gateway listened"), True
+            # a listener we cannot place: the gateway's if it is still there a moment later
+            time.sleep(GRACE_S)
+            if proc.poll() is None:
+                return None, False
+        return f"nothing listened within {gateway.start_timeout:g} s (--gateway-start-timeout)", False
+
+    def _taken(self, what: str) -> str:
+        found = listenport.listeners(self.gateway.port) or []
+        by = f" ({'; '.join(x.describe() for x in found[:2])})" if found else ""
+        return f"{what}{by}"
 
     def _not_listening(self, why: str) -> str:
         self.stop()
@@ -263,24 +298,30 @@ class Sandwich:
 
     def stop(self) -> None:
         """Stop the gateway (its whole process group) and the upstream; idempotent."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is not None and self.exited_during_run is None and not self.start_error:
-                self.exited_during_run = proc.returncode
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    break
-                try:
-                    proc.wait(timeout=2.0)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            kill_group(proc)     # nothing it started outlives the run
+        proc = self.proc
+        if proc is not None and proc.poll() is not None and self.exited_during_run is None \
+                and not self.start_error:
+            self.exited_during_run = proc.returncode
+        self._stop_gateway()
         server, self.server = self.server, None
         if server is not None:
             server.stop()
+
+    def _stop_gateway(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                proc.wait(timeout=2.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        kill_group(proc)     # nothing it started outlives the run
 
     def process(self, redact: Any) -> Process:
         duration = round(time.monotonic() - self.started, 3) if self.started else 0.0
@@ -342,7 +383,7 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
              "upstream": {"connections": len(recording.connections),
                           "frames_from_gateway": len(recording.frames(Direction.IN)),
                           "relayed_as_sent": relayed},
-             "exit": sandwich.exited_during_run}
+             "exit": sandwich.exited_during_run, "ports_given_up": list(sandwich.retries)}
     return record, block
 
 
@@ -354,7 +395,12 @@ def start(sess: Any) -> None:
     from conformance import preflight
     settings = sess.settings
     sess.sandwich = Sandwich(settings.gateway)
-    line = sess.sandwich.start(lambda **config: sess.start_server(defects=("no-auth", *settings.defects), **config))
+    reporter = sess.config.pluginmanager.get_plugin("terminalreporter")
+    line = sess.sandwich.start(lambda **config: sess.start_server(defects=("no-auth", *settings.defects), **config),
+                               say=reporter.write_line if reporter is not None else None)
+    if sess.sandwich.gateway != settings.gateway:       # another process had the port: a new one
+        settings.gateway = sess.sandwich.gateway        # what pytest_configure_node hands the workers
+        sess.retarget(settings.gateway.ws_url)
     if line is None:
         return
     line = sess.redact(line)

@@ -7,6 +7,10 @@ behaviour changed, so that one client clause fails on its upstream side:
 * ``full-history``: each continuation is sent upstream with the output of the response it
   continues put back in front of its input: CLIENT-NEW-INPUT-ONLY (a SHOULD);
 * ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
+* ``port-taken``: asks tests/clients/port_thief.py (in the suite's process) to take the port
+  it was given and then tries to listen there, and fails, as a gateway that lost the race for
+  its port; once the thief has taken one port, it is a plain relay (with the thief's ``always``
+  mode, it fails on every port);
 * ``dies``: a correct relay that exits 3 once its sixth connection opens (the run goes on
   against nothing and ends in bounded time; the certificate says the gateway exited).
 """
@@ -78,6 +82,24 @@ class Dies(gateway_relay.Relay):
         return super().upstream_url(request)
 
 
+def lose_the_port_race() -> None:
+    """Have tests/clients/port_thief.py take the port this gateway was given, and wait for it."""
+    mode, _, folder = os.environ.get("CONFORMANCE_TEST_PORT_THIEF", "").partition(":")
+    thief = Path(folder or ".")
+    port = os.environ["CONFORMANCE_GATEWAY_LISTEN"].rpartition(":")[2]
+    if (thief / "done").exists() and mode != "always":
+        return      # the thief took a port already: this start is a plain relay
+    (thief / "go").write_text(port)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if (thief / "done").read_text().strip() == port:
+                return
+        except OSError:
+            pass
+        time.sleep(0.02)
+
+
 RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "dies": Dies}
 
 if __name__ == "__main__":
@@ -85,7 +107,10 @@ if __name__ == "__main__":
         print("gateway: starting, but never listening", flush=True)
         time.sleep(3600)
         sys.exit(0)
+    if BREAK == "port-taken":
+        lose_the_port_race()
+        sys.exit(gateway_relay.main())
     if BREAK not in RELAYS:
-        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'never-listens'])}", file=sys.stderr)
+        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'never-listens', 'port-taken'])}", file=sys.stderr)
         sys.exit(2)
     sys.exit(gateway_relay.main(RELAYS[BREAK]))
