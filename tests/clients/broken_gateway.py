@@ -85,7 +85,9 @@ class Dies(gateway_relay.Relay):
 def lose_the_port_race() -> None:
     """Have tests/clients/port_thief.py take the port this gateway was given, and wait for it."""
     mode, _, folder = os.environ.get("CONFORMANCE_TEST_PORT_THIEF", "").partition(":")
-    thief = Path(folder or ".")
+    if mode not in ("race", "always") or not folder:
+        return      # the thief took the port before this gateway started, or there is none
+    thief = Path(folder)
     port = os.environ["CONFORMANCE_GATEWAY_LISTEN"].rpartition(":")[2]
     if (thief / "done").exists() and mode != "always":
         return      # the thief took a port already: this start is a plain relay
