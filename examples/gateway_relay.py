@@ -12,7 +12,8 @@ upstream, CONFORMANCE_WS_URL (``ws://…/v1/responses``), written with websocket
 
 The key travels as the client sent it, in the ``Authorization`` header. A gateway with keys of
 its own would check the client's key and send its own upstream key (OPENAI_API_KEY) instead.
-``Relay`` is the policy; tests/clients/broken_gateway.py overrides one method of it at a time.
+``Relay`` is the policy (``for_connection`` gives each client connection its own, for a policy
+with state); tests/clients/broken_gateway.py overrides one method of it at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class Relay:
 
     def upstream_headers(self, request: Request) -> list[tuple[str, str]]:
         return [(name, value) for name, value in request.headers.raw_items() if name.lower() not in HOP_BY_HOP]
+
+    def for_connection(self) -> "Relay":
+        """The policy of one client connection: this one (it keeps no state); a policy that
+        keeps state per connection returns a fresh object here."""
+        return self
 
     def to_upstream(self, message: str | bytes) -> str | bytes:
         return message
@@ -112,8 +118,9 @@ class Gateway:
         upstream = self.upstreams.pop(id(client), None)
         if upstream is None:
             return
-        upward = asyncio.create_task(_pump(client, upstream, self.relay.to_upstream))
-        downward = asyncio.create_task(_pump(upstream, client, self.relay.to_client))
+        relay = self.relay.for_connection()
+        upward = asyncio.create_task(_pump(client, upstream, relay.to_upstream))
+        downward = asyncio.create_task(_pump(upstream, client, relay.to_client))
         try:
             await asyncio.wait({upward, downward}, return_when=asyncio.FIRST_COMPLETED)
             # whichever side closed first: a send that failed on the other side ends a pump too

@@ -135,6 +135,35 @@ def test_the_upstream_judge_excuses_only_what_was_relayed_as_sent():
     assert relayed == 0 and verdicts[scenarios.CHAIN] is False and verdicts[scenarios.TEXT_JSON] is False
 
 
+def test_a_continuation_made_into_a_new_chain_fails_the_chain_clause():
+    """The gateway's client continued r1 with one message; the gateway sent a new chain with the
+    history in front. The same input sent as a deliberate new chain, unchanged, is no violation."""
+    continuation = _create(previous_response_id="r1", input="and then?")
+    history = [{"role": "user", "content": "hi"}, {"type": "message", "role": "assistant",
+                                                   "content": [{"type": "output_text", "text": "hello"}]}]
+    rebuilt = _create(input=[*history, {"type": "message", "role": "user",
+                                        "content": [{"type": "input_text", "text": "and then?"}]}])
+    fresh = _create(input="and then?")
+    frames = [_in(0.1, _create(input="hi")), _done(0.2, "r1"), _in(0.3, rebuilt), _done(0.4, "r2"), _in(0.5, fresh)]
+    rec = Recording(connections=[_conn(0, frames)])
+    sent = {d for event in (_create(input="hi"), continuation, fresh) for d in sandwich.sent_digests(json.dumps(event))}
+    verdicts = {j.clause: j for j in sandwich.judge_upstream(rec, sent, lambda text: text)[0]}
+    chain = verdicts[scenarios.CHAIN]
+    assert chain.ok is False and "a new chain (no previous_response_id, 3 input item(s))" in chain.message
+    assert "1 new item(s)" in chain.message and "connection 0 at 0.3 s" in chain.message
+    # the relay sends the continuation as it came: nothing made into a new chain, and the message says what held
+    frames[2] = _in(0.3, continuation)
+    verdicts = {j.clause: j for j in sandwich.judge_upstream(Recording(connections=[_conn(0, frames)]), sent,
+                                                              lambda text: text)[0]}
+    chain = verdicts[scenarios.CHAIN]
+    assert chain.ok is True, chain.message
+    assert chain.message.startswith("1 continuation(s) right after a completed response on the same connection, "
+                                    "each naming that response in previous_response_id; 2 request(s) without")
+    # a client's own tests have no client frames to pair with: the pass message says what it checked
+    own = {j.clause: j for j in anytraffic.judge_any(Recording(connections=[_conn(0, frames)]))}[scenarios.CHAIN]
+    assert own.ok is True and "request(s) without" not in own.message
+
+
 @pytest.mark.parametrize("args, words", [
     (["--client-test-command", "python 'x"], "--client-test-command"),
     (["--client-test-command", "python x.py", "--target", "ws://127.0.0.1:9/v1/responses"], "--target"),

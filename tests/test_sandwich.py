@@ -3,7 +3,8 @@ drive a gateway whose upstream is the reference server, and the gateway's upstre
 judged by the client clauses in the same run and certificate.
 
 examples/gateway_relay.py (a pass-through relay) passes both sides, also under pytest-xdist;
-each gateway of tests/clients/broken_gateway.py fails its client clause and only it; a gateway
+each gateway of tests/clients/broken_gateway.py fails its client clause and only it (and,
+for one that drops previous_response_id, the server clause its relayed answers break); a gateway
 that never listens ends the run NOT-USABLE (exit 6) in one line within its start timeout. No
 run leaves the gateway running or the key in a report file.
 """
@@ -33,6 +34,8 @@ RELAY = "python examples/gateway_relay.py"
 BROKEN = "python tests/clients/broken_gateway.py"
 PROFILE = ("--target-config", "examples/gateway_relay.toml")
 RUN_DEADLINE_S = 240
+# the server clauses a broken gateway also fails, seen by the server cases through it
+SERVER_SIDE = {"new-chain": ("PREVIOUS-ID-ECHOED",)}
 
 
 def _running(marker: str) -> list[str]:
@@ -96,14 +99,20 @@ def test_the_relay_passes_both_sides_under_xdist(tmp_path):
     ("key-in-url", scenarios.KEY_IN_HEADER, ("--clause", scenarios.KEY_IN_HEADER, "--clause", "TURN-TEXT")),
     # a whole server suite through the gateway (CI: make selftest-heavy)
     pytest.param("full-history", scenarios.NEW_INPUT_ONLY, (), marks=pytest.mark.heavy),
+    # the client side sees the new chains; the server side sees the id no longer echoed
+    pytest.param("new-chain", scenarios.CHAIN, ("-n", "2"), marks=pytest.mark.heavy),
 ])
 def test_a_broken_gateway_fails_its_client_clause_only(name, clause, extra, tmp_path):
     proc, cert = _run(f"{BROKEN} {name}", tmp_path, *PROFILE, *extra)
-    level = {r["id"]: r["level"] for r in cert["clauses"]}[clause]
-    assert _failing(cert) == {clause: verdicts.FAIL if level == "MUST" else verdicts.NON_STRICT}, proc.stdout[-3000:]
-    assert proc.returncode == (1 if level == "MUST" else 0)
+    level = {r["id"]: r["level"] for r in cert["clauses"]}
+    failing = {cid: verdicts.FAIL if level[cid] == "MUST" else verdicts.NON_STRICT
+               for cid in (clause, *SERVER_SIDE.get(name, ()))}
+    assert _failing(cert) == failing, proc.stdout[-3000:]
+    assert proc.returncode == (1 if verdicts.FAIL in failing.values() else 0)
     (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
     assert upstream["verdict"] in (verdicts.FAIL, verdicts.NON_STRICT)
+    if name == "new-chain":
+        assert "a new chain (no previous_response_id" in " ".join(upstream["messages"])
 
 
 @pytest.mark.parametrize("command, words", [

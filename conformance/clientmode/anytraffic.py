@@ -11,6 +11,9 @@ N-turn contract (one socket, finishing) are not judged: those runs leave them UN
 gateway's own client sent it (the suite's server cases send invalid frames and odd
 continuations on purpose): that violation is not the gateway's, so the frame is neither a
 violation nor evidence that the clause held. A client's own tests excuse nothing.
+``new_chain(frame)`` (the sandwich only) says why a request without ``previous_response_id``
+is a continuation the gateway's client sent, made into a new chain: a CLIENT-CONTINUES-CHAIN
+violation no excuse takes back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ ANY_TRAFFIC = (scenario_table.TEXT_JSON, scenario_table.CREATE_FLAT, scenario_ta
 SHOWN = 3           # violations named in one message
 
 Excused = Callable[[str, Frame], bool]
+NewChain = Callable[[Frame], "str | None"]     # the sandwich: why a request is a rewritten continuation
 
 
 def _never(clause: str, frame: Frame) -> bool:
@@ -176,16 +180,44 @@ def _continues_last(req: Request) -> bool:
         and req.after.answer == "response.completed"
 
 
-def chain(rec: Recording, reqs: list[Request], excused: Excused) -> Judgement:
+def _no_new_chain(frame: Frame) -> str | None:
+    return None
+
+
+def chain(rec: Recording, reqs: list[Request], excused: Excused, new_chain: NewChain = _no_new_chain) -> Judgement:
+    """A continuation right after a completed response names it; and, in the sandwich, no
+    request without previous_response_id is a continuation of the gateway's client made into
+    a new chain (``new_chain`` says which; a client's own tests have no such pairs)."""
     tally = Tally(scenario_table.CHAIN)
+    fresh = 0
     for req in reqs:
+        if not req.create.get("previous_response_id"):
+            made = new_chain(req.frame)
+            fresh += made is None
+            if made is not None:        # never excused: the client's frame named a response
+                tally.count(f"{_where(req, req.frame)}: {made}", req.frame, _never)
+            continue
         if not _continues_last(req):
             continue
         named, last = req.create.get("previous_response_id"), req.after.response_id
         tally.count(None if named == last else f"{_where(req, req.frame)}: previous_response_id {named!r}, "
                     f"the last response on the connection was {last!r}", req.frame, excused)
-    return tally.judgement("continuation(s) after a completed response",
-                           "no request continued a completed response on its connection")
+    judgement = tally.judgement("continuation(s) checked", "no request continued a completed response on its "
+                                "connection")
+    if judgement.ok and new_chain is not _no_new_chain:
+        return Judgement(judgement.clause, True, f"{tally.judged} continuation(s) right after a completed response "
+                         f"on the same connection, each naming that response in previous_response_id; "
+                         f"{fresh} request(s) without previous_response_id, none of them a continuation the "
+                         "gateway's client sent made into a new chain" + _relayed_note(tally))
+    if judgement.ok:
+        return Judgement(judgement.clause, True, f"{tally.judged} continuation(s) right after a completed "
+                         "response on the same connection, each naming that response in previous_response_id"
+                         + _relayed_note(tally))
+    return judgement
+
+
+def _relayed_note(tally: Tally) -> str:
+    return f"; {tally.excused} relayed exactly as the gateway's client sent them" if tally.excused else ""
 
 
 def tool_output(rec: Recording, reqs: list[Request], excused: Excused) -> Judgement:
@@ -250,7 +282,9 @@ CHECKS = {
 }
 
 
-def judge_any(recording: Recording, excused: Excused = _never) -> list[Judgement]:
+def judge_any(recording: Recording, excused: Excused = _never,
+              new_chain: NewChain = _no_new_chain) -> list[Judgement]:
     """One judgement per clause of ``ANY_TRAFFIC``; ``ok`` None: nothing to judge."""
     reqs = requests(recording)
-    return [CHECKS[clause](recording, reqs, excused) for clause in ANY_TRAFFIC]
+    return [chain(recording, reqs, excused, new_chain) if clause == scenario_table.CHAIN
+            else CHECKS[clause](recording, reqs, excused) for clause in ANY_TRAFFIC]

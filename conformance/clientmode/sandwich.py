@@ -11,7 +11,9 @@ connection (``start``). A gateway that never listens makes the run NOT-USABLE in
 (exit 6). Every process (controller and xdist workers) writes a digest of each frame its cases
 sent to the gateway (``SentFrames``), so that a frame the gateway relayed unchanged is excused:
 the suite sends invalid frames on purpose, and a relay that passes them on has not broken a
-client clause. After the last case, ``finish`` stops both, judges the upstream traffic and adds
+client clause; the digest of each continuation without its ``previous_response_id`` also
+catches a gateway that sends it upstream as a new chain (``continued_as_new_chain``,
+CLIENT-CONTINUES-CHAIN). After the last case, ``finish`` stops both, judges the upstream traffic and adds
 one case record, ``UPSTREAM_NODEID``, to the run's certificate with a ``gateway`` block naming
 which clauses judged which side.
 """
@@ -53,6 +55,7 @@ OUTPUT_KEPT = 4000              # characters of the gateway's stdout / stderr in
 UPSTREAM_NODEID = "cases/gateway/upstream::test_gateway_upstream_client_clauses"
 UPSTREAM = Scenario("gateway-upstream", "the gateway's upstream: the reference server behaving normally, "
                     "recording what the gateway sends", ())
+CONTINUED = "continued:"        # the digest of a continuation the suite sent, without its id
 _TRUNCATED = re.compile(r"\.\.\.<(\d+) more chars>$")
 _BINARY = re.compile(r"^<binary frame, (\d+) bytes")
 
@@ -121,10 +124,46 @@ def projections(event: Any) -> list[str]:
         items = event.get("input") if isinstance(event.get("input"), list) else []
         answered = sorted(str(i.get("call_id")) for i in items
                           if isinstance(i, dict) and i.get("type") == "function_call_output")
+        if previous:        # what a gateway that made it a new chain keeps: see continued_as_new_chain
+            out.append(CONTINUED + _continuation_digest(event, _normal_items(event.get("input"))))
         out += [f"{scenario_table.CHAIN}:{_json_digest(previous)}",
                 f"{scenario_table.TOOL_OUTPUT}:{_json_digest([previous, answered])}",
                 f"{scenario_table.NEW_INPUT_ONLY}:{_json_digest([previous, event.get('input')])}"]
     return out
+
+
+def _normal_items(value: Any) -> list:
+    """A create's input as a list of items, in one spelling: a string is one user message, a
+    message's string content one text part (a gateway may spell them either way)."""
+    items = [{"type": "message", "role": "user", "content": value}] if isinstance(value, str) else value
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and "role" in item:
+            content = item.get("content")
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item = {"type": "message", **item,
+                    "content": [{"type": part, "text": content}] if isinstance(content, str) else content}
+        out.append(item)
+    return out
+
+
+def _continuation_digest(event: dict, items: list) -> str:
+    rest = {name: value for name, value in event.items() if name not in ("input", "previous_response_id")}
+    return _json_digest([rest, items])
+
+
+def continued_as_new_chain(event: Any, sent: set[str]) -> str | None:
+    """Why an upstream create without previous_response_id is a continuation the suite sent
+    made into a new chain: its input ends with that continuation's input (or is it), the rest
+    of it unchanged. None when it is not (or when it reached the upstream as the suite sent it)."""
+    if not isinstance(event, dict) or event.get("type") != "response.create" or event.get("previous_response_id"):
+        return None
+    items = _normal_items(event.get("input"))
+    for start in range(len(items)):
+        if CONTINUED + _continuation_digest(event, items[start:]) in sent:
+            return (f"a new chain (no previous_response_id, {len(items)} input item(s)) where the gateway's client "
+                    f"continued a chain with previous_response_id and {len(items) - start} new item(s)")
+    return None
 
 
 def sent_digests(text: str) -> list[str]:
@@ -342,7 +381,17 @@ def judge_upstream(recording: Recording, sent: set[str], redact: Any) -> tuple[l
         own = digests.get(id(frame), ())
         return bool(own) and (own[0] in sent or any(d in sent for d in own[1:] if d.startswith(clause + ":")))
 
-    return judge_any(recording, excused), sum(1 for own in digests.values() if own[0] in sent)
+    def new_chain(frame: Frame) -> str | None:
+        own = digests.get(id(frame), ())
+        if not own or own[0] in sent or frame.size > LONG_TEXT:
+            return None         # relayed as the suite sent it (a deliberate new chain), or cut
+        try:
+            event = json.loads(redact(json.dumps(frame.event))) if frame.event is not None else None
+        except (ValueError, RecursionError):
+            return None
+        return continued_as_new_chain(event, sent)
+
+    return judge_any(recording, excused, new_chain), sum(1 for own in digests.values() if own[0] in sent)
 
 
 def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[str]) -> tuple[Any, dict]:

@@ -6,6 +6,10 @@ behaviour changed, so that one client clause fails on its upstream side:
   stays, so the upstream accepts it): CLIENT-KEY-IN-HEADER;
 * ``full-history``: each continuation is sent upstream with the output of the response it
   continues put back in front of its input: CLIENT-NEW-INPUT-ONLY (a SHOULD);
+* ``new-chain``: each continuation it can rebuild is sent upstream as a new chain: without
+  ``previous_response_id``, with the whole history of its chain in front of its input (what
+  a gateway that keeps the conversation itself does): CLIENT-CONTINUES-CHAIN, and the
+  response it relays back no longer echoes the id (PREVIOUS-ID-ECHOED);
 * ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
 * ``port-taken``: asks tests/clients/port_thief.py (in the suite's process) to take the port
   it was given and then tries to listen there, and fails, as a gateway that lost the race for
@@ -71,6 +75,90 @@ class FullHistory(gateway_relay.Relay):
         return json.dumps(event)
 
 
+def _as_items(given) -> list:
+    return [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+
+
+def _parsed(message) -> dict | None:
+    try:
+        event = json.loads(message) if isinstance(message, str) else None
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+class NewChain(gateway_relay.Relay):
+    """Per connection (``for_connection``), the history of each response it saw complete: the
+    whole input it was made from and its output. A continuation of such a response goes
+    upstream as a new chain; one of a response it does not know (another connection's, an
+    unknown id) passes unchanged, so that the server's own answers stay what the cases expect.
+    It forgets what the server's connection-local cache would: the chain of a continuation
+    that failed (and names an id the upstream cannot know in its place, so that the answer is
+    the server's own previous_response_not_found), and a store=false response once another one
+    completed (the cache keeps the latest). Named lanes (``stream_id``), and a connection once
+    it steered (the pending steer belongs to the upstream's chain), pass unchanged."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.history: dict[str, tuple[list, bool]] = {}     # response id -> (items, store)
+        self.waiting: list[tuple[list | None, str | None, bool]] = []   # creates not yet answered
+        self.answering: dict[str, tuple[list | None, str | None, bool]] = {}    # response id -> its create
+        self.evicted: set[str] = set()
+        self.steered = False
+
+    def for_connection(self) -> "NewChain":
+        return NewChain(self.upstream)
+
+    def to_upstream(self, message):
+        event = _parsed(message)
+        self.steered = self.steered or (event or {}).get("type") == "response.steer"
+        if event is None or event.get("type") != "response.create" or event.get("stream_id") or self.steered:
+            return message
+        previous, given = event.get("previous_response_id"), _as_items(event.get("input"))
+        if previous in self.evicted:
+            event["previous_response_id"] = "resp_evicted_by_the_gateway"
+            self.waiting.append((None, previous, True))
+            return json.dumps(event)
+        store = event.get("store") is not False
+        if previous in self.history:
+            items = self.history[previous][0] + given
+            del event["previous_response_id"]
+            event["input"] = items
+            self.waiting.append((items, previous, store))
+            return json.dumps(event)
+        self.waiting.append((None if previous else given, previous, store))
+        return message
+
+    def to_client(self, message):
+        if not isinstance(message, str) or '"stream_id"' in message[:300]:
+            return message
+        kind = message[:120]
+        if not any(f'"{name}"' in kind for name in ("response.created", "response.completed", "response.failed",
+                                                        "response.incomplete", "error")):
+            return message
+        event = _parsed(message) or {}
+        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        rid = response.get("id")
+        if event.get("type") == "response.created" and self.waiting:
+            self.answering[rid] = self.waiting.pop(0)
+        elif event.get("type") == "response.completed" and rid in self.answering:
+            items, _, store = self.answering.pop(rid)
+            self.history = {key: value for key, value in self.history.items() if value[1]}
+            if items is not None:
+                self.history[rid] = (items + list(response.get("output") or []), store)
+        elif event.get("type") == "response.failed" and rid in self.answering:
+            self._evict(self.answering.pop(rid))
+        elif event.get("type") == "error" and self.waiting and not self.answering:
+            self._evict(self.waiting.pop(0))        # the create at the front was refused
+        return message
+
+    def _evict(self, create: tuple) -> None:
+        items, previous, _ = create
+        if items is not None and previous is not None:     # a continuation it rewrote failed
+            self.history.pop(previous, None)
+            self.evicted.add(previous)
+
+
 class Dies(gateway_relay.Relay):
     opened = 0
 
@@ -102,7 +190,7 @@ def lose_the_port_race() -> None:
         time.sleep(0.02)
 
 
-RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "dies": Dies}
+RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "new-chain": NewChain, "dies": Dies}
 
 if __name__ == "__main__":
     if BREAK == "never-listens":
