@@ -5,12 +5,16 @@ Where a case runs (the only process, or an xdist worker), after its teardown rep
 spec links, parameters, one step per turn, the redacted transcript and frames as
 attachments, and a status message that starts with the verdict (``conformance.report.allure``
 says what each is). The controller writes ``categories.json`` and ``environment.properties``
-at the end of the session. Every text handed to allure is redacted with the configured key.
+at the end of the session, and one result for each case record it built itself, with no
+pytest item behind it (``ConformanceSession.built_records``: the gateway sandwich's upstream
+case), in the same shape: labels, links, parameters, one step per clause it judged, its
+transcript, its verdict's status. Every text handed to allure is redacted with the configured key.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,10 @@ from conformance.caserecord import CaseRecord
 from conformance.casestate import case_state
 from conformance.report import allure as allure_report
 from conformance.report import findings
-from conformance.vocabulary import FLAKY, PASS
+from conformance.vocabulary import FLAKY, PASS, VERDICTS
+
+# an allure status for a pytest outcome (a verdict's, conformance.vocabulary)
+_OUTCOME_STATUS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "broken"}
 
 _FRAMES_PER_CONNECTION = 2000
 
@@ -95,6 +102,60 @@ class AllureHooks:
         props = allure_report.environment_properties(sess.fingerprint(), sess.settings.profile.name, suite_version(),
                                                      sess.settings.profile.spec_profiles)
         (self.dir / "environment.properties").write_text(sess.redact(props), encoding="utf-8")
+        for record in getattr(sess, "built_records", ()):
+            self._write_built(record)
+
+    def _write_built(self, record: CaseRecord) -> None:
+        """One allure result for a record no pytest item wrote (allure-pytest's file logger
+        writes it, as it writes the cases' own)."""
+        from allure_commons import plugin_manager
+        from allure_commons.model2 import (Attachment, Label, Link, Parameter, StatusDetails, TestResult,
+                                           TestStepResult)
+        from allure_commons.types import AttachmentType
+        from allure_commons.utils import md5
+
+        sess, redact = self.sess, self.sess.redact
+        reg = sess.settings.registry
+        filed = findings.primary(record)
+        primary = reg[filed] if filed in reg else None
+        ann = allure_report.case_annotations([reg[c] for c in record.clauses if c in reg], record.verdict,
+                                             sess.settings.profile.name, sess.fingerprint(), primary=primary)
+        module, _, name = record.nodeid.partition("::")
+        stop = int(time.time() * 1000)
+        status = allure_report.allure_status(record.verdict) \
+            or _OUTCOME_STATUS.get(VERDICTS[record.verdict].outcome or "", "passed")
+        result = TestResult(uuid=str(uuid.uuid4()), historyId=md5(record.nodeid), testCaseId=md5(record.nodeid),
+                            fullName=module.replace("/", ".") + "#" + name, name=name, status=status,
+                            stage="finished", start=stop - int(record.duration_s * 1000), stop=stop)
+        result.labels = [Label(kind, redact(value)) for kind, value in ann.labels]
+        result.labels += [Label("framework", "pytest"), Label("package", module.replace("/", ".")),
+                          Label("suite", module.rpartition("/")[2])]
+        result.links = [Link("spec", url, name) for url, name in ann.links]
+        result.parameters = [Parameter(key, repr(redact(value))) for key, value in ann.parameters]
+        result.steps = [_clause_step(observation, stop, redact) for observation in record.observations]
+        result.steps += [TestStepResult(name=f"{clause}: NOT-REACHED", status="skipped", start=stop, stop=stop)
+                         for clause in record.not_reached]
+        if record.verdict != PASS:
+            _, reason = findings.case_reason(record)
+            result.statusDetails = StatusDetails(
+                message=redact(allure_report.deviation_message(record.verdict, primary, reason)),
+                trace=redact("\n".join(record.messages)), flaky=record.verdict == FLAKY or None)
+        if record.transcript:
+            source = f"{uuid.uuid4()}-attachment.txt"
+            plugin_manager.hook.report_attached_data(body=redact(record.transcript), file_name=source)
+            result.attachments.append(Attachment("transcript", source, AttachmentType.TEXT.mime_type))
+        plugin_manager.hook.report_result(result=result)
+
+
+def _clause_step(observation: dict, when: int, redact: Any) -> Any:
+    """One step of a built record: a clause it judged, its verdict and message."""
+    from allure_commons.model2 import StatusDetails, TestStepResult
+    ok = observation.get("ok")
+    title = f"{observation.get('clause')}: {observation.get('verdict') or ('PASS' if ok else 'FAIL')}"
+    message = redact(str(observation.get("message") or ""))
+    return TestStepResult(name=redact(title) + (f" ({message[:200]})" if message else ""),
+                          status="passed" if ok else "failed", start=when, stop=when,
+                          statusDetails=StatusDetails(message=message) if message and not ok else None)
 
 
 def _current_result() -> Any:

@@ -43,6 +43,8 @@ class ConformanceSession:
         self.server: Any = None
         self._target: Target | None = None
         self.records: list[CaseRecord] = []
+        # records the controller built itself, no pytest item behind them (the sandwich's upstream case)
+        self.built_records: list[CaseRecord] = []
         self.started = time.time()
         self.is_worker = hasattr(config, "workerinput")
         if self.is_worker:   # share the controller's run id and report dir

@@ -6,6 +6,7 @@ planted sentinel key appears in no file; the same under pytest-xdist."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -171,6 +172,54 @@ def test_allure_results(pytester: pytest.Pytester):
 def test_allure_results_under_xdist(pytester: pytest.Pytester):
     pytest.importorskip("xdist")
     _check(_run(pytester, "-n", "2", subprocess=True))
+
+
+GATEWAY_CASE = '''
+import pytest
+
+@pytest.mark.clause("TURN-TEXT")
+def test_one_turn(connect, expect):
+    turn = connect().turn(input="hello", max_output_tokens=200)
+    expect("TURN-TEXT", turn.status == "completed", turn)
+'''
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("gateway, status", [("examples/gateway_relay.py", "passed"),
+                                             ("tests/clients/broken_gateway.py key-in-url", "failed")])
+def test_the_sandwich_upstream_case_is_an_allure_result_like_the_others(pytester: pytest.Pytester, gateway, status,
+                                                                         monkeypatch):
+    """The controller builds the gateway's upstream case with no pytest item: it is written to
+    the allure results all the same, with its clauses as steps and the key nowhere."""
+    # the subprocess runs in pytester's folder: this checkout's package, not an installed one
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    pytester.mkdir("cases")
+    (pytester.path / "cases" / "test_gateway_demo.py").write_text(GATEWAY_CASE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", "--no-report", "--alluredir", "allure", "cases",
+        "--gateway-command", f"python {ROOT / gateway}", "--target-config", str(ROOT / "examples/gateway_relay.toml"),
+        timeout=120)
+    root = pytester.path / "allure"
+    for path in root.rglob("*"):
+        assert "sk-conformance-gateway-" not in path.read_text(errors="replace"), path.name
+    res = _results(root)
+    assert set(res) == {"test_one_turn", "test_gateway_upstream_client_clauses"}, result.stdout.str()[-2000:]
+    upstream = res["test_gateway_upstream_client_clauses"]
+    assert upstream["status"] == status and upstream["fullName"] == "cases.gateway.upstream#test_gateway_upstream_client_clauses"
+    for kind in ("epic", "feature", "story", "severity"):
+        assert len(_labels(upstream, kind)) == 1, kind
+    assert "CLIENT-CONTINUES-CHAIN" in _labels(upstream, "tag") and _labels(upstream, "severity") == ["critical"]
+    assert all(link["type"] == "spec" for link in upstream["links"]) and upstream["links"]
+    params = {p["name"]: p["value"] for p in upstream["parameters"]}
+    assert params["profile"] == "'gateway-relay'"
+    steps = {s["name"].split(":")[0]: s["status"] for s in upstream["steps"]}
+    assert steps["CLIENT-KEY-IN-HEADER"] == status and steps["CLIENT-TEXT-JSON-FRAMES"] == "passed"
+    if status == "failed":
+        assert upstream["statusDetails"]["message"].startswith("FAIL: CLIENT-KEY-IN-HEADER (MUST): ")
+        (attachment,) = upstream["attachments"]
+        assert attachment["name"] == "transcript" and (root / attachment["source"]).is_file()
+    else:
+        assert "statusDetails" not in upstream and "attachments" not in upstream
 
 
 def test_spec_links_and_areas():

@@ -474,3 +474,4 @@ def finish(sess: Any) -> None:
         return      # nothing ran, or --clause left the upstream case out
     record, sess.gateway_block = upstream_record(sandwich, sess.settings.registry, sess.redact, sent)
     sess.records.append(record)
+    sess.built_records.append(record)       # the allure results get it too (conformance.allure_plugin)
