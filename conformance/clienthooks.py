@@ -34,14 +34,29 @@ def register(config: pytest.Config, sess: Any) -> None:
 
 @pytest.fixture
 def client_own_tests(request: pytest.FixtureRequest):
-    """Client mode: ``client_own_tests() -> (judgements, process)`` runs --client-test-command
-    once against the reference server behaving normally (conformance.clientmode.ownsuite)."""
+    """Client mode: ``client_own_tests() -> OwnRun`` runs --client-test-command once against the
+    reference server behaving normally or playing --client-test-scenario (conformance.clientmode.ownsuite)."""
     from conformance.clientmode import ownsuite
     settings = request.config.stash[SESSION_KEY].settings
     if settings.client_test_command is None:
         pytest.skip("own tests: needs --client-test-command")
     return lambda: ownsuite.play(settings.client_test_command, request.node.stash[CASE_KEY].connections,
-                                 request.config.invocation_params.dir, settings.client_deadline)
+                                 request.config.invocation_params.dir, settings.client_deadline,
+                                 settings.client_test_scenario)
+
+
+@pytest.hookimpl(tryfirst=True)     # before the plugin's, which selects cases by their clause marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --client-test-scenario the own-tests case (the one using ``client_own_tests``) also
+    checks the scenario's clauses: its clause mark grows by them (marks are read before a case
+    runs: --clause selects by them, a clause no case marks reads UNTESTED)."""
+    scenario = config.stash[SESSION_KEY].settings.client_test_scenario
+    if scenario is None:
+        return
+    from conformance.clientmode.ownsuite import judged_clauses
+    for item in items:
+        if "client_own_tests" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.clause(*judged_clauses(scenario)))
 
 
 class GatewayHooks:

@@ -22,6 +22,7 @@ import pytest
 
 from conformance import baseline as baselines
 from conformance import preflight
+from conformance import runconfig
 from conformance import tenants
 from conformance import verdicts
 from conformance.deadlines import turn_timeouts
@@ -54,6 +55,9 @@ def add_options(group: Any) -> None:
                 help="client mode: run the client's own test command once, unchanged, against the reference "
                      "server behaving normally (same environment) and judge what it sent by the client clauses "
                      "that hold for any traffic (docs/clients.md)")
+    group.addoption("--client-test-scenario", default=None, metavar="NAME",
+                help="client mode: the reference server plays this client scenario (docs/clients.md) while "
+                     "--client-test-command runs, and the scenario's client clauses judge what the tests sent")
     group.addoption("--gateway-command", default=None, metavar="COMMAND",
                 help="the gateway sandwich: start COMMAND with the reference server as its upstream "
                      "(OPENAI_BASE_URL, CONFORMANCE_WS_URL) and CONFORMANCE_GATEWAY_LISTEN=HOST:PORT, run the "
@@ -77,7 +81,8 @@ def add_options(group: Any) -> None:
                      "(default: openai with --target, reference without)")
     group.addoption("--target-config", default=None, metavar="FILE",
                 help="a profile TOML file (a copy of a built-in one, or `extends = \"openai\"` plus changes); "
-                     "overrides --profile")
+                     "overrides --profile. Its [client] and [gateway] tables may hold the client and gateway "
+                     "commands (the command line wins)")
     group.addoption("--strict-conformance", action="store_true", default=False,
                 help="NON-STRICT verdicts (SHOULD violations) fail; pytest's own --strict does the same")
     group.addoption("--turn-timeout", type=float, default=None, metavar="SECONDS",
@@ -199,6 +204,7 @@ class Settings:
     client_command: str | None = None   # client mode (conformance.clientmode): the client to judge
     client_deadline: float | None = None    # None: each scenario's own deadline
     client_test_command: str | None = None  # client mode: the client's own tests (clientmode.ownsuite)
+    client_test_scenario: Any = None    # clientmode.scenarios.Scenario the server plays for the own tests
     gateway: Any = None                 # --gateway-command: clientmode.sandwich.Gateway (target_url is its address)
 
     @property
@@ -316,6 +322,13 @@ def _validate_clauses(clauses: str | None, rootpath: Path) -> verdicts.ClauseReg
         raise pytest.UsageError(f"--clauses: {exc}") from None
 
 
+def _validate_run_tables(path: str | None) -> runconfig.RunTables:
+    try:
+        return runconfig.load(path)
+    except ProfileError as exc:
+        raise pytest.UsageError(f"--target-config: {exc}") from None
+
+
 def _validate_client_command(command: str | None, target_url: str | None,
                              option: str = "--client-command") -> str | None:
     if command is None:
@@ -330,18 +343,38 @@ def _validate_client_command(command: str | None, target_url: str | None,
     return command
 
 
-def _validate_gateway(config: pytest.Config, target_url: str | None, clients: bool) -> Any:
-    opt = config.getoption
-    if opt("gateway_command") is None:
-        _usage(opt("gateway_start_timeout") is not None, "--gateway-start-timeout needs --gateway-command")
+def _validate_client_test_scenario(name: str | None, option: str, test_command: str | None) -> Any:
+    """The scenario the reference server plays for a client's own tests (None: behaving normally)."""
+    if name is None:
         return None
-    _usage(bool(target_url), "--gateway-command runs the server cases against the gateway it starts; it does "
+    _usage(test_command is None, f"{option} needs --client-test-command (or test_command in the [client] table "
+                                 "of --target-config)")
+    from conformance.clientmode.ownsuite import SCENARIOS
+    from conformance.clientmode.scenarios import BY_NAME
+    if name not in SCENARIOS:
+        why = ("its client must give up (exit non-zero), which a test command's exit status cannot show"
+               if name in BY_NAME else "no such scenario")
+        raise pytest.UsageError(f"{option} {name!r}: {why}; choose one of {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]
+
+
+def _validate_gateway(config: pytest.Config, tables: runconfig.RunTables, target_url: str | None,
+                      clients: list[str]) -> Any:
+    line = config.getoption
+    command = tables.pick("gateway_command", line("gateway_command"))
+    start_timeout = tables.pick("gateway_start_timeout", line("gateway_start_timeout"))
+    if command is None:
+        _usage(start_timeout is not None, f"{tables.where('gateway_start_timeout', line('gateway_start_timeout'))} "
+                                          "needs --gateway-command")
+        return None
+    option = tables.where("gateway_command", line("gateway_command"))
+    _usage(bool(target_url), f"{option} runs the server cases against the gateway it starts; it does "
                              "not take --target")
-    _usage(clients, "--gateway-command judges a gateway; it does not take --client-command or --client-test-command")
-    _usage(bool(opt("api_key")), "--gateway-command generates the key the gateway and its upstream share; it does "
-                                 "not take --api-key")
+    _usage(bool(clients), f"{option} judges a gateway; it does not take {' or '.join(clients)}")
+    _usage(bool(line("api_key")), f"{option} generates the key the gateway and its upstream share; it does "
+                                  "not take --api-key")
     from conformance.clientmode.sandwich import settings_for
-    return settings_for(config, opt("gateway_command"), opt("gateway_start_timeout"))
+    return settings_for(config, command, start_timeout)
 
 
 def _validate_client_deadline(seconds: float | None) -> float | None:
@@ -409,9 +442,17 @@ def build_settings(config: pytest.Config) -> Settings:
     run_timeout = _validate_run_timeout(opt("run_timeout"))
     preflight_timeout = _validate_preflight_timeout(opt("preflight_timeout"))
     max_output_tokens = _validate_max_output_tokens(opt("max_output_tokens"))
-    client_command = _validate_client_command(opt("client_command"), target_url)
-    client_test_command = _validate_client_command(opt("client_test_command"), target_url, "--client-test-command")
-    gateway = _validate_gateway(config, target_url, bool(client_command or client_test_command))
+    # the command line wins over the --target-config file's [client] and [gateway] tables
+    tables = _validate_run_tables(opt("target_config"))
+    value = {dest: tables.pick(dest, opt(dest)) for dest in runconfig.CLIENT_DESTS}
+    named = {dest: tables.where(dest, opt(dest)) for dest in runconfig.CLIENT_DESTS}   # flag or file key
+    client_command = _validate_client_command(value["client_command"], target_url, named["client_command"])
+    client_test_command = _validate_client_command(value["client_test_command"], target_url,
+                                                   named["client_test_command"])
+    client_test_scenario = _validate_client_test_scenario(value["client_test_scenario"],
+                                                          named["client_test_scenario"], client_test_command)
+    gateway = _validate_gateway(config, tables, target_url, [named[dest] for dest in ("client_command",
+                                                             "client_test_command") if value[dest] is not None])
     # a run judges one side of the wire: its clause table holds that side's clauses only; the
     # gateway sandwich judges both (clientmode.sandwich)
     registry = _validate_clauses(opt("clauses"), config.rootpath)
@@ -440,5 +481,6 @@ def build_settings(config: pytest.Config) -> Settings:
                     # the sandwich's upstream knows one key: tenant isolation stays UNTESTED
                     other_tenant_key="" if gateway else tenants.other_tenant_key(opt("other_tenant_key"), api_key,
                                                                                  embedded=target_url is None),
-                    client_command=client_command, client_test_command=client_test_command, gateway=gateway,
+                    client_command=client_command, client_test_command=client_test_command,
+                    client_test_scenario=client_test_scenario, gateway=gateway,
                     client_deadline=_validate_client_deadline(opt("client_deadline")))

@@ -112,6 +112,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stream.terminal_output": ("required", "optional"),
 }
 _SPEC_PROFILES = ("P-legacy", "P-lanes", "P-steer", "P-open")
+# tables of a --target-config file that say what to run, not what the server is: no part of the
+# profile (or its hash); conformance.runconfig reads them
+RUN_TABLES = ("client", "gateway")
 
 
 class ProfileError(ValueError):
@@ -297,7 +300,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         path = PROFILES_DIR / f"{text}.toml"
         if not path.is_file():
             raise ProfileError(f"--profile {text}", "", f"no such built-in profile (built-in: {', '.join(builtin_profiles())})")
-    raw = _read_toml(path)
+    raw = {key: value for key, value in _read_toml(path).items() if key not in RUN_TABLES}
     if not raw.get("name"):
         raise ProfileError(str(path), "name", "missing (every profile needs a name)")
     data = _resolve(raw, str(path), (raw["name"],))

@@ -182,6 +182,27 @@ def test_flaky_and_known_verdicts_validate_and_the_schema_rejects_what_it_does_n
         assert errors and errors[0].startswith(where), errors
 
 
+def test_the_client_block_names_the_own_tests_scenario_only_with_a_test_command(validator):
+    registry = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
+    cert = build_certificate(registry=registry, records=[_record("c::own", "CLIENT-EVICTION-RECOVERY", V.PASS)],
+                             profile="openai",
+                             fingerprint={"ws_host": "h", "ws_path": "/v1/responses", "profile": "openai",
+                                          "profile_source": "built-in:openai", "profile_sha256": "0" * 64,
+                                          "model": "m", "embedded": True, "auth_header": "Authorization",
+                                          "capabilities": []},
+                             started=0.0, finished=1.0, strict=False, run_id="20260101-000000-abcdef",
+                             spec_profiles=("P-legacy",))
+    cert["client"] = {"test_command": "npm test", "test_scenario": "eviction"}
+    assert _errors(validator, cert) == []
+    for client, where in [({"test_scenario": "eviction"}, "client"), ({"command": "c", "test_scenario": "eviction"},
+                                                                         "client"),
+                          ({"test_command": "t", "test_scenario": "Eviction!"}, "client/test_scenario")]:
+        bad = copy.deepcopy(cert)
+        bad["client"] = client
+        errors = _errors(validator, bad)
+        assert errors and errors[0].startswith(where), errors
+
+
 def test_certified_when_every_claimed_must_clause_passes():
     registry = V.ClauseRegistry([V.Clause("A-ONE", "MUST", "r", "§4.1"), V.Clause("A-TWO", "MUST", "r", "§4.1",
                                                                            requires=("lanes",)),

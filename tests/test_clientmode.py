@@ -227,7 +227,7 @@ def test_judge_slow_first_event_counts_what_came_before_it():
     waited = base + [_out(3.3, {"type": "response.created"}), _out(3.4, _done("r2"))]
     rec = Recording(connections=[_conn(0, waited)], process=Process(0, 4.0, False))
     judged = J.waits_for_slow(rec, scenario, J.requests(rec))
-    assert judged.ok is False and "2/4 turns" in judged.message       # waited, but did not finish
+    assert judged.ok is False and "2 response(s) completed (4 needed)" in judged.message       # waited, but did not finish
     resent = base + [_in(1.3, _create(previous_response_id="r1")), _out(3.3, {"type": "response.created"})]
     rec = Recording(connections=[_conn(0, resent)], process=Process(0, 4.0, False))
     assert J.waits_for_slow(rec, scenario, J.requests(rec)).ok is False

@@ -1,7 +1,9 @@
 """A client's own tests run unchanged (``--client-test-command``, docs/clients.md "A client's
 own tests"): tests/clients/own_tests.py (the official SDK) passes the seven any-traffic client
 clauses and leaves the others UNTESTED; each broken variant fails its clause only; tests that
-fail against the reference server end the case ERROR (exit 7); the key is in no report file."""
+fail against the reference server end the case ERROR (exit 7); the key is in no report file.
+Under ``--client-test-scenario`` tests that survive the scenario pass its clause, tests that
+break under it fail it, and a failure the scenario cannot explain ends ERROR."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conformance import verdicts
@@ -88,3 +91,74 @@ def test_scenarios_and_own_tests_in_one_run(tmp_path):
                       "--client-test-command", OWN, "-k", "tool-loop or own_tests")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert len(cert["cases"]) == 2 and set(cert["client"]) == {"command", "test_command"}
+
+
+# --- --client-test-scenario: the reference server plays a scenario while the tests run -----------
+
+def test_own_tests_that_survive_the_scenario_pass_its_clause(tmp_path):
+    proc, cert = _run(tmp_path, "--client-test-command", f"{OWN} recovers", "--client-test-scenario", "eviction")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    rows = _rows(cert)
+    assert {cid for cid, verdict in rows.items() if verdict == verdicts.PASS} == set(ANY_TRAFFIC) | {scenarios.EVICTION}
+    assert set(rows.values()) == {verdicts.PASS, verdicts.UNTESTED}
+    assert cert["client"] == {"test_command": f"{OWN} recovers", "test_scenario": "eviction"}
+    schema = json.loads((ROOT / "schemas" / "certificate.json").read_text(encoding="utf-8"))
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(cert))
+    (case,) = cert["cases"]
+    assert case["nodeid"] == "cases/client/test_own_tests.py::test_own_tests"
+    assert scenarios.EVICTION in case["clauses"]
+
+
+@pytest.mark.parametrize("scenario, clauses", [
+    ("eviction", {scenarios.EVICTION}),
+    ("lifetime", {scenarios.RECONNECTS, scenarios.NO_LOST_REQUEST}),
+])
+def test_own_tests_that_break_under_the_scenario_fail_its_clause(scenario, clauses, tmp_path):
+    """``ok`` continues its tool call on the evicted chain (or the closed socket) and its test
+    fails: the scenario's clause FAILs (the case FAILs, not ERROR: the scenario explains it)."""
+    proc, cert = _run(tmp_path, "--client-test-command", OWN, "--client-test-scenario", scenario)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    rows = _rows(cert)
+    assert {cid for cid, verdict in rows.items() if verdict == verdicts.FAIL} == clauses, rows
+    (case,) = cert["cases"]
+    assert case["verdict"] == verdicts.FAIL and "exit 1" in " ".join(case["messages"]), case["messages"]
+    assert cert["client"]["test_scenario"] == scenario
+    transcript = (tmp_path / case["transcript"]).read_text()
+    # the tests ran twice: first with the server behaving normally (they passed), then the scenario
+    assert transcript.index("# scenario own-tests") < transcript.index(f"# scenario {scenario}")
+    assert "3 passed, 0 failed" in transcript and "2 passed, 1 failed" in transcript
+
+
+def test_tests_that_fail_anyway_show_nothing_about_the_scenario(tmp_path):
+    """``failing`` fails with the server behaving normally: the scenario is not played (its
+    clause would blame it for an unrelated failure); the case cannot vouch (ERROR, exit 7)."""
+    proc, cert = _run(tmp_path, "--client-test-command", f"{OWN} failing", "--client-test-scenario",
+                      "unknown-events")
+    assert proc.returncode == 7, proc.stdout[-3000:]
+    (case,) = cert["cases"]
+    assert case["verdict"] == verdicts.ERROR
+    assert any("behaving normally" in m for m in case["messages"]), case["messages"]
+    assert _rows(cert)[scenarios.UNKNOWN_EVENTS] == verdicts.ERROR        # marked, never judged
+    assert "# scenario unknown-events" not in (tmp_path / case["transcript"]).read_text()
+
+
+def test_a_failure_under_the_scenario_its_clauses_do_not_judge_cannot_vouch(tmp_path):
+    """``ok`` sends store=true, so store-false-reconnect's clause has nothing to judge, yet the
+    idle close breaks its continuation: ERROR (exit 7), not a FAIL of that clause."""
+    proc, cert = _run(tmp_path, "--client-test-command", OWN, "--client-test-scenario", "store-false-reconnect")
+    assert proc.returncode == 7, proc.stdout[-3000:]
+    (case,) = cert["cases"]
+    assert case["verdict"] == verdicts.ERROR
+    assert any("playing scenario store-false-reconnect (they passed with the server behaving normally)" in m
+               for m in case["messages"]), case["messages"]
+    assert verdicts.FAIL not in _rows(cert).values()
+
+
+def test_the_test_command_and_scenario_from_the_config_file(tmp_path):
+    config = tmp_path / "client.toml"
+    config.write_text(f'name = "mine"\nextends = "openai"\n[client]\ntest_command = "{OWN} recovers"\n'
+                      'test_scenario = "eviction"\n')
+    proc, cert = _run(tmp_path / "report", "--target-config", str(config))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert cert["client"] == {"test_command": f"{OWN} recovers", "test_scenario": "eviction"}
+    assert _rows(cert)[scenarios.EVICTION] == verdicts.PASS

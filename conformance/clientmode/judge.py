@@ -120,7 +120,7 @@ def _finished(recording: Recording, scenario: Scenario, reqs: list[Request]) -> 
     process = recording.process
     passed = (process is not None and not process.timed_out and process.returncode == 0
               and _completed(reqs) >= scenario.turns)
-    return passed, f"{_completed(reqs)}/{scenario.turns} turns completed; {_process(recording)}"
+    return passed, f"{_completed(reqs)} response(s) completed ({scenario.turns} needed); {_process(recording)}"
 
 
 # --- one check per clause ------------------------------------------------------------------------
@@ -568,7 +568,8 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def judge(recording: Recording, scenario: Scenario) -> list[Judgement]:
-    """One judgement per clause of ``scenario``."""
+def judge(recording: Recording, scenario: Scenario, clauses: tuple[str, ...] | None = None) -> list[Judgement]:
+    """One judgement per clause of ``scenario`` (or of ``clauses``, some of them)."""
     reqs = requests(recording)
-    return [CHECKS[clause](recording, scenario, reqs) for clause in scenario.all_clauses]
+    return [CHECKS[clause](recording, scenario, reqs) for clause in scenario.all_clauses if clauses is None
+            or clause in clauses]

@@ -10,7 +10,10 @@ for the self-tests (tests/test_ownsuite.py):
 * ``ok``: the tests as they should be;
 * ``full-history``: the continuation resends the function call with its output (a SHOULD);
 * ``key-in-url``: every connection also carries the key in its query (a MUST);
-* ``failing``: one test asserts a model's answer that a model-free server never gives (exit 1).
+* ``failing``: one test asserts a model's answer that a model-free server never gives (exit 1);
+* ``recovers``: the tool-call test survives eviction: after ``previous_response_not_found`` it
+  starts a new chain with the whole context (``--client-test-scenario eviction`` passes it;
+  ``ok`` fails that scenario's clause, since its continuation then fails).
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ def connection(client: openai.OpenAI):
     return client.responses.connect(extra_query=query, max_retries=0)
 
 
+class ServerError(AssertionError):
+    """The server answered a request with an ``error`` event."""
+
+    def __init__(self, code: str | None):
+        super().__init__(f"error {code}")
+        self.code = code
+
+
 def answer(conn, **params):
     conn.response.create(model=MODEL, **params)
     for event in conn:
@@ -40,7 +51,7 @@ def answer(conn, **params):
             assert event.type == "response.completed", event.type
             return event.response
         if event.type == "error":
-            raise AssertionError(f"error {event.error.code}")
+            raise ServerError(event.error.code)
     raise AssertionError("the connection closed before the response ended")
 
 
@@ -53,14 +64,22 @@ def test_one_answer(client):
 
 
 def test_tool_call_answered(client):
+    question = {"role": "user", "content": "What is the weather in Paris?"}
     with connection(client) as conn:
-        first = answer(conn, input="What is the weather in Paris?", tools=[TOOL], store=True)
+        first = answer(conn, input=[question], tools=[TOOL], store=True)
         calls = [item for item in first.output if item.type == "function_call"]
         assert calls, "the server calls the offered tool"
         outputs = [{"type": "function_call_output", "call_id": c.call_id, "output": json.dumps({"temp_c": 18})}
                    for c in calls]
-        resent = [c.to_dict(exclude_none=True) for c in calls] if VARIANT == "full-history" else []
-        second = answer(conn, input=resent + outputs, tools=[TOOL], previous_response_id=first.id, store=True)
+        made = [c.to_dict(exclude_none=True) for c in calls]
+        resent = made if VARIANT == "full-history" else []
+        try:
+            second = answer(conn, input=resent + outputs, tools=[TOOL], previous_response_id=first.id, store=True)
+        except ServerError as exc:
+            if VARIANT != "recovers" or exc.code != "previous_response_not_found":
+                raise
+            # the server lost the chain: a new one carrying the whole context
+            second = answer(conn, input=[question, *made, *outputs], tools=[TOOL], store=True)
     assert second.status == "completed"
 
 
