@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def _failing(cert: dict) -> dict:
 
 @pytest.mark.heavy      # a whole server suite through the gateway (CI: make selftest-heavy)
 def test_the_relay_passes_both_sides_under_xdist(tmp_path):
-    proc, cert = _run(RELAY, tmp_path, *PROFILE, "-n", "2")
+    proc, cert = _run(RELAY, tmp_path / "report", *PROFILE, "-n", "2", "--alluredir", str(tmp_path / "allure"))
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert cert["overall"] == verdicts.PASS and not _failing(cert)
     rows = {r["id"]: r for r in cert["clauses"]}
@@ -88,6 +89,13 @@ def test_the_relay_passes_both_sides_under_xdist(tmp_path):
     assert all(rows[cid]["cases"] == [UPSTREAM_NODEID] for cid in ANY_TRAFFIC)
     server_passed = [cid for cid, r in rows.items() if cid not in client_side and r["verdict"] == verdicts.PASS]
     assert len(server_passed) > 50         # the server cases judged the gateway as a server
+    # the chain clause says what it checked (its allure step): the continuations, and the
+    # requests without previous_response_id against the cases' continuations
+    (upstream,) = [json.loads(path.read_text()) for path in (tmp_path / "allure").glob("*-result.json")
+                   if "test_gateway_upstream_client_clauses" in path.read_text()]
+    (chain,) = [step["name"] for step in upstream["steps"] if step["name"].startswith(scenarios.CHAIN + ": PASS")]
+    assert re.search(r"\(\d+ continuation\(s\) right after a completed response on the same connection, each "
+                     r"naming that response in previous_response_id; \d+ request\(s\) without", chain), chain
     gateway = cert["gateway"]
     assert gateway["client_side"]["clauses"] == list(ANY_TRAFFIC)
     assert gateway["upstream"]["connections"] > 10 and gateway["upstream"]["relayed_as_sent"] > 0

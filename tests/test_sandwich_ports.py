@@ -72,6 +72,20 @@ def test_when_every_port_is_taken_the_run_is_not_usable_in_one_line(tmp_path):
     assert cert["overall"] == NOT_USABLE and cert["preflight"]["usable"] is False
 
 
+def test_a_gateway_that_never_listens_is_not_retried_on_other_ports(tmp_path):
+    """Another port would not help a gateway that ignores its address: one line, one timeout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "--gateway-command", "python tests/clients/broken_gateway.py never-listens",
+                           "--gateway-start-timeout", "2", "--report-dir", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 6, proc.stdout[-2000:]
+    lines = [line for line in proc.stdout.splitlines() if "GATEWAY NOT USABLE" in line or line.startswith("gateway sandwich")]
+    assert len(lines) == 1 and "nothing listened within 2 s" in lines[0] and "trying" not in proc.stdout, lines
+
+
 # --- the questions listenport answers, without a suite run ----------------------------------------
 
 def test_the_listener_of_a_port_is_found_and_placed():
