@@ -162,3 +162,13 @@ def test_the_test_command_and_scenario_from_the_config_file(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert cert["client"] == {"test_command": f"{OWN} recovers", "test_scenario": "eviction"}
     assert _rows(cert)[scenarios.EVICTION] == verdicts.PASS
+
+
+def test_clause_selects_the_own_tests_by_the_scenarios_clause(tmp_path):
+    """The scenario's clauses join the case's clause mark before the run (conformance.clienthooks),
+    so --clause selects the case by them."""
+    proc, cert = _run(tmp_path, "--client-test-command", f"{OWN} recovers", "--client-test-scenario", "eviction",
+                      "--clause", scenarios.EVICTION)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [c["nodeid"] for c in cert["cases"]] == ["cases/client/test_own_tests.py::test_own_tests"]
+    assert _rows(cert)[scenarios.EVICTION] == verdicts.PASS
