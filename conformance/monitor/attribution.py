@@ -164,6 +164,8 @@ class Attribution(Requests):
         request.terminal_type = terminal_type
         if state == DONE:
             lane.last = request
+            if self.live:
+                self.release(request)
 
     def _lane_check(self, request: RequestState, event: dict) -> None:
         sid = event.get("stream_id")
@@ -354,7 +356,7 @@ class Attribution(Requests):
             self.frame.request = request.index
             if request.terminal_type is None and request.error is not None:
                 request.terminal_type = typ  # error mid-stream, then its terminal event: accepted (once)
-                if type(resp) is dict:
+                if type(resp) is dict and not self.live:
                     request.response = resp
                 request.grammar.shared_number(self.add, request, event, typ)
             elif request.state == DONE:
@@ -588,6 +590,8 @@ class Attribution(Requests):
         self.frame.request = request.index
         request.error = event
         request.state = REJECTED
+        if self.live:
+            self.release(request)
         sid = event.get("stream_id")
         if sid != request.lane:
             code = err.get("code") if type(err) is dict else event.get("code")

@@ -45,6 +45,33 @@ class RequestState:
     grammar: Grammar = field(default_factory=Grammar, repr=False)
 
 
+class Tally:
+    """A request's events under ``retain="live"``: counted, not kept. The rules read only how
+    many a request has (its first, right after a queued ``response.created``), so a monitor
+    that keeps none judges as one that keeps them all."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def append(self, event: Any) -> None:
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return f"Tally({self.count})"
+
+
+# the create's fields a finished response keeps under retain="live" (the report's model names)
+KEPT_CREATE_FIELDS = ("type", "model", "previous_response_id", "stream_id")
+
+
 class Lane:
     """The requests of one ``stream_id``."""
 
@@ -60,8 +87,11 @@ class Lane:
 class Requests:
     """The requests of one connection, their lanes, and the findings made about them."""
 
+    RETAIN = ("all", "live")
+
     def __init__(self, lenient: Leniency = STRICT) -> None:
         self.lenient = lenient
+        self.live = False  # retain="live": events counted, ended responses' bulk released
         self.requests: list[RequestState] = []
         self.findings: list[Finding] = []
         self.connection_errors: list[dict] = []
@@ -77,6 +107,24 @@ class Requests:
         self.frame: Observed | None = None
         self.loose: list[Finding] = []  # findings of the current frame made before attribution
         self._report = self.add  # bound once: the grammar's finding sink on the hot paths
+
+    def retain(self, mode: str) -> None:
+        """``"all"`` keeps every event and response object for the harness to read; ``"live"``
+        (the proxy) keeps per request only what the rules still read once it ended, so a long
+        session's memory grows by a small record per turn (ValueError for another value)."""
+        if mode not in self.RETAIN:
+            raise ValueError(f"retain must be 'all' or 'live', got {mode!r}")
+        self.live = mode == "live"
+
+    def release(self, request: RequestState) -> None:
+        """``request`` ended (retain="live"): drop what no rule reads after the end, the
+        response objects, the create's input and the text its deltas streamed."""
+        request.response = request.created = None
+        create = request.create
+        request.create = {key: create[key] for key in KEPT_CREATE_FIELDS if key in create}
+        for item in request.grammar.order:
+            item.deltas.clear()
+            item.done_values.clear()
 
     def sent(self, event: Any) -> int | None:
         """The client sent ``event``; returns the request number of a ``response.create``."""
@@ -139,6 +187,8 @@ class Requests:
     def _request(self, create: dict, lane: str | None, origin: str = "create") -> RequestState:
         """A new request, numbered in order, with the profile's leniencies."""
         request = RequestState(len(self.requests), create, lane, origin=origin, grammar=Grammar(self.lenient))
+        if self.live:
+            request.events = Tally()
         self.requests.append(request)
         return request
 

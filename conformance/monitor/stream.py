@@ -37,13 +37,18 @@ class StreamMonitor:
     harness passes its profile's ``[stream]`` keys); ValueError for another value.
     ``after_terminal``: ``"discouraged"`` (default) or ``"forbidden"``: a private frame after a
     response's terminal event breaks a SHOULD or, where the profile forbids it (P-open), a MUST
-    (§4.3 item 15a)."""
+    (§4.3 item 15a). ``retain``: ``"all"`` (default) keeps every request's events, response
+    objects and create for the harness to read; ``"live"`` (the proxy, which reads none of
+    them) counts events instead of keeping them and releases an ended response's bulk, with
+    the same findings, states and attribution."""
 
     def __init__(self, schemas: Any = None, *, setup_events: str = "required",
-                 terminal_output: str = "required", after_terminal: str = Attribution.DISCOURAGED) -> None:
+                 terminal_output: str = "required", after_terminal: str = Attribution.DISCOURAGED,
+                 retain: str = "all") -> None:
         # its parts: the requests and the rules that attribute and check each event, the schemas
         self._attribution = attribution = Attribution(Leniency(setup_events, terminal_output))
         attribution.forbid_trailing(after_terminal)
+        attribution.retain(retain)
         self.lenient = attribution.lenient
         self.requests = attribution.requests
         self.findings = attribution.findings

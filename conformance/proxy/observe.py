@@ -56,7 +56,9 @@ class Watch:
                  stall_s: float = DEFAULT_STALL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.number, self.peer, self.secret = number, peer, secret
         self.nodeid = f"proxy::connection-{number:04d}"
-        self.monitor = StreamMonitor(schemas)
+        # the proxy reads no request's events or response objects: the monitor keeps none of
+        # them (its rules count events instead), so a long session's memory stays small
+        self.monitor = StreamMonitor(schemas, retain="live")
         self.recorder = verdicts.CaseRecorder(registry, (), self.redact)
         self.transcript: deque[tuple] = deque(maxlen=max(1, transcript_cap))   # (t, arrow, data, size)
         self.frames = {"from_client": 0, "from_upstream": 0}
@@ -123,10 +125,6 @@ class Watch:
         self.transcript.append((now - self._t0, "<<", data if size <= LINE_LIMIT else data[:LINE_LIMIT], size))
         obs = self.monitor.feed(data, now - self._t0)
         event = obs.message
-        if obs.request is not None:
-            # the monitor keeps each request's events for a harness to read; the proxy reads
-            # none, so it drops them to keep long sessions' memory bounded
-            self.monitor.requests[obs.request].events.clear()
         if isinstance(event, dict):
             if event.get("type") in TERMINAL_TYPES and isinstance(event.get("response"), dict):
                 self.usage.add_usage(event["response"].get("usage"))

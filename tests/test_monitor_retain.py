@@ -1,0 +1,147 @@
+"""Self-tests of ``StreamMonitor(retain="live")``, the mode the proxy runs the monitor in
+(docs/proxy.md, "What it judges"; §4.3 item 11 of docs/spec.md).
+
+The proxy reads no request's events or response objects, so its monitor counts events
+instead of keeping them and releases an ended response's bulk (response objects, the
+create's input, the text its deltas streamed). The verdicts must not change: the proxy used
+to clear each request's event list after every frame, and the rule that accepts a
+``response.queued`` right after a queued ``response.created`` (it counts the request's events)
+then reported a false STREAM-CREATED-FIRST on every such response. Here: that stream through
+the proxy's ``Watch``; the live and the full monitor on the example streams and a few hundred
+mutations of them (findings, states and attribution equal); what an ended response keeps
+after many turns on one connection.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+
+import pytest
+
+from conformance import verdicts as V
+from conformance.monitor import StreamMonitor
+from conformance.proxy.observe import Watch
+from monitor_mutations import load_streams, mutate
+from test_monitor import TEXT, load, real_schemas, where
+from test_monitor_leniency import _queued_stream
+
+MUTATED = 400
+
+
+def queued_stream() -> list:
+    """A text turn whose response.created says queued, then response.queued (a real server's
+    order, accepted since the §4.3 item 11 update)."""
+    return _queued_stream("queued")
+
+
+def feed(monitor: StreamMonitor, frames: list) -> list:
+    observed = []
+    for direction, msg in frames:
+        if direction == "c":
+            monitor.sent(msg)
+        elif direction == "s":
+            observed.append(monitor.feed(json.dumps(msg)))
+        else:
+            observed.append(monitor.feed(msg))
+    monitor.finish()
+    return observed
+
+
+def verdicts_of(monitor: StreamMonitor, observed: list) -> dict:
+    """What the monitor judged, without what retain="live" drops (events, response objects)."""
+    def listed(found):
+        return [(f.clause, f.message, f.kind, f.frame_index, f.response_id, f.pointer) for f in found]
+
+    return {
+        "findings": listed(monitor.findings),
+        "frames": [(o.index, o.request, listed(o.findings)) for o in observed],
+        "requests": [(r.index, r.lane, r.response_id, str(r.state), r.terminal_type, r.origin, r.error,
+                      len(r.events), listed(r.findings)) for r in monitor.requests],
+        "connection_errors": monitor.connection_errors,
+        "unattributed": monitor.unattributed,
+        "notes": monitor.notes,
+        "internal_errors": monitor.internal_errors,
+    }
+
+
+def test_queued_created_then_queued_is_clean_through_the_proxy():
+    frames = queued_stream()
+    watch = Watch(1, "127.0.0.1:1", registry=V.ClauseRegistry.load(V.default_clauses_path()), schemas=False)
+    for direction, msg in frames:
+        (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+    watch.close("upstream closed: code 1000", judge=True)
+    assert watch.recorder.observations == [], [(o.clause, o.message) for o in watch.recorder.observations]
+    assert watch.record()["verdict"] == V.PASS
+
+
+@pytest.mark.parametrize("retain", ["all", "live"])
+def test_queued_created_then_queued_is_clean_in_both_modes(retain):
+    monitor = StreamMonitor(False, retain=retain)
+    feed(monitor, queued_stream())
+    assert [f.clause for f in monitor.findings] == []
+
+
+def test_queued_after_a_running_created_is_still_a_finding_when_live():
+    frames = _queued_stream("in_progress")
+    monitor = StreamMonitor(False, retain="live")
+    feed(monitor, frames)
+    assert "STREAM-CREATED-FIRST" in {f.clause for f in monitor.findings}
+
+
+@pytest.mark.parametrize("mode", ["grammar", "schemas"])
+def test_live_judges_as_all_on_mutated_streams(mode):
+    schemas = False if mode == "grammar" else real_schemas()
+    bases = load_streams()
+    rng = random.Random(19)
+    streams = bases + [mutate(rng.choice(bases), rng) for _ in range(MUTATED)]
+    findings = 0
+    for number, frames in enumerate(streams):
+        full, live = StreamMonitor(schemas), StreamMonitor(schemas, retain="live")
+        expected = verdicts_of(full, feed(full, frames))
+        got = verdicts_of(live, feed(live, frames))
+        assert got == expected, f"stream {number}: {[k for k in expected if expected[k] != got[k]]}"
+        findings += len(expected["findings"])
+    assert findings > MUTATED / 2  # the mutations did make findings to compare
+
+
+def many_turns(count: int) -> list:
+    """``count`` text turns on one connection, each with ids of its own."""
+    text = json.dumps(load(TEXT))
+    frames = []
+    for turn in range(count):
+        frames += json.loads(text.replace("resp_example_", f"resp_t{turn}_").replace("msg_example_", f"msg_t{turn}_"))
+    return frames
+
+
+def test_an_ended_response_keeps_only_a_small_record_when_live():
+    frames = many_turns(50)
+    full, live = StreamMonitor(False), StreamMonitor(False, retain="live")
+    assert verdicts_of(full, feed(full, frames)) == verdicts_of(live, feed(live, frames))
+    assert len(live.requests) == 50 and live.findings == []
+    for request in live.requests:
+        assert request.state == "done" and request.response is None and request.created is None
+        assert list(request.events) == [] and len(request.events) > 5
+        assert set(request.create) <= {"type", "model", "previous_response_id", "stream_id"}
+        assert all(not item.deltas and not item.done_values for item in request.grammar.order)
+    kept = full.requests[-1]
+    assert kept.response is not None and len(kept.events) == len(live.requests[-1].events)
+    assert any(item.deltas for item in kept.grammar.order)
+
+
+def test_a_late_event_of_an_ended_response_is_still_judged_when_live():
+    """Released state is state no rule reads after the end: an event of the first response
+    after the second started is still STREAM-TERMINAL-LAST, of the right response."""
+    frames = many_turns(2)
+    late = copy.deepcopy(frames[where(frames, "response.output_text.delta")][1])
+    per_turn = sum(1 for d, msg in frames if d == "s" and msg["type"] == "response.output_text.delta") // 2
+    frames.insert(where(frames, "response.output_text.delta", per_turn), ("s", late))
+    full, live = StreamMonitor(False), StreamMonitor(False, retain="live")
+    expected = verdicts_of(full, feed(full, frames))
+    assert "STREAM-TERMINAL-LAST" in {f[0] for f in expected["findings"]}
+    assert verdicts_of(live, feed(live, frames)) == expected
+
+
+def test_retain_takes_all_or_live():
+    with pytest.raises(ValueError, match="retain"):
+        StreamMonitor(False, retain="some")
