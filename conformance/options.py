@@ -54,10 +54,12 @@ def add_options(group: Any) -> None:
     group.addoption("--client-test-command", default=None, metavar="COMMAND",
                 help="client mode: run the client's own test command once, unchanged, against the reference "
                      "server behaving normally (same environment) and judge what it sent by the client clauses "
-                     "that hold for any traffic (docs/clients.md)")
+                     "that hold for any traffic; with --client-test-scenario once more under that scenario "
+                     "(docs/clients.md)")
     group.addoption("--client-test-scenario", default=None, metavar="NAME",
-                help="client mode: the reference server plays this client scenario (docs/clients.md) while "
-                     "--client-test-command runs, and the scenario's client clauses judge what the tests sent")
+                help="client mode: after --client-test-command passed against the reference server behaving "
+                     "normally, run it again while the server plays this client scenario, and judge what the tests "
+                     "sent by the scenario's client clauses too (docs/clients.md \"Against a scenario\")")
     group.addoption("--gateway-command", default=None, metavar="COMMAND",
                 help="the gateway sandwich: start COMMAND with the reference server as its upstream "
                      "(OPENAI_BASE_URL, CONFORMANCE_WS_URL) and CONFORMANCE_GATEWAY_LISTEN=HOST:PORT, run the "
