@@ -3,124 +3,25 @@ connections as the reference server saw them, and its process's outcome, give on
 ``Judgement`` per client clause of the scenario (docs/spec.md §4.11, docs/clients.md).
 
 ``ok`` is None when the recording gave the clause nothing to check (the case then leaves it
-NOT-REACHED rather than PASS). The checks are the rows of ``CHECKS``.
+NOT-REACHED rather than PASS). The checks are the rows of ``CHECKS``; the reading of a
+recording they share (``requests``, ``finished``) is ``conformance.clientmode.record``'s.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable
 
 from conformance.clientmode import scenarios
-from conformance.clientmode.record import Connection, Direction, Frame, Recording
+from conformance.clientmode.record import TERMINAL, Connection, Direction, Judgement, Recording, Request, requests
+from conformance.clientmode.record import finished as _finished
+from conformance.clientmode.record import items_of as _items
+from conformance.clientmode.record import process_outcome as _process
 from conformance.clientmode.scenarios import Exit, Scenario
 
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
 RETRY_ATTEMPTS_MAX = 10         # reconnect attempts after a close before the client gives up
 RETRY_GAP_MIN_S = 0.1           # the least time between two reconnect attempts
 HTTP_ONLY_CREATE_FIELDS = ("stream", "background")     # CLIENT-CREATE-NO-STREAM
-BUSY_CODE = "response_already_in_flight"   # the reference server's busy rejection (§4.4 item 19)
-
-
-@dataclass(frozen=True)
-class Judgement:
-    clause: str
-    ok: bool | None             # None: nothing to check in this recording
-    message: str = ""
-
-
-@dataclass
-class Request:
-    """One ``response.create`` and what answered it on its connection."""
-
-    number: int                 # 1-based, across connections
-    connection: Connection
-    frame: Frame
-    create: dict
-    answer: str = ""            # the terminal event type, "error", or "" (none before the next request)
-    response_id: str | None = None
-    calls: tuple[str, ...] = ()     # call_ids of the function calls of a completed response
-    output: tuple[dict, ...] = ()
-    error_code: str | None = None
-    answer_bytes: int = 0       # size of the frame that ended it
-    overtaken_by: int | None = None     # a later create of its lane arrived before its answer
-
-
-def requests(recording: Recording) -> list[Request]:
-    """The creates in time order, each with the answer the server gave on its connection.
-
-    Answers pair with creates as the reference server sends them: in order per connection and
-    lane (``stream_id``), except a busy rejection, which answers the create that caused it
-    (the latest). A create that arrives while earlier ones of its lane have no answer yet
-    marks them ``overtaken`` (the client abandoned or pipelined them)."""
-    out: list[Request] = []
-    waiting: dict[tuple, deque] = {}        # (connection, lane) -> creates without an answer
-    for conn, frame in recording.frames():
-        event = frame.event or {}
-        etype = event.get("type")
-        key = (conn.index, event.get("stream_id"))
-        if frame.direction is Direction.IN:
-            if etype == "response.create":
-                req = Request(len(out) + 1, conn, frame, event)
-                for earlier in waiting.get(key, ()):
-                    earlier.overtaken_by = earlier.overtaken_by or req.number
-                out.append(req)
-                waiting.setdefault(key, deque()).append(req)
-            continue
-        queue = waiting.get(key)
-        if not queue:
-            continue
-        if etype == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            code = error.get("code")
-            if code == "websocket_connection_limit_reached":
-                continue        # about the connection, not this request
-            req = queue.pop() if code == BUSY_CODE else queue.popleft()
-            req.answer, req.error_code = "error", code
-        elif etype == "response.created":
-            started = next((r for r in queue if r.response_id is None), None)
-            if started is not None:
-                started.response_id = (event.get("response") or {}).get("id")
-        elif etype in TERMINAL:
-            req = queue.popleft()
-            response = event.get("response") or {}
-            req.answer, req.response_id, req.answer_bytes = etype, response.get("id"), frame.size
-            output = tuple(i for i in response.get("output") or () if isinstance(i, dict))
-            req.output = output
-            req.calls = tuple(i.get("call_id") for i in output if i.get("type") == "function_call")
-    return out
-
-
-def _items(create: dict) -> list:
-    value = create.get("input")
-    if isinstance(value, list):
-        return [i for i in value if isinstance(i, dict)]
-    return []
-
-
-def _process(recording: Recording) -> str:
-    process = recording.process
-    if process is None:
-        return "the client did not run"
-    if process.start_error:
-        return process.start_error
-    if process.timed_out:
-        return f"still running at the deadline ({process.duration_s:g} s): killed"
-    return f"exit {process.returncode} after {process.duration_s:g} s"
-
-
-def _completed(reqs: list[Request]) -> int:
-    return sum(1 for r in reqs if r.answer == "response.completed")
-
-
-def _finished(recording: Recording, scenario: Scenario, reqs: list[Request]) -> tuple[bool, str]:
-    """Did the client hold its whole conversation and exit 0 in time?"""
-    process = recording.process
-    passed = (process is not None and not process.timed_out and process.returncode == 0
-              and _completed(reqs) >= scenario.turns)
-    return passed, f"{_completed(reqs)} response(s) completed ({scenario.turns} needed); {_process(recording)}"
 
 
 # --- one check per clause ------------------------------------------------------------------------
