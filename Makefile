@@ -9,6 +9,7 @@
 #                   ~5 min), then the same endings as self-tests with a 1 s idle deadline (marker
 #                   `endings`, ~2.5 min; kept out of selftest so that CI stays well under 15 minutes)
 #   make client     client mode: the bundled example client (examples/sdk_client.py) through every client scenario
+#                   (it claims lanes and steering, so their scenarios run too)
 #   make schemas    regenerate schemas/ from schemas/tools/build.py, then check the committed files match
 PY ?= python3
 VENV ?= .venv
@@ -32,7 +33,7 @@ suite: install
 	$(BIN)/pytest cases $(PYTEST_ARGS)
 
 client: install
-	$(BIN)/pytest --client-command "python examples/sdk_client.py" $(PYTEST_ARGS)
+	$(BIN)/pytest --client-command "python examples/sdk_client.py" --client-claims lanes,steering $(PYTEST_ARGS)
 
 selftest: install
 	$(BIN)/pytest tests -m "not endings and not heavy" $(XDIST) $(PYTEST_ARGS)

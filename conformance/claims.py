@@ -13,6 +13,11 @@ that checks only part of a clause (e.g. the wrong-key refusal of WS-AUTH-BEARER 
 it runs. It is the one way a case says what the profile must claim (tests/test_profile_keys.py
 checks that no case decides UNSUPPORTED from the profile while it runs); only an answer of
 the target itself ("rejected generate:false") is ``verdict.unsupported(reason)`` at run time.
+
+A client's claims: in client mode the profile names the server the client is written for, so
+its ``features.lanes`` says what that server offers, not what the client does. A client says
+what it does with ``--client-claims`` (``CLIENT_CLAIMS``: each claim gives one capability that
+the lane and steering clauses require); without the claim they are UNSUPPORTED, never FAIL.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any, Iterable
 from conformance.verdicts import unsupported_reason
 
 PLAN, VERDICT, REPORT = "plan", "verdict", "report"
+
+# --client-claims NAME -> the capability it gives (docs/clients.md "Lanes and steering")
+CLIENT_CLAIMS: dict[str, str] = {"lanes": "client_lanes", "steering": "client_steering"}
 
 # key -> (what it changes, who reads it)
 EFFECTS: dict[str, tuple[str, str]] = {
@@ -69,19 +77,22 @@ EFFECTS: dict[str, tuple[str, str]] = {
 }
 
 
-def unsupported(clause_ids: Iterable[str], requires: Iterable[Any], registry: Any, profile: Any) -> str | None:
+def unsupported(clause_ids: Iterable[str], requires: Iterable[Any], registry: Any, profile: Any,
+                claimed: frozenset = frozenset()) -> str | None:
     """Why a case is UNSUPPORTED under ``profile`` before it runs, or None: its own ``requires``
     marks, then each clause's ``requires``/``profiles``, then the marks that carry their own
     ``reason`` (they say what the case itself cannot provoke, so a clause that does not apply
-    at all is named first). Unknown clause ids are left to the collection check."""
-    caps, specs = profile.capabilities(), profile.spec_profiles
+    at all is named first). ``claimed``: the capabilities of a client's claims. Unknown clause
+    ids are left to the collection check."""
+    caps, specs = profile.capabilities() | claimed, profile.spec_profiles
     marks = list(requires)
     reason = case_unsupported([mark for mark in marks if "reason" not in mark.kwargs], caps, profile.name)
     if reason:
         return reason
     for cid in clause_ids:
         if cid in registry:
-            reason = unsupported_reason(registry[cid], caps, specs, profile.name)
+            reason = client_unclaimed(registry[cid], caps) or unsupported_reason(registry[cid], caps, specs,
+                                                                                profile.name)
             if reason:
                 return reason
     return case_unsupported([mark for mark in marks if "reason" in mark.kwargs], caps, profile.name)
@@ -100,3 +111,12 @@ def case_unsupported(marks: Iterable[Any], capabilities: frozenset, profile_name
         return None
     return (f"UNSUPPORTED: this case requires {', '.join(dict.fromkeys(missing))}, "
             f"which profile {profile_name!r} does not claim")
+
+
+def client_unclaimed(clause: Any, capabilities: frozenset) -> str | None:
+    """Why a client clause does not apply: it requires a claim the client did not make."""
+    missing = [name for name, cap in CLIENT_CLAIMS.items() if cap in clause.requires and cap not in capabilities]
+    if not missing:
+        return None
+    return (f"UNSUPPORTED: {clause.id} requires the claim {', '.join(missing)}, which the client does not make "
+            f"(--client-claims {','.join(missing)})")

@@ -119,7 +119,8 @@ def static_skip(item: pytest.Item, sess: ConformanceSession) -> str | None:
         return "slow: needs --run-slow"
     if item.get_closest_marker("perf") is not None and not item.config.getoption("perf"):
         return "perf: needs --perf"
-    reason = claims.unsupported(clause_ids(item), item.iter_markers("requires"), settings.registry, settings.profile)
+    reason = claims.unsupported(clause_ids(item), item.iter_markers("requires"), settings.registry, settings.profile,
+                                settings.claimed)
     if reason is None and item.get_closest_marker("other_tenant") is not None and not settings.other_tenant_key:
         reason = tenants.NEEDS_KEY      # tenant isolation, §4.5 item 35a: UNTESTED, saying how to test it
     return reason

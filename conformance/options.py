@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import pytest
 
 from conformance import baseline as baselines
+from conformance import claims
 from conformance import preflight
 from conformance import runconfig
 from conformance import tenants
@@ -60,6 +61,10 @@ def add_options(group: Any) -> None:
                 help="client mode: after --client-test-command passed against the reference server behaving "
                      "normally, run it again while the server plays this client scenario, and judge what the tests "
                      "sent by the scenario's client clauses too (docs/clients.md \"Against a scenario\")")
+    group.addoption("--client-claims", default=None, metavar="CLAIM[,CLAIM]",
+                help="client mode: what the client claims to do beyond the contract: "
+                     f"{', '.join(claims.CLIENT_CLAIMS)} (comma-separated). A claim plays its scenario and "
+                     "holds the client to its clauses; without it they are UNSUPPORTED (docs/clients.md)")
     group.addoption("--gateway-command", default=None, metavar="COMMAND",
                 help="the gateway sandwich: start COMMAND with the reference server as its upstream "
                      "(OPENAI_BASE_URL, CONFORMANCE_WS_URL) and CONFORMANCE_GATEWAY_LISTEN=HOST:PORT, run the "
@@ -208,6 +213,7 @@ class Settings:
     client_test_command: str | None = None  # client mode: the client's own tests (clientmode.ownsuite)
     client_test_scenario: Any = None    # clientmode.scenarios.Scenario the server plays for the own tests
     gateway: Any = None                 # --gateway-command: clientmode.sandwich.Gateway (target_url is its address)
+    client_claims: tuple[str, ...] = ()     # --client-claims: what the client claims (claims.CLIENT_CLAIMS)
 
     @property
     def client_mode(self) -> bool:
@@ -216,6 +222,16 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.target_url is None
+
+    @property
+    def claimed(self) -> frozenset:
+        """The capabilities of the client's claims (none outside client mode)."""
+        return frozenset(claims.CLIENT_CLAIMS[name] for name in self.client_claims)
+
+    @property
+    def capabilities(self) -> frozenset:
+        """What the clauses' ``requires`` are checked against: the profile's and the client's."""
+        return self.profile.capabilities() | self.claimed
 
 
 def _strict(config: pytest.Config) -> bool:
@@ -354,8 +370,10 @@ def _validate_client_test_scenario(name: str | None, option: str, test_command: 
     from conformance.clientmode.ownsuite import SCENARIOS
     from conformance.clientmode.scenarios import BY_NAME
     if name not in SCENARIOS:
-        why = ("its client must give up (exit non-zero), which a test command's exit status cannot show"
-               if name in BY_NAME else "no such scenario")
+        played = BY_NAME.get(name)
+        why = ("no such scenario" if played is None
+               else f"it is played only for --client-command with --client-claims {played.claim}" if played.claim
+               else "its client must give up (exit non-zero), which a test command's exit status cannot show")
         raise pytest.UsageError(f"{option} {name!r}: {why}; choose one of {', '.join(SCENARIOS)}")
     return SCENARIOS[name]
 
@@ -377,6 +395,22 @@ def _validate_gateway(config: pytest.Config, tables: runconfig.RunTables, target
                                   "not take --api-key")
     from conformance.clientmode.sandwich import settings_for
     return settings_for(config, command, start_timeout)
+
+
+def _validate_client_claims(text: str | None, client_command: str | None,
+                            option: str = "--client-claims") -> tuple[str, ...]:
+    """``--client-claims lanes,steering`` (or ``claims`` in the [client] table): known claim
+    names, with --client-command (the claims play scenarios; a client's own tests play none)."""
+    if text is None:
+        return ()
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in claims.CLIENT_CLAIMS]
+    _usage(bool(unknown), f"{option}: unknown claim(s) {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(claims.CLIENT_CLAIMS)}")
+    _usage(not names, f"{option}: name a claim ({', '.join(claims.CLIENT_CLAIMS)})")
+    _usage(client_command is None, f"{option} says what the client of --client-command does; give "
+                                   "--client-command too")
+    return tuple(sorted(set(names)))
 
 
 def _validate_client_deadline(seconds: float | None) -> float | None:
@@ -455,12 +489,14 @@ def build_settings(config: pytest.Config) -> Settings:
                                                           named["client_test_scenario"], client_test_command)
     gateway = _validate_gateway(config, tables, target_url, [named[dest] for dest in ("client_command",
                                                              "client_test_command") if value[dest] is not None])
+    client_claims = _validate_client_claims(value["client_claims"], client_command, named["client_claims"])
     # a run judges one side of the wire: its clause table holds that side's clauses only; the
     # gateway sandwich judges both (clientmode.sandwich)
     registry = _validate_clauses(opt("clauses"), config.rootpath)
     if gateway is None:
         registry = registry.side(verdicts.CLIENT if client_command or client_test_command else verdicts.SERVER)
-    registry = registry.for_profile(profile.capabilities())     # should_when levels (a client run's profile)
+    # should_when levels (a client run's profile, with the client's claims)
+    registry = registry.for_profile(profile.capabilities() | {claims.CLIENT_CLAIMS[n] for n in client_claims})
     generated_budget = _validate_generated_budget(opt("generated_budget"))
     server_overrides = _validate_reference_options(opt("reference_option") or (), target_url)
     baseline = _validate_baseline(opt("baseline"), registry)
@@ -485,4 +521,5 @@ def build_settings(config: pytest.Config) -> Settings:
                                                                                  embedded=target_url is None),
                     client_command=client_command, client_test_command=client_test_command,
                     client_test_scenario=client_test_scenario, gateway=gateway,
+                    client_claims=client_claims,
                     client_deadline=_validate_client_deadline(opt("client_deadline")))

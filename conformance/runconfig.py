@@ -35,6 +35,7 @@ KEYS: Mapping[str, Mapping[str, FileKey]] = MappingProxyType({
         "command": FileKey("client_command", "--client-command", "command"),
         "test_command": FileKey("client_test_command", "--client-test-command", "command"),
         "test_scenario": FileKey("client_test_scenario", "--client-test-scenario", "name"),
+        "claims": FileKey("client_claims", "--client-claims", "name"),
     }),
     "gateway": MappingProxyType({
         "command": FileKey("gateway_command", "--gateway-command", "command"),

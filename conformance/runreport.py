@@ -69,10 +69,12 @@ def run_facts(sess: ConformanceSession) -> dict:
 
 
 def client_block(sess: ConformanceSession) -> dict:
-    """The certificate's ``client``: the commands client mode ran (key redacted) and the scenario
-    the reference server played for the client's own tests."""
+    """The certificate's ``client``: the commands client mode ran (key redacted), with a command
+    what the client claims (--client-claims; an empty list: nothing beyond the contract), and the
+    scenario the reference server played for the client's own tests."""
     settings = sess.settings
-    return ({"command": sess.redact(settings.client_command)} if settings.client_command else {}) \
+    return ({"command": sess.redact(settings.client_command), "claims": list(settings.client_claims)}
+            if settings.client_command else {}) \
         | ({"test_command": sess.redact(settings.client_test_command)} if settings.client_test_command else {}) \
         | ({"test_scenario": settings.client_test_scenario.name} if settings.client_test_scenario else {})
 

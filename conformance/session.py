@@ -139,11 +139,15 @@ class ConformanceSession:
         self._target = None
 
     def fingerprint(self) -> dict:
-        """The target's fingerprint; an embedded server that never started is not started for it."""
+        """The target's fingerprint; an embedded server that never started is not started for it.
+        Its capabilities include a client's claims (the certificate's ``claimed`` reads them)."""
         if self._target is not None or not self.settings.embedded:
-            return self.target.fingerprint()       # with --target, building the Target does no I/O
-        fingerprint = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
-        fingerprint["ws_host"] = "embedded reference server"
+            fingerprint = self.target.fingerprint()       # with --target, building the Target does no I/O
+        else:
+            fingerprint = self.target_for("ws://127.0.0.1/v1/responses", None, embedded=True).fingerprint()
+            fingerprint["ws_host"] = "embedded reference server"
+        if self.settings.claimed:
+            fingerprint["capabilities"] = sorted(set(fingerprint.get("capabilities", ())) | self.settings.claimed)
         return fingerprint
 
     def pytest_runtest_logreport(self, report: Any) -> None:
@@ -153,7 +157,7 @@ class ConformanceSession:
             self.records.append(CaseRecord.from_json(record))
 
     def capabilities(self) -> frozenset:
-        return self.settings.profile.capabilities()
+        return self.settings.capabilities
 
     def redact(self, text: str) -> str:
         """Remove the configured key (what ``Target.redact`` does, without building the Target)."""

@@ -22,6 +22,13 @@ CONFORMANCE_CLIENT_ABANDON=N makes it abandon its Nth request after the first ev
 pressing stop) and send it again; the abandoned response's remaining events, which still
 arrive first, are told apart by their response id and skipped.
 
+It claims lanes and steering (``--client-claims lanes,steering``). With
+CONFORMANCE_CLIENT_LANES=K it holds K conversations at once on one connection, each on its own
+named lane (the SDK's typed ``stream_id`` of ``response.create``), and tells their events apart
+by ``stream_id``. With CONFORMANCE_CLIENT_STEER=K it steers its second request's response K
+times once it begins (the SDK's typed ``conn.response.steer``); when the steered response ends
+without function calls, the successor the server starts on its own answers the request.
+
 The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY; the key travels in the Authorization header.
 """
 
@@ -41,6 +48,9 @@ BACKOFF_S = float(os.environ.get("CONFORMANCE_CLIENT_BACKOFF_S", "0.2"))
 STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
 PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
 ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))
+LANES = int(os.environ.get("CONFORMANCE_CLIENT_LANES", "0"))
+STEER = int(os.environ.get("CONFORMANCE_CLIENT_STEER", "0"))
+STEERED_REQUEST = 2     # the request whose response it steers
 WEATHER_TOOL = {
     "type": "function", "name": "get_weather", "description": "Get the current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
@@ -131,7 +141,18 @@ class Conversation:
             params["previous_response_id"] = self.previous
         conn.response.create(**params)
         self.sent += 1
+        target, accepted = None, 0      # the response it steered, and the steers accepted
         for event in conn:
+            if event.type == "response.created" and STEER and self.sent == STEERED_REQUEST and target is None:
+                target = event.response.id
+                for number in range(STEER):
+                    conn.response.steer(previous_response_id=target, input=[
+                        {"role": "user", "content": f"Steer {number + 1}: answer in Celsius."}])
+            if event.type == "response.steer.accepted":
+                accepted += 1
+            if (event.type in TERMINAL and event.response.id == target and accepted
+                    and not any(item.type == "function_call" for item in event.response.output or ())):
+                continue    # steered: the successor the server starts on its own answers this request
             if event.type == "response.created" and self.sent == ABANDON:
                 self.abandoned.add(event.response.id)
                 return None         # stopped waiting: the caller sends the request again
@@ -185,10 +206,50 @@ class Conversation:
         raise GaveUp(f"error {code}: {getattr(error, 'message', '')}")
 
 
+def run_lanes(conversation: Conversation) -> None:
+    """LANES conversations at once over one connection, one named lane each: every lane's first
+    request goes out at once, each lane's next one when its own answer arrived."""
+    conn = conversation.connection()
+    lanes = {f"lane-{number}": {"previous": None, "pending": [user_message(1)], "done": 0}
+             for number in range(LANES)}
+
+    def send(name: str) -> None:
+        lane = lanes[name]
+        params = {"model": MODEL, "store": STORE, "tools": [WEATHER_TOOL], "input": lane["pending"],
+                  "stream_id": name}
+        if lane["previous"]:
+            params["previous_response_id"] = lane["previous"]
+        conn.response.create(**params)
+
+    for name in lanes:
+        send(name)
+    for event in conn:
+        if event.type == "error":
+            raise GaveUp(f"error {getattr(event.error, 'code', None)}: {getattr(event.error, 'message', '')}")
+        if event.type not in TERMINAL:
+            continue
+        name = getattr(event, "stream_id", None)
+        if name not in lanes or event.type != "response.completed":
+            raise GaveUp(f"{event.type} on lane {name!r}")
+        lane, response = lanes[name], event.response
+        lane["previous"], lane["done"] = response.id, lane["done"] + 1
+        lane["pending"] = tool_outputs(response.output) or [user_message(lane["done"] + 1)]
+        conversation.previous = response.id
+        if lane["done"] < TURNS:
+            send(name)
+        if all(other["done"] >= TURNS for other in lanes.values()):
+            conversation.done = TURNS
+            return
+    raise GaveUp("the connection closed before every lane was done")
+
+
 def main() -> int:
     conversation = Conversation()
     try:
-        conversation.run()
+        if LANES:
+            run_lanes(conversation)
+        else:
+            conversation.run()
     except GaveUp as exc:
         print(f"gave up after {conversation.done} turn(s): {exc}", file=sys.stderr)
         return 1

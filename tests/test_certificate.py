@@ -294,3 +294,22 @@ def test_the_version_is_the_changelogs_latest_release_and_the_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "conformance.__version__"}
+
+
+def test_a_client_certificate_records_the_claims_and_claims_their_clauses(validator):
+    """--client-claims: the ``client`` block lists the claims, and a claim's capability in the
+    fingerprint makes its clauses ``claimed``; a claim the schema does not know is refused."""
+    registry = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
+    records = [_record("cases/client/test_scenarios.py::test_client_scenario[lanes]", "CLIENT-LANE-NAMES", V.PASS)]
+    cert = build_certificate(registry=registry, records=records, profile="openai",
+                             fingerprint=_FINGERPRINT | {"capabilities": ["client_lanes"]}, started=0.0, finished=1.0,
+                             strict=False, run_id="20260101-000000-abcdef", mode="client",
+                             extra={"client": {"command": "python c.py", "claims": ["lanes"]}})
+    assert _errors(validator, cert) == []
+    rows = {r["id"]: r for r in cert["clauses"]}
+    assert rows["CLIENT-LANE-NAMES"]["claimed"] and rows["CLIENT-LANE-NAMES"]["verdict"] == V.PASS
+    assert not rows["CLIENT-STEERS-ACTIVE-RESPONSE"]["claimed"]
+    bad = copy.deepcopy(cert)
+    bad["client"]["claims"] = ["teleport"]
+    errors = _errors(validator, bad)
+    assert errors and errors[0].startswith("client/claims/0"), errors

@@ -4,7 +4,9 @@ fails its client clause and only its clause; the example and the correct clients
 Each row runs client mode (``pytest --client-command``) on the scenarios named in the row,
 in a subprocess with its own report directory, and reads the certificate: the row's clause is
 FAIL (MUST) or NON-STRICT (SHOULD), no other clause is, and the generated key appears in no
-report file. A hanging break (ignores-error) shows a scenario ends within its deadline.
+report file. A hanging break (ignores-error) shows a scenario ends within its deadline. The
+broken clients and the SDK example claim lanes and steering (``--client-claims``); without the
+claims those scenarios do not run and their clauses read UNSUPPORTED.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ RUN_DEADLINE_S = 300            # a hang guard: 17 scenarios of at most 11 s eac
 CORRECT_DEADLINE_S = 30         # per scenario for the SDK example: importing openai takes seconds under load
 AGENTS_DEADLINE_S = 900         # openai-agents: --client-deadline 60 per scenario
 EXPECTED = {"MUST": V.FAIL, "SHOULD": V.NON_STRICT}
+CLAIMS = ("--client-claims", "lanes,steering")     # what the broken clients and the SDK example do
+LANE_CLAUSES = {S.LANE_NAMES, S.LANE_COUNT, S.LANES_IN_FLIGHT, S.LANE_OWN_CHAIN, S.STEERS_ACTIVE}
 
 # break -> (the clause it fails, the scenarios it runs: a -k expression)
 MATRIX = {
@@ -52,6 +56,11 @@ MATRIX = {
     "stale-store-false": (S.STORE_FALSE, "store-false-reconnect"),
     "reads-abandoned": (S.IGNORES_ABANDONED, "abandoned"),
     "forgets-lost-request": (S.NO_LOST_REQUEST, "close-mid-response"),
+    "bad-lane-name": (S.LANE_NAMES, "lanes"),
+    "too-many-lanes": (S.LANE_COUNT, "lanes"),
+    "serial-lanes": (S.LANES_IN_FLIGHT, "lanes"),
+    "crossed-lanes": (S.LANE_OWN_CHAIN, "lanes"),
+    "steers-finished": (S.STEERS_ACTIVE, "steering"),
     # a client profile (--profile) sets what the same habit costs: a MUST under P-open
     "stream-field/open-responses": (S.CREATE_NO_STREAM, "tool-loop"),
     "pipelines/open-responses": (S.ONE_IN_FLIGHT, "busy-reject"),
@@ -80,7 +89,8 @@ def test_broken_client_fails_its_clause_only(name, tmp_path):
     clause, scenarios = MATRIX[name]
     name, _, profile = name.partition("/")      # a row named BREAK/PROFILE runs under --profile PROFILE
     started = time.monotonic()
-    proc, cert = _run(f"{BROKEN} {name}", tmp_path, "-k", scenarios, *(("--profile", profile) if profile else ()))
+    proc, cert = _run(f"{BROKEN} {name}", tmp_path, "-k", scenarios, *CLAIMS,
+                      *(("--profile", profile) if profile else ()))
     rows = {r["id"]: r for r in cert["clauses"]}
     level = rows[clause]["level"]
     if profile == "open-responses":
@@ -103,8 +113,9 @@ def test_broken_client_fails_its_clause_only(name, tmp_path):
 def test_correct_clients_pass_every_scenario(command, profile, tmp_path):
     # a correct client is judged on what it sends, not on how fast a loaded machine imports the SDK
     deadline = ("--client-deadline", str(CORRECT_DEADLINE_S)) if "sdk_client" in command else ()
-    proc, cert = _run(command, tmp_path, "--profile", profile, *deadline)
+    proc, cert = _run(command, tmp_path, "--profile", profile, *deadline, *CLAIMS)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    assert cert["client"]["claims"] == ["lanes", "steering"]
     assert cert["overall"] == V.PASS and cert["certification"]["certified"] is True
     assert {r["id"] for r in cert["clauses"]} == set(S.client_clauses())
     assert all(r["verdict"] == V.PASS for r in cert["clauses"]), [(r["id"], r["verdict"]) for r in cert["clauses"]]
@@ -113,6 +124,21 @@ def test_correct_clients_pass_every_scenario(command, profile, tmp_path):
     assert f"client mode: {len(S.SCENARIOS)} scenarios: {len(S.SCENARIOS)} PASS" in proc.stdout, proc.stdout[-2000:]
     assert "spent:" not in proc.stdout
     _no_key_in(tmp_path)
+
+
+def test_without_claims_the_lane_and_steering_clauses_are_unsupported(tmp_path):
+    """A client that claims neither lanes nor steering is not played those scenarios: their
+    cases and clauses read UNSUPPORTED (not claimed), never FAIL, and the run passes."""
+    proc, cert = _run(f"{BROKEN} correct", tmp_path, "-k", "tool-loop or lanes or steering")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert cert["client"]["claims"] == []
+    cases = {c["nodeid"].rsplit("[", 1)[1].rstrip("]"): c["verdict"] for c in cert["cases"]}
+    assert cases == {"tool-loop": V.PASS, "lanes": V.UNSUPPORTED, "steering": V.UNSUPPORTED}, cases
+    rows = {r["id"]: r for r in cert["clauses"]}
+    assert {cid for cid, r in rows.items() if r["verdict"] == V.UNSUPPORTED} == LANE_CLAUSES
+    assert not any(rows[cid]["claimed"] for cid in LANE_CLAUSES)
+    why = {c["nodeid"].rsplit("[", 1)[1].rstrip("]"): " ".join(c["messages"]) for c in cert["cases"]}
+    assert "(--client-claims lanes)" in why["lanes"] and "(--client-claims steering)" in why["steering"], why
 
 
 def test_every_client_clause_is_checked_and_killed():
@@ -126,14 +152,16 @@ def test_every_client_clause_is_checked_and_killed():
 @pytest.mark.heavy      # ~25 s of CPU: the Agents SDK is imported once per scenario (CI: make selftest-heavy)
 def test_agents_example_gets_the_verdicts_docs_clients_md_explains(tmp_path):
     """openai-agents 0.24.0: the three FAILs, the one NON-STRICT (stream: true, which OpenAI's
-    own SDKs send) and the one NOT-REACHED (it drains a cancelled run's response, so it never
-    abandons a request on the wire) docs/clients.md explains, and no other non-pass."""
+    own SDKs send), the one NOT-REACHED (it drains a cancelled run's response, so it never
+    abandons a request on the wire) and the five lane and steering clauses UNSUPPORTED (it claims
+    neither) docs/clients.md explains, and no other non-pass."""
     pytest.importorskip("agents")
     proc, cert = _run("python examples/agents_client.py", tmp_path, "--client-deadline", "60",
                       deadline_s=AGENTS_DEADLINE_S)
     not_passed = {r["id"]: r["verdict"] for r in cert["clauses"] if r["verdict"] != V.PASS}
     assert not_passed == {S.CREATE_NO_STREAM: V.NON_STRICT, S.EVICTION: V.FAIL, S.RECONNECTS: V.FAIL,
-                          S.STORE_FALSE: V.FAIL, S.IGNORES_ABANDONED: V.NOT_REACHED}, \
+                          S.STORE_FALSE: V.FAIL, S.IGNORES_ABANDONED: V.NOT_REACHED,
+                          **{clause: V.UNSUPPORTED for clause in LANE_CLAUSES}}, \
         proc.stdout[-3000:]
     assert proc.returncode == 1
     _no_key_in(tmp_path)

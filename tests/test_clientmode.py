@@ -308,3 +308,85 @@ def test_judge_no_lost_request_is_the_same_whichever_way_the_race_went():
     assert "names r0" in J.no_lost_request(rec, scenario, J.requests(rec)).message
     alone = Recording(connections=[_conn(0, head, closed_by="server", closed=0.35)], process=Process(1, 0.4, False))
     assert J.no_lost_request(alone, scenario, J.requests(alone)).ok is None
+
+
+def test_client_claims_validator():
+    """--client-claims: known names, comma-separated, with --client-command only."""
+    assert options._validate_client_claims(None, None) == ()
+    assert options._validate_client_claims("steering, lanes,lanes", "python c.py") == ("lanes", "steering")
+    for bad, command, said in (("lanes,teleport", "python c.py", r"unknown claim\(s\) 'teleport'"),
+                               (" , ", "python c.py", "name a claim"),
+                               ("lanes", None, "give --client-command too")):
+        with pytest.raises(pytest.UsageError, match=said):
+            options._validate_client_claims(bad, command)
+
+
+def _lane_done(rid: str, lane: str, at: float) -> Frame:
+    return _out(at, dict(_done(rid), stream_id=lane))
+
+
+def test_judge_lanes_by_hand():
+    """Lane names, the 32-name and 16-in-flight limits, lanes at once, each lane's own chain."""
+    scenario = S.BY_NAME["lanes"]
+    at_once = [_in(0.1, _create(stream_id="a")), _in(0.1, _create(stream_id="b")), _lane_done("ra", "a", 0.3),
+               _lane_done("rb", "b", 0.3), _in(0.4, _create(stream_id="a", previous_response_id="ra")),
+               _in(0.4, _create(stream_id="b", previous_response_id="ra")), _lane_done("ra2", "a", 0.6),
+               _lane_done("rb2", "b", 0.6)]
+    rec = Recording(connections=[_conn(0, at_once)], process=Process(0, 1.0, False))
+    reqs = J.requests(rec)
+    assert J.CHECKS[S.LANE_NAMES](rec, scenario, reqs).ok is True
+    assert J.CHECKS[S.LANE_COUNT](rec, scenario, reqs).ok is True
+    assert J.CHECKS[S.LANES_IN_FLIGHT](rec, scenario, reqs).ok is False      # 4 of 12 turns: not finished
+    crossed = J.CHECKS[S.LANE_OWN_CHAIN](rec, scenario, reqs)
+    assert crossed.ok is False and "request 4" in crossed.message and "lane 'a'" in crossed.message
+    fork = at_once[:5] + [_in(0.4, _create(stream_id="c", previous_response_id="ra")), _lane_done("rc", "c", 0.6)]
+    rec = Recording(connections=[_conn(0, fork)], process=Process(0, 1.0, False))
+    assert J.CHECKS[S.LANE_OWN_CHAIN](rec, scenario, J.requests(rec)).ok is True     # a fork begins a lane
+    serial = [_in(0.1, _create(stream_id="a")), _lane_done("ra", "a", 0.3), _in(0.3, _create(stream_id="b")),
+              _lane_done("rb", "b", 0.5)]
+    rec = Recording(connections=[_conn(0, serial)], process=Process(0, 1.0, False))
+    judged = J.CHECKS[S.LANES_IN_FLIGHT](rec, scenario, J.requests(rec))
+    assert judged.ok is False and "one after another" in judged.message
+    bad = [_in(0.1, _create(stream_id="a b")), _in(0.1, _create(stream_id="x" * 257))]
+    rec = Recording(connections=[_conn(0, bad)], process=Process(0, 1.0, False))
+    assert J.CHECKS[S.LANE_NAMES](rec, scenario, J.requests(rec)).ok is False
+    assert J.text_json(rec, scenario, J.requests(rec)).ok is True       # the lane name is LANE-NAMES' to judge
+    assert J.text_json(rec, S.BY_NAME["tool-loop"], J.requests(rec)).ok is False
+    many = [_in(0.1 + n / 1000, _create(stream_id=f"l{n}")) for n in range(17)]
+    rec = Recording(connections=[_conn(0, many)], process=Process(0, 1.0, False))
+    judged = J.CHECKS[S.LANE_COUNT](rec, scenario, J.requests(rec))
+    assert judged.ok is False and "17 in flight" in judged.message
+    names = [frame for n in range(33) for frame in (_in(n, _create(stream_id=f"l{n}")), _lane_done(f"r{n}", f"l{n}", n + 0.5))]
+    rec = Recording(connections=[_conn(0, names)], process=Process(0, 40.0, False))
+    judged = J.CHECKS[S.LANE_COUNT](rec, scenario, J.requests(rec))
+    assert judged.ok is False and "distinct lane name number 33" in judged.message
+    plain = Recording(connections=[_conn(0, [_in(0.1, _create())])], process=Process(0, 1.0, False))
+    assert all(J.CHECKS[c](plain, scenario, J.requests(plain)).ok is None for c in scenario.clauses)
+
+
+def test_judge_steers_by_hand():
+    """A steer names a response begun and not ended on its connection; the successor the server
+    starts answers the steered request (so the conversation still counts as complete)."""
+    scenario = S.BY_NAME["steering"]
+    steer = {"type": "response.steer", "previous_response_id": "r2", "input": "in Celsius"}
+    start = [_in(0.1, _create()), _out(0.2, _done("r1")), _in(0.3, _create(previous_response_id="r1")),
+             _out(0.31, {"type": "response.created", "response": {"id": "r2"}})]
+    ending = [_out(0.9, {"type": "response.incomplete", "response": {"id": "r2", "output": []}}),
+              _out(0.91, {"type": "response.created", "response": {"id": "r3"}}), _out(1.5, _done("r3")),
+              _in(1.6, _create(previous_response_id="r3")), _out(1.7, _done("r4")),
+              _in(1.8, _create(previous_response_id="r4")), _out(1.9, _done("r5"))]
+    rec = Recording(connections=[_conn(0, start + [_in(0.32, steer), _in(0.33, steer)] + ending)],
+                    process=Process(0, 2.0, False))
+    reqs = J.requests(rec)
+    assert [(r.answer, r.response_id, r.steered) for r in reqs][1] == ("response.completed", "r3", ("r2",))
+    assert J.CHECKS[S.STEERS_ACTIVE](rec, scenario, reqs).ok is True
+    late = Recording(connections=[_conn(0, start + ending[:1] + [_in(0.95, steer)] + ending[1:])],
+                     process=Process(0, 2.0, False))
+    judged = J.CHECKS[S.STEERS_ACTIVE](late, scenario, J.requests(late))
+    assert judged.ok is False and "already ended (response.incomplete)" in judged.message
+    early = Recording(connections=[_conn(0, start[:3] + [_in(0.305, steer)] + start[3:] + ending)],
+                      process=Process(0, 2.0, False))
+    judged = J.CHECKS[S.STEERS_ACTIVE](early, scenario, J.requests(early))
+    assert judged.ok is False and "had not begun" in judged.message
+    none = Recording(connections=[_conn(0, start + ending)], process=Process(0, 2.0, False))
+    assert J.CHECKS[S.STEERS_ACTIVE](none, scenario, J.requests(none)).ok is None

@@ -38,9 +38,11 @@ def _settings(tmp_path: Path, tables: str, **line) -> options.Settings:
     ('[client]\ntest_command = "npm test"\n', lambda s: s.client_test_command, "npm test"),
     ('[client]\ntest_command = "npm test"\ntest_scenario = "eviction"\n',
      lambda s: s.client_test_scenario.name, "eviction"),
+    ('[client]\ncommand = "python c.py"\nclaims = "steering,lanes"\n', lambda s: s.claimed,
+     frozenset({"client_lanes", "client_steering"})),
     ('[gateway]\ncommand = "./my-gateway --port 1"\n', lambda s: s.gateway.command, "./my-gateway --port 1"),
     ('[gateway]\ncommand = "./my-gateway"\nstart_timeout = 45\n', lambda s: s.gateway.start_timeout, 45.0),
-], ids=["client.command", "client.test_command", "client.test_scenario", "gateway.command",
+], ids=["client.command", "client.test_command", "client.test_scenario", "client.claims", "gateway.command",
         "gateway.start_timeout"])
 def test_each_key_sets_its_option(tmp_path, tables, read, value):
     assert read(_settings(tmp_path, tables)) == value
@@ -102,7 +104,8 @@ def test_the_tables_are_no_part_of_the_profile(tmp_path):
     ('[gateway]\ncommand = "gw"\nstart_timeout = 0\n', "gateway.start_timeout: must be positive"),
     ('client = "python c.py"\n', "client: must be a table, got str"),
     ('gateway = 1\n', "gateway: must be a table, got int"),
-    ('[client]\ncomand = "x"\n', "client.comand: unknown key (known here: command, test_command, test_scenario)"),
+    ('[client]\ncomand = "x"\n', "client.comand: unknown key (known here: command, test_command, test_scenario, "
+                                 "claims)"),
     ('[gateway]\nstart_timeout_s = 3\n', "gateway.start_timeout_s: unknown key (known here: command, start_timeout)"),
     ('[client]\ncommand = ""\n', "client.command: empty: give the command to run"),
     ('[client]\ntest_command = "   "\n', "client.test_command: empty: give the command to run"),
@@ -178,3 +181,21 @@ def test_a_run_stops_at_a_bad_key_with_one_line(pytester: pytest.Pytester):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ProfileError, match="nowhere.toml: file not found"):
         runconfig.load(tmp_path / "nowhere.toml")
+
+
+def test_claims_in_the_file_are_checked_like_the_option(tmp_path):
+    """A bad claim, or a claim without a client command, names the file's key."""
+    with pytest.raises(pytest.UsageError, match=r"client.claims in .*acme.toml: unknown claim\(s\) 'teleport'"):
+        _settings(tmp_path, '[client]\ncommand = "python c.py"\nclaims = "teleport"\n')
+    with pytest.raises(pytest.UsageError, match="give --client-command too"):
+        _settings(tmp_path, '[client]\ntest_command = "npm test"\nclaims = "lanes"\n')
+    assert _settings(tmp_path, '[client]\ncommand = "python c.py"\nclaims = "lanes"\n',
+                     client_claims="steering").client_claims == ("steering",)     # the command line wins
+
+
+@pytest.mark.parametrize("name, claim", [("lanes", "lanes"), ("steering", "steering")])
+def test_own_tests_are_not_played_a_claimed_scenario(name, claim):
+    """Lanes and steering are played only for a --client-command that claims them."""
+    assert name not in ownsuite.SCENARIOS
+    with pytest.raises(pytest.UsageError, match=f"only for --client-command with --client-claims {claim}"):
+        options._validate_client_test_scenario(name, "--client-test-scenario", "npm test")

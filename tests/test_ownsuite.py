@@ -90,7 +90,7 @@ def test_scenarios_and_own_tests_in_one_run(tmp_path):
     proc, cert = _run(tmp_path, "--client-command", "python tests/clients/broken.py correct",
                       "--client-test-command", OWN, "-k", "tool-loop or own_tests")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert len(cert["cases"]) == 2 and set(cert["client"]) == {"command", "test_command"}
+    assert len(cert["cases"]) == 2 and set(cert["client"]) == {"command", "claims", "test_command"}
 
 
 # --- --client-test-scenario: the reference server plays a scenario while the tests run -----------

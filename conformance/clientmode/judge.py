@@ -3,8 +3,9 @@ connections as the reference server saw them, and its process's outcome, give on
 ``Judgement`` per client clause of the scenario (docs/spec.md §4.11, docs/clients.md).
 
 ``ok`` is None when the recording gave the clause nothing to check (the case then leaves it
-NOT-REACHED rather than PASS). The checks are the rows of ``CHECKS``; the reading of a
-recording they share (``requests``, ``finished``) is ``conformance.clientmode.record``'s.
+NOT-REACHED rather than PASS). The checks are the rows of ``CHECKS``; those of lanes and
+steering live in ``conformance.clientmode.lanes``, the reading of a recording they share
+(``requests``, ``finished``) in ``conformance.clientmode.record``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from conformance.clientmode import scenarios
+from conformance.clientmode import lanes, scenarios
 from conformance.clientmode.record import TERMINAL, Connection, Direction, Judgement, Recording, Request, requests
 from conformance.clientmode.record import finished as _finished
 from conformance.clientmode.record import items_of as _items
@@ -43,6 +44,9 @@ def text_json(rec: Recording, scenario: Scenario, reqs: list[Request]) -> Judgem
         if schemas.direction(event["type"]) != "client":
             return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']!r} is not a client event")
         issues = schemas.validate(event)
+        if event["type"] == "response.create" and scenarios.LANE_NAMES in scenario.all_clauses:
+            # a create's lane name is CLIENT-LANE-NAMES' to judge where a scenario checks it
+            issues = [issue for issue in issues if not str(issue).startswith("/stream_id:")]
         if issues:
             return Judgement(scenarios.TEXT_JSON, False, f"{where}: {event['type']} invalid: {issues[0]}")
     return Judgement(scenarios.TEXT_JSON, True, f"{len(frames)} frame(s), each a valid client event")
@@ -466,6 +470,7 @@ CHECKS: dict[str, Check] = {
     scenarios.STORE_FALSE: store_false,
     scenarios.IGNORES_ABANDONED: ignores_abandoned,
     scenarios.NO_LOST_REQUEST: no_lost_request,
+    **lanes.CHECKS,         # lanes and steering, for a client that claims them
 }
 
 

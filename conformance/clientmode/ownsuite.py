@@ -54,9 +54,10 @@ def judged_clauses(scenario: Scenario) -> tuple[str, ...]:
 
 
 # --client-test-scenario NAME: the scenarios a test command can survive, and that judge
-# something beyond the any-traffic clauses (tool-loop is the server behaving normally)
+# something beyond the any-traffic clauses (tool-loop is the server behaving normally); not
+# lanes and steering, played only for a --client-command that claims them
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType({
-    s.name: s for s in scenarios.SCENARIOS if s.exit is Exit.SUCCESS and judged_clauses(s)})
+    s.name: s for s in scenarios.SCENARIOS if s.exit is Exit.SUCCESS and judged_clauses(s) and s.claim is None})
 
 
 class OwnTestsFailed(HarnessError):

@@ -1,9 +1,9 @@
 """What a client-mode scenario recorded: the client's connections and frames as the reference
 server saw them, the server's answers, and the client process's outcome. Plain data, written
-by ``conformance.clientmode.stage`` and ``runner``, read by ``judge``; it never
+by ``conformance.clientmode.stage`` and ``runner``, read by ``judge`` and ``lanes``; it never
 holds the key (only whether and where the client sent it).
 
-Every judge reads a recording the same way, so that reading lives here: ``requests`` pairs
+Both judges read a recording the same way, so that reading lives here: ``requests`` pairs
 each ``response.create`` with the answer the server gave it (docs/spec.md §4.4 items 19-20,
 §4.9 item 47 for a steer's successor), ``finished`` says whether the client held its whole
 conversation, and ``Judgement`` is what a check returns.
@@ -191,9 +191,9 @@ def completed_count(reqs: list[Request]) -> int:
 
 
 def finished(recording: Recording, scenario: Scenario, reqs: list[Request]) -> tuple[bool, str]:
-    """Did the client hold its whole conversation and exit 0 in time?"""
+    """Did the client hold its whole conversation (every one of them, with lanes) and exit 0 in time?"""
     process = recording.process
-    needed = scenario.turns
+    needed = scenario.turns * scenario.conversations
     passed = (process is not None and not process.timed_out and process.returncode == 0
               and completed_count(reqs) >= needed)
     return passed, f"{completed_count(reqs)} response(s) completed ({needed} needed); {process_outcome(recording)}"

@@ -32,6 +32,8 @@ class Act(enum.StrEnum):
     LIMIT_ANSWER = "limit-answer"      # the lifetime error as the answer to the request, then a close
     SLOW_FIRST = "slow-first"          # the response's first event comes SLOW_FIRST_S late
     STALL = "stall"                    # after response.in_progress the response stalls STALL_S
+    STEER_HOLD = "steer-hold"          # after response.in_progress the response waits (at most
+                                       # STEER_WAIT_S) for the client's steers, so they find it running
 
 
 class Exit(enum.StrEnum):
@@ -63,6 +65,13 @@ ONE_IN_FLIGHT = "CLIENT-ONE-REQUEST-IN-FLIGHT"
 STORE_FALSE = "CLIENT-STORE-FALSE-FULL-CONTEXT"
 IGNORES_ABANDONED = "CLIENT-IGNORES-ABANDONED-EVENTS"
 NO_LOST_REQUEST = "CLIENT-NO-REQUEST-LOST-ON-CLOSE"
+# judged by conformance.clientmode.lanes, in the scenarios a client plays only when it claims
+# lanes or steering (--client-claims; the clauses require client_lanes / client_steering)
+LANE_NAMES = "CLIENT-LANE-NAMES"
+LANE_COUNT = "CLIENT-LANE-COUNT"
+LANES_IN_FLIGHT = "CLIENT-LANES-IN-FLIGHT"
+LANE_OWN_CHAIN = "CLIENT-LANE-OWN-CHAIN"
+STEERS_ACTIVE = "CLIENT-STEERS-ACTIVE-RESPONSE"
 
 # judged on every frame and upgrade of every scenario
 EVERY_SCENARIO = (TEXT_JSON, CREATE_FLAT, CREATE_NO_STREAM, KEY_IN_HEADER)
@@ -75,11 +84,20 @@ IDLE_LIMIT_AFTER_S = 0.3        # how long after the terminal event the idle soc
 PAUSE_S = "1.0"                 # CONFORMANCE_CLIENT_PAUSE_S where a scenario needs an idle socket
 STALL_S = 1.5                   # how long a stalled response is silent after response.in_progress
 ABANDONED_REQUEST = 2           # the request the abandoned scenario asks the client to abandon
+LANES = 3                       # conversations at once, one named lane each, in the lanes scenario
+LANE_TTFT_MS = 200.0            # time to first token there: a second lane's create meets a running one
+STEERS = 2                      # steers the steering scenario asks for
+STEERED_REQUEST = 2             # the request whose response the client steers (its answer is a message,
+                                # so the steered response always gets a successor, §4.9 item 47)
+STEER_TTFT_MS = 600.0           # time to first token there: every response runs long enough to steer
+STEER_WAIT_S = 2.0              # how long the steered response waits for the steers at most
 # the contract's switches a scenario may set (docs/clients.md "The contract")
 ENV_PAUSE = "CONFORMANCE_CLIENT_PAUSE_S"
 ENV_STORE = "CONFORMANCE_CLIENT_STORE"
 ENV_ABANDON = "CONFORMANCE_CLIENT_ABANDON"
-CONTRACT_SWITCHES = (ENV_PAUSE, ENV_STORE, ENV_ABANDON)
+ENV_LANES = "CONFORMANCE_CLIENT_LANES"
+ENV_STEER = "CONFORMANCE_CLIENT_STEER"
+CONTRACT_SWITCHES = (ENV_PAUSE, ENV_STORE, ENV_ABANDON, ENV_LANES, ENV_STEER)
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,7 @@ class Scenario:
     server: Mapping[str, object] = field(default_factory=dict)   # ServerConfig overrides
     refuse_upgrades_after: int | None = None       # upgrades after this many answer 503
     env: Mapping[str, str] = field(default_factory=dict)     # contract switches for the client
+    claim: str | None = None                       # played only for a client that claims it (--client-claims)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acts", MappingProxyType(dict(self.acts)))
@@ -107,6 +126,16 @@ class Scenario:
     @property
     def all_clauses(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(EVERY_SCENARIO + self.clauses))
+
+    @property
+    def conversations(self) -> int:
+        """Conversations the client holds at once (one per named lane; 1 without lanes)."""
+        return int(self.env.get(ENV_LANES, "1"))
+
+    @property
+    def steers(self) -> int:
+        """Steers the client is asked to send (0: none)."""
+        return int(self.env.get(ENV_STEER, "0"))
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -154,6 +183,16 @@ SCENARIOS: tuple[Scenario, ...] = (
              "remaining events arrive before the next response's", (IGNORES_ABANDONED,),
              acts={ABANDONED_REQUEST: Act.STALL}, env={ENV_ABANDON: str(ABANDONED_REQUEST)},
              server={"ttft_ms": 1.0}),
+    Scenario("lanes", f"the client holds {LANES} conversations at once on one connection, one named lane "
+             "each (CONFORMANCE_CLIENT_LANES); played when the client claims lanes",
+             (LANE_NAMES, LANE_COUNT, LANES_IN_FLIGHT, LANE_OWN_CHAIN), env={ENV_LANES: str(LANES)},
+             server={"ttft_ms": LANE_TTFT_MS}, claim="lanes"),
+    Scenario("steering", f"the client steers the response of request {STEERED_REQUEST} {STEERS} times "
+             f"(CONFORMANCE_CLIENT_STEER); every first token comes {STEER_TTFT_MS / 1000:g} s late and the steered "
+             f"response waits up to {STEER_WAIT_S:g} s for the steers; played when the client claims steering",
+             (STEERS_ACTIVE,), acts={STEERED_REQUEST: Act.STEER_HOLD}, env={ENV_STEER: str(STEERS)},
+             server={"steering": True, "ttft_ms": STEER_TTFT_MS}, deadline_s=DEFAULT_DEADLINE_S + 3.0,
+             claim="steering"),
 )
 
 BY_NAME: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in SCENARIOS})

@@ -7,8 +7,10 @@ connection's transport, records every frame in and out (``conformance.clientmode
 and plays the scenario's ``Act`` for each ``response.create``: it answers some requests
 itself (``previous_response_not_found``, a top-level error), reshapes the reference server's
 events for others (a failed or incomplete ending, unknown events, a padded terminal event) or
-closes the socket, delays a response's first event, or sends the lifetime error unsolicited once
-the socket idles. Everything else is the reference server's usual behaviour.
+closes the socket, delays a response's first event, holds a response until the client's
+steers arrived (§4.9 item 46: a steer must find its response running), or sends the lifetime
+error unsolicited once the socket idles. Everything else is the reference server's usual
+behaviour.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aiohttp import WSMsgType
 
 from conformance.clientmode.record import Connection, Direction, Frame, Recording
 from conformance.clientmode.scenarios import (IDLE_LIMIT_AFTER_S, REFUSED_UPGRADE_STATUS, SLOW_FIRST_S, STALL_S,
-                                               Act, Scenario)
+                                               STEER_WAIT_S, Act, Scenario)
 from conformance.server.config import lifetime_phrase
 from conformance.server.defects import Flags
 from conformance.server.errors import ApiError, connection_limit, ws_error_event
@@ -127,6 +129,8 @@ class ConnectionStage:
         self.stall_pending = False       # the next batch of the stalled response waits STALL_S
         self.idle_limit: asyncio.Task | None = None    # the unsolicited limit error, armed
         self.limit_going = False         # the unsolicited limit error is being sent
+        self.steers_seen = 0             # response.steer frames received on this connection
+        self.steered = asyncio.Event()   # the scenario's steers have all arrived
 
     def wrap(self, transport: Any) -> "ConnectionStage":
         self.inner = transport
@@ -144,6 +148,10 @@ class ConnectionStage:
         event = _parse(payload) if text else None
         self.record.frames.append(Frame(self.hook.now(), Direction.IN, text, payload[:KEPT_CHARS],
                                         len(data if not text else data.encode()), event))
+        if event is not None and event.get("type") == "response.steer":
+            self.steers_seen += 1
+            if self.steers_seen >= self.hook.scenario.steers:
+                self.steered.set()
         if self.done or event is None or event.get("type") != "response.create":
             return False
         hook = self.hook
@@ -233,6 +241,13 @@ class ConnectionStage:
                 elif act is Act.IDLE_LIMIT:
                     after = "idle-limit"
         await self._send(out)
+        if act is Act.STEER_HOLD and any(isinstance(e, dict) and e.get("type") == "response.in_progress" for e in out):
+            # the response runs on only once the steers are in: the reference server appends an
+            # accepted steer before its next await, so the output that follows is cut for it
+            try:
+                await asyncio.wait_for(self.steered.wait(), STEER_WAIT_S)
+            except asyncio.TimeoutError:
+                pass        # a client that does not steer now: the response goes on
         if after == "close-mid":
             await self._close(1011, "scenario: closed in the middle of a response")
             raise ConnectionResetError("closed by the scenario")

@@ -4,7 +4,9 @@
 Without a break (``correct``) this is a correct contract client (docs/clients.md) written on
 the bare ``websockets`` client; each BREAK changes one behaviour, so that one client clause
 fails and no other. Every wait is bounded: a "hanging" break hangs only until the scenario's
-deadline kills it.
+deadline kills it. It claims lanes and steering: with CONFORMANCE_CLIENT_LANES=K it holds K
+conversations at once on one connection, one named lane each (``run_lanes``); with
+CONFORMANCE_CLIENT_STEER=K it steers its second request's response K times once it begins.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from websockets.sync.client import connect
 BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-in-url", "drops-chain",
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
           "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
-          "pipelines", "stale-store-false", "reads-abandoned", "forgets-lost-request")
+          "pipelines", "stale-store-false", "reads-abandoned", "forgets-lost-request", "bad-lane-name",
+          "too-many-lanes", "serial-lanes", "crossed-lanes", "steers-finished")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
@@ -29,7 +32,12 @@ MODEL = os.environ.get("CONFORMANCE_MODEL", "gpt-5.6")
 STORE = os.environ.get("CONFORMANCE_CLIENT_STORE", "true") != "false"
 PAUSE_S = float(os.environ.get("CONFORMANCE_CLIENT_PAUSE_S", "0"))
 ABANDON = int(os.environ.get("CONFORMANCE_CLIENT_ABANDON", "0"))     # abandon this request after its first event
+LANES = int(os.environ.get("CONFORMANCE_CLIENT_LANES", "0"))     # conversations at once, one lane each
+STEER = int(os.environ.get("CONFORMANCE_CLIENT_STEER", "0"))     # steers of the second request's response
+STEERED_REQUEST = 2
+TOO_MANY_LANES = 17     # too-many-lanes: one more request in flight than a connection may carry (16)
 IMPATIENT_S = 1.0       # impatient: how long it waits for a response's first event
+TERMINAL = ("response.completed", "response.failed", "response.incomplete")
 BUSY = "response_already_in_flight"
 TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
     "city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}, "strict": True}
@@ -102,6 +110,7 @@ class Client:
         if BREAK == "pipelines":
             ws.send(json.dumps(create))     # the same request again at once, without waiting
         first = True
+        target, accepted = None, 0      # the response it steered and how many steers were accepted
         while True:
             if BREAK == "impatient" and first:
                 try:
@@ -112,6 +121,16 @@ class Client:
                 event = json.loads(ws.recv(timeout=30))
             first = False
             etype = event.get("type", "")
+            if etype == "response.created" and STEER and self.sent == STEERED_REQUEST and target is None:
+                target = event["response"]["id"]
+                if BREAK != "steers-finished":
+                    self.steer(ws, target)
+            accepted += etype == "response.steer.accepted"
+            if (etype in TERMINAL and event["response"]["id"] == target and accepted
+                    and not any(i.get("type") == "function_call" for i in event["response"].get("output") or ())):
+                continue        # the steered response ended: the successor the server starts answers this request
+            if etype in TERMINAL and event["response"]["id"] == target and BREAK == "steers-finished":
+                self.steer(ws, target)      # too late: the response has ended
             if etype == "response.created" and self.sent == ABANDON:
                 self.abandoned.add(event["response"]["id"])
                 return {"type": "abandoned"}        # a user pressing stop: the request is sent again
@@ -130,6 +149,11 @@ class Client:
                 if BREAK == "pipelines" and code == BUSY:
                     continue        # its duplicate was refused; the first runs
                 return event
+
+    def steer(self, ws, target: str) -> None:
+        for number in range(STEER):
+            ws.send(json.dumps({"type": "response.steer", "previous_response_id": target,
+                                "input": [{"role": "user", "content": f"Steer {number + 1}: answer in Celsius."}]}))
 
     def run(self) -> None:
         lost = 0
@@ -183,13 +207,80 @@ class Client:
             self.ws.send("bye")
 
 
+class Lane:
+    """One conversation of the lanes scenario, on its own named lane."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.previous = None
+        self.pending = [user(1)]
+        self.done = 0
+
+
+def run_lanes(client: Client) -> None:
+    """K conversations at once over one connection, one named lane each: the first create of
+    every lane goes out at once, and each lane's next create when its own answer arrived."""
+    ws = client.open()
+    count = TOO_MANY_LANES if BREAK == "too-many-lanes" else LANES
+    lanes = [Lane(f"lane-{number}") for number in range(count)]
+    if BREAK == "bad-lane-name":
+        lanes[0].name = "lane 0"        # a space: refused with invalid_stream_id, then sent as lane-0
+    by_name = {lane.name: lane for lane in lanes}
+    finished: list = []                 # (lane, response id) in the order the responses completed
+
+    def send(lane: Lane) -> None:
+        create = {"type": "response.create", "model": MODEL, "store": STORE, "tools": [TOOL],
+                  "stream_id": lane.name, "input": lane.pending}
+        if lane.previous:
+            create["previous_response_id"] = lane.previous
+            others = [rid for owner, rid in finished if owner is not lane]
+            if BREAK == "crossed-lanes" and lane.done == 2 and others:
+                create["previous_response_id"] = others[-1]     # another lane's latest response
+        ws.send(json.dumps(create))
+
+    for lane in lanes[:1] if BREAK == "serial-lanes" else lanes:
+        send(lane)
+    while any(lane.done < TURNS for lane in lanes):
+        event = json.loads(ws.recv(timeout=30))
+        etype = event.get("type", "")
+        if etype == "error":
+            code = (event.get("error") or {}).get("code")
+            if code == "invalid_stream_id" and BREAK == "bad-lane-name" and lanes[0].name == "lane 0":
+                lanes[0].name = "lane-0"
+                by_name["lane-0"] = lanes[0]
+                send(lanes[0])
+                continue
+            raise GaveUp(f"error {code}")
+        if etype not in TERMINAL:
+            continue
+        lane = by_name.get(event.get("stream_id"))
+        if lane is None or etype != "response.completed":
+            raise GaveUp(f"{etype} on lane {event.get('stream_id')!r}")
+        response = event["response"]
+        output = response.get("output") or []
+        lane.previous = response["id"]
+        lane.done += 1
+        finished.append((lane, response["id"]))
+        calls = [i for i in output if i.get("type") == "function_call"]
+        lane.pending = [{"type": "function_call_output", "call_id": c["call_id"], "output": '{"temp_c": 18}'}
+                        for c in calls] or [user(lane.done + 1)]
+        if lane.done < TURNS:
+            send(lane)
+        elif BREAK == "serial-lanes" and lanes.index(lane) + 1 < len(lanes):
+            send(lanes[lanes.index(lane) + 1])      # the next lane only once this one is done
+    client.done = TURNS
+
+
 def main() -> int:
     if BREAK not in BREAKS:
         print(f"unknown break {BREAK!r}; one of {', '.join(BREAKS)}", file=sys.stderr)
         return 2
     client = Client()
     try:
-        client.run()
+        if LANES:
+            run_lanes(client)
+        else:
+            client.run()
     except GaveUp as exc:
         print(f"gave up: {exc}", file=sys.stderr)
         return 1
