@@ -390,3 +390,18 @@ def test_judge_steers_by_hand():
     assert judged.ok is False and "had not begun" in judged.message
     none = Recording(connections=[_conn(0, start + ending)], process=Process(0, 2.0, False))
     assert J.CHECKS[S.STEERS_ACTIVE](none, scenario, J.requests(none)).ok is None
+
+
+def test_the_steered_response_waits_for_late_steers():
+    """The steering scenario holds the steered response until the steers arrived: a client that
+    steers 1 s after response.created (past the 0.6 s first token) still finds it running, so
+    only a steer after the end can fail CLIENT-STEERS-ACTIVE-RESPONSE."""
+    scenario = S.BY_NAME["steering"]
+    run = run_scenario(scenario, "python tests/clients/broken.py slow-steer")
+    judged = {j.clause: j for j in J.judge(run.recording, scenario)}
+    assert judged[S.STEERS_ACTIVE].ok is True, judged[S.STEERS_ACTIVE].message
+    (target,) = J.requests(run.recording)[S.STEERED_REQUEST - 1].steered     # its successor answered it
+    created = next(f.at for _, f in run.recording.frames(Direction.OUT) if (f.event or {}).get("type") ==
+                   "response.created" and f.event["response"]["id"] == target)
+    steers = [f.at for _, f in run.recording.frames(Direction.IN) if (f.event or {}).get("type") == "response.steer"]
+    assert len(steers) == S.STEERS and min(steers) - created >= S.STEER_TTFT_MS / 1000

@@ -23,7 +23,7 @@ BREAKS = ("correct", "trailing-garbage", "nested-create", "stream-field", "key-i
           "full-history", "no-tool-output", "socket-per-turn", "stops-early", "loops-on-dead-id", "no-reconnect",
           "tight-reconnect", "ignores-error", "ignores-failed", "unknown-breaks", "caps-1mib", "impatient",
           "pipelines", "stale-store-false", "reads-abandoned", "forgets-lost-request", "bad-lane-name",
-          "too-many-lanes", "serial-lanes", "crossed-lanes", "steers-finished")
+          "too-many-lanes", "serial-lanes", "crossed-lanes", "steers-finished", "slow-steer")
 BREAK = sys.argv[1] if len(sys.argv) > 1 else "correct"
 URL = os.environ["CONFORMANCE_WS_URL"]
 KEY = os.environ["OPENAI_API_KEY"]
@@ -36,6 +36,7 @@ LANES = int(os.environ.get("CONFORMANCE_CLIENT_LANES", "0"))     # conversations
 STEER = int(os.environ.get("CONFORMANCE_CLIENT_STEER", "0"))     # steers of the second request's response
 STEERED_REQUEST = 2
 TOO_MANY_LANES = 17     # too-many-lanes: one more request in flight than a connection may carry (16)
+SLOW_STEER_S = 1.0      # slow-steer (no break): steers this long after response.created, past the first token
 IMPATIENT_S = 1.0       # impatient: how long it waits for a response's first event
 TERMINAL = ("response.completed", "response.failed", "response.incomplete")
 BUSY = "response_already_in_flight"
@@ -151,6 +152,8 @@ class Client:
                 return event
 
     def steer(self, ws, target: str) -> None:
+        if BREAK == "slow-steer":
+            time.sleep(SLOW_STEER_S)        # a user typing: correct, as long as the response still runs
         for number in range(STEER):
             ws.send(json.dumps({"type": "response.steer", "previous_response_id": target,
                                 "input": [{"role": "user", "content": f"Steer {number + 1}: answer in Celsius."}]}))
