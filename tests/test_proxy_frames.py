@@ -161,3 +161,57 @@ def test_reach_scopes_marked_by_type_only_read_nothing_else():
         every_event = {clause for clause, (applies, needs) in SCOPE.items()
                        if (needs is None or any(needs(c) for c in creates)) and any(applies(ev) for ev in batch)}
         assert by_monitor(batch, creates) == every_event
+
+
+def test_watch_reaches_what_every_event_of_its_batches_reaches():
+    """The proxy gives reach only the first event of each type of a batch and the events a
+    scope that reads more applies to: the clauses reached are those of every event, batch by
+    batch, on the example streams and mutations of them (incomplete items, lanes, errors)."""
+    import json
+    import random
+
+    from conformance import reach
+    from conformance import verdicts as V
+    from conformance.proxy.observe import REACH_BATCH, Watch
+    from monitor_mutations import load_streams, mutate
+
+    registry = V.ClauseRegistry.load(V.default_clauses_path())
+    bases = load_streams()
+    rng = random.Random(6)
+    streams = [frames * 9 for frames in bases] + [mutate(rng.choice(bases), rng) * 9 for _ in range(150)]
+    # an incomplete item whose output_item.done is not the first of its batch
+    done = {"type": "response.output_item.done", "output_index": 0, "sequence_number": 3}
+    streams.append([("c", {"type": "response.create"}), ("s", dict(done, item={"status": "completed"})),
+                    ("s", dict(done, item={"status": "incomplete"}))])
+    seen = set()
+    for number, frames in enumerate(streams):
+        watch = Watch(1, "127.0.0.1:1", registry=registry, schemas=False)
+        expected: set = set()
+        batch: list = []
+        creates: dict = {}
+        for direction, msg in frames:
+            data = msg if direction == "raw" else json.dumps(msg)
+            if direction == "c":
+                watch.client_frame(data)
+                if isinstance(msg, dict) and msg.get("type") == "response.create":
+                    creates.setdefault("stream_id" in msg, msg)
+                continue
+            watch.upstream_frame(data)
+            event = _parsed(data)
+            if event is not None:
+                batch.append(event)
+                if len(batch) >= REACH_BATCH:
+                    expected |= reach.by_monitor(batch, creates.values())
+                    batch = []
+        watch.close("upstream closed", judge=True)
+        expected |= reach.by_monitor(batch, creates.values())
+        assert watch.recorder.checked == expected, f"stream {number}"
+        seen |= expected
+    assert {"STREAM-INCOMPLETE-ITEM-LAST", "ERR-ENVELOPE", "LANE-TAGGED"} <= seen
+
+
+def _parsed(data):
+    """What StreamMonitor.feed gives as ``message`` for a text frame holding a typed event."""
+    from conformance.monitor import StreamMonitor
+
+    return StreamMonitor(False).feed(data).message

@@ -69,7 +69,13 @@ class Watch:
         self._clock = clock
         self._t0 = self._last_upstream = clock()
         self.stall_s = stall_s
-        self._pending: list[dict] = []           # parsed upstream frames not yet given to reach
+        # reach reads a batch of parsed upstream frames; of a batch it needs only the first event
+        # of each type (the scopes that read nothing but the type) and the events a scope that
+        # reads more applies to: by_monitor then answers as it would for every event of the batch
+        self._pending: list[dict] = []           # those events of the batch not yet given to reach
+        self._batch_types: set = set()           # the types of the batch so far
+        self._batched = 0                        # parsed frames of the batch
+        self._content = self._content_scopes(self.recorder.checked)
         self._lanes: dict[bool, dict] = {}       # one create per lane kind: all reach needs of creates
 
     def redact(self, text: str) -> str:
@@ -126,20 +132,38 @@ class Watch:
         obs = self.monitor.feed(data, now - self._t0)
         event = obs.message
         if isinstance(event, dict):
-            if event.get("type") in TERMINAL_TYPES and isinstance(event.get("response"), dict):
+            typ = event["type"]  # a str: feed gives a message only with one
+            if typ in TERMINAL_TYPES and isinstance(event.get("response"), dict):
                 self.usage.add_usage(event["response"].get("usage"))
-            self._pending.append(event)
-            if len(self._pending) >= REACH_BATCH:
+            if typ not in self._batch_types:
+                self._batch_types.add(typ)
+                self._pending.append(event)
+            else:
+                for applies in self._content:
+                    if applies(event):
+                        self._pending.append(event)
+                        break
+            self._batched += 1
+            if self._batched >= REACH_BATCH:
                 self._reach()
         self._report(obs.findings)
+
+    @staticmethod
+    def _content_scopes(checked: Any) -> tuple:
+        """The predicates of the clauses not yet reached that read more than an event's type."""
+        return tuple(dict.fromkeys(applies for clause, (applies, _) in reach.MONITOR_SCOPE.items()
+                                   if clause not in checked and applies not in reach.BY_TYPE_ONLY))
 
     def _reach(self) -> None:
         if self._pending:
             checked = self.recorder.checked
             scope = {clause: rule for clause, rule in reach.MONITOR_SCOPE.items() if clause not in checked}
             if scope:
-                self.recorder.checked = checked | reach.by_monitor(self._pending, self._lanes.values(), scope)
+                self.recorder.checked = checked = checked | reach.by_monitor(self._pending, self._lanes.values(), scope)
+                self._content = self._content_scopes(checked)
             self._pending = []
+        self._batch_types = set()
+        self._batched = 0
 
     def _report(self, findings: list) -> None:
         if not findings:
