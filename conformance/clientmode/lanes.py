@@ -1,8 +1,8 @@
 """Judges a client's lanes and steering from what a scenario recorded (sans-I/O), the clauses
-a client is held to only when it claims lanes or steering (``--client-claims``): lane names
-and limits (docs/spec.md §4.2 item 6, §4.4 items 20-23), lanes that really run at once, each
-lane's chain its own (§4.4 item 23, §4.5 item 33), and steers that name a running response
-(§4.9 item 46). One function per clause, the rows of ``CHECKS``; ``judge`` adds them to its
+a client is held to only when it claims lanes or steering (``--client-claims``; docs/spec.md
+§4.11 items 72-73): lane names and limits (§4.2 item 6, §4.4 items 20-23), lanes that really
+run at once, each lane's chain its own (§4.4 item 23, §4.5 item 33), and steers that name a
+running response (§4.9 item 46). One function per clause, the rows of ``CHECKS``; ``judge`` adds them to its
 own. Like ``judge``, every verdict rests on what the server saw and when, so no race can fail
 a client that did right.
 """
