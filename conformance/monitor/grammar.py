@@ -40,6 +40,8 @@ class PartState(enum.StrEnum):
 
 
 _NO_MORE_DELTAS = (PartState.TEXT_DONE, PartState.CLOSED)
+# a member read from a module global, not through the enum class (several times cheaper per delta)
+_OPEN, _DELTAS = PartState.OPEN, PartState.DELTAS
 
 
 class Leniency:
@@ -363,7 +365,9 @@ class Grammar:
                 state = parts.get(idx)
             except TypeError:
                 return
-            if state is None and self.lenient.setup_events:
+            if state is _DELTAS:  # the common case first: the part is streaming
+                pass
+            elif state is None and self.lenient.setup_events:
                 self._tolerated_setup(add, request, STREAM_ITEM_LIFECYCLE,
                                       f"{typ} for {idx_field} {short(idx)} of {item.id!r} before its part was added")
                 _open_part(item, container, idx, PartState.DELTAS)
@@ -373,8 +377,8 @@ class Grammar:
                               + ("before its part was added" if state is None else "after its part's .done"))
                 if state is None:
                     return
-            elif state == PartState.OPEN:
-                parts[idx] = PartState.DELTAS
+            elif state == _OPEN:
+                parts[idx] = _DELTAS
             key = (base, idx)
         else:
             key = (base, -1)
