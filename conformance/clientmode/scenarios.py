@@ -86,6 +86,7 @@ STALL_S = 1.5                   # how long a stalled response is silent after re
 ABANDONED_REQUEST = 2           # the request the abandoned scenario asks the client to abandon
 LANES = 3                       # conversations at once, one named lane each, in the lanes scenario
 LANE_TTFT_MS = 200.0            # time to first token there: a second lane's create meets a running one
+LANE_WAIT_S = 1.0               # the first response there waits (at most this) for a second lane's create
 STEERS = 2                      # steers the steering scenario asks for
 STEERED_REQUEST = 2             # the request whose response the client steers (its answer is a message,
                                 # so the steered response always gets a successor, §4.9 item 47)
