@@ -71,6 +71,10 @@ def add_options(group: Any) -> None:
                      "server cases against it and judge its upstream traffic by the client clauses (docs/clients.md)")
     group.addoption("--gateway-start-timeout", type=float, default=None, metavar="SECONDS",
                 help="how long the gateway may take to listen before the run is NOT-USABLE (default 20)")
+    group.addoption("--gateway-upstream-scenario", default=None, metavar="NAME",
+                help="the gateway sandwich: the upstream plays this client scenario on each of its connections "
+                     "(unknown-events, large-terminal or slow-first-token: what a correct gateway absorbs) and its "
+                     "client clauses judge the gateway's upstream side (docs/clients.md \"Gateways\")")
     group.addoption("--client-deadline", type=float, default=None, metavar="SECONDS",
                 help="client mode: how long the client may take per scenario before it counts as hung "
                      "and is killed (default: the scenario's own, 8 s; 120 s for --client-test-command)")
@@ -383,9 +387,12 @@ def _validate_gateway(config: pytest.Config, tables: runconfig.RunTables, target
     line = config.getoption
     command = tables.pick("gateway_command", line("gateway_command"))
     start_timeout = tables.pick("gateway_start_timeout", line("gateway_start_timeout"))
+    scenario_name = tables.pick("gateway_upstream_scenario", line("gateway_upstream_scenario"))
     if command is None:
         _usage(start_timeout is not None, f"{tables.where('gateway_start_timeout', line('gateway_start_timeout'))} "
                                           "needs --gateway-command")
+        scenario_option = tables.where("gateway_upstream_scenario", line("gateway_upstream_scenario"))
+        _usage(scenario_name is not None, f"{scenario_option} needs --gateway-command")
         return None
     option = tables.where("gateway_command", line("gateway_command"))
     _usage(bool(target_url), f"{option} runs the server cases against the gateway it starts; it does "
@@ -393,8 +400,16 @@ def _validate_gateway(config: pytest.Config, tables: runconfig.RunTables, target
     _usage(bool(clients), f"{option} judges a gateway; it does not take {' or '.join(clients)}")
     _usage(bool(line("api_key")), f"{option} generates the key the gateway and its upstream share; it does "
                                   "not take --api-key")
+    from conformance.clientmode import upstreamplay
     from conformance.clientmode.sandwich import settings_for
-    return settings_for(config, command, start_timeout)
+    played = None
+    if scenario_name is not None:
+        try:
+            played = upstreamplay.choose(scenario_name, tables.where("gateway_upstream_scenario",
+                                                                     line("gateway_upstream_scenario")))
+        except upstreamplay.NotPlayable as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return settings_for(config, command, start_timeout, played)
 
 
 def _validate_client_claims(text: str | None, client_command: str | None,

@@ -40,6 +40,7 @@ KEYS: Mapping[str, Mapping[str, FileKey]] = MappingProxyType({
     "gateway": MappingProxyType({
         "command": FileKey("gateway_command", "--gateway-command", "command"),
         "start_timeout": FileKey("gateway_start_timeout", "--gateway-start-timeout", "seconds"),
+        "upstream_scenario": FileKey("gateway_upstream_scenario", "--gateway-upstream-scenario", "name"),
     }),
 })
 

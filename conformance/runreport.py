@@ -112,8 +112,10 @@ def conformance_summary(reporter: Any, sess: ConformanceSession) -> None:
         reporter.write_line(line)
     if sess.gateway_block:      # which clauses judged which side (clientmode.sandwich)
         side = sess.gateway_block["client_side"]
+        played = sess.gateway_block.get("upstream_scenario")
+        playing = f", the upstream playing scenario {played}" if played else ""
         reporter.write_line(f"gateway sandwich: server clauses judged the gateway as the cases' target; "
-                            f"{len(side['clauses'])} client clauses its upstream traffic ({side['case']}); "
+                            f"{len(side['clauses'])} client clauses its upstream traffic ({side['case']}{playing}); "
                             f"{len(side['not_judged'])} need a scenario (UNTESTED)")
     facts = run_facts(sess)
     budget = facts["budget"]

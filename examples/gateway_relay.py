@@ -40,6 +40,10 @@ OPEN_TIMEOUT_S = 10.0
 class Relay:
     """What the gateway does with a connection; one method per decision."""
 
+    # no limit on what the upstream sends: a terminal event carries the whole output and can be
+    # larger than websockets' default of 1 MiB (docs/spec.md §1.4)
+    upstream_max_size: int | None = None
+
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
 
@@ -90,7 +94,8 @@ class Gateway:
         protocols = [p.strip() for value in offered for p in value.split(",") if p.strip()] or None
         try:
             upstream = await connect(self.relay.upstream_url(request),
-                                     additional_headers=self.relay.upstream_headers(request), subprotocols=protocols, max_size=None, open_timeout=OPEN_TIMEOUT_S,
+                                     additional_headers=self.relay.upstream_headers(request), subprotocols=protocols, max_size=self.relay.upstream_max_size,
+                                     open_timeout=OPEN_TIMEOUT_S,
                                      user_agent_header=request.headers.get("User-Agent"), proxy=None,
                                      ping_interval=None)
         except InvalidStatus as exc:

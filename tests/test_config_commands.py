@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from conformance import options, runconfig
-from conformance.clientmode import ownsuite
+from conformance.clientmode import ownsuite, scenarios, upstreamplay
 from conformance.target import ProfileError, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +42,10 @@ def _settings(tmp_path: Path, tables: str, **line) -> options.Settings:
      frozenset({"client_lanes", "client_steering"})),
     ('[gateway]\ncommand = "./my-gateway --port 1"\n', lambda s: s.gateway.command, "./my-gateway --port 1"),
     ('[gateway]\ncommand = "./my-gateway"\nstart_timeout = 45\n', lambda s: s.gateway.start_timeout, 45.0),
+    ('[gateway]\ncommand = "./gw"\nupstream_scenario = "large-terminal"\n',
+     lambda s: s.gateway.upstream_scenario.name, "large-terminal"),
 ], ids=["client.command", "client.test_command", "client.test_scenario", "client.claims", "gateway.command",
-        "gateway.start_timeout"])
+        "gateway.start_timeout", "gateway.upstream_scenario"])
 def test_each_key_sets_its_option(tmp_path, tables, read, value):
     assert read(_settings(tmp_path, tables)) == value
 
@@ -72,8 +74,10 @@ def test_a_client_command_in_the_file_switches_to_client_mode(tmp_path):
      "./line-gw"),
     ('[gateway]\ncommand = "./gw"\nstart_timeout = 45\n', {"gateway_start_timeout": 5.0},
      lambda s: s.gateway.start_timeout, 5.0),
+    ('[gateway]\ncommand = "./gw"\nupstream_scenario = "large-terminal"\n',
+     {"gateway_upstream_scenario": "unknown-events"}, lambda s: s.gateway.upstream_scenario.name, "unknown-events"),
 ], ids=["client.command", "client.test_command", "client.test_scenario", "gateway.command",
-        "gateway.start_timeout"])
+        "gateway.start_timeout", "gateway.upstream_scenario"])
 def test_the_command_line_wins_key_by_key(tmp_path, tables, line, read, value):
     assert read(_settings(tmp_path, tables, **line)) == value
 
@@ -106,7 +110,9 @@ def test_the_tables_are_no_part_of_the_profile(tmp_path):
     ('gateway = 1\n', "gateway: must be a table, got int"),
     ('[client]\ncomand = "x"\n', "client.comand: unknown key (known here: command, test_command, test_scenario, "
                                  "claims)"),
-    ('[gateway]\nstart_timeout_s = 3\n', "gateway.start_timeout_s: unknown key (known here: command, start_timeout)"),
+    ('[gateway]\nstart_timeout_s = 3\n',
+     "gateway.start_timeout_s: unknown key (known here: command, start_timeout, upstream_scenario)"),
+    ('[gateway]\ncommand = "gw"\nupstream_scenario = 1\n', "gateway.upstream_scenario: must be a string"),
     ('[client]\ncommand = ""\n', "client.command: empty: give the command to run"),
     ('[client]\ntest_command = "   "\n', "client.test_command: empty: give the command to run"),
     ('[gateway]\ncommand = ""\n', "gateway.command: empty: give the command to run"),
@@ -137,8 +143,13 @@ def test_bad_input_names_the_file_and_the_key(tmp_path, tables, fragment):
      "client.command in {file} judges a client against the reference server; it does not take --target"),
     ('[gateway]\ncommand = "gw"\n', {"api_key": "sk-mine"},
      "gateway.command in {file} generates the key the gateway and its upstream share"),
+    ('[gateway]\nupstream_scenario = "large-terminal"\n', {},
+     "gateway.upstream_scenario in {file} needs --gateway-command"),
+    ('[gateway]\ncommand = "gw"\nupstream_scenario = "lifetime"\n', {},
+     "gateway.upstream_scenario in {file} 'lifetime': the upstream closes the socket"),
 ], ids=["timeout-without-gateway", "scenario-without-tests", "unknown-scenario", "give-up-scenario",
-        "client-and-gateway", "line-gateway-file-tests", "client-with-target", "gateway-with-key"])
+        "client-and-gateway", "line-gateway-file-tests", "client-with-target", "gateway-with-key",
+        "upstream-scenario-without-gateway", "upstream-scenario-not-playable"])
 def test_a_conflict_names_where_each_value_came_from(tmp_path, tables, line, fragment):
     with pytest.raises(pytest.UsageError) as caught:
         _settings(tmp_path, tables, **line)
@@ -152,6 +163,27 @@ def test_an_unknown_scenario_on_the_command_line_lists_the_scenarios(tmp_path):
     assert message.startswith("--client-test-scenario 'evicton': no such scenario; choose one of ")
     assert message.endswith(", ".join(ownsuite.SCENARIOS))
     assert "tool-loop" not in ownsuite.SCENARIOS and "top-level-error" not in ownsuite.SCENARIOS
+
+
+@pytest.mark.parametrize("name, why", [
+    ("idle-close", "the upstream closes the socket; a relay passes the close on"),
+    ("response-failed", "which a correct gateway passes on"),
+    ("tool-loop", "it is the upstream behaving normally: leave the option out"),
+    ("abandoned", "the server cases follow no client contract"),
+    ("lage-terminal", "no such scenario"),
+])
+def test_an_upstream_scenario_a_gateway_cannot_absorb_is_refused_with_the_playable_ones(tmp_path, name, why):
+    with pytest.raises(pytest.UsageError) as caught:
+        _settings(tmp_path, "", gateway_command="gw", gateway_upstream_scenario=name)
+    message = str(caught.value)
+    assert message.startswith(f"--gateway-upstream-scenario {name!r}: ") and why in message, message
+    assert all(f"{playable} (" in message for playable in upstreamplay.PLAYABLE), message
+
+
+def test_every_scenario_is_playable_upstream_or_says_why_not():
+    assert set(upstreamplay.PLAYABLE) | set(upstreamplay.REFUSED) == set(scenarios.BY_NAME)
+    assert not set(upstreamplay.PLAYABLE) & set(upstreamplay.REFUSED)
+    assert {"unknown-events", "large-terminal", "slow-first-token"} <= set(upstreamplay.PLAYABLE)
 
 
 def test_every_key_names_a_declared_option():

@@ -5,8 +5,11 @@ judged by the client clauses in the same run and certificate.
 examples/gateway_relay.py (a pass-through relay) passes both sides, also under pytest-xdist;
 each gateway of tests/clients/broken_gateway.py fails its client clause and only it (and,
 for one that drops previous_response_id, the server clause its relayed answers break); a gateway
-that never listens ends the run NOT-USABLE (exit 6) in one line within its start timeout. No
-run leaves the gateway running or the key in a report file.
+that never listens ends the run NOT-USABLE (exit 6) in one line within its start timeout. With
+--gateway-upstream-scenario the upstream plays a scenario on each connection: the relay passes
+both sides under two of them, and a gateway that reads its upstream with a 1 MiB message limit
+FAILs CLIENT-READS-LARGE-FRAMES under large-terminal (and the server clauses its client sees
+break) but nothing without it. No run leaves the gateway running or the key in a report file.
 """
 
 from __future__ import annotations
@@ -121,6 +124,57 @@ def test_a_broken_gateway_fails_its_client_clause_only(name, clause, extra, tmp_
     assert upstream["verdict"] in (verdicts.FAIL, verdicts.NON_STRICT)
     if name == "new-chain":
         assert "a new chain (no previous_response_id" in " ".join(upstream["messages"])
+
+
+@pytest.mark.heavy      # a whole server suite through the gateway (CI: make selftest-heavy)
+@pytest.mark.parametrize("scenario, clause", [("unknown-events", scenarios.UNKNOWN_EVENTS),
+                                              ("large-terminal", scenarios.LARGE_FRAMES)])
+def test_the_relay_passes_both_sides_while_the_upstream_plays_a_scenario(scenario, clause, tmp_path):
+    proc, cert = _run(RELAY, tmp_path / "report", *PROFILE, "-n", "2", "--gateway-upstream-scenario", scenario,
+                      "--alluredir", str(tmp_path / "allure"))
+    assert proc.returncode == 0 and not _failing(cert), proc.stdout[-3000:]
+    rows = {r["id"]: r for r in cert["clauses"]}
+    assert rows[clause]["verdict"] == verdicts.PASS and rows[clause]["cases"] == [UPSTREAM_NODEID]
+    gateway = cert["gateway"]
+    assert gateway["upstream_scenario"] == scenario
+    assert gateway["client_side"]["clauses"] == [*ANY_TRAFFIC, clause]
+    assert clause not in gateway["client_side"]["not_judged"]
+    # the clause's PASS says what it checked (its allure step)
+    (upstream,) = [json.loads(path.read_text()) for path in (tmp_path / "allure").glob("*-result.json")
+                   if "test_gateway_upstream_client_clauses" in path.read_text()]
+    (seen,) = [step["name"] for step in upstream["steps"] if step["name"].startswith(clause + ": PASS")]
+    assert re.search(r"sent on \d+ upstream connection\(s\); the gateway closed none", seen), seen
+    assert f"the upstream playing scenario {scenario}" in proc.stdout
+
+
+# the run's cases: the function-call turns (two creates on a connection: the second's terminal
+# event is the large one) and the upstream case
+LARGE = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.LARGE_FRAMES,
+         "--clause", "TURN-FUNCTION-CALL")
+
+
+@pytest.mark.parametrize("command, scenario, failing", [
+    (RELAY, "large-terminal", {}),
+    (f"{BROKEN} frame-cap", None, {}),      # without the scenario nothing shows the cap
+    # its upstream socket fails on the frame (1009) and its client's turn ends without a terminal
+    (f"{BROKEN} frame-cap", "large-terminal", {scenarios.LARGE_FRAMES: verdicts.FAIL,
+                                               "TURN-FUNCTION-CALL": verdicts.FAIL,
+                                               "STREAM-ONE-TERMINAL": verdicts.FAIL}),
+], ids=["relay", "frame-cap-normal-upstream", "frame-cap-large-terminal"])
+def test_a_gateway_with_a_frame_limit_fails_only_under_large_terminal(command, scenario, failing, tmp_path):
+    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
+    proc, cert = _run(command, tmp_path, *LARGE, *extra)
+    assert _failing(cert) == failing, proc.stdout[-3000:]
+    assert proc.returncode == (1 if failing else 0)
+    if scenario is None:
+        return      # --clause names no clause the upstream case judges without the scenario
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    if failing:
+        assert upstream["verdict"] == verdicts.FAIL
+        assert re.search(r"CLIENT-READS-LARGE-FRAMES: connection \d+ closed by the gateway with 1009",
+                         " ".join(upstream["messages"])), upstream["messages"]
+    else:
+        assert upstream["verdict"] == verdicts.PASS
 
 
 @pytest.mark.parametrize("command, words", [

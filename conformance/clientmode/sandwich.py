@@ -5,9 +5,10 @@ client of its upstream (the client clauses that hold for any traffic,
 ``conformance.clientmode.anytraffic``, on what the reference server recorded).
 
 The controller starts the reference server with a recording stage (``ScenarioHook`` playing
-no scenario: the upstream behaves normally), then the gateway command with the upstream in its
-environment and the address it must listen on, and waits until that address accepts a TCP
-connection (``start``). A gateway that never listens makes the run NOT-USABLE in one line
+no scenario: the upstream behaves normally; with ``--gateway-upstream-scenario`` it plays that
+scenario on each upstream connection, ``conformance.clientmode.upstreamplay``), then the
+gateway command with the upstream in its environment and the address it must listen on, and
+waits until that address accepts a TCP connection (``start``). A gateway that never listens makes the run NOT-USABLE in one line
 (exit 6). Every process (controller and xdist workers) writes a digest of each frame its cases
 sent to the gateway (``SentFrames``), so that a frame the gateway relayed unchanged is excused:
 the suite sends invalid frames on purpose, and a relay that passes them on has not broken a
@@ -15,7 +16,7 @@ client clause; the digest of each continuation without its ``previous_response_i
 catches a gateway that sends it upstream as a new chain (``continued_as_new_chain``,
 CLIENT-CONTINUES-CHAIN). After the last case, ``finish`` stops both, judges the upstream traffic and adds
 one case record, ``UPSTREAM_NODEID``, to the run's certificate with a ``gateway`` block naming
-which clauses judged which side.
+which clauses judged which side; the scenario's own client clauses join the any-traffic ones.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from conformance.clientmode.casework import ScenarioTranscript
 from conformance.clientmode.record import Direction, Frame, Process, Recording
 from conformance.clientmode.runner import (ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_WS_URL, MODEL, CommandError,
                                            Run, kill_group, split_command)
-from conformance.clientmode import listenport, scenarios as scenario_table
+from conformance.clientmode import listenport, scenarios as scenario_table, upstreamplay
 from conformance.clientmode.scenarios import Scenario
 
 ENV_LISTEN = "CONFORMANCE_GATEWAY_LISTEN"       # HOST:PORT the gateway must listen on
@@ -68,6 +69,7 @@ class Gateway:
     port: int
     key: str
     start_timeout: float = START_TIMEOUT_S
+    upstream_scenario: Scenario | None = None       # --gateway-upstream-scenario (upstreamplay.PLAYABLE)
 
     @property
     def listen(self) -> str:
@@ -78,7 +80,8 @@ class Gateway:
         return f"ws://{self.listen}/v1/responses"
 
 
-def settings_for(config: Any, command: str | None, start_timeout: float | None) -> Gateway | None:
+def settings_for(config: Any, command: str | None, start_timeout: float | None,
+                 upstream_scenario: Scenario | None = None) -> Gateway | None:
     """The run's ``Gateway`` (``pytest.UsageError`` for a bad option): the controller picks the
     port and the key, an xdist worker takes the controller's (``pytest_configure_node``)."""
     if command is None:
@@ -92,8 +95,9 @@ def settings_for(config: Any, command: str | None, start_timeout: float | None) 
         raise pytest.UsageError("--gateway-start-timeout must be positive")
     given = getattr(config, "workerinput", {}).get("conformance_gateway")
     if given:
-        return Gateway(command, int(given["port"]), given["key"], timeout)
-    return Gateway(command, listenport.free_port(), "sk-conformance-gateway-" + secrets.token_hex(12), timeout)
+        return Gateway(command, int(given["port"]), given["key"], timeout, upstream_scenario)
+    return Gateway(command, listenport.free_port(), "sk-conformance-gateway-" + secrets.token_hex(12), timeout,
+                   upstream_scenario)
 
 
 def worker_input(gateway: Gateway) -> dict:
@@ -257,9 +261,10 @@ class Sandwich:
         A port another process took first is given up for a new one (``ATTEMPTS`` in all);
         ``say`` gets one line per port given up, and ``self.gateway`` names the last port."""
         from conformance.clientmode.stage import ScenarioHook
-        self.hook = ScenarioHook(UPSTREAM, self.gateway.key)
+        played = self.gateway.upstream_scenario
+        self.hook = ScenarioHook(upstream_scenario(played), self.gateway.key, per_connection=True)
         # the stage authenticates (a key in the URL is seen, not refused unseen), as in client mode
-        self.server = start_server(scenario_hook=self.hook)
+        self.server = start_server(scenario_hook=self.hook, **dict(played.server if played else {}))
         self.started = time.monotonic()
         for attempt in range(1, ATTEMPTS + 1):
             why, taken = self._attempt()
@@ -372,9 +377,25 @@ class Sandwich:
         return self.hook.recording if self.hook is not None else Recording()
 
 
-def judge_upstream(recording: Recording, sent: set[str], redact: Any) -> tuple[list, int]:
-    """The any-traffic judgements of the upstream recording, with what the gateway relayed as
-    the suite sent it excused; and how many upstream frames were relayed whole."""
+def upstream_scenario(played: Scenario | None) -> Scenario:
+    """What the upstream's stage plays: nothing, or the acts of the scenario the option named."""
+    if played is None:
+        return UPSTREAM
+    return replace(UPSTREAM, name=f"gateway-upstream: {played.name}", clauses=played.clauses,
+                   summary=f"the gateway's upstream, on each connection: {played.summary}",
+                   acts=dict(played.acts), every=played.every, server=dict(played.server))
+
+
+def judged_clauses(gateway: Gateway) -> tuple[str, ...]:
+    """The client clauses the upstream case judges: the any-traffic ones and the scenario's."""
+    return ANY_TRAFFIC + upstreamplay.judged_clauses(gateway.upstream_scenario)
+
+
+def judge_upstream(recording: Recording, sent: set[str], redact: Any,
+                   played: Scenario | None = None) -> tuple[list, int]:
+    """The any-traffic judgements of the upstream recording (and those of the scenario the
+    upstream played), with what the gateway relayed as the suite sent it excused; and how many
+    upstream frames were relayed whole."""
     digests = {id(frame): upstream_digests(frame, redact) for _, frame in recording.frames(Direction.IN)}
 
     def excused(clause: str, frame: Frame) -> bool:
@@ -391,7 +412,14 @@ def judge_upstream(recording: Recording, sent: set[str], redact: Any) -> tuple[l
             return None
         return continued_as_new_chain(event, sent)
 
-    return judge_any(recording, excused, new_chain), sum(1 for own in digests.values() if own[0] in sent)
+    def relayed_whole(frame: Frame) -> bool:
+        own = digests.get(id(frame), ())
+        return bool(own) and own[0] in sent
+
+    judgements = judge_any(recording, excused, new_chain)
+    if played is not None:
+        judgements += upstreamplay.judge_played(recording, played, relayed_whole)
+    return judgements, sum(1 for own in digests.values() if own[0] in sent)
 
 
 def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[str]) -> tuple[Any, dict]:
@@ -401,8 +429,10 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
     from conformance.monitor.records import Finding
     recording = sandwich.recording
     recording.process = sandwich.process(redact)
-    judgements, relayed = judge_upstream(recording, sent, redact)
-    recorder = verdicts.CaseRecorder(registry, ANY_TRAFFIC, redact)
+    played = sandwich.gateway.upstream_scenario
+    clauses = judged_clauses(sandwich.gateway)
+    judgements, relayed = judge_upstream(recording, sent, redact, played)
+    recorder = verdicts.CaseRecorder(registry, clauses, redact)
     for judgement in judgements:
         if judgement.ok:
             recorder.expect(judgement.clause, True, None, judgement.message)
@@ -414,9 +444,9 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
     verdict = recorder.verdict()
     transcript = ""
     if verdict != verdicts.PASS:
-        run = Run(UPSTREAM, recording, sandwich.gateway.key)
+        run = Run(upstream_scenario(played), recording, sandwich.gateway.key)
         transcript = redact(ScenarioTranscript(run, sandwich.gateway.command).transcript_text())[-200_000:]
-    record = CaseRecord(nodeid=UPSTREAM_NODEID, verdict=verdict, clauses=ANY_TRAFFIC,
+    record = CaseRecord(nodeid=UPSTREAM_NODEID, verdict=verdict, clauses=clauses,
                         messages=tuple(redact(m) for m in messages),
                         duration_s=recording.process.duration_s,
                         observations=tuple(o.as_dict() for o in recorder.observations),
@@ -427,8 +457,9 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
     block = {"command": redact(sandwich.gateway.command), "listen": sandwich.gateway.listen,
              "listen_variable": ENV_LISTEN,
              "server_side": "every server clause: the suite's server cases, with the gateway as their target",
-             "client_side": {"case": UPSTREAM_NODEID, "clauses": list(ANY_TRAFFIC),
-                             "not_judged": [c for c in client_side if c not in ANY_TRAFFIC]},
+             "client_side": {"case": UPSTREAM_NODEID, "clauses": list(clauses),
+                             "not_judged": [c for c in client_side if c not in clauses]},
+             "upstream_scenario": played.name if played else None,
              "upstream": {"connections": len(recording.connections),
                           "frames_from_gateway": len(recording.frames(Direction.IN)),
                           "relayed_as_sent": relayed},
@@ -470,7 +501,7 @@ def finish(sess: Any) -> None:
     sandwich.stop()
     sent = read_sent(run_dir(sess.settings.run_id))
     wanted = sess.config.getoption("select_clauses") or []
-    if sess.not_usable or (wanted and not set(wanted) & set(ANY_TRAFFIC)):
+    if sess.not_usable or (wanted and not set(wanted) & set(judged_clauses(sandwich.gateway))):
         return      # nothing ran, or --clause left the upstream case out
     record, sess.gateway_block = upstream_record(sandwich, sess.settings.registry, sess.redact, sent)
     sess.records.append(record)

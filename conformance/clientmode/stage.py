@@ -88,8 +88,11 @@ def reshape_terminal(event: dict, act: Act) -> dict:
 class ScenarioHook:
     """One scenario's stage: shared by every connection of the run."""
 
-    def __init__(self, scenario: Scenario, key: str, clock=time.monotonic) -> None:
+    def __init__(self, scenario: Scenario, key: str, clock=time.monotonic, per_connection: bool = False) -> None:
         self.scenario = scenario
+        # the gateway sandwich's upstream plays the scenario on each connection: its request
+        # numbers count the creates of one connection (client mode counts across the run)
+        self.per_connection = per_connection
         self.recording = Recording()
         self._key = key
         self._clock = clock
@@ -135,6 +138,8 @@ class ConnectionStage:
         self.lanes_seen: set = set()     # lanes (stream_id, None: the default) of the creates received
         self.second_lane = asyncio.Event()   # a create of a second lane arrived
         self.lane_hold_done = False      # the first response of a lanes scenario has waited
+        self.requests = 0                # response.create frames seen on this connection
+        self.running = 0                 # its creates passed on whose answer has not gone out
 
     def wrap(self, transport: Any) -> "ConnectionStage":
         self.inner = transport
@@ -163,6 +168,8 @@ class ConnectionStage:
             self.second_lane.set()
         hook = self.hook
         hook.requests += 1
+        self.requests += 1
+        number = self.requests if hook.per_connection else hook.requests
         if self.idle_limit is not None and not self.idle_limit.done() and not self.limit_going:
             # the socket was not idle after all: the limit error answers this create (§4.6 item 38)
             self.idle_limit.cancel()
@@ -170,7 +177,12 @@ class ConnectionStage:
             await self._send([limit_error()])
             await self._close(1000, "Connection lifetime exceeded")
             return True
-        act = hook.scenario.act(hook.requests)
+        act = hook.scenario.act(number)
+        if hook.per_connection and (self.running or event.get("stream_id") is not None):
+            # a create queued behind a running response, or on a lane, is answered as usual: the
+            # stage's act would land on the response that runs (the sandwich's cases pipeline)
+            self.running += 1
+            return False
         previous = event.get("previous_response_id")
         if isinstance(previous, str) and previous in hook.recording.dead_ids:
             await self._send([not_found(previous)])      # a dead id stays dead
@@ -189,6 +201,7 @@ class ConnectionStage:
             return True
         self.act = act
         self.slow_pending = act is Act.SLOW_FIRST
+        self.running += 1
         return False
 
     async def _limit_when_idle(self) -> None:
@@ -227,6 +240,8 @@ class ConnectionStage:
                 out.append(event)
                 continue
             etype = event.get("type")
+            if etype in TERMINAL or etype == "error":
+                self.running = max(0, self.running - 1)
             if etype in TERMINAL and act in (Act.FAILED, Act.INCOMPLETE, Act.LARGE_TERMINAL):
                 event = reshape_terminal(event, act)
             out.append(event)

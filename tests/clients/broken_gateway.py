@@ -10,6 +10,9 @@ behaviour changed, so that one client clause fails on its upstream side:
   ``previous_response_id``, with the whole history of its chain in front of its input (what
   a gateway that keeps the conversation itself does): CLIENT-CONTINUES-CHAIN, and the
   response it relays back no longer echoes the id (PREVIOUS-ID-ECHOED);
+* ``frame-cap``: it reads the upstream with websockets' default limit of 1 MiB per message, so
+  a terminal event over 1 MiB (``--gateway-upstream-scenario large-terminal``) fails its
+  upstream socket (close 1009), and the client's with it: CLIENT-READS-LARGE-FRAMES;
 * ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
 * ``port-taken``: asks tests/clients/port_thief.py (in the suite's process) to take the port
   it was given and then tries to listen there, and fails, as a gateway that lost the race for
@@ -159,6 +162,10 @@ class NewChain(gateway_relay.Relay):
             self.evicted.add(previous)
 
 
+class FrameCap(gateway_relay.Relay):
+    upstream_max_size = 2**20
+
+
 class Dies(gateway_relay.Relay):
     opened = 0
 
@@ -190,7 +197,8 @@ def lose_the_port_race() -> None:
         time.sleep(0.02)
 
 
-RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "new-chain": NewChain, "dies": Dies}
+RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "new-chain": NewChain, "frame-cap": FrameCap,
+          "dies": Dies}
 
 if __name__ == "__main__":
     if BREAK == "never-listens":
