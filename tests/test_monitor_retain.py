@@ -9,7 +9,7 @@ to clear each request's event list after every frame, and the rule that accepts 
 then reported a false STREAM-CREATED-FIRST on every such response. Here: that stream through
 the proxy's ``Watch``; the live and the full monitor on the example streams and a few hundred
 mutations of them (findings, states and attribution equal); what an ended response keeps
-after many turns on one connection.
+after many turns on one connection, and that a long connection's book stops growing.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import pytest
 
 from conformance import verdicts as V
 from conformance.monitor import StreamMonitor
+from conformance.monitor.requests import ENDED_KEPT
 from conformance.proxy.observe import Watch
 from monitor_mutations import load_streams, mutate
 from test_monitor import TEXT, load, real_schemas, where
@@ -57,7 +58,7 @@ def verdicts_of(monitor: StreamMonitor, observed: list) -> dict:
         "findings": listed(monitor.findings),
         "frames": [(o.index, o.request, listed(o.findings)) for o in observed],
         "requests": [(r.index, r.lane, r.response_id, str(r.state), r.terminal_type, r.origin, r.error,
-                      len(r.events), listed(r.findings)) for r in monitor.requests],
+                      len(r.events), listed(r.findings)) for r in monitor.requests if r is not None],
         "connection_errors": monitor.connection_errors,
         "unattributed": monitor.unattributed,
         "notes": monitor.notes,
@@ -140,6 +141,36 @@ def test_a_late_event_of_an_ended_response_is_still_judged_when_live():
     expected = verdicts_of(full, feed(full, frames))
     assert "STREAM-TERMINAL-LAST" in {f[0] for f in expected["findings"]}
     assert verdicts_of(live, feed(live, frames)) == expected
+
+
+def test_a_long_connection_keeps_a_bounded_book_when_live():
+    """Past 2 x ENDED_KEPT ended responses the oldest are forgotten, ENDED_KEPT at a time: the
+    book of a connection stops growing (a None slot per forgotten request), the verdicts of a
+    clean stream do not change, and the lane's last response is kept."""
+    turns = 5 * ENDED_KEPT
+    frames = many_turns(turns)
+    full, live = StreamMonitor(False), StreamMonitor(False, retain="live")
+    expected, got = verdicts_of(full, feed(full, frames)), verdicts_of(live, feed(live, frames))
+    assert got["findings"] == expected["findings"] == [] and got["frames"] == expected["frames"]
+    kept = [request for request in live.requests if request is not None]
+    assert len(live.requests) == turns and ENDED_KEPT <= len(kept) < 2 * ENDED_KEPT
+    assert kept[-1] is live.requests[-1]  # the lane's last response
+    book = live._attribution
+    assert len(book._by_id) == len(kept) and len(book._item_owner) <= 2 * len(kept)
+
+
+def test_an_event_of_a_forgotten_response_is_still_a_finding():
+    """An event naming a response 2 x ENDED_KEPT responses back: the full monitor finds it
+    after that response's end; the live one no longer knows the response, judges the event as
+    one of an unknown response, and still reports it, without an internal error."""
+    frames = many_turns(2 * ENDED_KEPT + 2)
+    late = copy.deepcopy(frames[where(frames, "response.output_text.delta")][1])
+    frames.append(("s", late))
+    full, live = StreamMonitor(False), StreamMonitor(False, retain="live")
+    feed(full, frames)
+    feed(live, frames)
+    assert "STREAM-TERMINAL-LAST" in {f.clause for f in full.findings}
+    assert live.requests[0] is None and live.findings and not live.internal_errors
 
 
 def test_retain_takes_all_or_live():

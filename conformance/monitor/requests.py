@@ -70,6 +70,9 @@ class Tally:
 
 # the create's fields a finished response keeps under retain="live" (the report's model names)
 KEPT_CREATE_FIELDS = ("type", "model", "previous_response_id", "stream_id")
+# retain="live": ended responses kept (released) so that later events of them are judged as
+# theirs; older ones are forgotten, ENDED_KEPT at a time
+ENDED_KEPT = 64
 
 
 class Lane:
@@ -92,7 +95,8 @@ class Requests:
     def __init__(self, lenient: Leniency = STRICT) -> None:
         self.lenient = lenient
         self.live = False  # retain="live": events counted, ended responses' bulk released
-        self.requests: list[RequestState] = []
+        self._ended: list[RequestState] = []  # retain="live": ended, not yet forgotten, oldest first
+        self.requests: list[RequestState | None] = []  # None: forgotten (retain="live" only)
         self.findings: list[Finding] = []
         self.connection_errors: list[dict] = []
         self.notes: list[str] = []
@@ -125,6 +129,29 @@ class Requests:
         for item in request.grammar.order:
             item.deltas.clear()
             item.done_values.clear()
+        self._ended.append(request)
+        if len(self._ended) >= 2 * ENDED_KEPT:
+            self._forget()
+
+    def _forget(self) -> None:
+        """retain="live": the ENDED_KEPT oldest ended requests leave the book (their slot in
+        ``requests`` becomes None, their ids are no longer known), but never a lane's last
+        response or one whose steer's successor is expected. An event naming a forgotten
+        response is then judged as one naming an unknown response: still a finding, perhaps
+        of another clause (docs/interfaces.md)."""
+        lanes = self._lanes.values()
+        needed = {id(lane.last) for lane in lanes} | {id(request) for lane in lanes for request in lane.steered}
+        oldest, self._ended = self._ended[:ENDED_KEPT], self._ended[ENDED_KEPT:]
+        gone = set()
+        for request in oldest:
+            if id(request) in needed:
+                self._ended.append(request)
+            elif self.requests[request.index] is request:
+                self.requests[request.index] = None
+                gone.add(id(request))
+        if gone:  # one pass per ENDED_KEPT responses: constant time per response
+            self._by_id = {rid: request for rid, request in self._by_id.items() if id(request) not in gone}
+            self._item_owner = {iid: request for iid, request in self._item_owner.items() if id(request) not in gone}
 
     def sent(self, event: Any) -> int | None:
         """The client sent ``event``; returns the request number of a ``response.create``."""

@@ -129,7 +129,7 @@ class StreamMonitor:
         self._attribution.frame = None
         out: list[Finding] = []
         for request in self.requests:
-            if request.state == STREAMING:
+            if request is not None and request.state == STREAMING:
                 out.append(self._add(STREAM_ONE_TERMINAL,
                                      "the stream ended without a terminal event for this response", request))
         return out

@@ -26,6 +26,7 @@ from conformance.target import redact
 LINE_LIMIT = 4000          # characters of one frame kept in a transcript line
 REACH_BATCH = 64           # parsed frames buffered before the reached clauses are updated
 DEFAULT_TRANSCRIPT_CAP = 400
+MODELS_KEPT = 20           # distinct model names kept per connection
 DEFAULT_STALL_S = 2.0      # upstream silence before a client's close that makes open responses its fault
 
 
@@ -64,6 +65,7 @@ class Watch:
         self.frames = {"from_client": 0, "from_upstream": 0}
         self.usage = UsageMeter()
         self.notes: list[str] = []
+        self.models: set[str] = set()            # the models the creates named (the report's fingerprint)
         self.closed = False
         self._on_finding = on_finding
         self._clock = clock
@@ -121,6 +123,9 @@ class Watch:
             if event.get("type") == "response.create":
                 self.usage.creates += 1
                 self._lanes.setdefault("stream_id" in event, event)
+                model = event.get("model")
+                if isinstance(model, str) and len(self.models) < MODELS_KEPT:
+                    self.models.add(model[:80])
             self.monitor.sent(event)
 
     def upstream_frame(self, data: str | bytes) -> None:
@@ -316,10 +321,7 @@ class Observer:
                              mode=OBSERVED, extra={"observed": self.summary()})
 
     def _models(self) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for watch in self.watches:
-            for rs in watch.monitor.requests[:20]:
-                m = rs.create.get("model") if isinstance(getattr(rs, "create", None), dict) else None
-                if isinstance(m, str):
-                    out.add(m[:80])
+            out |= watch.models
         return out
