@@ -25,7 +25,7 @@ from conformance.caserecord import CaseRecord
 from conformance.casestate import case_state
 from conformance.report import allure as allure_report
 from conformance.report import findings
-from conformance.vocabulary import FLAKY, PASS, VERDICTS
+from conformance.vocabulary import FAIL, FLAKY, PASS, VERDICTS
 
 # an allure status for a pytest outcome (a verdict's, conformance.vocabulary)
 _OUTCOME_STATUS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "error": "broken"}
@@ -151,7 +151,7 @@ def _clause_step(observation: dict, when: int, redact: Any) -> Any:
     """One step of a built record: a clause it judged, its verdict and message."""
     from allure_commons.model2 import StatusDetails, TestStepResult
     ok = observation.get("ok")
-    title = f"{observation.get('clause')}: {observation.get('verdict') or ('PASS' if ok else 'FAIL')}"
+    title = f"{observation.get('clause')}: {observation.get('verdict') or (PASS if ok else FAIL)}"
     message = redact(str(observation.get("message") or ""))
     return TestStepResult(name=redact(title) + (f" ({message[:200]})" if message else ""),
                           status="passed" if ok else "failed", start=when, stop=when,
