@@ -12,13 +12,16 @@ Both sides run in the same process, interleaved repetition by repetition; the fi
 median of the per-repetition ratios. Exit status 1 when it exceeds the target. With
 ``--against REV`` the monitor of that git revision runs too, in the same repetitions, and
 the ratio of the current monitor to it is printed (a refactoring's cost, side by side).
+``--retain live`` runs the current monitor as the proxy does (events counted, not kept).
 
     python bench/bench_monitor.py [--reps N] [--turns N] [--deltas N] [--target 3.0] [--against main]
+                                  [--retain live]
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
 import json
 import statistics
@@ -166,7 +169,10 @@ def main(argv=None) -> int:
     ap.add_argument("--deltas", type=int, default=40, help="deltas per streamed value")
     ap.add_argument("--target", type=float, default=3.0)
     ap.add_argument("--against", metavar="REV", help="also run the monitor of this git revision, side by side")
+    ap.add_argument("--retain", choices=("all", "live"), default="all",
+                    help="the current monitor's retain mode (live: the proxy's)")
     args = ap.parse_args(argv)
+    current = StreamMonitor if args.retain == "all" else functools.partial(StreamMonitor, retain=args.retain)
     old = None
     if args.against:
         from monitor_at import load_monitor_at
@@ -186,7 +192,7 @@ def main(argv=None) -> int:
     n_frames = sum(1 for conn in conns for d, _ in conn if d == "s")
     n_bytes = sum(len(x) for conn in conns for d, x in conn if d == "s")
     # warm-up and sanity: the mix is conforming, so the monitor must find nothing
-    _, n_findings = run_monitor(conns, schemas)
+    _, n_findings = run_monitor(conns, schemas, current)
     if n_findings:
         m = StreamMonitor(schemas)
         for d, x in conns[0]:
@@ -207,7 +213,7 @@ def main(argv=None) -> int:
             tj = run_json(conns)
             if old is not None and rep % 2:  # alternate which monitor runs first
                 t_old.append(run_monitor(conns, schemas, old)[0])
-            tm, _ = run_monitor(conns, schemas)
+            tm, _ = run_monitor(conns, schemas, current)
             if old is not None and not rep % 2:
                 t_old.append(run_monitor(conns, schemas, old)[0])
         finally:
@@ -220,7 +226,7 @@ def main(argv=None) -> int:
     per_json = statistics.median(t_json) / n_frames * 1e6
     per_mon = statistics.median(t_mon) / n_frames * 1e6
     print(f"frames per repetition: {n_frames} ({n_bytes / n_frames:.0f} bytes/frame avg), "
-          f"{args.reps} repetitions, {schema_note}")
+          f"{args.reps} repetitions, {schema_note}, retain={args.retain}")
     print(f"json.loads: {per_json:.2f} us/frame; monitor.feed: {per_mon:.2f} us/frame "
           f"(min ratio {min(ratios):.2f}x, max {max(ratios):.2f}x)")
     print(f"monitor/json.loads = {ratio:.1f}x (target <= {args.target:.1f}x)")
