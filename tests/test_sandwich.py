@@ -9,7 +9,9 @@ that never listens ends the run NOT-USABLE (exit 6) in one line within its start
 --gateway-upstream-scenario the upstream plays a scenario on each connection: the relay passes
 both sides under two of them, and a gateway that reads its upstream with a 1 MiB message limit
 FAILs CLIENT-READS-LARGE-FRAMES under large-terminal (and the server clauses its client sees
-break) but nothing without it. No run leaves the gateway running or the key in a report file.
+break) but nothing without it, and one that gives a connection up at an event type it does
+not know FAILs CLIENT-TOLERATES-UNKNOWN-EVENTS under unknown-events. No run leaves the gateway
+running or the key in a report file.
 """
 
 from __future__ import annotations
@@ -173,6 +175,35 @@ def test_a_gateway_with_a_frame_limit_fails_only_under_large_terminal(command, s
         assert upstream["verdict"] == verdicts.FAIL
         assert re.search(r"CLIENT-READS-LARGE-FRAMES: connection \d+ closed by the gateway with 1009",
                          " ".join(upstream["messages"])), upstream["messages"]
+    else:
+        assert upstream["verdict"] == verdicts.PASS
+
+
+# it breaks every response under unknown-events, the preflight's too: without --no-preflight
+# that run ends NOT-USABLE before any case; the turns it leaves hanging end at the turn timeout
+UNKNOWN = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.UNKNOWN_EVENTS,
+           "--clause", "TURN-FUNCTION-CALL", "--no-preflight", "--turn-timeout", "2")
+
+
+@pytest.mark.parametrize("command, scenario, failing", [
+    (RELAY, "unknown-events", {}),
+    (f"{BROKEN} known-types", None, {}),
+    # it gives the connection up at the first control event: upstream closed at once, the turn hangs
+    (f"{BROKEN} known-types", "unknown-events", {scenarios.UNKNOWN_EVENTS: verdicts.FAIL,
+                                                 "TURN-FUNCTION-CALL": verdicts.FAIL,
+                                                 "CREATE-ANSWERED": verdicts.FAIL}),
+], ids=["relay", "known-types-normal-upstream", "known-types-unknown-events"])
+def test_a_gateway_that_gives_up_on_unknown_events_fails_only_under_them(command, scenario, failing, tmp_path):
+    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
+    proc, cert = _run(command, tmp_path, *UNKNOWN, *extra)
+    assert _failing(cert) == failing, proc.stdout[-3000:]
+    assert proc.returncode == (1 if failing else 0)
+    if scenario is None:
+        return
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    if failing:
+        assert re.search(r"CLIENT-TOLERATES-UNKNOWN-EVENTS: connection \d+ closed by the gateway with 1000 [\d.]+ s "
+                         r"after the first unknown event, its client had not closed", " ".join(upstream["messages"]))
     else:
         assert upstream["verdict"] == verdicts.PASS
 

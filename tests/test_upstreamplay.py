@@ -42,10 +42,11 @@ def _turn(start: float, big: bool = False, rid: str = "resp_1") -> list:
             (start + 0.03, "out", {"type": "response.completed", "response": response}, 2**20 + 100 if big else None)]
 
 
-def _judge(clause: str, *conns: Connection, excused=lambda frame: True):
+def _judge(clause: str, *conns: Connection, excused=lambda frame: True, case_closed=lambda conn: True):
+    """``excused``: the frame was relayed as the client sent it; ``case_closed``: the client closed."""
     scenario = scenarios.BY_NAME[{scenarios.UNKNOWN_EVENTS: "unknown-events", scenarios.LARGE_FRAMES: "large-terminal",
                                   scenarios.WAITS_FOR_SLOW: "slow-first-token"}[clause]]
-    (judgement,) = upstreamplay.judge_played(Recording(list(conns)), scenario, excused)
+    (judgement,) = upstreamplay.judge_played(Recording(list(conns)), scenario, excused, case_closed)
     assert judgement.clause == clause
     return judgement
 
@@ -103,7 +104,7 @@ def test_a_gateway_that_closes_before_the_slow_first_event_fails():
     conn = _slow([])
     conn.frames = conn.frames[:5]
     conn.closed = 2.5
-    judgement = _judge(scenarios.WAITS_FOR_SLOW, conn)
+    judgement = _judge(scenarios.WAITS_FOR_SLOW, conn, case_closed=lambda conn: False)
     assert judgement.ok is False and "closed the connection (1000) 2.00 s after the create" in judgement.message
 
 
@@ -172,3 +173,38 @@ def test_the_stage_plays_on_each_connection_but_not_on_a_queued_or_lane_create()
     sizes = asyncio.run(play())
     big = [size > 2**20 for size in sizes]
     assert big == [False, True, False, True, False, False, False, False], sizes
+
+
+def test_a_gateway_that_closes_on_its_own_after_the_trigger_fails():
+    """Whatever the code: the gateway gave the connection up after the unknown event, although
+    its client had not closed; a close its client made and it passed on is not its doing."""
+    response = {"id": "resp_1", "status": "in_progress"}
+    rows = [(0.0, "in", _create(), None), (0.01, "out", {"type": "response.created", "response": response}, None),
+            (0.02, "out", UNKNOWN, None)]
+    judgement = _judge(scenarios.UNKNOWN_EVENTS, _conn(0, rows, code=1000), case_closed=lambda conn: False)
+    assert judgement.ok is False and "its client had not closed" in judgement.message
+    assert _judge(scenarios.UNKNOWN_EVENTS, _conn(0, rows, code=1000)).ok is True       # passed on
+
+
+def test_a_close_before_the_slow_first_event_that_the_client_made_is_not_the_gateways():
+    conn = _slow([])
+    conn.frames = conn.frames[:5]
+    conn.closed = 2.5
+    (judgement,) = upstreamplay.judge_played(Recording([conn]), scenarios.BY_NAME["slow-first-token"],
+                                             lambda frame: True, lambda conn: True)
+    assert judgement.ok is None     # the slowed request never got to its first event: nothing to judge
+
+
+def test_the_suite_writes_when_its_case_closed_a_connection_itself():
+    """sandwich.case_closed: the first frame's digest and the moment, only for a close the case
+    made (a close by its peer, the gateway, is the gateway's)."""
+    from types import SimpleNamespace
+
+    from conformance.clientmode import sandwich
+    first = json.dumps(_create())
+    rows = [(0.0, "sent", first), (0.5, "closed", "code=1000")]
+    mine = SimpleNamespace(closed=True, closed_by_peer=False, transcript=rows, t0=100.0)
+    marker = sandwich.case_closed(mine)
+    assert marker == f"{sandwich.CASE_CLOSED}{sandwich.sent_digests(first)[0]}@100.500"
+    assert sandwich.case_closed(SimpleNamespace(closed=True, closed_by_peer=True, transcript=rows, t0=100.0)) is None
+    assert sandwich.case_closed(SimpleNamespace(closed=False, closed_by_peer=False, transcript=rows, t0=1.0)) is None

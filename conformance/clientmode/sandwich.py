@@ -8,15 +8,17 @@ The controller starts the reference server with a recording stage (``ScenarioHoo
 no scenario: the upstream behaves normally; with ``--gateway-upstream-scenario`` it plays that
 scenario on each upstream connection, ``conformance.clientmode.upstreamplay``), then the
 gateway command with the upstream in its environment and the address it must listen on, and
-waits until that address accepts a TCP connection (``start``). A gateway that never listens makes the run NOT-USABLE in one line
-(exit 6). Every process (controller and xdist workers) writes a digest of each frame its cases
+waits until that address accepts a TCP connection (``start``). A gateway that never listens
+makes the run NOT-USABLE in one line (exit 6). Every process (controller and xdist workers) writes a digest of each frame its cases
 sent to the gateway (``SentFrames``), so that a frame the gateway relayed unchanged is excused:
 the suite sends invalid frames on purpose, and a relay that passes them on has not broken a
 client clause; the digest of each continuation without its ``previous_response_id`` also
 catches a gateway that sends it upstream as a new chain (``continued_as_new_chain``,
 CLIENT-CONTINUES-CHAIN). After the last case, ``finish`` stops both, judges the upstream traffic and adds
 one case record, ``UPSTREAM_NODEID``, to the run's certificate with a ``gateway`` block naming
-which clauses judged which side; the scenario's own client clauses join the any-traffic ones.
+which clauses judged which side; the scenario's own client clauses join the any-traffic ones,
+and each connection a case closed itself is written with its moment (``case_closed``), so that
+a close the gateway passed on upstream is not taken for its own.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import pytest
 
 from conformance.clientmode.anytraffic import ANY_TRAFFIC, judge_any
 from conformance.clientmode.casework import ScenarioTranscript
-from conformance.clientmode.record import Direction, Frame, Process, Recording
+from conformance.clientmode.record import Connection, Direction, Frame, Process, Recording
 from conformance.clientmode.runner import (ENV_API_KEY, ENV_BASE_URL, ENV_MODEL, ENV_WS_URL, MODEL, CommandError,
                                            Run, kill_group, split_command)
 from conformance.clientmode import listenport, scenarios as scenario_table, upstreamplay
@@ -57,6 +59,10 @@ UPSTREAM_NODEID = "cases/gateway/upstream::test_gateway_upstream_client_clauses"
 UPSTREAM = Scenario("gateway-upstream", "the gateway's upstream: the reference server behaving normally, "
                     "recording what the gateway sends", ())
 CONTINUED = "continued:"        # the digest of a continuation the suite sent, without its id
+CASE_CLOSED = "case-closed:"    # the digest of the first frame of a connection the case closed itself
+# a case marks its connection closed once the close handshake ends, after the gateway passed the
+# close on: the two moments lie this close together
+CLOSE_SLACK_S = 1.0
 _TRUNCATED = re.compile(r"\.\.\.<(\d+) more chars>$")
 _BINARY = re.compile(r"^<binary frame, (\d+) bytes")
 
@@ -220,11 +226,36 @@ class SentFrames:
             digests = {digest for conn in conns.values()
                        for _, direction, text in getattr(conn, "transcript", ()) if direction == "sent"
                        for digest in sent_digests(text)}
+            digests |= {digest for conn in conns.values() if (digest := case_closed(conn))}
             if digests:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.path, "a", encoding="utf-8") as out:
                     out.write("".join(d + "\n" for d in sorted(digests)))
         return result
+
+
+def case_closed(conn: Any) -> str | None:
+    """``CASE_CLOSED`` + the digest of the first frame of a connection the case closed itself
+    (not its peer, the gateway) + ``@`` + when (``time.monotonic``): a gateway that closed its
+    upstream at that moment passed its client's close on."""
+    if not getattr(conn, "closed", False) or getattr(conn, "closed_by_peer", True):
+        return None
+    transcript = getattr(conn, "transcript", ())
+    first = next((text for _, direction, text in transcript if direction == "sent"), None)
+    when = next((at for at, direction, _ in transcript if direction == "closed"), None)
+    if first is None or when is None:
+        return None
+    return f"{CASE_CLOSED}{sent_digests(first)[0]}@{getattr(conn, 't0', 0.0) + when:.3f}"
+
+
+def _case_closes(sent: set[str]) -> dict[str, list[float]]:
+    """The first frame's digest -> when the cases closed connections that began with it."""
+    out: dict[str, list[float]] = {}
+    for entry in sent:
+        if entry.startswith(CASE_CLOSED):
+            digest, _, when = entry[len(CASE_CLOSED):].rpartition("@")
+            out.setdefault(digest, []).append(float(when))
+    return out
 
 
 def read_sent(run_dir: Path) -> set[str]:
@@ -255,6 +286,7 @@ class Sandwich:
         self.start_error = ""
         self.retries: list[str] = []        # the addresses given up because another process had them
         self.exited_during_run: int | None = None
+        self.stopped_at = float("inf")      # time.monotonic() when the suite began to stop the gateway
 
     def start(self, start_server: Any, say: Any = None) -> str | None:
         """Start the upstream and the gateway; None once it listens, else the one line why not.
@@ -342,6 +374,7 @@ class Sandwich:
 
     def stop(self) -> None:
         """Stop the gateway (its whole process group) and the upstream; idempotent."""
+        self.stopped_at = min(self.stopped_at, time.monotonic())
         proc = self.proc
         if proc is not None and proc.poll() is not None and self.exited_during_run is None \
                 and not self.start_error:
@@ -391,8 +424,8 @@ def judged_clauses(gateway: Gateway) -> tuple[str, ...]:
     return ANY_TRAFFIC + upstreamplay.judged_clauses(gateway.upstream_scenario)
 
 
-def judge_upstream(recording: Recording, sent: set[str], redact: Any,
-                   played: Scenario | None = None) -> tuple[list, int]:
+def judge_upstream(recording: Recording, sent: set[str], redact: Any, played: Scenario | None = None,
+                   clock_start: float = 0.0, stopped_at: float = float("inf")) -> tuple[list, int]:
     """The any-traffic judgements of the upstream recording (and those of the scenario the
     upstream played), with what the gateway relayed as the suite sent it excused; and how many
     upstream frames were relayed whole."""
@@ -416,9 +449,23 @@ def judge_upstream(recording: Recording, sent: set[str], redact: Any,
         own = digests.get(id(frame), ())
         return bool(own) and own[0] in sent
 
+    closes = _case_closes(sent)
+
+    def closed_by_its_client(conn: Connection) -> bool:
+        """The gateway passed a close on: a case closed the connection this one served as the
+        gateway closed it, or the suite was stopping the gateway."""
+        if conn.closed is None or clock_start + conn.closed >= stopped_at:
+            return True
+        first = next((f for f in conn.frames if f.direction is Direction.IN), None)
+        own = digests.get(id(first), ()) if first is not None else ()
+        if not own or own[0] not in sent:
+            return True     # not a case's connection (the preflight's, the gateway's own): nothing to compare
+        moment = clock_start + conn.closed
+        return any(abs(when - moment) <= CLOSE_SLACK_S for when in closes.get(own[0], ()))
+
     judgements = judge_any(recording, excused, new_chain)
     if played is not None:
-        judgements += upstreamplay.judge_played(recording, played, relayed_whole)
+        judgements += upstreamplay.judge_played(recording, played, relayed_whole, closed_by_its_client)
     return judgements, sum(1 for own in digests.values() if own[0] in sent)
 
 
@@ -431,7 +478,8 @@ def upstream_record(sandwich: Sandwich, registry: Any, redact: Any, sent: set[st
     recording.process = sandwich.process(redact)
     played = sandwich.gateway.upstream_scenario
     clauses = judged_clauses(sandwich.gateway)
-    judgements, relayed = judge_upstream(recording, sent, redact, played)
+    judgements, relayed = judge_upstream(recording, sent, redact, played,
+                                         sandwich.hook.t0 if sandwich.hook is not None else 0.0, sandwich.stopped_at)
     recorder = verdicts.CaseRecorder(registry, clauses, redact)
     for judgement in judgements:
         if judgement.ok:

@@ -97,6 +97,7 @@ class ScenarioHook:
         self._key = key
         self._clock = clock
         self._t0 = clock()
+        self.t0 = self._t0          # the clock's reading at the start: frames' times count from it
         self.requests = 0           # response.create frames seen, across connections
 
     def now(self) -> float:

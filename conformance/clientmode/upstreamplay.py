@@ -16,8 +16,10 @@ count across the run would make which case meets the scenario a matter of timing
 Client mode's judgements (``conformance.clientmode.judge``) read a client that runs N turns
 and exits; a gateway neither ends nor holds one conversation, so the clauses are judged here
 per upstream connection, on what the gateway itself did after the scenario's trigger: closing
-the upstream with an error code (1002-1004, 1007-1015 but 1006: a crash, 1009 a frame too big),
-or sending anything but what its client sent before a slow response began.
+the upstream with an error code (anything but 1000, 1001, 1005, 1006; 1009: a frame too big),
+closing it with any code although its own client had not closed its side (the suite writes
+which connections its cases closed themselves, and when: ``sandwich.case_closed``), or sending
+anything but what its client sent before a slow response began.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from conformance.clientmode.scenarios import Act, Scenario
 ORDERLY_CLOSES = frozenset({1000, 1001, 1005, 1006})
 LARGE_BYTES = 2**20
 UNKNOWN_TYPE = "conformance.unknown_event"      # conformance.clientmode.stage.UNKNOWN_EVENT
+
+Excused = Callable[[Frame], bool]           # the frame reached the upstream as the gateway's client sent it
+CaseClosed = Callable[[Connection], bool]   # the gateway's client closed its side of this connection
 SHOWN = 3
 
 # why a correct gateway absorbs the scenario (docs/clients.md "Gateways")
@@ -96,37 +101,49 @@ def _failed_close(conn: Connection, after: float) -> bool:
             and (conn.closed is None or conn.closed >= after))
 
 
+def _abandoned(conn: Connection, after: float, case_closed: CaseClosed) -> bool:
+    """The gateway closed ``conn`` at or after ``after`` on its own: its client had not closed
+    its side (a close it only passed on is its client's)."""
+    return (conn.closed_by == "client" and conn.closed is not None and conn.closed >= after
+            and not case_closed(conn))
+
+
 def _creates_after(conn: Connection, after: float) -> int:
     return sum(1 for f in conn.frames if f.direction is Direction.IN and f.at >= after
                and (f.event or {}).get("type") == "response.create")
 
 
-def _triggered(clause: str, rec: Recording, trigger: Callable[[Frame], bool], what: str) -> Judgement:
-    """Every connection the scenario's ``trigger`` frame went out on: the gateway did not close it
-    with an error code afterwards."""
+def _triggered(clause: str, rec: Recording, trigger: Callable[[Frame], bool], what: str,
+               case_closed: CaseClosed) -> Judgement:
+    """Every connection the scenario's ``trigger`` frame went out on: afterwards the gateway did
+    not close it with an error code, nor on its own (its client had not closed)."""
     hit = [(conn, next(f for f in conn.frames if f.direction is Direction.OUT and trigger(f)))
            for conn in rec.connections if any(f.direction is Direction.OUT and trigger(f) for f in conn.frames)]
     if not hit:
         return Judgement(clause, None, f"no {what} was sent upstream")
-    failed = [(conn, first) for conn, first in hit if _failed_close(conn, first.at)]
+    failed = [(conn, first) for conn, first in hit
+              if _failed_close(conn, first.at) or _abandoned(conn, first.at, case_closed)]
     if failed:
         shown = "; ".join(f"connection {conn.index} closed by the gateway with {conn.close_code} "
                           f"{(conn.closed or first.at) - first.at:.2f} s after the first {what}"
+                          + (", its client had not closed" if _abandoned(conn, first.at, case_closed) else "")
                           for conn, first in failed[:SHOWN])
         more = f" and {len(failed) - SHOWN} more" if len(failed) > SHOWN else ""
         return Judgement(clause, False, f"{shown}{more} (of {len(hit)} connection(s) that got one)")
     went_on = sum(1 for conn, first in hit if _creates_after(conn, first.at))
     return Judgement(clause, True, f"{what} sent on {len(hit)} upstream connection(s); the gateway closed none of "
-                                   f"them with an error code, and {went_on} carried another request after it")
+                                   "them with an error code or before its client closed, and "
+                                   f"{went_on} carried another request after it")
 
 
-def unknown_events(rec: Recording, scenario: Scenario, excused: Callable[[Frame], bool]) -> Judgement:
-    return _triggered(scenario_table.UNKNOWN_EVENTS, rec,
-                      lambda f: (f.event or {}).get("type") == UNKNOWN_TYPE, "unknown event")
+def unknown_events(rec: Recording, scenario: Scenario, excused: Excused, case_closed: CaseClosed) -> Judgement:
+    return _triggered(scenario_table.UNKNOWN_EVENTS, rec, lambda f: (f.event or {}).get("type") == UNKNOWN_TYPE,
+                      "unknown event", case_closed)
 
 
-def large_frames(rec: Recording, scenario: Scenario, excused: Callable[[Frame], bool]) -> Judgement:
-    return _triggered(scenario_table.LARGE_FRAMES, rec, lambda f: f.size > LARGE_BYTES, "frame over 1 MiB")
+def large_frames(rec: Recording, scenario: Scenario, excused: Excused, case_closed: CaseClosed) -> Judgement:
+    return _triggered(scenario_table.LARGE_FRAMES, rec, lambda f: f.size > LARGE_BYTES, "frame over 1 MiB",
+                      case_closed)
 
 
 def _played(conn: Connection, create: Frame) -> bool:
@@ -141,10 +158,10 @@ def _played(conn: Connection, create: Frame) -> bool:
     return creates <= answers
 
 
-def waits_for_slow(rec: Recording, scenario: Scenario, excused: Callable[[Frame], bool]) -> Judgement:
+def waits_for_slow(rec: Recording, scenario: Scenario, excused: Excused, case_closed: CaseClosed) -> Judgement:
     """On each connection, the request whose first event the upstream delayed: before that event
     the gateway sends nothing its client did not send (a copy of the create is a resend) and does
-    not close the connection."""
+    not close the connection unless its client closed."""
     slow = {number for number, act in scenario.acts.items() if act is Act.SLOW_FIRST}
     checked, failures = 0, []
     for conn in rec.connections:
@@ -166,7 +183,8 @@ def waits_for_slow(rec: Recording, scenario: Scenario, excused: Callable[[Frame]
                 kind = (own[0].event or {}).get("type") or "a frame"
                 failures.append(f"{where}: the gateway sent {kind} {own[0].at - create.at:.2f} s after the create, "
                                 "before the response's first event")
-            elif conn.closed_by == "client" and conn.closed is not None and conn.closed < until:
+            elif conn.closed_by == "client" and conn.closed is not None and conn.closed < until \
+                    and not case_closed(conn):
                 failures.append(f"{where}: the gateway closed the connection ({conn.close_code}) "
                                 f"{conn.closed - create.at:.2f} s after the create, before the response's first event")
             elif first is not None:
@@ -181,7 +199,7 @@ def waits_for_slow(rec: Recording, scenario: Scenario, excused: Callable[[Frame]
                                                           "event: nothing sent, no close before it")
 
 
-Check = Callable[[Recording, Scenario, Callable[[Frame], bool]], Judgement]
+Check = Callable[[Recording, Scenario, Excused, CaseClosed], Judgement]
 CHECKS: Mapping[str, Check] = MappingProxyType({
     scenario_table.UNKNOWN_EVENTS: unknown_events,
     scenario_table.LARGE_FRAMES: large_frames,
@@ -189,7 +207,9 @@ CHECKS: Mapping[str, Check] = MappingProxyType({
 })
 
 
-def judge_played(recording: Recording, scenario: Scenario, excused: Callable[[Frame], bool]) -> list[Judgement]:
+def judge_played(recording: Recording, scenario: Scenario, excused: Excused,
+                 case_closed: CaseClosed = lambda conn: False) -> list[Judgement]:
     """One judgement per clause the scenario adds (``judged_clauses``); ``excused(frame)``: the
-    frame reached the upstream as the gateway's client sent it."""
-    return [CHECKS[clause](recording, scenario, excused) for clause in judged_clauses(scenario)]
+    frame reached the upstream as the gateway's client sent it; ``case_closed(conn)``: the
+    gateway's client closed the connection this upstream one served (the gateway passed it on)."""
+    return [CHECKS[clause](recording, scenario, excused, case_closed) for clause in judged_clauses(scenario)]

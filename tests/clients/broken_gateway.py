@@ -13,6 +13,10 @@ behaviour changed, so that one client clause fails on its upstream side:
 * ``frame-cap``: it reads the upstream with websockets' default limit of 1 MiB per message, so
   a terminal event over 1 MiB (``--gateway-upstream-scenario large-terminal``) fails its
   upstream socket (close 1009), and the client's with it: CLIENT-READS-LARGE-FRAMES;
+* ``known-types``: it passes on only the server events it knows (``response.*`` and
+  ``error``); on any other type it stops relaying that connection and closes its upstream
+  normally (1000), so under ``--gateway-upstream-scenario unknown-events`` its client's turn
+  hangs: CLIENT-TOLERATES-UNKNOWN-EVENTS;
 * ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
 * ``port-taken``: asks tests/clients/port_thief.py (in the suite's process) to take the port
   it was given and then tries to listen there, and fails, as a gateway that lost the race for
@@ -166,6 +170,18 @@ class FrameCap(gateway_relay.Relay):
     upstream_max_size = 2**20
 
 
+class UnknownEventType(ValueError):
+    """A server event type this gateway does not know."""
+
+
+class KnownTypes(gateway_relay.Relay):
+    def to_client(self, message):
+        kind = str((_parsed(message) or {}).get("type", ""))
+        if kind != "error" and not kind.startswith("response."):
+            raise UnknownEventType(kind)        # ends the relay of this connection
+        return message
+
+
 class Dies(gateway_relay.Relay):
     opened = 0
 
@@ -198,7 +214,7 @@ def lose_the_port_race() -> None:
 
 
 RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "new-chain": NewChain, "frame-cap": FrameCap,
-          "dies": Dies}
+          "known-types": KnownTypes, "dies": Dies}
 
 if __name__ == "__main__":
     if BREAK == "never-listens":
