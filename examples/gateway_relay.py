@@ -142,9 +142,9 @@ class Gateway:
             await upstream.close()
 
 
-async def run(relay: Relay, listen: str) -> None:
+async def run(relay: Relay, listen: str, gateway_class: type[Gateway] = Gateway) -> None:
     host, _, port = listen.rpartition(":")
-    gateway = Gateway(relay)
+    gateway = gateway_class(relay)
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.cancel)
@@ -158,13 +158,13 @@ async def run(relay: Relay, listen: str) -> None:
             pass
 
 
-def main(relay_class: type[Relay] = Relay) -> int:
+def main(relay_class: type[Relay] = Relay, gateway_class: type[Gateway] = Gateway) -> int:
     upstream = os.environ.get("CONFORMANCE_WS_URL")
     listen = os.environ.get("CONFORMANCE_GATEWAY_LISTEN", "127.0.0.1:8765")
     if not upstream:
         print("gateway: set CONFORMANCE_WS_URL to the upstream socket URL", file=sys.stderr)
         return 2
-    asyncio.run(run(relay_class(upstream), listen))
+    asyncio.run(run(relay_class(upstream), listen, gateway_class))
     return 0
 
 

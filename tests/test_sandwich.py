@@ -9,8 +9,10 @@ that never listens ends the run NOT-USABLE (exit 6) in one line within its start
 --gateway-upstream-scenario the upstream plays a scenario on each connection: the relay passes
 both sides under two of them, and a gateway that reads its upstream with a 1 MiB message limit
 FAILs CLIENT-READS-LARGE-FRAMES under large-terminal (and the server clauses its client sees
-break) but nothing without it, and one that gives a connection up at an event type it does
-not know FAILs CLIENT-TOLERATES-UNKNOWN-EVENTS under unknown-events. No run leaves the gateway
+break) but nothing without it, one that gives a connection up at an event type it does not
+know FAILs CLIENT-TOLERATES-UNKNOWN-EVENTS under unknown-events, and one that sends a create
+again when its response has not begun in 1.5 s FAILs CLIENT-WAITS-FOR-SLOW-RESPONSE under
+slow-first-token. No run leaves the gateway
 running or the key in a report file.
 """
 
@@ -129,9 +131,13 @@ def test_a_broken_gateway_fails_its_client_clause_only(name, clause, extra, tmp_
 
 
 @pytest.mark.heavy      # a whole server suite through the gateway (CI: make selftest-heavy)
-@pytest.mark.parametrize("scenario, clause", [("unknown-events", scenarios.UNKNOWN_EVENTS),
-                                              ("large-terminal", scenarios.LARGE_FRAMES)])
-def test_the_relay_passes_both_sides_while_the_upstream_plays_a_scenario(scenario, clause, tmp_path):
+@pytest.mark.parametrize("scenario, clause, checked", [
+    ("unknown-events", scenarios.UNKNOWN_EVENTS, r"sent on \d+ upstream connection\(s\); the gateway closed none"),
+    ("large-terminal", scenarios.LARGE_FRAMES, r"sent on \d+ upstream connection\(s\); the gateway closed none"),
+    # 3 s for the second response of each connection: about a minute on 2 workers
+    ("slow-first-token", scenarios.WAITS_FOR_SLOW, r"^[^:]+: PASS.*\b\d+ slowed request\(s\) waited"),
+], ids=["unknown-events", "large-terminal", "slow-first-token"])
+def test_the_relay_passes_both_sides_while_the_upstream_plays_a_scenario(scenario, clause, checked, tmp_path):
     proc, cert = _run(RELAY, tmp_path / "report", *PROFILE, "-n", "2", "--gateway-upstream-scenario", scenario,
                       "--alluredir", str(tmp_path / "allure"))
     assert proc.returncode == 0 and not _failing(cert), proc.stdout[-3000:]
@@ -145,7 +151,7 @@ def test_the_relay_passes_both_sides_while_the_upstream_plays_a_scenario(scenari
     (upstream,) = [json.loads(path.read_text()) for path in (tmp_path / "allure").glob("*-result.json")
                    if "test_gateway_upstream_client_clauses" in path.read_text()]
     (seen,) = [step["name"] for step in upstream["steps"] if step["name"].startswith(clause + ": PASS")]
-    assert re.search(r"sent on \d+ upstream connection\(s\); the gateway closed none", seen), seen
+    assert re.search(checked, seen), seen
     assert f"the upstream playing scenario {scenario}" in proc.stdout
 
 
@@ -204,6 +210,31 @@ def test_a_gateway_that_gives_up_on_unknown_events_fails_only_under_them(command
     if failing:
         assert re.search(r"CLIENT-TOLERATES-UNKNOWN-EVENTS: connection \d+ closed by the gateway with 1000 [\d.]+ s "
                          r"after the first unknown event, its client had not closed", " ".join(upstream["messages"]))
+    else:
+        assert upstream["verdict"] == verdicts.PASS
+
+
+SLOW = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.WAITS_FOR_SLOW,
+        "--clause", "TURN-FUNCTION-CALL")
+
+
+@pytest.mark.parametrize("command, scenario, failing", [
+    (RELAY, "slow-first-token", {}),
+    (f"{BROKEN} impatient", None, {}),
+    # it sends the create again 1.5 s after it went upstream; its client still gets its answer
+    (f"{BROKEN} impatient", "slow-first-token", {scenarios.WAITS_FOR_SLOW: verdicts.FAIL}),
+], ids=["relay", "impatient-normal-upstream", "impatient-slow-first-token"])
+def test_a_gateway_with_a_first_event_timeout_fails_only_under_slow_first_token(command, scenario, failing, tmp_path):
+    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
+    proc, cert = _run(command, tmp_path, *SLOW, *extra)
+    assert _failing(cert) == failing, proc.stdout[-3000:]
+    assert proc.returncode == (1 if failing else 0)
+    if scenario is None:
+        return
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    if failing:
+        assert re.search(r"CLIENT-WAITS-FOR-SLOW-RESPONSE: connection \d+, request 2: the gateway sent "
+                         r"response.create 1.5\d s after the create", " ".join(upstream["messages"]))
     else:
         assert upstream["verdict"] == verdicts.PASS
 

@@ -17,6 +17,10 @@ behaviour changed, so that one client clause fails on its upstream side:
   ``error``); on any other type it stops relaying that connection and closes its upstream
   normally (1000), so under ``--gateway-upstream-scenario unknown-events`` its client's turn
   hangs: CLIENT-TOLERATES-UNKNOWN-EVENTS;
+* ``impatient``: when a create's response has not begun 1.5 s after it went upstream, it
+  sends the create again on the same socket (a gateway with a first-token timeout and a
+  retry), so under ``--gateway-upstream-scenario slow-first-token`` the upstream gets a resend
+  before the slow response's first event: CLIENT-WAITS-FOR-SLOW-RESPONSE;
 * ``never-listens``: it prints a line and sleeps without listening (the run is NOT-USABLE);
 * ``port-taken``: asks tests/clients/port_thief.py (in the suite's process) to take the port
   it was given and then tries to listen there, and fails, as a gateway that lost the race for
@@ -28,6 +32,7 @@ behaviour changed, so that one client clause fails on its upstream side:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -182,6 +187,46 @@ class KnownTypes(gateway_relay.Relay):
         return message
 
 
+class Impatient(gateway_relay.Gateway):
+    """The relay's connection handling with a first-event timeout: the create is sent again."""
+
+    patience_s = 1.5
+
+    async def handle(self, client):
+        upstream = self.upstreams.pop(id(client), None)
+        if upstream is None:
+            return
+        answered = asyncio.Event()
+
+        async def resend_unless_answered(message) -> None:
+            try:
+                await asyncio.wait_for(answered.wait(), self.patience_s)
+            except TimeoutError:
+                await upstream.send(message)
+
+        async def upward() -> None:
+            async for message in client:
+                await upstream.send(message)
+                if isinstance(message, str) and '"response.create"' in message:
+                    answered.clear()
+                    watchers.add(asyncio.create_task(resend_unless_answered(message)))
+
+        async def downward() -> None:
+            async for message in upstream:
+                answered.set()
+                await client.send(message)
+
+        watchers: set = set()
+        pumps = {asyncio.create_task(upward()), asyncio.create_task(downward())}
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps | watchers:
+                task.cancel()
+            await asyncio.gather(*pumps, *watchers, return_exceptions=True)
+            await upstream.close()
+
+
 class Dies(gateway_relay.Relay):
     opened = 0
 
@@ -224,7 +269,10 @@ if __name__ == "__main__":
     if BREAK == "port-taken":
         lose_the_port_race()
         sys.exit(gateway_relay.main())
+    if BREAK == "impatient":
+        sys.exit(gateway_relay.main(gateway_relay.Relay, Impatient))
     if BREAK not in RELAYS:
-        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'never-listens', 'port-taken'])}", file=sys.stderr)
+        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'impatient', 'never-listens', 'port-taken'])}",
+              file=sys.stderr)
         sys.exit(2)
     sys.exit(gateway_relay.main(RELAYS[BREAK]))
