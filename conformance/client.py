@@ -220,6 +220,7 @@ class Connection:
         self.transcript: list[tuple[float, str, str]] = []
         self.closed = False
         self.closed_by_peer = False
+        self.closing_at: float | None = None    # when this side began to close (the sandwich reads it)
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.close_detail: str = ""
@@ -394,6 +395,7 @@ class Connection:
                 self._ws.socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            self.closing_at = self._now()
             self._mark_closed(TimeoutError(f"the peer did not take a {len(data)}-byte frame within {timeout:g}s"),
                               by_peer=False)
         elif failed:
@@ -657,6 +659,7 @@ class Connection:
     def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed:
             return
+        self.closing_at = self._now()
         try:
             self._ws.close(code, reason)
         except Exception:  # noqa: BLE001 - closing is best effort

@@ -203,8 +203,10 @@ def test_the_suite_writes_when_its_case_closed_a_connection_itself():
     from conformance.clientmode import sandwich
     first = json.dumps(_create())
     rows = [(0.0, "sent", first), (0.5, "closed", "code=1000")]
-    mine = SimpleNamespace(closed=True, closed_by_peer=False, transcript=rows, t0=100.0)
+    mine = SimpleNamespace(closed=True, closed_by_peer=False, transcript=rows, t0=100.0, closing_at=0.25)
     marker = sandwich.case_closed(mine)
-    assert marker == f"{sandwich.CASE_CLOSED}{sandwich.sent_digests(first)[0]}@100.500"
+    assert marker == f"{sandwich.CASE_CLOSED}{sandwich.sent_digests(first)[0]}@100.250"    # when it began
+    mine.closing_at = None
+    assert sandwich.case_closed(mine).endswith("@100.500")     # else when the close ended
     assert sandwich.case_closed(SimpleNamespace(closed=True, closed_by_peer=True, transcript=rows, t0=100.0)) is None
     assert sandwich.case_closed(SimpleNamespace(closed=False, closed_by_peer=False, transcript=rows, t0=1.0)) is None
