@@ -155,6 +155,25 @@ def test_the_relay_passes_both_sides_while_the_upstream_plays_a_scenario(scenari
     assert f"the upstream playing scenario {scenario}" in proc.stdout
 
 
+def _upstream_play(command: str, scenario: str | None, options: tuple, failing: dict, pattern: str,
+                   tmp_path: Path) -> None:
+    """Run ``command`` as the gateway with the upstream playing ``scenario`` (None: behaving
+    normally); the failing clauses are ``failing``, and when the scenario played, the upstream
+    case FAILs with a message matching ``pattern`` or PASSes."""
+    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
+    proc, cert = _run(command, tmp_path, *options, *extra)
+    assert _failing(cert) == failing, proc.stdout[-3000:]
+    assert proc.returncode == (1 if failing else 0)
+    if scenario is None:
+        return      # --clause names no clause the upstream case judges without the scenario
+    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
+    if failing:
+        assert upstream["verdict"] == verdicts.FAIL
+        assert re.search(pattern, " ".join(upstream["messages"])), upstream["messages"]
+    else:
+        assert upstream["verdict"] == verdicts.PASS
+
+
 # the run's cases: the function-call turns (two creates on a connection: the second's terminal
 # event is the large one) and the upstream case
 LARGE = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.LARGE_FRAMES,
@@ -170,19 +189,8 @@ LARGE = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios
                                                "STREAM-ONE-TERMINAL": verdicts.FAIL}),
 ], ids=["relay", "frame-cap-normal-upstream", "frame-cap-large-terminal"])
 def test_a_gateway_with_a_frame_limit_fails_only_under_large_terminal(command, scenario, failing, tmp_path):
-    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
-    proc, cert = _run(command, tmp_path, *LARGE, *extra)
-    assert _failing(cert) == failing, proc.stdout[-3000:]
-    assert proc.returncode == (1 if failing else 0)
-    if scenario is None:
-        return      # --clause names no clause the upstream case judges without the scenario
-    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
-    if failing:
-        assert upstream["verdict"] == verdicts.FAIL
-        assert re.search(r"CLIENT-READS-LARGE-FRAMES: connection \d+ closed by the gateway with 1009",
-                         " ".join(upstream["messages"])), upstream["messages"]
-    else:
-        assert upstream["verdict"] == verdicts.PASS
+    _upstream_play(command, scenario, LARGE, failing,
+                   r"CLIENT-READS-LARGE-FRAMES: connection \d+ closed by the gateway with 1009", tmp_path)
 
 
 # it breaks every response under unknown-events, the preflight's too: without --no-preflight
@@ -200,18 +208,9 @@ UNKNOWN = ("--target-config", "examples/gateway_relay.toml", "--clause", scenari
                                                  "CREATE-ANSWERED": verdicts.FAIL}),
 ], ids=["relay", "known-types-normal-upstream", "known-types-unknown-events"])
 def test_a_gateway_that_gives_up_on_unknown_events_fails_only_under_them(command, scenario, failing, tmp_path):
-    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
-    proc, cert = _run(command, tmp_path, *UNKNOWN, *extra)
-    assert _failing(cert) == failing, proc.stdout[-3000:]
-    assert proc.returncode == (1 if failing else 0)
-    if scenario is None:
-        return
-    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
-    if failing:
-        assert re.search(r"CLIENT-TOLERATES-UNKNOWN-EVENTS: connection \d+ closed by the gateway with 1000 [\d.]+ s "
-                         r"after the first unknown event, its client had not closed", " ".join(upstream["messages"]))
-    else:
-        assert upstream["verdict"] == verdicts.PASS
+    _upstream_play(command, scenario, UNKNOWN, failing,
+                   r"CLIENT-TOLERATES-UNKNOWN-EVENTS: connection \d+ closed by the gateway with 1000 [\d.]+ s "
+                   r"after the first unknown event, its client had not closed", tmp_path)
 
 
 SLOW = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.WAITS_FOR_SLOW,
@@ -225,18 +224,9 @@ SLOW = ("--target-config", "examples/gateway_relay.toml", "--clause", scenarios.
     (f"{BROKEN} impatient", "slow-first-token", {scenarios.WAITS_FOR_SLOW: verdicts.FAIL}),
 ], ids=["relay", "impatient-normal-upstream", "impatient-slow-first-token"])
 def test_a_gateway_with_a_first_event_timeout_fails_only_under_slow_first_token(command, scenario, failing, tmp_path):
-    extra = ("--gateway-upstream-scenario", scenario) if scenario else ()
-    proc, cert = _run(command, tmp_path, *SLOW, *extra)
-    assert _failing(cert) == failing, proc.stdout[-3000:]
-    assert proc.returncode == (1 if failing else 0)
-    if scenario is None:
-        return
-    (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
-    if failing:
-        assert re.search(r"CLIENT-WAITS-FOR-SLOW-RESPONSE: connection \d+, request 2: the gateway sent "
-                         r"response.create 1.5\d s after the create", " ".join(upstream["messages"]))
-    else:
-        assert upstream["verdict"] == verdicts.PASS
+    _upstream_play(command, scenario, SLOW, failing,
+                   r"CLIENT-WAITS-FOR-SLOW-RESPONSE: connection \d+, request 2: the gateway sent "
+                   r"response.create 1.5\d s after the create", tmp_path)
 
 
 @pytest.mark.parametrize("command, words", [
