@@ -216,6 +216,8 @@ class Connection:
         self._ws = websocket
         self.url = url
         self.t0 = opened_at
+        # the peer's clock for this connection starts inside the handshake: between t0 and here
+        self.handshake_done = time.monotonic()
         self.monitor = monitor if monitor is not None else _make_monitor(target)
         self.transcript: list[tuple[float, str, str]] = []
         self.closed = False

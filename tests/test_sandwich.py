@@ -252,3 +252,14 @@ def test_a_gateway_that_dies_ends_the_run_in_bounded_time(tmp_path):
     assert cert["gateway"]["exit"] == 3
     (upstream,) = [c for c in cert["cases"] if c["nodeid"] == UPSTREAM_NODEID]
     assert upstream["verdict"] == verdicts.ERROR and "exited 3" in " ".join(upstream["messages"])
+
+
+def test_a_slow_upgrade_does_not_shorten_the_lifetime_wait(tmp_path):
+    """The upstream's clock starts when the gateway opens it, 0.8 s into its client's
+    handshake: the lifetime case waits from the end of the handshake (it once counted from
+    its start, and a slow gateway on a loaded machine failed LIFETIME-LIMIT-ERROR)."""
+    proc, cert = _run(f"{BROKEN} slow-upgrade", tmp_path, "--target-config", "examples/gateway_relay.toml",
+                      "--clause", "LIFETIME-LIMIT-ERROR")
+    assert _failing(cert) == {}, proc.stdout[-3000:]
+    rows = {row["id"]: row for row in cert["clauses"]}
+    assert rows["LIFETIME-LIMIT-ERROR"]["verdict"] == verdicts.PASS

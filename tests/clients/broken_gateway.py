@@ -26,6 +26,10 @@ behaviour changed, so that one client clause fails on its upstream side:
   it was given and then tries to listen there, and fails, as a gateway that lost the race for
   its port; once the thief has taken one port, it is a plain relay (with the thief's ``always``
   mode, it fails on every port);
+* ``slow-upgrade``: not broken, slow: it takes 0.8 s before it opens its upstream socket for a
+  client's upgrade (a gateway on a loaded machine), so the upstream's clock for the
+  connection starts late in the client's handshake; the server cases must still pass (a
+  deadline counted from the start of the client's handshake fails LIFETIME-LIMIT-ERROR);
 * ``dies``: a correct relay that exits 3 once its sixth connection opens (the run goes on
   against nothing and ends in bounded time; the certificate says the gateway exited).
 """
@@ -227,6 +231,14 @@ class Impatient(gateway_relay.Gateway):
             await upstream.close()
 
 
+class SlowUpgrade(gateway_relay.Gateway):
+    delay_s = 0.8
+
+    async def process_request(self, connection, request):
+        await asyncio.sleep(self.delay_s)
+        return await super().process_request(connection, request)
+
+
 class Dies(gateway_relay.Relay):
     opened = 0
 
@@ -260,6 +272,7 @@ def lose_the_port_race() -> None:
 
 RELAYS = {"key-in-url": KeyInUrl, "full-history": FullHistory, "new-chain": NewChain, "frame-cap": FrameCap,
           "known-types": KnownTypes, "dies": Dies}
+GATEWAYS = {"impatient": Impatient, "slow-upgrade": SlowUpgrade}
 
 if __name__ == "__main__":
     if BREAK == "never-listens":
@@ -269,10 +282,10 @@ if __name__ == "__main__":
     if BREAK == "port-taken":
         lose_the_port_race()
         sys.exit(gateway_relay.main())
-    if BREAK == "impatient":
-        sys.exit(gateway_relay.main(gateway_relay.Relay, Impatient))
+    if BREAK in GATEWAYS:
+        sys.exit(gateway_relay.main(gateway_relay.Relay, GATEWAYS[BREAK]))
     if BREAK not in RELAYS:
-        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, 'impatient', 'never-listens', 'port-taken'])}",
+        print(f"broken_gateway.py: give one of {', '.join([*RELAYS, *GATEWAYS, 'never-listens', 'port-taken'])}",
               file=sys.stderr)
         sys.exit(2)
     sys.exit(gateway_relay.main(RELAYS[BREAK]))
