@@ -139,6 +139,12 @@ def test_without_claims_the_lane_and_steering_clauses_are_unsupported(tmp_path):
     assert not any(rows[cid]["claimed"] for cid in LANE_CLAUSES)
     why = {c["nodeid"].rsplit("[", 1)[1].rstrip("]"): " ".join(c["messages"]) for c in cert["cases"]}
     assert "(--client-claims lanes)" in why["lanes"] and "(--client-claims steering)" in why["steering"], why
+    # the page names the client and its claims; the reference server only plays the scenarios
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert f"<title>Conformance PASS — {BROKEN} correct</title>" in page
+    assert "client conformance certificate" in page
+    assert "claims none beyond the contract" in page
+    assert "<td>Target</td>" not in page and "(embedded reference server)" not in page
 
 
 def test_every_client_clause_is_checked_and_killed():

@@ -121,6 +121,39 @@ def _evidence(group: findings.Group, area: str, cases: dict[str, CaseRecord],
     return out
 
 
+_HEADINGS = {"observed": "observed traffic (not a certification)", "client": "client conformance certificate"}
+
+
+def _subject(cert: dict) -> str:
+    """What the run judged, in a few words: the client's command in client mode, else the target."""
+    client = cert.get("client") or {}
+    if cert.get("mode") == "client":
+        return client.get("command") or client.get("test_command") or "client"
+    target = cert["target"]
+    return f"{target.get('ws_host', '')}{target.get('ws_path', '')}"
+
+
+def _subject_rows(cert: dict) -> list[tuple[str, str]]:
+    """The first rows of the run table: who was judged and under what claims. In client mode
+    the reference server only plays the scenarios: its profile is not the client's claim."""
+    target = cert["target"]
+    if cert.get("mode") == "client":
+        client = cert.get("client") or {}
+        rows = [("Client", client.get("command") or "(none: only its own tests)")]
+        if client.get("command"):
+            rows.append(("Claims", ", ".join(client.get("claims") or ())
+                         or "none beyond the contract (lane and steering clauses UNSUPPORTED)"))
+        if client.get("test_command"):
+            rows.append(("Own tests", client["test_command"] + (f" (also under scenario {client['test_scenario']})"
+                                                               if client.get("test_scenario") else "")))
+        rows.append(("Server", "the embedded reference server, playing the scenarios "
+                               f"(profile {cert['profile']})"))
+        return rows
+    embedded = " (embedded reference server)" if target.get("embedded") else ""
+    claims = f" (claims {', '.join(cert['spec_profiles'])})" if cert.get("spec_profiles") else ""
+    return [("Target", _subject(cert) + embedded), ("Profile", cert["profile"] + claims)]
+
+
 def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     """The page; ``transcripts`` (node id -> transcript text) lets it draw failing streams."""
     transcripts = transcripts or {}
@@ -131,10 +164,9 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     clause_counts = cert["counts"]["clauses"]
     out = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>Conformance {escape(cert['overall'])} — {escape(str(target.get('ws_host', '')))}</title>",
+        f"<title>Conformance {escape(cert['overall'])} — {escape(_subject(cert))}</title>",
         f"<style>{_CSS}</style></head><body>",
-        "<h1>Responses API WebSocket mode — " + ("observed traffic (not a certification)</h1>"
-                                                    if cert.get("mode") == "observed" else "conformance certificate</h1>"),
+        "<h1>Responses API WebSocket mode — " + _HEADINGS.get(cert.get("mode", ""), "conformance certificate") + "</h1>",
         f'<p><span class="badge" style="background:{HTML_COLOURS.get(cert["overall"], "#1f2328")}">'
         f'{escape(cert["overall"])}</span> <a href="badge.svg"><img src="badge.svg" alt="badge" '
         f'style="vertical-align:middle"></a> <span class="muted">run {escape(cert["run_id"])}, '
@@ -146,9 +178,7 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
                    f'{escape(str(stalled.get("since", "")))}</strong>: {escape(str(stalled.get("message", "")))}; '
                    'later cases that needed a turn are ERROR.</p>')
     out.append(_headline(cert))
-    rows = [("Target", f"{target.get('ws_host', '')}{target.get('ws_path', '')}" + (" (embedded reference server)" if target.get("embedded") else "")),
-            ("Profile", cert["profile"] + (f" (claims {', '.join(cert['spec_profiles'])})"
-                                                     if cert.get("spec_profiles") else "")),
+    rows = [*_subject_rows(cert),
             ("Model", target.get("model", "")),
             ("Capabilities", ", ".join(target.get("capabilities", []))),
             ("Time", f"{cert['started']} → {cert['finished']} ({cert['duration_s']} s)"),
@@ -173,8 +203,10 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     group_list = findings.group_by_clause(cert)
     groups = {g.clause: g for g in group_list}
     errors = [r for r in cert["clauses"] if r["verdict"] == ERROR]
-    out.append(f'<p class="facts">{escape(rows[0][1])} · profile {escape(rows[1][1])} · '
-               f'<a href="#run">{escape(rows[5][1])}</a></p>')
+    subject = _subject_rows(cert)      # the target or client, then its profile or claims
+    facts = [subject[0][1], *(f"{key.lower()} {value}" for key, value in subject[1:2])]
+    out.append(f'<p class="facts">{" · ".join(map(escape, facts))} · '
+               f'<a href="#run">{escape(dict(rows)["Cases"])}</a></p>')
     out += _what_failed(group_list, errors)
     out += _area_bars(cert["clauses"])
 
