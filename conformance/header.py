@@ -19,7 +19,7 @@ def header_lines(config: pytest.Config, sess: ConformanceSession) -> list[str]:
         where += (f" (the gateway {sess.redact(settings.gateway.command)!r}; "
                   "its upstream: the reference server, recorded)")
     key = "set" if settings.api_key else "NOT SET (no auth header will be sent)"
-    return [f"conformance target: {where}",
+    return [_judged(settings, sess, where),
             f"conformance profile: {profile.name} ({profile.source}"
             + (f": {profile.description}" if profile.description else "") + f"); model {settings.model}; "
             f"key {key} via {settings.auth_header}; turn timeout {settings.turn_timeout:g}s idle "
@@ -31,6 +31,18 @@ def header_lines(config: pytest.Config, sess: ConformanceSession) -> list[str]:
         + perf_cost(config, settings) \
         + ([f"conformance preflight: target usable ({', '.join(step_text(x) for x in sess.preflight['steps'])})"]
            if sess.preflight and sess.preflight["usable"] else [])
+
+
+def _judged(settings: Settings, sess: ConformanceSession, where: str) -> str:
+    """The first line: the target, or in client mode the client (the server only plays scenarios)."""
+    if not settings.client_mode:
+        return f"conformance target: {where}"
+    judged = []
+    if settings.client_command:
+        judged.append(f"{sess.redact(settings.client_command)!r} (claims: {', '.join(settings.client_claims) or 'none'})")
+    if settings.client_test_command:
+        judged.append(f"its own tests {sess.redact(settings.client_test_command)!r}")
+    return f"conformance client: {', '.join(judged)}; against the {where}"
 
 
 def step_text(step: dict) -> str:

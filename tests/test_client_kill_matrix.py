@@ -147,6 +147,15 @@ def test_without_claims_the_lane_and_steering_clauses_are_unsupported(tmp_path):
     assert "<td>Target</td>" not in page and "(embedded reference server)" not in page
 
 
+def test_the_header_names_the_client_and_its_claims(tmp_path):
+    """The run's first line says which client is judged, not that the reference server is the target."""
+    proc, _ = _run(f"{BROKEN} correct", tmp_path, "-k", "tool-loop", "--client-claims", "lanes", "-v")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (f"conformance client: '{BROKEN} correct' (claims: lanes); against the embedded reference server"
+            in proc.stdout), proc.stdout[:2000]
+    assert "conformance target:" not in proc.stdout
+
+
 def test_every_client_clause_is_checked_and_killed():
     """100 % of the registry's client clauses: a scenario checks each, a broken client kills each."""
     registry = V.ClauseRegistry.load(V.default_clauses_path()).side(V.CLIENT)
