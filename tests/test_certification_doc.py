@@ -162,6 +162,7 @@ def test_the_rehearsal_runs_the_certification_command(blocks):
     assert "--run-slow" in _options(blocks["command"]) and "-n" in _options(blocks["command"])
 
 
+@pytest.mark.heavy      # the documented commands, whole suite runs with --run-slow (CI: make selftest-heavy)
 @pytest.mark.timeout(600)
 def test_the_documented_path_certifies_a_conformant_server(followed, blocks):
     result = followed["clean"]
@@ -175,6 +176,7 @@ def test_the_documented_path_certifies_a_conformant_server(followed, blocks):
     assert "certified: True" in result["check"].stdout, result["check"].stdout + result["check"].stderr
 
 
+@pytest.mark.heavy      # the documented commands, whole suite runs with --run-slow (CI: make selftest-heavy)
 @pytest.mark.timeout(600)
 def test_the_documented_path_does_not_certify_a_defect(followed, blocks):
     result = followed["defect"]

@@ -105,10 +105,12 @@ def test_broken_client_fails_its_clause_only(name, tmp_path):
         assert time.monotonic() - started < S.BY_NAME["top-level-error"].deadline_s + 30
 
 
-# the SDK example imports the official SDK once per scenario (~15 s of CPU): selftest-heavy and CI
+# each runs every scenario, a client process each (~20 s of CPU; the SDK example imports the
+# official SDK once per scenario): selftest-heavy and CI; test_without_claims_... and the broken
+# clients' own runs keep the correct client in make selftest
+@pytest.mark.heavy
 @pytest.mark.parametrize("command, profile", [(BROKEN + " correct", "openai"),
-                                              pytest.param("python examples/sdk_client.py", "openai",
-                                                           marks=pytest.mark.heavy),
+                                              ("python examples/sdk_client.py", "openai"),
                                               (BROKEN + " correct", "open-responses")])
 def test_correct_clients_pass_every_scenario(command, profile, tmp_path):
     # a correct client is judged on what it sends, not on how fast a loaded machine imports the SDK
