@@ -147,6 +147,7 @@ def test_without_claims_the_lane_and_steering_clauses_are_unsupported(tmp_path):
     assert "client conformance certificate" in page
     assert "claims none beyond the contract" in page
     assert "<td>Target</td>" not in page and "(embedded reference server)" not in page
+    assert "<td>Server capabilities</td>" in page and "<td>Capabilities</td>" not in page
 
 
 def test_the_header_names_the_client_and_its_claims(tmp_path):

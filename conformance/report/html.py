@@ -180,7 +180,8 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     out.append(_headline(cert))
     rows = [*_subject_rows(cert),
             ("Model", target.get("model", "")),
-            ("Capabilities", ", ".join(target.get("capabilities", []))),
+            ("Server capabilities" if cert.get("mode") == "client" else "Capabilities",
+             ", ".join(target.get("capabilities", []))),
             ("Time", f"{cert['started']} → {cert['finished']} ({cert['duration_s']} s)"),
             ("Cases", ", ".join(f"{n} {k}" for k, n in case_counts.items() if n and k != "total") + f" (total {case_counts['total']})"),
             ("Clauses", ", ".join(f"{n} {k}" for k, n in clause_counts.items() if n)),
