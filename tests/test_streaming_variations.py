@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 import _forkrun as forkrun
 
+# five whole suite runs (~30 s of CPU): make selftest-heavy and CI
+pytestmark = pytest.mark.heavy
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DEADLINE_S = 300
 ALL = ("omit-setup-events", "omit-terminal-output", "control-events")

@@ -29,6 +29,7 @@ MAX_LINES = 200
 RUN_DEADLINE_S = 240
 
 
+@pytest.mark.heavy      # a whole suite run with three defects (~20 s of CPU; CI: make selftest-heavy)
 def test_three_defects_fit_on_a_screen(tmp_path: Path):
     report = tmp_path / "rep"
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "cases"), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
