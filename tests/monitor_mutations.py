@@ -108,18 +108,25 @@ def mutate(frames: list, rng: random.Random) -> list:
 
 
 
+def play(monitor, frames) -> list:
+    """Feed ``frames`` ((direction, message) pairs; "c" sent, "s" a server event, else raw text)
+    to ``monitor`` and finish it; what each server frame's ``feed`` returned."""
+    observed = []
+    for direction, msg in frames:
+        if direction == "c":
+            monitor.sent(msg)
+        elif direction == "s":
+            observed.append(monitor.feed(json.dumps(msg)))
+        else:
+            observed.append(monitor.feed(msg))
+    monitor.finish()
+    return observed
+
+
 def outcome(mod, frames, schemas) -> dict:
     """Everything the monitor says about a stream, as comparable data."""
     m = mod.StreamMonitor(schemas)
-    obs = []
-    for d, msg in frames:
-        if d == "c":
-            m.sent(msg)
-        elif d == "s":
-            obs.append(m.feed(json.dumps(msg)))
-        else:
-            obs.append(m.feed(msg))
-    m.finish()
+    obs = play(m, frames)
 
     def fs(lst):
         return [(f.clause, f.message, f.kind, f.frame_index, f.response_id, f.pointer) for f in lst]

@@ -24,6 +24,7 @@ from conformance.monitor import StreamMonitor
 from conformance.monitor.requests import ENDED_KEPT
 from conformance.proxy.observe import Watch
 from monitor_mutations import load_streams, mutate
+from monitor_mutations import play as feed
 from test_monitor import TEXT, load, real_schemas, where
 from test_monitor_leniency import _queued_stream
 
@@ -34,19 +35,6 @@ def queued_stream() -> list:
     """A text turn whose response.created says queued, then response.queued (a real server's
     order, accepted since the §4.3 item 11 update)."""
     return _queued_stream("queued")
-
-
-def feed(monitor: StreamMonitor, frames: list) -> list:
-    observed = []
-    for direction, msg in frames:
-        if direction == "c":
-            monitor.sent(msg)
-        elif direction == "s":
-            observed.append(monitor.feed(json.dumps(msg)))
-        else:
-            observed.append(monitor.feed(msg))
-    monitor.finish()
-    return observed
 
 
 def verdicts_of(monitor: StreamMonitor, observed: list) -> dict:
