@@ -178,7 +178,8 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
                    f'{escape(str(stalled.get("since", "")))}</strong>: {escape(str(stalled.get("message", "")))}; '
                    'later cases that needed a turn are ERROR.</p>')
     out.append(_headline(cert))
-    rows = [*_subject_rows(cert),
+    subject = _subject_rows(cert)      # the target or client, then its profile or claims
+    rows = [*subject,
             ("Model", target.get("model", "")),
             ("Server capabilities" if cert.get("mode") == "client" else "Capabilities",
              ", ".join(target.get("capabilities", []))),
@@ -204,7 +205,6 @@ def render_html(cert: dict, transcripts: dict[str, str] | None = None) -> str:
     group_list = findings.group_by_clause(cert)
     groups = {g.clause: g for g in group_list}
     errors = [r for r in cert["clauses"] if r["verdict"] == ERROR]
-    subject = _subject_rows(cert)      # the target or client, then its profile or claims
     facts = [subject[0][1], *(f"{key.lower()} {value}" for key, value in subject[1:2])]
     out.append(f'<p class="facts">{" · ".join(map(escape, facts))} · '
                f'<a href="#run">{escape(dict(rows)["Cases"])}</a></p>')
