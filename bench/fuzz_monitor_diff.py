@@ -4,7 +4,8 @@ working tree's, on mutated example streams (tests/data/examples/stream-*.json).
 
 Each stream is mutated deterministically (drop, duplicate, swap or move frames; change,
 delete or retype fields; renumber sequence numbers; change ids and lanes; binary, SSE and
-non-JSON frames) and fed to both monitors, with the grammar alone and with the real schemas.
+non-JSON frames; values JSON parsers disagree on) and fed to both monitors, with the grammar
+alone and with the real schemas.
 Findings, request states and attribution (which frame went to which request) must be equal.
 Exit status 1 on the first difference (printed with the stream that shows it).
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import conformance.monitor as current  # noqa: E402
 from monitor_at import load_monitor_at  # noqa: E402
-from tests.monitor_mutations import golden, load_streams, mutate, outcome  # noqa: E402
+from tests.monitor_mutations import EXOTIC, VALUES, golden, load_streams, mutate, outcome  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     compared = findings = 0
     for schemas, label in ((False, "grammar only"), (get_schemas(), "real schemas")):
         rng = random.Random(args.seed)
-        streams = [b for b in bases] + [mutate(rng.choice(bases), rng) for _ in range(args.streams)]
+        streams = [b for b in bases] + [mutate(rng.choice(bases), rng, VALUES + EXOTIC) for _ in range(args.streams)]
         for n, frames in enumerate(streams):
             a, b = outcome(old, frames, schemas), outcome(current, frames, schemas)
             if a != b:
