@@ -163,6 +163,26 @@ def test_reach_scopes_marked_by_type_only_read_nothing_else():
         assert by_monitor(batch, creates) == every_event
 
 
+def test_content_scopes_read_more_than_the_type_only_of_their_types():
+    """A scope of clauses.CONTENT_TYPES reads the content of its listed types only: for an event
+    of any other type it answers as for the bare type (the proxy asks it only about those)."""
+    from conformance.monitor.clauses import CONTENT_TYPES
+
+    assert CONTENT_TYPES
+    events = [{"type": t, "item": {"status": s}, "response": {"status": s}, "status": s}
+              for t in ("response.output_item.added", "response.output_item.done", "response.incomplete",
+                        "response.completed", "response.content_part.done", "error", "x.custom")
+              for s in ("incomplete", "completed", None)]
+    reads_content = False
+    for applies, types in CONTENT_TYPES.items():
+        for ev in events:
+            bare = applies({"type": ev["type"]})
+            if ev["type"] not in types:
+                assert applies(ev) == bare, (applies.__name__, ev)
+            reads_content |= applies(ev) != bare
+    assert reads_content  # a listed type's content does change some answer
+
+
 def test_watch_reaches_what_every_event_of_its_batches_reaches():
     """The proxy gives reach only the first event of each type of a batch and the events a
     scope that reads more applies to: the clauses reached are those of every event, batch by

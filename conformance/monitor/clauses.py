@@ -129,4 +129,8 @@ SCOPE: MappingProxyType[str, tuple[Applies, Needs]] = MappingProxyType(_scope)
 # the scopes that read nothing but the event's type: one event per type answers them
 BY_TYPE_ONLY: frozenset[Applies] = frozenset({_any, _error, _response_event, _created, _item, _delta, _done_value,
                                               _fc_done, _completed})
+# the scopes that read more than the type, and the types whose events they read: for any other
+# type the one event per type answers them too (a scope not listed here reads every event)
+CONTENT_TYPES: MappingProxyType[Applies, frozenset[str]] = MappingProxyType(
+    {_incomplete: frozenset({"response.output_item.done"})})
 EMITTED: frozenset[str] = frozenset(_emitted)

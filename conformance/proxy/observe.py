@@ -77,7 +77,7 @@ class Watch:
         self._pending: list[dict] = []           # those events of the batch not yet given to reach
         self._batch_types: set = set()           # the types of the batch so far
         self._batched = 0                        # parsed frames of the batch
-        self._content = self._content_scopes(self.recorder.checked)
+        self._content: dict[str, tuple] = {}     # type -> the predicates of _content_for, as needed
         self._lanes: dict[bool, dict] = {}       # one create per lane kind: all reach needs of creates
 
     def redact(self, text: str) -> str:
@@ -136,36 +136,44 @@ class Watch:
         self.transcript.append((now - self._t0, "<<", data if size <= LINE_LIMIT else data[:LINE_LIMIT], size))
         obs = self.monitor.feed(data, now - self._t0)
         event = obs.message
-        if isinstance(event, dict):
+        if type(event) is dict:
             typ = event["type"]  # a str: feed gives a message only with one
-            if typ in TERMINAL_TYPES and isinstance(event.get("response"), dict):
+            if typ in TERMINAL_TYPES and type(event.get("response")) is dict:
                 self.usage.add_usage(event["response"].get("usage"))
             if typ not in self._batch_types:
                 self._batch_types.add(typ)
                 self._pending.append(event)
             else:
-                for applies in self._content:
+                content = self._content.get(typ)
+                if content is None:
+                    content = self._content[typ] = self._content_for(typ)
+                for applies in content:
                     if applies(event):
                         self._pending.append(event)
                         break
             self._batched += 1
             if self._batched >= REACH_BATCH:
                 self._reach()
-        self._report(obs.findings)
+        if obs.findings:
+            self._report(obs.findings)
 
-    @staticmethod
-    def _content_scopes(checked: Any) -> tuple:
-        """The predicates of the clauses not yet reached that read more than an event's type."""
-        return tuple(dict.fromkeys(applies for clause, (applies, _) in reach.MONITOR_SCOPE.items()
-                                   if clause not in checked and applies not in reach.BY_TYPE_ONLY))
+    def _content_for(self, typ: str) -> tuple:
+        """The predicates of the clauses not yet reached that read more than the type of an
+        event of type ``typ`` (a scope declares the types it reads, reach.CONTENT_TYPES)."""
+        return tuple(dict.fromkeys(
+            applies for clause, (applies, _) in reach.MONITOR_SCOPE.items()
+            if clause not in self.recorder.checked and applies not in reach.BY_TYPE_ONLY
+            and typ in reach.CONTENT_TYPES.get(applies, (typ,))))
 
     def _reach(self) -> None:
         if self._pending:
             checked = self.recorder.checked
             scope = {clause: rule for clause, rule in reach.MONITOR_SCOPE.items() if clause not in checked}
             if scope:
-                self.recorder.checked = checked = checked | reach.by_monitor(self._pending, self._lanes.values(), scope)
-                self._content = self._content_scopes(checked)
+                new = reach.by_monitor(self._pending, self._lanes.values(), scope)
+                if new:
+                    self.recorder.checked = checked | new
+                    self._content = {}
             self._pending = []
         self._batch_types = set()
         self._batched = 0
