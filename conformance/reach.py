@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from conformance.monitor.clauses import BY_TYPE_ONLY, SCOPE
+from conformance.monitor.clauses import BY_TYPE_ONLY, CONTENT_TYPES, SCOPE
 
 # clause -> (a received event the rule applies to, a create the rule needs (None: any or none)),
 # declared with the clause in conformance/monitor/clauses.py
