@@ -164,3 +164,29 @@ def test_an_event_of_a_forgotten_response_is_still_a_finding():
 def test_retain_takes_all_or_live():
     with pytest.raises(ValueError, match="retain"):
         StreamMonitor(False, retain="some")
+
+
+def test_a_closed_connection_keeps_only_its_record():
+    """A proxy session keeps the watch of every connection it saw, for the report: once closed,
+    a watch holds its record (verdicts, usage, notes), not the monitor's book, so a long
+    session's collector does not walk every past connection's responses."""
+    import gc
+
+    registry = V.ClauseRegistry.load(V.default_clauses_path())
+    frames = many_turns(3 * ENDED_KEPT)
+
+    def tracked_after(count: int) -> int:
+        gc.collect()
+        before = len(gc.get_objects())
+        watches = []
+        for n in range(count):
+            watch = Watch(n, "127.0.0.1:1", registry=registry, schemas=False)
+            for direction, msg in frames:
+                (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+            watch.close("client closed: code 1000", judge=None)
+            assert watch.record()["verdict"] == V.PASS
+            watches.append(watch)
+        gc.collect()
+        return (len(gc.get_objects()) - before) / count
+
+    assert tracked_after(8) < 60   # an open monitor's book after these turns: several hundred

@@ -200,6 +200,9 @@ class Watch:
         stalled = self._clock() - self._last_upstream >= self.stall_s
         if judge or (judge is None and stalled):
             self._report(self.monitor.finish())
+        # the record needs none of the monitor's state: a long session keeps only the records of
+        # its closed connections (hundreds of tracked objects each otherwise, and longer GC pauses)
+        self.monitor = self._lanes = None
         if not self.recorder.failures(verdicts.NON_STRICT):
             self.transcript.clear()      # only connections with findings get a transcript
 
