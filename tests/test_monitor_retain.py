@@ -190,3 +190,24 @@ def test_a_closed_connection_keeps_only_its_record():
         return (len(gc.get_objects()) - before) / count
 
     assert tracked_after(8) < 60   # an open monitor's book after these turns: several hundred
+
+
+def test_a_closed_connection_frees_its_book_at_once():
+    """The monitor's parts refer to one another (bound methods), so a dropped monitor is a cycle:
+    released on close, its requests go by reference counting, not at the next full collection
+    (a pause that grows with every response still in the book)."""
+    import gc
+
+    watch = Watch(1, "127.0.0.1:1", registry=V.ClauseRegistry.load(V.default_clauses_path()), schemas=False)
+    for direction, msg in many_turns(40):
+        (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        watch.close("client closed: code 1000", judge=None)
+        left_for_the_collector = gc.collect()
+    finally:
+        if enabled:
+            gc.enable()
+    assert left_for_the_collector < 40   # the book of 40 responses is several hundred objects

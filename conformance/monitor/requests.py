@@ -133,6 +133,17 @@ class Requests:
         if len(self._ended) >= 2 * ENDED_KEPT:
             self._forget()
 
+    def clear(self) -> None:
+        """Drop the whole book (requests, lanes, ids) once nobody reads it: its parts refer to
+        one another through bound methods, so without this it waits for a full collection of
+        the garbage collector instead of going at once."""
+        self.requests.clear()
+        self._ended.clear()
+        self._lanes.clear()
+        self._by_id.clear()
+        self._item_owner.clear()
+        self.frame = None
+
     def _forget(self) -> None:
         """retain="live": the ENDED_KEPT oldest ended requests leave the book (their slot in
         ``requests`` becomes None, their ids are no longer known), but never a lane's last

@@ -130,6 +130,14 @@ class StreamMonitor:
                                      "the stream ended without a terminal event for this response", request))
         return out
 
+    def release(self) -> None:
+        """The caller has read what it needs (findings, after ``finish``): drop the book of
+        requests, which then goes at once rather than at the next full garbage collection. The
+        monitor takes no more frames after this."""
+        self._finished = True
+        self._attribution.clear()
+        self._dispatch.clear()
+
     def timed_out(self, request: int, limit: str) -> Finding | None:
         """A full turn's deadline (``limit``, as the harness words it) passed while ``request``
         had not ended and the connection stayed open: the finding that makes, recorded with the

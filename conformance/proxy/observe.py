@@ -202,6 +202,7 @@ class Watch:
             self._report(self.monitor.finish())
         # the record needs none of the monitor's state: a long session keeps only the records of
         # its closed connections (hundreds of tracked objects each otherwise, and longer GC pauses)
+        self.monitor.release()
         self.monitor = self._lanes = None
         if not self.recorder.failures(verdicts.NON_STRICT):
             self.transcript.clear()      # only connections with findings get a transcript
