@@ -6,14 +6,21 @@ directly to the same reference server, side by side in one run.
 The reference server and the proxy run from their CLIs in subprocesses on 127.0.0.1; this
 script is the client (aiohttp, as bench_server.py). Direct and proxied windows alternate
 (direct, proxied, direct, proxied, ...) so that both see the same machine; each figure is the
-median over the rounds. Goals (issue 19): through the proxy at least 70 % of the direct turns/s,
-and at most 2 ms added to p99, against the instant reference server (no simulated latency),
-where the proxy's CPU cost shows in full. The same figures against a paced server (100 ms to
-the first token, 500 tokens/s, nearer to a real upstream) follow as information, with no goal.
+median over the rounds. Goals (issue 19), against the instant reference server (no simulated
+latency), where the proxy's CPU cost shows in full:
+
+| goal | measured how |
+|---|---|
+| at least 70 % of the direct turns/s | saturated: every connection starts its next turn as soon as one ends |
+| at most 2 ms added to p99 | the same load offered to both paths, half the proxied capacity, open loop |
+
+At saturation p99 is about connections / turns/s (Little's law) and only restates the ratio, so
+it is printed as information. The same figures against a paced server (100 ms to the first
+token, 500 tokens/s, nearer to a real upstream) follow as information, with no goal.
 Exit status 1 when a goal is missed.
 
-    python bench/bench_proxy.py            # ~1 minute
-    python bench/bench_proxy.py --quick    # shorter windows, fewer rounds
+    python bench/bench_proxy.py            # ~2.5 minutes
+    python bench/bench_proxy.py --quick    # shorter windows, fewer rounds (~50 s)
 """
 
 from __future__ import annotations
@@ -29,14 +36,19 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_server import load, raise_fd_limit, start_server, verdict  # noqa: E402
+from bench_server import KEY, TERMINAL_PREFIXES, TURN, load, raise_fd_limit, start_server, verdict  # noqa: E402
 
 GOAL_RATE_RATIO = 0.70
 GOAL_P99_ADDED_MS = 2.0
+# the p99 goal is judged at this share of the proxied path's capacity, offered to both paths: at
+# saturation a turn's latency is about connections / turns/s (Little's law), so p99 there only
+# restates the throughput ratio (100 connections at 0.70 of the direct rate add ~40 % to p99)
+OFFERED_SHARE = 0.5
 
 
 def start_proxy(upstream: str, report_dir: str) -> tuple[subprocess.Popen, str]:
@@ -88,11 +100,60 @@ def window(url: str, conns: int, seconds: float, warmup: float,
     before = cpu_seconds(procs)
     count, lats, elapsed = asyncio.run(load(url, conns, seconds, warmup))
     after = cpu_seconds(procs)
-    lats.sort()
     rate = count / elapsed
     turns = max(1.0, rate * (elapsed + warmup))
     cpu = {name: (after[name] - before[name]) / turns * 1e6 for name in procs}
-    return rate, lats[min(len(lats) - 1, int(len(lats) * 0.99))] * 1000, cpu
+    return rate, p99(lats), cpu
+
+
+async def paced_load(url: str, conns: int, rate: float, seconds: float, warmup: float) -> list[float]:
+    """Open-loop load at ``rate`` turns/s in all over ``conns`` connections: each connection
+    starts a turn every conns/rate seconds (the connections' phases spread over that interval).
+    A turn due while the connection's previous turn still runs starts late, and its latency
+    counts from when it was due, so a slow path is not hidden by sending less. Latencies of the
+    turns due after the warm-up, in seconds."""
+    interval = conns / rate
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        sockets = [await session.ws_connect(url, headers={"Authorization": f"Bearer {KEY}"}, compress=0,
+                                            max_msg_size=0) for _ in range(conns)]
+        start = time.perf_counter() + 0.05
+        measure_from, end = start + warmup, start + warmup + seconds
+
+        async def worker(ws, phase: float) -> None:
+            due, behind = start + phase, False
+            while due < end:
+                now = time.perf_counter()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                sent = time.perf_counter()
+                # late because the previous turn ran past this one's time: the wait is latency;
+                # late because the sleep overslept: it is the client's, not the path's
+                began = due if behind else sent
+                await ws.send_str(TURN)
+                while True:
+                    msg = await ws.receive(timeout=10)
+                    if msg.type is not aiohttp.WSMsgType.TEXT:
+                        raise RuntimeError(f"unexpected frame {msg.type}")
+                    if msg.data.startswith(TERMINAL_PREFIXES):
+                        break
+                done = time.perf_counter()
+                if due >= measure_from:
+                    latencies.append(done - began)
+                due += interval
+                behind = done > due
+
+        await asyncio.gather(*(worker(ws, interval * i / conns) for i, ws in enumerate(sockets)))
+        for ws in sockets:
+            await ws.close()
+    return latencies
+
+
+def p99(latencies: list[float]) -> float:
+    """The 99th percentile of ``latencies`` (seconds), in milliseconds."""
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
 def main() -> int:
@@ -129,19 +190,32 @@ def compare(label: str, options: tuple[str, ...], rounds: int, seconds: float, w
                 figures["direct"].append(window(direct, conns, seconds, warmup, procs))
                 figures["proxied"].append(window(proxied, conns, seconds, warmup, procs))
             rate = {side: statistics.median(r for r, _, _ in runs) for side, runs in figures.items()}
-            p99 = {side: statistics.median(p for _, p, _ in runs) for side, runs in figures.items()}
+            sat_p99 = {side: statistics.median(p for _, p, _ in runs) for side, runs in figures.items()}
             cpu = {name: statistics.median(c[name] for _, _, c in figures["proxied"]) for name in procs}
             ratio = rate["proxied"] / rate["direct"]
-            added = p99["proxied"] - p99["direct"]
-            rate_ok, p99_ok = ratio >= GOAL_RATE_RATIO, added <= GOAL_P99_ADDED_MS
-            line = (f"{conns:>5} connections: direct {rate['direct']:7.0f} turns/s p99 {p99['direct']:7.2f} ms | "
-                    f"proxied {rate['proxied']:7.0f} turns/s p99 {p99['proxied']:7.2f} ms | "
-                    f"ratio {ratio:4.2f}  p99 added {added:+7.2f} ms")
+            rate_ok = ratio >= GOAL_RATE_RATIO
+            line = (f"{conns:>5} connections, saturated: direct {rate['direct']:7.0f} turns/s | "
+                    f"proxied {rate['proxied']:7.0f} turns/s | ratio {ratio:4.2f}")
             if judged:
-                misses += (not rate_ok) + (not p99_ok)
-                line += (f"  [goal ratio >= {GOAL_RATE_RATIO:.2f}: {verdict(rate_ok)}; "
-                         f"p99 added <= {GOAL_P99_ADDED_MS:g} ms: {verdict(p99_ok)}]")
+                misses += not rate_ok
+                line += f"  [goal >= {GOAL_RATE_RATIO:.2f}: {verdict(rate_ok)}]"
             print(line, flush=True)
+            print(f"{'':>18} p99 direct {sat_p99['direct']:.2f} ms, proxied {sat_p99['proxied']:.2f} ms "
+                  f"({sat_p99['proxied'] - sat_p99['direct']:+.2f} ms; saturated, so about connections / turns/s: "
+                  f"information)", flush=True)
+            if judged:
+                offered = OFFERED_SHARE * rate["proxied"]
+                paced_p99: dict[str, list[float]] = {"direct": [], "proxied": []}
+                for _ in range(rounds):
+                    for side, url in (("direct", direct), ("proxied", proxied)):
+                        paced_p99[side].append(p99(asyncio.run(paced_load(url, conns, offered, seconds, warmup))))
+                at = {side: statistics.median(v) for side, v in paced_p99.items()}
+                added = at["proxied"] - at["direct"]
+                p99_ok = added <= GOAL_P99_ADDED_MS
+                misses += not p99_ok
+                print(f"{'':>18} at {offered:.0f} turns/s offered ({OFFERED_SHARE:.0%} of the proxied capacity): "
+                      f"p99 direct {at['direct']:.2f} ms, proxied {at['proxied']:.2f} ms, added {added:+.2f} ms  "
+                      f"[goal <= {GOAL_P99_ADDED_MS:g} ms: {verdict(p99_ok)}]", flush=True)
             print(f"{'':>18} CPU per proxied turn: client {cpu['client']:4.0f} us, server {cpu['server']:4.0f} us, "
                   f"proxy {cpu['proxy']:4.0f} us (load average {os.getloadavg()[0]:.1f})", flush=True)
     finally:
