@@ -41,7 +41,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_server import KEY, TERMINAL_PREFIXES, TURN, load, raise_fd_limit, start_server, verdict  # noqa: E402
+from bench_server import KEY, TURN, load, raise_fd_limit, start_server, until_terminal, verdict  # noqa: E402
 
 GOAL_RATE_RATIO = 0.70
 GOAL_P99_ADDED_MS = 2.0
@@ -132,12 +132,7 @@ async def paced_load(url: str, conns: int, rate: float, seconds: float, warmup: 
                 # late because the sleep overslept: it is the client's, not the path's
                 began = due if behind else sent
                 await ws.send_str(TURN)
-                while True:
-                    msg = await ws.receive(timeout=10)
-                    if msg.type is not aiohttp.WSMsgType.TEXT:
-                        raise RuntimeError(f"unexpected frame {msg.type}")
-                    if msg.data.startswith(TERMINAL_PREFIXES):
-                        break
+                await until_terminal(ws)
                 done = time.perf_counter()
                 if due >= measure_from:
                     latencies.append(done - began)

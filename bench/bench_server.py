@@ -70,12 +70,18 @@ def start_server(*options: str, key: str = KEY) -> tuple[subprocess.Popen, str]:
 async def one_turn(ws) -> float:
     t0 = time.perf_counter()
     await ws.send_str(TURN)
+    await until_terminal(ws)
+    return time.perf_counter() - t0
+
+
+async def until_terminal(ws) -> None:
+    """Read frames up to the turn's terminal event (or error)."""
     while True:
         msg = await ws.receive(timeout=10)
         if msg.type is not aiohttp.WSMsgType.TEXT:
             raise RuntimeError(f"unexpected frame {msg.type}")
         if msg.data.startswith(TERMINAL_PREFIXES):
-            return time.perf_counter() - t0
+            return
 
 
 async def load(url: str, conns: int, seconds: float, warmup: float) -> tuple[int, list[float], float]:
