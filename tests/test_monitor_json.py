@@ -58,7 +58,7 @@ def texts(draw) -> str:
     return text
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(texts())
 def test_what_msgspec_accepts_json_loads_gives_alike(text):
     try:

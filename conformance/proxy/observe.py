@@ -63,8 +63,8 @@ class Transcript:
         self.data: deque[str | bytes] = deque(maxlen=cap)
         self.sizes: deque[int] = deque(maxlen=cap)
 
-    def append(self, t: float, arrow: str, data: str | bytes, size: int) -> None:
-        self.times.append(t)
+    def append(self, elapsed: float, arrow: str, data: str | bytes, size: int) -> None:
+        self.times.append(elapsed)
         self.arrows.append(arrow)
         self.data.append(data)
         self.sizes.append(size)
