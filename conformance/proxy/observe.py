@@ -51,8 +51,8 @@ def _text(data: str | bytes, size: int) -> str:
 class Transcript:
     """The last ``cap`` frames and events of a connection: (time, arrow, data, size) in four
     parallel deques, not a tuple per frame. A tuple is a container the garbage collector
-    tracks until its next young collection; one per frame made those collections several
-    times longer (pauses of 10-20 ms at 100 busy connections)."""
+    tracks until its next young collection: one per frame was about half of the young
+    generation, and the columns make a third fewer young collections."""
 
     __slots__ = ("times", "arrows", "data", "sizes")
 
