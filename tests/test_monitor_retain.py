@@ -14,6 +14,7 @@ after many turns on one connection, and that a long connection's book stops grow
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import random
 
@@ -54,11 +55,21 @@ def verdicts_of(monitor: StreamMonitor, observed: list) -> dict:
     }
 
 
-def test_queued_created_then_queued_is_clean_through_the_proxy():
-    frames = queued_stream()
-    watch = Watch(1, "127.0.0.1:1", registry=V.ClauseRegistry.load(V.default_clauses_path()), schemas=False)
+@functools.cache
+def registry() -> V.ClauseRegistry:
+    return V.ClauseRegistry.load(V.default_clauses_path())
+
+
+def watch_through(frames: list, number: int = 1) -> Watch:
+    """A proxy watch that saw ``frames`` (("c" | "s", message)), still open."""
+    watch = Watch(number, "127.0.0.1:1", registry=registry(), schemas=False)
     for direction, msg in frames:
         (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+    return watch
+
+
+def test_queued_created_then_queued_is_clean_through_the_proxy():
+    watch = watch_through(queued_stream())
     watch.close("upstream closed: code 1000", judge=True)
     assert watch.recorder.observations == [], [(o.clause, o.message) for o in watch.recorder.observations]
     assert watch.record()["verdict"] == V.PASS
@@ -172,7 +183,6 @@ def test_a_closed_connection_keeps_only_its_record():
     session's collector does not walk every past connection's responses."""
     import gc
 
-    registry = V.ClauseRegistry.load(V.default_clauses_path())
     frames = many_turns(3 * ENDED_KEPT)
 
     def tracked_after(count: int) -> int:
@@ -180,9 +190,7 @@ def test_a_closed_connection_keeps_only_its_record():
         before = len(gc.get_objects())
         watches = []
         for n in range(count):
-            watch = Watch(n, "127.0.0.1:1", registry=registry, schemas=False)
-            for direction, msg in frames:
-                (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+            watch = watch_through(frames, n)
             watch.close("client closed: code 1000", judge=None)
             assert watch.record()["verdict"] == V.PASS
             watches.append(watch)
@@ -198,9 +206,7 @@ def test_a_closed_connection_frees_its_book_at_once():
     (a pause that grows with every response still in the book)."""
     import gc
 
-    watch = Watch(1, "127.0.0.1:1", registry=V.ClauseRegistry.load(V.default_clauses_path()), schemas=False)
-    for direction, msg in many_turns(40):
-        (watch.client_frame if direction == "c" else watch.upstream_frame)(json.dumps(msg))
+    watch = watch_through(many_turns(40))
     enabled = gc.isenabled()
     gc.disable()
     try:
