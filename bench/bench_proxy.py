@@ -41,7 +41,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_server import KEY, TURN, load, raise_fd_limit, start_server, until_terminal, verdict  # noqa: E402
+from bench_server import TURN, load, open_sockets, raise_fd_limit, start_server, until_terminal, verdict  # noqa: E402
 
 GOAL_RATE_RATIO = 0.70
 GOAL_P99_ADDED_MS = 2.0
@@ -116,8 +116,7 @@ async def paced_load(url: str, conns: int, rate: float, seconds: float, warmup: 
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        sockets = [await session.ws_connect(url, headers={"Authorization": f"Bearer {KEY}"}, compress=0,
-                                            max_msg_size=0) for _ in range(conns)]
+        sockets = await open_sockets(session, url, conns)
         start = time.perf_counter() + 0.05
         measure_from, end = start + warmup, start + warmup + seconds
 

@@ -84,12 +84,16 @@ async def until_terminal(ws) -> None:
             return
 
 
+async def open_sockets(session: aiohttp.ClientSession, url: str, conns: int) -> list:
+    """``conns`` WebSocket connections to ``url`` with the bench key, one after the other."""
+    return [await session.ws_connect(url, headers={"Authorization": f"Bearer {KEY}"}, compress=0, max_msg_size=0)
+            for _ in range(conns)]
+
+
 async def load(url: str, conns: int, seconds: float, warmup: float) -> tuple[int, list[float], float]:
-    headers = {"Authorization": f"Bearer {KEY}"}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        sockets = [await session.ws_connect(url, headers=headers, compress=0, max_msg_size=0)
-                   for _ in range(conns)]
+        sockets = await open_sockets(session, url, conns)
         latencies: list[float] = []
         measuring = False
         count = 0

@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     compared = findings = 0
     for schemas, label in ((False, "grammar only"), (get_schemas(), "real schemas")):
         rng = random.Random(args.seed)
-        streams = [b for b in bases] + [mutate(rng.choice(bases), rng, VALUES + EXOTIC) for _ in range(args.streams)]
+        values = VALUES + EXOTIC
+        streams = [b for b in bases] + [mutate(rng.choice(bases), rng, values) for _ in range(args.streams)]
         for n, frames in enumerate(streams):
             a, b = outcome(old, frames, schemas), outcome(current, frames, schemas)
             if a != b:

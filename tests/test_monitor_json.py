@@ -34,8 +34,9 @@ def same(a, b) -> bool:
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 62, max_value=2 ** 70)
            | st.floats() | st.text(max_size=12) | st.sampled_from(["\ud800", "\udfff", "é", "\x00", "\u2028"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
-                                                                                              max_size=4), max_leaves=20)
+values = st.recursive(scalars, lambda inner: (st.lists(inner, max_size=4)
+                                             | st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+                      max_leaves=20)
 SPACE = st.sampled_from(["", " ", "\n", "\t", "\r\n", "\x0c", "\xa0", "\ufeff"])
 
 
